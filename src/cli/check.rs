@@ -1,0 +1,72 @@
+//! `sysjail check`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sysjail::diag::{Format, Severity, render};
+use sysjail::lint;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Definitions to check, or directories searched for *.toml files
+    #[arg(required = true, value_name = "FILE")]
+    paths: Vec<PathBuf>,
+    /// Output: miette reports (human), one JSON object per diagnostic (json), or
+    /// GitHub Actions annotations (github)
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    format: OutputFormat,
+    /// Exit with status 1 on warnings too
+    #[arg(long)]
+    deny_warnings: bool,
+    /// Also check this machine: the root directory, bind sources, users and groups
+    #[arg(long)]
+    host: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum OutputFormat {
+    Human,
+    Json,
+    Github,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let files = match lint::expand(&args.paths) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("sysjail check: {e}");
+            return ExitCode::from(super::USAGE);
+        }
+    };
+    let report = lint::check(&files, args.host);
+    let format = match args.format {
+        OutputFormat::Human => Format::Human {
+            color: super::stderr_color(),
+        },
+        OutputFormat::Json => Format::Json,
+        OutputFormat::Github => Format::Github,
+    };
+    let mut out = String::new();
+    for d in report.diags() {
+        out.push_str(&render(d, &report.sources, format));
+    }
+    let errors = report.count(Severity::Error);
+    let warnings = report.count(Severity::Warning);
+    if args.format == OutputFormat::Human {
+        eprint!("{out}");
+        let n = report.files.len();
+        eprintln!(
+            "checked {n} file{}: {errors} error{}, {warnings} warning{}",
+            if n == 1 { "" } else { "s" },
+            if errors == 1 { "" } else { "s" },
+            if warnings == 1 { "" } else { "s" },
+        );
+    } else {
+        print!("{out}");
+    }
+    if errors > 0 || (args.deny_warnings && warnings > 0) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,236 @@
+//! Diagnostics: one data type, a catalogue of stable codes, and three renderers.
+//!
+//! Every problem found in a jail definition becomes a [`Diagnostic`] that points at
+//! the offending text. The same value is printed for people (miette's graphical
+//! report), for tools (JSON lines) and for CI (GitHub Actions annotations).
+
+mod render;
+mod source;
+
+pub use render::{Format, render, render_all};
+pub use source::{FileId, Location, SourceFile, SourceMap, Span};
+
+use std::fmt;
+
+/// How serious a diagnostic is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Risky but legal: reported, and fatal only with `--deny-warnings`.
+    Warning,
+    /// The definition cannot be used.
+    Error,
+}
+
+macro_rules! catalogue {
+    ($( $(#[$doc:meta])* $variant:ident = $id:literal, $severity:ident; )*) => {
+        /// The catalogue of rules. Each has a stable identifier, printed with every
+        /// diagnostic, that scripts and documentation may rely on.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Code {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Code {
+            /// Every code, in catalogue order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+
+            /// The stable identifier, such as `sysjail::net::duplicate-address`.
+            pub const fn id(self) -> &'static str {
+                match self { $(Code::$variant => concat!("sysjail::", $id),)* }
+            }
+
+            /// The severity this rule reports at.
+            pub const fn severity(self) -> Severity {
+                match self { $(Code::$variant => Severity::$severity,)* }
+            }
+        }
+    };
+}
+
+catalogue! {
+    /// The file is not valid TOML.
+    TomlSyntax = "toml::syntax", Error;
+    /// The file could not be read.
+    FileUnreadable = "file::unreadable", Error;
+    /// A key that the format does not have.
+    UnknownKey = "key::unknown", Error;
+    /// A value of the wrong type.
+    WrongType = "key::type", Error;
+    /// A required key is absent.
+    MissingKey = "key::missing", Error;
+    /// A key that does not apply in this context (e.g. `size` on a bind mount).
+    NotApplicable = "key::not-applicable", Error;
+    /// A value outside the closed set of allowed words.
+    UnknownValue = "key::unknown-value", Error;
+    /// A string holding a NUL byte, which no system call can carry.
+    NulByte = "string::nul", Error;
+    /// The jail's name is not usable.
+    InvalidName = "name::invalid", Error;
+    /// A path that is not absolute.
+    RelativePath = "path::relative", Error;
+    /// A path with `.`, `..`, empty components or a trailing slash.
+    NonNormalPath = "path::not-normal", Error;
+    /// A mount target that climbs out of the jail with `..`.
+    MountEscapes = "mount::escapes", Error;
+    /// Two mounts at one target.
+    DuplicateMountTarget = "mount::duplicate-target", Error;
+    /// A mount of the root, which `path` already provides.
+    MountOverRoot = "mount::over-root", Error;
+    /// A mount that hides an earlier one (its target is above the earlier target).
+    ShadowedMount = "mount::shadowed", Warning;
+    /// Two keys that exclude each other (such as `bridge` and `gateway`).
+    KeyConflict = "key::conflict", Error;
+    /// A hostname that is not an RFC 1123 host name.
+    InvalidHostname = "hostname::invalid", Error;
+    /// An address that does not parse.
+    InvalidAddress = "net::invalid-address", Error;
+    /// The same address twice.
+    DuplicateAddress = "net::duplicate-address", Error;
+    /// An IPv6 address in `ipv4`, or the reverse.
+    WrongFamily = "net::wrong-family", Error;
+    /// An address that cannot be a jail's own (wildcard, multicast, broadcast).
+    UnusableAddress = "net::unusable-address", Error;
+    /// Host-stack mode with no address at all: the jail has no network.
+    NoAddresses = "net::no-addresses", Warning;
+    /// An empty `command`, or an empty program name.
+    EmptyCommand = "command::empty", Error;
+    /// `user` and `host-user` both set.
+    UserConflict = "user::conflict", Error;
+    /// A user or group name that cannot exist.
+    InvalidUser = "user::invalid", Error;
+    /// A size such as "512M" that does not parse.
+    InvalidSize = "limits::size", Error;
+    /// A limit outside the range the kernel accepts or a jail can live with.
+    OutOfRange = "limits::range", Error;
+    /// A duration such as "10s" that does not parse.
+    InvalidDuration = "duration::invalid", Error;
+    /// An environment variable name that is not portable.
+    InvalidEnvName = "env::invalid-name", Error;
+    /// `extends` names a file that includes, directly or not, the file itself.
+    ExtendsCycle = "extends::cycle", Error;
+    /// `extends` names a file that does not exist or cannot be read.
+    ExtendsMissing = "extends::missing", Error;
+    /// A template (`template = true`) given where a complete jail is needed.
+    TemplateUsed = "template::not-a-jail", Error;
+    /// The same `allow` entry twice.
+    DuplicateAllow = "allow::duplicate", Warning;
+    /// `raw-sockets` together with `all-domains`.
+    RawWithAllDomains = "allow::raw-with-all-domains", Warning;
+    /// The host's root directory, writable.
+    WritableHostRoot = "root::writable-host-root", Warning;
+    /// No `[limits]` at all.
+    NoLimits = "limits::none", Warning;
+    /// `check --host`: the jail's `path` does not exist here.
+    HostPathMissing = "host::path-missing", Error;
+    /// `check --host`: a bind mount's source does not exist here.
+    HostSourceMissing = "host::source-missing", Error;
+    /// `check --host`: the user or a group is not in the database it is looked up in.
+    HostUserMissing = "host::user-missing", Error;
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// A span with an optional short text, drawn under the source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Label {
+    /// What the label points at.
+    pub span: Span,
+    /// Shown next to the underline.
+    pub text: Option<String>,
+}
+
+/// One problem, with everything a renderer needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Which rule.
+    pub code: Code,
+    /// Error or warning.
+    pub severity: Severity,
+    /// One sentence saying what is wrong.
+    pub message: String,
+    /// What would be valid.
+    pub help: Option<String>,
+    /// Where: the first label is the primary one.
+    pub labels: Vec<Label>,
+    /// Extra lines, such as the chain of `extends` that led here.
+    pub notes: Vec<String>,
+}
+
+impl Diagnostic {
+    /// A diagnostic of `code` at `span`.
+    pub fn new(code: Code, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            severity: code.severity(),
+            message: message.into(),
+            help: None,
+            labels: vec![Label { span, text: None }],
+            notes: Vec::new(),
+        }
+    }
+
+    /// Sets the help line.
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Sets the primary label's text.
+    pub fn label(mut self, text: impl Into<String>) -> Self {
+        self.labels[0].text = Some(text.into());
+        self
+    }
+
+    /// Adds a secondary label, such as the other half of a conflict.
+    pub fn related(mut self, span: Span, text: impl Into<String>) -> Self {
+        self.labels.push(Label {
+            span,
+            text: Some(text.into()),
+        });
+        self
+    }
+
+    /// Adds a note line.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    /// The primary span.
+    pub fn span(&self) -> Span {
+        self.labels[0].span
+    }
+
+    /// True for errors.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// Sorts diagnostics by file and position, so that output follows the text.
+pub fn sort(diags: &mut [Diagnostic]) {
+    diags.sort_by_key(|d| (d.span().file, d.span().start, d.span().end, d.code));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_namespaced() {
+        let mut ids: Vec<_> = Code::ALL.iter().map(|c| c.id()).collect();
+        ids.sort();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), before, "two rules share an identifier");
+        assert!(
+            ids.iter()
+                .all(|id| id.starts_with("sysjail::") && id.matches("::").count() == 2)
+        );
+    }
+}

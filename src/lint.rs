@@ -1,0 +1,257 @@
+//! `sysjail check`: the offline lint users run in CI, and the loading every
+//! other command starts with.
+//!
+//! The lint needs nothing of the machine it runs on: not `path`, not the bind
+//! sources, not the users. [`host_checks`] adds those checks on demand
+//! (`check --host`), and `up` runs them before it creates anything.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::config::{self, Files, HostFiles, Loaded, RawJail};
+use crate::diag::{self, Code, Diagnostic, FileId, Severity, SourceMap, Span};
+use crate::model::{self, IdRef, Identity, Jail};
+use crate::users;
+
+/// The outcome of checking one file.
+#[derive(Debug)]
+pub struct FileReport {
+    /// The file, as named or found.
+    pub path: PathBuf,
+    /// Its problems, in text order.
+    pub diags: Vec<Diagnostic>,
+    /// The file is a template.
+    pub template: bool,
+}
+
+/// The outcome of checking several files.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Every file read, for rendering.
+    pub sources: SourceMap,
+    /// One entry per definition checked.
+    pub files: Vec<FileReport>,
+}
+
+impl Report {
+    /// Number of diagnostics of a severity.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.files
+            .iter()
+            .flat_map(|f| &f.diags)
+            .filter(|d| d.severity == severity)
+            .count()
+    }
+
+    /// Every diagnostic, file by file.
+    pub fn diags(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.files.iter().flat_map(|f| &f.diags)
+    }
+}
+
+/// A definition that loaded and validated, with what `up` records of it.
+#[derive(Debug)]
+pub struct Definition {
+    /// The jail.
+    pub jail: Jail,
+    /// Digest of the files it was read from.
+    pub digest: u64,
+    /// Warnings found on the way.
+    pub warnings: Vec<Diagnostic>,
+    /// The files, for rendering the warnings.
+    pub sources: SourceMap,
+}
+
+/// Why a definition could not be used.
+#[derive(Debug)]
+pub struct Rejected {
+    /// Every problem.
+    pub diags: Vec<Diagnostic>,
+    /// The files, for rendering.
+    pub sources: SourceMap,
+}
+
+/// Errors in naming what to check (exit status 2 of `check`).
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    /// A named path does not exist.
+    #[error("{0}: no such file or directory")]
+    Missing(PathBuf),
+    /// A named directory holds no definition.
+    #[error("{0}: no *.toml files in this directory")]
+    EmptyDir(PathBuf),
+    /// A directory could not be listed.
+    #[error("{0}: {1}")]
+    Unlistable(PathBuf, std::io::Error),
+}
+
+/// Expands directories to the `*.toml` files below them (sorted, recursively).
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = fs::metadata(p).map_err(|_| UsageError::Missing(p.clone()))?;
+        if meta.is_dir() {
+            let before = out.len();
+            walk(p, &mut out)?;
+            if out.len() == before {
+                return Err(UsageError::EmptyDir(p.clone()));
+            }
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), UsageError> {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(|e| UsageError::Unlistable(dir.to_path_buf(), e))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Checks files (directories already expanded). With `host`, also checks what
+/// the definitions name on this machine.
+pub fn check(files: &[PathBuf], host: bool) -> Report {
+    let mut report = Report::default();
+    for path in files {
+        let loaded = config::load(path, &mut report.sources, &HostFiles);
+        let mut validated = model::validate(&loaded);
+        let mut diags = loaded.diags.clone();
+        diags.append(&mut validated.diags);
+        if host && let (Some(raw), Some(jail)) = (&loaded.raw, &validated.jail) {
+            diags.extend(host_checks(raw, jail, loaded.file, &HostFiles));
+        }
+        diag::sort(&mut diags);
+        report.files.push(FileReport {
+            path: path.clone(),
+            diags,
+            template: validated.template,
+        });
+    }
+    report
+}
+
+/// Loads and validates a definition that is to be used (`policy`, `up`): a
+/// template, or any error, rejects it.
+pub fn load(path: &Path) -> Result<Definition, Rejected> {
+    let mut sources = SourceMap::new();
+    let loaded = config::load(path, &mut sources, &HostFiles);
+    finish(loaded, sources)
+}
+
+/// Like [`load`], for a definition held in memory (such as `jail`'s command line).
+pub fn load_text(name: &Path, text: &str) -> Result<Definition, Rejected> {
+    let mut sources = SourceMap::new();
+    let loaded = config::load_text(name, text, &mut sources, &HostFiles);
+    finish(loaded, sources)
+}
+
+fn finish(loaded: Loaded, sources: SourceMap) -> Result<Definition, Rejected> {
+    let validated = model::validate(&loaded);
+    let mut diags = loaded.diags;
+    diags.extend(validated.diags);
+    if validated.template {
+        diags.push(
+            Diagnostic::new(
+                Code::TemplateUsed,
+                Span::file_start(loaded.file),
+                "this file is a template, not a jail",
+            )
+            .help("run a file that extends it; `template = true` marks files meant only for `extends`"),
+        );
+    }
+    diag::sort(&mut diags);
+    match validated.jail {
+        Some(jail) if !diags.iter().any(Diagnostic::is_error) => Ok(Definition {
+            jail,
+            digest: loaded.digest,
+            warnings: diags,
+            sources,
+        }),
+        _ => Err(Rejected { diags, sources }),
+    }
+}
+
+/// What `check --host` and `up` verify on this machine: the root directory and
+/// bind sources exist, and the user and groups exist where they are looked up.
+pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let path_span = raw.path.as_ref().map_or(Span::file_start(file), |f| f.span);
+    match fs::metadata(jail.root.path.as_path()) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => out.push(
+            Diagnostic::new(
+                Code::HostPathMissing,
+                path_span,
+                format!("{} is not a directory", jail.root.path),
+            )
+            .help("`path` is the jail's root directory"),
+        ),
+        Err(e) => out.push(
+            Diagnostic::new(Code::HostPathMissing, path_span, format!("{}: {e}", jail.root.path))
+                .help("create the jail's tree first, or use path = \"/\" to share the host's root read-only"),
+        ),
+    }
+    for (i, m) in raw.mount.iter().flat_map(|f| f.value.iter()).enumerate() {
+        if let Some(src) = &m.value.source
+            && let Err(e) = fs::metadata(&src.value)
+        {
+            out.push(
+                Diagnostic::new(
+                    Code::HostSourceMissing,
+                    src.span,
+                    format!("mount[{i}].source {}: {e}", src.value),
+                )
+                .help("bind sources are host paths and must exist when the jail starts"),
+            );
+        }
+    }
+    let (db_root, key) = match &jail.identity {
+        Identity::JailRoot => (None, None),
+        Identity::Jail(_) => (Some(jail.root.path.as_path()), raw.user.as_ref()),
+        Identity::Host(_) => (Some(Path::new("/")), raw.host_user.as_ref()),
+    };
+    if let (Some(root), Some(key), Identity::Jail(who) | Identity::Host(who)) = (db_root, key, &jail.identity)
+        && let IdRef::Name(name) = who
+    {
+        let passwd = files.read(&root.join("etc/passwd")).unwrap_or_default();
+        if users::find_user(&users::parse_passwd(&passwd), who).is_none() {
+            out.push(
+                Diagnostic::new(
+                    Code::HostUserMissing,
+                    key.span,
+                    format!("no user \"{name}\" in {}", root.join("etc/passwd").display()),
+                )
+                .help("add the user to that file, or give a numeric uid"),
+            );
+        }
+    }
+    if let (Some(groups), Some(field)) = (&jail.groups, &raw.groups) {
+        let root = db_root.unwrap_or(jail.root.path.as_path());
+        let db = users::parse_group(&files.read(&root.join("etc/group")).unwrap_or_default());
+        for (g, spanned) in groups.iter().zip(&field.value) {
+            if users::find_group(&db, g).is_none() {
+                out.push(
+                    Diagnostic::new(
+                        Code::HostUserMissing,
+                        spanned.span,
+                        format!("no group \"{g}\" in {}", root.join("etc/group").display()),
+                    )
+                    .help("add the group to that file, or give a numeric gid"),
+                );
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,261 @@
+//! Stage 2: the validated jail. Every value here has been checked; illegal
+//! combinations cannot be represented.
+
+mod names;
+mod path;
+mod units;
+mod validate;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use crate::config::{Allow, StopSignal};
+pub use names::{Hostname, IdRef, JailName, check_env_name, check_ifname};
+pub use path::{AbsPath, PathProblem};
+pub use units::{Bytes, MilliCpu, parse_duration};
+pub use validate::{Validated, validate};
+
+/// A jail definition that passed validation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Jail {
+    /// Unique among running jails.
+    pub name: JailName,
+    /// The file it was read from, if any.
+    pub definition: Option<PathBuf>,
+    /// The root directory.
+    pub root: Root,
+    /// The UTS host name.
+    pub hostname: Hostname,
+    /// argv of the jail's command; never empty.
+    pub command: Vec<String>,
+    /// Working directory inside the jail.
+    pub workdir: AbsPath,
+    /// Whose credentials the command runs with.
+    pub identity: Identity,
+    /// Supplementary groups; `None` means the user's groups from the group file.
+    pub groups: Option<Vec<IdRef>>,
+    /// Start from a clean environment.
+    pub clean_env: bool,
+    /// Variables set after `clean_env`.
+    pub env: BTreeMap<String, String>,
+    /// The `allow` entries.
+    pub allow: BTreeSet<Allow>,
+    /// The network.
+    pub network: Network,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Mounts in the order they are made, including the implied /proc and /dev.
+    pub mounts: Vec<Mount>,
+    /// How `down` stops the jail.
+    pub stop: Stop,
+    /// Output file of a background jail.
+    pub log: Option<AbsPath>,
+    /// Where denied calls are recorded.
+    pub log_denials: Option<AbsPath>,
+}
+
+/// The jail's root directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Root {
+    /// Host directory.
+    pub path: AbsPath,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+impl Root {
+    /// True when the jail shares the host's root directory.
+    pub fn is_host_root(&self) -> bool {
+        self.path.is_root()
+    }
+}
+
+/// Whose credentials a jail's processes carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// The jail's root (uid 0 inside, an unprivileged id outside).
+    JailRoot,
+    /// A user of the jail's own /etc/passwd (`user`, the old `-U`).
+    Jail(IdRef),
+    /// A user of the host's /etc/passwd (`host-user`, the old `-u`).
+    Host(IdRef),
+}
+
+/// The network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Network {
+    /// Host stack or private stack.
+    pub mode: NetworkMode,
+    /// IPv4 addresses; the first is the rewrite target. Empty: IPv4 denied.
+    pub ipv4: Vec<Addr<Ipv4Addr>>,
+    /// IPv6 addresses; the first is the rewrite target. Empty: IPv6 denied.
+    pub ipv6: Vec<Addr<Ipv6Addr>>,
+}
+
+/// An address with its prefix length (private mode; host mode uses the full length).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Addr<A> {
+    /// The address.
+    pub addr: A,
+    /// Prefix length of the interface address.
+    pub prefix: u8,
+}
+
+/// Network modes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// The host's stack, every socket confined to the listed addresses.
+    Host,
+    /// The jail's own network namespace.
+    Private(Private),
+}
+
+/// Settings of a private network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Private {
+    /// How the jail's interface reaches the host.
+    pub uplink: Uplink,
+    /// Name of the interface inside the jail.
+    pub interface: String,
+}
+
+/// How the host end of a private jail's veth is connected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Uplink {
+    /// Not at all: the host end is left for the administrator to configure.
+    None,
+    /// Attached to an existing bridge.
+    Bridge(String),
+    /// Point to point: the host end holds these addresses, the jail routes by them.
+    Gateway {
+        /// IPv4 gateway.
+        v4: Option<Ipv4Addr>,
+        /// IPv6 gateway.
+        v6: Option<Ipv6Addr>,
+    },
+}
+
+/// Resource limits.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// cgroup memory limit.
+    pub memory: Option<Bytes>,
+    /// cgroup pids limit.
+    pub pids: Option<u32>,
+    /// cgroup CPU quota.
+    pub cpu: Option<MilliCpu>,
+    /// Hard (and soft) rlimits.
+    pub rlimits: BTreeMap<Rlimit, RlimitValue>,
+}
+
+impl Limits {
+    /// True when nothing is limited.
+    pub fn is_empty(&self) -> bool {
+        self.memory.is_none() && self.pids.is_none() && self.cpu.is_none() && self.rlimits.is_empty()
+    }
+}
+
+/// The rlimits a definition can set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rlimit {
+    /// RLIMIT_NOFILE
+    Nofile,
+    /// RLIMIT_NPROC
+    Nproc,
+    /// RLIMIT_CORE
+    Core,
+    /// RLIMIT_FSIZE
+    Fsize,
+    /// RLIMIT_STACK
+    Stack,
+    /// RLIMIT_AS
+    As,
+}
+
+impl Rlimit {
+    /// The key in `[limits]`.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Rlimit::Nofile => "nofile",
+            Rlimit::Nproc => "nproc",
+            Rlimit::Core => "core",
+            Rlimit::Fsize => "fsize",
+            Rlimit::Stack => "stack",
+            Rlimit::As => "as",
+        }
+    }
+
+    /// The kernel's name.
+    pub const fn kernel_name(self) -> &'static str {
+        match self {
+            Rlimit::Nofile => "RLIMIT_NOFILE",
+            Rlimit::Nproc => "RLIMIT_NPROC",
+            Rlimit::Core => "RLIMIT_CORE",
+            Rlimit::Fsize => "RLIMIT_FSIZE",
+            Rlimit::Stack => "RLIMIT_STACK",
+            Rlimit::As => "RLIMIT_AS",
+        }
+    }
+}
+
+/// An rlimit value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RlimitValue {
+    /// A number (bytes for sizes).
+    Limited(u64),
+    /// RLIM_INFINITY.
+    Unlimited,
+}
+
+/// One mount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// Where it appears in the jail.
+    pub target: AbsPath,
+    /// What is mounted.
+    pub kind: MountKind,
+    /// Index in the definition's `[[mount]]` list; `None` for implied mounts.
+    pub index: Option<usize>,
+}
+
+/// What a mount is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MountKind {
+    /// A host directory or file.
+    Bind {
+        /// Host path.
+        source: AbsPath,
+        /// Read-only.
+        read_only: bool,
+        /// Include submounts.
+        recursive: bool,
+        /// Id-mapped into the jail's range.
+        idmap: bool,
+    },
+    /// A memory-backed file system.
+    Tmpfs {
+        /// Size limit.
+        size: Bytes,
+        /// Mode of its root directory.
+        mode: u32,
+        /// Read-only.
+        read_only: bool,
+    },
+    /// The jail's own /proc.
+    Proc,
+    /// The jail's own minimal /dev.
+    Dev,
+}
+
+/// How a jail is stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stop {
+    /// Time between the stop signal and SIGKILL.
+    pub timeout: Duration,
+    /// First signal.
+    pub signal: StopSignal,
+}

@@ -1,0 +1,268 @@
+//! Stage 3: the policy table. Every decision the launcher will carry out, as
+//! plain data, each entry saying which key or default produced it.
+//!
+//! The table depends on the definition only, never on the machine: reviewing a
+//! change to a jail file means reviewing the change in its table. What the
+//! machine can do (which ABIs it runs, which Landlock version, whether cgroup BPF
+//! can be loaded) is decided later, by the launch plan.
+//!
+//! ```
+//! use sysjail::{config, diag::SourceMap, model, policy};
+//! let text = "path = \"/\"\ncommand = [\"/bin/true\"]\nallow = [\"ipc\"]\n";
+//! let mut sources = SourceMap::new();
+//! let loaded = config::load_text("j.toml".as_ref(), text, &mut sources, &config::HostFiles);
+//! let jail = model::validate(&loaded).jail.unwrap();
+//! let policy = policy::compile(&jail);
+//! assert!(policy.capabilities.keeps(policy::Capability::SYS_BOOT));
+//! ```
+
+pub mod caps;
+pub mod landlock;
+pub mod mounts;
+pub mod network;
+mod render;
+pub mod syscalls;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+pub use caps::{Capability, CapabilityPolicy};
+pub use landlock::LandlockPolicy;
+pub use mounts::{MountEntry, MountOp};
+pub use network::NetworkPolicy;
+pub use render::render_text;
+pub use syscalls::{Action, Errno, Notify, SyscallPolicy};
+
+use crate::model::{AbsPath, Allow, Bytes, IdRef, Identity, Jail, MilliCpu, Rlimit, RlimitValue, StopSignal};
+
+/// Why a policy entry exists.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Why {
+    /// A key of the definition, such as `limits.memory` or `mount[2]`.
+    Key(String),
+    /// An `allow` entry.
+    Allow(Allow),
+    /// sysjail's default, with its reason.
+    Default(&'static str),
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Why::Key(k) => write!(f, "{k}"),
+            Why::Allow(a) => write!(f, "allow {a}"),
+            Why::Default(reason) if reason.starts_with("promise:") => f.write_str(reason),
+            Why::Default(reason) => write!(f, "default: {reason}"),
+        }
+    }
+}
+
+/// The compiled policy of one jail.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Policy {
+    /// The jail's name.
+    pub name: String,
+    /// Its host name.
+    pub hostname: String,
+    /// What runs, as whom, where, and how it stops.
+    pub process: Process,
+    /// Namespaces the jail gets, each new and private.
+    pub namespaces: Vec<(Namespace, Why)>,
+    /// User and group id mapping.
+    pub ids: IdMap,
+    /// The mount table, in order.
+    pub mounts: Vec<MountEntry>,
+    /// Capability sets.
+    pub capabilities: CapabilityPolicy,
+    /// Hard (and soft) rlimits set at launch.
+    pub rlimits: Vec<RlimitEntry>,
+    /// Syscall rules for every ABI.
+    pub syscalls: SyscallPolicy,
+    /// The Landlock ruleset.
+    pub landlock: LandlockPolicy,
+    /// Network rules.
+    pub network: NetworkPolicy,
+    /// cgroup limits.
+    pub cgroup: Cgroup,
+    /// Where denied calls are logged, if anywhere.
+    pub denial_log: Option<AbsPath>,
+}
+
+/// Linux namespaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Namespace {
+    /// Ids: jail root is not host root.
+    User,
+    /// Processes: only the jail's are visible.
+    Pid,
+    /// Mounts: the jail's root and mounts.
+    Mount,
+    /// Host name.
+    Uts,
+    /// SysV IPC and POSIX message queues.
+    Ipc,
+    /// The jail sees its own cgroup as the root.
+    Cgroup,
+    /// Network stack (private mode only).
+    Net,
+}
+
+/// The jail's process.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Process {
+    /// argv.
+    pub command: Vec<String>,
+    /// Working directory.
+    pub workdir: AbsPath,
+    /// Credentials.
+    pub user: User,
+    /// Environment.
+    pub env: Environment,
+    /// First signal of `down`.
+    pub stop_signal: StopSignal,
+    /// Time before SIGKILL, in milliseconds.
+    pub stop_timeout_ms: u64,
+}
+
+/// Whose credentials, looked up where.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// "jail" (the jail's /etc/passwd) or "host" (the host's).
+    pub database: &'static str,
+    /// The user; `None` is jail root.
+    pub name: Option<IdRef>,
+    /// Supplementary groups; `None`: the user's groups from the group file.
+    pub groups: Option<Vec<IdRef>>,
+    /// Why.
+    pub why: Why,
+}
+
+/// The environment of jailed processes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Environment {
+    /// Start empty but for `keep`, as the old `-l`.
+    pub clean: bool,
+    /// Kept (HOME, SHELL and USER from the login, TERM from the caller).
+    pub keep: Vec<&'static str>,
+    /// Set after that.
+    pub set: BTreeMap<String, String>,
+}
+
+/// Id mapping.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IdMap {
+    /// How many jail ids (0 to count-1) map to a private range of unprivileged
+    /// host ids, allocated at launch; jail root is never host root.
+    pub count: u32,
+    /// The jail's own tree is id-mapped so that its files keep their owners.
+    pub idmapped_root: bool,
+}
+
+/// An rlimit set at launch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RlimitEntry {
+    /// Which.
+    pub resource: Rlimit,
+    /// Soft and hard value.
+    pub value: RlimitValue,
+    /// Why.
+    pub why: Why,
+}
+
+/// cgroup limits. Every jail has its own cgroup; these entries limit it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Cgroup {
+    /// memory.max.
+    pub memory: Option<Bytes>,
+    /// pids.max.
+    pub pids: Option<u32>,
+    /// CPU quota per period.
+    pub cpu: Option<MilliCpu>,
+}
+
+/// The number of jail ids mapped: the 16-bit range every distribution uses.
+pub const JAIL_IDS: u32 = 65536;
+
+/// Compiles a validated jail into its policy table.
+pub fn compile(jail: &Jail) -> Policy {
+    let mounts = mounts::compile(jail);
+    let landlock = landlock::compile(&mounts);
+    let mut namespaces: Vec<(Namespace, Why)> = [
+        (Namespace::User, "jail root is not host root"),
+        (Namespace::Pid, "promise: processes outside the jail are invisible"),
+        (Namespace::Mount, "the jail's own root and mounts"),
+        (Namespace::Uts, "promise: the hostname is the jail's"),
+        (Namespace::Ipc, "SysV IPC and message queues of the jail only"),
+        (Namespace::Cgroup, "the jail sees its own cgroup as the root"),
+    ]
+    .into_iter()
+    .map(|(ns, why)| (ns, Why::Default(why)))
+    .collect();
+    if matches!(jail.network.mode, crate::model::NetworkMode::Private(_)) {
+        namespaces.push((Namespace::Net, Why::Key("network.mode".into())));
+    }
+    Policy {
+        name: jail.name.to_string(),
+        hostname: jail.hostname.to_string(),
+        process: process(jail),
+        namespaces,
+        ids: IdMap {
+            count: JAIL_IDS,
+            idmapped_root: !jail.root.is_host_root(),
+        },
+        mounts,
+        capabilities: caps::compile(jail),
+        rlimits: jail
+            .limits
+            .rlimits
+            .iter()
+            .map(|(&resource, &value)| RlimitEntry {
+                resource,
+                value,
+                why: Why::Key(format!("limits.{}", resource.key())),
+            })
+            .collect(),
+        syscalls: syscalls::compile(jail),
+        landlock,
+        network: network::compile(jail),
+        cgroup: Cgroup {
+            memory: jail.limits.memory,
+            pids: jail.limits.pids,
+            cpu: jail.limits.cpu,
+        },
+        denial_log: jail.log_denials.clone(),
+    }
+}
+
+fn process(jail: &Jail) -> Process {
+    let (database, name, why) = match &jail.identity {
+        Identity::JailRoot => ("jail", None, Why::Default("jail root")),
+        Identity::Jail(u) => ("jail", Some(u.clone()), Why::Key("user".into())),
+        Identity::Host(u) => ("host", Some(u.clone()), Why::Key("host-user".into())),
+    };
+    Process {
+        command: jail.command.clone(),
+        workdir: jail.workdir.clone(),
+        user: User {
+            database,
+            name,
+            groups: jail.groups.clone(),
+            why,
+        },
+        env: Environment {
+            clean: jail.clean_env,
+            keep: if jail.clean_env {
+                vec!["HOME", "SHELL", "TERM", "USER"]
+            } else {
+                vec![]
+            },
+            set: jail.env.clone(),
+        },
+        stop_signal: jail.stop.signal,
+        stop_timeout_ms: jail.stop.timeout.as_millis() as u64,
+    }
+}

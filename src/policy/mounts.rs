@@ -1,0 +1,148 @@
+//! The ordered mount table: the root, the jail's mounts, and what hides /proc's
+//! host-wide files.
+
+use serde::Serialize;
+
+use super::Why;
+use crate::model::{AbsPath, Bytes, Jail, MountKind};
+
+/// One entry of the mount table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MountEntry {
+    /// Where, inside the jail.
+    pub target: AbsPath,
+    /// What.
+    pub op: MountOp,
+    /// Why.
+    pub why: Why,
+}
+
+/// What a mount table entry does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum MountOp {
+    /// The jail's root: `source` bound at `/`; pivot_root then detaches the host's.
+    Root {
+        /// Host directory.
+        source: AbsPath,
+        /// Read-only.
+        read_only: bool,
+        /// Id-mapped into the jail's range, so that files keep their on-disk
+        /// owners and jail root manages them. Never for the host's root: host
+        /// files then show as owned by nobody, and jail root cannot read secrets
+        /// such as /etc/shadow.
+        idmap: bool,
+    },
+    /// A host directory or file.
+    Bind {
+        /// Host path.
+        source: AbsPath,
+        /// Read-only.
+        read_only: bool,
+        /// With the mounts below it.
+        recursive: bool,
+        /// Id-mapped into the jail's range.
+        idmap: bool,
+    },
+    /// A memory file system.
+    Tmpfs {
+        /// Size limit.
+        size: Bytes,
+        /// Mode of its root.
+        mode: u32,
+        /// Read-only.
+        read_only: bool,
+    },
+    /// A new proc instance, showing only the jail's processes.
+    Proc,
+    /// A minimal /dev: tmpfs with null, zero, full, random, urandom and tty bound
+    /// from the host, a private devpts instance with ptmx, and shm.
+    Dev,
+    /// Hidden: /dev/null over a file, an empty read-only tmpfs over a directory.
+    Mask,
+    /// Made read-only in place.
+    ReadOnly,
+}
+
+/// Files of /proc that show host-wide kernel state (as runc masks them).
+pub const PROC_MASKED: &[&str] = &[
+    "kcore",
+    "keys",
+    "key-users",
+    "latency_stats",
+    "timer_list",
+    "timer_stats",
+    "sched_debug",
+    "acpi",
+    "scsi",
+    "asound",
+];
+
+/// Parts of /proc that stay visible but read-only: writes there act on the host.
+pub const PROC_READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus", "fs"];
+
+/// The mount table of a jail.
+pub fn compile(jail: &Jail) -> Vec<MountEntry> {
+    let mut out = vec![MountEntry {
+        target: AbsPath::root(),
+        op: MountOp::Root {
+            source: jail.root.path.clone(),
+            read_only: jail.root.read_only,
+            idmap: !jail.root.is_host_root(),
+        },
+        why: Why::Key("path".into()),
+    }];
+    for m in &jail.mounts {
+        let why = match m.index {
+            Some(i) => Why::Key(format!("mount[{i}]")),
+            None => Why::Default(match m.kind {
+                MountKind::Proc => "every jail has its own /proc",
+                _ => "every jail has its own minimal /dev",
+            }),
+        };
+        let op = match &m.kind {
+            MountKind::Bind {
+                source,
+                read_only,
+                recursive,
+                idmap,
+            } => MountOp::Bind {
+                source: source.clone(),
+                read_only: *read_only,
+                recursive: *recursive,
+                idmap: *idmap,
+            },
+            MountKind::Tmpfs { size, mode, read_only } => MountOp::Tmpfs {
+                size: *size,
+                mode: *mode,
+                read_only: *read_only,
+            },
+            MountKind::Proc => MountOp::Proc,
+            MountKind::Dev => MountOp::Dev,
+        };
+        out.push(MountEntry {
+            target: m.target.clone(),
+            op,
+            why,
+        });
+        if m.kind == MountKind::Proc {
+            out.extend(proc_protection(&m.target));
+        }
+    }
+    out
+}
+
+fn proc_protection(proc: &AbsPath) -> impl Iterator<Item = MountEntry> + '_ {
+    let under = move |name: &str| proc.join(&AbsPath::parse(&format!("/{name}")).expect("static names"));
+    let masks = PROC_MASKED.iter().map(move |name| MountEntry {
+        target: under(name),
+        op: MountOp::Mask,
+        why: Why::Default("host kernel memory, keys and timers stay hidden"),
+    });
+    let read_only = PROC_READ_ONLY.iter().map(move |name| MountEntry {
+        target: under(name),
+        op: MountOp::ReadOnly,
+        why: Why::Default("promise: writable sysctls denied"),
+    });
+    masks.chain(read_only)
+}

@@ -1,0 +1,151 @@
+//! Network rules: which families a jail may use, where its sockets end up, and
+//! how the kernel is made to keep that promise.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::Serialize;
+
+use super::Why;
+use crate::model::{Addr, Jail, NetworkMode, Uplink};
+
+/// The network section of a policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NetworkPolicy {
+    /// "host" or "private".
+    pub mode: &'static str,
+    /// IPv4.
+    pub ipv4: Family<Ipv4Addr>,
+    /// IPv6.
+    pub ipv6: Family<Ipv6Addr>,
+    /// Address rewriting, when the jail has addresses.
+    pub rewrite: Option<Rewrite>,
+    /// The veth interface of a private jail with addresses beyond loopback.
+    pub interface: Option<Interface>,
+}
+
+/// One address family.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Family<A> {
+    /// Sockets of the family may be created.
+    pub allowed: bool,
+    /// Where any unlisted address (the wildcard included) is rewritten to.
+    pub first: Option<A>,
+    /// Listed addresses after the first: they pass unchanged.
+    pub unchanged: Vec<A>,
+    /// Why.
+    pub why: Why,
+}
+
+/// How the rewrite rule is enforced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rewrite {
+    /// cgroup socket-address hooks on the jail's cgroup: they act on the kernel's
+    /// own copy of the address, after the process handed it over.
+    pub hooks: Vec<&'static str>,
+    /// Where those hooks cannot be loaded (no CAP_BPF, as for an unprivileged
+    /// user): these calls go to the supervisor, which copies the address once and
+    /// performs the call itself on the jail's socket (pidfd_getfd).
+    pub fallback: Vec<&'static str>,
+    /// Always through the supervisor: listen(2) on a never-bound socket, which
+    /// no hook sees.
+    pub supervised: Vec<&'static str>,
+}
+
+/// A private jail's interface.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Interface {
+    /// Name inside the jail.
+    pub name: String,
+    /// Exactly the listed addresses beyond loopback, with prefix lengths.
+    pub addresses: Vec<(IpAddr, u8)>,
+    /// The host end.
+    pub uplink: UplinkPolicy,
+}
+
+/// The host end of a private jail's veth pair.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UplinkPolicy {
+    /// Left unconfigured.
+    None,
+    /// Attached to this bridge.
+    Bridge(String),
+    /// Holds the gateway addresses; the jail's default routes go through them.
+    Gateway {
+        /// IPv4 gateway.
+        v4: Option<Ipv4Addr>,
+        /// IPv6 gateway.
+        v6: Option<Ipv6Addr>,
+    },
+}
+
+fn family<A: Copy>(list: &[Addr<A>], key: &'static str) -> Family<A> {
+    Family {
+        allowed: !list.is_empty(),
+        first: list.first().map(|a| a.addr),
+        unchanged: list.iter().skip(1).map(|a| a.addr).collect(),
+        why: if list.is_empty() {
+            Why::Default("promise: a family without addresses is denied (old manual)")
+        } else {
+            Why::Key(format!("network.{key}"))
+        },
+    }
+}
+
+/// True for addresses that live on loopback (no veth needed for them).
+pub fn on_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_loopback(),
+        IpAddr::V6(a) => a.is_loopback(),
+    }
+}
+
+/// The network policy of a jail.
+pub fn compile(jail: &Jail) -> NetworkPolicy {
+    let net = &jail.network;
+    let has_addresses = !(net.ipv4.is_empty() && net.ipv6.is_empty());
+    let rewrite = has_addresses.then(|| Rewrite {
+        hooks: vec![
+            "bind4",
+            "bind6",
+            "connect4",
+            "connect6",
+            "sendmsg4",
+            "sendmsg6",
+            "post_bind4",
+            "post_bind6",
+        ],
+        fallback: vec!["bind", "connect", "sendto", "sendmsg", "sendmmsg"],
+        supervised: vec!["listen"],
+    });
+    let (mode, interface) = match &net.mode {
+        NetworkMode::Host => ("host", None),
+        NetworkMode::Private(p) => {
+            let addresses: Vec<(IpAddr, u8)> = net
+                .ipv4
+                .iter()
+                .map(|a| (IpAddr::V4(a.addr), a.prefix))
+                .chain(net.ipv6.iter().map(|a| (IpAddr::V6(a.addr), a.prefix)))
+                .filter(|(ip, _)| !on_loopback(*ip))
+                .collect();
+            let uplink = match &p.uplink {
+                Uplink::None => UplinkPolicy::None,
+                Uplink::Bridge(b) => UplinkPolicy::Bridge(b.clone()),
+                Uplink::Gateway { v4, v6 } => UplinkPolicy::Gateway { v4: *v4, v6: *v6 },
+            };
+            let interface = (!addresses.is_empty()).then(|| Interface {
+                name: p.interface.clone(),
+                addresses,
+                uplink,
+            });
+            ("private", interface)
+        }
+    };
+    NetworkPolicy {
+        mode,
+        ipv4: family(&net.ipv4, "ipv4"),
+        ipv6: family(&net.ipv6, "ipv6"),
+        rewrite,
+        interface,
+    }
+}

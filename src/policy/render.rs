@@ -1,0 +1,356 @@
+//! The policy as text, for people reviewing a change: one line per decision,
+//! each followed by its reason after `#`.
+
+use std::fmt::Write;
+
+use super::mounts::MountOp;
+use super::syscalls::{Action, Cond, Rule, Test};
+use super::{Policy, Why};
+use crate::model::RlimitValue;
+use crate::syscalls::Abi;
+
+const WIDTH: usize = 100;
+
+struct Out {
+    text: String,
+}
+
+impl Out {
+    fn head(&mut self, title: &str) {
+        if !self.text.is_empty() {
+            self.text.push('\n');
+        }
+        self.text.push_str(title);
+        self.text.push('\n');
+    }
+
+    /// An indented line with its reason aligned after `#`.
+    fn line(&mut self, item: &str, why: &dyn std::fmt::Display) {
+        let _ = writeln!(self.text, "  {item:<44} # {why}");
+    }
+
+    fn plain(&mut self, item: &str) {
+        let _ = writeln!(self.text, "  {item}");
+    }
+}
+
+/// Renders the policy as text.
+pub fn render_text(p: &Policy) -> String {
+    let mut o = Out { text: String::new() };
+    process(&mut o, p);
+    o.head("namespaces (each new and private)");
+    for (ns, why) in &p.namespaces {
+        o.line(&format!("{ns:?}").to_lowercase(), why);
+    }
+    o.head("ids");
+    o.line(
+        &format!("jail 0-{} -> private unprivileged host range", p.ids.count - 1),
+        &"default: jail root is never host root",
+    );
+    if p.ids.idmapped_root {
+        o.line(
+            "the jail's tree is id-mapped",
+            &"path: a dedicated tree keeps its on-disk owners",
+        );
+    }
+    mounts(&mut o, p);
+    capabilities(&mut o, p);
+    rlimits(&mut o, p);
+    syscalls(&mut o, p);
+    landlock(&mut o, p);
+    network(&mut o, p);
+    o.head("cgroup (one per jail, removed with it)");
+    let c = &p.cgroup;
+    if c.memory.is_none() && c.pids.is_none() && c.cpu.is_none() {
+        o.plain("no limits: accounting only");
+    }
+    if let Some(m) = c.memory {
+        o.line(&format!("memory.max {m}"), &"limits.memory");
+    }
+    if let Some(n) = c.pids {
+        o.line(&format!("pids.max {n}"), &"limits.pids");
+    }
+    if let Some(cpu) = c.cpu {
+        o.line(&format!("cpu {cpu} cores"), &"limits.cpu");
+    }
+    o.head("denial log");
+    match &p.denial_log {
+        Some(path) => o.line(&path.to_string(), &"log-denials"),
+        None => o.plain("off"),
+    }
+    o.text
+}
+
+fn process(o: &mut Out, p: &Policy) {
+    let pr = &p.process;
+    o.head(&format!("jail {}", p.name));
+    o.plain(&format!("hostname  {}", p.hostname));
+    o.plain(&format!("command   {}", shell_words(&pr.command)));
+    o.plain(&format!("workdir   {}", pr.workdir));
+    let who = match &pr.user.name {
+        None => "jail root (uid 0 inside)".to_string(),
+        Some(u) => format!("{u} from the {}'s /etc/passwd", pr.user.database),
+    };
+    o.line(&format!("user      {who}"), &pr.user.why);
+    let groups = match &pr.user.groups {
+        None => format!("the user's groups from the {}'s /etc/group", pr.user.database),
+        Some(g) => g.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+    };
+    o.plain(&format!("groups    {groups}"));
+    let mut env = if pr.env.clean {
+        format!("clean: {} kept", pr.env.keep.join(", "))
+    } else {
+        "inherited from the caller".to_string()
+    };
+    for (k, v) in &pr.env.set {
+        let _ = write!(env, "; {k}={v}");
+    }
+    o.plain(&format!("env       {env}"));
+    o.plain(&format!(
+        "stop      {}, SIGKILL after {}",
+        pr.stop_signal,
+        humantime(pr.stop_timeout_ms)
+    ));
+    o.plain("init      sysjail's init as pid 1: reaps orphans, forwards signals");
+}
+
+fn mounts(o: &mut Out, p: &Policy) {
+    o.head("mounts (in order)");
+    for m in &p.mounts {
+        let what = match &m.op {
+            MountOp::Root {
+                source,
+                read_only,
+                idmap,
+            } => {
+                format!(
+                    "bind {source}{}{} (pivot_root)",
+                    ro(*read_only),
+                    if *idmap { " idmap" } else { "" }
+                )
+            }
+            MountOp::Bind {
+                source,
+                read_only,
+                recursive,
+                idmap,
+            } => format!(
+                "bind {source}{}{}{}",
+                ro(*read_only),
+                if *recursive { " recursive" } else { "" },
+                if *idmap { " idmap" } else { "" }
+            ),
+            MountOp::Tmpfs { size, mode, read_only } => format!("tmpfs size={size} mode={mode:o}{}", ro(*read_only)),
+            MountOp::Proc => "proc".into(),
+            MountOp::Dev => "dev (null zero full random urandom tty, devpts, shm)".into(),
+            MountOp::Mask => "masked".into(),
+            MountOp::ReadOnly => "read-only".into(),
+        };
+        o.line(&format!("{:<20} {what}", m.target.as_str()), &m.why);
+    }
+}
+
+fn ro(read_only: bool) -> &'static str {
+    if read_only { " ro" } else { " rw" }
+}
+
+fn capabilities(o: &mut Out, p: &Policy) {
+    o.head("capabilities (bounding set; ambient and inheritable cleared; no_new_privs)");
+    for k in &p.capabilities.bounding {
+        o.line(k.cap.name(), &k.why);
+    }
+    o.plain("jail root: these, in the jail's user namespace only; other users: none");
+}
+
+fn rlimits(o: &mut Out, p: &Policy) {
+    let raise = match p.syscalls.rule(crate::syscalls::Sysno::setrlimit).map(|r| r.otherwise) {
+        Some(Action::Notify(_)) => "raised by the supervisor (allow rlimit)",
+        _ => "the kernel refuses (EPERM)",
+    };
+    o.head(&format!("rlimits (soft and hard; raising a hard limit: {raise})"));
+    if p.rlimits.is_empty() {
+        o.plain("inherited from the launcher");
+    }
+    for r in &p.rlimits {
+        let value = match r.value {
+            RlimitValue::Limited(n) => n.to_string(),
+            RlimitValue::Unlimited => "unlimited".into(),
+        };
+        o.line(&format!("{:<14} {value}", r.resource.kernel_name()), &r.why);
+    }
+}
+
+fn syscalls(o: &mut Out, p: &Policy) {
+    let s = &p.syscalls;
+    o.head(&format!(
+        "syscalls (other calls: {}; x32 numbers: {}; other ABIs: {})",
+        s.default, s.x32, s.unknown_abi
+    ));
+    for abi in Abi::ALL {
+        let ruled = abi.calls().iter().filter(|(c, _)| s.rule(*c).is_some()).count();
+        o.plain(&format!(
+            "{:<8} AUDIT_ARCH {:#010x}: {ruled} of its {} calls have a rule",
+            abi.name(),
+            abi.audit_arch(),
+            abi.calls().len()
+        ));
+    }
+    // Unconditional rules, grouped by outcome and reason; conditional ones each.
+    let mut groups: Vec<(Action, &Why, Vec<&str>)> = Vec::new();
+    for r in s.rules.iter().filter(|r| r.arms.is_empty()) {
+        match groups.iter_mut().find(|(a, w, _)| *a == r.otherwise && *w == &r.why) {
+            Some(g) => g.2.push(r.call.name()),
+            None => groups.push((r.otherwise, &r.why, vec![r.call.name()])),
+        }
+    }
+    groups.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    for (action, why, calls) in groups {
+        let _ = writeln!(o.text, "  {action}  # {why}");
+        for line in wrap(&calls, WIDTH - 4) {
+            let _ = writeln!(o.text, "    {line}");
+        }
+    }
+    for r in s.rules.iter().filter(|r| !r.arms.is_empty()) {
+        conditional(o, r);
+    }
+}
+
+fn conditional(o: &mut Out, r: &Rule) {
+    let _ = writeln!(o.text, "  {}", r.call);
+    for arm in &r.arms {
+        let when = arm.when.iter().map(cond_text).collect::<Vec<_>>().join(" && ");
+        o.line(&format!("  if {when} -> {}", arm.then), &arm.why);
+    }
+    o.line(&format!("  else -> {}", r.otherwise), &r.why);
+}
+
+fn cond_text(c: &Cond) -> String {
+    let v = |n: u32| if n > 0xff { format!("{n:#x}") } else { n.to_string() };
+    let set = |vs: &[u32]| vs.iter().map(|&n| v(n)).collect::<Vec<_>>().join(", ");
+    match &c.test {
+        Test::Eq(n) => format!("{} == {}", c.name, v(*n)),
+        Test::In(vs) => format!("{} in {{{}}}", c.name, set(vs)),
+        Test::NotIn(vs) => format!("{} not in {{{}}}", c.name, set(vs)),
+        Test::MaskedEq { mask, value } => format!("{} & {mask:#x} == {}", c.name, v(*value)),
+        Test::AnyBits(bits) => format!("{} & {bits:#x} != 0", c.name),
+        Test::Zero64 => format!("{} == NULL", c.name),
+    }
+}
+
+fn landlock(o: &mut Out, p: &Policy) {
+    o.head("landlock (every file system right handled; granted back beneath:)");
+    for r in &p.landlock.rules {
+        o.line(
+            &format!("{:<20} {:?}", r.path.as_str(), r.access).to_lowercase(),
+            &r.why,
+        );
+    }
+    let scopes: Vec<_> = p
+        .landlock
+        .scopes
+        .iter()
+        .map(|s| format!("{s:?}").to_lowercase())
+        .collect();
+    o.line(
+        &format!("scopes: {}", scopes.join(", ")),
+        &"default: signals and abstract sockets stay inside",
+    );
+}
+
+fn network(o: &mut Out, p: &Policy) {
+    let n = &p.network;
+    o.head(&format!("network ({} stack)", n.mode));
+    let fam = |first: Option<String>, rest: Vec<String>| match first {
+        None => "denied (socket: EAFNOSUPPORT)".to_string(),
+        Some(f) if rest.is_empty() => format!("{f} (rewrite target)"),
+        Some(f) => format!("{f} (rewrite target); {} unchanged", rest.join(", ")),
+    };
+    o.line(
+        &format!(
+            "ipv4  {}",
+            fam(
+                n.ipv4.first.map(|a| a.to_string()),
+                n.ipv4.unchanged.iter().map(ToString::to_string).collect()
+            )
+        ),
+        &n.ipv4.why,
+    );
+    o.line(
+        &format!(
+            "ipv6  {}",
+            fam(
+                n.ipv6.first.map(|a| a.to_string()),
+                n.ipv6.unchanged.iter().map(ToString::to_string).collect()
+            )
+        ),
+        &n.ipv6.why,
+    );
+    if let Some(r) = &n.rewrite {
+        o.plain(&format!("rewrite: cgroup hooks {}", r.hooks.join(" ")));
+        o.plain(&format!(
+            "         where BPF cannot be loaded, the supervisor performs {}",
+            r.fallback.join(" ")
+        ));
+        o.plain(&format!(
+            "         always by the supervisor: {} of a never-bound socket",
+            r.supervised.join(" ")
+        ));
+    }
+    if let Some(i) = &n.interface {
+        let addrs: Vec<_> = i.addresses.iter().map(|(a, p)| format!("{a}/{p}")).collect();
+        o.plain(&format!("interface {}: {}", i.name, addrs.join(" ")));
+        let uplink = match &i.uplink {
+            super::network::UplinkPolicy::None => "host end left unconfigured".to_string(),
+            super::network::UplinkPolicy::Bridge(b) => format!("host end on bridge {b}"),
+            super::network::UplinkPolicy::Gateway { v4, v6 } => {
+                let gws: Vec<String> = v4
+                    .map(|a| a.to_string())
+                    .into_iter()
+                    .chain(v6.map(|a| a.to_string()))
+                    .collect();
+                format!("host end holds gateway {}; default route through it", gws.join(" and "))
+            }
+        };
+        o.plain(&uplink);
+    } else if n.mode == "private" {
+        o.plain("loopback only");
+    }
+}
+
+fn wrap(words: &[&str], width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for w in words {
+        let line = lines.last_mut().expect("never empty");
+        if !line.is_empty() && line.len() + 1 + w.len() > width {
+            lines.push(w.to_string());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(w);
+        }
+    }
+    lines
+}
+
+fn humantime(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// argv as a shell would need it written.
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "/._-=:,+@%".contains(c)) {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

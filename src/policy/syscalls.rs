@@ -1,0 +1,1123 @@
+//! The syscall rule table: what every call may do, on every ABI, and why.
+//!
+//! Rules are written by kernel name and apply on each ABI that has the call.
+//! Conditions look only at register values (the call's integer arguments), never
+//! at memory they point to: DESIGN.md's one security rule. Integer arguments are
+//! compared on their low 32 bits, as the kernel reads them; comparing 64 bits would
+//! let a caller slip past with a set upper half (CVE-2019-10063).
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::Why;
+use crate::model::{Allow, Jail};
+use crate::syscalls::{Abi, Sysno};
+
+/// Error numbers the policy returns (the same on every ABI sysjail supports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Errno {
+    /// Operation not permitted.
+    EPERM,
+    /// Permission denied.
+    EACCES,
+    /// Invalid argument.
+    EINVAL,
+    /// Function not implemented: what a kernel without the call says, so
+    /// libraries fall back.
+    ENOSYS,
+    /// Protocol not supported: the old manual's answer for forbidden domains.
+    EPROTONOSUPPORT,
+    /// Address family not supported: a family the jail has no address of.
+    EAFNOSUPPORT,
+}
+
+impl Errno {
+    /// The number.
+    pub const fn number(self) -> u16 {
+        match self {
+            Errno::EPERM => 1,
+            Errno::EACCES => 13,
+            Errno::EINVAL => 22,
+            Errno::ENOSYS => 38,
+            Errno::EPROTONOSUPPORT => 93,
+            Errno::EAFNOSUPPORT => 97,
+        }
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Calls the supervisor carries out itself, with its own copy of the arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Notify {
+    /// listen(2): binds a never-bound socket to the first address, then listens.
+    Listen,
+    /// Raising a hard rlimit (`allow = ["rlimit"]`): the supervisor calls prlimit.
+    Rlimit,
+    /// bind/connect/send on a host-stack jail where cgroup BPF cannot be used.
+    NetFallback,
+    /// A denied call, logged by the supervisor, which answers with the errno.
+    Denied,
+}
+
+/// What happens to a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "action", content = "errno")]
+pub enum Action {
+    /// The kernel runs it.
+    Allow,
+    /// It fails with this error, without reaching the kernel.
+    Errno(Errno),
+    /// The process is killed (an ABI the filter does not know).
+    KillProcess,
+    /// The supervisor decides and answers (seccomp user notification).
+    Notify(Notify),
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Allow => f.write_str("allow"),
+            Action::Errno(e) => write!(f, "{e}"),
+            Action::KillProcess => f.write_str("kill"),
+            Action::Notify(n) => write!(
+                f,
+                "supervisor({})",
+                serde_json::to_value(n)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// A test of one integer argument's low 32 bits (or, for [`Test::Zero64`], of
+/// the whole register).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Test {
+    /// Equal.
+    Eq(u32),
+    /// One of the values.
+    In(Vec<u32>),
+    /// None of the values.
+    NotIn(Vec<u32>),
+    /// `arg & mask == value`.
+    MaskedEq {
+        /// Bits compared.
+        mask: u32,
+        /// Their required value.
+        value: u32,
+    },
+    /// Any of these bits set.
+    AnyBits(u32),
+    /// The whole 64-bit register is zero (a NULL pointer; the pointer, never
+    /// what it points to).
+    Zero64,
+}
+
+/// A condition on argument `arg` (0-based).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Cond {
+    /// Argument index, 0 to 5.
+    pub arg: u8,
+    /// Its name, for people.
+    pub name: &'static str,
+    /// The test.
+    pub test: Test,
+}
+
+impl Cond {
+    /// Evaluates the condition on register values.
+    pub fn holds(&self, args: &[u64; 6]) -> bool {
+        let full = args[self.arg as usize];
+        let low = full as u32;
+        match &self.test {
+            Test::Eq(v) => low == *v,
+            Test::In(vs) => vs.binary_search(&low).is_ok(),
+            Test::NotIn(vs) => vs.binary_search(&low).is_err(),
+            Test::MaskedEq { mask, value } => low & mask == *value,
+            Test::AnyBits(bits) => low & bits != 0,
+            Test::Zero64 => full == 0,
+        }
+    }
+}
+
+/// A conditional outcome: when every condition holds, `then`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Arm {
+    /// All must hold.
+    pub when: Vec<Cond>,
+    /// The outcome.
+    pub then: Action,
+    /// Why.
+    pub why: Why,
+}
+
+/// What one call may do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rule {
+    /// The call.
+    pub call: Sysno,
+    /// Checked in order; the first whose conditions hold decides.
+    pub arms: Vec<Arm>,
+    /// When no arm matches.
+    pub otherwise: Action,
+    /// Why `otherwise`.
+    pub why: Why,
+}
+
+impl Rule {
+    /// The outcome for these arguments, and why.
+    pub fn decide(&self, args: &[u64; 6]) -> (Action, &Why) {
+        for arm in &self.arms {
+            if arm.when.iter().all(|c| c.holds(args)) {
+                return (arm.then, &arm.why);
+            }
+        }
+        (self.otherwise, &self.why)
+    }
+}
+
+/// Every syscall decision of a jail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SyscallPolicy {
+    /// ABIs filtered; on a given machine, the kernel's own subset is installed.
+    pub abis: Vec<Abi>,
+    /// For a call with no rule (unknown to this policy, or new in the kernel).
+    pub default: Action,
+    /// For the x86_64 x32 ABI's numbers (bit 30 set).
+    pub x32: Action,
+    /// For an ABI not in `abis`.
+    pub unknown_abi: Action,
+    /// Rules, sorted by call name.
+    pub rules: Vec<Rule>,
+}
+
+impl SyscallPolicy {
+    /// The rule for `call`, if any.
+    pub fn rule(&self, call: Sysno) -> Option<&Rule> {
+        self.rules
+            .binary_search_by_key(&call, |r| r.call)
+            .ok()
+            .map(|i| &self.rules[i])
+    }
+
+    /// The reference decision for a call as the kernel presents it to a filter.
+    /// The compiled BPF program must agree with this for every input.
+    pub fn decide(&self, arch: u32, nr: u32, args: &[u64; 6]) -> Action {
+        let Some(abi) = self.abis.iter().copied().find(|a| a.audit_arch() == arch) else {
+            return self.unknown_abi;
+        };
+        if abi == Abi::X86_64 && nr & X32_SYSCALL_BIT != 0 {
+            return self.x32;
+        }
+        match abi.call(nr).and_then(|c| self.rule(c)) {
+            Some(rule) => rule.decide(args).0,
+            None => self.default,
+        }
+    }
+}
+
+/// Bit 30 marks x32 numbers on x86_64.
+pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// Constants the rules test, by their C names.
+pub mod consts {
+    #![allow(missing_docs)]
+    pub const AF_UNIX: u32 = 1;
+    pub const AF_INET: u32 = 2;
+    pub const AF_INET6: u32 = 10;
+    pub const AF_NETLINK: u32 = 16;
+    pub const NETLINK_ROUTE: u32 = 0;
+    pub const SOCK_TYPE_MASK: u32 = 0xf;
+    pub const SOCK_RAW: u32 = 3;
+    pub const IPPROTO_RAW: u32 = 255;
+    pub const CLONE_NEWTIME: u32 = 0x0000_0080;
+    pub const CLONE_NEWNS: u32 = 0x0002_0000;
+    pub const CLONE_NEWCGROUP: u32 = 0x0200_0000;
+    pub const CLONE_NEWUTS: u32 = 0x0400_0000;
+    pub const CLONE_NEWIPC: u32 = 0x0800_0000;
+    pub const CLONE_NEWUSER: u32 = 0x1000_0000;
+    pub const CLONE_NEWPID: u32 = 0x2000_0000;
+    pub const CLONE_NEWNET: u32 = 0x4000_0000;
+    pub const TIOCSTI: u32 = 0x5412;
+    pub const TIOCLINUX: u32 = 0x541c;
+    pub const FS_IOC_SETFLAGS: u32 = 0x4008_6602;
+    pub const FS_IOC32_SETFLAGS: u32 = 0x4004_6602;
+    pub const FS_IOC_FSSETXATTR: u32 = 0x401c_5820;
+    pub const SYS_SOCKET: u32 = 1;
+    pub const SYS_SOCKETPAIR: u32 = 8;
+    pub const PER_LINUX: u32 = 0;
+    pub const PER_LINUX32: u32 = 0x0008;
+    pub const ADDR_NO_RANDOMIZE: u32 = 0x0004_0000;
+    pub const UNAME26: u32 = 0x0002_0000;
+    pub const PERSONALITY_QUERY: u32 = 0xffff_ffff;
+}
+
+use consts::*;
+
+/// Namespace flags of clone(2) (CLONE_NEWTIME shares its bit with CSIGNAL there).
+const CLONE_NS_FLAGS: u32 =
+    CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET;
+
+/// Socket ioctls that change network configuration (the old manual's sys/sockio.h
+/// writes): routes, interface flags, addresses, names, ARP, bridges, bonds, tunnels.
+const NET_CONFIG_IOCTLS: &[u32] = &[
+    0x890b, 0x890c, 0x890d, // SIOCADDRT SIOCDELRT SIOCRTMSG
+    0x8911, 0x8914, 0x8916, 0x8918, 0x891a, 0x891c, 0x891e, 0x8920, // SIOCSIFLINK .. SIOCSIFMEM
+    0x8922, 0x8923, 0x8924, 0x8926, // SIOCSIFMTU SIOCSIFNAME SIOCSIFHWADDR SIOCSIFENCAP
+    0x8931, 0x8932, 0x8934, 0x8936,
+    0x8937, // SIOCADDMULTI SIOCDELMULTI SIOCSIFPFLAGS SIOCDIFADDR SIOCSIFHWBROADCAST
+    0x8941, 0x8943, 0x8946, 0x8949, 0x894a, // SIOCSIFBR SIOCSIFTXQLEN SIOCETHTOOL SIOCSMIIREG SIOCWANDEV
+    0x8953, 0x8955, 0x8960, 0x8962, 0x8971, // SIOCDARP SIOCSARP SIOCDRARP SIOCSRARP SIOCSIFMAP
+    0x8980, 0x8981, 0x8983, // SIOCADDDLCI SIOCDELDLCI SIOCSIFVLAN
+    0x8990, 0x8991, 0x8992, 0x8995, // SIOCBONDENSLAVE SIOCBONDRELEASE SIOCBONDSETHWADDR SIOCBONDCHANGEACTIVE
+    0x89a0, 0x89a1, 0x89a2, 0x89a3, 0x89b0, // SIOCBRADDBR SIOCBRDELBR SIOCBRADDIF SIOCBRDELIF SIOCSHWTSTAMP
+    0x89f0, 0x89f1, 0x89f2, 0x89f3, 0x89f4, 0x89f5, 0x89f6, 0x89f7, // SIOCDEVPRIVATE: tunnel add/del/change
+    0x89f8, 0x89f9, 0x89fa, 0x89fb, 0x89fc, 0x89fd, 0x89fe, 0x89ff,
+];
+
+/// Calls ordinary programs need, allowed whatever their arguments (modelled on
+/// Docker's default profile). Every call here is decided by its number alone,
+/// so the kernel's seccomp action cache answers it without running the filter.
+const ALLOWED: &[Sysno] = {
+    use Sysno::*;
+    &[
+        // Files and directories.
+        access,
+        chdir,
+        chmod,
+        chown,
+        chown32,
+        chroot,
+        close,
+        close_range,
+        copy_file_range,
+        creat,
+        dup,
+        dup2,
+        dup3,
+        faccessat,
+        faccessat2,
+        fadvise64,
+        fadvise64_64,
+        arm_fadvise64_64,
+        fallocate,
+        fchdir,
+        fchmod,
+        fchmodat,
+        fchmodat2,
+        fchown,
+        fchown32,
+        fchownat,
+        fcntl,
+        fcntl64,
+        fdatasync,
+        file_getattr,
+        flock,
+        fstat,
+        fstat64,
+        fstatat64,
+        fstatfs,
+        fstatfs64,
+        fsync,
+        ftruncate,
+        ftruncate64,
+        futimesat,
+        getcwd,
+        getdents,
+        getdents64,
+        lchown,
+        lchown32,
+        link,
+        linkat,
+        lseek,
+        _llseek,
+        lstat,
+        lstat64,
+        mkdir,
+        mkdirat,
+        mknod,
+        mknodat,
+        name_to_handle_at,
+        newfstatat,
+        open,
+        openat,
+        openat2,
+        pread64,
+        preadv,
+        preadv2,
+        pwrite64,
+        pwritev,
+        pwritev2,
+        read,
+        readahead,
+        readlink,
+        readlinkat,
+        readv,
+        rename,
+        renameat,
+        renameat2,
+        rmdir,
+        sendfile,
+        sendfile64,
+        splice,
+        stat,
+        stat64,
+        statfs,
+        statfs64,
+        statx,
+        symlink,
+        symlinkat,
+        sync,
+        sync_file_range,
+        sync_file_range2,
+        syncfs,
+        tee,
+        truncate,
+        truncate64,
+        umask,
+        unlink,
+        unlinkat,
+        utime,
+        utimensat,
+        utimensat_time64,
+        utimes,
+        vmsplice,
+        write,
+        writev,
+        cachestat,
+        // Extended attributes.
+        fgetxattr,
+        flistxattr,
+        fremovexattr,
+        fsetxattr,
+        getxattr,
+        getxattrat,
+        lgetxattr,
+        listxattr,
+        listxattrat,
+        llistxattr,
+        lremovexattr,
+        lsetxattr,
+        removexattr,
+        removexattrat,
+        setxattr,
+        setxattrat,
+        // Polling, events, timers.
+        epoll_create,
+        epoll_create1,
+        epoll_ctl,
+        epoll_ctl_old,
+        epoll_pwait,
+        epoll_pwait2,
+        epoll_wait,
+        epoll_wait_old,
+        eventfd,
+        eventfd2,
+        inotify_add_watch,
+        inotify_init,
+        inotify_init1,
+        inotify_rm_watch,
+        fanotify_mark,
+        pause,
+        poll,
+        ppoll,
+        ppoll_time64,
+        pselect6,
+        pselect6_time64,
+        select,
+        _newselect,
+        signalfd,
+        signalfd4,
+        timerfd_create,
+        timerfd_gettime,
+        timerfd_gettime64,
+        timerfd_settime,
+        timerfd_settime64,
+        timer_create,
+        timer_delete,
+        timer_getoverrun,
+        timer_gettime,
+        timer_gettime64,
+        timer_settime,
+        timer_settime64,
+        alarm,
+        getitimer,
+        setitimer,
+        // Asynchronous I/O (not io_uring).
+        io_cancel,
+        io_destroy,
+        io_getevents,
+        io_pgetevents,
+        io_pgetevents_time64,
+        io_setup,
+        io_submit,
+        ioprio_get,
+        ioprio_set,
+        // Time.
+        clock_getres,
+        clock_getres_time64,
+        clock_gettime,
+        clock_gettime64,
+        clock_nanosleep,
+        clock_nanosleep_time64,
+        gettimeofday,
+        nanosleep,
+        time,
+        times,
+        // Memory.
+        brk,
+        madvise,
+        map_shadow_stack,
+        membarrier,
+        memfd_create,
+        memfd_secret,
+        mincore,
+        mlock,
+        mlock2,
+        mlockall,
+        mmap,
+        mmap2,
+        mprotect,
+        mremap,
+        mseal,
+        msync,
+        munlock,
+        munlockall,
+        munmap,
+        pkey_alloc,
+        pkey_free,
+        pkey_mprotect,
+        remap_file_pages,
+        process_madvise,
+        process_mrelease,
+        // Processes, threads, signals.
+        execve,
+        execveat,
+        exit,
+        exit_group,
+        fork,
+        vfork,
+        wait4,
+        waitid,
+        waitpid,
+        getpid,
+        getppid,
+        gettid,
+        getpgid,
+        getpgrp,
+        setpgid,
+        getsid,
+        setsid,
+        getpriority,
+        setpriority,
+        nice,
+        kill,
+        tkill,
+        tgkill,
+        pidfd_open,
+        pidfd_send_signal,
+        pidfd_getfd,
+        ptrace,
+        process_vm_readv,
+        process_vm_writev,
+        rt_sigaction,
+        rt_sigpending,
+        rt_sigprocmask,
+        rt_sigqueueinfo,
+        rt_sigreturn,
+        rt_sigsuspend,
+        rt_sigtimedwait,
+        rt_sigtimedwait_time64,
+        rt_tgsigqueueinfo,
+        sigaction,
+        sigaltstack,
+        sigpending,
+        sigprocmask,
+        sigreturn,
+        sigsuspend,
+        restart_syscall,
+        set_robust_list,
+        get_robust_list,
+        set_tid_address,
+        futex,
+        futex_time64,
+        futex_waitv,
+        futex_wake,
+        futex_wait,
+        futex_requeue,
+        rseq,
+        sched_getaffinity,
+        sched_getattr,
+        sched_getparam,
+        sched_get_priority_max,
+        sched_get_priority_min,
+        sched_getscheduler,
+        sched_rr_get_interval,
+        sched_rr_get_interval_time64,
+        sched_setaffinity,
+        sched_setattr,
+        sched_setparam,
+        sched_setscheduler,
+        sched_yield,
+        getcpu,
+        getrusage,
+        prctl,
+        arch_prctl,
+        get_thread_area,
+        set_thread_area,
+        arm_set_tls,
+        arm_get_tls,
+        arm_cacheflush,
+        arm_breakpoint,
+        uretprobe,
+        uprobe,
+        seccomp,
+        landlock_create_ruleset,
+        landlock_add_rule,
+        landlock_restrict_self,
+        lsm_get_self_attr,
+        lsm_list_modules,
+        statmount,
+        listmount,
+        sysinfo,
+        uname,
+        getrandom,
+        capget,
+        capset,
+        getrlimit,
+        ugetrlimit,
+        reboot,
+        // Credentials (the kernel checks capabilities, which the jail's user namespace confines).
+        getuid,
+        getuid32,
+        geteuid,
+        geteuid32,
+        getgid,
+        getgid32,
+        getegid,
+        getegid32,
+        getresuid,
+        getresuid32,
+        getresgid,
+        getresgid32,
+        getgroups,
+        getgroups32,
+        setuid,
+        setuid32,
+        setgid,
+        setgid32,
+        setreuid,
+        setreuid32,
+        setregid,
+        setregid32,
+        setresuid,
+        setresuid32,
+        setresgid,
+        setresgid32,
+        setfsuid,
+        setfsuid32,
+        setfsgid,
+        setfsgid32,
+        setgroups,
+        setgroups32,
+        // Sockets: creation is ruled below; the rest acts on sockets the jail holds.
+        accept,
+        accept4,
+        bind,
+        connect,
+        getpeername,
+        getsockname,
+        getsockopt,
+        recv,
+        recvfrom,
+        recvmmsg,
+        recvmmsg_time64,
+        recvmsg,
+        send,
+        sendmmsg,
+        sendmsg,
+        sendto,
+        setsockopt,
+        shutdown,
+        // listen(2) is ruled below.
+        // POSIX message queues (the jail's IPC namespace holds them).
+        mq_getsetattr,
+        mq_notify,
+        mq_open,
+        mq_timedreceive,
+        mq_timedreceive_time64,
+        mq_timedsend,
+        mq_timedsend_time64,
+        mq_unlink,
+    ]
+};
+
+/// Calls denied whatever their arguments, with the error and the reason.
+const DENIED: &[(Sysno, Errno, &str)] = {
+    use Errno::*;
+    use Sysno::*;
+    &[
+        (io_uring_setup, ENOSYS, "io_uring performs calls the filter never sees"),
+        (io_uring_enter, ENOSYS, "io_uring performs calls the filter never sees"),
+        (
+            io_uring_register,
+            ENOSYS,
+            "io_uring performs calls the filter never sees",
+        ),
+        (bpf, EPERM, "BPF programs run in the kernel"),
+        (
+            perf_event_open,
+            EPERM,
+            "perf events expose kernel and other processes' activity",
+        ),
+        (userfaultfd, EPERM, "userfaultfd widens kernel race windows"),
+        (keyctl, ENOSYS, "kernel keyrings are not namespaced"),
+        (add_key, ENOSYS, "kernel keyrings are not namespaced"),
+        (request_key, ENOSYS, "kernel keyrings are not namespaced"),
+        (kexec_load, EPERM, "replaces the running kernel"),
+        (kexec_file_load, EPERM, "replaces the running kernel"),
+        (mount, EPERM, "the jail's mounts are fixed at launch"),
+        (umount, EPERM, "the jail's mounts are fixed at launch"),
+        (umount2, EPERM, "the jail's mounts are fixed at launch"),
+        (pivot_root, EPERM, "the jail's root is fixed at launch"),
+        (open_tree, EPERM, "new mount API: the jail's mounts are fixed at launch"),
+        (
+            open_tree_attr,
+            EPERM,
+            "new mount API: the jail's mounts are fixed at launch",
+        ),
+        (
+            move_mount,
+            EPERM,
+            "new mount API: the jail's mounts are fixed at launch",
+        ),
+        (fsopen, EPERM, "new mount API: the jail's mounts are fixed at launch"),
+        (fsconfig, EPERM, "new mount API: the jail's mounts are fixed at launch"),
+        (fsmount, EPERM, "new mount API: the jail's mounts are fixed at launch"),
+        (fspick, EPERM, "new mount API: the jail's mounts are fixed at launch"),
+        (
+            mount_setattr,
+            EPERM,
+            "new mount API: the jail's mounts are fixed at launch",
+        ),
+        (
+            open_by_handle_at,
+            EPERM,
+            "opens files by handle, past any directory (the Shocker escape)",
+        ),
+        (setns, EPERM, "entering other namespaces"),
+        (acct, EPERM, "process accounting is host-wide"),
+        (swapon, EPERM, "swap is host-wide"),
+        (swapoff, EPERM, "swap is host-wide"),
+        (settimeofday, EPERM, "the clock is host-wide"),
+        (stime, EPERM, "the clock is host-wide"),
+        (clock_settime, EPERM, "the clock is host-wide"),
+        (clock_settime64, EPERM, "the clock is host-wide"),
+        (adjtimex, EPERM, "the clock is host-wide"),
+        (clock_adjtime, EPERM, "the clock is host-wide"),
+        (clock_adjtime64, EPERM, "the clock is host-wide"),
+        (syslog, EPERM, "the kernel log is host-wide"),
+        (
+            sethostname,
+            EPERM,
+            "promise: the hostname is the jail's (old manual: EPERM)",
+        ),
+        (
+            setdomainname,
+            EPERM,
+            "promise: the domain name is the jail's (old manual: EPERM)",
+        ),
+        (
+            init_module,
+            EPERM,
+            "promise: no kernel module loading (old manual: EPERM)",
+        ),
+        (
+            finit_module,
+            EPERM,
+            "promise: no kernel module loading (old manual: EPERM)",
+        ),
+        (
+            delete_module,
+            EPERM,
+            "promise: no kernel module loading (old manual: EPERM)",
+        ),
+        (
+            create_module,
+            EPERM,
+            "promise: no kernel module loading (old manual: EPERM)",
+        ),
+        (
+            clone3,
+            ENOSYS,
+            "its flags live in memory a filter may not read; libc falls back to clone",
+        ),
+        (fanotify_init, EPERM, "fanotify watches whole file systems"),
+        (iopl, EPERM, "raw I/O port access"),
+        (ioperm, EPERM, "raw I/O port access"),
+        (modify_ldt, EPERM, "segment descriptors: a long history of kernel bugs"),
+        (vm86, EPERM, "virtual 8086 mode"),
+        (vm86old, EPERM, "virtual 8086 mode"),
+        (uselib, EPERM, "obsolete a.out loader"),
+        (quotactl, EPERM, "disk quotas are host-wide"),
+        (quotactl_fd, EPERM, "disk quotas are host-wide"),
+        (lookup_dcookie, EPERM, "profiling interface"),
+        (vhangup, EPERM, "hangs up the terminal of other sessions"),
+        (lsm_set_self_attr, EPERM, "security module labels are set by the host"),
+        (nfsservctl, EPERM, "kernel NFS server"),
+    ]
+};
+
+fn why(reason: &'static str) -> Why {
+    Why::Default(reason)
+}
+
+fn cond(arg: u8, name: &'static str, test: Test) -> Cond {
+    Cond { arg, name, test }
+}
+
+fn sorted(mut v: Vec<u32>) -> Vec<u32> {
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn errno(e: Errno) -> Action {
+    Action::Errno(e)
+}
+
+/// Compiles the syscall table of a jail.
+pub fn compile(jail: &Jail) -> SyscallPolicy {
+    use Sysno::*;
+    let allows = |a: Allow| jail.allow.contains(&a);
+    let mut rules: Vec<Rule> = ALLOWED
+        .iter()
+        .map(|&call| Rule {
+            call,
+            arms: Vec::new(),
+            otherwise: Action::Allow,
+            why: why("ordinary programs need it"),
+        })
+        .collect();
+    rules.extend(DENIED.iter().map(|&(call, e, reason)| Rule {
+        call,
+        arms: Vec::new(),
+        otherwise: errno(e),
+        why: why(reason),
+    }));
+
+    // SysV IPC: the old manual's EPERM unless `ipc`.
+    for call in [
+        msgget,
+        msgsnd,
+        msgrcv,
+        msgctl,
+        semget,
+        semop,
+        semctl,
+        semtimedop,
+        semtimedop_time64,
+        shmget,
+        shmat,
+        shmdt,
+        shmctl,
+        ipc,
+    ] {
+        rules.push(if allows(Allow::Ipc) {
+            Rule {
+                call,
+                arms: vec![],
+                otherwise: Action::Allow,
+                why: Why::Allow(Allow::Ipc),
+            }
+        } else {
+            Rule {
+                call,
+                arms: vec![],
+                otherwise: errno(Errno::EPERM),
+                why: why("promise: SysV IPC denied (old manual: EPERM)"),
+            }
+        });
+    }
+
+    rules.push(socket_rule(jail, socket));
+    rules.push(socketpair_rule(jail));
+    rules.push(socketcall_rule());
+    rules.push(ioctl_rule(jail));
+    rules.push(file_setattr_rule(jail));
+    rules.push(clone_rule());
+    rules.push(unshare_rule());
+    rules.push(personality_rule());
+    rules.extend(rlimit_rules(jail));
+    rules.push(listen_rule(jail));
+
+    rules.sort_by_key(|r| r.call);
+    SyscallPolicy {
+        abis: Abi::ALL.to_vec(),
+        default: errno(Errno::ENOSYS),
+        x32: errno(Errno::ENOSYS),
+        unknown_abi: Action::KillProcess,
+        rules,
+    }
+}
+
+fn socket_rule(jail: &Jail, call: Sysno) -> Rule {
+    let mut arms = Vec::new();
+    let no_v4 = jail.network.ipv4.is_empty();
+    let no_v6 = jail.network.ipv6.is_empty();
+    if no_v4 {
+        arms.push(Arm {
+            when: vec![cond(0, "domain", Test::Eq(AF_INET))],
+            then: errno(Errno::EAFNOSUPPORT),
+            why: why("promise: IPv4 denied when the jail has no IPv4 address"),
+        });
+    }
+    if no_v6 {
+        arms.push(Arm {
+            when: vec![cond(0, "domain", Test::Eq(AF_INET6))],
+            then: errno(Errno::EAFNOSUPPORT),
+            why: why("promise: IPv6 denied when the jail has no IPv6 address"),
+        });
+    }
+    if !jail.allow.contains(&Allow::AllDomains) {
+        arms.push(Arm {
+            when: vec![cond(
+                0,
+                "domain",
+                Test::NotIn(sorted(vec![AF_UNIX, AF_INET, AF_INET6, AF_NETLINK])),
+            )],
+            then: errno(Errno::EPROTONOSUPPORT),
+            why: why("promise: only unix, inet, inet6 and route sockets (old manual: EPROTONOSUPPORT)"),
+        });
+        arms.push(Arm {
+            when: vec![
+                cond(0, "domain", Test::Eq(AF_NETLINK)),
+                cond(2, "protocol", Test::NotIn(vec![NETLINK_ROUTE])),
+            ],
+            then: errno(Errno::EPROTONOSUPPORT),
+            why: why("promise: of netlink, only route sockets (AF_ROUTE's heir)"),
+        });
+    }
+    if !jail.allow.contains(&Allow::RawSockets) {
+        arms.push(Arm {
+            when: vec![cond(
+                1,
+                "type",
+                Test::MaskedEq {
+                    mask: SOCK_TYPE_MASK,
+                    value: SOCK_RAW,
+                },
+            )],
+            then: errno(Errno::EPERM),
+            why: why("promise: SOCK_RAW denied unless raw-sockets"),
+        });
+        arms.push(Arm {
+            when: vec![cond(2, "protocol", Test::Eq(IPPROTO_RAW))],
+            then: errno(Errno::EPERM),
+            why: why("promise: IPPROTO_RAW denied unless raw-sockets"),
+        });
+    }
+    let why_allow = match (
+        jail.allow.contains(&Allow::AllDomains),
+        jail.allow.contains(&Allow::RawSockets),
+    ) {
+        (true, _) => Why::Allow(Allow::AllDomains),
+        (false, true) => Why::Allow(Allow::RawSockets),
+        _ => why("an allowed domain and type"),
+    };
+    Rule {
+        call,
+        arms,
+        otherwise: Action::Allow,
+        why: why_allow,
+    }
+}
+
+fn socketpair_rule(jail: &Jail) -> Rule {
+    // Pairs exist for unix sockets only; another domain is refused like socket(2).
+    let mut rule = socket_rule(jail, Sysno::socketpair);
+    rule.arms.retain(|a| a.then != errno(Errno::EAFNOSUPPORT));
+    rule
+}
+
+fn socketcall_rule() -> Rule {
+    // i386's multiplexer passes the socket's domain in memory, which a filter may
+    // not read; creating sockets through it is refused so that the direct calls,
+    // which the socket rule governs, are the only way.
+    Rule {
+        call: Sysno::socketcall,
+        arms: vec![Arm {
+            when: vec![cond(0, "call", Test::In(sorted(vec![SYS_SOCKET, SYS_SOCKETPAIR])))],
+            then: errno(Errno::ENOSYS),
+            why: why("the domain is in memory: use socket(2), which Linux 4.3 and later give i386"),
+        }],
+        otherwise: Action::Allow,
+        why: why("calls on sockets the jail already holds"),
+    }
+}
+
+fn ioctl_rule(jail: &Jail) -> Rule {
+    let mut arms = vec![
+        Arm {
+            when: vec![cond(1, "request", Test::In(sorted(vec![TIOCSTI, TIOCLINUX])))],
+            then: errno(Errno::EPERM),
+            why: why("injects input into a terminal (CVE-2017-5226)"),
+        },
+        Arm {
+            when: vec![cond(1, "request", Test::In(sorted(NET_CONFIG_IOCTLS.to_vec())))],
+            then: errno(Errno::EPERM),
+            why: why("promise: network configuration ioctls denied (old manual: EPERM)"),
+        },
+    ];
+    if !jail.allow.contains(&Allow::Chflags) {
+        arms.push(Arm {
+            when: vec![cond(
+                1,
+                "request",
+                Test::In(sorted(vec![FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR])),
+            )],
+            then: errno(Errno::EPERM),
+            why: why("promise: inode flags (chflags) denied unless chflags"),
+        });
+    }
+    Rule {
+        call: Sysno::ioctl,
+        arms,
+        otherwise: Action::Allow,
+        why: why("other device and socket requests"),
+    }
+}
+
+fn file_setattr_rule(jail: &Jail) -> Rule {
+    let (otherwise, why_) = if jail.allow.contains(&Allow::Chflags) {
+        (Action::Allow, Why::Allow(Allow::Chflags))
+    } else {
+        (
+            errno(Errno::EPERM),
+            why("promise: inode flags (chflags) denied unless chflags"),
+        )
+    };
+    Rule {
+        call: Sysno::file_setattr,
+        arms: vec![],
+        otherwise,
+        why: why_,
+    }
+}
+
+fn clone_rule() -> Rule {
+    Rule {
+        call: Sysno::clone,
+        arms: vec![Arm {
+            when: vec![cond(0, "flags", Test::AnyBits(CLONE_NS_FLAGS))],
+            then: errno(Errno::EPERM),
+            why: why("new namespaces would escape the jail's"),
+        }],
+        otherwise: Action::Allow,
+        why: why("threads and processes"),
+    }
+}
+
+fn unshare_rule() -> Rule {
+    Rule {
+        call: Sysno::unshare,
+        arms: vec![Arm {
+            when: vec![cond(0, "flags", Test::AnyBits(CLONE_NS_FLAGS | CLONE_NEWTIME))],
+            then: errno(Errno::EPERM),
+            why: why("new namespaces would escape the jail's"),
+        }],
+        otherwise: Action::Allow,
+        why: why("unsharing files, fs or semaphore undo lists"),
+    }
+}
+
+fn personality_rule() -> Rule {
+    Rule {
+        call: Sysno::personality,
+        arms: vec![Arm {
+            when: vec![cond(
+                0,
+                "persona",
+                Test::In(sorted(vec![
+                    PER_LINUX,
+                    PER_LINUX32,
+                    UNAME26,
+                    UNAME26 | PER_LINUX32,
+                    ADDR_NO_RANDOMIZE,
+                    ADDR_NO_RANDOMIZE | PER_LINUX32,
+                    PERSONALITY_QUERY,
+                ])),
+            )],
+            then: Action::Allow,
+            why: why("the harmless personalities (as Docker allows them)"),
+        }],
+        otherwise: errno(Errno::EPERM),
+        why: why("other personalities change how the kernel treats the process (READ_IMPLIES_EXEC, ...)"),
+    }
+}
+
+fn rlimit_rules(jail: &Jail) -> Vec<Rule> {
+    if !jail.allow.contains(&Allow::Rlimit) {
+        // Hard limits are set at launch; the jail lacks CAP_SYS_RESOURCE over the
+        // host, so the kernel refuses a raise with EPERM by itself.
+        return [Sysno::setrlimit, Sysno::prlimit64]
+            .into_iter()
+            .map(|call| Rule {
+                call,
+                arms: vec![],
+                otherwise: Action::Allow,
+                why: why("the kernel refuses raising a hard limit (EPERM)"),
+            })
+            .collect();
+    }
+    let notify = Action::Notify(Notify::Rlimit);
+    vec![
+        Rule {
+            call: Sysno::setrlimit,
+            arms: vec![],
+            otherwise: notify,
+            why: Why::Allow(Allow::Rlimit),
+        },
+        Rule {
+            call: Sysno::prlimit64,
+            arms: vec![Arm {
+                when: vec![cond(2, "new_limit", Test::Zero64)],
+                then: Action::Allow,
+                why: why("reading a limit"),
+            }],
+            otherwise: notify,
+            why: Why::Allow(Allow::Rlimit),
+        },
+    ]
+}
+
+fn listen_rule(jail: &Jail) -> Rule {
+    // A socket that listens without a bind gets the wildcard address, which no
+    // cgroup hook sees: the supervisor binds it to the first address first.
+    let has_addresses = !(jail.network.ipv4.is_empty() && jail.network.ipv6.is_empty());
+    if has_addresses {
+        Rule {
+            call: Sysno::listen,
+            arms: vec![],
+            otherwise: Action::Notify(Notify::Listen),
+            why: Why::Key("network".into()),
+        }
+    } else {
+        Rule {
+            call: Sysno::listen,
+            arms: vec![],
+            otherwise: Action::Allow,
+            why: why("unix sockets; the jail has no address"),
+        }
+    }
+}

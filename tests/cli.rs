@@ -1,0 +1,165 @@
+//! The command line as a user drives it: arguments in, exit status and output out.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn sysjail(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sysjail"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run sysjail")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sysjail-cli-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn every_example_passes_check() {
+    let out = sysjail(&["check", "examples/jails"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("checked 5 files: 0 errors, 0 warnings"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn three_problems_three_diagnostics_with_line_and_column() {
+    let out = sysjail(&["check", "--format", "json", "examples/invalid/three-problems.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let found: Vec<(String, u64, u64)> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("one JSON object per line");
+            assert_eq!(v["file"], "examples/invalid/three-problems.toml");
+            assert_eq!(v["severity"], "error");
+            assert!(v["help"].is_string(), "every diagnostic says what would be valid");
+            (
+                v["code"].as_str().unwrap().to_string(),
+                v["line"].as_u64().unwrap(),
+                v["column"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("sysjail::path::relative".to_string(), 2, 8),
+            ("sysjail::key::unknown".to_string(), 4, 1),
+            ("sysjail::net::invalid-address".to_string(), 8, 9),
+        ]
+    );
+}
+
+#[test]
+fn github_annotations() {
+    let out = sysjail(&["check", "--format", "github", "examples/invalid/three-problems.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    let first = stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("::error file=examples/invalid/three-problems.toml,line=2,col=8,"),
+        "{first}"
+    );
+    assert_eq!(stdout.lines().count(), 3);
+}
+
+#[test]
+fn human_output_points_at_the_text() {
+    let out = sysjail(&["check", "examples/invalid/three-problems.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("[examples/invalid/three-problems.toml:4:1]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `hostname`?"), "{stderr}");
+    assert!(stderr.contains("checked 1 file: 3 errors, 0 warnings"), "{stderr}");
+}
+
+#[test]
+fn warnings_fail_only_when_denied() {
+    let dir = tempdir("warn");
+    let file = dir.join("open.toml");
+    fs::write(&file, "path = \"/\"\ncommand = [\"/bin/true\"]\n").unwrap();
+    let file = file.to_str().unwrap();
+    let out = sysjail(&["check", file]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("limits::none"));
+    let out = sysjail(&["check", "--deny-warnings", file]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn directories_are_walked_for_toml_files() {
+    let dir = tempdir("walk");
+    fs::create_dir_all(dir.join("a/b")).unwrap();
+    let jail = "path = \"/\"\ncommand = [\"/bin/true\"]\n[limits]\npids = 8\n";
+    fs::write(dir.join("a/one.toml"), jail).unwrap();
+    fs::write(dir.join("a/b/two.toml"), jail).unwrap();
+    fs::write(dir.join("a/notes.txt"), "not a jail").unwrap();
+    let out = sysjail(&["check", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("checked 2 files"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(sysjail(&["check"]).status.code(), Some(2));
+    assert_eq!(
+        sysjail(&["check", "--format", "xml", "examples/jails"]).status.code(),
+        Some(2)
+    );
+    let out = sysjail(&["check", "no/such/file.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no/such/file.toml: no such file or directory"));
+    let empty = tempdir("empty");
+    assert_eq!(sysjail(&["check", empty.to_str().unwrap()]).status.code(), Some(2));
+}
+
+#[test]
+fn policy_prints_valid_json() {
+    let out = sysjail(&["policy", "examples/jails/hello.toml", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["name"], "hello");
+    assert_eq!(v["hostname"], "hello.jail");
+    assert_eq!(v["mounts"][0]["target"], "/");
+    assert_eq!(v["mounts"][0]["op"]["read_only"], true);
+    assert!(v["syscalls"]["rules"].as_array().unwrap().len() > 300);
+}
+
+#[test]
+fn policy_refuses_invalid_files_and_templates() {
+    let out = sysjail(&["policy", "examples/invalid/three-problems.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(text(&out.stderr).contains("sysjail::key::unknown"));
+    let out = sysjail(&["policy", "examples/jails/base.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("template::not-a-jail"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn schema_is_printed() {
+    let out = sysjail(&["schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let committed = fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/sysjail.schema.json")).unwrap();
+    assert_eq!(out.stdout, committed);
+}
