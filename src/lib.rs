@@ -16,6 +16,7 @@ pub mod diag;
 pub mod lint;
 pub mod model;
 pub mod policy;
+pub mod seccomp;
 pub mod syscalls;
 pub mod users;
 
