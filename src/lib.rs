@@ -13,10 +13,15 @@
 
 pub mod config;
 pub mod diag;
+pub mod host;
 pub mod lint;
 pub mod model;
+pub mod plan;
 pub mod policy;
 pub mod seccomp;
+pub mod state;
+pub mod supervisor;
+pub mod sys;
 pub mod syscalls;
 pub mod users;
 

@@ -1,7 +1,11 @@
 //! Command-line parsing and dispatch.
 
 mod check;
+mod down;
+mod exec;
+mod ls;
 mod policy;
+mod up;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -12,8 +16,31 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "sysjail", version, about, long_about = None, max_term_width = 100)]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Options of every subcommand.
+#[derive(clap::Args, Debug)]
+pub struct Global {
+    /// Warnings (-d) and debug notes (-dd) on stderr
+    #[arg(short = 'd', action = clap::ArgAction::Count, global = true)]
+    pub debug: u8,
+    /// The registry of running jails [default: /run/sysjail as root, the user's
+    /// runtime directory otherwise]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state_dir: Option<std::path::PathBuf>,
+}
+
+impl Global {
+    /// The state directory to use.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(sysjail::state::Registry::default_dir)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -24,6 +51,14 @@ enum Command {
     Policy(policy::Args),
     /// Print the JSON Schema of the definition format
     Schema,
+    /// Create and run a jail
+    Up(up::Args),
+    /// List running jails (jls)
+    Ls(ls::Args),
+    /// Run a command inside a running jail (jexec)
+    Exec(exec::Args),
+    /// Stop a jail: its stop signal, then SIGKILL after its stop timeout
+    Down(down::Args),
 }
 
 /// Exit status for usage errors, as clap uses it.
@@ -34,6 +69,10 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Policy(args) => policy::run(args),
+        Command::Up(args) => up::run(args, &cli.global),
+        Command::Ls(args) => ls::run(args, &cli.global),
+        Command::Exec(args) => exec::run(args, &cli.global),
+        Command::Down(args) => down::run(args, &cli.global),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&sysjail::schema()).expect("JSON"));
             ExitCode::SUCCESS

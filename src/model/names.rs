@@ -87,7 +87,7 @@ impl fmt::Display for Hostname {
 }
 
 /// A user or group, by name or by number.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum IdRef {
     /// Looked up by name.

@@ -159,6 +159,9 @@ pub struct Arm {
     pub then: Action,
     /// Why.
     pub why: Why,
+    /// The `allow` entry that removes this arm, if one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifted_by: Option<Allow>,
 }
 
 /// What one call may do.
@@ -172,17 +175,21 @@ pub struct Rule {
     pub otherwise: Action,
     /// Why `otherwise`.
     pub why: Why,
+    /// The `allow` entry that lifts `otherwise`, if one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifted_by: Option<Allow>,
 }
 
 impl Rule {
-    /// The outcome for these arguments, and why.
-    pub fn decide(&self, args: &[u64; 6]) -> (Action, &Why) {
+    /// The outcome for these arguments, why, and the `allow` entry that
+    /// would change it.
+    pub fn decide(&self, args: &[u64; 6]) -> (Action, &Why, Option<Allow>) {
         for arm in &self.arms {
             if arm.when.iter().all(|c| c.holds(args)) {
-                return (arm.then, &arm.why);
+                return (arm.then, &arm.why, arm.lifted_by);
             }
         }
-        (self.otherwise, &self.why)
+        (self.otherwise, &self.why, self.lifted_by)
     }
 }
 
@@ -358,6 +365,8 @@ const ALLOWED: &[Sysno] = {
         pwrite64,
         pwritev,
         pwritev2,
+        pipe,
+        pipe2,
         read,
         readahead,
         readlink,
@@ -796,25 +805,40 @@ fn errno(e: Errno) -> Action {
     Action::Errno(e)
 }
 
+/// An unconditional rule.
+fn rule(call: Sysno, otherwise: Action, why: Why, lifted_by: Option<Allow>) -> Rule {
+    Rule {
+        call,
+        arms: Vec::new(),
+        otherwise,
+        why,
+        lifted_by,
+    }
+}
+
+/// An arm that an `allow` entry removes.
+fn arm(when: Vec<Cond>, then: Action, reason: &'static str, lifted_by: Option<Allow>) -> Arm {
+    Arm {
+        when,
+        then,
+        why: why(reason),
+        lifted_by,
+    }
+}
+
 /// Compiles the syscall table of a jail.
 pub fn compile(jail: &Jail) -> SyscallPolicy {
     use Sysno::*;
     let allows = |a: Allow| jail.allow.contains(&a);
     let mut rules: Vec<Rule> = ALLOWED
         .iter()
-        .map(|&call| Rule {
-            call,
-            arms: Vec::new(),
-            otherwise: Action::Allow,
-            why: why("ordinary programs need it"),
-        })
+        .map(|&call| rule(call, Action::Allow, why("ordinary programs need it"), None))
         .collect();
-    rules.extend(DENIED.iter().map(|&(call, e, reason)| Rule {
-        call,
-        arms: Vec::new(),
-        otherwise: errno(e),
-        why: why(reason),
-    }));
+    rules.extend(
+        DENIED
+            .iter()
+            .map(|&(call, e, reason)| rule(call, errno(e), why(reason), None)),
+    );
 
     // SysV IPC: the old manual's EPERM unless `ipc`.
     for call in [
@@ -834,19 +858,14 @@ pub fn compile(jail: &Jail) -> SyscallPolicy {
         ipc,
     ] {
         rules.push(if allows(Allow::Ipc) {
-            Rule {
-                call,
-                arms: vec![],
-                otherwise: Action::Allow,
-                why: Why::Allow(Allow::Ipc),
-            }
+            rule(call, Action::Allow, Why::Allow(Allow::Ipc), None)
         } else {
-            Rule {
+            rule(
                 call,
-                arms: vec![],
-                otherwise: errno(Errno::EPERM),
-                why: why("promise: SysV IPC denied (old manual: EPERM)"),
-            }
+                errno(Errno::EPERM),
+                why("promise: SysV IPC denied (old manual: EPERM)"),
+                Some(Allow::Ipc),
+            )
         });
     }
 
@@ -873,59 +892,70 @@ pub fn compile(jail: &Jail) -> SyscallPolicy {
 
 fn socket_rule(jail: &Jail, call: Sysno) -> Rule {
     let mut arms = Vec::new();
-    let no_v4 = jail.network.ipv4.is_empty();
-    let no_v6 = jail.network.ipv6.is_empty();
-    if no_v4 {
-        arms.push(Arm {
-            when: vec![cond(0, "domain", Test::Eq(AF_INET))],
-            then: errno(Errno::EAFNOSUPPORT),
-            why: why("promise: IPv4 denied when the jail has no IPv4 address"),
-        });
+    if jail.network.ipv4.is_empty() {
+        arms.push(arm(
+            vec![cond(0, "domain", Test::Eq(AF_INET))],
+            errno(Errno::EAFNOSUPPORT),
+            "promise: IPv4 denied when the jail has no IPv4 address",
+            None,
+        ));
     }
-    if no_v6 {
-        arms.push(Arm {
-            when: vec![cond(0, "domain", Test::Eq(AF_INET6))],
-            then: errno(Errno::EAFNOSUPPORT),
-            why: why("promise: IPv6 denied when the jail has no IPv6 address"),
-        });
+    if jail.network.ipv6.is_empty() {
+        arms.push(arm(
+            vec![cond(0, "domain", Test::Eq(AF_INET6))],
+            errno(Errno::EAFNOSUPPORT),
+            "promise: IPv6 denied when the jail has no IPv6 address",
+            None,
+        ));
     }
     if !jail.allow.contains(&Allow::AllDomains) {
-        arms.push(Arm {
-            when: vec![cond(
+        arms.push(arm(
+            vec![cond(
                 0,
                 "domain",
                 Test::NotIn(sorted(vec![AF_UNIX, AF_INET, AF_INET6, AF_NETLINK])),
             )],
-            then: errno(Errno::EPROTONOSUPPORT),
-            why: why("promise: only unix, inet, inet6 and route sockets (old manual: EPROTONOSUPPORT)"),
-        });
-        arms.push(Arm {
-            when: vec![
+            errno(Errno::EPROTONOSUPPORT),
+            "promise: only unix, inet, inet6 and route sockets (old manual: EPROTONOSUPPORT)",
+            Some(Allow::AllDomains),
+        ));
+        arms.push(arm(
+            vec![
                 cond(0, "domain", Test::Eq(AF_NETLINK)),
                 cond(2, "protocol", Test::NotIn(vec![NETLINK_ROUTE])),
             ],
-            then: errno(Errno::EPROTONOSUPPORT),
-            why: why("promise: of netlink, only route sockets (AF_ROUTE's heir)"),
-        });
+            errno(Errno::EPROTONOSUPPORT),
+            "promise: of netlink, only route sockets (AF_ROUTE's heir)",
+            Some(Allow::AllDomains),
+        ));
     }
     if !jail.allow.contains(&Allow::RawSockets) {
-        arms.push(Arm {
-            when: vec![cond(
-                1,
-                "type",
-                Test::MaskedEq {
-                    mask: SOCK_TYPE_MASK,
-                    value: SOCK_RAW,
-                },
-            )],
-            then: errno(Errno::EPERM),
-            why: why("promise: SOCK_RAW denied unless raw-sockets"),
-        });
-        arms.push(Arm {
-            when: vec![cond(2, "protocol", Test::Eq(IPPROTO_RAW))],
-            then: errno(Errno::EPERM),
-            why: why("promise: IPPROTO_RAW denied unless raw-sockets"),
-        });
+        // Netlink sockets are SOCK_RAW by nature; the promise is about packets.
+        arms.push(arm(
+            vec![
+                cond(0, "domain", Test::NotIn(vec![AF_NETLINK])),
+                cond(
+                    1,
+                    "type",
+                    Test::MaskedEq {
+                        mask: SOCK_TYPE_MASK,
+                        value: SOCK_RAW,
+                    },
+                ),
+            ],
+            errno(Errno::EPERM),
+            "promise: SOCK_RAW denied unless raw-sockets",
+            Some(Allow::RawSockets),
+        ));
+        arms.push(arm(
+            vec![
+                cond(0, "domain", Test::In(vec![AF_INET, AF_INET6])),
+                cond(2, "protocol", Test::Eq(IPPROTO_RAW)),
+            ],
+            errno(Errno::EPERM),
+            "promise: IPPROTO_RAW denied unless raw-sockets",
+            Some(Allow::RawSockets),
+        ));
     }
     let why_allow = match (
         jail.allow.contains(&Allow::AllDomains),
@@ -940,6 +970,7 @@ fn socket_rule(jail: &Jail, call: Sysno) -> Rule {
         arms,
         otherwise: Action::Allow,
         why: why_allow,
+        lifted_by: None,
     }
 }
 
@@ -956,113 +987,118 @@ fn socketcall_rule() -> Rule {
     // which the socket rule governs, are the only way.
     Rule {
         call: Sysno::socketcall,
-        arms: vec![Arm {
-            when: vec![cond(0, "call", Test::In(sorted(vec![SYS_SOCKET, SYS_SOCKETPAIR])))],
-            then: errno(Errno::ENOSYS),
-            why: why("the domain is in memory: use socket(2), which Linux 4.3 and later give i386"),
-        }],
+        arms: vec![arm(
+            vec![cond(0, "call", Test::In(sorted(vec![SYS_SOCKET, SYS_SOCKETPAIR])))],
+            errno(Errno::ENOSYS),
+            "the domain is in memory: use socket(2), which Linux 4.3 and later give i386",
+            None,
+        )],
         otherwise: Action::Allow,
         why: why("calls on sockets the jail already holds"),
+        lifted_by: None,
     }
 }
 
 fn ioctl_rule(jail: &Jail) -> Rule {
     let mut arms = vec![
-        Arm {
-            when: vec![cond(1, "request", Test::In(sorted(vec![TIOCSTI, TIOCLINUX])))],
-            then: errno(Errno::EPERM),
-            why: why("injects input into a terminal (CVE-2017-5226)"),
-        },
-        Arm {
-            when: vec![cond(1, "request", Test::In(sorted(NET_CONFIG_IOCTLS.to_vec())))],
-            then: errno(Errno::EPERM),
-            why: why("promise: network configuration ioctls denied (old manual: EPERM)"),
-        },
+        arm(
+            vec![cond(1, "request", Test::In(sorted(vec![TIOCSTI, TIOCLINUX])))],
+            errno(Errno::EPERM),
+            "injects input into a terminal (CVE-2017-5226)",
+            None,
+        ),
+        arm(
+            vec![cond(1, "request", Test::In(sorted(NET_CONFIG_IOCTLS.to_vec())))],
+            errno(Errno::EPERM),
+            "promise: network configuration ioctls denied (old manual: EPERM)",
+            None,
+        ),
     ];
     if !jail.allow.contains(&Allow::Chflags) {
-        arms.push(Arm {
-            when: vec![cond(
+        arms.push(arm(
+            vec![cond(
                 1,
                 "request",
                 Test::In(sorted(vec![FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR])),
             )],
-            then: errno(Errno::EPERM),
-            why: why("promise: inode flags (chflags) denied unless chflags"),
-        });
+            errno(Errno::EPERM),
+            "promise: inode flags (chflags) denied unless chflags",
+            Some(Allow::Chflags),
+        ));
     }
     Rule {
         call: Sysno::ioctl,
         arms,
         otherwise: Action::Allow,
         why: why("other device and socket requests"),
+        lifted_by: None,
     }
 }
 
 fn file_setattr_rule(jail: &Jail) -> Rule {
-    let (otherwise, why_) = if jail.allow.contains(&Allow::Chflags) {
-        (Action::Allow, Why::Allow(Allow::Chflags))
+    if jail.allow.contains(&Allow::Chflags) {
+        rule(Sysno::file_setattr, Action::Allow, Why::Allow(Allow::Chflags), None)
     } else {
-        (
+        rule(
+            Sysno::file_setattr,
             errno(Errno::EPERM),
             why("promise: inode flags (chflags) denied unless chflags"),
+            Some(Allow::Chflags),
         )
-    };
-    Rule {
-        call: Sysno::file_setattr,
-        arms: vec![],
-        otherwise,
-        why: why_,
     }
 }
 
 fn clone_rule() -> Rule {
     Rule {
         call: Sysno::clone,
-        arms: vec![Arm {
-            when: vec![cond(0, "flags", Test::AnyBits(CLONE_NS_FLAGS))],
-            then: errno(Errno::EPERM),
-            why: why("new namespaces would escape the jail's"),
-        }],
+        arms: vec![arm(
+            vec![cond(0, "flags", Test::AnyBits(CLONE_NS_FLAGS))],
+            errno(Errno::EPERM),
+            "new namespaces would escape the jail's",
+            None,
+        )],
         otherwise: Action::Allow,
         why: why("threads and processes"),
+        lifted_by: None,
     }
 }
 
 fn unshare_rule() -> Rule {
     Rule {
         call: Sysno::unshare,
-        arms: vec![Arm {
-            when: vec![cond(0, "flags", Test::AnyBits(CLONE_NS_FLAGS | CLONE_NEWTIME))],
-            then: errno(Errno::EPERM),
-            why: why("new namespaces would escape the jail's"),
-        }],
+        arms: vec![arm(
+            vec![cond(0, "flags", Test::AnyBits(CLONE_NS_FLAGS | CLONE_NEWTIME))],
+            errno(Errno::EPERM),
+            "new namespaces would escape the jail's",
+            None,
+        )],
         otherwise: Action::Allow,
         why: why("unsharing files, fs or semaphore undo lists"),
+        lifted_by: None,
     }
 }
 
 fn personality_rule() -> Rule {
+    let harmless = sorted(vec![
+        PER_LINUX,
+        PER_LINUX32,
+        UNAME26,
+        UNAME26 | PER_LINUX32,
+        ADDR_NO_RANDOMIZE,
+        ADDR_NO_RANDOMIZE | PER_LINUX32,
+        PERSONALITY_QUERY,
+    ]);
     Rule {
         call: Sysno::personality,
-        arms: vec![Arm {
-            when: vec![cond(
-                0,
-                "persona",
-                Test::In(sorted(vec![
-                    PER_LINUX,
-                    PER_LINUX32,
-                    UNAME26,
-                    UNAME26 | PER_LINUX32,
-                    ADDR_NO_RANDOMIZE,
-                    ADDR_NO_RANDOMIZE | PER_LINUX32,
-                    PERSONALITY_QUERY,
-                ])),
-            )],
-            then: Action::Allow,
-            why: why("the harmless personalities (as Docker allows them)"),
-        }],
+        arms: vec![arm(
+            vec![cond(0, "persona", Test::In(harmless))],
+            Action::Allow,
+            "the harmless personalities (as Docker allows them)",
+            None,
+        )],
         otherwise: errno(Errno::EPERM),
         why: why("other personalities change how the kernel treats the process (READ_IMPLIES_EXEC, ...)"),
+        lifted_by: None,
     }
 }
 
@@ -1072,31 +1108,30 @@ fn rlimit_rules(jail: &Jail) -> Vec<Rule> {
         // host, so the kernel refuses a raise with EPERM by itself.
         return [Sysno::setrlimit, Sysno::prlimit64]
             .into_iter()
-            .map(|call| Rule {
-                call,
-                arms: vec![],
-                otherwise: Action::Allow,
-                why: why("the kernel refuses raising a hard limit (EPERM)"),
+            .map(|call| {
+                rule(
+                    call,
+                    Action::Allow,
+                    why("the kernel refuses raising a hard limit (EPERM)"),
+                    None,
+                )
             })
             .collect();
     }
     let notify = Action::Notify(Notify::Rlimit);
     vec![
-        Rule {
-            call: Sysno::setrlimit,
-            arms: vec![],
-            otherwise: notify,
-            why: Why::Allow(Allow::Rlimit),
-        },
+        rule(Sysno::setrlimit, notify, Why::Allow(Allow::Rlimit), None),
         Rule {
             call: Sysno::prlimit64,
-            arms: vec![Arm {
-                when: vec![cond(2, "new_limit", Test::Zero64)],
-                then: Action::Allow,
-                why: why("reading a limit"),
-            }],
+            arms: vec![arm(
+                vec![cond(2, "new_limit", Test::Zero64)],
+                Action::Allow,
+                "reading a limit",
+                None,
+            )],
             otherwise: notify,
             why: Why::Allow(Allow::Rlimit),
+            lifted_by: None,
         },
     ]
 }
@@ -1106,18 +1141,110 @@ fn listen_rule(jail: &Jail) -> Rule {
     // cgroup hook sees: the supervisor binds it to the first address first.
     let has_addresses = !(jail.network.ipv4.is_empty() && jail.network.ipv6.is_empty());
     if has_addresses {
-        Rule {
-            call: Sysno::listen,
-            arms: vec![],
-            otherwise: Action::Notify(Notify::Listen),
-            why: Why::Key("network".into()),
-        }
+        rule(
+            Sysno::listen,
+            Action::Notify(Notify::Listen),
+            Why::Key("network".into()),
+            None,
+        )
     } else {
-        Rule {
-            call: Sysno::listen,
-            arms: vec![],
-            otherwise: Action::Allow,
-            why: why("unix sockets; the jail has no address"),
+        rule(
+            Sysno::listen,
+            Action::Allow,
+            why("unix sockets; the jail has no address"),
+            None,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jail() -> Jail {
+        let mut sources = crate::diag::SourceMap::new();
+        let loaded = crate::config::load_text(
+            "t.toml".as_ref(),
+            "path = \"/\"\ncommand = [\"x\"]\n",
+            &mut sources,
+            &crate::config::HostFiles,
+        );
+        crate::model::validate(&loaded).jail.unwrap()
+    }
+
+    #[test]
+    fn what_every_libc_program_calls_is_allowed() {
+        use Sysno::*;
+        let policy = compile(&jail());
+        for call in [
+            execve,
+            brk,
+            mmap,
+            mprotect,
+            munmap,
+            openat,
+            read,
+            write,
+            close,
+            fstat,
+            newfstatat,
+            pipe,
+            pipe2,
+            dup2,
+            dup3,
+            wait4,
+            rt_sigaction,
+            rt_sigprocmask,
+            rt_sigreturn,
+            exit_group,
+            getrandom,
+            futex,
+            set_robust_list,
+            rseq,
+            arch_prctl,
+            set_tid_address,
+            fcntl,
+            poll,
+            ppoll,
+            select,
+            pselect6,
+            getdents64,
+            lseek,
+            readlink,
+            access,
+            faccessat2,
+            statx,
+            uname,
+            getuid,
+            getpid,
+            kill,
+            nanosleep,
+            clock_nanosleep,
+            sched_yield,
+            epoll_wait,
+            epoll_pwait,
+            eventfd2,
+            madvise,
+            mremap,
+            prctl,
+            socketpair,
+            getcwd,
+            chdir,
+            unlink,
+            rename,
+        ] {
+            let rule = policy.rule(call).unwrap_or_else(|| panic!("{call} has no rule"));
+            let args = [1, 1, 0, 0, 0, 0];
+            assert_eq!(rule.decide(&args).0, Action::Allow, "{call}");
         }
+    }
+
+    #[test]
+    fn no_call_has_two_rules() {
+        let policy = compile(&jail());
+        let mut calls: Vec<Sysno> = policy.rules.iter().map(|r| r.call).collect();
+        let n = calls.len();
+        calls.dedup();
+        assert_eq!(calls.len(), n, "a call listed twice: later rules would be ignored");
     }
 }

@@ -292,6 +292,7 @@ fn golden_program_of_a_small_policy() {
                 arms: vec![],
                 otherwise: Action::Allow,
                 why: Why::Default("t"),
+                lifted_by: None,
             },
             Rule {
                 call: Sysno::socket,
@@ -303,9 +304,11 @@ fn golden_program_of_a_small_policy() {
                     }],
                     then: Action::Errno(Errno::EPROTONOSUPPORT),
                     why: Why::Default("t"),
+                    lifted_by: None,
                 }],
                 otherwise: Action::Allow,
                 why: Why::Default("t"),
+                lifted_by: None,
             },
         ],
     };

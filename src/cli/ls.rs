@@ -1,0 +1,122 @@
+//! `sysjail ls`: the jls(8) columns, and with -v what sjls showed and more.
+
+use std::process::ExitCode;
+
+use serde::Serialize;
+use sysjail::state::{self, Record, Registry, Usage};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Also show name, state, processes, uptime, memory, CPU and the allow list
+    #[arg(short = 'v', long)]
+    verbose: bool,
+    /// One JSON array of every jail, with its usage, for scripts
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Row<'r> {
+    #[serde(flatten)]
+    record: &'r Record,
+    uptime_seconds: u64,
+    usage: Usage,
+}
+
+pub fn run(args: Args, global: &super::Global) -> ExitCode {
+    let registry = match Registry::open(&global.state_dir()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sysjail: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let records = match registry.lock() {
+        Ok(lock) => {
+            registry.clean_stale(&lock);
+            registry.list(&lock)
+        }
+        Err(e) => {
+            eprintln!("sysjail: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = state::now();
+    let rows: Vec<Row> = records
+        .iter()
+        .map(|r| Row {
+            record: r,
+            uptime_seconds: now.saturating_sub(r.started),
+            usage: state::usage(&r.cgroups),
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("JSON"));
+        return ExitCode::SUCCESS;
+    }
+    let addresses = |r: &Record| {
+        let all: Vec<&str> = r.ipv4.iter().chain(&r.ipv6).map(String::as_str).collect();
+        if all.is_empty() { "-".to_string() } else { all.join(",") }
+    };
+    println!("{:>4}  {:<24} {:<28} Path", "JID", "IP Address", "Hostname");
+    for row in &rows {
+        let r = row.record;
+        println!("{:>4}  {:<24} {:<28} {}", r.id, addresses(r), r.hostname, r.path);
+        if args.verbose {
+            let u = &row.usage;
+            let mem = |b: Option<u64>| b.map_or("-".to_string(), human);
+            let limit = |b: Option<u64>| b.map_or(String::new(), |b| format!(" of {}", human(b)));
+            println!(
+                "      name {}  state {}  mode {}  supervisor {}  init {}",
+                r.name,
+                r.state,
+                r.mode,
+                r.supervisor_pid,
+                r.init_pid.map_or("-".into(), |p| p.to_string())
+            );
+            println!(
+                "      processes {}{}  uptime {}  memory {}{} (peak {})  cpu {}",
+                u.tasks.map_or("-".into(), |n| n.to_string()),
+                r.limits.pids.map_or(String::new(), |p| format!(" of {p}")),
+                duration(row.uptime_seconds),
+                mem(u.memory),
+                limit(r.limits.memory),
+                mem(u.memory_peak),
+                u.cpu_usec.map_or("-".into(), |us| format!("{:.2}s", us as f64 / 1e6)),
+            );
+            println!(
+                "      allow {}  definition {}",
+                if r.allow.is_empty() {
+                    "-".to_string()
+                } else {
+                    r.allow.join(",")
+                },
+                r.definition.as_ref().map_or("-".into(), |p| p.display().to_string())
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.1}{}", UNITS[i])
+    }
+}
+
+fn duration(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}

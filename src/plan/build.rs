@@ -1,0 +1,446 @@
+//! Policy + host facts + launch options = launch plan.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{HostStep, IdMapping, JailStep, LaunchPlan, Spawn, SpawnEnv, SpawnUser};
+use crate::host::{Hierarchy, HostFacts};
+use crate::model::{AbsPath, IdRef, RlimitValue};
+use crate::policy::syscalls::{Action, Notify};
+use crate::policy::{JAIL_IDS, MountOp, Namespace, Policy};
+use crate::seccomp;
+use crate::syscalls::Sysno;
+use crate::users::Passwd;
+
+/// What a launch adds to the policy.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// First host id of the jail's range, allocated by the registry (root only).
+    pub id_base: u32,
+    /// Replaces the definition's command.
+    pub command: Option<Vec<String>>,
+    /// The caller's environment, inherited unless `clean-env`.
+    pub caller_env: BTreeMap<String, String>,
+    /// The jail's stdio is a pseudo-terminal.
+    pub tty: bool,
+    /// Denied calls go to the supervisor to be logged.
+    pub log_denials: bool,
+    /// Mount a dedicated root as it is, without id mapping.
+    pub no_idmap: bool,
+    /// `host-user`, resolved in the host's /etc/passwd and /etc/group.
+    pub host_user: Option<(Passwd, Vec<u32>)>,
+    /// Without privilege: the jail id the caller maps to (the target user's uid).
+    pub rootless_uid: Option<u32>,
+}
+
+/// Why a jail cannot be launched as defined on this machine.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    /// cgroup limits without a way to set them.
+    #[error("[limits] {what} needs the {controller} cgroup controller, which {why}")]
+    NoController {
+        /// The limit.
+        what: &'static str,
+        /// The controller.
+        controller: &'static str,
+        /// What is missing.
+        why: String,
+    },
+    /// A jail id outside the mapped range.
+    #[error("{who} is outside the jail's id range ({range})")]
+    Unmapped {
+        /// The user or group.
+        who: String,
+        /// The range.
+        range: String,
+    },
+    /// seccomp user notification missing.
+    #[error("{0} needs seccomp user notification, which this kernel lacks (Linux 5.0)")]
+    NoNotify(&'static str),
+    /// Id-mapped mounts missing.
+    #[error("an id-mapped mount of {0} needs mount_setattr(2) (Linux 5.12); use `--no-idmap` to mount it as it is")]
+    NoIdmap(AbsPath),
+    /// Without privilege, supplementary groups cannot be set.
+    #[error("supplementary groups need root: an unprivileged user namespace cannot call setgroups(2)")]
+    RootlessGroups,
+    /// The filter could not be assembled.
+    #[error("the seccomp filter: {0}")]
+    Filter(#[from] seccomp::asm::AsmError),
+}
+
+/// Where the jail's cgroups live: `sysjail/<name>` under each hierarchy.
+pub fn cgroup_dir(mount: &Path, name: &str) -> PathBuf {
+    mount.join("sysjail").join(name)
+}
+
+/// Builds the launch plan.
+pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<LaunchPlan, PlanError> {
+    let mut degraded = Vec::new();
+    let ids = ids(policy, facts, options)?;
+    let mut host = cgroups(policy, facts)?;
+    let private_net = policy.namespaces.iter().any(|(ns, _)| *ns == Namespace::Net);
+    host.push(HostStep::Clone {
+        namespaces: policy.namespaces.iter().map(|(ns, _)| *ns).collect(),
+    });
+    host.extend(
+        host.iter()
+            .filter_map(|s| match s {
+                HostStep::CreateCgroup { path, .. } => Some(HostStep::JoinCgroup { path: path.clone() }),
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+    );
+    host.push(id_maps(&ids, facts));
+
+    let own = ids.single.unwrap_or(0);
+    let mut jail = vec![
+        JailStep::SwitchIds {
+            uid: own,
+            gid: own,
+            clear_groups: ids.single.is_none(),
+        },
+        JailStep::UnshareCgroup,
+        JailStep::PrivateMounts,
+        JailStep::Staging,
+    ];
+    let mut slots = 0;
+    // As root the supervisor copies every host tree; without privilege init
+    // copies them itself, where `/` can only come with its submounts.
+    let mut prepare = |host: &mut Vec<HostStep>,
+                       source: &AbsPath,
+                       recursive: bool,
+                       idmap: bool|
+     -> Result<Option<usize>, PlanError> {
+        if !facts.root {
+            return Ok(None);
+        }
+        if idmap && !facts.mount_setattr {
+            return Err(PlanError::NoIdmap(source.clone()));
+        }
+        host.push(HostStep::PrepareMount {
+            source: source.clone(),
+            recursive,
+            idmap,
+            slot: slots,
+        });
+        slots += 1;
+        Ok(Some(slots - 1))
+    };
+    let mut read_only_root = false;
+    for (i, m) in policy.mounts.iter().enumerate() {
+        let create = creatable(policy, i);
+        jail.push(match &m.op {
+            MountOp::Root { source, read_only, idmap } => {
+                read_only_root = *read_only;
+                if *idmap && !facts.root {
+                    degraded.push(format!(
+                        "{source} is mounted without id mapping, which needs root: its files keep the host's owners"
+                    ));
+                }
+                if !facts.root && source.is_root() {
+                    degraded.push(
+                        "without root the host's / comes with every mount below it (read-only): the kernel refuses it alone".into(),
+                    );
+                }
+                let prepared = prepare(&mut host, source, false, *idmap && !options.no_idmap)?;
+                JailStep::Root { source: source.clone(), prepared }
+            }
+            MountOp::Bind { source, read_only, recursive, idmap } => JailStep::Bind {
+                source: source.clone(),
+                target: m.target.clone(),
+                read_only: *read_only,
+                recursive: *recursive,
+                prepared: prepare(&mut host, source, *recursive, *idmap)?,
+                create,
+            },
+            MountOp::Tmpfs { size, mode, read_only } => {
+                JailStep::Tmpfs { target: m.target.clone(), size: *size, mode: *mode, read_only: *read_only, create }
+            }
+            MountOp::Proc => JailStep::Proc { target: m.target.clone(), create },
+            MountOp::Dev => {
+                JailStep::Dev { target: m.target.clone(), tty_gid: ids.maps(TTY_GID).then_some(TTY_GID), create }
+            }
+            MountOp::Mask => JailStep::Mask { target: m.target.clone() },
+            MountOp::ReadOnly => JailStep::ReadOnly { target: m.target.clone() },
+        });
+    }
+    if read_only_root {
+        jail.push(JailStep::RootReadOnly);
+    }
+    jail.push(JailStep::PivotRoot);
+    jail.push(JailStep::Hostname {
+        name: policy.hostname.clone(),
+    });
+    if private_net {
+        jail.push(JailStep::LoopbackUp);
+    }
+    if !policy.rlimits.is_empty() {
+        jail.push(JailStep::Rlimits {
+            limits: policy.rlimits.iter().map(|r| (r.resource, r.value)).collect(),
+        });
+    }
+    jail.push(JailStep::Capabilities {
+        keep: policy.capabilities.bounding.iter().map(|k| k.cap.number()).collect(),
+    });
+    jail.push(JailStep::NoNewPrivs);
+    match facts.landlock_abi {
+        Some(_) => jail.push(JailStep::Landlock {
+            rules: policy
+                .landlock
+                .rules
+                .iter()
+                .map(|r| (r.path.clone(), r.access))
+                .collect(),
+            scopes: policy.landlock.scopes.clone(),
+        }),
+        None => {
+            degraded.push("Landlock is not available: the file system is confined by the mount namespace alone".into())
+        }
+    }
+    let syscalls = syscall_policy(policy, facts);
+    let filter = seccomp::compile(
+        &syscalls,
+        &facts.abis,
+        seccomp::Options {
+            log_denials: options.log_denials,
+        },
+    )?;
+    if filter.needs_listener && !facts.seccomp_notify {
+        return Err(PlanError::NoNotify(if options.log_denials {
+            "--log-denials"
+        } else {
+            "this policy"
+        }));
+    }
+    jail.push(JailStep::Seccomp {
+        program: filter.program,
+        listener: filter.needs_listener,
+    });
+
+    let spawn = spawn(policy, options, &ids)?;
+    Ok(LaunchPlan {
+        name: policy.name.clone(),
+        policy: policy.clone(),
+        host,
+        jail,
+        spawn,
+        ids,
+        degraded,
+    })
+}
+
+const TTY_GID: u32 = 5;
+
+/// A missing mount point may be created only inside something the jail owns:
+/// its own tree, or a file system made for it. Never in the host's root or in
+/// a host directory bound in.
+fn creatable(policy: &Policy, index: usize) -> bool {
+    let target = &policy.mounts[index].target;
+    let parent = policy.mounts[..index].iter().rev().find(|m| {
+        !matches!(m.op, MountOp::Mask | MountOp::ReadOnly) && target.starts_with(&m.target) && *target != m.target
+    });
+    match parent.map(|m| &m.op) {
+        Some(MountOp::Root { source, .. }) => !source.is_root(),
+        Some(MountOp::Tmpfs { .. } | MountOp::Dev) => true,
+        Some(MountOp::Bind { idmap, .. }) => *idmap,
+        Some(MountOp::Proc | MountOp::Mask | MountOp::ReadOnly) | None => false,
+    }
+}
+
+fn ids(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<IdMapping, PlanError> {
+    let ids = if facts.root {
+        IdMapping {
+            host_base: options.id_base,
+            count: JAIL_IDS,
+            single: None,
+        }
+    } else {
+        IdMapping {
+            host_base: facts.uid,
+            count: 1,
+            single: Some(options.rootless_uid.unwrap_or(0)),
+        }
+    };
+    if !facts.root && policy.process.user.groups.as_ref().is_some_and(|g| !g.is_empty()) {
+        return Err(PlanError::RootlessGroups);
+    }
+    let check = |id: u32, who: String| {
+        if ids.maps(id) {
+            Ok(())
+        } else {
+            let range = match ids.single {
+                Some(only) => format!("only id {only} maps to the caller"),
+                None => format!("0-{}", ids.count - 1),
+            };
+            Err(PlanError::Unmapped { who, range })
+        }
+    };
+    if let Some((user, groups)) = &options.host_user {
+        check(user.uid, format!("host user {} (uid {})", user.name, user.uid))?;
+        if facts.root {
+            for g in groups {
+                check(*g, format!("group {g} of host user {}", user.name))?;
+            }
+        }
+    }
+    if let Some(IdRef::Id(uid)) = &policy.process.user.name {
+        check(*uid, format!("uid {uid}"))?;
+    }
+    Ok(ids)
+}
+
+fn id_maps(ids: &IdMapping, facts: &HostFacts) -> HostStep {
+    match ids.single {
+        Some(inside) => HostStep::WriteIdMaps {
+            uid_map: vec![(inside, facts.uid, 1)],
+            gid_map: vec![(inside, facts.gid, 1)],
+            deny_setgroups: true,
+        },
+        None => HostStep::WriteIdMaps {
+            uid_map: vec![(0, ids.host_base, ids.count)],
+            gid_map: vec![(0, ids.host_base, ids.count)],
+            deny_setgroups: false,
+        },
+    }
+}
+
+fn cgroups(policy: &Policy, facts: &HostFacts) -> Result<Vec<HostStep>, PlanError> {
+    let c = &policy.cgroup;
+    if !facts.root {
+        // Without privilege no cgroup can be made here; limits then cannot be kept.
+        for (what, controller, set) in [
+            ("memory", "memory", c.memory.is_some()),
+            ("pids", "pids", c.pids.is_some()),
+            ("cpu", "cpu", c.cpu.is_some()),
+        ] {
+            if set {
+                return Err(PlanError::NoController {
+                    what,
+                    controller,
+                    why: "an unprivileged user cannot create (run as root, or drop the limit)".into(),
+                });
+            }
+        }
+        return Ok(Vec::new());
+    }
+    let mut dirs: BTreeMap<PathBuf, Vec<(String, String)>> = BTreeMap::new();
+    if let Some(v2) = &facts.cgroup.v2 {
+        dirs.entry(cgroup_dir(v2, &policy.name)).or_default();
+    }
+    let need = |what: &'static str, controller: &'static str| -> Result<PathBuf, PlanError> {
+        match facts.cgroup.controller(controller) {
+            Some(Hierarchy::V2) => Ok(cgroup_dir(facts.cgroup.v2.as_ref().expect("v2 present"), &policy.name)),
+            Some(Hierarchy::V1(mount)) => Ok(cgroup_dir(&mount, &policy.name)),
+            None => Err(PlanError::NoController {
+                what,
+                controller,
+                why: "this machine does not mount".into(),
+            }),
+        }
+    };
+    let v2 = |facts: &HostFacts, controller: &str| facts.cgroup.controller(controller) == Some(Hierarchy::V2);
+    if let Some(m) = c.memory {
+        let dir = need("memory", "memory")?;
+        let files = if v2(facts, "memory") {
+            vec![("memory.max", m.0.to_string()), ("?memory.swap.max", "0".into())]
+        } else {
+            vec![
+                ("memory.limit_in_bytes", m.0.to_string()),
+                ("?memory.memsw.limit_in_bytes", m.0.to_string()),
+            ]
+        };
+        dirs.entry(dir)
+            .or_default()
+            .extend(files.into_iter().map(|(k, v)| (k.to_string(), v)));
+    }
+    if let Some(p) = c.pids {
+        let dir = need("pids", "pids")?;
+        dirs.entry(dir).or_default().push(("pids.max".into(), p.to_string()));
+    }
+    if let Some(cpu) = c.cpu {
+        // A 100 ms period; the quota is the share of it.
+        let quota = u64::from(cpu.0) * 100;
+        let dir = need("cpu", "cpu")?;
+        let files = if v2(facts, "cpu") {
+            vec![("cpu.max", format!("{quota} 100000"))]
+        } else {
+            vec![
+                ("cpu.cfs_period_us", "100000".into()),
+                ("cpu.cfs_quota_us", quota.to_string()),
+            ]
+        };
+        dirs.entry(dir)
+            .or_default()
+            .extend(files.into_iter().map(|(k, v)| (k.to_string(), v)));
+    }
+    // Accounting only: memory, pids and CPU use are shown by `ls -v`.
+    for controller in ["memory", "pids", "cpuacct"] {
+        if let Some(Hierarchy::V1(mount)) = facts.cgroup.controller(controller) {
+            dirs.entry(cgroup_dir(&mount, &policy.name)).or_default();
+        }
+    }
+    Ok(dirs
+        .into_iter()
+        .map(|(path, limits)| HostStep::CreateCgroup { path, limits })
+        .collect())
+}
+
+/// The policy's syscall rules as this machine carries them out: without the
+/// privilege to load cgroup BPF, address rewriting goes through the supervisor.
+fn syscall_policy(policy: &Policy, facts: &HostFacts) -> crate::policy::SyscallPolicy {
+    let mut syscalls = policy.syscalls.clone();
+    if policy.network.rewrite.is_some() && !facts.root {
+        for rule in &mut syscalls.rules {
+            if matches!(
+                rule.call,
+                Sysno::bind | Sysno::connect | Sysno::sendto | Sysno::sendmsg | Sysno::sendmmsg
+            ) && rule.otherwise == Action::Allow
+            {
+                rule.otherwise = Action::Notify(Notify::NetFallback);
+            }
+        }
+    }
+    syscalls
+}
+
+fn spawn(policy: &Policy, options: &Options, ids: &IdMapping) -> Result<Spawn, PlanError> {
+    let p = &policy.process;
+    let user = match (&options.host_user, &p.user.name) {
+        (Some((u, groups)), _) => SpawnUser::Resolved {
+            name: u.name.clone(),
+            uid: u.uid,
+            gid: u.gid,
+            groups: groups.clone(),
+            home: u.home.clone(),
+            shell: u.shell.clone(),
+        },
+        (None, Some(who)) if p.user.database == "jail" => SpawnUser::Jail(who.clone()),
+        _ => SpawnUser::Root,
+    };
+    let _ = ids;
+    Ok(Spawn {
+        argv: options.command.clone().unwrap_or_else(|| p.command.clone()),
+        workdir: p.workdir.to_string(),
+        user,
+        groups: p.user.groups.clone(),
+        env: SpawnEnv {
+            clean: p.env.clean,
+            inherit: if p.env.clean {
+                BTreeMap::new()
+            } else {
+                options.caller_env.clone()
+            },
+            term: options.caller_env.get("TERM").cloned(),
+            set: p.env.set.clone(),
+        },
+        tty: options.tty,
+    })
+}
+
+/// The rlimit value as the kernel takes it.
+pub fn rlim(value: RlimitValue) -> u64 {
+    match value {
+        RlimitValue::Limited(n) => n,
+        RlimitValue::Unlimited => u64::MAX,
+    }
+}

@@ -1,0 +1,261 @@
+//! The plan as `sysjail up --dry-run` prints it: each step reads like the calls
+//! it makes.
+
+use std::fmt;
+
+use super::{HostStep, JailStep, LaunchPlan, NEWROOT, OLDROOT, STAGING, SpawnUser};
+use crate::model::{AbsPath, RlimitValue};
+
+fn under(root: &str, p: &AbsPath) -> String {
+    if p.is_root() {
+        root.to_string()
+    } else {
+        format!("{root}{p}")
+    }
+}
+
+impl fmt::Display for HostStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostStep::CreateCgroup { path, limits } => {
+                write!(f, "mkdir({:?})", path.display().to_string())?;
+                for (file, value) in limits {
+                    let (file, optional) = match file.strip_prefix('?') {
+                        Some(f) => (f, " if present"),
+                        None => (file.as_str(), ""),
+                    };
+                    write!(f, "; write({file}, \"{value}\"){optional}")?;
+                }
+                Ok(())
+            }
+            HostStep::Clone { namespaces } => {
+                let flags: Vec<String> = namespaces
+                    .iter()
+                    .map(|ns| format!("CLONE_NEW{}", format!("{ns:?}").to_uppercase()))
+                    .collect();
+                let flags = flags.join("|").replace("CLONE_NEWMOUNT", "CLONE_NEWNS");
+                write!(f, "clone3({flags}|CLONE_PIDFD) = init")
+            }
+            HostStep::JoinCgroup { path } => write!(f, "write({}/cgroup.procs, init)", path.display()),
+            HostStep::WriteIdMaps {
+                uid_map,
+                gid_map,
+                deny_setgroups,
+            } => {
+                let lines = |m: &[(u32, u32, u32)]| {
+                    m.iter()
+                        .map(|(a, b, c)| format!("{a} {b} {c}"))
+                        .collect::<Vec<_>>()
+                        .join("\\n")
+                };
+                write!(f, "write(/proc/init/uid_map, \"{}\"); ", lines(uid_map))?;
+                if *deny_setgroups {
+                    write!(f, "write(/proc/init/setgroups, \"deny\"); ")?;
+                }
+                write!(f, "write(/proc/init/gid_map, \"{}\")", lines(gid_map))
+            }
+            HostStep::PrepareMount {
+                source,
+                recursive,
+                idmap,
+                slot,
+            } => {
+                write!(
+                    f,
+                    "open_tree(\"{source}\", OPEN_TREE_CLONE{})",
+                    if *recursive { "|AT_RECURSIVE" } else { "" }
+                )?;
+                if *idmap {
+                    write!(f, "; mount_setattr(MOUNT_ATTR_IDMAP, userns of init)")?;
+                }
+                write!(f, " = prepared[{slot}]")
+            }
+        }
+    }
+}
+
+impl fmt::Display for JailStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ro = |r: &bool| if *r { "|MOUNT_ATTR_RDONLY" } else { "" };
+        match self {
+            JailStep::SwitchIds { uid, gid, clear_groups } => {
+                if *clear_groups {
+                    write!(f, "setgroups(0, NULL); ")?;
+                }
+                write!(f, "setresgid({gid}, {gid}, {gid}); setresuid({uid}, {uid}, {uid})")
+            }
+            JailStep::UnshareCgroup => write!(f, "unshare(CLONE_NEWCGROUP)"),
+            JailStep::PrivateMounts => write!(f, "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE)"),
+            JailStep::Staging => write!(
+                f,
+                "mount(\"tmpfs\", \"{STAGING}\", \"tmpfs\"); mkdir({OLDROOT}, {NEWROOT}); pivot_root(\"{STAGING}\", \"{STAGING}{OLDROOT}\")"
+            ),
+            JailStep::Root { source, prepared } => match prepared {
+                Some(slot) => write!(f, "move_mount(prepared[{slot}] = \"{source}\", \"{NEWROOT}\")"),
+                None => write!(
+                    f,
+                    "open_tree(\"{}\", OPEN_TREE_CLONE|AT_RECURSIVE); move_mount(\"{NEWROOT}\")",
+                    under(OLDROOT, source)
+                ),
+            },
+            JailStep::Bind {
+                source,
+                target,
+                read_only,
+                recursive,
+                prepared,
+                create,
+            } => {
+                match prepared {
+                    Some(slot) => write!(f, "prepared[{slot}] = \"{source}\"")?,
+                    None => write!(
+                        f,
+                        "open_tree(\"{}\", OPEN_TREE_CLONE{})",
+                        under(OLDROOT, source),
+                        if *recursive { "|AT_RECURSIVE" } else { "" }
+                    )?,
+                }
+                write!(
+                    f,
+                    "; mount_setattr(MOUNT_ATTR_NOSUID|MOUNT_ATTR_NODEV{}); move_mount(\"{}\"){}",
+                    ro(read_only),
+                    under(NEWROOT, target),
+                    if *create { ", creating it" } else { "" }
+                )
+            }
+            JailStep::Tmpfs {
+                target,
+                size,
+                mode,
+                read_only,
+                create,
+            } => write!(
+                f,
+                "mount(\"tmpfs\", \"{}\", \"tmpfs\", MS_NOSUID|MS_NODEV{}, \"size={},mode={:o}\"){}",
+                under(NEWROOT, target),
+                if *read_only { "|MS_RDONLY" } else { "" },
+                size.0,
+                mode,
+                if *create { ", creating it" } else { "" }
+            ),
+            JailStep::Proc { target, .. } => write!(
+                f,
+                "mount(\"proc\", \"{}\", \"proc\", MS_NOSUID|MS_NODEV|MS_NOEXEC)",
+                under(NEWROOT, target)
+            ),
+            JailStep::Dev { target, tty_gid, .. } => {
+                let dev = under(NEWROOT, target);
+                write!(
+                    f,
+                    "mount(\"tmpfs\", \"{dev}\", \"tmpfs\", MS_NOSUID|MS_NOEXEC, \"mode=755\"); bind {OLDROOT}/dev/{{null,zero,full,random,urandom,tty}}; \
+                     mount(\"devpts\", \"{dev}/pts\", \"devpts\", \"newinstance,ptmxmode=0666,mode=620{}\"); \
+                     mount(\"tmpfs\", \"{dev}/shm\"); mount(\"mqueue\", \"{dev}/mqueue\"); symlinks ptmx fd stdin stdout stderr",
+                    tty_gid.map(|g| format!(",gid={g}")).unwrap_or_default()
+                )
+            }
+            JailStep::Mask { target } => write!(
+                f,
+                "mask \"{}\" (/dev/null or an empty read-only tmpfs), if present",
+                under(NEWROOT, target)
+            ),
+            JailStep::ReadOnly { target } => {
+                write!(
+                    f,
+                    "mount_setattr(\"{}\", AT_RECURSIVE, MOUNT_ATTR_RDONLY), if present",
+                    under(NEWROOT, target)
+                )
+            }
+            JailStep::RootReadOnly => write!(f, "mount_setattr(\"{NEWROOT}\", MOUNT_ATTR_RDONLY)"),
+            JailStep::PivotRoot => write!(
+                f,
+                "umount2(\"{OLDROOT}\", MNT_DETACH); chdir(\"{NEWROOT}\"); pivot_root(\".\", \".\"); umount2(\".\", MNT_DETACH)"
+            ),
+            JailStep::Hostname { name } => write!(f, "sethostname(\"{name}\")"),
+            JailStep::LoopbackUp => write!(f, "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)"),
+            JailStep::Rlimits { limits } => {
+                let parts: Vec<String> = limits
+                    .iter()
+                    .map(|(r, v)| {
+                        let v = match v {
+                            RlimitValue::Limited(n) => n.to_string(),
+                            RlimitValue::Unlimited => "RLIM_INFINITY".into(),
+                        };
+                        format!("setrlimit({}, {v}, {v})", r.kernel_name())
+                    })
+                    .collect();
+                f.write_str(&parts.join("; "))
+            }
+            JailStep::Capabilities { keep } => {
+                let names: Vec<&str> = keep
+                    .iter()
+                    .filter_map(|&n| crate::policy::Capability::ALL.get(n as usize).map(|c| c.name()))
+                    .collect();
+                write!(
+                    f,
+                    "prctl(PR_CAPBSET_DROP, all but {}); capset(same); prctl(PR_CAP_AMBIENT_CLEAR_ALL)",
+                    names.join(" ")
+                )
+            }
+            JailStep::NoNewPrivs => write!(f, "prctl(PR_SET_NO_NEW_PRIVS, 1)"),
+            JailStep::Landlock { rules, scopes } => write!(
+                f,
+                "landlock_create_ruleset(all fs rights, scopes {}); {} path-beneath rules; landlock_restrict_self()",
+                scopes
+                    .iter()
+                    .map(|s| format!("{s:?}").to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+                rules.len()
+            ),
+            JailStep::Seccomp { program, listener } => write!(
+                f,
+                "seccomp(SECCOMP_SET_MODE_FILTER{}, {} instructions)",
+                if *listener {
+                    ", SECCOMP_FILTER_FLAG_NEW_LISTENER"
+                } else {
+                    ""
+                },
+                program.len()
+            ),
+        }
+    }
+}
+
+impl LaunchPlan {
+    /// The plan as text, numbered as the executor names steps in errors.
+    pub fn render(&self) -> String {
+        let mut out = format!("launch plan of jail {}\n\nsupervisor (host side)\n", self.name);
+        for (i, s) in self.host.iter().enumerate() {
+            out.push_str(&format!("  {:>2}. {s}\n", i + 1));
+        }
+        out.push_str("\ninit (pid 1 of the jail)\n");
+        for (i, s) in self.jail.iter().enumerate() {
+            out.push_str(&format!("  {:>2}. {s}\n", i + 1));
+        }
+        let s = &self.spawn;
+        let who = match &s.user {
+            SpawnUser::Root => "jail root".to_string(),
+            SpawnUser::Jail(u) => format!("{u} from the jail's /etc/passwd"),
+            SpawnUser::Resolved { name, uid, gid, .. } => {
+                format!("{name} (uid {uid}, gid {gid}) from the host's /etc/passwd")
+            }
+        };
+        out.push_str(&format!(
+            "\nthen\n  fork; setsid{}; setgroups; setresgid; setresuid: {who}; chdir(\"{}\"); execve({:?})\n",
+            if s.tty {
+                "; ioctl(TIOCSCTTY) on a pseudo-terminal of the jail's devpts"
+            } else {
+                ""
+            },
+            s.workdir,
+            s.argv
+        ));
+        if !self.degraded.is_empty() {
+            out.push_str("\non this machine\n");
+            for d in &self.degraded {
+                out.push_str(&format!("  {d}\n"));
+            }
+        }
+        out
+    }
+}

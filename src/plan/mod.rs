@@ -1,0 +1,294 @@
+//! Stage 4: the launch plan. The policy table, the machine's facts and the
+//! launch's options become an ordered list of setup steps, as data.
+//!
+//! Nothing here makes a system call. [`crate::sys`] carries the steps out, one
+//! loop for the supervisor's and one for the jail's init, and `sysjail up
+//! --dry-run` prints them. The jail side follows bubblewrap: a tmpfs becomes a
+//! staging root with the host's tree under `/oldroot`, the jail's root is built
+//! at `/newroot` from sources under `/oldroot`, and a second pivot_root enters
+//! it and detaches everything else.
+
+mod build;
+mod display;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+pub use build::{Options, PlanError, build, cgroup_dir, rlim};
+
+use crate::model::{AbsPath, Bytes, IdRef, Rlimit, RlimitValue};
+use crate::policy::landlock::{Access, Scope};
+use crate::policy::{Namespace, Policy};
+use crate::seccomp::bpf::Insn;
+
+/// Where the jail side builds the new root before entering it.
+pub const STAGING: &str = "/tmp";
+/// The host's tree during setup, relative to the staging root.
+pub const OLDROOT: &str = "/oldroot";
+/// The jail's root during setup, relative to the staging root.
+pub const NEWROOT: &str = "/newroot";
+
+/// Everything a launch does, in order.
+#[derive(Clone, Debug, Serialize)]
+pub struct LaunchPlan {
+    /// The jail's name.
+    pub name: String,
+    /// The policy it carries out.
+    #[serde(skip)]
+    pub policy: Policy,
+    /// Steps of the supervisor, which runs on the host.
+    pub host: Vec<HostStep>,
+    /// Steps of the jail's init, inside the new namespaces.
+    pub jail: Vec<JailStep>,
+    /// The jail's command.
+    pub spawn: Spawn,
+    /// Id mapping.
+    pub ids: IdMapping,
+    /// Why some of the policy cannot be carried out on this machine.
+    pub degraded: Vec<String>,
+}
+
+/// A step the supervisor carries out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "step")]
+pub enum HostStep {
+    /// Creates the jail's cgroup in one hierarchy and writes its limits.
+    CreateCgroup {
+        /// The directory.
+        path: PathBuf,
+        /// Files and values written into it.
+        limits: Vec<(String, String)>,
+    },
+    /// Creates the jail's init in new namespaces; it waits for the steps below.
+    Clone {
+        /// Namespaces created.
+        namespaces: Vec<Namespace>,
+    },
+    /// Moves init into a cgroup before it runs anything.
+    JoinCgroup {
+        /// The cgroup directory.
+        path: PathBuf,
+    },
+    /// Writes init's uid_map, setgroups and gid_map.
+    WriteIdMaps {
+        /// uid_map lines: inside, outside, count.
+        uid_map: Vec<(u32, u32, u32)>,
+        /// gid_map lines.
+        gid_map: Vec<(u32, u32, u32)>,
+        /// Write "deny" to setgroups first (required without privilege).
+        deny_setgroups: bool,
+    },
+    /// Makes a detached copy of a host tree, id-mapped or not, for init to
+    /// attach. Made on the host, where no mount is locked: inside the jail's
+    /// user namespace the kernel refuses a copy of `/` without its submounts.
+    PrepareMount {
+        /// Host path.
+        source: AbsPath,
+        /// With the mounts below it.
+        recursive: bool,
+        /// Id-mapped into the jail's range.
+        idmap: bool,
+        /// Index in the list of prepared mounts init receives.
+        slot: usize,
+    },
+}
+
+/// A step the jail's init carries out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "step")]
+pub enum JailStep {
+    /// Init takes the jail's own ids once the supervisor has mapped them (it
+    /// was created with the launcher's, which the jail's range does not hold).
+    SwitchIds {
+        /// Jail-side uid.
+        uid: u32,
+        /// Jail-side gid.
+        gid: u32,
+        /// Drop the launcher's supplementary groups (impossible, and
+        /// unnecessary, without privilege).
+        clear_groups: bool,
+    },
+    /// A new cgroup namespace, rooted at the jail's cgroups.
+    UnshareCgroup,
+    /// Stops mount events from propagating to or from the host.
+    PrivateMounts,
+    /// A tmpfs at [`STAGING`] becomes the root; the host's tree moves to `/oldroot`.
+    Staging,
+    /// The jail's root at `/newroot`.
+    Root {
+        /// Host path (under `/oldroot`).
+        source: AbsPath,
+        /// A prepared id-mapped mount to attach instead.
+        prepared: Option<usize>,
+    },
+    /// A host path bound into the jail.
+    Bind {
+        /// Host path.
+        source: AbsPath,
+        /// Inside the jail.
+        target: AbsPath,
+        /// Read-only.
+        read_only: bool,
+        /// With submounts.
+        recursive: bool,
+        /// A prepared id-mapped mount to attach instead.
+        prepared: Option<usize>,
+        /// Create a missing mount point (never in the host's root).
+        create: bool,
+    },
+    /// A tmpfs.
+    Tmpfs {
+        /// Inside the jail.
+        target: AbsPath,
+        /// Size limit.
+        size: Bytes,
+        /// Root directory mode.
+        mode: u32,
+        /// Read-only.
+        read_only: bool,
+        /// Create a missing mount point.
+        create: bool,
+    },
+    /// A new proc instance.
+    Proc {
+        /// Inside the jail.
+        target: AbsPath,
+        /// Create a missing mount point.
+        create: bool,
+    },
+    /// The minimal /dev.
+    Dev {
+        /// Inside the jail.
+        target: AbsPath,
+        /// Group of the tty devices (5, "tty") when it is mapped.
+        tty_gid: Option<u32>,
+        /// Create a missing mount point.
+        create: bool,
+    },
+    /// Hides a path of /proc.
+    Mask {
+        /// Inside the jail.
+        target: AbsPath,
+    },
+    /// Makes a path read-only in place.
+    ReadOnly {
+        /// Inside the jail.
+        target: AbsPath,
+    },
+    /// Makes the root mount read-only, now that its mount points exist.
+    RootReadOnly,
+    /// Enters `/newroot` and detaches the staging root and the host's tree.
+    PivotRoot,
+    /// Sets the UTS host name.
+    Hostname {
+        /// The name.
+        name: String,
+    },
+    /// Brings loopback up in the jail's network namespace.
+    LoopbackUp,
+    /// Sets hard and soft rlimits.
+    Rlimits {
+        /// Values.
+        limits: Vec<(Rlimit, RlimitValue)>,
+    },
+    /// Reduces the bounding set; init keeps the same set as its own.
+    Capabilities {
+        /// Capabilities kept, by number.
+        keep: Vec<u8>,
+    },
+    /// PR_SET_NO_NEW_PRIVS.
+    NoNewPrivs,
+    /// Applies a Landlock ruleset at the best ABI the kernel offers.
+    Landlock {
+        /// Path-beneath rules.
+        rules: Vec<(AbsPath, Access)>,
+        /// Scopes.
+        scopes: Vec<Scope>,
+    },
+    /// Installs the seccomp filter; last, as the one that forbids setup calls.
+    Seccomp {
+        /// The program.
+        #[serde(skip)]
+        program: Vec<Insn>,
+        /// Install with a listener the supervisor answers.
+        listener: bool,
+    },
+}
+
+/// Id mapping of the jail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IdMapping {
+    /// First host id of the jail's range (jail id 0).
+    pub host_base: u32,
+    /// Number of ids mapped.
+    pub count: u32,
+    /// Rootless: the one jail id that maps to the caller.
+    pub single: Option<u32>,
+}
+
+impl IdMapping {
+    /// True when `id` (a jail-side id) is mapped.
+    pub fn maps(&self, id: u32) -> bool {
+        match self.single {
+            Some(only) => id == only,
+            None => id < self.count,
+        }
+    }
+}
+
+/// How a process is started inside the jail (the main command, or `exec`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Spawn {
+    /// argv; argv\[0\] without a slash is searched in PATH.
+    pub argv: Vec<String>,
+    /// Working directory.
+    pub workdir: String,
+    /// Whose credentials.
+    pub user: SpawnUser,
+    /// Supplementary groups instead of the user's own.
+    pub groups: Option<Vec<IdRef>>,
+    /// The environment.
+    pub env: SpawnEnv,
+    /// Give the process the pseudo-terminal passed as its stdio.
+    pub tty: bool,
+}
+
+/// Credentials of a spawned process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpawnUser {
+    /// Jail root.
+    Root,
+    /// Looked up in the jail's /etc/passwd when spawned.
+    Jail(IdRef),
+    /// Looked up in the host's /etc/passwd at launch.
+    Resolved {
+        /// Login name.
+        name: String,
+        /// uid.
+        uid: u32,
+        /// gid.
+        gid: u32,
+        /// Supplementary groups.
+        groups: Vec<u32>,
+        /// Home directory.
+        home: String,
+        /// Shell.
+        shell: String,
+    },
+}
+
+/// The environment of a spawned process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SpawnEnv {
+    /// Start clean: HOME, SHELL and USER from the login, TERM from `term`.
+    pub clean: bool,
+    /// Inherited variables (when not clean).
+    pub inherit: BTreeMap<String, String>,
+    /// The caller's TERM (kept by a clean environment).
+    pub term: Option<String>,
+    /// Set last.
+    pub set: BTreeMap<String, String>,
+}

@@ -1,0 +1,83 @@
+//! The janitor: a small process that outlives a supervisor killed with SIGKILL.
+//!
+//! The jail dies with its supervisor (init has PR_SET_PDEATHSIG), and so do
+//! its network devices (they belong to its network namespace). What remains
+//! are the cgroup directories and the registry record; the janitor waits on a
+//! pipe from the supervisor and, when it closes without a word, removes them.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use crate::state::Registry;
+use crate::sys::host;
+
+/// What the janitor cleans.
+pub struct Duty {
+    /// The registry.
+    pub registry: Registry,
+    /// The jail's name.
+    pub name: String,
+    /// The supervisor it watches.
+    pub supervisor_pid: i32,
+    /// The jail's cgroups.
+    pub cgroups: Vec<PathBuf>,
+}
+
+/// The byte a supervisor writes when it tore down the jail itself.
+pub const DONE: u8 = b'd';
+
+/// Starts the janitor; returns the pipe end the supervisor keeps.
+pub fn start(duty: Duty) -> std::io::Result<OwnedFd> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // SAFETY: the supervisor is single-threaded here; the child only reads a
+    // pipe, removes files and exits.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { .. } => Ok(write),
+        nix::unistd::ForkResult::Child => {
+            drop(write);
+            // Hold nothing of the supervisor's but the pipe: a pipe the
+            // janitor kept open would never tell its reader that all is done.
+            let keep = read.as_raw_fd();
+            for fd in 0..keep {
+                // SAFETY: closing inherited descriptors this process never uses;
+                // it _exits, so no Rust object closes them again.
+                unsafe { libc::close(fd) };
+            }
+            let _ = crate::sys::raw::close_from(keep as u32 + 1);
+            let _ = nix::unistd::setsid();
+            for sig in [
+                libc::SIGINT,
+                libc::SIGTERM,
+                libc::SIGHUP,
+                libc::SIGQUIT,
+                libc::SIGTSTP,
+                libc::SIGTTIN,
+                libc::SIGTTOU,
+            ] {
+                // SAFETY: ignoring signals; no handler runs.
+                unsafe { libc::signal(sig, libc::SIG_IGN) };
+            }
+            let mut byte = [0u8; 1];
+            let mut f = std::fs::File::from(read);
+            let told = matches!(f.read(&mut byte), Ok(1) if byte[0] == DONE);
+            if !told {
+                clean(&duty);
+            }
+            // SAFETY: the child of a fork exits without the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+    }
+}
+
+fn clean(duty: &Duty) {
+    for cg in &duty.cgroups {
+        let _ = host::remove_cgroup(cg);
+    }
+    if let Ok(lock) = duty.registry.lock() {
+        let ours = duty.registry.list(&lock).into_iter().find(|r| r.name == duty.name);
+        if ours.is_some_and(|r| r.supervisor_pid == duty.supervisor_pid) {
+            duty.registry.remove(&lock, &duty.name);
+        }
+    }
+}

@@ -1,0 +1,1057 @@
+//! Stage 6, the supervisor: creates the jail from its launch plan and keeps it.
+//!
+//! `sysjail up` is the supervisor. It makes the jail's cgroups, creates init
+//! in new namespaces (clone3), maps its ids, hands it id-mapped mounts, lets
+//! it set the jail up, starts the jail's command through it, and then serves:
+//! signals, `exec` and `down` requests on the control socket, the seccomp
+//! listener, and the terminal. When init exits the jail is over; the supervisor
+//! removes what is left and exits with the command's status.
+
+pub mod channel;
+pub mod client;
+pub mod control;
+mod init;
+pub mod janitor;
+mod notify;
+pub mod proto;
+pub mod tty;
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use channel::Channel;
+use proto::{FromInit, Reply, Request, Status, ToInit};
+
+use crate::host::HostFacts;
+use crate::model::{Identity, Jail, MountKind};
+use crate::plan::{self, HostStep, LaunchPlan, Spawn, SpawnUser};
+use crate::policy::{self, JAIL_IDS, Policy};
+use crate::state::{self, Record, Registry, StateError};
+use crate::sys::{host, probe, raw};
+use crate::users;
+
+/// First host id of jail 0's range; jail N maps to the 65536 ids from
+/// ID_BASE + N * 65536, above the ranges systemd-nspawn picks from.
+pub const ID_BASE: u32 = 0x7000_0000;
+
+/// What `sysjail up` was asked.
+pub struct Launch {
+    /// The validated definition.
+    pub jail: Jail,
+    /// Digest of its files.
+    pub digest: u64,
+    /// Replaces the definition's command.
+    pub command: Option<Vec<String>>,
+    /// Detach once the command runs.
+    pub background: bool,
+    /// Print the jail id.
+    pub print_id: bool,
+    /// The registry.
+    pub registry: Registry,
+    /// Log denied calls (also `log-denials` in the definition).
+    pub log_denials: Option<PathBuf>,
+    /// Mount a dedicated root without id mapping.
+    pub no_idmap: bool,
+    /// `-d` count: 1 warnings, 2 debug notes.
+    pub verbose: u8,
+}
+
+/// Why a jail did not start, or ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    /// The plan cannot be made here.
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    /// The registry refused.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A host-side step failed.
+    #[error("{what}: {error}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        error: io::Error,
+    },
+    /// A jail-side setup step failed.
+    #[error("setting up the jail: {0}")]
+    Setup(String),
+    /// `host-user` is unknown.
+    #[error("host-user {0} is not in the host's /etc/passwd")]
+    HostUser(String),
+    /// The command could not be started.
+    #[error("{0}")]
+    Command(String),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> UpError {
+    let what = what.into();
+    move |error| UpError::Io { what, error }
+}
+
+/// Resolves what the launch needs from the host and the caller.
+pub fn options(launch: &Launch, facts: &HostFacts, policy: &Policy, tty: bool) -> Result<plan::Options, UpError> {
+    let mut options = plan::Options {
+        command: launch.command.clone(),
+        caller_env: std::env::vars().collect(),
+        tty,
+        log_denials: launch.log_denials.is_some() || policy.denial_log.is_some(),
+        no_idmap: launch.no_idmap,
+        ..plan::Options::default()
+    };
+    match &launch.jail.identity {
+        Identity::Host(who) => {
+            let passwd = users::parse_passwd(&std::fs::read_to_string("/etc/passwd").unwrap_or_default());
+            let group = users::parse_group(&std::fs::read_to_string("/etc/group").unwrap_or_default());
+            let user = users::find_user(&passwd, who).ok_or_else(|| UpError::HostUser(who.to_string()))?;
+            let groups = users::groups_of(&group, &user);
+            options.rootless_uid = Some(user.uid);
+            options.host_user = Some((user, groups));
+        }
+        Identity::Jail(who) if !facts.root => {
+            // Without privilege only one id maps: it must be known before launch.
+            let passwd =
+                std::fs::read_to_string(launch.jail.root.path.as_path().join("etc/passwd")).unwrap_or_default();
+            let user = users::find_user(&users::parse_passwd(&passwd), who).ok_or_else(|| {
+                UpError::Command(format!("user {who} is not in {}/etc/passwd", launch.jail.root.path))
+            })?;
+            options.rootless_uid = Some(user.uid);
+        }
+        _ => {}
+    }
+    Ok(options)
+}
+
+/// The plan `up` would carry out, as text (`--dry-run`); creates nothing.
+pub fn dry_run(launch: &Launch) -> Result<String, UpError> {
+    let facts = probe::probe();
+    let policy = policy::compile(&launch.jail);
+    let mut options = options(launch, &facts, &policy, false)?;
+    options.id_base = ID_BASE + JAIL_IDS;
+    let plan = plan::build(&policy, &facts, &options)?;
+    Ok(plan.render())
+}
+
+/// Launches the jail and supervises it; returns the exit status of `sysjail up`.
+pub fn up(launch: Launch) -> Result<i32, UpError> {
+    // Detach before anything is locked or created: the waiting parent holds
+    // nothing, and learns through a pipe whether the jail runs.
+    let mut detached = None;
+    if launch.background {
+        match background(launch.print_id)? {
+            Detach::Parent(code) => return Ok(code),
+            Detach::Child(report) => detached = Some(report),
+        }
+        detach_stdio(launch.jail.log.as_ref().map(|p| p.as_path()));
+    }
+    let outcome = launch_and_supervise(&launch, detached.as_mut());
+    if let (Some(report), Err(e)) = (detached.as_mut(), &outcome) {
+        report.failed(&e.to_string());
+    }
+    outcome
+}
+
+fn launch_and_supervise(launch: &Launch, detached: Option<&mut Report>) -> Result<i32, UpError> {
+    let facts = probe::probe();
+    let policy = policy::compile(&launch.jail);
+    let tty = !launch.background && [0, 1, 2].iter().any(|&fd| tty::is_tty(borrow(fd)));
+    let mut options = options(launch, &facts, &policy, tty)?;
+    let registry = launch.registry.clone();
+    let lock = registry.lock()?;
+    let jid = registry.reserve(&lock, &policy.name)?;
+    options.id_base = ID_BASE + jid * JAIL_IDS;
+    let plan = plan::build(&policy, &facts, &options)?;
+    if launch.verbose > 0 {
+        for d in &plan.degraded {
+            eprintln!("sysjail: warning: {d}");
+        }
+    }
+
+    let cgroups: Vec<PathBuf> = plan
+        .host
+        .iter()
+        .filter_map(|s| match s {
+            HostStep::CreateCgroup { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .collect();
+    let me = std::process::id() as i32;
+    let mut record = Record {
+        id: jid,
+        name: policy.name.clone(),
+        hostname: policy.hostname.clone(),
+        path: launch.jail.root.path.to_string(),
+        mode: policy.network.mode.to_string(),
+        ipv4: launch.jail.network.ipv4.iter().map(|a| a.addr.to_string()).collect(),
+        ipv6: launch.jail.network.ipv6.iter().map(|a| a.addr.to_string()).collect(),
+        allow: launch.jail.allow.iter().map(|a| a.to_string()).collect(),
+        supervisor_pid: me,
+        supervisor_start: state::start_time(me).unwrap_or(0),
+        init_pid: None,
+        started: state::now(),
+        definition: launch
+            .jail
+            .definition
+            .clone()
+            .map(|p| std::fs::canonicalize(&p).unwrap_or(p)),
+        digest: format!("{:016x}", launch.digest),
+        id_base: plan.ids.host_base,
+        cgroups: cgroups.clone(),
+        control: registry.control_path(&policy.name),
+        state: "starting".into(),
+        limits: state::Limits {
+            memory: policy.cgroup.memory.map(|b| b.0),
+            pids: policy.cgroup.pids,
+            cpu: policy.cgroup.cpu.map(|c| c.0),
+        },
+    };
+    registry.write(&lock, &record)?;
+    let control =
+        control::listen(&record.control).map_err(io_err(format!("control socket {}", record.control.display())))?;
+    drop(lock);
+    let janitor = janitor::start(janitor::Duty {
+        registry: registry.clone(),
+        name: policy.name.clone(),
+        supervisor_pid: me,
+        cgroups: cgroups.clone(),
+    })
+    .map_err(io_err("starting the janitor"))?;
+
+    let outcome = supervise(launch, &plan, &registry, &mut record, control, detached);
+    for cg in &cgroups {
+        if let Err(e) = host::remove_cgroup(cg) {
+            eprintln!("sysjail: {e}");
+        }
+    }
+    if let Ok(lock) = registry.lock() {
+        registry.remove(&lock, &policy.name);
+    }
+    let _ = nix::unistd::write(&janitor, &[janitor::DONE]);
+    outcome
+}
+
+fn borrow(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: 0, 1 and 2 stay open for the process's life.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// How a background launch reports to the command that started it.
+struct Report {
+    pipe: Option<OwnedFd>,
+}
+
+impl Report {
+    fn running(&mut self, jid: u32) {
+        if let Some(p) = self.pipe.take() {
+            let _ = nix::unistd::write(&p, format!("ok {jid}").as_bytes());
+        }
+    }
+    fn failed(&mut self, why: &str) {
+        if let Some(p) = self.pipe.take() {
+            let _ = nix::unistd::write(&p, format!("error {why}").as_bytes());
+        }
+    }
+}
+
+enum Detach {
+    Parent(i32),
+    Child(Report),
+}
+
+/// Forks: the parent waits until the jail runs (or fails) and returns; the
+/// child becomes the detached supervisor.
+fn background(print_id: bool) -> Result<Detach, UpError> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| UpError::Io {
+        what: "pipe".into(),
+        error: e.into(),
+    })?;
+    // SAFETY: single-threaded; the child continues as the supervisor.
+    match unsafe { nix::unistd::fork() }.map_err(|e| UpError::Io {
+        what: "fork".into(),
+        error: e.into(),
+    })? {
+        nix::unistd::ForkResult::Parent { .. } => {
+            drop(write);
+            // One read: the report is a single short write, and other processes
+            // of the jail's family may hold the pipe open long after.
+            let mut buf = [0u8; 512];
+            let n = std::fs::File::from(read).read(&mut buf).unwrap_or(0);
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            match msg.split_once(' ') {
+                Some(("ok", jid)) => {
+                    if print_id {
+                        println!("{jid}");
+                    }
+                    Ok(Detach::Parent(0))
+                }
+                Some(("error", why)) => {
+                    eprintln!("sysjail: {why}");
+                    Ok(Detach::Parent(1))
+                }
+                _ => {
+                    eprintln!("sysjail: the background supervisor exited before the jail ran");
+                    Ok(Detach::Parent(1))
+                }
+            }
+        }
+        nix::unistd::ForkResult::Child => {
+            drop(read);
+            let _ = nix::unistd::setsid();
+            Ok(Detach::Child(Report { pipe: Some(write) }))
+        }
+    }
+}
+
+/// A detached supervisor reads nothing and writes its messages to the jail's
+/// log, or nowhere (the old manual: standard input and output to /dev/null).
+fn detach_stdio(log: Option<&std::path::Path>) {
+    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null");
+    let out = match log {
+        Some(p) => std::fs::OpenOptions::new().create(true).append(true).open(p),
+        None => std::fs::OpenOptions::new().write(true).open("/dev/null"),
+    };
+    if let (Ok(null), Ok(out)) = (null, out) {
+        // SAFETY: dup2 onto 0, 1 and 2 of descriptors we hold.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(out.as_raw_fd(), 1);
+            libc::dup2(out.as_raw_fd(), 2);
+        }
+    }
+}
+
+/// The signals the supervisor handles, read through a signalfd.
+fn handled_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGCONT,
+        Signal::SIGTSTP,
+        Signal::SIGCHLD,
+        Signal::SIGPIPE,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+fn supervise(
+    launch: &Launch,
+    plan: &LaunchPlan,
+    registry: &Registry,
+    record: &mut Record,
+    control: OwnedFd,
+    detached: Option<&mut Report>,
+) -> Result<i32, UpError> {
+    for step in &plan.host {
+        if let HostStep::CreateCgroup { path, limits } = step {
+            host::create_cgroup(path, limits).map_err(io_err(format!("cgroup {}", path.display())))?;
+        }
+    }
+    let signals = handled_signals();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None).map_err(|e| UpError::Io {
+        what: "sigprocmask".into(),
+        error: e.into(),
+    })?;
+    let sigfd =
+        SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| UpError::Io {
+            what: "signalfd".into(),
+            error: e.into(),
+        })?;
+    let (chan, init_chan) = Channel::pair().map_err(io_err("socketpair"))?;
+    let flags = plan
+        .host
+        .iter()
+        .find_map(|s| match s {
+            HostStep::Clone { namespaces } => Some(namespaces.iter().fold(0u64, |f, ns| f | ns_flag(*ns))),
+            _ => None,
+        })
+        .unwrap_or(0);
+    // SAFETY: the supervisor is single-threaded; the child runs init and exits.
+    let (init_pid, init_pidfd) = match unsafe { raw::clone3(flags) }.map_err(|e| clone_error(e, flags))? {
+        raw::Forked::Child => {
+            drop(chan);
+            init::run(plan, init_chan)
+        }
+        raw::Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(init_chan);
+    let mut jail = Running::new(launch, plan, chan, init_pid, init_pidfd, sigfd, control);
+    let prepared = match host_steps(plan, init_pid) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            jail.kill();
+            return Err(e);
+        }
+    };
+    let raw_fds: Vec<RawFd> = prepared.iter().map(|fd| fd.as_raw_fd()).collect();
+    jail.chan
+        .send(
+            &ToInit::Go {
+                prepared: prepared.len(),
+            },
+            &raw_fds,
+        )
+        .map_err(io_err("sending the go-ahead"))?;
+    drop(prepared);
+    match jail.chan.recv::<FromInit>() {
+        Ok(Some((FromInit::Ready { notes, listener }, mut fds))) => {
+            if launch.verbose > 1
+                || (launch.verbose > 0
+                    && notes
+                        .iter()
+                        .any(|n| n.contains("partially") || n.contains("not enforced")))
+            {
+                for n in notes {
+                    eprintln!("sysjail: {n}");
+                }
+            }
+            if listener {
+                jail.listener = fds.pop();
+            }
+        }
+        Ok(Some((FromInit::SetupFailed { error }, _))) => {
+            jail.wait_init();
+            return Err(UpError::Setup(error));
+        }
+        other => {
+            jail.kill();
+            return Err(UpError::Setup(format!("init exited during setup ({other:?})")));
+        }
+    }
+    record.init_pid = Some(init_pid);
+    record.state = "running".into();
+    if let Ok(lock) = registry.lock() {
+        registry.write(&lock, record)?;
+    }
+    jail.start_main(launch)?;
+    if let Some(report) = detached {
+        report.running(record.id);
+    }
+    Ok(jail.serve(registry, record))
+}
+
+fn ns_flag(ns: policy::Namespace) -> u64 {
+    use policy::Namespace::*;
+    (match ns {
+        User => libc::CLONE_NEWUSER,
+        Pid => libc::CLONE_NEWPID,
+        Mount => libc::CLONE_NEWNS,
+        Uts => libc::CLONE_NEWUTS,
+        Ipc => libc::CLONE_NEWIPC,
+        // Init unshares it once it is in the jail's cgroups.
+        Cgroup => 0,
+        Net => libc::CLONE_NEWNET,
+    }) as u64
+}
+
+fn clone_error(e: io::Error, flags: u64) -> UpError {
+    let why = match e.raw_os_error() {
+        Some(libc::EPERM) if flags & libc::CLONE_NEWUSER as u64 != 0 => {
+            "creating a user namespace was refused: user namespaces are disabled here \
+             (kernel.unprivileged_userns_clone, user.max_user_namespaces, or an LSM policy)"
+                .to_string()
+        }
+        Some(libc::ENOSPC) => "the user namespace limit is reached (user.max_user_namespaces)".to_string(),
+        Some(libc::ENOSYS) => "clone3(2) needs Linux 5.3".to_string(),
+        _ => "clone3".to_string(),
+    };
+    UpError::Io { what: why, error: e }
+}
+
+/// The supervisor's steps while init waits.
+fn host_steps(plan: &LaunchPlan, pid: i32) -> Result<Vec<OwnedFd>, UpError> {
+    let mut prepared = Vec::new();
+    for step in &plan.host {
+        match step {
+            HostStep::JoinCgroup { path } => host::join_cgroup(path, pid).map_err(io_err("joining the cgroup"))?,
+            HostStep::WriteIdMaps {
+                uid_map,
+                gid_map,
+                deny_setgroups,
+            } => host::write_id_maps(pid, uid_map, gid_map, *deny_setgroups).map_err(io_err("writing the id maps"))?,
+            HostStep::PrepareMount {
+                source,
+                recursive,
+                idmap,
+                ..
+            } => prepared
+                .push(host::prepare_mount(source, *recursive, *idmap, pid).map_err(io_err("preparing a mount"))?),
+            HostStep::CreateCgroup { .. } | HostStep::Clone { .. } => {}
+        }
+    }
+    Ok(prepared)
+}
+
+/// An `exec` client.
+struct Client {
+    chan: Channel,
+    /// The spawn it asked for, once sent.
+    id: Option<u64>,
+    /// The terminal's master, kept to resize it.
+    master: Option<OwnedFd>,
+}
+
+/// A running jail, from the supervisor's side.
+struct Running<'p> {
+    plan: &'p LaunchPlan,
+    chan: Channel,
+    init_pid: i32,
+    init_pidfd: OwnedFd,
+    sigfd: SignalFd,
+    control: OwnedFd,
+    listener: Option<OwnedFd>,
+    clients: Vec<Client>,
+    next_id: u64,
+    main_status: Option<Status>,
+    main_error: Option<String>,
+    /// The main command's terminal, relayed to ours.
+    master: Option<OwnedFd>,
+    raw_mode: Option<tty::RawMode>,
+    stdin_open: bool,
+    stop_deadline: Option<Instant>,
+    stop_timeout: Duration,
+    stop_signal: i32,
+    notifier: notify::Notifier,
+}
+
+impl<'p> Running<'p> {
+    fn new(
+        launch: &Launch,
+        plan: &'p LaunchPlan,
+        chan: Channel,
+        init_pid: i32,
+        init_pidfd: OwnedFd,
+        sigfd: SignalFd,
+        control: OwnedFd,
+    ) -> Self {
+        let log = launch
+            .log_denials
+            .clone()
+            .or_else(|| plan.policy.denial_log.as_ref().map(|p| p.as_path().to_path_buf()));
+        Running {
+            plan,
+            chan,
+            init_pid,
+            init_pidfd,
+            sigfd,
+            control,
+            listener: None,
+            clients: Vec::new(),
+            next_id: 1,
+            main_status: None,
+            main_error: None,
+            master: None,
+            raw_mode: None,
+            stdin_open: false,
+            stop_deadline: None,
+            stop_timeout: Duration::from_millis(plan.policy.process.stop_timeout_ms),
+            stop_signal: plan.policy.process.stop_signal.number(),
+            notifier: notify::Notifier::new(plan, init_pid, log),
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = raw::pidfd_send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
+        self.wait_init();
+    }
+
+    /// Reaps init; returns its wait status as (code, signal).
+    fn wait_init(&mut self) -> (i32, i32) {
+        // SAFETY: siginfo is plain data filled by waitid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        loop {
+            // SAFETY: P_PIDFD with our pidfd; info outlives the call.
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_PIDFD,
+                    self.init_pidfd.as_raw_fd() as libc::id_t,
+                    &mut info,
+                    libc::WEXITED,
+                )
+            };
+            if r == 0 {
+                break;
+            }
+            if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                return (1, 0);
+            }
+        }
+        // SAFETY: waitid succeeded with WEXITED: si_status and si_code are set.
+        let (code, status) = unsafe { (info.si_code, info.si_status()) };
+        if code == libc::CLD_EXITED {
+            (status, 0)
+        } else {
+            (0, status)
+        }
+    }
+
+    fn start_main(&mut self, launch: &Launch) -> Result<(), UpError> {
+        let mut spawn = self.plan.spawn.clone();
+        let stdio: [OwnedFd; 3] = if launch.background {
+            let null = || {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/null")
+                    .map(OwnedFd::from)
+            };
+            let out = match &launch.jail.log {
+                Some(path) => std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path.as_path())
+                    .map(OwnedFd::from),
+                None => null(),
+            }
+            .map_err(io_err("opening the log"))?;
+            let err = out.try_clone().map_err(io_err("dup"))?;
+            [null().map_err(io_err("/dev/null"))?, out, err]
+        } else if spawn.tty {
+            let pts = devpts(&launch.jail);
+            let (master, slave) =
+                tty::open_in_jail(self.init_pid, &pts).map_err(io_err("opening a terminal in the jail"))?;
+            let tty_fd = [0, 1, 2]
+                .into_iter()
+                .map(borrow)
+                .find(|fd| tty::is_tty(*fd))
+                .expect("a terminal");
+            tty::copy_winsize(tty_fd, master.as_fd());
+            self.raw_mode = tty::RawMode::enter(borrow(0));
+            self.stdin_open = tty::is_tty(borrow(0));
+            self.master = Some(master);
+            [
+                slave.try_clone().map_err(io_err("dup"))?,
+                slave.try_clone().map_err(io_err("dup"))?,
+                slave,
+            ]
+        } else {
+            let dup = |fd: RawFd| borrow(fd).try_clone_to_owned();
+            [
+                dup(0).map_err(io_err("dup"))?,
+                dup(1).map_err(io_err("dup"))?,
+                dup(2).map_err(io_err("dup"))?,
+            ]
+        };
+        spawn.tty = self.master.is_some();
+        let fds: Vec<RawFd> = stdio.iter().map(|f| f.as_raw_fd()).collect();
+        self.chan
+            .send(
+                &ToInit::Spawn {
+                    id: 0,
+                    spawn: Box::new(spawn),
+                    main: true,
+                },
+                &fds,
+            )
+            .map_err(io_err("starting the command"))?;
+        drop(stdio);
+        // The answer comes before anything else the command could cause.
+        match self.chan.recv::<FromInit>() {
+            Ok(Some((FromInit::Spawned { .. }, _))) => Ok(()),
+            Ok(Some((FromInit::SpawnFailed { error, .. }, _))) => {
+                self.main_error = Some(error);
+                Ok(())
+            }
+            other => Err(UpError::Setup(format!("init did not answer the spawn ({other:?})"))),
+        }
+    }
+
+    /// The event loop; returns the exit status once init has exited.
+    fn serve(mut self, registry: &Registry, record: &mut Record) -> i32 {
+        let mut init_alive = true;
+        while init_alive {
+            let timeout = match self.stop_deadline {
+                Some(d) => {
+                    PollTimeout::try_from(d.saturating_duration_since(Instant::now())).unwrap_or(PollTimeout::MAX)
+                }
+                None => PollTimeout::NONE,
+            };
+            let (events, n_fixed) = self.poll(timeout);
+            let ready = |i: usize| events.get(i).copied().unwrap_or(false);
+            if ready(0) {
+                init_alive = false;
+            }
+            if ready(1) {
+                self.read_init();
+            }
+            if ready(2) {
+                self.on_signals(registry, record);
+            }
+            if ready(3) {
+                self.accept();
+            }
+            if ready(4) {
+                self.notification();
+            }
+            if ready(5) {
+                self.relay_output();
+            }
+            if ready(6) {
+                self.relay_input();
+            }
+            let client_events: Vec<usize> = (0..self.clients.len()).filter(|i| ready(n_fixed + i)).collect();
+            for i in client_events.into_iter().rev() {
+                self.read_client(i);
+            }
+            if let Some(d) = self.stop_deadline
+                && Instant::now() >= d
+            {
+                let _ = raw::pidfd_send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
+                self.stop_deadline = None;
+            }
+        }
+        // Drain what init said before it exited (the command's status).
+        while let Ok(Some((msg, _))) = self.chan.recv::<FromInit>() {
+            self.handle_init(msg);
+        }
+        // The command's output may still be in the terminal.
+        while self.master.is_some() && self.relay_output() {}
+        let (code, signal) = self.wait_init();
+        drop(self.raw_mode.take());
+        for c in &self.clients {
+            if let Some(id) = c.id {
+                let _ = id;
+                let _ = c.chan.send(
+                    &Reply::Exited {
+                        status: Status::Signal(libc::SIGKILL),
+                    },
+                    &[],
+                );
+            }
+        }
+        if let Some(e) = &self.main_error {
+            eprintln!("sysjail: {e}");
+            return 127;
+        }
+        match (self.main_status, signal) {
+            (Some(status), _) if signal == 0 || signal == libc::SIGKILL && self.stop_deadline.is_none() => {
+                status.exit_code()
+            }
+            (_, libc::SIGHUP | libc::SIGINT) if signal != 0 => {
+                eprintln!("sysjail: {}: halted by reboot(2) from jail root", self.plan.name);
+                128 + signal
+            }
+            (Some(status), _) => status.exit_code(),
+            (None, 0) => code,
+            (None, s) => 128 + s,
+        }
+    }
+
+    /// Polls every active source; returns readiness by slot (the fixed slots,
+    /// then one per client) and the number of fixed slots.
+    fn poll(&self, timeout: PollTimeout) -> (Vec<bool>, usize) {
+        let fixed: [Option<BorrowedFd<'_>>; 7] = [
+            Some(self.init_pidfd.as_fd()),
+            Some(self.chan.fd().as_fd()),
+            Some(self.sigfd.as_fd()),
+            Some(self.control.as_fd()),
+            self.listener.as_ref().map(|l| l.as_fd()),
+            self.master.as_ref().map(|m| m.as_fd()),
+            self.stdin_open.then(|| borrow(0)),
+        ];
+        let slots: Vec<(usize, BorrowedFd<'_>)> = fixed
+            .iter()
+            .enumerate()
+            .filter_map(|(i, fd)| fd.map(|fd| (i, fd)))
+            .chain(
+                self.clients
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (fixed.len() + i, c.chan.fd().as_fd())),
+            )
+            .collect();
+        let mut fds: Vec<PollFd> = slots
+            .iter()
+            .map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN))
+            .collect();
+        let mut ready = vec![false; fixed.len() + self.clients.len()];
+        if poll(&mut fds, timeout).is_ok() {
+            for ((slot, _), fd) in slots.iter().zip(&fds) {
+                ready[*slot] = fd.revents().is_some_and(|r| !r.is_empty());
+            }
+        }
+        (ready, fixed.len())
+    }
+
+    fn read_init(&mut self) {
+        if let Ok(Some((msg, _))) = self.chan.recv::<FromInit>() {
+            self.handle_init(msg);
+        }
+    }
+
+    fn handle_init(&mut self, msg: FromInit) {
+        let client = |s: &mut Self, id: u64| s.clients.iter().position(|c| c.id == Some(id));
+        match msg {
+            FromInit::Exited { id: 0, status } => self.main_status = Some(status),
+            FromInit::Exited { id, status } => {
+                if let Some(i) = client(self, id) {
+                    let c = self.clients.remove(i);
+                    let _ = c.chan.send(&Reply::Exited { status }, &[]);
+                }
+            }
+            FromInit::Spawned { id, pid } => {
+                if let Some(i) = client(self, id) {
+                    let c = &self.clients[i];
+                    let master: Vec<RawFd> = c.master.iter().map(|m| m.as_raw_fd()).collect();
+                    let _ = c.chan.send(&Reply::Started { pid }, &master);
+                }
+            }
+            FromInit::SpawnFailed { id, error } => {
+                if let Some(i) = client(self, id) {
+                    let c = self.clients.remove(i);
+                    let _ = c.chan.send(&Reply::Failed { error }, &[]);
+                }
+            }
+            // Only during setup; later it would be the jail speaking through a
+            // captured init, and is ignored.
+            FromInit::Ready { .. } | FromInit::SetupFailed { .. } => {}
+        }
+    }
+
+    fn stop(&mut self) {
+        if self.stop_deadline.is_some() {
+            // Asked twice: no more grace.
+            let _ = raw::pidfd_send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
+            return;
+        }
+        let _ = self.chan.send(
+            &ToInit::Signal {
+                id: None,
+                signal: self.stop_signal,
+            },
+            &[],
+        );
+        self.stop_deadline = Some(Instant::now() + self.stop_timeout);
+    }
+
+    fn on_signals(&mut self, registry: &Registry, record: &mut Record) {
+        while let Ok(Some(info)) = self.sigfd.read_signal() {
+            let sig = info.ssi_signo as i32;
+            match sig {
+                libc::SIGTERM => {
+                    self.mark_stopping(registry, record);
+                    self.stop();
+                }
+                libc::SIGINT | libc::SIGHUP | libc::SIGQUIT | libc::SIGUSR1 | libc::SIGUSR2 => {
+                    let _ = self.chan.send(
+                        &ToInit::Signal {
+                            id: Some(0),
+                            signal: sig,
+                        },
+                        &[],
+                    );
+                }
+                libc::SIGWINCH => {
+                    if let Some(m) = &self.master {
+                        tty::copy_winsize(borrow(0), m.as_fd());
+                    }
+                }
+                libc::SIGCONT => {
+                    if let Some(r) = &self.raw_mode {
+                        r.reapply();
+                    }
+                }
+                libc::SIGTSTP => {
+                    // Stopped from outside: give the terminal back first.
+                    if let Some(r) = &self.raw_mode {
+                        r.restore();
+                    }
+                    // SAFETY: stopping ourselves; SIGCONT resumes the loop.
+                    unsafe { libc::kill(0, libc::SIGSTOP) };
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn mark_stopping(&self, registry: &Registry, record: &mut Record) {
+        record.state = "stopping".into();
+        if let Ok(lock) = registry.lock() {
+            let _ = registry.write(&lock, record);
+        }
+    }
+
+    fn accept(&mut self) {
+        while let Ok(Some(chan)) = control::accept(&self.control) {
+            self.clients.push(Client {
+                chan,
+                id: None,
+                master: None,
+            });
+        }
+    }
+
+    fn read_client(&mut self, i: usize) {
+        let msg = self.clients[i].chan.recv::<Request>();
+        match msg {
+            Ok(Some((
+                Request::Exec {
+                    argv,
+                    user,
+                    tty,
+                    term,
+                    workdir,
+                },
+                fds,
+            ))) => self.exec(i, argv, user, tty, term, workdir, fds),
+            Ok(Some((Request::Signal { signal }, _))) => {
+                if let Some(id) = self.clients[i].id {
+                    let _ = self.chan.send(&ToInit::Signal { id: Some(id), signal }, &[]);
+                }
+            }
+            Ok(Some((Request::Resize { rows, cols }, _))) => {
+                if let Some(m) = &self.clients[i].master {
+                    tty::set_winsize(m.as_fd(), rows, cols);
+                }
+            }
+            Ok(Some((Request::Stop, _))) => {
+                let _ = self.clients[i].chan.send(&Reply::Stopping, &[]);
+                self.stop();
+            }
+            // The client went away: hang its command up, as a terminal would.
+            Ok(None) | Err(_) => {
+                let c = self.clients.remove(i);
+                if let Some(id) = c.id {
+                    let _ = self.chan.send(
+                        &ToInit::Signal {
+                            id: Some(id),
+                            signal: libc::SIGHUP,
+                        },
+                        &[],
+                    );
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn exec(
+        &mut self,
+        i: usize,
+        argv: Vec<String>,
+        user: Option<crate::model::IdRef>,
+        want_tty: bool,
+        term: Option<String>,
+        workdir: Option<String>,
+        fds: Vec<OwnedFd>,
+    ) {
+        let fail = |c: &Client, error: String| {
+            let _ = c.chan.send(&Reply::Failed { error }, &[]);
+        };
+        if argv.is_empty() {
+            return fail(&self.clients[i], "no command".into());
+        }
+        let mut spawn: Spawn = self.plan.spawn.clone();
+        spawn.argv = argv;
+        if let Some(u) = user {
+            spawn.user = SpawnUser::Jail(u);
+            spawn.groups = None;
+        }
+        if let Some(w) = workdir {
+            spawn.workdir = w;
+        }
+        spawn.env.term = term.or(spawn.env.term);
+        spawn.tty = want_tty;
+        let stdio: [OwnedFd; 3] = if want_tty {
+            let pts = devpts_of(self.plan);
+            match tty::open_in_jail(self.init_pid, &pts) {
+                Ok((master, slave)) => {
+                    let s = |fd: &OwnedFd| fd.try_clone();
+                    match (s(&slave), s(&slave)) {
+                        (Ok(a), Ok(b)) => {
+                            self.clients[i].master = Some(master);
+                            [a, b, slave]
+                        }
+                        _ => return fail(&self.clients[i], "dup".into()),
+                    }
+                }
+                Err(e) => return fail(&self.clients[i], format!("opening a terminal in the jail: {e}")),
+            }
+        } else {
+            match <[OwnedFd; 3]>::try_from(fds) {
+                Ok(s) => s,
+                Err(_) => return fail(&self.clients[i], "stdin, stdout and stderr must be passed".into()),
+            }
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        self.clients[i].id = Some(id);
+        let raw_fds: Vec<RawFd> = stdio.iter().map(|f| f.as_raw_fd()).collect();
+        if let Err(e) = self.chan.send(&ToInit::Spawn { id, spawn: Box::new(spawn), main: false }, &raw_fds) {
+            fail(&self.clients[i], e.to_string());
+        }
+    }
+
+    fn notification(&mut self) {
+        if let Some(listener) = &self.listener
+            && self.notifier.handle(listener.as_fd()).is_err()
+        {
+            // The listener is gone (init exited); stop polling it.
+            self.listener = None;
+        }
+    }
+
+    /// Copies the jail's terminal output to ours; false when it is closed.
+    fn relay_output(&mut self) -> bool {
+        let Some(master) = &self.master else { return false };
+        let mut buf = [0u8; 8192];
+        match nix::unistd::read(master.as_fd(), &mut buf) {
+            Ok(0) | Err(_) => {
+                // EIO: no process holds the terminal any more.
+                self.master = None;
+                false
+            }
+            Ok(n) => {
+                let mut out = io::stdout().lock();
+                let _ = out.write_all(&buf[..n]);
+                let _ = out.flush();
+                true
+            }
+        }
+    }
+
+    fn relay_input(&mut self) {
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(borrow(0), &mut buf) {
+            Ok(0) | Err(_) => self.stdin_open = false,
+            Ok(n) => {
+                if let Some(m) = &self.master {
+                    let _ = nix::unistd::write(m, &buf[..n]);
+                }
+            }
+        }
+    }
+}
+
+/// Where the jail's devpts is mounted, inside the jail.
+fn devpts(jail: &Jail) -> PathBuf {
+    jail.mounts
+        .iter()
+        .find(|m| m.kind == MountKind::Dev)
+        .map_or(PathBuf::from("/dev/pts"), |m| m.target.as_path().join("pts"))
+}
+
+fn devpts_of(plan: &LaunchPlan) -> PathBuf {
+    plan.policy
+        .mounts
+        .iter()
+        .find(|m| m.op == policy::MountOp::Dev)
+        .map_or(PathBuf::from("/dev/pts"), |m| m.target.as_path().join("pts"))
+}
+
+#[doc(hidden)]
+pub fn _unused(_: BTreeMap<(), ()>) {}

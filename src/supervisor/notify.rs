@@ -1,0 +1,478 @@
+//! Answers to seccomp user notifications.
+//!
+//! A notified call is blocked in the kernel until the supervisor answers. The
+//! supervisor decides from the registers the kernel copied into the
+//! notification, and from kernel state (what a socket is bound to, which
+//! credentials a process has). Where it needs a pointer argument, it copies the
+//! memory once, checks that the call is still pending (NOTIF_ID_VALID), and
+//! performs the call itself on its own copy. It never answers "continue" to a
+//! decision that depends on memory: DESIGN.md's one security rule.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+
+use crate::plan::LaunchPlan;
+use crate::policy::syscalls::{Action, Errno, Notify};
+use crate::sys::raw;
+use crate::syscalls::{Abi, Sysno};
+
+/// The supervisor's side of the seccomp listener.
+pub struct Notifier {
+    abis: Vec<Abi>,
+    policy: crate::policy::SyscallPolicy,
+    jail_root_uid: u32,
+    first_v4: Option<Ipv4Addr>,
+    first_v6: Option<Ipv6Addr>,
+    log: Option<(PathBuf, Option<File>)>,
+    /// Denied calls by (call, errno, allow entry), for the summary at exit.
+    pub denied: BTreeMap<(String, Errno, Option<String>), u64>,
+}
+
+/// A notification as the kernel gives it.
+struct Notif {
+    id: u64,
+    pid: u32,
+    arch: u32,
+    nr: u32,
+    args: [u64; 6],
+}
+
+impl Notifier {
+    /// A notifier for a jail.
+    pub fn new(plan: &LaunchPlan, _init_pid: i32, log: Option<PathBuf>) -> Notifier {
+        Notifier {
+            abis: crate::syscalls::Abi::native().to_vec(),
+            policy: plan.policy.syscalls.clone(),
+            jail_root_uid: plan.ids.host_base,
+            first_v4: plan.policy.network.ipv4.first,
+            first_v6: plan.policy.network.ipv6.first,
+            log: log.map(|p| (p, None)),
+            denied: BTreeMap::new(),
+        }
+    }
+
+    /// Receives and answers one notification. An error means the listener is
+    /// unusable (the filter's last process exited).
+    pub fn handle(&mut self, listener: BorrowedFd<'_>) -> io::Result<()> {
+        let n = match recv(listener) {
+            Ok(n) => n,
+            // The calling process died, or the call was interrupted.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) || e.raw_os_error() == Some(libc::EINTR) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let abi = self.abis.iter().copied().find(|a| a.audit_arch() == n.arch);
+        let call = abi.and_then(|a| a.call(n.nr));
+        let (action, allow) = match call.and_then(|c| self.policy.rule(c)) {
+            Some(rule) => {
+                let (action, _, allow) = rule.decide(&n.args);
+                (action, allow)
+            }
+            None => (self.policy.decide(n.arch, n.nr, &n.args), None),
+        };
+        let answer = match action {
+            Action::Notify(Notify::Listen) => self.listen(&n, listener),
+            Action::Notify(Notify::Rlimit) => self.rlimit(&n, listener, call),
+            Action::Notify(Notify::NetFallback) => Err(libc::ENOSYS),
+            Action::Errno(e) => {
+                self.log_denial(&n, abi, call, e, allow);
+                Err(i32::from(e.number()))
+            }
+            // Never notified; refuse rather than guess.
+            Action::Allow | Action::Notify(Notify::Denied) | Action::KillProcess => Err(libc::ENOSYS),
+        };
+        respond(listener, n.id, answer)
+    }
+
+    /// listen(2): a socket that was never bound gets the first address of its
+    /// family (port 0, as autobind would choose), then the supervisor listens
+    /// on it. Both are registers; no memory is read.
+    fn listen(&self, n: &Notif, listener: BorrowedFd<'_>) -> Result<i64, i32> {
+        let pidfd = raw::pidfd_open(n.pid as i32).map_err(errno)?;
+        valid(listener, n.id)?;
+        let sock = raw::pidfd_getfd(pidfd_ref(&pidfd), n.args[0] as i32).map_err(errno)?;
+        if let Some(local) = local_address(&sock) {
+            let unbound = local.port() == 0 && local.ip().is_unspecified();
+            if unbound {
+                let first: Option<IpAddr> = match local {
+                    SocketAddr::V4(_) => self.first_v4.map(IpAddr::V4),
+                    SocketAddr::V6(_) => self
+                        .first_v6
+                        .map(IpAddr::V6)
+                        .or_else(|| self.first_v4.map(|a| IpAddr::V6(a.to_ipv6_mapped()))),
+                };
+                if let Some(first) = first {
+                    bind(&sock, SocketAddr::new(first, 0)).map_err(errno)?;
+                }
+            }
+        }
+        // SAFETY: listen(2) on a descriptor we own, with the caller's backlog.
+        let r = unsafe { libc::listen(sock.as_raw_fd(), n.args[1] as i32) };
+        if r < 0 { Err(last_errno()) } else { Ok(0) }
+    }
+
+    /// setrlimit(2) and prlimit64(2) with a new limit, for a jail allowed
+    /// `rlimit`: jail root may raise a hard limit, which only the supervisor,
+    /// holding CAP_SYS_RESOURCE over the host, can do. The limit is copied out
+    /// of the caller's memory once; the supervisor applies its copy.
+    fn rlimit(&self, n: &Notif, listener: BorrowedFd<'_>, call: Option<Sysno>) -> Result<i64, i32> {
+        let compat = !self
+            .abis
+            .first()
+            .is_some_and(|a| a.is_64bit() && a.audit_arch() == n.arch);
+        let (target, resource, new_ptr, old_ptr) = match call {
+            Some(Sysno::setrlimit) => (0, n.args[0] as u32, n.args[1], 0),
+            Some(Sysno::prlimit64) => (n.args[0] as i32, n.args[1] as u32, n.args[2], n.args[3]),
+            _ => return Err(libc::ENOSYS),
+        };
+        // Another process of the jail: its pid is in the jail's namespace,
+        // which this supervisor does not translate. Refused as EPERM.
+        if target != 0 && target != ns_pid(n.pid).unwrap_or(-1) {
+            return Err(libc::EPERM);
+        }
+        let new = if call == Some(Sysno::setrlimit) && compat {
+            // struct rlimit of a 32-bit ABI: two 32-bit words, RLIM_INFINITY ~0.
+            let b = read_memory(n.pid, new_ptr, 8).map_err(errno)?;
+            let word = |i: usize| {
+                let v = u32::from_ne_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+                if v == u32::MAX { u64::MAX } else { u64::from(v) }
+            };
+            (word(0), word(4))
+        } else {
+            let b = read_memory(n.pid, new_ptr, 16).map_err(errno)?;
+            (
+                u64::from_ne_bytes(b[..8].try_into().expect("8 bytes")),
+                u64::from_ne_bytes(b[8..].try_into().expect("8 bytes")),
+            )
+        };
+        // The copy belongs to this call only if the call is still pending.
+        valid(listener, n.id)?;
+        if new.0 > new.1 {
+            return Err(libc::EINVAL);
+        }
+        let old = prlimit(n.pid as i32, resource, None).map_err(errno)?;
+        if new.1 > old.1 && euid(n.pid) != Some(self.jail_root_uid) {
+            return Err(libc::EPERM);
+        }
+        let old = prlimit(n.pid as i32, resource, Some(new)).map_err(errno)?;
+        if old_ptr != 0 {
+            let mut bytes = old.0.to_ne_bytes().to_vec();
+            bytes.extend(old.1.to_ne_bytes());
+            write_memory(n.pid, old_ptr, &bytes).map_err(errno)?;
+        }
+        Ok(0)
+    }
+
+    fn log_denial(
+        &mut self,
+        n: &Notif,
+        abi: Option<Abi>,
+        call: Option<Sysno>,
+        e: Errno,
+        allow: Option<crate::model::Allow>,
+    ) {
+        let name = call.map_or_else(|| format!("syscall {}", n.nr), |c| c.to_string());
+        *self
+            .denied
+            .entry((name.clone(), e, allow.map(|a| a.to_string())))
+            .or_insert(0) += 1;
+        let Some((path, file)) = &mut self.log else { return };
+        if file.is_none() {
+            *file = OpenOptions::new().create(true).append(true).open(&*path).ok();
+        }
+        let Some(f) = file else { return };
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", n.pid)).unwrap_or_default();
+        let rule = call.and_then(|c| self.policy.rule(c));
+        let args = decode_args(n, rule);
+        let why = rule.map_or_else(
+            || format!("{}", self.policy.default),
+            |r| r.decide(&n.args).1.to_string(),
+        );
+        let lift = allow.map_or("none".to_string(), |a| format!("allow = [\"{a}\"]"));
+        let _ = writeln!(
+            f,
+            "{} pid={} comm={} abi={} {name}({args}) = -{e} rule=\"{why}\" lifted-by={lift}",
+            timestamp(),
+            ns_pid(n.pid).unwrap_or(n.pid as i32),
+            comm.trim(),
+            abi.map_or("unknown", |a| a.name()),
+        );
+    }
+}
+
+fn pidfd_ref(fd: &OwnedFd) -> BorrowedFd<'_> {
+    use std::os::fd::AsFd;
+    fd.as_fd()
+}
+
+/// The arguments as registers, named where the rule names them.
+fn decode_args(n: &Notif, rule: Option<&crate::policy::syscalls::Rule>) -> String {
+    let mut names: BTreeMap<u8, &str> = BTreeMap::new();
+    for arm in rule.iter().flat_map(|r| &r.arms) {
+        for c in &arm.when {
+            names.insert(c.arg, c.name);
+        }
+    }
+    (0..6u8)
+        .map(|i| match names.get(&i) {
+            Some(name) => format!("{name}={:#x}", n.args[i as usize] as u32),
+            None => format!("{:#x}", n.args[i as usize]),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    let (days, rem) = (secs / 86400, secs % 86400);
+    let (y, m, d) = civil(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn errno(e: io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn last_errno() -> i32 {
+    errno(io::Error::last_os_error())
+}
+
+fn recv(listener: BorrowedFd<'_>) -> io::Result<Notif> {
+    // SAFETY: the kernel requires a zeroed struct.
+    let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: NOTIF_RECV fills n.
+    if unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut n) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Notif {
+        id: n.id,
+        pid: n.pid,
+        arch: n.data.arch,
+        nr: n.data.nr as u32,
+        args: n.data.args,
+    })
+}
+
+fn respond(listener: BorrowedFd<'_>, id: u64, answer: Result<i64, i32>) -> io::Result<()> {
+    let (val, error) = match answer {
+        Ok(v) => (v, 0),
+        Err(e) => (0, -e),
+    };
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val,
+        error,
+        flags: 0,
+    };
+    // SAFETY: NOTIF_SEND reads resp.
+    if unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) } < 0 {
+        let e = io::Error::last_os_error();
+        // The caller died or was interrupted meanwhile: nothing to answer.
+        if e.raw_os_error() == Some(libc::ENOENT) {
+            return Ok(());
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Fails with ENOENT unless the notification is still pending, so that a pid
+/// reused after the caller died is never acted on.
+fn valid(listener: BorrowedFd<'_>, id: u64) -> Result<(), i32> {
+    // SAFETY: NOTIF_ID_VALID reads a u64.
+    if unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) } < 0 {
+        return Err(libc::ENOENT);
+    }
+    Ok(())
+}
+
+fn local_address(sock: &OwnedFd) -> Option<SocketAddr> {
+    // SAFETY: sockaddr_storage is plain data; getsockname fills up to len.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: as above.
+    if unsafe { libc::getsockname(sock.as_raw_fd(), &mut ss as *mut _ as *mut libc::sockaddr, &mut len) } < 0 {
+        return None;
+    }
+    match ss.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the family says it is a sockaddr_in.
+            let sin: libc::sockaddr_in = unsafe { std::ptr::read(&ss as *const _ as *const libc::sockaddr_in) };
+            Some(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))),
+                u16::from_be(sin.sin_port),
+            ))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says it is a sockaddr_in6.
+            let sin6: libc::sockaddr_in6 = unsafe { std::ptr::read(&ss as *const _ as *const libc::sockaddr_in6) };
+            Some(SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)),
+                u16::from_be(sin6.sin6_port),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Binds a socket to an address of the supervisor's own making.
+pub fn bind(sock: &OwnedFd, addr: SocketAddr) -> io::Result<()> {
+    let r = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sin is a valid sockaddr_in of its size.
+            unsafe {
+                libc::bind(
+                    sock.as_raw_fd(),
+                    &sin as *const _ as *const libc::sockaddr,
+                    std::mem::size_of_val(&sin) as u32,
+                )
+            }
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: sin6 is a valid sockaddr_in6 of its size.
+            unsafe {
+                libc::bind(
+                    sock.as_raw_fd(),
+                    &sin6 as *const _ as *const libc::sockaddr,
+                    std::mem::size_of_val(&sin6) as u32,
+                )
+            }
+        }
+    };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Copies `len` bytes at `addr` of process `pid`, once.
+fn read_memory(pid: u32, addr: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: len,
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: len,
+    };
+    // SAFETY: local points into buf, of len bytes; remote is only read by the
+    // kernel, in the other process.
+    let n = unsafe { libc::process_vm_readv(pid as i32, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n as usize != len {
+        return Err(io::Error::from_raw_os_error(libc::EFAULT));
+    }
+    Ok(buf)
+}
+
+/// Writes an output argument into process `pid`.
+fn write_memory(pid: u32, addr: u64, bytes: &[u8]) -> io::Result<()> {
+    let local = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    // SAFETY: local points into bytes; the kernel writes only the other process.
+    let n = unsafe { libc::process_vm_writev(pid as i32, &local, 1, &remote, 1, 0) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+fn prlimit(pid: i32, resource: u32, new: Option<(u64, u64)>) -> io::Result<(u64, u64)> {
+    let new = new.map(|(cur, max)| libc::rlimit64 {
+        rlim_cur: cur,
+        rlim_max: max,
+    });
+    let mut old = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: new and old are valid for the call or null.
+    let r = unsafe {
+        libc::prlimit64(
+            pid,
+            resource as libc::__rlimit_resource_t,
+            new.as_ref().map_or(std::ptr::null(), |n| n as *const _),
+            &mut old,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok((old.rlim_cur, old.rlim_max))
+    }
+}
+
+/// The effective uid of a process, as the host sees it.
+fn euid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().nth(1)?.parse().ok())
+}
+
+/// A process's pid in its innermost pid namespace (the jail's).
+fn ns_pid(pid: u32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .and_then(|v| v.split_whitespace().last()?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil(0), (1970, 1, 1));
+        assert_eq!(civil(19_000), (2022, 1, 8));
+        assert_eq!(civil(20_779), (2026, 11, 22));
+    }
+}

@@ -1,0 +1,129 @@
+//! Pseudo-terminals for jailed processes, and the caller's terminal.
+//!
+//! A jailed process never gets the caller's terminal: with one, it could push
+//! input into the caller's shell (TIOCSTI, CVE-2017-5226). It gets a terminal
+//! of the jail's own devpts instead, whose master the supervisor (or the
+//! `exec` client) relays.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::sys::termios::{self, SetArg, Termios};
+
+use crate::sys::raw::{self, resolve};
+
+const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
+
+/// Opens a new terminal pair in the devpts of the jail whose init is `init_pid`,
+/// mounted at `pts` inside the jail. Returns (master, slave).
+pub fn open_in_jail(init_pid: i32, pts: &Path) -> io::Result<(OwnedFd, OwnedFd)> {
+    let root = OwnedFd::from(std::fs::File::open(format!("/proc/{init_pid}/root"))?);
+    let rel = pts.strip_prefix("/").unwrap_or(pts).join("ptmx");
+    let master = raw::openat2(
+        root.as_fd(),
+        &rel,
+        libc::O_RDWR | libc::O_NOCTTY,
+        0,
+        resolve::IN_ROOT | resolve::NO_SYMLINKS,
+    )?;
+    let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: fs is written by the kernel before being read.
+    if unsafe { libc::fstatfs(master.as_raw_fd(), fs.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstatfs succeeded.
+    if unsafe { fs.assume_init() }.f_type != DEVPTS_SUPER_MAGIC {
+        return Err(io::Error::other("the jail's ptmx is not on a devpts file system"));
+    }
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK takes a pointer to an int.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: TIOCGPTPEER returns a new descriptor of the slave, no path involved.
+    let slave = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if slave < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor, ours.
+    Ok((master, unsafe { OwnedFd::from_raw_fd(slave) }))
+}
+
+/// Copies the window size of `from` to `to`.
+pub fn copy_winsize(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
+    // SAFETY: winsize is plain data.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ/TIOCSWINSZ take a winsize pointer.
+    if unsafe { libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } == 0 {
+        unsafe { libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+}
+
+/// Sets a window size.
+pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ takes a winsize pointer.
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+}
+
+/// The window size of a terminal.
+pub fn winsize(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
+    // SAFETY: winsize is plain data; TIOCGWINSZ fills it.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    (unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } == 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// The caller's terminal in raw mode, restored when dropped.
+pub struct RawMode {
+    fd: OwnedFd,
+    saved: Termios,
+}
+
+impl RawMode {
+    /// Puts `fd` in raw mode when it is a terminal.
+    pub fn enter(fd: BorrowedFd<'_>) -> Option<RawMode> {
+        let saved = termios::tcgetattr(fd).ok()?;
+        let mut raw_mode = saved.clone();
+        termios::cfmakeraw(&mut raw_mode);
+        termios::tcsetattr(fd, SetArg::TCSADRAIN, &raw_mode).ok()?;
+        Some(RawMode {
+            fd: fd.try_clone_to_owned().ok()?,
+            saved,
+        })
+    }
+
+    /// Applies raw mode again (after the caller's shell resumed us).
+    pub fn reapply(&self) {
+        let mut raw_mode = self.saved.clone();
+        termios::cfmakeraw(&mut raw_mode);
+        let _ = termios::tcsetattr(self.fd.as_fd(), SetArg::TCSADRAIN, &raw_mode);
+    }
+
+    /// Restores the saved mode (before stopping ourselves, say).
+    pub fn restore(&self) {
+        let _ = termios::tcsetattr(self.fd.as_fd(), SetArg::TCSADRAIN, &self.saved);
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        self.restore();
+    }
+}
+
+/// True when the descriptor is a terminal.
+pub fn is_tty(fd: BorrowedFd<'_>) -> bool {
+    nix::unistd::isatty(fd).unwrap_or(false)
+}

@@ -1,0 +1,126 @@
+//! The supervisor's setup steps, on the host: cgroups, id maps, id-mapped mounts.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::raw::{self, attr};
+use crate::model::AbsPath;
+
+fn ctx(e: io::Error, what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {}", raw::errno_name(&e)))
+}
+
+/// Creates a jail's cgroup directory and writes its limits. Files prefixed with
+/// `?` are written only if the kernel offers them (memory.swap.max without swap
+/// accounting, say).
+pub fn create_cgroup(path: &Path, limits: &[(String, String)]) -> io::Result<()> {
+    if path.exists() {
+        // Left by a supervisor that died before it could clean up; empty by now.
+        let _ = fs::remove_dir(path);
+    }
+    let parent = path.parent().expect("sysjail/<name> has a parent");
+    fs::create_dir_all(parent).map_err(|e| ctx(e, format!("mkdir {}", parent.display())))?;
+    enable_controllers(parent, limits);
+    fs::create_dir(path).map_err(|e| ctx(e, format!("mkdir {}", path.display())))?;
+    for (file, value) in limits {
+        let (file, optional) = match file.strip_prefix('?') {
+            Some(f) => (f, true),
+            None => (file.as_str(), false),
+        };
+        let target = path.join(file);
+        if optional && !target.exists() {
+            continue;
+        }
+        fs::write(&target, value).map_err(|e| ctx(e, format!("write {} to {}", value, target.display())))?;
+    }
+    Ok(())
+}
+
+/// On the unified hierarchy a controller is usable in a cgroup only when every
+/// ancestor enables it for its children.
+fn enable_controllers(parent: &Path, limits: &[(String, String)]) {
+    if !parent.join("cgroup.subtree_control").exists() {
+        return;
+    }
+    let mut wanted: Vec<&str> = limits
+        .iter()
+        .filter_map(|(f, _)| f.trim_start_matches('?').split('.').next())
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let Some(top) = parent.parent() else { return };
+    for dir in [top, parent] {
+        for c in &wanted {
+            // Already enabled, or not offered: the limit write then says which.
+            let _ = fs::write(dir.join("cgroup.subtree_control"), format!("+{c}"));
+        }
+    }
+}
+
+/// Moves a process into a cgroup.
+pub fn join_cgroup(path: &Path, pid: i32) -> io::Result<()> {
+    fs::write(path.join("cgroup.procs"), pid.to_string()).map_err(|e| ctx(e, format!("join {}", path.display())))
+}
+
+/// Removes a jail's cgroup once it is empty; waits briefly for the kernel to
+/// release exiting tasks.
+pub fn remove_cgroup(path: &Path) -> io::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match fs::remove_dir(path) {
+            Ok(()) => {
+                // The shared parent goes too once the last jail is gone; another
+                // jail's cgroup keeps it (ENOTEMPTY or EBUSY).
+                if let Some(parent) = path.parent() {
+                    let _ = fs::remove_dir(parent);
+                }
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(ctx(e, format!("rmdir {}", path.display()))),
+        }
+    }
+}
+
+/// Writes a process's id maps.
+pub fn write_id_maps(
+    pid: i32,
+    uid_map: &[(u32, u32, u32)],
+    gid_map: &[(u32, u32, u32)],
+    deny_setgroups: bool,
+) -> io::Result<()> {
+    let lines = |m: &[(u32, u32, u32)]| m.iter().map(|(a, b, c)| format!("{a} {b} {c}\n")).collect::<String>();
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    fs::write(proc.join("uid_map"), lines(uid_map)).map_err(|e| ctx(e, "write uid_map"))?;
+    if deny_setgroups {
+        fs::write(proc.join("setgroups"), "deny").map_err(|e| ctx(e, "write setgroups"))?;
+    }
+    fs::write(proc.join("gid_map"), lines(gid_map)).map_err(|e| ctx(e, "write gid_map"))
+}
+
+/// A detached copy of `source`; with `idmap`, id-mapped through the user
+/// namespace of `pid`.
+pub fn prepare_mount(source: &AbsPath, recursive: bool, idmap: bool, pid: i32) -> io::Result<OwnedFd> {
+    let tree = raw::open_tree(None, source.as_path(), recursive).map_err(|e| ctx(e, format!("open_tree {source}")))?;
+    if !idmap {
+        return Ok(tree);
+    }
+    let userns = OwnedFd::from(fs::File::open(format!("/proc/{pid}/ns/user"))?);
+    raw::mount_setattr(tree.as_fd(), attr::IDMAP, 0, Some(userns.as_fd()), recursive).map_err(|e| {
+        let why = match e.raw_os_error() {
+            Some(libc::EINVAL) => format!(
+                "the file system of {source} cannot be id-mapped; run with --no-idmap to mount it as it is \
+                 (its files then keep their host owners inside the jail)"
+            ),
+            _ => format!("id-mapping {source}"),
+        };
+        ctx(e, why)
+    })?;
+    Ok(tree)
+}

@@ -1,0 +1,266 @@
+//! The jail's setup: one loop over the plan's steps, each turned into calls of
+//! a [`Kernel`].
+
+use std::fmt;
+use std::io;
+
+use super::kernel::{BIND_ATTRS, Create, Kernel};
+use super::raw::attr;
+use crate::model::AbsPath;
+use crate::plan::JailStep;
+
+/// A step that failed, named as `sysjail up --dry-run` numbers it.
+#[derive(Debug)]
+pub struct StepError {
+    /// 1-based index.
+    pub index: usize,
+    /// Number of steps.
+    pub total: usize,
+    /// The step, as printed.
+    pub step: String,
+    /// What the kernel said.
+    pub error: io::Error,
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "step {}/{} {}: {}",
+            self.index,
+            self.total,
+            self.step,
+            super::raw::errno_name(&self.error)
+        )
+    }
+}
+
+/// What the setup leaves behind for init.
+pub struct Outcome<F> {
+    /// The seccomp listener, if the filter has one.
+    pub listener: Option<F>,
+    /// Notes for `-d`: what Landlock enforced, what was skipped.
+    pub notes: Vec<String>,
+}
+
+/// Carries out `steps` in order. `prepared` holds the supervisor's id-mapped
+/// mounts, taken as steps use them.
+pub fn run<K: Kernel>(
+    steps: &[JailStep],
+    k: &mut K,
+    prepared: &mut [Option<K::Fd>],
+) -> Result<Outcome<K::Fd>, StepError> {
+    let mut outcome = Outcome {
+        listener: None,
+        notes: Vec::new(),
+    };
+    for (i, step) in steps.iter().enumerate() {
+        run_one(step, k, prepared, &mut outcome).map_err(|error| StepError {
+            index: i + 1,
+            total: steps.len(),
+            step: step.to_string(),
+            error,
+        })?;
+    }
+    Ok(outcome)
+}
+
+fn missing(what: &AbsPath) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!(
+            "mount point {what} does not exist in the jail's root, and sysjail creates none in the host's root or in a host directory"
+        ),
+    )
+}
+
+fn take<F>(prepared: &mut [Option<F>], slot: usize) -> io::Result<F> {
+    prepared
+        .get_mut(slot)
+        .and_then(Option::take)
+        .ok_or_else(|| io::Error::other(format!("prepared mount {slot} was not received")))
+}
+
+fn run_one<K: Kernel>(
+    step: &JailStep,
+    k: &mut K,
+    prepared: &mut [Option<K::Fd>],
+    out: &mut Outcome<K::Fd>,
+) -> io::Result<()> {
+    match step {
+        JailStep::SwitchIds { uid, gid, clear_groups } => k.switch_ids(*uid, *gid, *clear_groups),
+        JailStep::UnshareCgroup => k.unshare_cgroup(),
+        JailStep::PrivateMounts => k.make_private(),
+        JailStep::Staging => k.staging(),
+        JailStep::Root { source, prepared: slot } => {
+            let tree = match slot {
+                Some(slot) => take(prepared, *slot)?,
+                // Without privilege `/` only comes with its submounts.
+                None => k.host_tree(source, source.is_root())?.0,
+            };
+            k.set_attr(&tree, BIND_ATTRS, false)?;
+            let (at, _) = k
+                .lookup(&AbsPath::root(), Create::No)?
+                .ok_or_else(|| missing(&AbsPath::root()))?;
+            k.attach(tree, &at)
+        }
+        JailStep::Bind {
+            source,
+            target,
+            read_only,
+            recursive,
+            prepared: slot,
+            create,
+        } => {
+            let (tree, dir) = match slot {
+                Some(slot) => {
+                    let tree = take(prepared, *slot)?;
+                    let dir = k.is_dir(&tree)?;
+                    (tree, dir)
+                }
+                None => k.host_tree(source, *recursive)?,
+            };
+            let ro = if *read_only { attr::RDONLY } else { 0 };
+            k.set_attr(&tree, BIND_ATTRS | ro, *recursive)?;
+            let how = match (create, dir) {
+                (false, _) => Create::No,
+                (true, true) => Create::Dir,
+                (true, false) => Create::File,
+            };
+            let (at, _) = k.lookup(target, how)?.ok_or_else(|| missing(target))?;
+            k.attach(tree, &at)
+        }
+        JailStep::Tmpfs {
+            target,
+            size,
+            mode,
+            read_only,
+            create,
+        } => {
+            let ro = if *read_only { attr::RDONLY } else { 0 };
+            let fs = k.new_fs(
+                "tmpfs",
+                &[("size", size.0.to_string()), ("mode", format!("{mode:o}"))],
+                BIND_ATTRS | ro,
+            )?;
+            let (at, _) = k
+                .lookup(target, if *create { Create::Dir } else { Create::No })?
+                .ok_or_else(|| missing(target))?;
+            k.attach(fs, &at)
+        }
+        JailStep::Proc { target, create } => {
+            let fs = k.new_fs("proc", &[], attr::NOSUID | attr::NODEV | attr::NOEXEC)?;
+            let (at, _) = k
+                .lookup(target, if *create { Create::Dir } else { Create::No })?
+                .ok_or_else(|| missing(target))?;
+            k.attach(fs, &at)
+        }
+        JailStep::Dev {
+            target,
+            tty_gid,
+            create,
+        } => dev(k, target, *tty_gid, *create),
+        JailStep::Mask { target } => {
+            let Some((at, dir)) = k.lookup(target, Create::No)? else {
+                out.notes
+                    .push(format!("{target} is absent on this kernel: nothing to mask"));
+                return Ok(());
+            };
+            let cover = if dir {
+                k.new_fs(
+                    "tmpfs",
+                    &[("size", "4k".into()), ("mode", "555".into())],
+                    attr::RDONLY | BIND_ATTRS | attr::NOEXEC,
+                )?
+            } else {
+                let null = AbsPath::parse("/dev/null").expect("static");
+                k.host_tree(&null, false)?.0
+            };
+            k.attach(cover, &at)
+        }
+        JailStep::ReadOnly { target } => {
+            let Some((at, _)) = k.lookup(target, Create::No)? else {
+                return Ok(());
+            };
+            let copy = k.jail_tree(&at, true)?;
+            k.set_attr(&copy, attr::RDONLY, true)?;
+            k.attach(copy, &at)
+        }
+        JailStep::RootReadOnly => {
+            let (root, _) = k
+                .lookup(&AbsPath::root(), Create::No)?
+                .ok_or_else(|| missing(&AbsPath::root()))?;
+            k.set_attr(&root, attr::RDONLY, false)
+        }
+        JailStep::PivotRoot => k.enter(),
+        JailStep::Hostname { name } => k.sethostname(name),
+        JailStep::LoopbackUp => k.loopback_up(),
+        JailStep::Rlimits { limits } => {
+            for (r, v) in limits {
+                k.setrlimit(*r, crate::plan::rlim(*v))?;
+            }
+            Ok(())
+        }
+        JailStep::Capabilities { keep } => k.capabilities(keep.iter().fold(0u64, |m, &c| m | 1 << c)),
+        JailStep::NoNewPrivs => k.no_new_privs(),
+        JailStep::Landlock { rules, scopes } => {
+            let status = k.landlock(rules, scopes)?;
+            out.notes.push(format!("landlock: {status}"));
+            Ok(())
+        }
+        JailStep::Seccomp { program, listener } => {
+            out.listener = k.seccomp(program, *listener)?;
+            Ok(())
+        }
+    }
+}
+
+/// The minimal /dev: a tmpfs, six host device nodes bound in, a private devpts,
+/// shm, mqueue and the usual links.
+fn dev<K: Kernel>(k: &mut K, target: &AbsPath, tty_gid: Option<u32>, create: bool) -> io::Result<()> {
+    let path = |name: &str| target.join(&AbsPath::parse(&format!("/{name}")).expect("static names"));
+    let fs = k.new_fs(
+        "tmpfs",
+        &[("size", "64k".into()), ("mode", "755".into())],
+        attr::NOSUID | attr::NOEXEC,
+    )?;
+    let (at, _) = k
+        .lookup(target, if create { Create::Dir } else { Create::No })?
+        .ok_or_else(|| missing(target))?;
+    k.attach(fs, &at)?;
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let source = AbsPath::parse(&format!("/dev/{node}")).expect("static");
+        let (tree, _) = k.host_tree(&source, false)?;
+        k.set_attr(&tree, attr::NOSUID | attr::NOEXEC, false)?;
+        let (at, _) = k.lookup(&path(node), Create::File)?.expect("created");
+        k.attach(tree, &at)?;
+    }
+    let mut pts = vec![
+        ("newinstance", String::new()),
+        ("ptmxmode", "0666".into()),
+        ("mode", "620".into()),
+    ];
+    if let Some(gid) = tty_gid {
+        pts.push(("gid", gid.to_string()));
+    }
+    let pts: Vec<(&str, String)> = pts.into_iter().filter(|(k, _)| *k != "newinstance").collect();
+    let fs = k.new_fs("devpts", &pts, attr::NOSUID | attr::NOEXEC)?;
+    let (at, _) = k.lookup(&path("pts"), Create::Dir)?.expect("created");
+    k.attach(fs, &at)?;
+    let fs = k.new_fs("tmpfs", &[("mode", "1777".into())], attr::NOSUID | attr::NODEV)?;
+    let (at, _) = k.lookup(&path("shm"), Create::Dir)?.expect("created");
+    k.attach(fs, &at)?;
+    let fs = k.new_fs("mqueue", &[], attr::NOSUID | attr::NODEV | attr::NOEXEC)?;
+    let (at, _) = k.lookup(&path("mqueue"), Create::Dir)?.expect("created");
+    k.attach(fs, &at)?;
+    for (link, dest) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        k.symlink(dest, &path(link))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! Stage 5, the executor: the only code that makes setup system calls.
+//!
+//! The supervisor runs the plan's host steps ([`host`]); the jail's init runs
+//! its jail steps ([`jail`]) through the [`kernel::Kernel`] seam.
+
+pub mod host;
+pub mod jail;
+pub mod kernel;
+pub mod net;
+pub mod privs;
+pub mod probe;
+pub mod raw;
+pub mod spawn;

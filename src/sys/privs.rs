@@ -1,0 +1,193 @@
+//! Privileges: rlimits, capability sets, Landlock and the seccomp filter.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use landlock::{
+    ABI, Access as _, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
+    RulesetStatus, Scope as LlScope,
+};
+
+use super::raw;
+use crate::model::{AbsPath, Rlimit};
+use crate::policy::landlock::{Access, Scope};
+use crate::seccomp::bpf::Insn;
+
+fn resource(r: Rlimit) -> libc::__rlimit_resource_t {
+    match r {
+        Rlimit::Nofile => libc::RLIMIT_NOFILE,
+        Rlimit::Nproc => libc::RLIMIT_NPROC,
+        Rlimit::Core => libc::RLIMIT_CORE,
+        Rlimit::Fsize => libc::RLIMIT_FSIZE,
+        Rlimit::Stack => libc::RLIMIT_STACK,
+        Rlimit::As => libc::RLIMIT_AS,
+    }
+}
+
+/// Sets the soft and hard limit.
+pub fn setrlimit(r: Rlimit, value: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: lim is a valid rlimit for the call.
+    if unsafe { libc::setrlimit(resource(r), &lim) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Sets the calling thread's effective, permitted and inheritable sets.
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
+    let header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [
+        CapData {
+            effective: effective as u32,
+            permitted: permitted as u32,
+            inheritable: inheritable as u32,
+        },
+        CapData {
+            effective: (effective >> 32) as u32,
+            permitted: (permitted >> 32) as u32,
+            inheritable: (inheritable >> 32) as u32,
+        },
+    ];
+    // SAFETY: header and the two data words are what version 3 expects.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Drops every capability outside `keep` from the bounding set, makes `keep`
+/// the permitted and effective sets, and clears the inheritable and ambient
+/// sets. Init does this once; every process of the jail inherits it.
+pub fn limit_capabilities(keep: u64) -> io::Result<()> {
+    for cap in 0..64u64 {
+        if keep & (1 << cap) != 0 {
+            continue;
+        }
+        match raw::prctl(libc::PR_CAPBSET_DROP, cap) {
+            Ok(_) => {}
+            // Past the kernel's last capability.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    capset(keep, keep, 0)?;
+    // PR_CAP_AMBIENT is option 47, PR_CAP_AMBIENT_CLEAR_ALL its argument 4.
+    // SAFETY: integer arguments.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// The newest Landlock ABI this build knows; the kernel's may be older, and the
+/// crate then applies what it supports (best effort).
+const LANDLOCK_ABI: ABI = ABI::V6;
+
+/// Applies the ruleset; returns a line on what the kernel enforced.
+pub fn landlock(rules: &[(AbsPath, Access)], scopes: &[Scope]) -> io::Result<String> {
+    let err = |e: landlock::RulesetError| io::Error::other(e.to_string());
+    let all = AccessFs::from_all(LANDLOCK_ABI);
+    let read = AccessFs::from_read(LANDLOCK_ABI);
+    let mut wanted = landlock::BitFlags::<LlScope>::empty();
+    for s in scopes {
+        wanted |= match s {
+            Scope::Signal => LlScope::Signal,
+            Scope::AbstractUnixSocket => LlScope::AbstractUnixSocket,
+        };
+    }
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(all)
+        .map_err(err)?;
+    if !wanted.is_empty() {
+        ruleset = ruleset.scope(wanted).map_err(err)?;
+    }
+    let mut created = ruleset.create().map_err(err)?;
+    for (path, access) in rules {
+        let rights = match access {
+            Access::Read => read,
+            Access::ReadWrite => all & !AccessFs::IoctlDev,
+            Access::Devices => all,
+        };
+        let fd = match PathFd::new(path.as_path()) {
+            Ok(fd) => fd,
+            // A mount the setup skipped (a mask target the kernel lacks).
+            Err(_) => continue,
+        };
+        created = created.add_rule(PathBeneath::new(fd, rights)).map_err(err)?;
+    }
+    let status = created.restrict_self().map_err(err)?;
+    Ok(match status.ruleset {
+        RulesetStatus::FullyEnforced => "fully enforced".to_string(),
+        RulesetStatus::PartiallyEnforced => {
+            "partially enforced: this kernel's Landlock lacks some rights or scopes sysjail asks for".to_string()
+        }
+        RulesetStatus::NotEnforced => "not enforced: Landlock is not available".to_string(),
+    })
+}
+
+/// Installs a filter on the calling thread. With `listener`, returns the
+/// descriptor on which its user notifications arrive.
+pub fn install_filter(program: &[Insn], listener: bool) -> io::Result<Option<OwnedFd>> {
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    let mut flags = if listener {
+        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+    } else {
+        0
+    };
+    loop {
+        // SAFETY: Insn has the layout of sock_filter (repr(C), same fields);
+        // fprog points into `program`, which outlives the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                flags,
+                &fprog as *const libc::sock_fprog,
+            )
+        };
+        if r >= 0 {
+            // SAFETY: with NEW_LISTENER the return value is a new descriptor.
+            return Ok(listener.then(|| unsafe { OwnedFd::from_raw_fd(r as i32) }));
+        }
+        let e = io::Error::last_os_error();
+        // WAIT_KILLABLE_RECV is Linux 5.19; older kernels work without it.
+        if e.raw_os_error() == Some(libc::EINVAL) && flags & libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV != 0 {
+            flags &= !libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+            continue;
+        }
+        return Err(e);
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<Insn>() == std::mem::size_of::<libc::sock_filter>());

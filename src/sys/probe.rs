@@ -1,0 +1,96 @@
+//! Probes the machine once, for [`HostFacts`].
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+
+use crate::host::{CgroupLayout, HostFacts};
+use crate::syscalls::Abi;
+
+/// What this machine offers.
+pub fn probe() -> HostFacts {
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+    HostFacts {
+        kernel: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        uid,
+        gid,
+        root: uid == 0,
+        abis: Abi::native().to_vec(),
+        landlock_abi: landlock_abi(),
+        seccomp_notify: fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail")
+            .is_ok_and(|s| s.contains("user_notif")),
+        max_user_namespaces: fs::read_to_string("/proc/sys/user/max_user_namespaces")
+            .ok()
+            .and_then(|s| s.trim().parse().ok()),
+        mount_setattr: syscall_exists(libc::SYS_mount_setattr),
+        pidfd_getfd: syscall_exists(libc::SYS_pidfd_getfd),
+        cgroup: cgroup_layout(),
+    }
+}
+
+fn landlock_abi() -> Option<u8> {
+    const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
+    // SAFETY: a null attr with size 0 and the VERSION flag only queries.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    (v > 0).then_some(v as u8)
+}
+
+/// A call with an invalid descriptor fails with EBADF when it exists and
+/// ENOSYS when it does not.
+fn syscall_exists(nr: libc::c_long) -> bool {
+    // SAFETY: -1 is never a valid descriptor; no pointer is dereferenced for it.
+    let r = unsafe { libc::syscall(nr, -1, 0, 0, 0, 0) };
+    !(r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS))
+}
+
+fn cgroup_layout() -> CgroupLayout {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut layout = CgroupLayout::default();
+    let mut v1 = BTreeMap::new();
+    for line in mountinfo.lines() {
+        // id parent major:minor root mountpoint options ... - fstype source superoptions
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = left.split(' ').collect();
+        let rfields: Vec<&str> = right.split(' ').collect();
+        let (Some(mountpoint), Some(fstype)) = (fields.get(4), rfields.first()) else {
+            continue;
+        };
+        // Only hierarchies mounted at their root are ours to create cgroups in.
+        if fields.get(3) != Some(&"/") {
+            continue;
+        }
+        let mountpoint = PathBuf::from(mountpoint.replace("\\040", " "));
+        match *fstype {
+            "cgroup2" if layout.v2.is_none() => layout.v2 = Some(mountpoint),
+            "cgroup" => {
+                for opt in rfields.get(2).unwrap_or(&"").split(',') {
+                    if ["memory", "pids", "cpu", "cpuacct", "cpuset"].contains(&opt) {
+                        v1.entry(opt.to_string()).or_insert_with(|| mountpoint.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(v2) = &layout.v2 {
+        layout.v2_controllers = fs::read_to_string(v2.join("cgroup.controllers"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+    }
+    layout.v1 = v1;
+    layout
+}

@@ -1,0 +1,269 @@
+//! Starting a process inside the jail: the one code path by which every jailed
+//! process (the command and `exec`'s) comes to be. It runs in the jail's init,
+//! which is already confined: the child inherits the namespaces, the root, the
+//! bounding set, no_new_privs, the Landlock domain and the seccomp filter.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use super::privs;
+use super::raw::{self, cstring};
+use crate::model::IdRef;
+use crate::plan::{IdMapping, Spawn, SpawnUser};
+use crate::users;
+
+/// Credentials resolved for a spawn.
+struct Who {
+    name: String,
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+    home: String,
+    shell: String,
+}
+
+/// Resolves the credentials, in the jail's own databases where they come from.
+fn resolve(spawn: &Spawn, ids: &IdMapping) -> io::Result<Who> {
+    let passwd = users::parse_passwd(&std::fs::read_to_string("/etc/passwd").unwrap_or_default());
+    let group = users::parse_group(&std::fs::read_to_string("/etc/group").unwrap_or_default());
+    let not_found = |what: String| io::Error::new(io::ErrorKind::NotFound, what);
+    let mut who = match &spawn.user {
+        SpawnUser::Resolved {
+            name,
+            uid,
+            gid,
+            groups,
+            home,
+            shell,
+        } => Who {
+            name: name.clone(),
+            uid: *uid,
+            gid: *gid,
+            groups: groups.clone(),
+            home: home.clone(),
+            shell: shell.clone(),
+        },
+        SpawnUser::Root | SpawnUser::Jail(_) => {
+            let wanted = match &spawn.user {
+                SpawnUser::Jail(r) => r.clone(),
+                _ => IdRef::Id(0),
+            };
+            let p = users::find_user(&passwd, &wanted)
+                .ok_or_else(|| not_found(format!("user {wanted} is not in the jail's /etc/passwd")))?;
+            let groups = users::groups_of(&group, &p);
+            Who {
+                name: p.name,
+                uid: p.uid,
+                gid: p.gid,
+                groups,
+                home: p.home,
+                shell: p.shell,
+            }
+        }
+    };
+    if let Some(list) = &spawn.groups {
+        who.groups = list
+            .iter()
+            .map(|g| {
+                users::find_group(&group, g)
+                    .ok_or_else(|| not_found(format!("group {g} is not in the jail's /etc/group")))
+            })
+            .collect::<io::Result<_>>()?;
+    }
+    for (what, id) in [("uid", who.uid), ("gid", who.gid)] {
+        if !ids.maps(id) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{what} {id} of {} is outside the jail's id range", who.name),
+            ));
+        }
+    }
+    who.groups.retain(|g| ids.maps(*g));
+    Ok(who)
+}
+
+fn environment(spawn: &Spawn, who: &Who) -> BTreeMap<String, String> {
+    let mut env = if spawn.env.clean {
+        let mut env = BTreeMap::new();
+        env.insert("HOME".into(), who.home.clone());
+        env.insert("SHELL".into(), who.shell.clone());
+        env.insert("USER".into(), who.name.clone());
+        if let Some(term) = &spawn.env.term {
+            env.insert("TERM".into(), term.clone());
+        }
+        env
+    } else {
+        spawn.env.inherit.clone()
+    };
+    env.extend(spawn.env.set.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// The program to run: argv\[0\] itself when it has a slash, else the first
+/// match in PATH, as execvp(3) searches.
+fn candidates(argv0: &str, env: &BTreeMap<String, String>) -> Vec<String> {
+    if argv0.contains('/') {
+        return vec![argv0.to_string()];
+    }
+    let path = env.get("PATH").map_or("/usr/local/bin:/usr/bin:/bin", String::as_str);
+    path.split(':')
+        .map(|dir| format!("{}/{argv0}", if dir.is_empty() { "." } else { dir }))
+        .collect()
+}
+
+/// Starts `spawn` with `stdio` as its descriptors 0, 1 and 2; returns its pid.
+/// The child reports a failure before execve through a pipe, so that the
+/// caller can say what went wrong instead of a bare exit status.
+pub fn spawn(spawn: &Spawn, stdio: [OwnedFd; 3], ids: &IdMapping, rootless: bool) -> Result<i32, String> {
+    let who = resolve(spawn, ids).map_err(|e| e.to_string())?;
+    let env = environment(spawn, &who);
+    let argv: Vec<CString> = spawn
+        .argv
+        .iter()
+        .map(|a| cstring(a))
+        .collect::<io::Result<_>>()
+        .map_err(|e| e.to_string())?;
+    let envp: Vec<CString> = env
+        .iter()
+        .map(|(k, v)| cstring(&format!("{k}={v}")))
+        .collect::<io::Result<_>>()
+        .map_err(|e| e.to_string())?;
+    let programs: Vec<CString> = candidates(&spawn.argv[0], &env)
+        .iter()
+        .map(|p| cstring(p))
+        .collect::<io::Result<_>>()
+        .map_err(|e| e.to_string())?;
+    let workdir = cstring(&spawn.workdir).map_err(|e| e.to_string())?;
+    let (err_read, err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+
+    // SAFETY: init is single-threaded, so the child may allocate; it execs or exits.
+    match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
+        nix::unistd::ForkResult::Child => {
+            drop(err_read);
+            let stage = child(spawn, &who, &stdio, &argv, &envp, &programs, &workdir, rootless);
+            let (what, e) = stage;
+            let msg = format!("{what}: {}", raw::errno_name(&e));
+            let _ = nix::unistd::write(&err_write, msg.as_bytes());
+            // SAFETY: _exit skips Rust's cleanup, which a forked child must not run twice.
+            unsafe { libc::_exit(127) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(err_write);
+            drop(stdio);
+            let mut msg = String::new();
+            let _ = std::fs::File::from(err_read).read_to_string(&mut msg);
+            if msg.is_empty() {
+                Ok(child.as_raw())
+            } else {
+                // The child exits 127; init reaps it as any other.
+                Err(format!("cannot start {}: {msg}", spawn.argv[0]))
+            }
+        }
+    }
+}
+
+/// The child's side; returns only on failure, with the stage that failed.
+#[allow(clippy::too_many_arguments)]
+fn child(
+    spawn: &Spawn,
+    who: &Who,
+    stdio: &[OwnedFd; 3],
+    argv: &[CString],
+    envp: &[CString],
+    programs: &[CString],
+    workdir: &CString,
+    rootless: bool,
+) -> (&'static str, io::Error) {
+    let fail = |what| (what, io::Error::last_os_error());
+    // Init blocks SIGCHLD for its signalfd; the child starts clean.
+    let empty = nix::sys::signal::SigSet::empty();
+    if nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None).is_err() {
+        return fail("sigprocmask");
+    }
+    // A session of its own: the jail never shares the caller's terminal.
+    if nix::unistd::setsid().is_err() {
+        return fail("setsid");
+    }
+    let raw: [RawFd; 3] = [stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()];
+    // Move the descriptors above 2 first, so that dup2 cannot clobber one.
+    let mut high = [0; 3];
+    for (i, fd) in raw.iter().enumerate() {
+        // SAFETY: F_DUPFD_CLOEXEC on a valid descriptor.
+        high[i] = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10) };
+        if high[i] < 0 {
+            return fail("dup");
+        }
+    }
+    for (target, fd) in high.iter().enumerate() {
+        // SAFETY: dup2 onto 0..2 of descriptors we hold.
+        if unsafe { libc::dup2(*fd, target as RawFd) } < 0 {
+            return fail("dup2");
+        }
+    }
+    if spawn.tty {
+        // SAFETY: TIOCSCTTY on our stdin, a terminal of the jail's devpts.
+        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+            return fail("ioctl(TIOCSCTTY)");
+        }
+    }
+    // Nothing of init's reaches the program.
+    if raw::cloexec_from(3).is_err() {
+        return fail("close_range");
+    }
+    if !rootless {
+        let groups: Vec<libc::gid_t> = who.groups.clone();
+        // SAFETY: groups is a valid array of its length.
+        if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } < 0 {
+            return fail("setgroups");
+        }
+    }
+    // SAFETY: plain id arguments.
+    if unsafe { libc::setresgid(who.gid, who.gid, who.gid) } < 0 {
+        return fail("setresgid");
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setresuid(who.uid, who.uid, who.uid) } < 0 {
+        return fail("setresuid");
+    }
+    if who.uid != 0 {
+        // The kernel clears them when the uid leaves 0; without privilege the
+        // uid never was 0, so clear them here.
+        if privs::capset(0, 0, 0).is_err() {
+            return fail("capset");
+        }
+    }
+    // SAFETY: workdir is a valid C string.
+    if unsafe { libc::chdir(workdir.as_ptr()) } < 0 {
+        return fail("chdir to the working directory");
+    }
+    let argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
+    let envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
+    let mut last = ("execve", io::Error::from_raw_os_error(libc::ENOENT));
+    for program in programs {
+        // SAFETY: program, argv and envp are NUL-terminated arrays of C strings
+        // that live until execve returns (it does only on failure).
+        unsafe { libc::execve(program.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
+        let e = io::Error::last_os_error();
+        // As execvp: keep searching past a missing or unexecutable candidate.
+        let keep_looking = matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EACCES | libc::ENOTDIR));
+        last = ("execve", e);
+        if !keep_looking {
+            break;
+        }
+    }
+    last
+}
+
+/// A placeholder descriptor for stdio that the caller does not provide.
+pub fn dev_null() -> io::Result<OwnedFd> {
+    let f = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
+    Ok(OwnedFd::from(f))
+}
+
+#[doc(hidden)]
+pub fn _keep(fd: RawFd) -> OwnedFd {
+    // SAFETY: only used by callers that own fd.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
