@@ -19,6 +19,7 @@ pub mod model;
 pub mod plan;
 pub mod policy;
 pub mod seccomp;
+pub mod selftest;
 pub mod state;
 pub mod supervisor;
 pub mod sys;

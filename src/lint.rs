@@ -157,6 +157,22 @@ pub fn load_text(name: &Path, text: &str) -> Result<Definition, Rejected> {
     finish(loaded, sources)
 }
 
+/// Like [`load`], for the classic `jail` command line.
+pub fn load_classic(argv0: &str, classic: &config::classic::Classic) -> Result<Definition, Rejected> {
+    let mut sources = SourceMap::new();
+    let loaded = config::classic::load(argv0, classic, &mut sources);
+    // The classic command line has no way to set limits: no use warning about it.
+    finish(loaded, sources)
+        .map(|mut def| {
+            def.warnings.retain(|d| d.code != Code::NoLimits);
+            def
+        })
+        .map_err(|mut rejected| {
+            rejected.diags.retain(|d| d.code != Code::NoLimits);
+            rejected
+        })
+}
+
 fn finish(loaded: Loaded, sources: SourceMap) -> Result<Definition, Rejected> {
     let validated = model::validate(&loaded);
     let mut diags = loaded.diags;

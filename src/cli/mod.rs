@@ -3,6 +3,7 @@
 mod check;
 mod down;
 mod exec;
+mod jail;
 mod ls;
 mod policy;
 mod up;
@@ -59,12 +60,31 @@ enum Command {
     Exec(exec::Args),
     /// Stop a jail: its stop signal, then SIGKILL after its stop timeout
     Down(down::Args),
+    /// The classic command line: jail [-bdilv] [-4 addr] [-6 addr] [-u user | -U user]
+    /// [--allow-*] path hostname command...
+    Jail(jail::Args),
+    /// Run checks from inside a jail and print what each returned (used by
+    /// selftest and the tests)
+    #[command(hide = true)]
+    Probe {
+        /// Checks, as NAME or NAME=ARG
+        checks: Vec<String>,
+    },
 }
 
 /// Exit status for usage errors, as clap uses it.
 pub const USAGE: u8 = 2;
 
 pub fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    // Called as `jail`, the binary speaks the classic command line.
+    if argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|n| n == "jail")
+    {
+        return jail::main(argv);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => check::run(args),
@@ -73,6 +93,8 @@ pub fn main() -> ExitCode {
         Command::Ls(args) => ls::run(args, &cli.global),
         Command::Exec(args) => exec::run(args, &cli.global),
         Command::Down(args) => down::run(args, &cli.global),
+        Command::Jail(args) => jail::run(args, "sysjail jail"),
+        Command::Probe { checks } => ExitCode::from(sysjail::selftest::probe::run(&checks) as u8),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&sysjail::schema()).expect("JSON"));
             ExitCode::SUCCESS

@@ -4,6 +4,7 @@
 //! them (the base at the bottom) with one generic rule, and decoding the result.
 //! Nothing here judges values; that is [`crate::model`]'s job.
 
+pub mod classic;
 pub mod decode;
 pub mod node;
 pub mod raw;

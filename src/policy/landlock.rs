@@ -67,7 +67,17 @@ pub fn compile(mounts: &[MountEntry]) -> LandlockPolicy {
                 }
             }
             MountOp::Proc => Access::ReadWrite,
-            MountOp::Dev => Access::Devices,
+            MountOp::Dev => {
+                // mq_open(3) reaches the IPC namespace's mqueue file system through
+                // an internal mount, where no rule above it applies; a rule on its
+                // root inode (mounted here) does.
+                rules.push(Rule {
+                    path: m.target.join(&AbsPath::parse("/mqueue").expect("static")),
+                    access: Access::ReadWrite,
+                    why: Why::Default("POSIX message queues of the jail's IPC namespace"),
+                });
+                Access::Devices
+            }
             MountOp::Mask | MountOp::ReadOnly => continue,
         };
         rules.push(Rule {

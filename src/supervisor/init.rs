@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
@@ -20,7 +21,8 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
 use super::channel::Channel;
 use super::proto::{FromInit, Status, ToInit};
-use crate::plan::LaunchPlan;
+use crate::plan::{LaunchPlan, Spawn};
+use crate::policy::MountOp;
 use crate::sys::{jail, kernel::Real, raw, spawn};
 
 /// Runs init; never returns.
@@ -36,11 +38,15 @@ pub fn run(plan: &LaunchPlan, chan: Channel) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+fn prctl(option: i32, value: u64, what: &str) -> Result<(), String> {
+    raw::prctl(option, value)
+        .map(drop)
+        .map_err(|e| format!("prctl({what}): {e}"))
+}
+
 fn main(plan: &LaunchPlan, chan: &Channel) -> Result<i32, String> {
-    // Die with the supervisor; and stay out of the jail's reach: not dumpable,
-    // so jailed processes can neither ptrace init nor open its /proc files.
-    raw::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64).map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
-    raw::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| format!("prctl(PR_SET_DUMPABLE): {e}"))?;
+    // Die with the supervisor.
+    prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, "PR_SET_PDEATHSIG")?;
     // Nothing of the supervisor's but the channel stays open.
     let keep = chan.fd().as_raw_fd();
     for fd in 3..keep {
@@ -60,29 +66,58 @@ fn main(plan: &LaunchPlan, chan: &Channel) -> Result<i32, String> {
     if fds.len() != prepared {
         return Err(format!("expected {prepared} prepared mounts, got {}", fds.len()));
     }
+    // The supervisor has written the id maps, which needs /proc/PID files that
+    // a non-dumpable process denies an unprivileged supervisor. Now stay out of
+    // the jail's reach: not dumpable, jailed processes can neither ptrace init
+    // nor open its /proc files.
+    prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
     let mut prepared: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
     let outcome = jail::run(&plan.jail, &mut Real, &mut prepared).map_err(|e| e.to_string())?;
+    // Changing credentials cleared the parent-death signal (commit_creds does):
+    // arm it again. If the supervisor died meanwhile, the report below fails.
+    prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, "PR_SET_PDEATHSIG")?;
     let listener: Vec<i32> = outcome.listener.iter().map(|fd| fd.as_raw_fd()).collect();
-    chan.send(
-        &FromInit::Ready {
-            notes: outcome.notes,
-            listener: !listener.is_empty(),
-        },
-        &listener,
-    )
-    .map_err(|e| format!("reporting readiness: {e}"))?;
+    let ready = FromInit::Ready {
+        notes: outcome.notes,
+        listener: !listener.is_empty(),
+    };
+    chan.send(&ready, &listener)
+        .map_err(|e| format!("reporting readiness: {e}"))?;
     drop(outcome.listener);
     serve(plan, chan)
+}
+
+/// Where the jail's devpts is mounted, inside the jail.
+fn devpts(plan: &LaunchPlan) -> PathBuf {
+    let dev = plan.policy.mounts.iter().find(|m| m.op == MountOp::Dev);
+    dev.map_or(PathBuf::from("/dev/pts"), |m| m.target.as_path().join("pts"))
+}
+
+/// Starts a requested process. With a terminal and no descriptors, it gets a
+/// terminal of the jail's own devpts, whose master goes back to the supervisor.
+fn start(plan: &LaunchPlan, what: &Spawn, fds: Vec<OwnedFd>, devpts: &Path) -> Result<(i32, Option<OwnedFd>), String> {
+    let (stdio, master) = if what.tty && fds.is_empty() {
+        let (master, slave) = spawn::open_pty(devpts).map_err(|e| format!("opening a terminal of the jail: {e}"))?;
+        let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("dup: {e}"));
+        ([dup(&slave)?, dup(&slave)?, slave], Some(master))
+    } else {
+        (
+            <[OwnedFd; 3]>::try_from(fds).map_err(|_| "stdin, stdout and stderr missing".to_string())?,
+            None,
+        )
+    };
+    let pid = spawn::spawn(what, stdio, &plan.ids, plan.ids.single.is_some())?;
+    Ok((pid, master))
 }
 
 /// Init's life after setup.
 fn serve(plan: &LaunchPlan, chan: &Channel) -> Result<i32, String> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(|e| e.to_string())?;
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None).map_err(|e| e.to_string())?;
     let sigfd =
         SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| e.to_string())?;
-    let rootless = plan.ids.single.is_some();
+    let devpts = devpts(plan);
     // Spawned processes: pid -> (request id, is the jail's command).
     let mut spawned: BTreeMap<i32, (u64, bool)> = BTreeMap::new();
     let mut main_status: Option<Status> = None;
@@ -99,35 +134,23 @@ fn serve(plan: &LaunchPlan, chan: &Channel) -> Result<i32, String> {
             Err(e) => return Err(e.to_string()),
             Ok(_) => {}
         }
-        let chan_ready = n == 2 && fds[1].revents().is_some_and(|r| !r.is_empty());
-        if chan_ready {
+        if n == 2 && fds[1].revents().is_some_and(|r| !r.is_empty()) {
             match chan.recv::<ToInit>() {
-                Ok(Some((ToInit::Spawn { id, spawn: what, main }, stdio))) => {
-                    let Ok(stdio) = <[OwnedFd; 3]>::try_from(stdio) else {
-                        let _ = chan.send(
-                            &FromInit::SpawnFailed {
-                                id,
-                                error: "stdio missing".into(),
-                            },
-                            &[],
-                        );
-                        continue;
-                    };
-                    match spawn::spawn(&what, stdio, &plan.ids, rootless) {
-                        Ok(pid) => {
-                            spawned.insert(pid, (id, main));
-                            main_started |= main;
-                            let _ = chan.send(&FromInit::Spawned { id, pid }, &[]);
-                        }
-                        Err(error) => {
-                            if main {
-                                main_started = true;
-                                main_status = Some(Status::Code(127));
-                            }
-                            let _ = chan.send(&FromInit::SpawnFailed { id, error }, &[]);
-                        }
+                Ok(Some((ToInit::Spawn { id, spawn: what, main }, fds))) => match start(plan, &what, fds, &devpts) {
+                    Ok((pid, master)) => {
+                        spawned.insert(pid, (id, main));
+                        main_started |= main;
+                        let fds: Vec<i32> = master.iter().map(|m| m.as_raw_fd()).collect();
+                        let _ = chan.send(&FromInit::Spawned { id, pid }, &fds);
                     }
-                }
+                    Err(error) => {
+                        if main {
+                            main_started = true;
+                            main_status = Some(Status::Code(127));
+                        }
+                        let _ = chan.send(&FromInit::SpawnFailed { id, error }, &[]);
+                    }
+                },
                 Ok(Some((ToInit::Signal { id, signal }, _))) => {
                     let target = match id {
                         None => -1,
@@ -148,43 +171,25 @@ fn serve(plan: &LaunchPlan, chan: &Channel) -> Result<i32, String> {
         // Reap everything that ended, the jail's orphans included.
         while sigfd.read_signal().ok().flatten().is_some() {}
         loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => {
-                    report(chan, &mut spawned, &mut main_status, pid.as_raw(), Status::Code(code))
-                }
-                Ok(WaitStatus::Signaled(pid, sig, _)) => report(
-                    chan,
-                    &mut spawned,
-                    &mut main_status,
-                    pid.as_raw(),
-                    Status::Signal(sig as i32),
-                ),
+            let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, Status::Code(code)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Status::Signal(sig as i32)),
                 Ok(WaitStatus::StillAlive) => break,
-                Ok(_) => continue,
+                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
                 Err(nix::errno::Errno::ECHILD) => {
                     if main_started || supervisor_gone {
                         return Ok(main_status.map_or(0, Status::exit_code));
                     }
                     break;
                 }
-                Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.to_string()),
+            };
+            if let Some((id, main)) = spawned.remove(&pid.as_raw()) {
+                if main {
+                    main_status = Some(status);
+                }
+                let _ = chan.send(&FromInit::Exited { id, status }, &[]);
             }
         }
-    }
-}
-
-fn report(
-    chan: &Channel,
-    spawned: &mut BTreeMap<i32, (u64, bool)>,
-    main_status: &mut Option<Status>,
-    pid: i32,
-    status: Status,
-) {
-    if let Some((id, main)) = spawned.remove(&pid) {
-        if main {
-            *main_status = Some(status);
-        }
-        let _ = chan.send(&FromInit::Exited { id, status }, &[]);
     }
 }

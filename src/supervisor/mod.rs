@@ -16,7 +16,6 @@ mod notify;
 pub mod proto;
 pub mod tty;
 
-use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
@@ -30,7 +29,7 @@ use channel::Channel;
 use proto::{FromInit, Reply, Request, Status, ToInit};
 
 use crate::host::HostFacts;
-use crate::model::{Identity, Jail, MountKind};
+use crate::model::{Identity, Jail};
 use crate::plan::{self, HostStep, LaunchPlan, Spawn, SpawnUser};
 use crate::policy::{self, JAIL_IDS, Policy};
 use crate::state::{self, Record, Registry, StateError};
@@ -389,7 +388,7 @@ fn supervise(
         raw::Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(init_chan);
-    let mut jail = Running::new(launch, plan, chan, init_pid, init_pidfd, sigfd, control);
+    let mut jail = Running::new(launch, plan, chan, init_pidfd, sigfd, control);
     let prepared = match host_steps(plan, init_pid) {
         Ok(prepared) => prepared,
         Err(e) => {
@@ -509,7 +508,6 @@ struct Client {
 struct Running<'p> {
     plan: &'p LaunchPlan,
     chan: Channel,
-    init_pid: i32,
     init_pidfd: OwnedFd,
     sigfd: SignalFd,
     control: OwnedFd,
@@ -533,7 +531,6 @@ impl<'p> Running<'p> {
         launch: &Launch,
         plan: &'p LaunchPlan,
         chan: Channel,
-        init_pid: i32,
         init_pidfd: OwnedFd,
         sigfd: SignalFd,
         control: OwnedFd,
@@ -545,7 +542,6 @@ impl<'p> Running<'p> {
         Running {
             plan,
             chan,
-            init_pid,
             init_pidfd,
             sigfd,
             control,
@@ -560,7 +556,7 @@ impl<'p> Running<'p> {
             stop_deadline: None,
             stop_timeout: Duration::from_millis(plan.policy.process.stop_timeout_ms),
             stop_signal: plan.policy.process.stop_signal.number(),
-            notifier: notify::Notifier::new(plan, init_pid, log),
+            notifier: notify::Notifier::new(plan, log),
         }
     }
 
@@ -599,69 +595,67 @@ impl<'p> Running<'p> {
         }
     }
 
-    fn start_main(&mut self, launch: &Launch) -> Result<(), UpError> {
-        let mut spawn = self.plan.spawn.clone();
-        let stdio: [OwnedFd; 3] = if launch.background {
-            let null = || {
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open("/dev/null")
-                    .map(OwnedFd::from)
-            };
+    /// The jail's stdio: /dev/null and the log in the background, a terminal of
+    /// the jail's own when the caller has one (none is passed: init makes it),
+    /// else the caller's descriptors.
+    fn main_stdio(&self, launch: &Launch, tty: bool) -> Result<Vec<OwnedFd>, UpError> {
+        let open = |path: &std::path::Path, append: bool| {
+            let mut o = std::fs::OpenOptions::new();
+            if append {
+                o.create(true).append(true);
+            } else {
+                o.read(true).write(true);
+            }
+            o.open(path).map(OwnedFd::from)
+        };
+        if launch.background {
             let out = match &launch.jail.log {
-                Some(path) => std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path.as_path())
-                    .map(OwnedFd::from),
-                None => null(),
+                Some(path) => open(path.as_path(), true),
+                None => open(std::path::Path::new("/dev/null"), false),
             }
             .map_err(io_err("opening the log"))?;
             let err = out.try_clone().map_err(io_err("dup"))?;
-            [null().map_err(io_err("/dev/null"))?, out, err]
-        } else if spawn.tty {
-            let pts = devpts(&launch.jail);
-            let (master, slave) =
-                tty::open_in_jail(self.init_pid, &pts).map_err(io_err("opening a terminal in the jail"))?;
-            let tty_fd = [0, 1, 2]
-                .into_iter()
-                .map(borrow)
-                .find(|fd| tty::is_tty(*fd))
-                .expect("a terminal");
-            tty::copy_winsize(tty_fd, master.as_fd());
-            self.raw_mode = tty::RawMode::enter(borrow(0));
-            self.stdin_open = tty::is_tty(borrow(0));
-            self.master = Some(master);
-            [
-                slave.try_clone().map_err(io_err("dup"))?,
-                slave.try_clone().map_err(io_err("dup"))?,
-                slave,
-            ]
+            Ok(vec![
+                open(std::path::Path::new("/dev/null"), false).map_err(io_err("/dev/null"))?,
+                out,
+                err,
+            ])
+        } else if tty {
+            Ok(Vec::new())
         } else {
-            let dup = |fd: RawFd| borrow(fd).try_clone_to_owned();
-            [
-                dup(0).map_err(io_err("dup"))?,
-                dup(1).map_err(io_err("dup"))?,
-                dup(2).map_err(io_err("dup"))?,
-            ]
-        };
-        spawn.tty = self.master.is_some();
+            [0, 1, 2]
+                .into_iter()
+                .map(|fd| borrow(fd).try_clone_to_owned().map_err(io_err("dup")))
+                .collect()
+        }
+    }
+
+    fn start_main(&mut self, launch: &Launch) -> Result<(), UpError> {
+        let mut spawn = self.plan.spawn.clone();
+        spawn.tty = spawn.tty && !launch.background;
+        let stdio = self.main_stdio(launch, spawn.tty)?;
         let fds: Vec<RawFd> = stdio.iter().map(|f| f.as_raw_fd()).collect();
-        self.chan
-            .send(
-                &ToInit::Spawn {
-                    id: 0,
-                    spawn: Box::new(spawn),
-                    main: true,
-                },
-                &fds,
-            )
-            .map_err(io_err("starting the command"))?;
+        let request = ToInit::Spawn {
+            id: 0,
+            spawn: Box::new(spawn),
+            main: true,
+        };
+        self.chan.send(&request, &fds).map_err(io_err("starting the command"))?;
         drop(stdio);
         // The answer comes before anything else the command could cause.
         match self.chan.recv::<FromInit>() {
-            Ok(Some((FromInit::Spawned { .. }, _))) => Ok(()),
+            Ok(Some((FromInit::Spawned { .. }, mut fds))) => {
+                if let Some(master) = fds.pop().filter(tty::is_devpts) {
+                    let caller = [0, 1, 2].into_iter().map(borrow).find(|fd| tty::is_tty(*fd));
+                    if let Some(caller) = caller {
+                        tty::copy_winsize(caller, master.as_fd());
+                    }
+                    self.raw_mode = tty::RawMode::enter(borrow(0));
+                    self.stdin_open = tty::is_tty(borrow(0));
+                    self.master = Some(master);
+                }
+                Ok(())
+            }
             Ok(Some((FromInit::SpawnFailed { error, .. }, _))) => {
                 self.main_error = Some(error);
                 Ok(())
@@ -715,8 +709,8 @@ impl<'p> Running<'p> {
             }
         }
         // Drain what init said before it exited (the command's status).
-        while let Ok(Some((msg, _))) = self.chan.recv::<FromInit>() {
-            self.handle_init(msg);
+        while let Ok(Some((msg, fds))) = self.chan.recv::<FromInit>() {
+            self.handle_init(msg, fds);
         }
         // The command's output may still be in the terminal.
         while self.master.is_some() && self.relay_output() {}
@@ -788,12 +782,12 @@ impl<'p> Running<'p> {
     }
 
     fn read_init(&mut self) {
-        if let Ok(Some((msg, _))) = self.chan.recv::<FromInit>() {
-            self.handle_init(msg);
+        if let Ok(Some((msg, fds))) = self.chan.recv::<FromInit>() {
+            self.handle_init(msg, fds);
         }
     }
 
-    fn handle_init(&mut self, msg: FromInit) {
+    fn handle_init(&mut self, msg: FromInit, fds: Vec<OwnedFd>) {
         let client = |s: &mut Self, id: u64| s.clients.iter().position(|c| c.id == Some(id));
         match msg {
             FromInit::Exited { id: 0, status } => self.main_status = Some(status),
@@ -805,9 +799,11 @@ impl<'p> Running<'p> {
             }
             FromInit::Spawned { id, pid } => {
                 if let Some(i) = client(self, id) {
-                    let c = &self.clients[i];
-                    let master: Vec<RawFd> = c.master.iter().map(|m| m.as_raw_fd()).collect();
-                    let _ = c.chan.send(&Reply::Started { pid }, &master);
+                    let master = fds.into_iter().next().filter(tty::is_devpts);
+                    let c = &mut self.clients[i];
+                    let raw: Vec<RawFd> = master.iter().map(|m| m.as_raw_fd()).collect();
+                    let _ = c.chan.send(&Reply::Started { pid }, &raw);
+                    c.master = master;
                 }
             }
             FromInit::SpawnFailed { id, error } => {
@@ -966,32 +962,26 @@ impl<'p> Running<'p> {
         }
         spawn.env.term = term.or(spawn.env.term);
         spawn.tty = want_tty;
-        let stdio: [OwnedFd; 3] = if want_tty {
-            let pts = devpts_of(self.plan);
-            match tty::open_in_jail(self.init_pid, &pts) {
-                Ok((master, slave)) => {
-                    let s = |fd: &OwnedFd| fd.try_clone();
-                    match (s(&slave), s(&slave)) {
-                        (Ok(a), Ok(b)) => {
-                            self.clients[i].master = Some(master);
-                            [a, b, slave]
-                        }
-                        _ => return fail(&self.clients[i], "dup".into()),
-                    }
-                }
-                Err(e) => return fail(&self.clients[i], format!("opening a terminal in the jail: {e}")),
-            }
+        let stdio: Vec<OwnedFd> = if want_tty {
+            // Init makes the terminal; its master comes back with Spawned.
+            Vec::new()
+        } else if fds.len() == 3 {
+            fds
         } else {
-            match <[OwnedFd; 3]>::try_from(fds) {
-                Ok(s) => s,
-                Err(_) => return fail(&self.clients[i], "stdin, stdout and stderr must be passed".into()),
-            }
+            return fail(&self.clients[i], "stdin, stdout and stderr must be passed".into());
         };
         let id = self.next_id;
         self.next_id += 1;
         self.clients[i].id = Some(id);
         let raw_fds: Vec<RawFd> = stdio.iter().map(|f| f.as_raw_fd()).collect();
-        if let Err(e) = self.chan.send(&ToInit::Spawn { id, spawn: Box::new(spawn), main: false }, &raw_fds) {
+        if let Err(e) = self.chan.send(
+            &ToInit::Spawn {
+                id,
+                spawn: Box::new(spawn),
+                main: false,
+            },
+            &raw_fds,
+        ) {
             fail(&self.clients[i], e.to_string());
         }
     }
@@ -1036,22 +1026,3 @@ impl<'p> Running<'p> {
         }
     }
 }
-
-/// Where the jail's devpts is mounted, inside the jail.
-fn devpts(jail: &Jail) -> PathBuf {
-    jail.mounts
-        .iter()
-        .find(|m| m.kind == MountKind::Dev)
-        .map_or(PathBuf::from("/dev/pts"), |m| m.target.as_path().join("pts"))
-}
-
-fn devpts_of(plan: &LaunchPlan) -> PathBuf {
-    plan.policy
-        .mounts
-        .iter()
-        .find(|m| m.op == policy::MountOp::Dev)
-        .map_or(PathBuf::from("/dev/pts"), |m| m.target.as_path().join("pts"))
-}
-
-#[doc(hidden)]
-pub fn _unused(_: BTreeMap<(), ()>) {}

@@ -43,7 +43,7 @@ struct Notif {
 
 impl Notifier {
     /// A notifier for a jail.
-    pub fn new(plan: &LaunchPlan, _init_pid: i32, log: Option<PathBuf>) -> Notifier {
+    pub fn new(plan: &LaunchPlan, log: Option<PathBuf>) -> Notifier {
         Notifier {
             abis: crate::syscalls::Abi::native().to_vec(),
             policy: plan.policy.syscalls.clone(),

@@ -5,55 +5,22 @@
 //! of the jail's own devpts instead, whose master the supervisor (or the
 //! `exec` client) relays.
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::sys::termios::{self, SetArg, Termios};
 
-use crate::sys::raw::{self, resolve};
-
 const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
 
-/// Opens a new terminal pair in the devpts of the jail whose init is `init_pid`,
-/// mounted at `pts` inside the jail. Returns (master, slave).
-pub fn open_in_jail(init_pid: i32, pts: &Path) -> io::Result<(OwnedFd, OwnedFd)> {
-    let root = OwnedFd::from(std::fs::File::open(format!("/proc/{init_pid}/root"))?);
-    let rel = pts.strip_prefix("/").unwrap_or(pts).join("ptmx");
-    let master = raw::openat2(
-        root.as_fd(),
-        &rel,
-        libc::O_RDWR | libc::O_NOCTTY,
-        0,
-        resolve::IN_ROOT | resolve::NO_SYMLINKS,
-    )?;
+/// True for a terminal master or slave of a devpts file system: what the
+/// supervisor accepts from init as a terminal.
+pub fn is_devpts(fd: &OwnedFd) -> bool {
     let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
     // SAFETY: fs is written by the kernel before being read.
-    if unsafe { libc::fstatfs(master.as_raw_fd(), fs.as_mut_ptr()) } < 0 {
-        return Err(io::Error::last_os_error());
+    if unsafe { libc::fstatfs(fd.as_raw_fd(), fs.as_mut_ptr()) } < 0 {
+        return false;
     }
     // SAFETY: fstatfs succeeded.
-    if unsafe { fs.assume_init() }.f_type != DEVPTS_SUPER_MAGIC {
-        return Err(io::Error::other("the jail's ptmx is not on a devpts file system"));
-    }
-    let unlock: libc::c_int = 0;
-    // SAFETY: TIOCSPTLCK takes a pointer to an int.
-    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: TIOCGPTPEER returns a new descriptor of the slave, no path involved.
-    let slave = unsafe {
-        libc::ioctl(
-            master.as_raw_fd(),
-            libc::TIOCGPTPEER,
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    };
-    if slave < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor, ours.
-    Ok((master, unsafe { OwnedFd::from_raw_fd(slave) }))
+    unsafe { fs.assume_init() }.f_type == DEVPTS_SUPER_MAGIC
 }
 
 /// Copies the window size of `from` to `to`.

@@ -262,8 +262,27 @@ pub fn dev_null() -> io::Result<OwnedFd> {
     Ok(OwnedFd::from(f))
 }
 
-#[doc(hidden)]
-pub fn _keep(fd: RawFd) -> OwnedFd {
-    // SAFETY: only used by callers that own fd.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+/// A new terminal pair of the jail's devpts (mounted at `pts`): (master, slave).
+/// The slave comes from TIOCGPTPEER, so no path is looked up for it.
+pub fn open_pty(pts: &std::path::Path) -> io::Result<(OwnedFd, OwnedFd)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let ptmx = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(pts.join("ptmx"))?;
+    let master = OwnedFd::from(ptmx);
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK takes a pointer to an int.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER returns a new descriptor of the slave.
+    let slave = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) };
+    if slave < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor, ours.
+    Ok((master, unsafe { OwnedFd::from_raw_fd(slave) }))
 }

@@ -1,0 +1,535 @@
+//! The probe: a small program that runs inside a jail, tries the forbidden
+//! things and reports, as JSON, what each call returned and what it observes.
+//!
+//! It is the only code outside the executor and the supervisor that makes raw
+//! system calls: its purpose is to make exactly the calls the policy forbids,
+//! the same way a hostile program would (the native ABI, and i386's `int 0x80`
+//! on x86_64), and report the kernel's answer unchanged.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+
+use serde::Serialize;
+
+const FS_NODUMP_FL: u64 = 0x40;
+
+/// What one call returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Outcome {
+    /// The return value (-1 on failure for libc-style calls).
+    pub ret: i64,
+    /// errno, 0 on success.
+    pub errno: i32,
+}
+
+impl Outcome {
+    fn of(ret: i64) -> Outcome {
+        let errno = if ret < 0 {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+        } else {
+            0
+        };
+        Outcome { ret, errno }
+    }
+
+    /// A raw kernel return: -4095..-1 is an error.
+    fn raw(ret: i64) -> Outcome {
+        if (-4095..0).contains(&ret) {
+            Outcome {
+                ret: -1,
+                errno: (-ret) as i32,
+            }
+        } else {
+            Outcome { ret, errno: 0 }
+        }
+    }
+}
+
+/// Everything the probe saw.
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+pub struct Report {
+    /// Facts about the process.
+    pub facts: BTreeMap<String, serde_json::Value>,
+    /// Outcome of each check run.
+    pub checks: BTreeMap<String, Outcome>,
+}
+
+fn sys(nr: libc::c_long, args: [u64; 6]) -> Outcome {
+    // SAFETY: the probe's checks pass integers, null pointers, or pointers to
+    // live local buffers; whatever the call does, it does to this process.
+    let r = unsafe { libc::syscall(nr, args[0], args[1], args[2], args[3], args[4], args[5]) };
+    Outcome::of(r)
+}
+
+/// A system call through the i386 ABI (`int 0x80`), numbers and all.
+#[cfg(target_arch = "x86_64")]
+fn int80(nr: u32, args: [u32; 6]) -> Outcome {
+    let ret: i64;
+    // SAFETY: int 0x80 enters the kernel's i386 entry point with the i386
+    // registers; rbx and rbp, which the compiler reserves, are saved around it
+    // and r8-r11 are declared clobbered. The arguments are integers or
+    // pointers below 4 GiB.
+    unsafe {
+        std::arch::asm!(
+            "push rbx",
+            "push rbp",
+            "mov ebx, {a0:e}",
+            "mov ebp, {a5:e}",
+            "int 0x80",
+            "pop rbp",
+            "pop rbx",
+            a0 = in(reg) args[0],
+            a5 = in(reg) args[5],
+            inlateout("rax") u64::from(nr) => ret,
+            in("rcx") u64::from(args[1]),
+            in("rdx") u64::from(args[2]),
+            in("rsi") u64::from(args[3]),
+            in("rdi") u64::from(args[4]),
+            // Kernels before 4.17 zeroed these on int 0x80 from 64-bit code.
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+        );
+    }
+    Outcome::raw(ret as i32 as i64)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn int80(_: u32, _: [u32; 6]) -> Outcome {
+    Outcome {
+        ret: -1,
+        errno: libc::ENOSYS,
+    }
+}
+
+/// A buffer below 4 GiB, for pointers passed through the 32-bit ABI.
+#[cfg(target_arch = "x86_64")]
+fn low_buffer(bytes: &[u8]) -> u32 {
+    // SAFETY: an anonymous private mapping; MAP_32BIT places it below 2 GiB.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return 0;
+    }
+    // SAFETY: p is a fresh 4096-byte writable mapping; bytes are fewer.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.cast(), bytes.len().min(4096)) };
+    p as u32
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn low_buffer(_: &[u8]) -> u32 {
+    0
+}
+
+/// Runs one named check.
+#[allow(clippy::too_many_lines)]
+pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
+    use libc::*;
+    let s = |domain: i32, ty: i32, proto: i32| sys(SYS_socket, [domain as u64, ty as u64, proto as u64, 0, 0, 0]);
+    let hostname = c"probe";
+    Some(match name {
+        "socket-unix" => s(AF_UNIX, SOCK_STREAM, 0),
+        "socket-inet" => s(AF_INET, SOCK_STREAM, 0),
+        "socket-inet6" => s(AF_INET6, SOCK_STREAM, 0),
+        "socket-inet-dgram" => s(AF_INET, SOCK_DGRAM, 0),
+        "socket-packet" => s(AF_PACKET, SOCK_DGRAM, 0),
+        "socket-packet-raw" => s(AF_PACKET, SOCK_RAW, 0),
+        "socket-netlink-route" => s(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE),
+        "socket-netlink-audit" => s(AF_NETLINK, SOCK_RAW, NETLINK_AUDIT),
+        "socket-raw" => s(AF_INET, SOCK_RAW, IPPROTO_ICMP),
+        "socket-raw6" => s(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6),
+        "socket-ipproto-raw" => s(AF_INET, SOCK_DGRAM, IPPROTO_RAW),
+        // The upper half of an int argument is ignored by the kernel; a filter
+        // comparing 64 bits would let these through (CVE-2019-10063).
+        "socket-packet-high-bits" => sys(SYS_socket, [AF_PACKET as u64 | 1 << 32, SOCK_DGRAM as u64, 0, 0, 0, 0]),
+        "socket-inet-high-bits" => sys(SYS_socket, [AF_INET as u64 | 1 << 32, SOCK_STREAM as u64, 0, 0, 0, 0]),
+        "socketpair-unix" => {
+            let mut fds = [0i32; 2];
+            sys(
+                SYS_socketpair,
+                [AF_UNIX as u64, SOCK_STREAM as u64, 0, fds.as_mut_ptr() as u64, 0, 0],
+            )
+        }
+        "ipc-msgget" => sys(SYS_msgget, [IPC_PRIVATE as u64, 0o600, 0, 0, 0, 0]),
+        "ipc-semget" => sys(SYS_semget, [IPC_PRIVATE as u64, 1, 0o600, 0, 0, 0]),
+        "ipc-shmget" => sys(SYS_shmget, [IPC_PRIVATE as u64, 4096, 0o600, 0, 0, 0]),
+        "mq-open" => {
+            let name = c"sysjail-probe";
+            let r = sys(
+                SYS_mq_open,
+                [name.as_ptr() as u64, (O_CREAT | O_RDWR) as u64, 0o600, 0, 0, 0],
+            );
+            sys(SYS_mq_unlink, [name.as_ptr() as u64, 0, 0, 0, 0, 0]);
+            r
+        }
+        "sethostname" => sys(SYS_sethostname, [hostname.as_ptr() as u64, 5, 0, 0, 0, 0]),
+        "setdomainname" => sys(SYS_setdomainname, [hostname.as_ptr() as u64, 5, 0, 0, 0, 0]),
+        "ioctl-tiocsti" => {
+            let c = b'x';
+            sys(SYS_ioctl, [0, TIOCSTI, &c as *const u8 as u64, 0, 0, 0])
+        }
+        "ioctl-tiocsti-high-bits" => {
+            let c = b'x';
+            sys(SYS_ioctl, [0, TIOCSTI | 1 << 32, &c as *const u8 as u64, 0, 0, 0])
+        }
+        "ioctl-siocsifflags" | "ioctl-siocaddrt" => {
+            // SAFETY: socket(2) with integer arguments.
+            let fd = unsafe { socket(AF_UNIX, SOCK_DGRAM, 0) };
+            // SAFETY: ifreq is plain data.
+            let mut req: ifreq = unsafe { std::mem::zeroed() };
+            req.ifr_name[0] = b'l' as c_char;
+            req.ifr_name[1] = b'o' as c_char;
+            let cmd = if name == "ioctl-siocsifflags" {
+                SIOCSIFFLAGS
+            } else {
+                SIOCADDRT
+            };
+            let r = sys(SYS_ioctl, [fd as u64, cmd, &mut req as *mut ifreq as u64, 0, 0, 0]);
+            // SAFETY: closing our own descriptor.
+            unsafe { close(fd) };
+            r
+        }
+        "ioctl-setflags" => {
+            // The nodump flag needs no privilege: only the filter stands in the way.
+            let path = CString::new(arg.unwrap_or("/tmp/.sysjail-probe-flags")).ok()?;
+            // SAFETY: open(2) of a file in a writable directory of the jail.
+            let fd = unsafe { open(path.as_ptr(), O_CREAT | O_RDWR | O_CLOEXEC, 0o600) };
+            if fd < 0 {
+                return Some(Outcome::of(-1));
+            }
+            let flags: c_long = FS_NODUMP_FL as c_long;
+            let r = sys(
+                SYS_ioctl,
+                [fd as u64, FS_IOC_SETFLAGS, &flags as *const c_long as u64, 0, 0, 0],
+            );
+            // SAFETY: as above.
+            unsafe {
+                close(fd);
+                unlink(path.as_ptr());
+            }
+            r
+        }
+        "init-module" => sys(SYS_init_module, [0, 0, c"".as_ptr() as u64, 0, 0, 0]),
+        "finit-module" => sys(SYS_finit_module, [u64::MAX, c"".as_ptr() as u64, 0, 0, 0, 0]),
+        "delete-module" => sys(SYS_delete_module, [c"probe".as_ptr() as u64, 0, 0, 0, 0, 0]),
+        "mount" => sys(
+            SYS_mount,
+            [
+                c"none".as_ptr() as u64,
+                c"/tmp".as_ptr() as u64,
+                c"tmpfs".as_ptr() as u64,
+                0,
+                0,
+                0,
+            ],
+        ),
+        "umount2" => sys(SYS_umount2, [c"/proc".as_ptr() as u64, MNT_DETACH as u64, 0, 0, 0, 0]),
+        "pivot-root" => sys(
+            SYS_pivot_root,
+            [c"/tmp".as_ptr() as u64, c"/tmp".as_ptr() as u64, 0, 0, 0, 0],
+        ),
+        "open-tree" => sys(SYS_open_tree, [AT_FDCWD as u64, c"/".as_ptr() as u64, 1, 0, 0, 0]),
+        "fsopen" => sys(SYS_fsopen, [c"tmpfs".as_ptr() as u64, 0, 0, 0, 0, 0]),
+        "move-mount" => sys(
+            SYS_move_mount,
+            [
+                u64::MAX,
+                c"".as_ptr() as u64,
+                AT_FDCWD as u64,
+                c"/tmp".as_ptr() as u64,
+                0,
+                0,
+            ],
+        ),
+        "unshare-user" => sys(SYS_unshare, [CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]),
+        "unshare-net" => sys(SYS_unshare, [CLONE_NEWNET as u64, 0, 0, 0, 0, 0]),
+        "unshare-files" => sys(SYS_unshare, [CLONE_FILES as u64, 0, 0, 0, 0, 0]),
+        "clone-newuser" => {
+            let r = sys(SYS_clone, [CLONE_NEWUSER as u64 | SIGCHLD as u64, 0, 0, 0, 0, 0]);
+            if r.ret == 0 {
+                // SAFETY: the child of a successful clone leaves at once.
+                unsafe { _exit(0) };
+            }
+            r
+        }
+        "clone3" => sys(SYS_clone3, [0, 0, 0, 0, 0, 0]),
+        "setns" => sys(SYS_setns, [u64::MAX, 0, 0, 0, 0, 0]),
+        "io-uring-setup" => sys(SYS_io_uring_setup, [1, 0, 0, 0, 0, 0]),
+        "bpf" => sys(SYS_bpf, [0, 0, 0, 0, 0, 0]),
+        "perf-event-open" => sys(SYS_perf_event_open, [0, 0, u64::MAX, u64::MAX, 0, 0]),
+        "userfaultfd" => sys(SYS_userfaultfd, [0, 0, 0, 0, 0, 0]),
+        "keyctl" => sys(SYS_keyctl, [0, 0, 0, 0, 0, 0]),
+        "add-key" => sys(SYS_add_key, [0, 0, 0, 0, 0, 0]),
+        "kexec-load" => sys(SYS_kexec_load, [0, 0, 0, 0, 0, 0]),
+        "open-by-handle-at" => sys(SYS_open_by_handle_at, [AT_FDCWD as u64, 0, 0, 0, 0, 0]),
+        "acct" => sys(SYS_acct, [0, 0, 0, 0, 0, 0]),
+        "swapon" => sys(SYS_swapon, [c"/nonexistent".as_ptr() as u64, 0, 0, 0, 0, 0]),
+        "settimeofday" => sys(SYS_settimeofday, [0, 0, 0, 0, 0, 0]),
+        "clock-settime" => {
+            let ts = timespec { tv_sec: 0, tv_nsec: 0 };
+            sys(
+                SYS_clock_settime,
+                [CLOCK_REALTIME as u64, &ts as *const timespec as u64, 0, 0, 0, 0],
+            )
+        }
+        "adjtimex" => {
+            // SAFETY: timex is plain data; modes 0 only reads.
+            let mut t: timex = unsafe { std::mem::zeroed() };
+            sys(SYS_adjtimex, [&mut t as *mut timex as u64, 0, 0, 0, 0, 0])
+        }
+        "syslog" => sys(SYS_syslog, [3, 0, 0, 0, 0, 0]),
+        "personality-query" => sys(SYS_personality, [0xffff_ffff, 0, 0, 0, 0, 0]),
+        "personality-read-implies-exec" => sys(SYS_personality, [READ_IMPLIES_EXEC as u64, 0, 0, 0, 0, 0]),
+        "setrlimit-raise" => {
+            let mut lim = rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit fills lim.
+            unsafe { getrlimit(RLIMIT_NOFILE, &mut lim) };
+            if lim.rlim_max == RLIM_INFINITY {
+                return Some(Outcome { ret: -1, errno: EINVAL });
+            }
+            let raised = rlimit {
+                rlim_cur: lim.rlim_cur,
+                rlim_max: lim.rlim_max + 1,
+            };
+            sys(
+                SYS_setrlimit,
+                [RLIMIT_NOFILE as u64, &raised as *const rlimit as u64, 0, 0, 0, 0],
+            )
+        }
+        "setrlimit-lower" => {
+            let mut lim = rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit fills lim.
+            unsafe { getrlimit(RLIMIT_CORE, &mut lim) };
+            let lower = rlimit {
+                rlim_cur: 0,
+                rlim_max: lim.rlim_max,
+            };
+            sys(
+                SYS_setrlimit,
+                [RLIMIT_CORE as u64, &lower as *const rlimit as u64, 0, 0, 0, 0],
+            )
+        }
+        "kill" => {
+            // kill:PID:SIG
+            let (pid, sig) = arg?.split_once(':')?;
+            sys(
+                SYS_kill,
+                [pid.parse::<i64>().ok()? as u64, sig.parse::<u64>().ok()?, 0, 0, 0, 0],
+            )
+        }
+        "ptrace-init" => sys(SYS_ptrace, [PTRACE_ATTACH as u64, 1, 0, 0, 0, 0]),
+        "reboot-cad-off" => sys(
+            SYS_reboot,
+            [0xfee1_dead, 0x2812_1969, LINUX_REBOOT_CMD_CAD_OFF as u64, 0, 0, 0],
+        ),
+        "reboot-halt" => sys(
+            SYS_reboot,
+            [0xfee1_dead, 0x2812_1969, LINUX_REBOOT_CMD_HALT as u64, 0, 0, 0],
+        ),
+        "read-shadow" => {
+            // SAFETY: open(2) of a path; closed below.
+            let fd = unsafe { open(c"/etc/shadow".as_ptr(), O_RDONLY | O_CLOEXEC) };
+            let r = Outcome::of(fd.into());
+            if fd >= 0 {
+                // SAFETY: ours.
+                unsafe { close(fd) };
+            }
+            r
+        }
+        "write-file" => {
+            let path = CString::new(arg?).ok()?;
+            // SAFETY: open(2); closed below.
+            let fd = unsafe { open(path.as_ptr(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o644) };
+            if fd >= 0 {
+                // SAFETY: ours.
+                unsafe { close(fd) };
+            }
+            Outcome::of(fd.into())
+        }
+        "connect-abstract" => {
+            // Connects to @NAME, an abstract unix socket.
+            let name = arg?;
+            // SAFETY: socket(2).
+            let fd = unsafe { socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) };
+            // SAFETY: sockaddr_un is plain data.
+            let mut addr: sockaddr_un = unsafe { std::mem::zeroed() };
+            addr.sun_family = AF_UNIX as sa_family_t;
+            for (dst, src) in addr.sun_path[1..].iter_mut().zip(name.bytes()) {
+                *dst = src as c_char;
+            }
+            let len = (std::mem::size_of::<sa_family_t>() + 1 + name.len()) as socklen_t;
+            // SAFETY: addr is valid for len bytes.
+            let r = Outcome::of(unsafe { connect(fd, &addr as *const sockaddr_un as *const sockaddr, len) }.into());
+            // SAFETY: ours.
+            unsafe { close(fd) };
+            r
+        }
+        // Numbers this policy has no rule for.
+        "unknown-syscall" => sys(1000, [0; 6]),
+        "x32-getpid" => sys(0x4000_0000 | SYS_getpid, [0; 6]),
+        // The same promises through i386's int 0x80, with its own numbers.
+        "i386-getpid" => int80(20, [0; 6]),
+        "i386-socket-packet" => int80(359, [17, 2, 0, 0, 0, 0]),
+        "i386-socket-inet" => int80(359, [2, 1, 0, 0, 0, 0]),
+        "i386-socket-unix" => int80(359, [1, 1, 0, 0, 0, 0]),
+        "i386-socket-raw" => int80(359, [2, 3, 1, 0, 0, 0]),
+        "i386-socketcall-socket" => int80(102, [1, low_buffer(&[2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]), 0, 0, 0, 0]),
+        "i386-ipc-msgget" => int80(117, [13, 0, 0o600, 0, 0, 0]),
+        "i386-msgget" => int80(399, [0, 0o600, 0, 0, 0, 0]),
+        "i386-sethostname" => int80(74, [low_buffer(b"probe"), 5, 0, 0, 0, 0]),
+        "i386-init-module" => int80(128, [0, 0, 0, 0, 0, 0]),
+        "i386-unshare-user" => int80(310, [libc::CLONE_NEWUSER as u32, 0, 0, 0, 0, 0]),
+        "i386-mount" => int80(21, [0, low_buffer(b"/tmp\0"), low_buffer(b"tmpfs\0"), 0, 0, 0]),
+        "i386-io-uring-setup" => int80(425, [1, 0, 0, 0, 0, 0]),
+        "i386-clone3" => int80(435, [0, 0, 0, 0, 0, 0]),
+        "i386-ioctl-tiocsti" => int80(54, [0, TIOCSTI as u32, low_buffer(b"x"), 0, 0, 0]),
+        "i386-bpf" => int80(357, [0, 0, 0, 0, 0, 0]),
+        _ => return None,
+    })
+}
+
+/// Facts about the probe's process and its view of the system.
+pub fn facts() -> BTreeMap<String, serde_json::Value> {
+    use serde_json::json;
+    let mut f = BTreeMap::new();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+    };
+    // SAFETY: getters without arguments.
+    let (uid, euid, gid, pid, ppid) = unsafe {
+        (
+            libc::getuid(),
+            libc::geteuid(),
+            libc::getgid(),
+            libc::getpid(),
+            libc::getppid(),
+        )
+    };
+    f.insert("uid".into(), json!(uid));
+    f.insert("euid".into(), json!(euid));
+    f.insert("gid".into(), json!(gid));
+    f.insert("pid".into(), json!(pid));
+    f.insert("ppid".into(), json!(ppid));
+    f.insert(
+        "groups".into(),
+        json!(
+            field("Groups:")
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|g| g.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        ),
+    );
+    for key in [
+        "CapEff",
+        "CapPrm",
+        "CapBnd",
+        "CapInh",
+        "CapAmb",
+        "NoNewPrivs",
+        "Seccomp",
+    ] {
+        f.insert(key.to_lowercase(), json!(field(&format!("{key}:")).unwrap_or_default()));
+    }
+    f.insert(
+        "hostname".into(),
+        json!(
+            nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
+    );
+    f.insert(
+        "cwd".into(),
+        json!(
+            std::env::current_dir()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        ),
+    );
+    f.insert("env".into(), json!(std::env::vars().collect::<BTreeMap<_, _>>()));
+    let pids: Vec<i64> = std::fs::read_dir("/proc")
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    f.insert("pids".into(), json!(pids));
+    let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(String::from))
+        .collect();
+    f.insert("mounts".into(), json!(mounts));
+    f.insert(
+        "cgroup".into(),
+        json!(std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default()),
+    );
+    let ifaces: Vec<String> = std::fs::read_to_string("/proc/net/dev")
+        .unwrap_or_default()
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next().map(|n| n.trim().to_string()))
+        .collect();
+    f.insert("interfaces".into(), json!(ifaces));
+    f.insert(
+        "tty".into(),
+        json!(
+            nix::unistd::ttyname(std::io::stdin())
+                .map(|p| p.display().to_string())
+                .ok()
+        ),
+    );
+    f.insert(
+        "sid".into(),
+        json!(nix::unistd::getsid(None).map(|p| p.as_raw()).unwrap_or(-1)),
+    );
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills lim.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    f.insert("nofile".into(), json!([lim.rlim_cur, lim.rlim_max]));
+    f
+}
+
+/// Runs the probe: `checks` are `NAME` or `NAME=ARG`. Prints the report as JSON.
+pub fn run(checks: &[String]) -> i32 {
+    let mut report = Report {
+        facts: facts(),
+        checks: BTreeMap::new(),
+    };
+    for c in checks {
+        let (name, arg) = match c.split_once('=') {
+            Some((n, a)) => (n, Some(a)),
+            None => (c.as_str(), None),
+        };
+        match check(name, arg) {
+            Some(outcome) => {
+                report.checks.insert(c.clone(), outcome);
+            }
+            None => {
+                eprintln!("sysjail probe: unknown check {name}");
+                return 2;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string(&report).expect("JSON"));
+    0
+}
