@@ -79,16 +79,25 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
     let ids = ids(policy, facts, options)?;
     let mut host = cgroups(policy, facts)?;
     let private_net = policy.namespaces.iter().any(|(ns, _)| *ns == Namespace::Net);
+    // The unified-hierarchy cgroup is entered at creation; v1 ones by joining.
+    let unified = facts.cgroup.v2.as_ref().map(|v2| cgroup_dir(v2, &policy.name));
+    let created: Vec<PathBuf> = host
+        .iter()
+        .filter_map(|s| match s {
+            HostStep::CreateCgroup { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .collect();
+    let into_cgroup = unified.filter(|u| created.contains(u));
     host.push(HostStep::Clone {
         namespaces: policy.namespaces.iter().map(|(ns, _)| *ns).collect(),
+        into_cgroup: into_cgroup.clone(),
     });
     host.extend(
-        host.iter()
-            .filter_map(|s| match s {
-                HostStep::CreateCgroup { path, .. } => Some(HostStep::JoinCgroup { path: path.clone() }),
-                _ => None,
-            })
-            .collect::<Vec<_>>(),
+        created
+            .into_iter()
+            .filter(|p| Some(p) != into_cgroup.as_ref())
+            .map(|path| HostStep::JoinCgroup { path }),
     );
     host.push(id_maps(&ids, facts));
 

@@ -28,13 +28,20 @@ impl fmt::Display for HostStep {
                 }
                 Ok(())
             }
-            HostStep::Clone { namespaces } => {
+            HostStep::Clone {
+                namespaces,
+                into_cgroup,
+            } => {
                 let flags: Vec<String> = namespaces
                     .iter()
                     .map(|ns| format!("CLONE_NEW{}", format!("{ns:?}").to_uppercase()))
                     .collect();
                 let flags = flags.join("|").replace("CLONE_NEWMOUNT", "CLONE_NEWNS");
-                write!(f, "clone3({flags}|CLONE_PIDFD) = init")
+                let into = into_cgroup
+                    .as_ref()
+                    .map(|p| format!("|CLONE_INTO_CGROUP {}", p.display()))
+                    .unwrap_or_default();
+                write!(f, "clone3({flags}|CLONE_PIDFD{into}) = init")
             }
             HostStep::JoinCgroup { path } => write!(f, "write({}/cgroup.procs, init)", path.display()),
             HostStep::WriteIdMaps {

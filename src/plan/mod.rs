@@ -65,6 +65,8 @@ pub enum HostStep {
     Clone {
         /// Namespaces created.
         namespaces: Vec<Namespace>,
+        /// Starts it in this unified-hierarchy cgroup (CLONE_INTO_CGROUP).
+        into_cgroup: Option<PathBuf>,
     },
     /// Moves init into a cgroup before it runs anything.
     JoinCgroup {

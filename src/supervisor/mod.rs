@@ -371,16 +371,39 @@ fn supervise(
             error: e.into(),
         })?;
     let (chan, init_chan) = Channel::pair().map_err(io_err("socketpair"))?;
-    let flags = plan
+    let mut joined_at_clone = false;
+    let (flags, into_cgroup) = plan
         .host
         .iter()
         .find_map(|s| match s {
-            HostStep::Clone { namespaces } => Some(namespaces.iter().fold(0u64, |f, ns| f | ns_flag(*ns))),
+            HostStep::Clone {
+                namespaces,
+                into_cgroup,
+            } => Some((
+                namespaces.iter().fold(0u64, |f, ns| f | ns_flag(*ns)),
+                into_cgroup.clone(),
+            )),
             _ => None,
         })
-        .unwrap_or(0);
+        .unwrap_or((0, None));
+    let cgroup_fd = into_cgroup
+        .as_ref()
+        .map(|p| std::fs::File::open(p).map(OwnedFd::from))
+        .transpose()
+        .map_err(io_err("opening the jail's cgroup"))?;
     // SAFETY: the supervisor is single-threaded; the child runs init and exits.
-    let (init_pid, init_pidfd) = match unsafe { raw::clone3(flags) }.map_err(|e| clone_error(e, flags))? {
+    let forked = match unsafe { raw::clone3(flags, cgroup_fd.as_ref().map(|f| f.as_fd())) } {
+        // Kernels before 5.7 lack CLONE_INTO_CGROUP: join after the fact.
+        Err(e) if cgroup_fd.is_some() && e.raw_os_error() == Some(libc::EINVAL) => {
+            // SAFETY: as above.
+            unsafe { raw::clone3(flags, None) }
+        }
+        other => {
+            joined_at_clone = cgroup_fd.is_some();
+            other
+        }
+    };
+    let (init_pid, init_pidfd) = match forked.map_err(|e| clone_error(e, flags))? {
         raw::Forked::Child => {
             drop(chan);
             init::run(plan, init_chan)
@@ -389,7 +412,8 @@ fn supervise(
     };
     drop(init_chan);
     let mut jail = Running::new(launch, plan, chan, init_pidfd, sigfd, control);
-    let prepared = match host_steps(plan, init_pid) {
+    let late_join = if joined_at_clone { None } else { into_cgroup.as_deref() };
+    let prepared = match host_steps(plan, init_pid, late_join) {
         Ok(prepared) => prepared,
         Err(e) => {
             jail.kill();
@@ -471,8 +495,12 @@ fn clone_error(e: io::Error, flags: u64) -> UpError {
     UpError::Io { what: why, error: e }
 }
 
-/// The supervisor's steps while init waits.
-fn host_steps(plan: &LaunchPlan, pid: i32) -> Result<Vec<OwnedFd>, UpError> {
+/// The supervisor's steps while init waits. `late_join` is a cgroup that the
+/// clone could not enter.
+fn host_steps(plan: &LaunchPlan, pid: i32, late_join: Option<&std::path::Path>) -> Result<Vec<OwnedFd>, UpError> {
+    if let Some(path) = late_join {
+        host::join_cgroup(path, pid).map_err(io_err("joining the cgroup"))?;
+    }
     let mut prepared = Vec::new();
     for step in &plan.host {
         match step {

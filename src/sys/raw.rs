@@ -204,6 +204,9 @@ pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
     check(unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) }).map(drop)
 }
 
+/// CLONE_INTO_CGROUP, a 64-bit flag of clone3 only.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// `struct clone_args` (Linux 5.7 layout, with cgroup).
 #[repr(C)]
 #[derive(Default)]
@@ -240,12 +243,16 @@ pub enum Forked {
 ///
 /// As for fork(2): the caller must be single-threaded, and the child must only
 /// do what is safe after a fork before it execs or exits.
-pub unsafe fn clone3(flags: u64) -> io::Result<Forked> {
+/// With `cgroup`, the child starts in that cgroup directory (CLONE_INTO_CGROUP,
+/// Linux 5.7, unified hierarchy only): no migration, nothing escapes accounting.
+pub unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
     let mut pidfd: RawFd = -1;
+    let into = cgroup.map_or(0, |_| CLONE_INTO_CGROUP);
     let args = CloneArgs {
-        flags: flags | libc::CLONE_PIDFD as u64,
+        flags: flags | libc::CLONE_PIDFD as u64 | into,
         pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.map_or(0, |fd| fd.as_raw_fd() as u64),
         ..CloneArgs::default()
     };
     // SAFETY: args outlives the call and has the size passed; without a stack
