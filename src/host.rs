@@ -22,6 +22,8 @@ pub struct HostFacts {
     pub gid: u32,
     /// The launcher runs as root (and can map id ranges, load BPF, make cgroups).
     pub root: bool,
+    /// The launcher's effective capabilities (containers often lack some).
+    pub caps: u64,
     /// ABIs the kernel runs.
     pub abis: Vec<Abi>,
     /// The Landlock ABI version; `None` without Landlock.
@@ -71,6 +73,11 @@ impl CgroupLayout {
 }
 
 impl HostFacts {
+    /// True when the launcher holds capability number `cap`.
+    pub fn has_cap(&self, cap: u8) -> bool {
+        self.caps & (1 << cap) != 0
+    }
+
     /// A made-up machine: root on x86_64 with Landlock 6 and a hybrid cgroup
     /// layout like this project's CI machine. For tests and examples.
     pub fn example() -> HostFacts {
@@ -79,6 +86,7 @@ impl HostFacts {
             uid: 0,
             gid: 0,
             root: true,
+            caps: (1 << 41) - 1,
             abis: vec![Abi::X86_64, Abi::I386],
             landlock_abi: Some(6),
             seccomp_notify: true,

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod diag;
+pub mod doctor;
 pub mod host;
 pub mod lint;
 pub mod model;

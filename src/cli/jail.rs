@@ -123,6 +123,7 @@ pub fn run(args: Args, argv0: &str) -> ExitCode {
         log_denials: None,
         no_idmap: false,
         verbose: args.debug,
+        stdio: None,
     };
     match supervisor::up(launch) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

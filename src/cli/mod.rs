@@ -6,6 +6,7 @@ mod exec;
 mod jail;
 mod ls;
 mod policy;
+mod selftest;
 mod up;
 
 use std::io::IsTerminal;
@@ -60,6 +61,10 @@ enum Command {
     Exec(exec::Args),
     /// Stop a jail: its stop signal, then SIGKILL after its stop timeout
     Down(down::Args),
+    /// Launch a jail with a probe inside and check every promise of its policy (sjtest)
+    Selftest(selftest::Args),
+    /// What this kernel offers, and which promises depend on what is missing
+    Doctor,
     /// The classic command line: jail [-bdilv] [-4 addr] [-6 addr] [-u user | -U user]
     /// [--allow-*] path hostname command...
     Jail(jail::Args),
@@ -93,6 +98,8 @@ pub fn main() -> ExitCode {
         Command::Ls(args) => ls::run(args, &cli.global),
         Command::Exec(args) => exec::run(args, &cli.global),
         Command::Down(args) => down::run(args, &cli.global),
+        Command::Selftest(args) => selftest::run(args, &cli.global),
+        Command::Doctor => selftest::doctor(),
         Command::Jail(args) => jail::run(args, "sysjail jail"),
         Command::Probe { checks } => ExitCode::from(sysjail::selftest::probe::run(&checks) as u8),
         Command::Schema => {

@@ -64,6 +64,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         log_denials: args.log_denials,
         no_idmap: args.no_idmap,
         verbose: global.debug,
+        stdio: None,
     };
     if args.dry_run {
         return match supervisor::dry_run(&launch) {

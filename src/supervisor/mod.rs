@@ -60,6 +60,9 @@ pub struct Launch {
     pub no_idmap: bool,
     /// `-d` count: 1 warnings, 2 debug notes.
     pub verbose: u8,
+    /// The command's stdin, stdout and stderr, instead of the caller's (for
+    /// programs that embed the library, and for selftest).
+    pub stdio: Option<[OwnedFd; 3]>,
 }
 
 /// Why a jail did not start, or ended badly.
@@ -160,7 +163,7 @@ pub fn up(launch: Launch) -> Result<i32, UpError> {
 fn launch_and_supervise(launch: &Launch, detached: Option<&mut Report>) -> Result<i32, UpError> {
     let facts = probe::probe();
     let policy = policy::compile(&launch.jail);
-    let tty = !launch.background && [0, 1, 2].iter().any(|&fd| tty::is_tty(borrow(fd)));
+    let tty = !launch.background && launch.stdio.is_none() && [0, 1, 2].iter().any(|&fd| tty::is_tty(borrow(fd)));
     let mut options = options(launch, &facts, &policy, tty)?;
     let registry = launch.registry.clone();
     let lock = registry.lock()?;
@@ -636,7 +639,9 @@ impl<'p> Running<'p> {
             }
             o.open(path).map(OwnedFd::from)
         };
-        if launch.background {
+        if let Some(stdio) = &launch.stdio {
+            stdio.iter().map(|fd| fd.try_clone().map_err(io_err("dup"))).collect()
+        } else if launch.background {
             let out = match &launch.jail.log {
                 Some(path) => open(path.as_path(), true),
                 None => open(std::path::Path::new("/dev/null"), false),

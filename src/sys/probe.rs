@@ -18,6 +18,15 @@ pub fn probe() -> HostFacts {
         uid,
         gid,
         root: uid == 0,
+        caps: std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines().find_map(|l| {
+                    l.strip_prefix("CapEff:")
+                        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                })
+            })
+            .unwrap_or(0),
         abis: Abi::native().to_vec(),
         landlock_abi: landlock_abi(),
         seccomp_notify: fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail")

@@ -1,0 +1,58 @@
+//! `sysjail selftest` (sjtest) and `sysjail doctor`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sysjail::state::Registry;
+use sysjail::{doctor, lint, selftest};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The jail definition
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+}
+
+pub fn run(args: Args, global: &super::Global) -> ExitCode {
+    let def = match lint::load(&args.file) {
+        Ok(def) => def,
+        Err(rejected) => {
+            super::print_rejected(&rejected);
+            return ExitCode::FAILURE;
+        }
+    };
+    let registry = match Registry::open(&global.state_dir()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sysjail selftest: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let name = def.jail.name.clone();
+    let verdicts = match selftest::run(def.jail, registry, global.debug) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("sysjail selftest: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("selftest of jail {name}, from inside it:");
+    for v in &verdicts {
+        println!("  {v}");
+    }
+    let failed = verdicts.iter().filter(|v| !v.pass).count();
+    println!("{} passed, {failed} failed", verdicts.len() - failed);
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+pub fn doctor() -> ExitCode {
+    let facts = sysjail::sys::probe::probe();
+    let findings = doctor::examine(&facts);
+    let (text, code) = doctor::render(&facts, &findings);
+    print!("{text}");
+    ExitCode::from(code as u8)
+}

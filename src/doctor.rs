@@ -1,0 +1,206 @@
+//! `sysjail doctor`: what this kernel offers, and which promises depend on
+//! what is missing. Pure: it reads [`HostFacts`].
+
+use std::fmt;
+
+use crate::host::{Hierarchy, HostFacts};
+
+/// One feature of the machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// Present.
+    pub ok: bool,
+    /// What it is, and what was seen.
+    pub what: String,
+    /// When missing: which promises are weakened, and how.
+    pub consequence: Option<String>,
+    /// Without it no jail can start.
+    pub essential: bool,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "  {}  {}", if self.ok { "ok     " } else { "missing" }, self.what)?;
+        if let (false, Some(c)) = (self.ok, &self.consequence) {
+            write!(f, "\n           -> {c}")?;
+        }
+        Ok(())
+    }
+}
+
+fn finding(ok: bool, what: impl Into<String>, consequence: &str) -> Finding {
+    Finding {
+        ok,
+        what: what.into(),
+        consequence: Some(consequence.to_string()),
+        essential: false,
+    }
+}
+
+/// Everything doctor reports.
+pub fn examine(facts: &HostFacts) -> Vec<Finding> {
+    let mut out = vec![
+        Finding {
+            ok: facts.max_user_namespaces.is_none_or(|n| n > 0),
+            what: format!(
+                "user namespaces{}",
+                facts
+                    .max_user_namespaces
+                    .map(|n| format!(" (user.max_user_namespaces = {n})"))
+                    .unwrap_or_default()
+            ),
+            consequence: Some("no jail can start: jail root must not be host root".into()),
+            essential: true,
+        },
+        finding(
+            facts.seccomp_notify,
+            "seccomp filters with user notification",
+            "jails with addresses cannot listen on never-bound sockets, `allow = [\"rlimit\"]` and the denial log \
+             refuse to start, and without BPF a host-stack jail cannot rewrite addresses",
+        ),
+        finding(
+            !facts.abis.is_empty(),
+            format!(
+                "ABIs filtered: {}",
+                facts.abis.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+            ),
+            "this architecture has no syscall table: no jail can start",
+        ),
+        finding(
+            facts.mount_setattr,
+            "id-mapped mounts (mount_setattr, Linux 5.12)",
+            "a dedicated root needs --no-idmap: its files keep their host owners inside the jail",
+        ),
+        finding(
+            facts.pidfd_getfd,
+            "pidfd_getfd (Linux 5.6)",
+            "the supervisor cannot act on a jail's sockets: listen(2) of never-bound sockets and the \
+             network fallback fail with ENOSYS",
+        ),
+    ];
+    out.push(match facts.landlock_abi {
+        None => finding(
+            false,
+            "Landlock",
+            "the file system is confined by the mount namespace alone",
+        ),
+        Some(v) if v < 6 => finding(
+            false,
+            format!("Landlock ABI {v} (scopes need 6)"),
+            "a jailed process may signal processes outside its Landlock domain, and a host-stack jail may \
+             connect to the host's abstract unix sockets",
+        ),
+        Some(v) => finding(
+            true,
+            format!("Landlock ABI {v}: file system rules, signal and abstract socket scopes"),
+            "",
+        ),
+    });
+    let cg = &facts.cgroup;
+    let place = |c: &str| match cg.controller(c) {
+        Some(Hierarchy::V2) => format!("{c} (v2)"),
+        Some(Hierarchy::V1(_)) => format!("{c} (v1)"),
+        None => format!("no {c}"),
+    };
+    let controllers: Vec<String> = ["memory", "pids", "cpu"].iter().map(|c| place(c)).collect();
+    let all = ["memory", "pids", "cpu"].iter().all(|c| cg.controller(c).is_some());
+    out.push(finding(
+        all && facts.root,
+        format!(
+            "cgroups: {}{}",
+            cg.v2
+                .as_ref()
+                .map(|p| format!("unified at {}; ", p.display()))
+                .unwrap_or_default(),
+            controllers.join(", ")
+        ),
+        if facts.root {
+            "[limits] that need a missing controller make the jail refuse to start"
+        } else {
+            "without root, [limits] memory, pids and cpu make a jail refuse to start"
+        },
+    ));
+    out.push(finding(
+        facts.root && cg.v2.is_some(),
+        "cgroup socket-address BPF hooks (root, unified hierarchy)",
+        "host-stack jails rewrite addresses through the supervisor (seccomp user notification), which costs a \
+         round trip per bind, connect and send",
+    ));
+    let resource = crate::policy::Capability::SYS_RESOURCE.number();
+    out.push(finding(
+        facts.has_cap(resource),
+        "CAP_SYS_RESOURCE of the launcher",
+        "`allow = [\"rlimit\"]` cannot raise hard limits: only a holder of CAP_SYS_RESOURCE over the host can, \
+         and this launcher (a container, most likely) lacks it",
+    ));
+    out.push(Finding {
+        ok: facts.root,
+        what: if facts.root {
+            "running as root".into()
+        } else {
+            format!("running as uid {}", facts.uid)
+        },
+        consequence: Some(
+            "one id maps into the jail, supplementary groups cannot be set, no cgroup limits, no id-mapped \
+             roots, and the host's / comes with its submounts"
+                .into(),
+        ),
+        essential: false,
+    });
+    out
+}
+
+/// The report as text; the exit status is 1 when no jail can start.
+pub fn render(facts: &HostFacts, findings: &[Finding]) -> (String, i32) {
+    let mut out = format!(
+        "sysjail doctor: Linux {} on {}\n\n",
+        facts.kernel,
+        std::env::consts::ARCH
+    );
+    for f in findings {
+        out.push_str(&format!("{f}\n"));
+    }
+    let weakened = findings.iter().filter(|f| !f.ok).count();
+    let fatal = findings.iter().any(|f| !f.ok && f.essential);
+    out.push('\n');
+    out.push_str(&match (fatal, weakened) {
+        (true, _) => "jails cannot start on this machine.\n".to_string(),
+        (false, 0) => "every promise of sysjail holds on this machine.\n".to_string(),
+        (false, n) => format!(
+            "{n} feature{} missing: the promises above are weakened here.\n",
+            if n == 1 { " is" } else { "s are" }
+        ),
+    });
+    (out, i32::from(fatal))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_complete_machine_weakens_nothing() {
+        let facts = HostFacts::example();
+        let findings = examine(&facts);
+        let (text, code) = render(&facts, &findings);
+        assert_eq!(code, 0);
+        assert!(
+            text.ends_with("every promise of sysjail holds on this machine.\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn missing_features_name_what_they_weaken() {
+        let mut facts = HostFacts::example();
+        facts.landlock_abi = Some(3);
+        facts.seccomp_notify = false;
+        facts.max_user_namespaces = Some(0);
+        let findings = examine(&facts);
+        let (text, code) = render(&facts, &findings);
+        assert_eq!(code, 1);
+        assert!(text.contains("missing  Landlock ABI 3 (scopes need 6)"), "{text}");
+        assert!(text.contains("abstract unix sockets"), "{text}");
+        assert!(text.contains("jails cannot start on this machine."), "{text}");
+    }
+}
