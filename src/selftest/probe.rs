@@ -147,6 +147,8 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         "socket-netlink-audit" => s(AF_NETLINK, SOCK_RAW, NETLINK_AUDIT),
         "socket-raw" => s(AF_INET, SOCK_RAW, IPPROTO_ICMP),
         "socket-raw6" => s(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6),
+        // The type carries flags in its upper bits; the filter masks them off.
+        "socket-raw-flags" => s(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP),
         "socket-ipproto-raw" => s(AF_INET, SOCK_DGRAM, IPPROTO_RAW),
         // The upper half of an int argument is ignored by the kernel; a filter
         // comparing 64 bits would let these through (CVE-2019-10063).
@@ -324,6 +326,23 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
                 [RLIMIT_CORE as u64, &lower as *const rlimit as u64, 0, 0, 0, 0],
             )
         }
+        "setrlimit-race" => setrlimit_race(arg?.parse().ok()?),
+        "getrlimit-nofile" => {
+            let mut lim = rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit fills lim.
+            let r = unsafe { getrlimit(RLIMIT_NOFILE, &mut lim) };
+            if r < 0 {
+                Outcome::of(r.into())
+            } else {
+                Outcome {
+                    ret: lim.rlim_max as i64,
+                    errno: 0,
+                }
+            }
+        }
         "kill" => {
             // kill:PID:SIG
             let (pid, sig) = arg?.split_once(':')?;
@@ -363,21 +382,21 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         }
         "connect-abstract" => {
             // Connects to @NAME, an abstract unix socket.
-            let name = arg?;
+            let (addr, len) = abstract_address(arg?);
             // SAFETY: socket(2).
             let fd = unsafe { socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) };
-            // SAFETY: sockaddr_un is plain data.
-            let mut addr: sockaddr_un = unsafe { std::mem::zeroed() };
-            addr.sun_family = AF_UNIX as sa_family_t;
-            for (dst, src) in addr.sun_path[1..].iter_mut().zip(name.bytes()) {
-                *dst = src as c_char;
-            }
-            let len = (std::mem::size_of::<sa_family_t>() + 1 + name.len()) as socklen_t;
             // SAFETY: addr is valid for len bytes.
             let r = Outcome::of(unsafe { connect(fd, &addr as *const sockaddr_un as *const sockaddr, len) }.into());
             // SAFETY: ours.
             unsafe { close(fd) };
             r
+        }
+        "abstract-self" => abstract_self(arg?),
+        "recv-fd-open" => {
+            // recv-fd-open=SOCKET:NAME: receives a directory descriptor over
+            // the unix socket at SOCKET and opens NAME beneath it.
+            let (sock, name) = arg?.split_once(':')?;
+            recv_fd_open(sock, name)
         }
         // Numbers this policy has no rule for.
         "unknown-syscall" => sys(1000, [0; 6]),
@@ -401,6 +420,185 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         "i386-bpf" => int80(357, [0, 0, 0, 0, 0, 0]),
         _ => return None,
     })
+}
+
+/// The attack that ended the old sysjail, on setrlimit(2): one thread flips
+/// the hard limit in a `struct rlimit` between a lowering (hard - 1) and a
+/// raise (hard + 1000) while this thread calls setrlimit(RLIMIT_NOFILE) on
+/// it. Whoever decides must decide on one copy; if it read the memory twice,
+/// a raise would slip through as a lowering.
+///
+/// The calls go on until `quota` of them succeeded and `quota` were refused
+/// (both values were seen), bounded by 1000 x `quota` calls and 5 seconds.
+/// The return value is the number of calls; the errno is ETIMEDOUT when the
+/// bound came first. The caller compares the final hard limit
+/// (`getrlimit-nofile`) with the original.
+fn setrlimit_race(quota: u32) -> Outcome {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills lim.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    if lim.rlim_max == libc::RLIM_INFINITY || lim.rlim_max < 2 {
+        return Outcome {
+            ret: -1,
+            errno: libc::EINVAL,
+        };
+    }
+    let (lower, raise) = (lim.rlim_max - 1, lim.rlim_max + 1000);
+    // Laid out as struct rlimit: two u64 words, shared with the flipper.
+    let shared = [AtomicU64::new(lim.rlim_cur.min(lower)), AtomicU64::new(lower)];
+    let stop = AtomicBool::new(false);
+    let flipping = AtomicBool::new(false);
+    let (mut ok, mut refused, mut calls) = (0u32, 0u32, 0i64);
+    let start = Instant::now();
+    let bound = |calls: i64| calls >= i64::from(quota) * 1000 || start.elapsed() > Duration::from_secs(5);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut flips = 0u64;
+            while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(10) {
+                for _ in 0..1024 {
+                    let v = if flips.is_multiple_of(2) { raise } else { lower };
+                    shared[1].store(v, Ordering::Relaxed);
+                    flips += 1;
+                    std::hint::spin_loop();
+                }
+                flipping.store(true, Ordering::Relaxed);
+            }
+        });
+        while !flipping.load(Ordering::Relaxed) && !bound(0) {
+            std::thread::yield_now();
+        }
+        while (ok < quota || refused < quota) && !bound(calls) {
+            let r = sys(
+                libc::SYS_setrlimit,
+                [libc::RLIMIT_NOFILE as u64, shared.as_ptr() as u64, 0, 0, 0, 0],
+            );
+            calls += 1;
+            if r.errno == 0 {
+                ok += 1;
+            } else {
+                refused += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    Outcome {
+        ret: calls,
+        errno: if ok >= quota && refused >= quota {
+            0
+        } else {
+            libc::ETIMEDOUT
+        },
+    }
+}
+
+fn abstract_address(name: &str) -> (libc::sockaddr_un, libc::socklen_t) {
+    // SAFETY: sockaddr_un is plain data.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path[1..].iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + 1 + name.len().min(addr.sun_path.len() - 1);
+    (addr, len as libc::socklen_t)
+}
+
+/// Listens on the abstract address @NAME and connects to it: abstract sockets
+/// of the jail's own Landlock domain keep working.
+fn abstract_self(name: &str) -> Outcome {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (addr, len) = abstract_address(name);
+    let sa = &addr as *const libc::sockaddr_un as *const libc::sockaddr;
+    // SAFETY: socket(2); owned below.
+    let listener = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if listener < 0 {
+        return Outcome::of(-1);
+    }
+    // SAFETY: a descriptor just created.
+    let listener = unsafe { OwnedFd::from_raw_fd(listener) };
+    let l = std::os::fd::AsRawFd::as_raw_fd(&listener);
+    // SAFETY: addr is valid for len bytes.
+    if unsafe { libc::bind(l, sa, len) } < 0 || unsafe { libc::listen(l, 1) } < 0 {
+        return Outcome::of(-1);
+    }
+    // SAFETY: socket(2); owned below.
+    let client = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if client < 0 {
+        return Outcome::of(-1);
+    }
+    // SAFETY: a descriptor just created.
+    let client = unsafe { OwnedFd::from_raw_fd(client) };
+    // SAFETY: addr is valid for len bytes.
+    Outcome::of(unsafe { libc::connect(std::os::fd::AsRawFd::as_raw_fd(&client), sa, len) }.into())
+}
+
+/// Receives one descriptor over the unix socket at `path` and opens `name`
+/// relative to it: what a descriptor smuggled in from the host reaches.
+fn recv_fd_open(path: &str, name: &str) -> Outcome {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, connect, recvmsg};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let Ok(sock) = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return Outcome::of(-1);
+    };
+    let Ok(addr) = UnixAddr::new(path) else {
+        return Outcome {
+            ret: -1,
+            errno: libc::EINVAL,
+        };
+    };
+    if let Err(e) = connect(sock.as_raw_fd(), &addr) {
+        return Outcome {
+            ret: -1,
+            errno: e as i32,
+        };
+    }
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let dir = match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+        Ok(msg) => msg.cmsgs().ok().and_then(|mut c| {
+            c.find_map(|m| match m {
+                // SAFETY: the kernel just installed this descriptor for us.
+                ControlMessageOwned::ScmRights(fds) => fds.first().map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                _ => None,
+            })
+        }),
+        Err(e) => {
+            return Outcome {
+                ret: -1,
+                errno: e as i32,
+            };
+        }
+    };
+    let Some(dir) = dir else {
+        return Outcome {
+            ret: -1,
+            errno: libc::EBADMSG,
+        };
+    };
+    let Ok(name) = CString::new(name) else {
+        return Outcome {
+            ret: -1,
+            errno: libc::EINVAL,
+        };
+    };
+    // SAFETY: openat(2) beneath a descriptor we own; closed below.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    let r = Outcome::of(fd.into());
+    if fd >= 0 {
+        // SAFETY: ours.
+        unsafe { libc::close(fd) };
+    }
+    r
 }
 
 /// Facts about the probe's process and its view of the system.

@@ -264,3 +264,198 @@ fn dev<K: Kernel>(k: &mut K, target: &AbsPath, tty_gid: Option<u32>, create: boo
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::host::HostFacts;
+    use crate::model::Rlimit;
+    use crate::plan::{HostStep, Options};
+    use crate::policy::landlock::{Access, Scope};
+    use crate::seccomp::bpf::Insn;
+
+    /// A kernel that records each call by name, and fails the call numbered
+    /// `fail_at` (0-based) with EPERM.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Vec<&'static str>,
+        fail_at: Option<usize>,
+    }
+
+    impl Recorder {
+        fn call(&mut self, name: &'static str) -> io::Result<()> {
+            self.calls.push(name);
+            if self.fail_at == Some(self.calls.len() - 1) {
+                return Err(io::Error::from_raw_os_error(libc::EPERM));
+            }
+            Ok(())
+        }
+    }
+
+    impl Kernel for Recorder {
+        type Fd = ();
+        fn switch_ids(&mut self, _: u32, _: u32, _: bool) -> io::Result<()> {
+            self.call("switch_ids")
+        }
+        fn unshare_cgroup(&mut self) -> io::Result<()> {
+            self.call("unshare_cgroup")
+        }
+        fn make_private(&mut self) -> io::Result<()> {
+            self.call("make_private")
+        }
+        fn staging(&mut self) -> io::Result<()> {
+            self.call("staging")
+        }
+        fn host_tree(&mut self, _: &AbsPath, _: bool) -> io::Result<((), bool)> {
+            self.call("host_tree").map(|()| ((), true))
+        }
+        fn jail_tree(&mut self, _: &(), _: bool) -> io::Result<()> {
+            self.call("jail_tree")
+        }
+        fn new_fs(&mut self, _: &str, _: &[(&str, String)], _: u64) -> io::Result<()> {
+            self.call("new_fs")
+        }
+        fn set_attr(&mut self, _: &(), _: u64, _: bool) -> io::Result<()> {
+            self.call("set_attr")
+        }
+        fn is_dir(&mut self, _: &()) -> io::Result<bool> {
+            self.call("is_dir").map(|()| true)
+        }
+        fn lookup(&mut self, _: &AbsPath, _: Create) -> io::Result<Option<((), bool)>> {
+            self.call("lookup").map(|()| Some(((), true)))
+        }
+        fn attach(&mut self, _: (), _: &()) -> io::Result<()> {
+            self.call("attach")
+        }
+        fn symlink(&mut self, _: &str, _: &AbsPath) -> io::Result<()> {
+            self.call("symlink")
+        }
+        fn enter(&mut self) -> io::Result<()> {
+            self.call("enter")
+        }
+        fn sethostname(&mut self, _: &str) -> io::Result<()> {
+            self.call("sethostname")
+        }
+        fn loopback_up(&mut self) -> io::Result<()> {
+            self.call("loopback_up")
+        }
+        fn setrlimit(&mut self, _: Rlimit, _: u64) -> io::Result<()> {
+            self.call("setrlimit")
+        }
+        fn capabilities(&mut self, _: u64) -> io::Result<()> {
+            self.call("capabilities")
+        }
+        fn no_new_privs(&mut self) -> io::Result<()> {
+            self.call("no_new_privs")
+        }
+        fn landlock(&mut self, _: &[(AbsPath, Access)], _: &[Scope]) -> io::Result<String> {
+            self.call("landlock").map(|()| "recorded".into())
+        }
+        fn seccomp(&mut self, _: &[Insn], listener: bool) -> io::Result<Option<()>> {
+            self.call("seccomp").map(|()| listener.then_some(()))
+        }
+    }
+
+    /// The jail steps of each example, planned for a root launcher.
+    fn plans() -> Vec<(String, crate::plan::LaunchPlan)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/jails");
+        let mut out = Vec::new();
+        for name in ["hello", "web", "build", "api"] {
+            let def = crate::lint::load(&dir.join(format!("{name}.toml"))).expect("examples are valid");
+            let policy = crate::policy::compile(&def.jail);
+            let options = Options {
+                id_base: 0x7000_0000,
+                ..Options::default()
+            };
+            let plan = crate::plan::build(&policy, &HostFacts::example(), &options).expect("plannable");
+            out.push((name.to_string(), plan));
+        }
+        out
+    }
+
+    fn prepared(plan: &crate::plan::LaunchPlan) -> Vec<Option<()>> {
+        let n = plan
+            .host
+            .iter()
+            .filter(|s| matches!(s, HostStep::PrepareMount { .. }))
+            .count();
+        vec![Some(()); n]
+    }
+
+    fn position(calls: &[&str], name: &str) -> usize {
+        calls
+            .iter()
+            .position(|c| *c == name)
+            .unwrap_or_else(|| panic!("{name} never called: {calls:?}"))
+    }
+
+    #[test]
+    fn mounts_before_pivot_and_seccomp_last() {
+        const MOUNTING: [&str; 8] = [
+            "staging",
+            "host_tree",
+            "jail_tree",
+            "new_fs",
+            "set_attr",
+            "lookup",
+            "attach",
+            "symlink",
+        ];
+        for (name, plan) in plans() {
+            let mut k = Recorder::default();
+            let outcome = run(&plan.jail, &mut k, &mut prepared(&plan)).expect("the recorder never fails");
+            let calls = &k.calls;
+            let enter = position(calls, "enter");
+            assert_eq!(calls.iter().filter(|c| **c == "enter").count(), 1, "{name}");
+            // Every mount is made while the host's tree is still reachable,
+            // and none after the pivot, when the jail could race them.
+            let last_mount = calls.iter().rposition(|c| MOUNTING.contains(c)).unwrap();
+            assert!(last_mount < enter, "{name}: a mount after pivot_root: {calls:?}");
+            // Limits and the hostname are set while init still holds its
+            // capabilities; the bounding set drops after them.
+            let caps = position(calls, "capabilities");
+            for before in ["setrlimit", "sethostname"] {
+                if let Some(i) = calls.iter().rposition(|c| *c == before) {
+                    assert!(i < caps, "{name}: {before} after the capabilities drop");
+                }
+            }
+            // Landlock needs no_new_privs; seccomp is last, so that no setup
+            // call has to pass the jail's own filter.
+            let nnp = position(calls, "no_new_privs");
+            let landlock = position(calls, "landlock");
+            let seccomp = position(calls, "seccomp");
+            assert!(caps < nnp && nnp < landlock && landlock < seccomp, "{name}: {calls:?}");
+            assert_eq!(seccomp, calls.len() - 1, "{name}: a call after seccomp: {calls:?}");
+            assert!(outcome.notes.iter().any(|n| n == "landlock: recorded"));
+        }
+    }
+
+    #[test]
+    fn a_failing_call_stops_the_setup_there() {
+        let (_, plan) = plans().into_iter().find(|(n, _)| n == "web").unwrap();
+        let mut all = Recorder::default();
+        run(&plan.jail, &mut all, &mut prepared(&plan)).unwrap();
+        for fail_at in 0..all.calls.len() {
+            let mut k = Recorder {
+                fail_at: Some(fail_at),
+                ..Recorder::default()
+            };
+            let err = match run(&plan.jail, &mut k, &mut prepared(&plan)) {
+                Err(e) => e,
+                Ok(_) => panic!("call {fail_at} failed but the setup went on"),
+            };
+            // Nothing runs after the failure: no half-confined process
+            // ever reaches the command.
+            assert_eq!(k.calls.len(), fail_at + 1, "calls after the failure: {:?}", k.calls);
+            assert_eq!(err.total, plan.jail.len());
+            assert_eq!(err.step, plan.jail[err.index - 1].to_string());
+            assert_eq!(err.error.raw_os_error(), Some(libc::EPERM));
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("step {}/{} ", err.index, err.total))
+            );
+        }
+    }
+}

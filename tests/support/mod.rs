@@ -35,6 +35,18 @@ pub enum Need {
     Ip,
     /// `script` from util-linux, to give a command a terminal.
     Script,
+    /// The launcher holds CAP_SYS_RESOURCE, which raising a hard limit for
+    /// a jail takes. Containers often withhold it even from root.
+    SysResource,
+}
+
+impl Need {
+    /// Whether CI must have it. A container may withhold CAP_SYS_RESOURCE
+    /// from root, so its tests report SKIP there even under
+    /// SYSJAIL_REQUIRE_ALL.
+    fn required_in_ci(self) -> bool {
+        self != Need::SysResource
+    }
 }
 
 /// The machine, probed once.
@@ -47,6 +59,7 @@ pub struct Machine {
     controllers: Vec<String>,
     ip: bool,
     script: bool,
+    sys_resource: bool,
 }
 
 impl Machine {
@@ -66,11 +79,12 @@ impl Machine {
                 .arg("--version")
                 .output()
                 .is_ok_and(|o| o.status.success()),
+            sys_resource: facts.has_cap(sysjail::policy::Capability::SYS_RESOURCE.number()),
         }
     }
 
     /// Why the machine cannot run a test, if it cannot.
-    pub fn lacks(&self, needs: &[Need]) -> Option<String> {
+    pub fn lacks(&self, needs: &[Need]) -> Option<(String, bool)> {
         for need in needs {
             let missing = match need {
                 Need::Root => (!self.root).then(|| "needs root (CI runs as root)".to_string()),
@@ -87,9 +101,11 @@ impl Machine {
                 Need::Cpu => self.controller("cpu"),
                 Need::Ip => (!self.ip).then(|| "iproute2's ip is not installed".to_string()),
                 Need::Script => (!self.script).then(|| "util-linux's script is not installed".to_string()),
+                Need::SysResource => (!self.sys_resource)
+                    .then(|| "the launcher lacks CAP_SYS_RESOURCE (withheld by this container)".to_string()),
             };
-            if missing.is_some() {
-                return missing;
+            if let Some(why) = missing {
+                return Some((why, need.required_in_ci()));
             }
         }
         None
@@ -150,8 +166,8 @@ impl Runner {
         let name = name.to_string();
         let jail = name.replace('_', "-");
         self.trials.push(Trial::ignorable_test(name.clone(), move || {
-            if let Some(why) = lacks {
-                if std::env::var_os("SYSJAIL_REQUIRE_ALL").is_some() {
+            if let Some((why, required)) = lacks {
+                if required && std::env::var_os("SYSJAIL_REQUIRE_ALL").is_some() {
                     return Err(Failed::from(format!("cannot run: {why} (SYSJAIL_REQUIRE_ALL is set)")));
                 }
                 eprintln!("SKIP {name}: {why}");
