@@ -74,7 +74,8 @@ fn snapshot(ctx: &Ctx) -> HostState {
 }
 
 fn a_hundred_up_down_cycles_leave_nothing(ctx: &Ctx) -> TestResult {
-    let file = ctx.jail("[limits]\npids = 32\nmemory = \"128M\"\n[[mount]]\ntype = \"tmpfs\"\ntarget = \"/tmp\"\n");
+    let file =
+        ctx.jail("[limits]\npids = 32\nmemory = \"128M\"\ncpu = 0.5\n[[mount]]\ntype = \"tmpfs\"\ntarget = \"/tmp\"\n");
     let before = snapshot(ctx);
     for i in 0..100 {
         // Half in the foreground, half in the background and stopped by down.
@@ -88,6 +89,11 @@ fn a_hundred_up_down_cycles_leave_nothing(ctx: &Ctx) -> TestResult {
             up.arg(&file).args(["--", "/bin/sleep", "60"]);
             let out = run_bounded(up, Duration::from_secs(30));
             ensure(out.status.success(), || format!("cycle {i} up: {}", text(&out.stderr)))?;
+            // The limits live in cgroups while the jail runs, so their
+            // absence afterwards means they were removed.
+            ensure(!support::cgroup_dirs(&ctx.name).is_empty(), || {
+                format!("cycle {i}: the running jail has no cgroup")
+            })?;
             let out = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(30));
             ensure(out.status.success(), || {
                 format!("cycle {i} down: {}", text(&out.stderr))

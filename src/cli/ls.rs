@@ -21,6 +21,8 @@ struct Row<'r> {
     record: &'r Record,
     uptime_seconds: u64,
     usage: Usage,
+    /// What the limits did so far.
+    events: Vec<String>,
 }
 
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
@@ -44,10 +46,14 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let now = state::now();
     let rows: Vec<Row> = records
         .iter()
-        .map(|r| Row {
-            record: r,
-            uptime_seconds: now.saturating_sub(r.started),
-            usage: state::usage(&r.cgroups),
+        .map(|r| {
+            let usage = state::usage(&r.cgroups);
+            Row {
+                record: r,
+                uptime_seconds: now.saturating_sub(r.started),
+                events: state::limit_events(&usage, &r.limits),
+                usage,
+            }
         })
         .collect();
     if args.json {
@@ -93,6 +99,9 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
                 },
                 r.definition.as_ref().map_or("-".into(), |p| p.display().to_string())
             );
+            for event in &row.events {
+                println!("      {event}");
+            }
         }
     }
     ExitCode::SUCCESS

@@ -391,6 +391,43 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
             unsafe { close(fd) };
             r
         }
+        "getppid" => sys(SYS_getppid, [0; 6]),
+        "repeat" => {
+            // repeat=N:CHECK[=ARG]: runs a check N times; returns the mean
+            // nanoseconds per run (for bench/), the errno of the last run.
+            let (n, inner) = arg?.split_once(':')?;
+            let n: u32 = n.parse().ok().filter(|&n| n > 0)?;
+            let (name, arg) = match inner.split_once('=') {
+                Some((c, a)) => (c, Some(a)),
+                None => (inner, None),
+            };
+            let start = std::time::Instant::now();
+            let mut last = None;
+            for _ in 0..n {
+                last = Some(check(name, arg)?);
+            }
+            Outcome {
+                ret: (start.elapsed().as_nanos() / u128::from(n)) as i64,
+                errno: last?.errno,
+            }
+        }
+        "alloc" => {
+            // alloc=BYTES[:HOLD_MS]: allocates and touches BYTES, holds them.
+            let (bytes, hold) = match arg?.split_once(':') {
+                Some((b, h)) => (b.parse().ok()?, h.parse().ok()?),
+                None => (arg?.parse().ok()?, 0),
+            };
+            alloc(bytes, hold)
+        }
+        "busy" => busy(arg?.parse().ok()?),
+        "forks" => {
+            // forks=N[:HOLD_MS]
+            let (n, hold) = match arg?.split_once(':') {
+                Some((n, h)) => (n.parse().ok()?, h.parse().ok()?),
+                None => (arg?.parse().ok()?, 0),
+            };
+            forks(n, hold)
+        }
         "abstract-self" => abstract_self(arg?),
         "recv-fd-open" => {
             // recv-fd-open=SOCKET:NAME: receives a directory descriptor over
@@ -493,6 +530,88 @@ fn setrlimit_race(quota: u32) -> Outcome {
         } else {
             libc::ETIMEDOUT
         },
+    }
+}
+
+/// Allocates `bytes`, writing every page so that they are charged, and holds
+/// them for `hold_ms`. Under a memory limit the kernel kills the probe here.
+fn alloc(bytes: usize, hold_ms: u64) -> Outcome {
+    let mut v: Vec<u8> = Vec::new();
+    if v.try_reserve_exact(bytes).is_err() {
+        return Outcome {
+            ret: -1,
+            errno: libc::ENOMEM,
+        };
+    }
+    // Nonzero bytes: every page is written, none stays the shared zero page.
+    v.resize(bytes, 1);
+    std::thread::sleep(std::time::Duration::from_millis(hold_ms));
+    Outcome {
+        ret: std::hint::black_box(&v).len() as i64,
+        errno: 0,
+    }
+}
+
+/// Spins for `ms` milliseconds of wall time; returns the CPU time it got, in
+/// microseconds.
+fn busy(ms: u64) -> Outcome {
+    let start = std::time::Instant::now();
+    let mut x = 0u64;
+    while start.elapsed() < std::time::Duration::from_millis(ms) {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+    // SAFETY: rusage is plain data filled by getrusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let usec = |t: libc::timeval| t.tv_sec * 1_000_000 + t.tv_usec;
+    Outcome {
+        ret: usec(ru.ru_utime) + usec(ru.ru_stime),
+        errno: 0,
+    }
+}
+
+/// Forks up to `n` children that wait on a pipe, holds them `hold_ms`, then
+/// ends them all. Returns how many forks succeeded; the errno is the first
+/// failure's.
+fn forks(n: u32, hold_ms: u64) -> Outcome {
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) into a local array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Outcome::of(-1);
+    }
+    let (mut children, mut errno) = (Vec::new(), 0);
+    for _ in 0..n {
+        // SAFETY: the child only blocks in read(2) and exits.
+        match unsafe { libc::fork() } {
+            0 => {
+                let mut b = 0u8;
+                // SAFETY: blocks until the parent closes the write end.
+                unsafe {
+                    libc::close(fds[1]);
+                    libc::read(fds[0], (&mut b as *mut u8).cast(), 1);
+                    libc::_exit(0)
+                }
+            }
+            pid if pid > 0 => children.push(pid),
+            _ => {
+                errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                break;
+            }
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(hold_ms));
+    // SAFETY: closing our pipe ends the children; then they are reaped.
+    unsafe {
+        libc::close(fds[1]);
+        libc::close(fds[0]);
+        for pid in &children {
+            libc::waitpid(*pid, std::ptr::null_mut(), 0);
+        }
+    }
+    Outcome {
+        ret: children.len() as i64,
+        errno,
     }
 }
 

@@ -13,7 +13,7 @@ mod usage;
 
 use serde::{Deserialize, Serialize};
 
-pub use usage::{Usage, read as usage};
+pub use usage::{Usage, limit_events, read as usage};
 
 /// One running jail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -227,6 +227,11 @@ fn launch_and_supervise(launch: &Launch, detached: Option<&mut Report>) -> Resul
     .map_err(io_err("starting the janitor"))?;
 
     let outcome = supervise(launch, &plan, &registry, &mut record, control, detached);
+    // Why the jail ended, or what it suffered on the way, while the cgroups
+    // still hold their counters.
+    for event in state::limit_events(&state::usage(&cgroups), &record.limits) {
+        eprintln!("sysjail: {}: {event}", policy.name);
+    }
     for cg in &cgroups {
         if let Err(e) = host::remove_cgroup(cg) {
             eprintln!("sysjail: {e}");
@@ -447,6 +452,12 @@ fn supervise(
             }
             if listener {
                 jail.listener = fds.pop();
+                if let Some(l) = &jail.listener {
+                    // Each notification blocks a jailed thread until answered:
+                    // wake the supervisor on the caller's CPU (Linux 6.6;
+                    // best effort, as older kernels lack the flag).
+                    let _ = raw::seccomp_notify_sync_wakeup(l.as_fd());
+                }
             }
         }
         Ok(Some((FromInit::SetupFailed { error }, _))) => {
@@ -758,6 +769,15 @@ impl<'p> Running<'p> {
                     },
                     &[],
                 );
+            }
+        }
+        let summary = self.notifier.summary();
+        if !summary.is_empty() {
+            let total: u64 = self.notifier.denied.values().sum();
+            let calls = if total == 1 { "call" } else { "calls" };
+            eprintln!("sysjail: {}: the policy denied {total} {calls}:", self.plan.name);
+            for line in summary {
+                eprintln!("sysjail: {line}");
             }
         }
         if let Some(e) = &self.main_error {

@@ -55,6 +55,21 @@ impl Notifier {
         }
     }
 
+    /// What was denied, for the end of the jail: one line per call, errno
+    /// and the `allow` entry that would permit it, most frequent first.
+    pub fn summary(&self) -> Vec<String> {
+        let mut rows: Vec<_> = self.denied.iter().collect();
+        rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        rows.into_iter()
+            .map(|((call, errno, allow), n)| {
+                let lift = allow.as_ref().map_or("no allow entry permits it".to_string(), |a| {
+                    format!("allow = [\"{a}\"] would permit it")
+                });
+                format!("{n:>6} {call} {errno}: {lift}")
+            })
+            .collect()
+    }
+
     /// Receives and answers one notification. An error means the listener is
     /// unusable (the filter's last process exited).
     pub fn handle(&mut self, listener: BorrowedFd<'_>) -> io::Result<()> {
@@ -73,18 +88,24 @@ impl Notifier {
             }
             None => (self.policy.decide(n.arch, n.nr, &n.args), None),
         };
+        let mut line = None;
         let answer = match action {
             Action::Notify(Notify::Listen) => self.listen(&n, listener),
             Action::Notify(Notify::Rlimit) => self.rlimit(&n, listener, call),
             Action::Notify(Notify::NetFallback) => Err(libc::ENOSYS),
             Action::Errno(e) => {
-                self.log_denial(&n, abi, call, e, allow);
+                line = self.denial(&n, abi, call, e, allow);
                 Err(i32::from(e.number()))
             }
             // Never notified; refuse rather than guess.
             Action::Allow | Action::Notify(Notify::Denied) | Action::KillProcess => Err(libc::ENOSYS),
         };
-        respond(listener, n.id, answer)
+        let sent = respond(listener, n.id, answer);
+        // The caller runs on while the line is written.
+        if let (Some(line), Some((_, Some(f)))) = (line, &mut self.log) {
+            let _ = f.write_all(line.as_bytes());
+        }
+        sent
     }
 
     /// listen(2): a socket that was never bound gets the first address of its
@@ -166,40 +187,41 @@ impl Notifier {
         Ok(0)
     }
 
-    fn log_denial(
+    /// Counts a denial and, with a log, formats its line; what describes the
+    /// caller is read before it is answered, while it certainly exists.
+    fn denial(
         &mut self,
         n: &Notif,
         abi: Option<Abi>,
         call: Option<Sysno>,
         e: Errno,
         allow: Option<crate::model::Allow>,
-    ) {
+    ) -> Option<String> {
         let name = call.map_or_else(|| format!("syscall {}", n.nr), |c| c.to_string());
         *self
             .denied
             .entry((name.clone(), e, allow.map(|a| a.to_string())))
             .or_insert(0) += 1;
-        let Some((path, file)) = &mut self.log else { return };
+        let (path, file) = self.log.as_mut()?;
         if file.is_none() {
             *file = OpenOptions::new().create(true).append(true).open(&*path).ok();
         }
-        let Some(f) = file else { return };
-        let comm = std::fs::read_to_string(format!("/proc/{}/comm", n.pid)).unwrap_or_default();
+        file.as_ref()?;
+        let comm = read_small(&format!("/proc/{}/comm", n.pid)).unwrap_or_default();
         let rule = call.and_then(|c| self.policy.rule(c));
-        let args = decode_args(n, rule);
         let why = rule.map_or_else(
             || format!("{}", self.policy.default),
             |r| r.decide(&n.args).1.to_string(),
         );
-        let lift = allow.map_or("none".to_string(), |a| format!("allow = [\"{a}\"]"));
-        let _ = writeln!(
-            f,
-            "{} pid={} comm={} abi={} {name}({args}) = -{e} rule=\"{why}\" lifted-by={lift}",
+        Some(format!(
+            "{} pid={} comm={} abi={} {name}({}) = -{e} rule=\"{why}\" allow={}\n",
             timestamp(),
             ns_pid(n.pid).unwrap_or(n.pid as i32),
             comm.trim(),
             abi.map_or("unknown", |a| a.name()),
-        );
+            decode_args(n, rule),
+            allow.map_or("none".to_string(), |a| a.to_string()),
+        ))
     }
 }
 
@@ -457,8 +479,16 @@ fn euid(pid: u32) -> Option<u32> {
 }
 
 /// A process's pid in its innermost pid namespace (the jail's).
+/// A small /proc file in one read(2).
+fn read_small(path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    let n = File::open(path).ok()?.read(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
 fn ns_pid(pid: u32) -> Option<i32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let status = read_small(&format!("/proc/{pid}/status"))?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("NSpid:"))
