@@ -89,6 +89,30 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
         })
         .collect();
     let into_cgroup = unified.filter(|u| created.contains(u));
+    if let (true, Some(cgroup)) = (rewrite_by_bpf(policy, facts), &into_cgroup) {
+        let addresses = crate::rewrite::Addresses {
+            v4: policy
+                .network
+                .ipv4
+                .first
+                .into_iter()
+                .chain(policy.network.ipv4.unchanged.iter().copied())
+                .collect(),
+            v6: policy
+                .network
+                .ipv6
+                .first
+                .into_iter()
+                .chain(policy.network.ipv6.unchanged.iter().copied())
+                .collect(),
+        };
+        let programs = crate::rewrite::compile(&addresses, ids.host_base);
+        host.push(HostStep::AttachRewrite {
+            cgroup: cgroup.clone(),
+            hooks: programs.iter().map(|p| p.hook).collect(),
+            programs,
+        });
+    }
     host.push(HostStep::Clone {
         namespaces: policy.namespaces.iter().map(|(ns, _)| *ns).collect(),
         into_cgroup: into_cgroup.clone(),
@@ -396,9 +420,16 @@ fn cgroups(policy: &Policy, facts: &HostFacts) -> Result<Vec<HostStep>, PlanErro
 
 /// The policy's syscall rules as this machine carries them out: without the
 /// privilege to load cgroup BPF, address rewriting goes through the supervisor.
+/// Whether the address rewrite runs as cgroup programs: it takes root (to
+/// load them) and the unified hierarchy (to attach them). Otherwise the
+/// supervisor performs the calls that carry addresses.
+pub fn rewrite_by_bpf(policy: &Policy, facts: &HostFacts) -> bool {
+    policy.network.rewrite.is_some() && facts.root && facts.cgroup.v2.is_some()
+}
+
 fn syscall_policy(policy: &Policy, facts: &HostFacts) -> crate::policy::SyscallPolicy {
     let mut syscalls = policy.syscalls.clone();
-    if policy.network.rewrite.is_some() && !facts.root {
+    if policy.network.rewrite.is_some() && !rewrite_by_bpf(policy, facts) {
         for rule in &mut syscalls.rules {
             if matches!(
                 rule.call,

@@ -43,6 +43,17 @@ impl fmt::Display for HostStep {
                     .unwrap_or_default();
                 write!(f, "clone3({flags}|CLONE_PIDFD{into}) = init")
             }
+            HostStep::AttachRewrite {
+                cgroup,
+                hooks,
+                programs,
+            } => write!(
+                f,
+                "bpf(BPF_PROG_ATTACH, {}, [{}]) ({} instructions)",
+                cgroup.display(),
+                hooks.iter().map(|h| h.name()).collect::<Vec<_>>().join(", "),
+                programs.iter().map(|p| p.insns.len()).sum::<usize>()
+            ),
             HostStep::JoinCgroup { path } => write!(f, "write({}/cgroup.procs, init)", path.display()),
             HostStep::WriteIdMaps {
                 uid_map,

@@ -61,6 +61,17 @@ pub enum HostStep {
         /// Files and values written into it.
         limits: Vec<(String, String)>,
     },
+    /// Loads the address-rewrite programs and attaches them to the jail's
+    /// unified-hierarchy cgroup, before any process of the jail exists.
+    AttachRewrite {
+        /// The cgroup directory.
+        cgroup: PathBuf,
+        /// The hooks, in order.
+        hooks: Vec<crate::rewrite::Hook>,
+        /// The programs.
+        #[serde(skip)]
+        programs: Vec<crate::rewrite::Program>,
+    },
     /// Creates the jail's init in new namespaces; it waits for the steps below.
     Clone {
         /// Namespaces created.

@@ -6,6 +6,7 @@
 //! them with the probe's [`probe::Report`]. Both are pure; `sysjail selftest`
 //! does the launching.
 
+mod netprobe;
 pub mod probe;
 
 use std::fmt;

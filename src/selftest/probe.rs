@@ -14,12 +14,16 @@ use serde::Serialize;
 const FS_NODUMP_FL: u64 = 0x40;
 
 /// What one call returned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Outcome {
     /// The return value (-1 on failure for libc-style calls).
     pub ret: i64,
     /// errno, 0 on success.
     pub errno: i32,
+    /// A socket address the check observed: where a socket ended up bound,
+    /// or where a peer came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
 }
 
 impl Outcome {
@@ -29,7 +33,7 @@ impl Outcome {
         } else {
             0
         };
-        Outcome { ret, errno }
+        Outcome { ret, errno, addr: None }
     }
 
     /// A raw kernel return: -4095..-1 is an error.
@@ -38,9 +42,14 @@ impl Outcome {
             Outcome {
                 ret: -1,
                 errno: (-ret) as i32,
+                ..Outcome::default()
             }
         } else {
-            Outcome { ret, errno: 0 }
+            Outcome {
+                ret,
+                errno: 0,
+                addr: None,
+            }
         }
     }
 }
@@ -100,6 +109,7 @@ fn int80(_: u32, _: [u32; 6]) -> Outcome {
     Outcome {
         ret: -1,
         errno: libc::ENOSYS,
+        ..Outcome::default()
     }
 }
 
@@ -299,7 +309,11 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
             // SAFETY: getrlimit fills lim.
             unsafe { getrlimit(RLIMIT_NOFILE, &mut lim) };
             if lim.rlim_max == RLIM_INFINITY {
-                return Some(Outcome { ret: -1, errno: EINVAL });
+                return Some(Outcome {
+                    ret: -1,
+                    errno: EINVAL,
+                    ..Outcome::default()
+                });
             }
             let raised = rlimit {
                 rlim_cur: lim.rlim_cur,
@@ -340,6 +354,7 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
                 Outcome {
                     ret: lim.rlim_max as i64,
                     errno: 0,
+                    ..Outcome::default()
                 }
             }
         }
@@ -409,6 +424,7 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
             Outcome {
                 ret: (start.elapsed().as_nanos() / u128::from(n)) as i64,
                 errno: last?.errno,
+                ..Outcome::default()
             }
         }
         "alloc" => {
@@ -455,7 +471,7 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         "i386-clone3" => int80(435, [0, 0, 0, 0, 0, 0]),
         "i386-ioctl-tiocsti" => int80(54, [0, TIOCSTI as u32, low_buffer(b"x"), 0, 0, 0]),
         "i386-bpf" => int80(357, [0, 0, 0, 0, 0, 0]),
-        _ => return None,
+        _ => return super::netprobe::check(name, arg),
     })
 }
 
@@ -483,6 +499,7 @@ fn setrlimit_race(quota: u32) -> Outcome {
         return Outcome {
             ret: -1,
             errno: libc::EINVAL,
+            ..Outcome::default()
         };
     }
     let (lower, raise) = (lim.rlim_max - 1, lim.rlim_max + 1000);
@@ -530,6 +547,7 @@ fn setrlimit_race(quota: u32) -> Outcome {
         } else {
             libc::ETIMEDOUT
         },
+        addr: None,
     }
 }
 
@@ -541,6 +559,7 @@ fn alloc(bytes: usize, hold_ms: u64) -> Outcome {
         return Outcome {
             ret: -1,
             errno: libc::ENOMEM,
+            ..Outcome::default()
         };
     }
     // Nonzero bytes: every page is written, none stays the shared zero page.
@@ -549,6 +568,7 @@ fn alloc(bytes: usize, hold_ms: u64) -> Outcome {
     Outcome {
         ret: std::hint::black_box(&v).len() as i64,
         errno: 0,
+        ..Outcome::default()
     }
 }
 
@@ -568,6 +588,7 @@ fn busy(ms: u64) -> Outcome {
     Outcome {
         ret: usec(ru.ru_utime) + usec(ru.ru_stime),
         errno: 0,
+        ..Outcome::default()
     }
 }
 
@@ -612,6 +633,7 @@ fn forks(n: u32, hold_ms: u64) -> Outcome {
     Outcome {
         ret: children.len() as i64,
         errno,
+        ..Outcome::default()
     }
 }
 
@@ -672,12 +694,14 @@ fn recv_fd_open(path: &str, name: &str) -> Outcome {
         return Outcome {
             ret: -1,
             errno: libc::EINVAL,
+            ..Outcome::default()
         };
     };
     if let Err(e) = connect(sock.as_raw_fd(), &addr) {
         return Outcome {
             ret: -1,
             errno: e as i32,
+            ..Outcome::default()
         };
     }
     let mut byte = [0u8; 1];
@@ -695,6 +719,7 @@ fn recv_fd_open(path: &str, name: &str) -> Outcome {
             return Outcome {
                 ret: -1,
                 errno: e as i32,
+                ..Outcome::default()
             };
         }
     };
@@ -702,12 +727,14 @@ fn recv_fd_open(path: &str, name: &str) -> Outcome {
         return Outcome {
             ret: -1,
             errno: libc::EBADMSG,
+            ..Outcome::default()
         };
     };
     let Ok(name) = CString::new(name) else {
         return Outcome {
             ret: -1,
             errno: libc::EINVAL,
+            ..Outcome::default()
         };
     };
     // SAFETY: openat(2) beneath a descriptor we own; closed below.

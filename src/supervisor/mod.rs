@@ -364,8 +364,14 @@ fn supervise(
     detached: Option<&mut Report>,
 ) -> Result<i32, UpError> {
     for step in &plan.host {
-        if let HostStep::CreateCgroup { path, limits } = step {
-            host::create_cgroup(path, limits).map_err(io_err(format!("cgroup {}", path.display())))?;
+        match step {
+            HostStep::CreateCgroup { path, limits } => {
+                host::create_cgroup(path, limits).map_err(io_err(format!("cgroup {}", path.display())))?;
+            }
+            HostStep::AttachRewrite { cgroup, programs, .. } => {
+                crate::sys::bpf::attach_all(cgroup, programs).map_err(io_err("the address-rewrite programs"))?;
+            }
+            _ => {}
         }
     }
     let signals = handled_signals();
@@ -531,7 +537,7 @@ fn host_steps(plan: &LaunchPlan, pid: i32, late_join: Option<&std::path::Path>) 
                 ..
             } => prepared
                 .push(host::prepare_mount(source, *recursive, *idmap, pid).map_err(io_err("preparing a mount"))?),
-            HostStep::CreateCgroup { .. } | HostStep::Clone { .. } => {}
+            HostStep::CreateCgroup { .. } | HostStep::AttachRewrite { .. } | HostStep::Clone { .. } => {}
         }
     }
     Ok(prepared)

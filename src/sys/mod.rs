@@ -3,6 +3,7 @@
 //! The supervisor runs the plan's host steps ([`host`]); the jail's init runs
 //! its jail steps ([`jail`]) through the [`kernel::Kernel`] seam.
 
+pub mod bpf;
 pub mod host;
 pub mod jail;
 pub mod kernel;

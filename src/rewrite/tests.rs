@@ -1,0 +1,316 @@
+//! The rewrite programs, run by the interpreter on modelled sockets.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::interp::{World, check_reachable, run};
+use super::*;
+
+const ROOT: u32 = 0x7001_0000;
+
+fn addresses() -> Addresses {
+    Addresses {
+        v4: vec!["192.0.2.10".parse().unwrap(), "192.0.2.11".parse().unwrap()],
+        v6: vec!["2001:db8::10".parse().unwrap(), "2001:db8::11".parse().unwrap()],
+    }
+}
+
+fn program(a: &Addresses, hook: Hook) -> Vec<Insn> {
+    compile(a, ROOT)
+        .into_iter()
+        .find(|p| p.hook == hook)
+        .unwrap_or_else(|| panic!("no {hook:?} program"))
+        .insns
+}
+
+/// A `bpf_sock_addr` for a call with `user` as the address (4 or 16 bytes),
+/// `port`, and the socket bound to `bound` (zero: unbound).
+fn sock_addr(user: &[u8], port: u16, bound: &[u8], msg_src: &[u8]) -> World {
+    let mut ctx = vec![0u8; 72];
+    if user.len() == 4 {
+        ctx[4..8].copy_from_slice(user);
+        ctx[40..44].copy_from_slice(msg_src);
+    } else {
+        ctx[8..24].copy_from_slice(user);
+        ctx[44..60].copy_from_slice(msg_src);
+    }
+    ctx[24..26].copy_from_slice(&port.to_be_bytes());
+    let mut sock = vec![0u8; 80];
+    if bound.len() == 4 {
+        sock[24..28].copy_from_slice(bound);
+    } else {
+        sock[28..44].copy_from_slice(bound);
+    }
+    World {
+        ctx,
+        sock,
+        uid: ROOT,
+        binds: Vec::new(),
+        writable: vec![(4, 4), (8, 16), (24, 4), (40, 4), (44, 16)],
+    }
+}
+
+fn v4(s: &str) -> [u8; 4] {
+    s.parse::<Ipv4Addr>().unwrap().octets()
+}
+
+fn v6(s: &str) -> [u8; 16] {
+    s.parse::<Ipv6Addr>().unwrap().octets()
+}
+
+fn user4(w: &World) -> Ipv4Addr {
+    Ipv4Addr::from(<[u8; 4]>::try_from(&w.ctx[4..8]).unwrap())
+}
+
+fn user6(w: &World) -> Ipv6Addr {
+    Ipv6Addr::from(<[u8; 16]>::try_from(&w.ctx[8..24]).unwrap())
+}
+
+fn msg_src4(w: &World) -> Ipv4Addr {
+    Ipv4Addr::from(<[u8; 4]>::try_from(&w.ctx[40..44]).unwrap())
+}
+
+/// The address of each sockaddr passed to bpf_bind, and its port.
+fn bound(w: &World) -> Vec<(String, u16)> {
+    w.binds
+        .iter()
+        .map(|b| {
+            let family = u16::from_ne_bytes([b[0], b[1]]);
+            let port = u16::from_be_bytes([b[2], b[3]]);
+            let addr = match family {
+                2 => Ipv4Addr::from(<[u8; 4]>::try_from(&b[4..8]).unwrap()).to_string(),
+                10 => Ipv6Addr::from(<[u8; 16]>::try_from(&b[8..24]).unwrap()).to_string(),
+                f => format!("family {f}"),
+            };
+            (addr, port)
+        })
+        .collect()
+}
+
+#[test]
+fn bind4_keeps_listed_and_rewrites_the_rest() {
+    let prog = program(&addresses(), Hook::Bind4);
+    for (given, expected) in [
+        ("0.0.0.0", "192.0.2.10"),
+        ("192.0.2.10", "192.0.2.10"),
+        ("192.0.2.11", "192.0.2.11"),
+        ("198.51.100.7", "192.0.2.10"),
+        ("127.0.0.1", "192.0.2.10"),
+        ("255.255.255.255", "192.0.2.10"),
+    ] {
+        let mut w = sock_addr(&v4(given), 8080, &[0; 4], &[0; 4]);
+        assert_eq!(run(&prog, &mut w), Ok(1), "{given}");
+        assert_eq!(user4(&w).to_string(), expected, "{given}");
+        // The port is kept.
+        assert_eq!(u16::from_be_bytes([w.ctx[24], w.ctx[25]]), 8080);
+    }
+}
+
+#[test]
+fn jail_root_binds_privileged_ports() {
+    let prog = program(&addresses(), Hook::Bind4);
+    for (port, uid, expected) in [
+        (80, ROOT, 3),
+        (1023, ROOT, 3),
+        (80, ROOT + 1, 1),
+        (1024, ROOT, 1),
+        (0, ROOT, 1),
+        (65535, ROOT, 1),
+    ] {
+        let mut w = sock_addr(&v4("0.0.0.0"), port, &[0; 4], &[0; 4]);
+        w.uid = uid;
+        assert_eq!(run(&prog, &mut w), Ok(expected), "port {port} uid {uid:#x}");
+    }
+}
+
+#[test]
+fn connect4_binds_the_source_and_keeps_loopback_in_the_jail() {
+    let prog = program(&addresses(), Hook::Connect4);
+    for (dest, expected) in [
+        ("198.51.100.7", "198.51.100.7"),
+        ("192.0.2.11", "192.0.2.11"),
+        ("127.0.0.1", "192.0.2.10"),
+        ("127.1.2.3", "192.0.2.10"),
+        ("0.0.0.0", "192.0.2.10"),
+    ] {
+        let mut w = sock_addr(&v4(dest), 443, &[0; 4], &[0; 4]);
+        assert_eq!(run(&prog, &mut w), Ok(1), "{dest}");
+        assert_eq!(user4(&w).to_string(), expected, "{dest}");
+        assert_eq!(bound(&w), [("192.0.2.10".to_string(), 0)], "{dest}");
+    }
+    // A bound socket keeps its address.
+    let mut w = sock_addr(&v4("198.51.100.7"), 443, &v4("192.0.2.11"), &[0; 4]);
+    assert_eq!(run(&prog, &mut w), Ok(1));
+    assert!(w.binds.is_empty());
+}
+
+#[test]
+fn sendmsg4_sets_the_source() {
+    let prog = program(&addresses(), Hook::Sendmsg4);
+    for (dest, src, bound_to, expected_dest, expected_src) in [
+        // Unbound, no explicit source: the first address.
+        ("198.51.100.7", "0.0.0.0", "0.0.0.0", "198.51.100.7", "192.0.2.10"),
+        // Loopback stays in the jail.
+        ("127.0.0.53", "0.0.0.0", "0.0.0.0", "192.0.2.10", "192.0.2.10"),
+        // A listed explicit source stays.
+        ("198.51.100.7", "192.0.2.11", "0.0.0.0", "198.51.100.7", "192.0.2.11"),
+        // An unlisted one (IP_PKTINFO) is replaced.
+        ("198.51.100.7", "203.0.113.5", "0.0.0.0", "198.51.100.7", "192.0.2.10"),
+        // A bound socket sends from its address: the source is left alone.
+        ("198.51.100.7", "0.0.0.0", "192.0.2.11", "198.51.100.7", "0.0.0.0"),
+    ] {
+        let mut w = sock_addr(&v4(dest), 53, &v4(bound_to), &v4(src));
+        assert_eq!(run(&prog, &mut w), Ok(1), "{dest} {src}");
+        assert_eq!(user4(&w).to_string(), expected_dest, "{dest} {src}");
+        assert_eq!(msg_src4(&w).to_string(), expected_src, "{dest} {src}");
+    }
+}
+
+#[test]
+fn post_bind4_refuses_unlisted_addresses() {
+    let prog = program(&addresses(), Hook::PostBind4);
+    for (src, expected) in [
+        ("192.0.2.10", 1),
+        ("192.0.2.11", 1),
+        ("0.0.0.0", 1),
+        ("198.51.100.7", 0),
+        ("127.0.0.1", 0),
+    ] {
+        // post_bind's context is the socket itself.
+        let mut sock = vec![0u8; 80];
+        sock[24..28].copy_from_slice(&v4(src));
+        let mut w = World {
+            ctx: sock,
+            sock: Vec::new(),
+            uid: ROOT,
+            binds: Vec::new(),
+            writable: Vec::new(),
+        };
+        assert_eq!(run(&prog, &mut w), Ok(expected), "{src}");
+    }
+}
+
+#[test]
+fn bind6_rewrites_and_follows_the_ipv4_list_for_mapped_addresses() {
+    let prog = program(&addresses(), Hook::Bind6);
+    for (given, expected) in [
+        ("::", "2001:db8::10"),
+        ("2001:db8::11", "2001:db8::11"),
+        ("2001:db8::12", "2001:db8::10"),
+        ("::1", "2001:db8::10"),
+        ("::ffff:192.0.2.11", "::ffff:192.0.2.11"),
+        ("::ffff:198.51.100.7", "::ffff:192.0.2.10"),
+    ] {
+        let mut w = sock_addr(&v6(given), 8080, &[0; 16], &[0; 16]);
+        assert_eq!(run(&prog, &mut w), Ok(1), "{given}");
+        assert_eq!(user6(&w).to_string(), expected, "{given}");
+    }
+    // Without IPv4 addresses, IPv4 through an IPv6 socket is refused.
+    let v6_only = Addresses {
+        v4: Vec::new(),
+        v6: addresses().v6,
+    };
+    let prog = program(&v6_only, Hook::Bind6);
+    let mut w = sock_addr(&v6("::ffff:192.0.2.10"), 80, &[0; 16], &[0; 16]);
+    assert_eq!(run(&prog, &mut w), Ok(0));
+}
+
+#[test]
+fn connect6_binds_the_source_of_its_family() {
+    let prog = program(&addresses(), Hook::Connect6);
+    let mut w = sock_addr(&v6("2001:db8:ffff::1"), 443, &[0; 16], &[0; 16]);
+    assert_eq!(run(&prog, &mut w), Ok(1));
+    assert_eq!(bound(&w), [("2001:db8::10".to_string(), 0)]);
+    let mut w = sock_addr(&v6("::1"), 443, &[0; 16], &[0; 16]);
+    assert_eq!(run(&prog, &mut w), Ok(1));
+    assert_eq!(user6(&w).to_string(), "2001:db8::10");
+    // A mapped destination gets the mapped first IPv4 address as source,
+    // and mapped loopback stays in the jail.
+    let mut w = sock_addr(&v6("::ffff:127.0.0.1"), 443, &[0; 16], &[0; 16]);
+    assert_eq!(run(&prog, &mut w), Ok(1));
+    assert_eq!(user6(&w).to_string(), "::ffff:192.0.2.10");
+    assert_eq!(bound(&w), [("::ffff:192.0.2.10".to_string(), 0)]);
+    let mut w = sock_addr(&v6("::ffff:198.51.100.7"), 443, &[0; 16], &[0; 16]);
+    assert_eq!(run(&prog, &mut w), Ok(1));
+    assert_eq!(user6(&w).to_string(), "::ffff:198.51.100.7");
+}
+
+#[test]
+fn sendmsg6_and_post_bind6() {
+    let a = addresses();
+    let prog = program(&a, Hook::Sendmsg6);
+    let mut w = sock_addr(&v6("::1"), 53, &[0; 16], &[0; 16]);
+    assert_eq!(run(&prog, &mut w), Ok(1));
+    assert_eq!(user6(&w).to_string(), "2001:db8::10");
+    assert_eq!(
+        Ipv6Addr::from(<[u8; 16]>::try_from(&w.ctx[44..60]).unwrap()).to_string(),
+        "2001:db8::10"
+    );
+    let prog = program(&a, Hook::PostBind6);
+    for (src, expected) in [
+        ("2001:db8::11", 1),
+        ("::", 1),
+        ("::ffff:192.0.2.11", 1),
+        ("2001:db8::12", 0),
+        ("::ffff:198.51.100.7", 0),
+    ] {
+        let mut sock = vec![0u8; 80];
+        sock[28..44].copy_from_slice(&v6(src));
+        let mut w = World {
+            ctx: sock,
+            ..World::default()
+        };
+        assert_eq!(run(&prog, &mut w), Ok(expected), "{src}");
+    }
+}
+
+#[test]
+fn families_without_addresses_get_no_programs() {
+    let only4 = Addresses {
+        v4: vec![Ipv4Addr::LOCALHOST],
+        v6: Vec::new(),
+    };
+    assert!(compile(&only4, ROOT).iter().all(|p| p.hook.name().ends_with('4')));
+    assert!(compile(&Addresses::default(), ROOT).is_empty());
+}
+
+proptest::proptest! {
+    /// Whatever address a bind names, the socket ends on a listed one.
+    #[test]
+    fn every_bind_ends_on_a_listed_address(given: [u8; 4], given6: [u8; 16], port: u16) {
+        let a = addresses();
+        let mut w = sock_addr(&given, port, &[0; 4], &[0; 4]);
+        let r = run(&program(&a, Hook::Bind4), &mut w).unwrap();
+        proptest::prop_assert!(r == 1 || r == 3);
+        proptest::prop_assert!(a.v4.contains(&user4(&w)));
+        let mut w = sock_addr(&given6, port, &[0; 16], &[0; 16]);
+        run(&program(&a, Hook::Bind6), &mut w).unwrap();
+        let got = user6(&w);
+        let ok = a.v6.contains(&got) || got.to_ipv4_mapped().is_some_and(|m| a.v4.contains(&m));
+        proptest::prop_assert!(ok, "{} became {}", Ipv6Addr::from(given6), got);
+    }
+}
+
+#[test]
+fn every_instruction_is_reachable_for_every_mix_of_families() {
+    let a = addresses();
+    let mixes = [
+        a.clone(),
+        Addresses {
+            v4: a.v4.clone(),
+            v6: Vec::new(),
+        },
+        Addresses {
+            v4: Vec::new(),
+            v6: a.v6.clone(),
+        },
+        Addresses {
+            v4: a.v4[..1].to_vec(),
+            v6: a.v6[..1].to_vec(),
+        },
+    ];
+    for mix in mixes {
+        for p in compile(&mix, ROOT) {
+            assert_eq!(check_reachable(&p.insns), Ok(()), "{:?} for {mix:?}", p.hook);
+        }
+    }
+}
