@@ -126,8 +126,16 @@ pub struct Private {
 pub enum Uplink {
     /// Not at all: the host end is left for the administrator to configure.
     None,
-    /// Attached to an existing bridge.
-    Bridge(String),
+    /// Attached to an existing bridge; the gateways, if any, are routers on
+    /// the bridged network, the jail's default routes.
+    Bridge {
+        /// The bridge.
+        bridge: String,
+        /// IPv4 router.
+        v4: Option<Ipv4Addr>,
+        /// IPv6 router.
+        v6: Option<Ipv6Addr>,
+    },
     /// Point to point: the host end holds these addresses, the jail routes by them.
     Gateway {
         /// IPv4 gateway.

@@ -474,27 +474,18 @@ impl Checker {
             IpAddr::V6(a) => Some(a),
             IpAddr::V4(_) => None,
         });
-        let gateway_key = net.gateway.as_ref().or(net.gateway6.as_ref()).map(|f| f.key_span);
-        let uplink = match (bridge, gateway_key) {
-            (Some(_), Some(g)) => {
-                let b = net.bridge.as_ref().map_or(g, |f| f.key_span);
-                self.report(
-                    Diagnostic::new(
-                        Code::KeyConflict,
-                        g,
-                        "a private network has either a `bridge` or a `gateway`, not both",
-                    )
-                    .related(b, "bridge set here")
-                    .help("with a bridge, the jail's routes come from the bridged network; remove `gateway`"),
-                );
-                return None;
-            }
-            (Some(b), None) => Uplink::Bridge(b),
-            (None, Some(_)) => Uplink::Gateway {
+        let gateway = net.gateway.is_some() || net.gateway6.is_some();
+        let uplink = match (bridge, gateway) {
+            (Some(bridge), _) => Uplink::Bridge {
+                bridge,
                 v4: v4.flatten(),
                 v6: v6.flatten(),
             },
-            (None, None) => Uplink::None,
+            (None, true) => Uplink::Gateway {
+                v4: v4.flatten(),
+                v6: v6.flatten(),
+            },
+            (None, false) => Uplink::None,
         };
         ok &= v4.is_some() && v6.is_some();
         ok.then_some(Private { uplink, interface })

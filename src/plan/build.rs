@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{HostStep, IdMapping, JailStep, LaunchPlan, Spawn, SpawnEnv, SpawnUser};
+use super::{HostStep, IdMapping, JailStep, LaunchPlan, Route, Spawn, SpawnEnv, SpawnUser};
 use crate::host::{Hierarchy, HostFacts};
 use crate::model::{AbsPath, IdRef, RlimitValue};
 use crate::policy::syscalls::{Action, Notify};
@@ -31,6 +31,9 @@ pub struct Options {
     pub host_user: Option<(Passwd, Vec<u32>)>,
     /// Without privilege: the jail id the caller maps to (the target user's uid).
     pub rootless_uid: Option<u32>,
+    /// The host end of a private jail's veth: a name unique on the host
+    /// (the supervisor uses `sj` and its pid).
+    pub veth: String,
 }
 
 /// Why a jail cannot be launched as defined on this machine.
@@ -63,6 +66,11 @@ pub enum PlanError {
     /// Without privilege, supplementary groups cannot be set.
     #[error("supplementary groups need root: an unprivileged user namespace cannot call setgroups(2)")]
     RootlessGroups,
+    /// A veth needs privilege over the host's network.
+    #[error(
+        "a private network with addresses beyond loopback needs root: its veth has an end in the host's network (use loopback addresses, or `mode = \"host\"`)"
+    )]
+    RootlessVeth,
     /// The filter could not be assembled.
     #[error("the seccomp filter: {0}")]
     Filter(#[from] seccomp::asm::AsmError),
@@ -206,6 +214,19 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
     });
     if private_net {
         jail.push(JailStep::LoopbackUp);
+    }
+    if let Some(interface) = &policy.network.interface {
+        if !facts.root {
+            return Err(PlanError::RootlessVeth);
+        }
+        let (host_step, jail_step) = veth(interface, &options.veth);
+        // The veth is made once init exists, before it is told to go on.
+        let at = host
+            .iter()
+            .position(|s| matches!(s, HostStep::WriteIdMaps { .. }))
+            .map_or(host.len(), |i| i + 1);
+        host.insert(at, host_step);
+        jail.push(jail_step);
     }
     if !policy.rlimits.is_empty() {
         jail.push(JailStep::Rlimits {
@@ -482,5 +503,222 @@ pub fn rlim(value: RlimitValue) -> u64 {
     match value {
         RlimitValue::Limited(n) => n,
         RlimitValue::Unlimited => u64::MAX,
+    }
+}
+
+/// The host and jail steps of a private jail's veth.
+///
+/// With gateways (`gateway`, or the routers of a bridged network), each
+/// family gets a default route; a gateway outside the jail's own prefix first
+/// gets a direct route on the interface. Point to point, the host end holds
+/// the gateway with the prefix of the jail's address, and routes the jail's
+/// addresses to itself.
+fn veth(i: &crate::policy::network::Interface, host_name: &str) -> (HostStep, JailStep) {
+    use crate::policy::network::UplinkPolicy;
+    use std::net::IpAddr;
+    let full = |ip: &IpAddr| if ip.is_ipv4() { 32 } else { 128 };
+    let (bridge, gateways, host_holds) = match &i.uplink {
+        UplinkPolicy::None => (None, Vec::new(), false),
+        UplinkPolicy::Bridge { bridge, v4, v6 } => (Some(bridge.clone()), gateways(*v4, *v6), false),
+        UplinkPolicy::Gateway { v4, v6 } => (None, gateways(*v4, *v6), true),
+    };
+    let mut jail_routes = Vec::new();
+    let mut host_addresses = Vec::new();
+    for gw in &gateways {
+        // The prefix of the jail's first address of the gateway's family.
+        let own = i.addresses.iter().find(|(a, _)| a.is_ipv4() == gw.is_ipv4());
+        let within = own.is_some_and(|(a, p)| same_prefix(*a, *gw, *p));
+        if !within {
+            jail_routes.push(Route {
+                dst: *gw,
+                prefix: full(gw),
+                via: None,
+                dev: Some(i.name.clone()),
+            });
+        }
+        jail_routes.push(Route {
+            dst: if gw.is_ipv4() {
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+            },
+            prefix: 0,
+            via: Some(*gw),
+            dev: None,
+        });
+        if host_holds {
+            host_addresses.push((*gw, own.map_or(full(gw), |(_, p)| *p)));
+        }
+    }
+    let host_routes = if host_holds {
+        i.addresses
+            .iter()
+            .map(|(a, _)| Route {
+                dst: *a,
+                prefix: full(a),
+                via: None,
+                dev: Some(host_name.to_string()),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (
+        HostStep::CreateVeth {
+            host: host_name.to_string(),
+            peer: i.name.clone(),
+            bridge,
+            addresses: host_addresses,
+            routes: host_routes,
+        },
+        JailStep::Interface {
+            name: i.name.clone(),
+            addresses: i.addresses.clone(),
+            routes: jail_routes,
+        },
+    )
+}
+
+fn gateways(v4: Option<std::net::Ipv4Addr>, v6: Option<std::net::Ipv6Addr>) -> Vec<std::net::IpAddr> {
+    v4.map(std::net::IpAddr::V4)
+        .into_iter()
+        .chain(v6.map(std::net::IpAddr::V6))
+        .collect()
+}
+
+/// Whether `a` and `b` share their first `prefix` bits.
+fn same_prefix(a: std::net::IpAddr, b: std::net::IpAddr, prefix: u8) -> bool {
+    use std::net::IpAddr;
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(text: &str) -> LaunchPlan {
+        let def = crate::lint::load_text(Path::new("t.toml"), text).expect("valid");
+        let policy = crate::policy::compile(&def.jail);
+        let options = Options {
+            id_base: 0x7001_0000,
+            veth: "sj42".into(),
+            ..Options::default()
+        };
+        build(&policy, &HostFacts::example(), &options).expect("plannable")
+    }
+
+    const BASE: &str = "name = \"p\"\npath = \"/\"\ncommand = [\"/bin/true\"]\n[limits]\npids = 8\n";
+
+    #[test]
+    fn point_to_point_gateway_routes_both_ways() {
+        let plan = plan_of(&format!(
+            "{BASE}[network]\nipv4 = [\"10.89.0.2/24\", \"192.0.2.7\"]\ngateway = \"10.89.0.1\"\n"
+        ));
+        let host = plan
+            .host
+            .iter()
+            .find(|s| matches!(s, HostStep::CreateVeth { .. }))
+            .unwrap();
+        let HostStep::CreateVeth {
+            host,
+            peer,
+            bridge,
+            addresses,
+            routes,
+        } = host
+        else {
+            unreachable!()
+        };
+        assert_eq!((host.as_str(), peer.as_str(), bridge), ("sj42", "eth0", &None));
+        assert_eq!(addresses, &[("10.89.0.1".parse().unwrap(), 24)]);
+        let dsts: Vec<String> = routes
+            .iter()
+            .map(|r| format!("{}/{} dev {:?}", r.dst, r.prefix, r.dev))
+            .collect();
+        assert_eq!(
+            dsts,
+            ["10.89.0.2/32 dev Some(\"sj42\")", "192.0.2.7/32 dev Some(\"sj42\")"]
+        );
+        let Some(JailStep::Interface {
+            name,
+            addresses,
+            routes,
+        }) = plan.jail.iter().find(|s| matches!(s, JailStep::Interface { .. }))
+        else {
+            panic!("no interface step")
+        };
+        assert_eq!(name, "eth0");
+        assert_eq!(addresses.len(), 2);
+        // The gateway is within 10.89.0.0/24: only the default route.
+        assert_eq!(routes.len(), 1);
+        assert_eq!(
+            (routes[0].prefix, routes[0].via),
+            (0, Some("10.89.0.1".parse().unwrap()))
+        );
+        // The veth exists before init goes on: right after the id maps.
+        let order: Vec<&str> = plan
+            .host
+            .iter()
+            .map(|s| match s {
+                HostStep::Clone { .. } => "clone",
+                HostStep::WriteIdMaps { .. } => "idmaps",
+                HostStep::CreateVeth { .. } => "veth",
+                _ => "other",
+            })
+            .filter(|s| *s != "other")
+            .collect();
+        assert_eq!(order, ["clone", "idmaps", "veth"]);
+    }
+
+    #[test]
+    fn a_gateway_outside_the_prefix_gets_a_direct_route_first() {
+        let plan = plan_of(&format!(
+            "{BASE}[network]\nipv4 = [\"10.89.0.2\"]\ngateway = \"10.89.0.1\"\n"
+        ));
+        let Some(JailStep::Interface { routes, .. }) =
+            plan.jail.iter().find(|s| matches!(s, JailStep::Interface { .. }))
+        else {
+            panic!("no interface step")
+        };
+        let shown: Vec<String> = routes
+            .iter()
+            .map(|r| format!("{}/{} via {:?} dev {:?}", r.dst, r.prefix, r.via, r.dev))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "10.89.0.1/32 via None dev Some(\"eth0\")",
+                "0.0.0.0/0 via Some(10.89.0.1) dev None"
+            ]
+        );
+    }
+
+    #[test]
+    fn loopback_only_private_jails_have_no_veth() {
+        let plan = plan_of(&format!("{BASE}[network]\nipv4 = [\"127.0.0.1\"]\n"));
+        assert!(!plan.host.iter().any(|s| matches!(s, HostStep::CreateVeth { .. })));
+        assert!(plan.jail.contains(&JailStep::LoopbackUp));
+        assert!(!plan.jail.iter().any(|s| matches!(s, JailStep::Interface { .. })));
+    }
+
+    #[test]
+    fn same_prefix_masks() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(same_prefix(ip("10.89.0.2"), ip("10.89.0.1"), 24));
+        assert!(!same_prefix(ip("10.89.0.2"), ip("10.89.1.1"), 24));
+        assert!(same_prefix(ip("10.89.0.2"), ip("192.0.2.1"), 0));
+        assert!(!same_prefix(ip("10.89.0.2"), ip("10.89.0.1"), 32));
+        assert!(same_prefix(ip("fd00::2"), ip("fd00::1"), 64));
+        assert!(!same_prefix(ip("fd00::2"), ip("10.0.0.1"), 0));
     }
 }

@@ -54,6 +54,25 @@ impl fmt::Display for HostStep {
                 hooks.iter().map(|h| h.name()).collect::<Vec<_>>().join(", "),
                 programs.iter().map(|p| p.insns.len()).sum::<usize>()
             ),
+            HostStep::CreateVeth {
+                host,
+                peer,
+                bridge,
+                addresses,
+                routes,
+            } => {
+                write!(f, "RTM_NEWLINK veth {host} peer {peer} netns init")?;
+                if let Some(b) = bridge {
+                    write!(f, "; {host} master {b}")?;
+                }
+                for (a, p) in addresses {
+                    write!(f, "; RTM_NEWADDR {a}/{p} dev {host}")?;
+                }
+                for r in routes {
+                    write!(f, "; RTM_NEWROUTE {r}")?;
+                }
+                write!(f, "; {host} up")
+            }
             HostStep::JoinCgroup { path } => write!(f, "write({}/cgroup.procs, init)", path.display()),
             HostStep::WriteIdMaps {
                 uid_map,
@@ -189,7 +208,21 @@ impl fmt::Display for JailStep {
                 "umount2(\"{OLDROOT}\", MNT_DETACH); chdir(\"{NEWROOT}\"); pivot_root(\".\", \".\"); umount2(\".\", MNT_DETACH)"
             ),
             JailStep::Hostname { name } => write!(f, "sethostname(\"{name}\")"),
-            JailStep::LoopbackUp => write!(f, "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)"),
+            JailStep::LoopbackUp => write!(f, "RTM_NEWLINK lo up"),
+            JailStep::Interface {
+                name,
+                addresses,
+                routes,
+            } => {
+                for (a, p) in addresses {
+                    write!(f, "RTM_NEWADDR {a}/{p} dev {name}; ")?;
+                }
+                write!(f, "RTM_NEWLINK {name} up")?;
+                for r in routes {
+                    write!(f, "; RTM_NEWROUTE {r}")?;
+                }
+                Ok(())
+            }
             JailStep::Rlimits { limits } => {
                 let parts: Vec<String> = limits
                     .iter()
@@ -275,5 +308,23 @@ impl LaunchPlan {
             }
         }
         out
+    }
+}
+
+impl fmt::Display for super::Route {
+    /// As ip-route(8) prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.prefix == 0 {
+            write!(f, "default")?;
+        } else {
+            write!(f, "{}/{}", self.dst, self.prefix)?;
+        }
+        if let Some(via) = self.via {
+            write!(f, " via {via}")?;
+        }
+        if let Some(dev) = &self.dev {
+            write!(f, " dev {dev}")?;
+        }
+        Ok(())
     }
 }

@@ -12,6 +12,7 @@ mod build;
 mod display;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -50,6 +51,19 @@ pub struct LaunchPlan {
     pub degraded: Vec<String>,
 }
 
+/// A route: a destination, and a gateway or the interface itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Route {
+    /// Destination network (prefix 0: the default route).
+    pub dst: IpAddr,
+    /// Its prefix length.
+    pub prefix: u8,
+    /// Through this router; none: directly on the interface.
+    pub via: Option<IpAddr>,
+    /// The interface, when the route is direct.
+    pub dev: Option<String>,
+}
+
 /// A step the supervisor carries out.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "step")]
@@ -78,6 +92,20 @@ pub enum HostStep {
         namespaces: Vec<Namespace>,
         /// Starts it in this unified-hierarchy cgroup (CLONE_INTO_CGROUP).
         into_cgroup: Option<PathBuf>,
+    },
+    /// Creates the private jail's veth pair, one end in init's network
+    /// namespace, and configures the host end.
+    CreateVeth {
+        /// The host end's name.
+        host: String,
+        /// The jail end's name, inside the jail.
+        peer: String,
+        /// A bridge the host end joins.
+        bridge: Option<String>,
+        /// Addresses of the host end (the gateways of point-to-point links).
+        addresses: Vec<(IpAddr, u8)>,
+        /// Routes on the host to the jail's addresses, through the host end.
+        routes: Vec<Route>,
     },
     /// Moves init into a cgroup before it runs anything.
     JoinCgroup {
@@ -201,6 +229,15 @@ pub enum JailStep {
     },
     /// Brings loopback up in the jail's network namespace.
     LoopbackUp,
+    /// Configures the jail's end of its veth: addresses, up, routes.
+    Interface {
+        /// Its name.
+        name: String,
+        /// Exactly the jail's addresses beyond loopback.
+        addresses: Vec<(IpAddr, u8)>,
+        /// Routes, in order (a gateway's own route before the default).
+        routes: Vec<Route>,
+    },
     /// Sets hard and soft rlimits.
     Rlimits {
         /// Values.

@@ -68,8 +68,15 @@ pub struct Interface {
 pub enum UplinkPolicy {
     /// Left unconfigured.
     None,
-    /// Attached to this bridge.
-    Bridge(String),
+    /// Attached to this bridge; default routes through the routers given.
+    Bridge {
+        /// The bridge.
+        bridge: String,
+        /// IPv4 router on the bridged network.
+        v4: Option<Ipv4Addr>,
+        /// IPv6 router on the bridged network.
+        v6: Option<Ipv6Addr>,
+    },
     /// Holds the gateway addresses; the jail's default routes go through them.
     Gateway {
         /// IPv4 gateway.
@@ -130,7 +137,11 @@ pub fn compile(jail: &Jail) -> NetworkPolicy {
                 .collect();
             let uplink = match &p.uplink {
                 Uplink::None => UplinkPolicy::None,
-                Uplink::Bridge(b) => UplinkPolicy::Bridge(b.clone()),
+                Uplink::Bridge { bridge, v4, v6 } => UplinkPolicy::Bridge {
+                    bridge: bridge.clone(),
+                    v4: *v4,
+                    v6: *v6,
+                },
                 Uplink::Gateway { v4, v6 } => UplinkPolicy::Gateway { v4: *v4, v6: *v6 },
             };
             let interface = (!addresses.is_empty()).then(|| Interface {

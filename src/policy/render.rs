@@ -299,16 +299,28 @@ fn network(o: &mut Out, p: &Policy) {
     if let Some(i) = &n.interface {
         let addrs: Vec<_> = i.addresses.iter().map(|(a, p)| format!("{a}/{p}")).collect();
         o.plain(&format!("interface {}: {}", i.name, addrs.join(" ")));
+        let gws = |v4: &Option<std::net::Ipv4Addr>, v6: &Option<std::net::Ipv6Addr>| -> String {
+            let all: Vec<String> = v4
+                .map(|a| a.to_string())
+                .into_iter()
+                .chain(v6.map(|a| a.to_string()))
+                .collect();
+            all.join(" and ")
+        };
         let uplink = match &i.uplink {
             super::network::UplinkPolicy::None => "host end left unconfigured".to_string(),
-            super::network::UplinkPolicy::Bridge(b) => format!("host end on bridge {b}"),
+            super::network::UplinkPolicy::Bridge {
+                bridge,
+                v4: None,
+                v6: None,
+            } => {
+                format!("host end on bridge {bridge}; no default route")
+            }
+            super::network::UplinkPolicy::Bridge { bridge, v4, v6 } => {
+                format!("host end on bridge {bridge}; default route through {}", gws(v4, v6))
+            }
             super::network::UplinkPolicy::Gateway { v4, v6 } => {
-                let gws: Vec<String> = v4
-                    .map(|a| a.to_string())
-                    .into_iter()
-                    .chain(v6.map(|a| a.to_string()))
-                    .collect();
-                format!("host end holds gateway {}; default route through it", gws.join(" and "))
+                format!("host end holds gateway {}; default route through it", gws(v4, v6))
             }
         };
         o.plain(&uplink);

@@ -1,9 +1,10 @@
 //! The janitor: a small process that outlives a supervisor killed with SIGKILL.
 //!
 //! The jail dies with its supervisor (init has PR_SET_PDEATHSIG), and so do
-//! its network devices (they belong to its network namespace). What remains
-//! are the cgroup directories and the registry record; the janitor waits on a
-//! pipe from the supervisor and, when it closes without a word, removes them.
+//! its network devices, with its network namespace, shortly after. What
+//! remains are the cgroup directories and the registry record; the janitor
+//! waits on a pipe from the supervisor and, when it closes without a word,
+//! removes them and the veth's host end if the kernel has not yet.
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -22,6 +23,8 @@ pub struct Duty {
     pub supervisor_pid: i32,
     /// The jail's cgroups.
     pub cgroups: Vec<PathBuf>,
+    /// The host end of its veth.
+    pub veth: Option<String>,
 }
 
 /// The byte a supervisor writes when it tore down the jail itself.
@@ -71,6 +74,9 @@ pub fn start(duty: Duty) -> std::io::Result<OwnedFd> {
 }
 
 fn clean(duty: &Duty) {
+    if let Some(v) = &duty.veth {
+        let _ = crate::sys::net::remove_veth(v);
+    }
     for cg in &duty.cgroups {
         let _ = host::remove_cgroup(cg);
     }

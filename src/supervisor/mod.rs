@@ -106,6 +106,8 @@ pub fn options(launch: &Launch, facts: &HostFacts, policy: &Policy, tty: bool) -
         tty,
         log_denials: launch.log_denials.is_some() || policy.denial_log.is_some(),
         no_idmap: launch.no_idmap,
+        // Unique on the host while this supervisor lives.
+        veth: format!("sj{}", std::process::id()),
         ..plan::Options::default()
     };
     match &launch.jail.identity {
@@ -218,11 +220,16 @@ fn launch_and_supervise(launch: &Launch, detached: Option<&mut Report>) -> Resul
     let control =
         control::listen(&record.control).map_err(io_err(format!("control socket {}", record.control.display())))?;
     drop(lock);
+    let veth = plan.host.iter().find_map(|s| match s {
+        HostStep::CreateVeth { host, .. } => Some(host.clone()),
+        _ => None,
+    });
     let janitor = janitor::start(janitor::Duty {
         registry: registry.clone(),
         name: policy.name.clone(),
         supervisor_pid: me,
         cgroups: cgroups.clone(),
+        veth: veth.clone(),
     })
     .map_err(io_err("starting the janitor"))?;
 
@@ -231,6 +238,11 @@ fn launch_and_supervise(launch: &Launch, detached: Option<&mut Report>) -> Resul
     // still hold their counters.
     for event in state::limit_events(&state::usage(&cgroups), &record.limits) {
         eprintln!("sysjail: {}: {event}", policy.name);
+    }
+    if let Some(v) = &veth
+        && let Err(e) = crate::sys::net::remove_veth(v)
+    {
+        eprintln!("sysjail: removing veth {v}: {e}");
     }
     for cg in &cgroups {
         if let Err(e) = host::remove_cgroup(cg) {
@@ -537,6 +549,14 @@ fn host_steps(plan: &LaunchPlan, pid: i32, late_join: Option<&std::path::Path>) 
                 ..
             } => prepared
                 .push(host::prepare_mount(source, *recursive, *idmap, pid).map_err(io_err("preparing a mount"))?),
+            HostStep::CreateVeth {
+                host,
+                peer,
+                bridge,
+                addresses,
+                routes,
+            } => crate::sys::net::create_veth(host, peer, pid, bridge.as_deref(), addresses, routes)
+                .map_err(io_err("the jail's network"))?,
             HostStep::CreateCgroup { .. } | HostStep::AttachRewrite { .. } | HostStep::Clone { .. } => {}
         }
     }

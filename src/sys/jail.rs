@@ -195,6 +195,11 @@ fn run_one<K: Kernel>(
         JailStep::PivotRoot => k.enter(),
         JailStep::Hostname { name } => k.sethostname(name),
         JailStep::LoopbackUp => k.loopback_up(),
+        JailStep::Interface {
+            name,
+            addresses,
+            routes,
+        } => k.interface(name, addresses, routes),
         JailStep::Rlimits { limits } => {
             for (r, v) in limits {
                 k.setrlimit(*r, crate::plan::rlim(*v))?;
@@ -341,6 +346,9 @@ mod tests {
         fn loopback_up(&mut self) -> io::Result<()> {
             self.call("loopback_up")
         }
+        fn interface(&mut self, _: &str, _: &[(std::net::IpAddr, u8)], _: &[crate::plan::Route]) -> io::Result<()> {
+            self.call("interface")
+        }
         fn setrlimit(&mut self, _: Rlimit, _: u64) -> io::Result<()> {
             self.call("setrlimit")
         }
@@ -367,6 +375,7 @@ mod tests {
             let policy = crate::policy::compile(&def.jail);
             let options = Options {
                 id_base: 0x7000_0000,
+                veth: "sj1".into(),
                 ..Options::default()
             };
             let plan = crate::plan::build(&policy, &HostFacts::example(), &options).expect("plannable");
@@ -416,7 +425,7 @@ mod tests {
             // Limits and the hostname are set while init still holds its
             // capabilities; the bounding set drops after them.
             let caps = position(calls, "capabilities");
-            for before in ["setrlimit", "sethostname"] {
+            for before in ["setrlimit", "sethostname", "loopback_up", "interface"] {
                 if let Some(i) = calls.iter().rposition(|c| *c == before) {
                     assert!(i < caps, "{name}: {before} after the capabilities drop");
                 }

@@ -67,6 +67,13 @@ pub trait Kernel {
     fn sethostname(&mut self, name: &str) -> io::Result<()>;
     /// Brings `lo` up.
     fn loopback_up(&mut self) -> io::Result<()>;
+    /// Configures the jail's end of its veth.
+    fn interface(
+        &mut self,
+        name: &str,
+        addresses: &[(std::net::IpAddr, u8)],
+        routes: &[crate::plan::Route],
+    ) -> io::Result<()>;
     /// setrlimit(2), soft and hard.
     fn setrlimit(&mut self, resource: Rlimit, value: u64) -> io::Result<()>;
     /// Reduces the bounding set to `keep` and makes it init's own set.
@@ -240,6 +247,15 @@ impl Kernel for Real {
 
     fn loopback_up(&mut self) -> io::Result<()> {
         super::net::loopback_up()
+    }
+
+    fn interface(
+        &mut self,
+        name: &str,
+        addresses: &[(std::net::IpAddr, u8)],
+        routes: &[crate::plan::Route],
+    ) -> io::Result<()> {
+        super::net::configure(name, addresses, routes)
     }
 
     fn setrlimit(&mut self, resource: Rlimit, value: u64) -> io::Result<()> {

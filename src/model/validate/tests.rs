@@ -123,8 +123,22 @@ fn private_mode_settings() {
     let text = "path = \"/\"\ncommand = [\"x\"]\n[network]\nipv4 = [\"10.0.0.2\"]\ngateway = \"10.0.0.1\"\nbridge = \"br0\"\ngateway6 = \"fd00::1\"\n[limits]\npids = 8\n";
     let (_, found) = check("n", text);
     let codes: Vec<_> = found.iter().map(|f| f.0).collect();
-    assert!(codes.contains(&Code::KeyConflict), "{codes:?}");
-    assert!(codes.contains(&Code::NotApplicable), "gateway6 without ipv6: {codes:?}");
+    assert_eq!(codes, [Code::NotApplicable], "gateway6 without ipv6: {codes:?}");
+    // With a bridge, the gateway is the bridged network's router.
+    let text = "path = \"/\"\ncommand = [\"x\"]\n[network]\nipv4 = [\"10.0.0.2/24\"]\ngateway = \"10.0.0.1\"\nbridge = \"br0\"\n[limits]\npids = 8\n";
+    let (jail, found) = check("n", text);
+    assert!(found.is_empty(), "{found:?}");
+    let NetworkMode::Private(p) = jail.jail.expect("valid").network.mode else {
+        panic!("private")
+    };
+    assert_eq!(
+        p.uplink,
+        Uplink::Bridge {
+            bridge: "br0".into(),
+            v4: Some("10.0.0.1".parse().unwrap()),
+            v6: None
+        }
+    );
 }
 
 #[test]

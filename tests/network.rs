@@ -1,0 +1,518 @@
+//! Network jails (issue 5), in network namespaces the tests create: there a
+//! "host" holds documentation addresses (192.0.2.0/24, 2001:db8::/32), and
+//! sysjail runs inside it, so that nothing touches the machine's own network.
+//! They need root and iproute2 and run in CI; elsewhere they are SKIP.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Ctx, Need, Runner, TestResult, ensure, run_bounded, text};
+
+fn main() {
+    let mut r = Runner::new();
+    use Need::*;
+    r.test("host_mode_binds_end_on_listed_addresses", &[Root, Ip], host_mode_binds);
+    r.test("host_mode_peers_see_the_jails_address", &[Root, Ip], host_mode_peers);
+    r.test("host_mode_ipv6_and_mapped_addresses", &[Root, Ip], host_mode_ipv6);
+    r.test("host_mode_bind_race_never_escapes", &[Root, Ip], host_mode_bind_race);
+    r.test("private_mode_veth_addresses_and_routes", &[Root, Ip], private_mode_veth);
+    r.test(
+        "private_mode_bind_race_never_escapes",
+        &[Root, Ip],
+        private_mode_bind_race,
+    );
+    r.test("private_mode_loopback_only", &[Root, Ip], private_mode_loopback_only);
+    r.test("private_mode_on_a_bridge", &[Root, Ip], private_mode_on_a_bridge);
+    r.test("fifty_cycles_leave_no_veth_or_namespace", &[Root, Ip], fifty_cycles);
+    r.run()
+}
+
+/// A network namespace of the test's own: the jail's "host".
+struct Net {
+    name: String,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip").args(args).output().map_err(|e| e.to_string())?;
+    ensure(out.status.success(), || {
+        format!("ip {}: {}", args.join(" "), text(&out.stderr))
+    })
+}
+
+impl Net {
+    /// A namespace with loopback up and, on a veth pair inside it, `addrs`.
+    fn new(ctx: &Ctx, addrs: &[&str]) -> Result<Net, String> {
+        // Unique across test binaries and tests running at once.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("sjt{}-{n}-{}", std::process::id(), ctx.name);
+        let _ = ip(&["netns", "del", &name]);
+        ip(&["netns", "add", &name])?;
+        let net = Net { name };
+        net.ip(&["link", "set", "lo", "up"])?;
+        net.ip(&["link", "add", "up0", "type", "veth", "peer", "name", "up1"])?;
+        for a in addrs {
+            let mut args = vec!["addr", "add", a, "dev", "up0"];
+            if a.contains(':') {
+                args.push("nodad");
+            }
+            net.ip(&args)?;
+        }
+        net.ip(&["link", "set", "up0", "up"])?;
+        net.ip(&["link", "set", "up1", "up"])?;
+        Ok(net)
+    }
+
+    fn ip(&self, args: &[&str]) -> Result<(), String> {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend(args);
+        ip(&all)
+    }
+
+    /// `c`, run in this namespace (setns before exec; /sys stays the
+    /// machine's, so cgroups are where sysjail looks for them).
+    fn enter(&self, c: &mut Command) -> Result<(), String> {
+        let ns = fs::File::open(format!("/run/netns/{}", self.name)).map_err(|e| e.to_string())?;
+        // SAFETY: setns(2) in the child between fork and exec; the file is
+        // moved into the closure and lives as long as the Command.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Ok(())
+    }
+
+    /// The interfaces of the namespace.
+    fn links(&self) -> BTreeSet<String> {
+        let out = Command::new("ip")
+            .args(["-n", &self.name, "-o", "link"])
+            .output()
+            .map(|o| text(&o.stdout))
+            .unwrap_or_default();
+        out.lines()
+            .filter_map(|l| {
+                l.split(':')
+                    .nth(1)
+                    .map(|n| n.trim().split('@').next().unwrap_or("").to_string())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// Runs the probe with `checks` inside the jail of `file`, in `net`.
+fn jailed(ctx: &Ctx, net: &Net, file: &std::path::Path, checks: &[&str]) -> Result<Value, String> {
+    let mut c = ctx.sysjail(&["up"]);
+    c.arg(file).args(["--", support::bin(), "probe"]).args(checks);
+    net.enter(&mut c)?;
+    let out = run_bounded(c, Duration::from_secs(60));
+    report(out)
+}
+
+fn report(out: Output) -> Result<Value, String> {
+    ensure(out.status.success(), || {
+        format!("exit {:?}: {}", out.status.code(), text(&out.stderr))
+    })?;
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {}", text(&out.stdout)))
+}
+
+/// The probe, outside any jail, in `net`: a peer for the jail.
+fn peer(net: &Net, checks: &[&str]) -> Result<Child, String> {
+    let mut c = Command::new(support::bin());
+    c.arg("probe")
+        .args(checks)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    net.enter(&mut c)?;
+    c.spawn().map_err(|e| e.to_string())
+}
+
+fn peer_report(child: Child) -> Result<Value, String> {
+    report(child.wait_with_output().map_err(|e| e.to_string())?)
+}
+
+/// The address a check reported, or its errno.
+fn addr(v: &Value, check: &str) -> Result<String, String> {
+    let c = &v["checks"][check];
+    match c["addr"].as_str() {
+        Some(a) if c["errno"] == 0 => Ok(a.to_string()),
+        _ => Err(format!("{check}: {c}")),
+    }
+}
+
+fn errno(v: &Value, check: &str) -> i64 {
+    v["checks"][check]["errno"].as_i64().unwrap_or(-1)
+}
+
+const HOST4: &[&str] = &["192.0.2.10/24", "192.0.2.11/24", "192.0.2.12/24"];
+const HOST_JAIL: &str = "[network]\nmode = \"host\"\nipv4 = [\"192.0.2.10\", \"192.0.2.11\"]\n[limits]\npids = 32\n";
+
+fn host_mode_binds(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, HOST4)?;
+    let file = ctx.jail(HOST_JAIL);
+    let checks = [
+        "tcp-listen=0.0.0.0:8080",
+        "tcp-listen=192.0.2.11:8081",
+        "tcp-listen=192.0.2.12:8082",
+        "tcp-listen=127.0.0.1:8083",
+        "tcp-listen=0.0.0.0:80",
+        "socket-inet6",
+    ];
+    let v = jailed(ctx, &net, &file, &checks)?;
+    for (check, expected) in [
+        // The wildcard becomes the first address, the port kept.
+        ("tcp-listen=0.0.0.0:8080", "192.0.2.10:8080"),
+        // A second listed address stays.
+        ("tcp-listen=192.0.2.11:8081", "192.0.2.11:8081"),
+        // An unlisted one, although the host holds it, is rewritten.
+        ("tcp-listen=192.0.2.12:8082", "192.0.2.10:8082"),
+        // Loopback too: the jail's loopback is its address.
+        ("tcp-listen=127.0.0.1:8083", "192.0.2.10:8083"),
+        // Jail root binds a privileged port on its address.
+        ("tcp-listen=0.0.0.0:80", "192.0.2.10:80"),
+    ] {
+        let got = addr(&v, check)?;
+        ensure(got == expected, || {
+            format!("{check}: bound to {got}, expected {expected}")
+        })?;
+    }
+    // A family without addresses is denied.
+    ensure(errno(&v, "socket-inet6") == libc::EAFNOSUPPORT as i64, || {
+        format!("socket-inet6: {}", v["checks"]["socket-inet6"])
+    })?;
+    // Seen from outside: while the jail listens on 0.0.0.0:9090, a peer
+    // reaches it at the first address only.
+    let mut c = ctx.sysjail(&["up"]);
+    c.arg(&file)
+        .args(["--", support::bin(), "probe", "tcp-listen=0.0.0.0:9090/3000"]);
+    net.enter(&mut c)?;
+    let jail = std::thread::spawn(move || run_bounded(c, Duration::from_secs(30)));
+    let reached = support::wait_for(Duration::from_secs(10), || {
+        peer(&net, &["tcp-connect=192.0.2.10:9090"])
+            .and_then(peer_report)
+            .is_ok_and(|v| errno(&v, "tcp-connect=192.0.2.10:9090") == 0)
+    });
+    let other = peer(&net, &["tcp-connect=192.0.2.11:9090"]).and_then(peer_report)?;
+    report(jail.join().map_err(|_| "jail thread")?)?;
+    ensure(reached, || "no peer reached 192.0.2.10:9090".into())?;
+    ensure(
+        errno(&other, "tcp-connect=192.0.2.11:9090") == libc::ECONNREFUSED as i64,
+        || format!("192.0.2.11:9090 answered: {}", other["checks"]),
+    )
+}
+
+fn host_mode_peers(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, HOST4)?;
+    let file = ctx.jail(HOST_JAIL);
+    // Servers outside the jail, on the host's third address.
+    let server = peer(
+        &net,
+        &["tcp-accept=192.0.2.12:7000/10000", "udp-recv=192.0.2.12:7001/10000"],
+    )?;
+    std::thread::sleep(Duration::from_millis(300));
+    let v = jailed(
+        ctx,
+        &net,
+        &file,
+        &[
+            "tcp-connect=192.0.2.12:7000",
+            "udp-send=192.0.2.12:7001",
+            "tcp-connect=127.0.0.1:7002",
+        ],
+    )?;
+    let seen = peer_report(server)?;
+    let tcp = addr(&seen, "tcp-accept=192.0.2.12:7000/10000")?;
+    let udp = addr(&seen, "udp-recv=192.0.2.12:7001/10000")?;
+    ensure(tcp.starts_with("192.0.2.10:") && udp.starts_with("192.0.2.10:"), || {
+        format!("the server saw tcp {tcp}, udp {udp}")
+    })?;
+    ensure(addr(&v, "tcp-connect=192.0.2.12:7000")? == tcp, || {
+        format!("the jail's side: {}", v["checks"])
+    })?;
+    // Loopback is the jail's address: nothing listens there.
+    ensure(
+        errno(&v, "tcp-connect=127.0.0.1:7002") == libc::ECONNREFUSED as i64,
+        || format!("{}", v["checks"]["tcp-connect=127.0.0.1:7002"]),
+    )
+}
+
+fn host_mode_ipv6(ctx: &Ctx) -> TestResult {
+    let net = Net::new(
+        ctx,
+        &[
+            "192.0.2.10/24",
+            "192.0.2.12/24",
+            "2001:db8::10/64",
+            "2001:db8::11/64",
+            "2001:db8::12/64",
+        ],
+    )?;
+    let file = ctx.jail(
+        "[network]\nmode = \"host\"\nipv4 = [\"192.0.2.10\"]\nipv6 = [\"2001:db8::10\", \"2001:db8::11\"]\n[limits]\npids = 32\n",
+    );
+    let server = peer(&net, &["tcp-accept=[2001:db8::12]:7000/10000"])?;
+    std::thread::sleep(Duration::from_millis(300));
+    let v = jailed(
+        ctx,
+        &net,
+        &file,
+        &[
+            "tcp-listen=[::]:8080",
+            "tcp-listen=[2001:db8::11]:8081",
+            "tcp-listen=[2001:db8::12]:8082",
+            "tcp-listen=[::1]:8083",
+            "tcp-listen=[::ffff:192.0.2.12]:8084",
+            "tcp-connect=[2001:db8::12]:7000",
+        ],
+    )?;
+    for (check, expected) in [
+        ("tcp-listen=[::]:8080", "[2001:db8::10]:8080"),
+        ("tcp-listen=[2001:db8::11]:8081", "[2001:db8::11]:8081"),
+        ("tcp-listen=[2001:db8::12]:8082", "[2001:db8::10]:8082"),
+        ("tcp-listen=[::1]:8083", "[2001:db8::10]:8083"),
+        // IPv4 through an IPv6 socket follows the IPv4 list.
+        ("tcp-listen=[::ffff:192.0.2.12]:8084", "[::ffff:192.0.2.10]:8084"),
+    ] {
+        let got = addr(&v, check)?;
+        ensure(got == expected, || {
+            format!("{check}: bound to {got}, expected {expected}")
+        })?;
+    }
+    let seen = addr(&peer_report(server)?, "tcp-accept=[2001:db8::12]:7000/10000")?;
+    ensure(seen.starts_with("[2001:db8::10]:"), || format!("the server saw {seen}"))
+}
+
+/// Binds many sockets while another thread flips the address between a
+/// listed and an unlisted one that the host holds; returns where they ended.
+fn race(
+    ctx: &Ctx,
+    net: &Net,
+    file: &std::path::Path,
+    listed: &str,
+    unlisted: &str,
+) -> Result<BTreeSet<String>, String> {
+    let check = format!("bind-race={listed}/{unlisted}/3000");
+    let v = jailed(ctx, net, file, &[&check])?;
+    let ok = v["checks"][&check]["ret"].as_i64().unwrap_or(0);
+    ensure(ok > 100, || {
+        format!("only {ok} binds succeeded: {}", v["checks"][&check])
+    })?;
+    Ok(addr(&v, &check)?.split(',').map(String::from).collect())
+}
+
+fn host_mode_bind_race(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, HOST4)?;
+    // Outside any jail the race lands on both addresses: it is a real race.
+    let free = peer_report(peer(&net, &["bind-race=192.0.2.11/192.0.2.12/3000"])?)?;
+    let free = addr(&free, "bind-race=192.0.2.11/192.0.2.12/3000")?;
+    ensure(free.contains("192.0.2.12"), || {
+        format!("the race never hit the unlisted address: {free}")
+    })?;
+    let file = ctx.jail(HOST_JAIL);
+    let seen = race(ctx, &net, &file, "192.0.2.11", "192.0.2.12")?;
+    let listed: BTreeSet<String> = ["192.0.2.10", "192.0.2.11"].map(String::from).into();
+    ensure(seen.is_subset(&listed) && !seen.is_empty(), || {
+        format!("sockets ended on {seen:?}")
+    })
+}
+
+const PRIVATE_JAIL: &str = "[network]\nmode = \"private\"\nipv4 = [\"10.89.0.2/24\", \"10.89.0.3/24\"]\ngateway = \"10.89.0.1\"\n[limits]\npids = 32\n";
+
+fn private_mode_veth(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, &[])?;
+    let file = ctx.jail(PRIVATE_JAIL);
+    let before = net.links();
+    let mut c = ctx.sysjail(&["up"]);
+    c.arg(&file).args([
+        "--",
+        support::bin(),
+        "probe",
+        "tcp-listen=0.0.0.0:8080",
+        "tcp-listen=10.89.0.3:8081",
+        "tcp-listen=10.89.0.9:8082",
+        "socket-inet6",
+        "tcp-listen=0.0.0.0:9090/3000",
+    ]);
+    net.enter(&mut c)?;
+    let jail = std::thread::spawn(move || run_bounded(c, Duration::from_secs(30)));
+    // Seen from the host's side: the jail's first address answers.
+    let reached = support::wait_for(Duration::from_secs(10), || {
+        peer(&net, &["tcp-connect=10.89.0.2:9090"])
+            .and_then(peer_report)
+            .is_ok_and(|v| errno(&v, "tcp-connect=10.89.0.2:9090") == 0)
+    });
+    let other = peer(&net, &["tcp-connect=10.89.0.3:9090"]).and_then(peer_report)?;
+    // Meanwhile the host holds exactly one more link, the veth's host end.
+    let during = net.links();
+    let v = report(jail.join().map_err(|_| "jail thread")?)?;
+    ensure(reached, || "no peer reached 10.89.0.2:9090".into())?;
+    ensure(
+        errno(&other, "tcp-connect=10.89.0.3:9090") == libc::ECONNREFUSED as i64,
+        || format!("10.89.0.3:9090: {}", other["checks"]),
+    )?;
+    let added: Vec<&String> = during.difference(&before).collect();
+    ensure(added.len() == 1 && added[0].starts_with("sj"), || {
+        format!("links added during the jail: {added:?}")
+    })?;
+    for (check, expected) in [
+        ("tcp-listen=0.0.0.0:8080", "10.89.0.2:8080"),
+        ("tcp-listen=10.89.0.3:8081", "10.89.0.3:8081"),
+        ("tcp-listen=10.89.0.9:8082", "10.89.0.2:8082"),
+    ] {
+        let got = addr(&v, check)?;
+        ensure(got == expected, || {
+            format!("{check}: bound to {got}, expected {expected}")
+        })?;
+    }
+    ensure(errno(&v, "socket-inet6") == libc::EAFNOSUPPORT as i64, || {
+        format!("{}", v["checks"]["socket-inet6"])
+    })?;
+    // The jail's interfaces: loopback and eth0, and a default route out.
+    ensure(v["facts"]["interfaces"] == serde_json::json!(["lo", "eth0"]), || {
+        format!("interfaces {}", v["facts"]["interfaces"])
+    })?;
+    // A server on the host end's address, which exists while a jail runs;
+    // the jail connects out to it after a moment.
+    let mut c = ctx.sysjail(&["up"]);
+    let cmd = format!("sleep 1; exec {} probe tcp-connect=10.89.0.1:7003", support::bin());
+    c.arg(&file).args(["--", "/bin/sh", "-c", &cmd]);
+    net.enter(&mut c)?;
+    let jail = std::thread::spawn(move || run_bounded(c, Duration::from_secs(30)));
+    let up = support::wait_for(Duration::from_secs(10), || net.links().len() > before.len());
+    ensure(up, || "the jail's veth never appeared".into())?;
+    let server = peer(&net, &["tcp-accept=10.89.0.1:7003/15000"])?;
+    let out = report(jail.join().map_err(|_| "jail thread")?)?;
+    let seen = addr(&peer_report(server)?, "tcp-accept=10.89.0.1:7003/15000")?;
+    ensure(seen.starts_with("10.89.0.2:"), || format!("the host saw {seen}"))?;
+    ensure(addr(&out, "tcp-connect=10.89.0.1:7003")? == seen, || {
+        format!("{}", out["checks"])
+    })?;
+    // After the jail, the host end is gone.
+    ensure(net.links() == before, || format!("links after: {:?}", net.links()))
+}
+
+fn private_mode_bind_race(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, &[])?;
+    // Loopback is unlisted but exists in the jail's namespace: a bind that
+    // slipped through would succeed on it.
+    let file = ctx.jail(PRIVATE_JAIL);
+    let seen = race(ctx, &net, &file, "10.89.0.3", "127.0.0.1")?;
+    let listed: BTreeSet<String> = ["10.89.0.2", "10.89.0.3"].map(String::from).into();
+    ensure(seen.is_subset(&listed) && !seen.is_empty(), || {
+        format!("sockets ended on {seen:?}")
+    })
+}
+
+fn private_mode_loopback_only(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, &[])?;
+    let before = net.links();
+    let file = ctx.jail("[network]\nmode = \"private\"\nipv4 = [\"127.0.0.1\"]\n[limits]\npids = 32\n");
+    let v = jailed(
+        ctx,
+        &net,
+        &file,
+        &["tcp-listen=0.0.0.0:8080", "tcp-connect=127.0.0.1:9", "socket-inet6"],
+    )?;
+    ensure(v["facts"]["interfaces"] == serde_json::json!(["lo"]), || {
+        format!("interfaces {}", v["facts"]["interfaces"])
+    })?;
+    ensure(addr(&v, "tcp-listen=0.0.0.0:8080")? == "127.0.0.1:8080", || {
+        format!("{}", v["checks"])
+    })?;
+    ensure(
+        errno(&v, "tcp-connect=127.0.0.1:9") == libc::ECONNREFUSED as i64,
+        || format!("{}", v["checks"]),
+    )?;
+    ensure(errno(&v, "socket-inet6") == libc::EAFNOSUPPORT as i64, || {
+        format!("{}", v["checks"])
+    })?;
+    ensure(net.links() == before, || format!("links: {:?}", net.links()))
+}
+
+fn private_mode_on_a_bridge(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, &[])?;
+    net.ip(&["link", "add", "br0", "type", "bridge"])?;
+    net.ip(&["addr", "add", "10.90.0.1/24", "dev", "br0"])?;
+    net.ip(&["link", "set", "br0", "up"])?;
+    let file = ctx.jail(
+        "[network]\nmode = \"private\"\nipv4 = [\"10.90.0.5/24\"]\nbridge = \"br0\"\ngateway = \"10.90.0.1\"\n[limits]\npids = 32\n",
+    );
+    let server = peer(&net, &["tcp-accept=10.90.0.1:7000/15000"])?;
+    std::thread::sleep(Duration::from_millis(300));
+    let v = jailed(ctx, &net, &file, &["tcp-connect=10.90.0.1:7000"])?;
+    let seen = addr(&peer_report(server)?, "tcp-accept=10.90.0.1:7000/15000")?;
+    ensure(seen.starts_with("10.90.0.5:"), || {
+        format!("the bridge's host saw {seen}")
+    })?;
+    ensure(addr(&v, "tcp-connect=10.90.0.1:7000")? == seen, || {
+        format!("{}", v["checks"])
+    })
+}
+
+/// The network namespaces any process uses.
+fn namespaces() -> BTreeSet<String> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| fs::read_link(e.path().join("ns/net")).ok())
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
+fn fifty_cycles(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, &[])?;
+    let file = ctx.jail(PRIVATE_JAIL);
+    let links = net.links();
+    let before = namespaces();
+    for i in 0..50 {
+        if i % 2 == 0 {
+            let mut c = ctx.sysjail(&["up"]);
+            c.arg(&file).args(["--", "/bin/true"]);
+            net.enter(&mut c)?;
+            let out = run_bounded(c, Duration::from_secs(30));
+            ensure(out.status.success(), || format!("cycle {i}: {}", text(&out.stderr)))?;
+        } else {
+            let mut c = ctx.sysjail(&["up", "-b"]);
+            c.arg(&file).args(["--", "/bin/sleep", "60"]);
+            net.enter(&mut c)?;
+            let out = run_bounded(c, Duration::from_secs(30));
+            ensure(out.status.success(), || format!("cycle {i} up: {}", text(&out.stderr)))?;
+            ensure(net.links().len() == links.len() + 1, || {
+                format!("cycle {i}: the running jail has no veth: {:?}", net.links())
+            })?;
+            let out = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(30));
+            ensure(out.status.success(), || {
+                format!("cycle {i} down: {}", text(&out.stderr))
+            })?;
+        }
+        ensure(net.links() == links, || {
+            format!("cycle {i}: links left {:?}", net.links())
+        })?;
+    }
+    // Namespaces go once no process holds them; the kernel frees them
+    // asynchronously, so allow it a moment.
+    let gone = support::wait_for(Duration::from_secs(5), || namespaces().is_subset(&before));
+    ensure(gone, || {
+        format!(
+            "namespaces left: {:?}",
+            namespaces().difference(&before).collect::<Vec<_>>()
+        )
+    })
+}
