@@ -31,6 +31,21 @@ fn main() {
     r.test("private_mode_loopback_only", &[Root, Ip], private_mode_loopback_only);
     r.test("private_mode_on_a_bridge", &[Root, Ip], private_mode_on_a_bridge);
     r.test("fifty_cycles_leave_no_veth_or_namespace", &[Root, Ip], fifty_cycles);
+    r.test(
+        "without_privilege_the_supervisor_binds_its_own_copy",
+        &[Root, Ip, RootlessUserns, SeccompNotify],
+        without_privilege,
+    );
+    r.test(
+        "without_privilege_the_bind_race_never_escapes",
+        &[Root, Ip, RootlessUserns, SeccompNotify],
+        without_privilege_race,
+    );
+    r.test(
+        "without_privilege_a_veth_is_refused",
+        &[Root, Ip, RootlessUserns],
+        without_privilege_no_veth,
+    );
     r.run()
 }
 
@@ -514,5 +529,130 @@ fn fifty_cycles(ctx: &Ctx) -> TestResult {
             "namespaces left: {:?}",
             namespaces().difference(&before).collect::<Vec<_>>()
         )
+    })
+}
+
+/// `sysjail up FILE -- probe CHECKS` as nobody, in `net`: no privilege to
+/// load the rewrite programs, so the supervisor performs the calls.
+fn jailed_as_nobody(ctx: &Ctx, net: &Net, file: &std::path::Path, checks: &[&str]) -> Result<Value, String> {
+    let state = ctx.dir.join("state-nobody");
+    fs::create_dir_all(&state).map_err(|e| e.to_string())?;
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).map_err(|e| e.to_string())?;
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        support::bin(),
+        "--state-dir",
+    ])
+    .arg(&state)
+    .arg("up")
+    .arg(file)
+    .args(["--", support::bin(), "probe"])
+    .args(checks)
+    .env("NO_COLOR", "1")
+    .stdin(Stdio::null());
+    net.enter(&mut c)?;
+    report(run_bounded(c, Duration::from_secs(60)))
+}
+
+const ROOTLESS_JAIL: &str = "[network]\nmode = \"host\"\nipv4 = [\"192.0.2.10\", \"192.0.2.11\"]\n";
+
+fn without_privilege(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, HOST4)?;
+    let file = ctx.jail(ROOTLESS_JAIL);
+    let server = peer(
+        &net,
+        &[
+            "tcp-accept=192.0.2.12:7000/15000",
+            "udp-recv=192.0.2.12:7001/15000",
+            "udp-recv=192.0.2.12:7002/15000",
+            "udp-recv=192.0.2.12:7003/15000",
+        ],
+    )?;
+    std::thread::sleep(Duration::from_millis(300));
+    let v = jailed_as_nobody(
+        ctx,
+        &net,
+        &file,
+        &[
+            "tcp-listen=0.0.0.0:8080",
+            "tcp-listen=192.0.2.11:8081",
+            "tcp-listen=192.0.2.12:8082",
+            "tcp-listen=127.0.0.1:8083",
+            "tcp-connect=192.0.2.12:7000",
+            "udp-send=192.0.2.12:7001",
+            "udp-sendmsg=192.0.2.12:7002",
+            "udp-sendmmsg=192.0.2.12:7003",
+            "abstract-self=sysjail-network-test",
+            "socket-inet6",
+        ],
+    )?;
+    for (check, expected) in [
+        ("tcp-listen=0.0.0.0:8080", "192.0.2.10:8080"),
+        ("tcp-listen=192.0.2.11:8081", "192.0.2.11:8081"),
+        ("tcp-listen=192.0.2.12:8082", "192.0.2.10:8082"),
+        ("tcp-listen=127.0.0.1:8083", "192.0.2.10:8083"),
+    ] {
+        let got = addr(&v, check)?;
+        ensure(got == expected, || {
+            format!("{check}: bound to {got}, expected {expected}")
+        })?;
+    }
+    let seen = peer_report(server)?;
+    for check in [
+        "tcp-accept=192.0.2.12:7000/15000",
+        "udp-recv=192.0.2.12:7001/15000",
+        "udp-recv=192.0.2.12:7002/15000",
+        "udp-recv=192.0.2.12:7003/15000",
+    ] {
+        let from = addr(&seen, check)?;
+        ensure(from.starts_with("192.0.2.10:"), || {
+            format!("{check}: the server saw {from}")
+        })?;
+    }
+    // sendmmsg sent both messages; unix sockets are the kernel's business.
+    ensure(v["checks"]["udp-sendmmsg=192.0.2.12:7003"]["ret"] == 2, || {
+        format!("{}", v["checks"]["udp-sendmmsg=192.0.2.12:7003"])
+    })?;
+    ensure(errno(&v, "abstract-self=sysjail-network-test") == 0, || {
+        format!("{}", v["checks"])
+    })?;
+    ensure(errno(&v, "socket-inet6") == libc::EAFNOSUPPORT as i64, || {
+        format!("{}", v["checks"])
+    })
+}
+
+fn without_privilege_race(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, HOST4)?;
+    let file = ctx.jail(ROOTLESS_JAIL);
+    let check = "bind-race=192.0.2.11/192.0.2.12/2000";
+    let v = jailed_as_nobody(ctx, &net, &file, &[check])?;
+    let ok = v["checks"][check]["ret"].as_i64().unwrap_or(0);
+    ensure(ok > 100, || {
+        format!("only {ok} binds succeeded: {}", v["checks"][check])
+    })?;
+    let seen: BTreeSet<String> = addr(&v, check)?.split(',').map(String::from).collect();
+    let listed: BTreeSet<String> = ["192.0.2.10", "192.0.2.11"].map(String::from).into();
+    ensure(seen.is_subset(&listed) && !seen.is_empty(), || {
+        format!("sockets ended on {seen:?}")
+    })
+}
+
+fn without_privilege_no_veth(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, &[])?;
+    let file = ctx.jail("[network]\nmode = \"private\"\nipv4 = [\"10.89.0.2/24\"]\ngateway = \"10.89.0.1\"\n");
+    let err = jailed_as_nobody(ctx, &net, &file, &[]).err().unwrap_or_default();
+    ensure(
+        err.contains("a private network with addresses beyond loopback needs root"),
+        || err,
+    )?;
+    // Loopback only needs no veth and works.
+    let file = ctx.jail_named("nobody-lo", "[network]\nmode = \"private\"\nipv4 = [\"127.0.0.1\"]\n");
+    let v = jailed_as_nobody(ctx, &net, &file, &["tcp-listen=0.0.0.0:8080"])?;
+    ensure(addr(&v, "tcp-listen=0.0.0.0:8080")? == "127.0.0.1:8080", || {
+        format!("{}", v["checks"])
     })
 }

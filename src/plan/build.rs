@@ -98,22 +98,7 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
         .collect();
     let into_cgroup = unified.filter(|u| created.contains(u));
     if let (true, Some(cgroup)) = (rewrite_by_bpf(policy, facts), &into_cgroup) {
-        let addresses = crate::rewrite::Addresses {
-            v4: policy
-                .network
-                .ipv4
-                .first
-                .into_iter()
-                .chain(policy.network.ipv4.unchanged.iter().copied())
-                .collect(),
-            v6: policy
-                .network
-                .ipv6
-                .first
-                .into_iter()
-                .chain(policy.network.ipv6.unchanged.iter().copied())
-                .collect(),
-        };
+        let addresses = crate::rewrite::Addresses::of(&policy.network);
         let programs = crate::rewrite::compile(&addresses, ids.host_base);
         host.push(HostStep::AttachRewrite {
             cgroup: cgroup.clone(),
@@ -274,7 +259,12 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
     let spawn = spawn(policy, options, &ids)?;
     Ok(LaunchPlan {
         name: policy.name.clone(),
-        policy: policy.clone(),
+        // The table the filter was compiled from, which the supervisor's
+        // answers to notifications must follow.
+        policy: Policy {
+            syscalls,
+            ..policy.clone()
+        },
         host,
         jail,
         spawn,
@@ -458,6 +448,23 @@ fn syscall_policy(policy: &Policy, facts: &HostFacts) -> crate::policy::SyscallP
             ) && rule.otherwise == Action::Allow
             {
                 rule.otherwise = Action::Notify(Notify::NetFallback);
+                if rule.call == Sysno::sendto {
+                    // send(2) on a connected socket names no address: the
+                    // register says so, and the kernel decides.
+                    rule.arms.insert(
+                        0,
+                        crate::policy::syscalls::Arm {
+                            when: vec![crate::policy::syscalls::Cond {
+                                arg: 4,
+                                name: "dest_addr",
+                                test: crate::policy::syscalls::Test::Zero64,
+                            }],
+                            then: Action::Allow,
+                            why: crate::policy::Why::Default("no address: the socket's own peer"),
+                            lifted_by: None,
+                        },
+                    );
+                }
             }
         }
     }

@@ -30,7 +30,7 @@ mod interp;
 #[cfg(test)]
 mod tests;
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ebpf::{Asm, Insn, Label, R0, R1, R2, R3, R6, R10, helper, op, word};
 
@@ -112,6 +112,84 @@ pub struct Addresses {
     pub v4: Vec<Ipv4Addr>,
     /// IPv6, the rewrite target first.
     pub v6: Vec<Ipv6Addr>,
+}
+
+impl Addresses {
+    /// The addresses of a network policy, each family's first first.
+    pub fn of(net: &crate::policy::network::NetworkPolicy) -> Addresses {
+        Addresses {
+            v4: net
+                .ipv4
+                .first
+                .into_iter()
+                .chain(net.ipv4.unchanged.iter().copied())
+                .collect(),
+            v6: net
+                .ipv6
+                .first
+                .into_iter()
+                .chain(net.ipv6.unchanged.iter().copied())
+                .collect(),
+        }
+    }
+
+    fn listed(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => self.v4.contains(&a),
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(m) => self.v4.contains(&m),
+                None => self.v6.contains(&a),
+            },
+        }
+    }
+
+    /// The family's first address, in the form of `like` (IPv4-mapped for a
+    /// mapped address); `None` when the family has no address.
+    fn first_like(&self, like: IpAddr) -> Option<IpAddr> {
+        match like {
+            IpAddr::V4(_) => self.v4.first().map(|a| IpAddr::V4(*a)),
+            IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => self.v4.first().map(|a| IpAddr::V6(a.to_ipv6_mapped())),
+            IpAddr::V6(_) => self.v6.first().map(|a| IpAddr::V6(*a)),
+        }
+    }
+
+    /// Where a bind to `ip` ends: `ip` if listed, else the first address of
+    /// its family. `None`: refused (a family without addresses). The rule the
+    /// bind programs carry out, for the supervisor where they cannot run.
+    ///
+    /// ```
+    /// use sysjail::rewrite::Addresses;
+    /// let a = Addresses { v4: vec!["192.0.2.10".parse().unwrap(), "192.0.2.11".parse().unwrap()], v6: vec![] };
+    /// assert_eq!(a.bind_address("0.0.0.0".parse().unwrap()), Some("192.0.2.10".parse().unwrap()));
+    /// assert_eq!(a.bind_address("192.0.2.11".parse().unwrap()), Some("192.0.2.11".parse().unwrap()));
+    /// ```
+    pub fn bind_address(&self, ip: IpAddr) -> Option<IpAddr> {
+        if self.listed(ip) { Some(ip) } else { self.first_like(ip) }
+    }
+
+    /// Where a connection or datagram to `ip` goes: unchanged, but for the
+    /// wildcard and loopback, which stay in the jail (its first address),
+    /// unless listed. `None`: refused.
+    pub fn destination(&self, ip: IpAddr) -> Option<IpAddr> {
+        let local = match ip {
+            IpAddr::V4(a) => a.is_unspecified() || a.is_loopback(),
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(m) => m.is_unspecified() || m.is_loopback(),
+                None => a.is_unspecified() || a.is_loopback(),
+            },
+        };
+        if self.listed(ip) || !local {
+            // A mapped destination needs an IPv4 address to come from.
+            self.first_like(ip).map(|_| ip)
+        } else {
+            self.first_like(ip)
+        }
+    }
+
+    /// The address an unbound socket is bound to before it talks to `dest`.
+    pub fn source(&self, dest: IpAddr) -> Option<IpAddr> {
+        self.first_like(dest)
+    }
 }
 
 /// `struct bpf_sock_addr` offsets.

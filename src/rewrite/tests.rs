@@ -314,3 +314,26 @@ fn every_instruction_is_reachable_for_every_mix_of_families() {
         }
     }
 }
+
+proptest::proptest! {
+    /// The programs and the supervisor's fallback apply one rule.
+    #[test]
+    fn programs_agree_with_the_fallback_rule(given: [u8; 4], given6: [u8; 16], loopback: bool) {
+        let a = addresses();
+        let given = if loopback { [127, given[1], given[2], given[3]] } else { given };
+        let ip4 = std::net::IpAddr::V4(Ipv4Addr::from(given));
+        let mut w = sock_addr(&given, 8080, &[0; 4], &[0; 4]);
+        run(&program(&a, Hook::Bind4), &mut w).unwrap();
+        proptest::prop_assert_eq!(Some(std::net::IpAddr::V4(user4(&w))), a.bind_address(ip4));
+        let mut w = sock_addr(&given, 8080, &[0; 4], &[0; 4]);
+        run(&program(&a, Hook::Connect4), &mut w).unwrap();
+        proptest::prop_assert_eq!(Some(std::net::IpAddr::V4(user4(&w))), a.destination(ip4));
+        let ip6 = std::net::IpAddr::V6(Ipv6Addr::from(given6));
+        let mut w = sock_addr(&given6, 8080, &[0; 16], &[0; 16]);
+        run(&program(&a, Hook::Bind6), &mut w).unwrap();
+        proptest::prop_assert_eq!(Some(std::net::IpAddr::V6(user6(&w))), a.bind_address(ip6));
+        let mut w = sock_addr(&given6, 8080, &[0; 16], &[0; 16]);
+        run(&program(&a, Hook::Connect6), &mut w).unwrap();
+        proptest::prop_assert_eq!(Some(std::net::IpAddr::V6(user6(&w))), a.destination(ip6));
+    }
+}

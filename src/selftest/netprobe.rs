@@ -71,6 +71,10 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
             let (addr, _) = parse(arg?)?;
             udp_send(addr)
         }
+        // udp-sendmsg=ADDR, udp-sendmmsg=ADDR: the same through sendmsg(2),
+        // and two datagrams through sendmmsg(2).
+        "udp-sendmsg" => udp_sendmsg(parse(arg?)?.0, 1),
+        "udp-sendmmsg" => udp_sendmsg(parse(arg?)?.0, 2),
         // tcp-accept=ADDR/TIMEOUT_MS: where the first peer comes from.
         "tcp-accept" => {
             let (addr, timeout) = parse(arg?)?;
@@ -231,6 +235,55 @@ fn udp_send(addr: SocketAddr) -> Outcome {
     }
     match local(s.as_raw_fd()) {
         Ok(a) => seen(a),
+        Err(e) => failed(e),
+    }
+}
+
+fn udp_sendmsg(addr: SocketAddr, count: usize) -> Outcome {
+    use std::os::fd::AsRawFd;
+    let s = match socket(&addr, libc::SOCK_DGRAM) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let (mut ss, len) = raw(addr);
+    let mut payload = *b"probe";
+    let mut iov = libc::iovec {
+        iov_base: payload.as_mut_ptr().cast(),
+        iov_len: payload.len(),
+    };
+    // SAFETY: msghdr is plain data; its pointers point at locals that
+    // outlive the calls below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut ss as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = len;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    let r = if count == 1 {
+        // SAFETY: as above.
+        unsafe { libc::sendmsg(s.as_raw_fd(), &msg, 0) as i64 }
+    } else {
+        let mut vec: Vec<libc::mmsghdr> = (0..count)
+            .map(|_| libc::mmsghdr {
+                msg_hdr: msg,
+                msg_len: 0,
+            })
+            .collect();
+        // SAFETY: as above, count messages.
+        let r = unsafe { libc::sendmmsg(s.as_raw_fd(), vec.as_mut_ptr(), count as u32, 0) };
+        if r >= 0 && vec.iter().take(r as usize).any(|m| m.msg_len as usize != payload.len()) {
+            return failed(std::io::Error::from_raw_os_error(libc::EBADMSG));
+        }
+        r as i64
+    };
+    if r < 0 {
+        return failed(std::io::Error::last_os_error());
+    }
+    match local(s.as_raw_fd()) {
+        Ok(a) => Outcome {
+            ret: r,
+            errno: 0,
+            addr: Some(a.to_string()),
+        },
         Err(e) => failed(e),
     }
 }

@@ -76,14 +76,29 @@ fn main(plan: &LaunchPlan, chan: &Channel) -> Result<i32, String> {
     // Changing credentials cleared the parent-death signal (commit_creds does):
     // arm it again. If the supervisor died meanwhile, the report below fails.
     prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, "PR_SET_PDEATHSIG")?;
-    let listener: Vec<i32> = outcome.listener.iter().map(|fd| fd.as_raw_fd()).collect();
+    // The supervisor takes the listener with pidfd_getfd: a descriptor sent
+    // over the channel would take a sendmsg(2), which the new filter may
+    // hand to the supervisor, not yet listening. Taking it needs init
+    // dumpable, for this moment only, before any process of the jail exists.
+    let listener = outcome.listener;
+    if listener.is_some() {
+        prctl(libc::PR_SET_DUMPABLE, 1, "PR_SET_DUMPABLE")?;
+    }
     let ready = FromInit::Ready {
         notes: outcome.notes,
-        listener: !listener.is_empty(),
+        listener: listener.as_ref().map(|fd| fd.as_raw_fd()),
     };
-    chan.send(&ready, &listener)
+    chan.send(&ready, &[])
         .map_err(|e| format!("reporting readiness: {e}"))?;
-    drop(outcome.listener);
+    if listener.is_some() {
+        match chan.recv::<ToInit>() {
+            Ok(Some((ToInit::ListenerTaken, _))) => {}
+            Ok(None) => return Ok(1),
+            other => return Err(format!("expected the listener to be taken, got {other:?}")),
+        }
+        prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
+        drop(listener);
+    }
     serve(plan, chan)
 }
 
@@ -163,7 +178,7 @@ fn serve(plan: &LaunchPlan, chan: &Channel) -> Result<i32, String> {
                     // process of the jail's pid namespace but init.
                     unsafe { libc::kill(target, signal) };
                 }
-                Ok(Some((ToInit::Go { .. }, _))) => {}
+                Ok(Some((ToInit::Go { .. } | ToInit::ListenerTaken, _))) => {}
                 // The supervisor is gone: PR_SET_PDEATHSIG kills init anyway.
                 Ok(None) | Err(_) => supervisor_gone = true,
             }

@@ -12,6 +12,7 @@ pub mod client;
 pub mod control;
 mod init;
 pub mod janitor;
+mod netcall;
 mod notify;
 pub mod proto;
 pub mod tty;
@@ -457,7 +458,7 @@ fn supervise(
         .map_err(io_err("sending the go-ahead"))?;
     drop(prepared);
     match jail.chan.recv::<FromInit>() {
-        Ok(Some((FromInit::Ready { notes, listener }, mut fds))) => {
+        Ok(Some((FromInit::Ready { notes, listener }, _))) => {
             if launch.verbose > 1
                 || (launch.verbose > 0
                     && notes
@@ -468,8 +469,25 @@ fn supervise(
                     eprintln!("sysjail: {n}");
                 }
             }
-            if listener {
-                jail.listener = fds.pop();
+            if let Some(fd) = listener {
+                // Taken from init rather than sent: sending a descriptor is a
+                // sendmsg(2), which the new filter may hand to this very
+                // supervisor, not yet listening.
+                let taken =
+                    raw::pidfd_getfd(jail.init_pidfd.as_fd(), fd).map_err(io_err("taking the seccomp listener"));
+                let told = taken.and_then(|l| {
+                    jail.chan
+                        .send(&ToInit::ListenerTaken, &[])
+                        .map(|()| l)
+                        .map_err(io_err("telling init the listener is taken"))
+                });
+                jail.listener = match told {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        jail.kill();
+                        return Err(e);
+                    }
+                };
                 if let Some(l) = &jail.listener {
                     // Each notification blocks a jailed thread until answered:
                     // wake the supervisor on the caller's CPU (Linux 6.6;

@@ -28,17 +28,23 @@ pub struct Notifier {
     first_v4: Option<Ipv4Addr>,
     first_v6: Option<Ipv6Addr>,
     log: Option<(PathBuf, Option<File>)>,
+    net: super::netcall::NetCalls,
     /// Denied calls by (call, errno, allow entry), for the summary at exit.
     pub denied: BTreeMap<(String, Errno, Option<String>), u64>,
 }
 
 /// A notification as the kernel gives it.
-struct Notif {
-    id: u64,
-    pid: u32,
-    arch: u32,
-    nr: u32,
-    args: [u64; 6],
+pub struct Notif {
+    /// Its id, valid while the call is pending.
+    pub id: u64,
+    /// The caller, as a host pid.
+    pub pid: u32,
+    /// AUDIT_ARCH of the call.
+    pub arch: u32,
+    /// The call's number.
+    pub nr: u32,
+    /// Its registers.
+    pub args: [u64; 6],
 }
 
 impl Notifier {
@@ -51,6 +57,7 @@ impl Notifier {
             first_v4: plan.policy.network.ipv4.first,
             first_v6: plan.policy.network.ipv6.first,
             log: log.map(|p| (p, None)),
+            net: super::netcall::NetCalls::new(crate::rewrite::Addresses::of(&plan.policy.network)),
             denied: BTreeMap::new(),
         }
     }
@@ -92,7 +99,14 @@ impl Notifier {
         let answer = match action {
             Action::Notify(Notify::Listen) => self.listen(&n, listener),
             Action::Notify(Notify::Rlimit) => self.rlimit(&n, listener, call),
-            Action::Notify(Notify::NetFallback) => Err(libc::ENOSYS),
+            Action::Notify(Notify::NetFallback) => {
+                let compat = abi.is_some_and(|a| !a.is_64bit());
+                match self.net.handle(&n, listener, call, compat) {
+                    super::netcall::Answer::Now(r) => r,
+                    super::netcall::Answer::Continue => return continue_call(listener, n.id),
+                    super::netcall::Answer::Later => return Ok(()),
+                }
+            }
             Action::Errno(e) => {
                 line = self.denial(&n, abi, call, e, allow);
                 Err(i32::from(e.number()))
@@ -300,7 +314,25 @@ fn recv(listener: BorrowedFd<'_>) -> io::Result<Notif> {
     })
 }
 
-fn respond(listener: BorrowedFd<'_>, id: u64, answer: Result<i64, i32>) -> io::Result<()> {
+/// Lets the call run as made. Only for a decision that read no memory.
+fn continue_call(listener: BorrowedFd<'_>, id: u64) -> io::Result<()> {
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: 0,
+        flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+    };
+    // SAFETY: NOTIF_SEND reads resp.
+    if unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) } < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOENT) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn respond(listener: BorrowedFd<'_>, id: u64, answer: Result<i64, i32>) -> io::Result<()> {
     let (val, error) = match answer {
         Ok(v) => (v, 0),
         Err(e) => (0, -e),
@@ -325,7 +357,7 @@ fn respond(listener: BorrowedFd<'_>, id: u64, answer: Result<i64, i32>) -> io::R
 
 /// Fails with ENOENT unless the notification is still pending, so that a pid
 /// reused after the caller died is never acted on.
-fn valid(listener: BorrowedFd<'_>, id: u64) -> Result<(), i32> {
+pub(super) fn valid(listener: BorrowedFd<'_>, id: u64) -> Result<(), i32> {
     // SAFETY: NOTIF_ID_VALID reads a u64.
     if unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) } < 0 {
         return Err(libc::ENOENT);
@@ -407,7 +439,7 @@ pub fn bind(sock: &OwnedFd, addr: SocketAddr) -> io::Result<()> {
 }
 
 /// Copies `len` bytes at `addr` of process `pid`, once.
-fn read_memory(pid: u32, addr: u64, len: usize) -> io::Result<Vec<u8>> {
+pub(super) fn read_memory(pid: u32, addr: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     let local = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
@@ -430,7 +462,7 @@ fn read_memory(pid: u32, addr: u64, len: usize) -> io::Result<Vec<u8>> {
 }
 
 /// Writes an output argument into process `pid`.
-fn write_memory(pid: u32, addr: u64, bytes: &[u8]) -> io::Result<()> {
+pub(super) fn write_memory(pid: u32, addr: u64, bytes: &[u8]) -> io::Result<()> {
     let local = libc::iovec {
         iov_base: bytes.as_ptr() as *mut libc::c_void,
         iov_len: bytes.len(),

@@ -21,6 +21,8 @@ pub enum ToInit {
         /// The jail's command, whose status becomes the jail's.
         main: bool,
     },
+    /// The supervisor holds the seccomp listener now.
+    ListenerTaken,
     /// Sends a signal.
     Signal {
         /// A process started by Spawn, or `None` for every process of the jail.
@@ -42,8 +44,9 @@ pub enum FromInit {
     Ready {
         /// What the setup noted (Landlock status, skipped masks).
         notes: Vec<String>,
-        /// A listener descriptor follows.
-        listener: bool,
+        /// The seccomp listener's descriptor number in init, which keeps it
+        /// open; the supervisor takes it with pidfd_getfd.
+        listener: Option<i32>,
     },
     /// A process started.
     Spawned {
