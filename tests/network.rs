@@ -32,6 +32,11 @@ fn main() {
     r.test("private_mode_on_a_bridge", &[Root, Ip], private_mode_on_a_bridge);
     r.test("fifty_cycles_leave_no_veth_or_namespace", &[Root, Ip], fifty_cycles);
     r.test(
+        "selftest_probes_the_address_rule",
+        &[Root, Ip],
+        selftest_probes_the_address_rule,
+    );
+    r.test(
         "without_privilege_the_supervisor_binds_its_own_copy",
         &[Root, Ip, RootlessUserns, SeccompNotify],
         without_privilege,
@@ -655,4 +660,43 @@ fn without_privilege_no_veth(ctx: &Ctx) -> TestResult {
     ensure(addr(&v, "tcp-listen=0.0.0.0:8080")? == "127.0.0.1:8080", || {
         format!("{}", v["checks"])
     })
+}
+
+fn selftest_probes_the_address_rule(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, &["192.0.2.10/24", "192.0.2.11/24", "2001:db8::10/64"])?;
+    let host = ctx.jail_named(
+        "st-host",
+        "[network]\nmode = \"host\"\nipv4 = [\"192.0.2.10\", \"192.0.2.11\"]\nipv6 = [\"2001:db8::10\"]\n[limits]\npids = 32\n",
+    );
+    let private = ctx.jail_named("st-private", PRIVATE_JAIL);
+    for file in [host, private] {
+        let mut c = ctx.sysjail(&["selftest"]);
+        c.arg(&file);
+        net.enter(&mut c)?;
+        let out = run_bounded(c, Duration::from_secs(60));
+        let stdout = text(&out.stdout);
+        ensure(out.status.success() && stdout.contains(" 0 failed"), || {
+            format!("{}: {stdout}{}", file.display(), text(&out.stderr))
+        })?;
+        ensure(
+            stdout.contains("PASS a wildcard bind ends on the first address"),
+            || stdout.clone(),
+        )?;
+    }
+    // Outside the namespace holding its addresses the host-mode jail cannot
+    // work, and selftest says so.
+    let stray = ctx.jail_named(
+        "st-stray",
+        "[network]\nmode = \"host\"\nipv4 = [\"192.0.2.99\"]\n[limits]\npids = 32\n",
+    );
+    let mut c = ctx.sysjail(&["selftest"]);
+    c.arg(&stray);
+    net.enter(&mut c)?;
+    let out = run_bounded(c, Duration::from_secs(60));
+    let stdout = text(&out.stdout);
+    ensure(
+        !out.status.success()
+            && stdout.contains("FAIL a wildcard bind ends on the first address: bind=0.0.0.0:0 = EADDRNOTAVAIL"),
+        || stdout,
+    )
 }

@@ -24,6 +24,8 @@ pub enum Expect {
     /// Anything but this errno: the filter let the call through, whatever the
     /// kernel then says.
     Not(i32),
+    /// Success, with the socket bound to this address.
+    BoundTo(std::net::IpAddr),
 }
 
 /// One promise, checked by one probe call.
@@ -192,6 +194,43 @@ pub fn expectations(
         "socket-inet6",
         Errno(if v6 { 0 } else { EAFNOSUPPORT }),
     );
+    // The address list: a wildcard or unlisted bind ends on the first
+    // address, a listed one stays.
+    let lists: [(Vec<std::net::IpAddr>, &str, &str); 2] = [
+        (
+            jail.network.ipv4.iter().map(|a| std::net::IpAddr::V4(a.addr)).collect(),
+            "0.0.0.0",
+            "127.0.0.1",
+        ),
+        (
+            jail.network.ipv6.iter().map(|a| std::net::IpAddr::V6(a.addr)).collect(),
+            "[::]",
+            "[::1]",
+        ),
+    ];
+    for (list, any, loopback) in lists {
+        let Some(first) = list.first().copied() else { continue };
+        add(
+            "a wildcard bind ends on the first address",
+            &format!("bind={any}:0"),
+            Expect::BoundTo(first),
+        );
+        if !list.iter().any(|a| a.is_loopback()) {
+            add(
+                "the jail's loopback is its first address",
+                &format!("bind={loopback}:0"),
+                Expect::BoundTo(first),
+            );
+        }
+        for other in list.iter().skip(1) {
+            let at = std::net::SocketAddr::new(*other, 0);
+            add(
+                "later addresses stay as listed",
+                &format!("bind={at}"),
+                Expect::BoundTo(*other),
+            );
+        }
+    }
     if v4 {
         if !allows(Allow::RawSockets) {
             add("SOCK_RAW is denied (EPERM)", "socket-raw", Errno(EPERM));
@@ -354,6 +393,16 @@ pub fn judge(checks: &[Expectation], facts: &[FactExpectation], report: &Report)
                 match c.expect {
                     Expect::Errno(e) => (o.errno == e, format!("{got}, expected {}", errno_text(e))),
                     Expect::Not(e) => (o.errno != e, format!("{got}, expected anything but {}", errno_text(e))),
+                    Expect::BoundTo(ip) => {
+                        let at = o.addr.as_deref().and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+                        (
+                            o.errno == 0 && at.is_some_and(|a| a.ip() == ip),
+                            match &o.addr {
+                                Some(a) => format!("{} bound to {a}, expected {ip}", c.check),
+                                None => format!("{got}, expected a socket bound to {ip}"),
+                            },
+                        )
+                    }
                 }
             }
         };
@@ -424,19 +473,14 @@ pub fn judge(checks: &[Expectation], facts: &[FactExpectation], report: &Report)
 }
 
 fn errno_text(e: i32) -> String {
-    let name = match e {
-        0 => return "success".into(),
-        EPERM => "EPERM",
-        ESRCH => "ESRCH",
-        EACCES => "EACCES",
-        EINVAL => "EINVAL",
-        EROFS => "EROFS",
-        ENOSYS => "ENOSYS",
-        EPROTONOSUPPORT => "EPROTONOSUPPORT",
-        EAFNOSUPPORT => "EAFNOSUPPORT",
-        _ => return format!("errno {e}"),
-    };
-    name.to_string()
+    if e == 0 {
+        return "success".into();
+    }
+    // nix names every errno the kernel has ("EADDRNOTAVAIL").
+    match nix::errno::Errno::from_raw(e) {
+        nix::errno::Errno::UnknownErrno => format!("errno {e}"),
+        known => format!("{known:?}"),
+    }
 }
 
 /// The check names the probe must run for `expectations`.

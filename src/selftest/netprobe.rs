@@ -66,6 +66,23 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
                 Err(e) => failed(e),
             }
         }
+        // bind=ADDR: where a TCP socket bound to ADDR ends up.
+        "bind" => {
+            use std::os::fd::AsRawFd;
+            let (addr, _) = parse(arg?)?;
+            let (ss, len) = raw(addr);
+            match socket(&addr, libc::SOCK_STREAM) {
+                // SAFETY: ss holds a sockaddr of len bytes.
+                Ok(s) if unsafe { libc::bind(s.as_raw_fd(), &ss as *const _ as *const libc::sockaddr, len) } == 0 => {
+                    match local(s.as_raw_fd()) {
+                        Ok(a) => seen(a),
+                        Err(e) => failed(e),
+                    }
+                }
+                Ok(_) => failed(std::io::Error::last_os_error()),
+                Err(e) => failed(e),
+            }
+        }
         // udp-send=ADDR: a datagram from a socket never bound.
         "udp-send" => {
             let (addr, _) = parse(arg?)?;
