@@ -73,6 +73,11 @@ fn main() {
         a_terminal_is_the_jails_own,
     );
     r.test("classic_command_lines", &[Root], classic_command_lines);
+    r.test(
+        "debug_flags_add_notes_on_stderr",
+        &[Root],
+        debug_flags_add_notes_on_stderr,
+    );
     r.test("dry_run_creates_nothing", &[Root], dry_run_creates_nothing);
     r.test(
         "rootless_jail_runs_and_limits_say_why_not",
@@ -628,4 +633,34 @@ fn rootless_jail_runs_and_limits_say_why_not(ctx: &Ctx) -> TestResult {
             || text(&out.stderr).contains("needs the memory cgroup controller"),
         || text(&out.stderr),
     )
+}
+
+fn debug_flags_add_notes_on_stderr(ctx: &Ctx) -> TestResult {
+    let file = ctx.jail(LIMITS);
+    let quiet = ctx.up(&file, &["/bin/true"]);
+    ensure(quiet.status.success() && quiet.stderr.is_empty(), || {
+        text(&quiet.stderr)
+    })?;
+    let mut c = ctx.sysjail(&["-dd", "up"]);
+    c.arg(&file).args(["--", "/bin/true"]);
+    let out = run_bounded(c, Duration::from_secs(30));
+    let stderr = text(&out.stderr);
+    ensure(out.status.success(), || stderr.clone())?;
+    ensure(
+        stderr.contains(&format!("sysjail: debug: jail {} (jid ", ctx.name))
+            && stderr.contains("sysjail: debug: landlock: "),
+        || stderr.clone(),
+    )?;
+    // The classic command line takes -d the same way.
+    let out = run_bounded(
+        {
+            let mut c = ctx.sysjail(&["jail", "-dd", "-j"]);
+            c.arg(&ctx.state).args(["/", "classic-debug", "/bin/true"]);
+            c
+        },
+        Duration::from_secs(30),
+    );
+    ensure(text(&out.stderr).contains("sysjail: debug: jail classic-debug"), || {
+        text(&out.stderr)
+    })
 }

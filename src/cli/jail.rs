@@ -75,6 +75,7 @@ pub fn main(argv: Vec<String>) -> ExitCode {
 }
 
 pub fn run(args: Args, argv0: &str) -> ExitCode {
+    super::log::init(args.debug);
     let allow = [
         (args.allow_all_domains, "all-domains"),
         (args.allow_raw_sockets, "raw-sockets"),
@@ -122,7 +123,6 @@ pub fn run(args: Args, argv0: &str) -> ExitCode {
         registry,
         log_denials: None,
         no_idmap: false,
-        verbose: args.debug,
         stdio: None,
     };
     match supervisor::up(launch) {

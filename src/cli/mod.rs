@@ -4,6 +4,7 @@ mod check;
 mod down;
 mod exec;
 mod jail;
+mod log;
 mod ls;
 mod policy;
 mod selftest;
@@ -91,6 +92,7 @@ pub fn main() -> ExitCode {
         return jail::main(argv);
     }
     let cli = Cli::parse();
+    log::init(cli.global.debug);
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Policy(args) => policy::run(args),

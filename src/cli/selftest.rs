@@ -29,7 +29,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         }
     };
     let name = def.jail.name.clone();
-    let verdicts = match selftest::run(def.jail, registry, global.debug) {
+    let verdicts = match selftest::run(def.jail, registry) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("sysjail selftest: {e}");

@@ -63,7 +63,6 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         registry,
         log_denials: args.log_denials,
         no_idmap: args.no_idmap,
-        verbose: global.debug,
         stdio: None,
     };
     if args.dry_run {

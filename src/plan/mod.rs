@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use build::{Options, PlanError, build, cgroup_dir, rlim};
+pub use build::{Options, PlanError, build, cgroup_dir, rewrite_by_bpf, rlim};
 
 use crate::model::{AbsPath, Bytes, IdRef, Rlimit, RlimitValue};
 use crate::policy::landlock::{Access, Scope};

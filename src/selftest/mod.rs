@@ -511,7 +511,7 @@ pub enum SelftestError {
 }
 
 /// Launches `jail` with the probe inside and judges every promise.
-pub fn run(mut jail: Jail, registry: crate::state::Registry, verbose: u8) -> Result<Vec<Verdict>, SelftestError> {
+pub fn run(mut jail: Jail, registry: crate::state::Registry) -> Result<Vec<Verdict>, SelftestError> {
     use std::io::{Read, Seek};
     use std::os::fd::OwnedFd;
 
@@ -574,7 +574,6 @@ pub fn run(mut jail: Jail, registry: crate::state::Registry, verbose: u8) -> Res
         registry,
         log_denials: None,
         no_idmap: false,
-        verbose,
         stdio: Some(stdio),
     };
     let code = crate::supervisor::up(launch)?;

@@ -59,8 +59,6 @@ pub struct Launch {
     pub log_denials: Option<PathBuf>,
     /// Mount a dedicated root without id mapping.
     pub no_idmap: bool,
-    /// `-d` count: 1 warnings, 2 debug notes.
-    pub verbose: u8,
     /// The command's stdin, stdout and stderr, instead of the caller's (for
     /// programs that embed the library, and for selftest).
     pub stdio: Option<[OwnedFd; 3]>,
@@ -173,10 +171,24 @@ fn launch_and_supervise(launch: &Launch, detached: Option<&mut Report>) -> Resul
     let jid = registry.reserve(&lock, &policy.name)?;
     options.id_base = ID_BASE + jid * JAIL_IDS;
     let plan = plan::build(&policy, &facts, &options)?;
-    if launch.verbose > 0 {
-        for d in &plan.degraded {
-            eprintln!("sysjail: warning: {d}");
-        }
+    for d in &plan.degraded {
+        tracing::warn!("{d}");
+    }
+    tracing::debug!(
+        "jail {} (jid {jid}): {} host steps, {} jail steps; `sysjail up --dry-run` lists them",
+        policy.name,
+        plan.host.len(),
+        plan.jail.len()
+    );
+    if policy.network.rewrite.is_some() {
+        tracing::debug!(
+            "address rule: {}",
+            if plan::rewrite_by_bpf(&policy, &facts) {
+                "cgroup socket-address programs"
+            } else {
+                "the supervisor performs bind, connect and sends (no privilege to load programs)"
+            }
+        );
     }
 
     let cgroups: Vec<PathBuf> = plan
@@ -382,6 +394,7 @@ fn supervise(
                 host::create_cgroup(path, limits).map_err(io_err(format!("cgroup {}", path.display())))?;
             }
             HostStep::AttachRewrite { cgroup, programs, .. } => {
+                tracing::debug!("{step}");
                 crate::sys::bpf::attach_all(cgroup, programs).map_err(io_err("the address-rewrite programs"))?;
             }
             _ => {}
@@ -459,14 +472,12 @@ fn supervise(
     drop(prepared);
     match jail.chan.recv::<FromInit>() {
         Ok(Some((FromInit::Ready { notes, listener }, _))) => {
-            if launch.verbose > 1
-                || (launch.verbose > 0
-                    && notes
-                        .iter()
-                        .any(|n| n.contains("partially") || n.contains("not enforced")))
-            {
-                for n in notes {
-                    eprintln!("sysjail: {n}");
+            for n in notes {
+                // What the kernel could not enforce is a warning; the rest, notes.
+                if n.contains("partially") || n.contains("not enforced") {
+                    tracing::warn!("{n}");
+                } else {
+                    tracing::debug!("{n}");
                 }
             }
             if let Some(fd) = listener {

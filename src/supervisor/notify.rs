@@ -95,6 +95,14 @@ impl Notifier {
             }
             None => (self.policy.decide(n.arch, n.nr, &n.args), None),
         };
+        tracing::trace!(
+            "pid {} {}({:#x}, {:#x}, {:#x}): {action:?}",
+            n.pid,
+            call.map_or_else(|| format!("syscall {}", n.nr), |c| c.to_string()),
+            n.args[0],
+            n.args[1],
+            n.args[2]
+        );
         let mut line = None;
         let answer = match action {
             Action::Notify(Notify::Listen) => self.listen(&n, listener),
