@@ -80,9 +80,11 @@ toml_table! {
         "ipv6" => ipv6: Vec<Spanned<String>>,
         /// Private mode: attach the host end of the veth to this existing bridge.
         "bridge" => bridge: String,
-        /// Private mode: the host end's IPv4 address, also the jail's default route.
+        /// Private mode: the jail's IPv4 default route. Without `bridge`, the host
+        /// end of the veth holds this address (point to point); with one, it is
+        /// the router of the bridged network.
         "gateway" => gateway: String,
-        /// Private mode: the host end's IPv6 address, also the jail's default route.
+        /// Private mode: the same for IPv6.
         "gateway6" => gateway6: String,
         /// Private mode: the interface name inside the jail. Default: "eth0".
         "interface" => interface: String,

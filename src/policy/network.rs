@@ -111,18 +111,14 @@ pub fn on_loopback(ip: IpAddr) -> bool {
 pub fn compile(jail: &Jail) -> NetworkPolicy {
     let net = &jail.network;
     let has_addresses = !(net.ipv4.is_empty() && net.ipv6.is_empty());
+    // The hooks of the families with addresses (crate::rewrite::compile).
+    let hooks = [
+        (!net.ipv4.is_empty(), ["bind4", "connect4", "sendmsg4", "post_bind4"]),
+        (!net.ipv6.is_empty(), ["bind6", "connect6", "sendmsg6", "post_bind6"]),
+    ];
     let rewrite = has_addresses.then(|| Rewrite {
-        hooks: vec![
-            "bind4",
-            "bind6",
-            "connect4",
-            "connect6",
-            "sendmsg4",
-            "sendmsg6",
-            "post_bind4",
-            "post_bind6",
-        ],
-        fallback: vec!["bind", "connect", "sendto", "sendmsg", "sendmmsg"],
+        hooks: hooks.iter().filter(|(on, _)| *on).flat_map(|(_, h)| *h).collect(),
+        fallback: vec!["bind", "connect", "sendto (with an address)", "sendmsg", "sendmmsg"],
         supervised: vec!["listen"],
     });
     let (mode, interface) = match &net.mode {

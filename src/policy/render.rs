@@ -286,9 +286,12 @@ fn network(o: &mut Out, p: &Policy) {
         &n.ipv6.why,
     );
     if let Some(r) = &n.rewrite {
-        o.plain(&format!("rewrite: cgroup hooks {}", r.hooks.join(" ")));
         o.plain(&format!(
-            "         where BPF cannot be loaded, the supervisor performs {}",
+            "rewrite, launched by root: cgroup programs {} (the kernel's copy)",
+            r.hooks.join(" ")
+        ));
+        o.plain(&format!(
+            "         launched without root: the supervisor performs {} (its own copy)",
             r.fallback.join(" ")
         ));
         o.plain(&format!(
