@@ -598,25 +598,9 @@ fn dry_run_creates_nothing(ctx: &Ctx) -> TestResult {
 
 fn rootless_jail_runs_and_limits_say_why_not(ctx: &Ctx) -> TestResult {
     let file = ctx.jail("");
-    let state = ctx.dir.join("rootless-state");
-    fs::create_dir_all(&state).unwrap();
-    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
     let run = |file: &std::path::Path, cmd: &[&str]| {
-        let mut c = Command::new("setpriv");
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--",
-            support::bin(),
-            "--state-dir",
-        ])
-        .arg(&state)
-        .arg("up")
-        .arg(file)
-        .arg("--")
-        .args(cmd)
-        .env("NO_COLOR", "1");
+        let mut c = ctx.as_nobody(&["up"]);
+        c.arg(file).arg("--").args(cmd);
         run_bounded(c, Duration::from_secs(30))
     };
     let out = run(&file, &[support::bin(), "probe", "sethostname"]);

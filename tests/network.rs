@@ -30,7 +30,7 @@ fn main() {
     );
     r.test("private_mode_loopback_only", &[Root, Ip], private_mode_loopback_only);
     r.test("private_mode_on_a_bridge", &[Root, Ip], private_mode_on_a_bridge);
-    r.test("fifty_cycles_leave_no_veth_or_namespace", &[Root, Ip], fifty_cycles);
+    r.test_alone("fifty_cycles_leave_no_veth_or_namespace", &[Root, Ip], fifty_cycles);
     r.test(
         "selftest_probes_the_address_rule",
         &[Root, Ip],
@@ -486,6 +486,7 @@ fn private_mode_on_a_bridge(ctx: &Ctx) -> TestResult {
 }
 
 /// The network namespaces any process uses.
+/// The network namespaces that processes hold now.
 fn namespaces() -> BTreeSet<String> {
     fs::read_dir("/proc")
         .into_iter()
@@ -500,14 +501,24 @@ fn fifty_cycles(ctx: &Ctx) -> TestResult {
     let net = Net::new(ctx, &[])?;
     let file = ctx.jail(PRIVATE_JAIL);
     let links = net.links();
-    let before = namespaces();
+    // The jails' own namespaces, as they name them from inside. The kernel
+    // reuses a freed namespace's number, so the test runs alone.
+    let mut jails = BTreeSet::new();
+    let mut own_namespace = |i: usize, out: &std::process::Output| {
+        let ns = text(&out.stdout).trim().to_string();
+        ensure(ns.starts_with("net:["), || format!("cycle {i}: namespace {ns:?}"))?;
+        jails.insert(ns);
+        Ok::<(), String>(())
+    };
+    let host = fs::read_link("/proc/self/ns/net").map_err(|e| e.to_string())?;
     for i in 0..50 {
         if i % 2 == 0 {
             let mut c = ctx.sysjail(&["up"]);
-            c.arg(&file).args(["--", "/bin/true"]);
+            c.arg(&file).args(["--", "/bin/readlink", "/proc/self/ns/net"]);
             net.enter(&mut c)?;
             let out = run_bounded(c, Duration::from_secs(30));
             ensure(out.status.success(), || format!("cycle {i}: {}", text(&out.stderr)))?;
+            own_namespace(i, &out)?;
         } else {
             let mut c = ctx.sysjail(&["up", "-b"]);
             c.arg(&file).args(["--", "/bin/sleep", "60"]);
@@ -517,6 +528,14 @@ fn fifty_cycles(ctx: &Ctx) -> TestResult {
             ensure(net.links().len() == links.len() + 1, || {
                 format!("cycle {i}: the running jail has no veth: {:?}", net.links())
             })?;
+            let out = run_bounded(
+                ctx.sysjail(&["exec", &ctx.name, "--", "/bin/readlink", "/proc/self/ns/net"]),
+                Duration::from_secs(30),
+            );
+            ensure(out.status.success(), || {
+                format!("cycle {i} exec: {}", text(&out.stderr))
+            })?;
+            own_namespace(i, &out)?;
             let out = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(30));
             ensure(out.status.success(), || {
                 format!("cycle {i} down: {}", text(&out.stderr))
@@ -526,13 +545,16 @@ fn fifty_cycles(ctx: &Ctx) -> TestResult {
             format!("cycle {i}: links left {:?}", net.links())
         })?;
     }
-    // Namespaces go once no process holds them; the kernel frees them
-    // asynchronously, so allow it a moment.
-    let gone = support::wait_for(Duration::from_secs(5), || namespaces().is_subset(&before));
+    ensure(!jails.contains(&host.display().to_string()), || {
+        "a jail ran in the host's network namespace".into()
+    })?;
+    // No process holds a jail's namespace any more. The kernel reaps a
+    // jail's processes asynchronously after down returns: allow it a moment.
+    let gone = support::wait_for(Duration::from_secs(5), || namespaces().is_disjoint(&jails));
     ensure(gone, || {
         format!(
             "namespaces left: {:?}",
-            namespaces().difference(&before).collect::<Vec<_>>()
+            namespaces().intersection(&jails).collect::<Vec<_>>()
         )
     })
 }
@@ -540,25 +562,8 @@ fn fifty_cycles(ctx: &Ctx) -> TestResult {
 /// `sysjail up FILE -- probe CHECKS` as nobody, in `net`: no privilege to
 /// load the rewrite programs, so the supervisor performs the calls.
 fn jailed_as_nobody(ctx: &Ctx, net: &Net, file: &std::path::Path, checks: &[&str]) -> Result<Value, String> {
-    let state = ctx.dir.join("state-nobody");
-    fs::create_dir_all(&state).map_err(|e| e.to_string())?;
-    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).map_err(|e| e.to_string())?;
-    let mut c = Command::new("setpriv");
-    c.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--",
-        support::bin(),
-        "--state-dir",
-    ])
-    .arg(&state)
-    .arg("up")
-    .arg(file)
-    .args(["--", support::bin(), "probe"])
-    .args(checks)
-    .env("NO_COLOR", "1")
-    .stdin(Stdio::null());
+    let mut c = ctx.as_nobody(&["up"]);
+    c.arg(file).args(["--", support::bin(), "probe"]).args(checks);
     net.enter(&mut c)?;
     report(run_bounded(c, Duration::from_secs(60)))
 }

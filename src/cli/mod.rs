@@ -117,6 +117,17 @@ pub fn stderr_color() -> bool {
 }
 
 /// Prints a rejected definition's diagnostics on stderr.
+/// Loads a definition; on errors prints them and gives `None`.
+pub fn load(file: &std::path::Path) -> Option<sysjail::lint::Definition> {
+    match sysjail::lint::load(file) {
+        Ok(def) => Some(def),
+        Err(rejected) => {
+            print_rejected(&rejected);
+            None
+        }
+    }
+}
+
 pub fn print_rejected(rejected: &sysjail::lint::Rejected) {
     let format = sysjail::diag::Format::Human { color: stderr_color() };
     eprint!(

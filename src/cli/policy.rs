@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use sysjail::{lint, policy};
+use sysjail::policy;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -22,12 +22,8 @@ enum OutputFormat {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let def = match lint::load(&args.file) {
-        Ok(def) => def,
-        Err(rejected) => {
-            super::print_rejected(&rejected);
-            return ExitCode::FAILURE;
-        }
+    let Some(def) = super::load(&args.file) else {
+        return ExitCode::FAILURE;
     };
     let policy = policy::compile(&def.jail);
     match args.format {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use sysjail::state::Registry;
-use sysjail::{doctor, lint, selftest};
+use sysjail::{doctor, selftest};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -14,12 +14,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
-    let def = match lint::load(&args.file) {
-        Ok(def) => def,
-        Err(rejected) => {
-            super::print_rejected(&rejected);
-            return ExitCode::FAILURE;
-        }
+    let Some(def) = super::load(&args.file) else {
+        return ExitCode::FAILURE;
     };
     let registry = match Registry::open(&global.state_dir()) {
         Ok(r) => r,

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use sysjail::lint;
 use sysjail::state::Registry;
 use sysjail::supervisor::{self, Launch};
 
@@ -34,12 +33,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
-    let def = match lint::load(&args.file) {
-        Ok(def) => def,
-        Err(rejected) => {
-            super::print_rejected(&rejected);
-            return ExitCode::FAILURE;
-        }
+    let Some(def) = super::load(&args.file) else {
+        return ExitCode::FAILURE;
     };
     if global.debug > 0 && !def.warnings.is_empty() {
         let format = sysjail::diag::Format::Human {

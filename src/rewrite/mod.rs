@@ -431,16 +431,37 @@ fn bind_source_and_allow(a: &mut Asm, family: u16, source: &[u8], len: i32) {
     a.ret(ALLOW);
 }
 
-fn connect4(list: &[[u8; 4]]) -> Vec<Insn> {
-    let mut a = Asm::default();
-    let (source, rewrite) = (a.label(), a.label());
+/// The destination rule of connect and sendmsg: the wildcard and loopback,
+/// unless listed, become the first address. Continues at `done`.
+fn destination4(a: &mut Asm, list: &[[u8; 4]], done: Label) {
+    let rewrite = a.label();
     a.mov(R6, R1);
-    if_listed4(&mut a, R6, ctx::USER_IP4, list, source);
-    if_any_or_loopback4(&mut a, R6, ctx::USER_IP4, rewrite);
-    a.goto(source);
+    if_listed4(a, R6, ctx::USER_IP4, list, done);
+    if_any_or_loopback4(a, R6, ctx::USER_IP4, rewrite);
+    a.goto(done);
     a.mark(rewrite);
     a.store32(R6, ctx::USER_IP4, word(list[0]));
-    a.mark(source);
+    a.mark(done);
+}
+
+/// The same for IPv6; a mapped destination follows the IPv4 list and
+/// continues at `done4` instead.
+fn destination6(a: &mut Asm, list: &[[u8; 16]], v4: &[[u8; 4]], done: Label, done4: Label) {
+    let rewrite = a.label();
+    a.mov(R6, R1);
+    mapped_rule(a, ctx::USER_IP6, v4, done4, true);
+    if_listed6(a, R6, ctx::USER_IP6, list, done);
+    if_any_or_loopback6(a, R6, ctx::USER_IP6, rewrite);
+    a.goto(done);
+    a.mark(rewrite);
+    store6(a, R6, ctx::USER_IP6, &list[0]);
+    a.mark(done);
+}
+
+fn connect4(list: &[[u8; 4]]) -> Vec<Insn> {
+    let mut a = Asm::default();
+    let source = a.label();
+    destination4(&mut a, list, source);
     bind_source_and_allow(&mut a, AF_INET, &list[0], 16);
     a.finish()
 }
@@ -460,15 +481,8 @@ fn if_any_or_loopback6(a: &mut Asm, reg: ebpf::Reg, off: i16, hit: Label) {
 
 fn connect6(list: &[[u8; 16]], v4: &[[u8; 4]]) -> Vec<Insn> {
     let mut a = Asm::default();
-    let (source, rewrite, source4) = (a.label(), a.label(), a.label());
-    a.mov(R6, R1);
-    mapped_rule(&mut a, ctx::USER_IP6, v4, source4, true);
-    if_listed6(&mut a, R6, ctx::USER_IP6, list, source);
-    if_any_or_loopback6(&mut a, R6, ctx::USER_IP6, rewrite);
-    a.goto(source);
-    a.mark(rewrite);
-    store6(&mut a, R6, ctx::USER_IP6, &list[0]);
-    a.mark(source);
+    let (source, source4) = (a.label(), a.label());
+    destination6(&mut a, list, v4, source, source4);
     bind_source_and_allow(&mut a, AF_INET6, &list[0], 28);
     // A mapped destination: the source is the first IPv4 address, mapped.
     // (Without IPv4 addresses, mapped_rule refused it already.)
@@ -481,14 +495,8 @@ fn connect6(list: &[[u8; 16]], v4: &[[u8; 4]]) -> Vec<Insn> {
 
 fn sendmsg4(list: &[[u8; 4]]) -> Vec<Insn> {
     let mut a = Asm::default();
-    let (source, rewrite, set, allow) = (a.label(), a.label(), a.label(), a.label());
-    a.mov(R6, R1);
-    if_listed4(&mut a, R6, ctx::USER_IP4, list, source);
-    if_any_or_loopback4(&mut a, R6, ctx::USER_IP4, rewrite);
-    a.goto(source);
-    a.mark(rewrite);
-    a.store32(R6, ctx::USER_IP4, word(list[0]));
-    a.mark(source);
+    let (source, set, allow) = (a.label(), a.label(), a.label());
+    destination4(&mut a, list, source);
     // An explicit source (IP_PKTINFO) must be listed.
     if_listed4(&mut a, R6, ctx::MSG_SRC_IP4, list, allow);
     a.jump32(op::JNE32_K, R2, 0, set);
@@ -505,16 +513,8 @@ fn sendmsg4(list: &[[u8; 4]]) -> Vec<Insn> {
 
 fn sendmsg6(list: &[[u8; 16]], v4: &[[u8; 4]]) -> Vec<Insn> {
     let mut a = Asm::default();
-    let (source, rewrite, set, allow) = (a.label(), a.label(), a.label(), a.label());
-    let source4 = a.label();
-    a.mov(R6, R1);
-    mapped_rule(&mut a, ctx::USER_IP6, v4, source4, true);
-    if_listed6(&mut a, R6, ctx::USER_IP6, list, source);
-    if_any_or_loopback6(&mut a, R6, ctx::USER_IP6, rewrite);
-    a.goto(source);
-    a.mark(rewrite);
-    store6(&mut a, R6, ctx::USER_IP6, &list[0]);
-    a.mark(source);
+    let (source, set, allow, source4) = (a.label(), a.label(), a.label(), a.label());
+    destination6(&mut a, list, v4, source, source4);
     if_listed6(&mut a, R6, ctx::MSG_SRC_IP6, list, allow);
     // No explicit source (all zero): the socket's own, or the first.
     for i in 0..4 {

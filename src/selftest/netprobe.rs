@@ -2,6 +2,7 @@
 //! peer sees, and the bind race. Arguments are socket addresses
 //! (`192.0.2.10:80`, `[2001:db8::10]:80`), extra parameters after a `/`.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -92,26 +93,6 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         // and two datagrams through sendmmsg(2).
         "udp-sendmsg" => udp_sendmsg(parse(arg?)?.0, 1),
         "udp-sendmmsg" => udp_sendmsg(parse(arg?)?.0, 2),
-        // tcp-accept=ADDR/TIMEOUT_MS: where the first peer comes from.
-        "tcp-accept" => {
-            let (addr, timeout) = parse(arg?)?;
-            tcp_accept(addr, Duration::from_millis(timeout))
-        }
-        // udp-recv=ADDR/TIMEOUT_MS: where the first datagram comes from.
-        "udp-recv" => {
-            let (addr, timeout) = parse(arg?)?;
-            match UdpSocket::bind(addr) {
-                Ok(s) => {
-                    let _ = s.set_read_timeout(Some(Duration::from_millis(timeout.max(1))));
-                    let mut buf = [0u8; 64];
-                    match s.recv_from(&mut buf) {
-                        Ok((_, from)) => seen(from),
-                        Err(e) => failed(e),
-                    }
-                }
-                Err(e) => failed(e),
-            }
-        }
         // bind-race=LISTED/UNLISTED/N
         "bind-race" => {
             let mut parts = arg?.split('/');
@@ -138,11 +119,54 @@ fn serve_for(listener: &TcpListener, hold: Duration) {
     }
 }
 
-fn tcp_accept(addr: SocketAddr, timeout: Duration) -> Outcome {
-    let listener = match TcpListener::bind(addr) {
-        Ok(l) => l,
-        Err(e) => return failed(e),
-    };
+/// The server checks, `tcp-accept=ADDR/TIMEOUT_MS` and
+/// `udp-recv=ADDR/TIMEOUT_MS` (where the first peer or datagram comes from).
+/// Their sockets are all bound before any check runs, so a client that sends
+/// while an earlier server check still waits is queued, not refused.
+pub struct Servers(HashMap<String, std::io::Result<Server>>);
+
+enum Server {
+    Tcp(TcpListener, Duration),
+    Udp(UdpSocket, Duration),
+}
+
+impl Servers {
+    /// Binds the sockets of the server checks among `checks`.
+    pub fn bind(checks: &[String]) -> Servers {
+        let mut bound = HashMap::new();
+        for c in checks {
+            let server = match c.split_once('=') {
+                Some(("tcp-accept", arg)) => parse(arg)
+                    .map(|(addr, ms)| TcpListener::bind(addr).map(|l| Server::Tcp(l, Duration::from_millis(ms)))),
+                Some(("udp-recv", arg)) => parse(arg)
+                    .map(|(addr, ms)| UdpSocket::bind(addr).map(|s| Server::Udp(s, Duration::from_millis(ms)))),
+                _ => None,
+            };
+            if let Some(server) = server {
+                bound.insert(c.clone(), server);
+            }
+        }
+        Servers(bound)
+    }
+
+    /// Runs the server check `c`, or None when `c` is not one.
+    pub fn serve(&mut self, c: &str) -> Option<Outcome> {
+        Some(match self.0.remove(c)? {
+            Ok(Server::Tcp(listener, timeout)) => tcp_accept(&listener, timeout),
+            Ok(Server::Udp(socket, timeout)) => {
+                let _ = socket.set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
+                let mut buf = [0u8; 64];
+                match socket.recv_from(&mut buf) {
+                    Ok((_, from)) => seen(from),
+                    Err(e) => failed(e),
+                }
+            }
+            Err(e) => failed(e),
+        })
+    }
+}
+
+fn tcp_accept(listener: &TcpListener, timeout: Duration) -> Outcome {
     let _ = listener.set_nonblocking(true);
     let start = Instant::now();
     while start.elapsed() < timeout {

@@ -859,12 +859,13 @@ pub fn run(checks: &[String]) -> i32 {
         facts: facts(),
         checks: BTreeMap::new(),
     };
+    let mut servers = super::netprobe::Servers::bind(checks);
     for c in checks {
         let (name, arg) = match c.split_once('=') {
             Some((n, a)) => (n, Some(a)),
             None => (c.as_str(), None),
         };
-        match check(name, arg) {
+        match servers.serve(c).or_else(|| check(name, arg)) {
             Some(outcome) => {
                 report.checks.insert(c.clone(), outcome);
             }

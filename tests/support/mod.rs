@@ -162,6 +162,17 @@ impl Runner {
     }
 
     pub fn test(&mut self, name: &str, needs: &[Need], f: fn(&Ctx) -> TestResult) {
+        self.add(name, needs, f, false)
+    }
+
+    /// A test that no other test of its binary runs beside, for one that
+    /// takes a census of the machine (of processes or namespaces, say).
+    pub fn test_alone(&mut self, name: &str, needs: &[Need], f: fn(&Ctx) -> TestResult) {
+        self.add(name, needs, f, true)
+    }
+
+    fn add(&mut self, name: &str, needs: &[Need], f: fn(&Ctx) -> TestResult, alone: bool) {
+        static CENSUS: std::sync::RwLock<()> = std::sync::RwLock::new(());
         let lacks = self.machine.lacks(needs);
         let name = name.to_string();
         let jail = name.replace('_', "-");
@@ -173,6 +184,11 @@ impl Runner {
                 eprintln!("SKIP {name}: {why}");
                 return Ok(Completion::ignored_with(format!("SKIP: {why}")));
             }
+            // A failed test poisons nothing that matters here: the lock guards no data.
+            let _guard = match alone {
+                true => Guard::Alone(CENSUS.write().unwrap_or_else(|e| e.into_inner())),
+                false => Guard::Shared(CENSUS.read().unwrap_or_else(|e| e.into_inner())),
+            };
             let ctx = Ctx::new(&jail);
             let result = f(&ctx);
             ctx.cleanup();
@@ -184,6 +200,11 @@ impl Runner {
         let args = Arguments::from_args();
         libtest_mimic::run(&args, self.trials).exit()
     }
+}
+
+enum Guard<'a> {
+    Alone(#[allow(dead_code)] std::sync::RwLockWriteGuard<'a, ()>),
+    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'a, ()>),
 }
 
 /// What a test works with: its own directory, state directory and jail name.
@@ -254,6 +275,28 @@ impl Ctx {
         text.push_str(body);
         fs::write(&path, text).unwrap();
         path
+    }
+
+    /// `sysjail --state-dir DIR ARGS` run as nobody (uid 65534) through
+    /// setpriv, with a state directory of nobody's own.
+    pub fn as_nobody(&self, args: &[&str]) -> Command {
+        let state = self.dir.join("state-nobody");
+        fs::create_dir_all(&state).unwrap();
+        std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            bin(),
+            "--state-dir",
+        ])
+        .arg(&state)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+        c
     }
 
     /// Runs `sysjail up FILE -- CMD...` to completion, bounded in time.
