@@ -156,9 +156,7 @@ fn ls_json_shows_what_the_jail_used(ctx: &Ctx) -> TestResult {
 
 fn denial_log_names_the_allow_entry(ctx: &Ctx) -> TestResult {
     let log = ctx.dir.join("denials.log");
-    let file = ctx.jail(
-        "[network]\nmode = \"private\"\nipv4 = [\"10.9.0.2\"]\n[limits]\npids = 16\n[[mount]]\ntype = \"tmpfs\"\ntarget = \"/tmp\"\n",
-    );
+    let file = ctx.jail("[network]\nmode = \"private\"\nipv4 = [\"10.9.0.2\"]\n[limits]\npids = 16\n");
     let mut up = ctx.sysjail(&["up", "--log-denials"]);
     up.arg(&log)
         .arg(&file)

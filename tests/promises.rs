@@ -72,14 +72,14 @@ fn main() {
 }
 
 /// A jail with everything `allow` entries can lift within reach: a private
-/// network with addresses of both families (so raw sockets are jail root's)
-/// and a writable tmpfs for inode flags.
+/// network with addresses of both families (so raw sockets are jail root's);
+/// the jail's own /dev/shm is the writable tmpfs for inode flags.
 fn matrix_jail(ctx: &Ctx, allow: Option<&str>) -> std::path::PathBuf {
     let allow = allow.map_or(String::new(), |a| format!("\"{a}\""));
     ctx.jail_named(
         &format!("{}-{}", ctx.name, if allow.is_empty() { "none" } else { allow.trim_matches('"') }),
         &format!(
-            "allow = [{allow}]\n[network]\nmode = \"private\"\nipv4 = [\"10.9.0.2\"]\nipv6 = [\"fd00::2\"]\n[limits]\npids = 64\nnofile = 512\n[[mount]]\ntype = \"tmpfs\"\ntarget = \"/tmp\"\n"
+            "allow = [{allow}]\n[network]\nmode = \"private\"\nipv4 = [\"10.9.0.2\"]\nipv6 = [\"fd00::2\"]\n[limits]\npids = 64\nnofile = 512\n"
         ),
     )
 }
@@ -109,7 +109,7 @@ const BASELINE: &[(&str, i32)] = &[
     // Network configuration and inode flags.
     ("ioctl-siocsifflags", EPERM),
     ("ioctl-siocaddrt", EPERM),
-    ("ioctl-setflags=/tmp/flags", EPERM),
+    ("ioctl-setflags=/dev/shm/flags", EPERM),
     ("ioctl-tiocsti", EPERM),
     ("ioctl-tiocsti-high-bits", EPERM),
     // Hard limits.
@@ -186,7 +186,7 @@ fn lifts(allow: &str, can_raise: bool) -> Vec<(&'static str, Lifted)> {
             ("socket-raw-flags", To(0)),
             ("socket-ipproto-raw", Past(EPERM)),
         ],
-        "chflags" => vec![("ioctl-setflags=/tmp/flags", To(0))],
+        "chflags" => vec![("ioctl-setflags=/dev/shm/flags", To(0))],
         "rlimit" if can_raise => vec![("setrlimit-raise", To(0))],
         "rlimit" => vec![],
         _ => unreachable!("{allow}"),
