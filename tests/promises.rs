@@ -321,7 +321,7 @@ fn jail_root_reboot_halts_the_jail(ctx: &Ctx) -> TestResult {
     // The pid namespace's init died of SIGINT, as reboot(2) halting a pid
     // namespace reports, and the caller never returned to report.
     ensure(out.status.code() == Some(128 + libc::SIGINT), || {
-        format!("{:?}", out.status)
+        format!("{:?}: {}", out.status, text(&out.stderr))
     })?;
     ensure(out.stdout.is_empty(), || text(&out.stdout))?;
     ensure(text(&out.stderr).contains("halted by reboot(2) from jail root"), || {

@@ -22,9 +22,19 @@ pub fn create_cgroup(path: &Path, limits: &[(String, String)]) -> io::Result<()>
         let _ = fs::remove_dir(path);
     }
     let parent = path.parent().expect("sysjail/<name> has a parent");
-    fs::create_dir_all(parent).map_err(|e| ctx(e, format!("mkdir {}", parent.display())))?;
-    enable_controllers(parent, limits);
-    fs::create_dir(path).map_err(|e| ctx(e, format!("mkdir {}", path.display())))?;
+    // The parent is shared: another jail's teardown removes it when it finds
+    // it empty, which may fall between our mkdir of the parent and our own.
+    // Make it again then; each round trip leaves a window of microseconds.
+    let mut attempts = 0;
+    loop {
+        fs::create_dir_all(parent).map_err(|e| ctx(e, format!("mkdir {}", parent.display())))?;
+        enable_controllers(parent, limits);
+        match fs::create_dir(path) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 16 => attempts += 1,
+            Err(e) => return Err(ctx(e, format!("mkdir {}", path.display()))),
+        }
+    }
     for (file, value) in limits {
         let (file, optional) = match file.strip_prefix('?') {
             Some(f) => (f, true),
