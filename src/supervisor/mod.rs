@@ -759,6 +759,10 @@ impl<'p> Running<'p> {
                 self.main_error = Some(error);
                 Ok(())
             }
+            // Init is gone before it could answer: the command may have run
+            // and ended the jail at once (jail root's reboot(2) kills init).
+            // The event loop reports how init ended.
+            Ok(None) => Ok(()),
             other => Err(UpError::Setup(format!("init did not answer the spawn ({other:?})"))),
         }
     }
