@@ -3,8 +3,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use sysjail::state::{self, Registry};
-use sysjail::supervisor::control;
+use sysjail::state;
 use sysjail::supervisor::proto::{Reply, Request};
 
 #[derive(clap::Args, Debug)]
@@ -19,20 +18,9 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         eprintln!("sysjail down: {e}");
         ExitCode::FAILURE
     };
-    let registry = match Registry::open(&global.state_dir()) {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
-    };
-    let record = match registry.lock().and_then(|lock| {
-        registry.clean_stale(&lock);
-        registry.find(&lock, &args.jail)
-    }) {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
-    };
-    let chan = match control::connect(&record.control) {
+    let (record, chan) = match super::connect(global, &args.jail) {
         Ok(c) => c,
-        Err(e) => return fail(&format!("{}: {e}", record.control.display())),
+        Err(e) => return fail(&e),
     };
     if let Err(e) = chan.send(&Request::Stop, &[]) {
         return fail(&e);

@@ -3,8 +3,7 @@
 use std::process::ExitCode;
 
 use sysjail::model::IdRef;
-use sysjail::state::Registry;
-use sysjail::supervisor::{client, control};
+use sysjail::supervisor::client;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -41,20 +40,9 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         Some(Ok(u)) => Some(u),
         None => None,
     };
-    let registry = match Registry::open(&global.state_dir()) {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
-    };
-    let record = match registry.lock().and_then(|lock| {
-        registry.clean_stale(&lock);
-        registry.find(&lock, &args.jail)
-    }) {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
-    };
-    let chan = match control::connect(&record.control) {
+    let (_, chan) = match super::connect(global, &args.jail) {
         Ok(c) => c,
-        Err(e) => return fail(&format!("{}: {e}", record.control.display())),
+        Err(e) => return fail(&e),
     };
     let stdin_tty = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
     let exec = client::Exec {

@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use clap::{ArgAction, Parser};
 use sysjail::config::classic::Classic;
 use sysjail::lint;
-use sysjail::state::Registry;
 use sysjail::supervisor::{self, Launch};
 
 /// Imprison a process and its descendants (the classic jail(1) command line).
@@ -107,12 +106,9 @@ pub fn run(args: Args, argv0: &str) -> ExitCode {
         debug: args.debug,
         state_dir: args.db,
     };
-    let registry = match Registry::open(&global.state_dir()) {
+    let registry = match super::up::prepare(&def, &global, "jail") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("jail: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let launch = Launch {
         jail: def.jail,
@@ -125,11 +121,5 @@ pub fn run(args: Args, argv0: &str) -> ExitCode {
         no_idmap: false,
         stdio: None,
     };
-    match supervisor::up(launch) {
-        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-        Err(e) => {
-            eprintln!("jail: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    super::up::finish(supervisor::up(launch), "jail")
 }

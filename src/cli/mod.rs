@@ -116,7 +116,25 @@ pub fn stderr_color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// Prints a rejected definition's diagnostics on stderr.
+/// The record of the running jail `jail` (name or JID), stale records
+/// cleaned first, and a channel to its supervisor.
+pub fn connect(
+    global: &Global,
+    jail: &str,
+) -> Result<(sysjail::state::Record, sysjail::supervisor::channel::Channel), String> {
+    let registry = sysjail::state::Registry::open(&global.state_dir()).map_err(|e| e.to_string())?;
+    let record = registry
+        .lock()
+        .and_then(|lock| {
+            registry.clean_stale(&lock);
+            registry.find(&lock, jail)
+        })
+        .map_err(|e| e.to_string())?;
+    let chan = sysjail::supervisor::control::connect(&record.control)
+        .map_err(|e| format!("{}: {e}", record.control.display()))?;
+    Ok((record, chan))
+}
+
 /// Loads a definition; on errors prints them and gives `None`.
 pub fn load(file: &std::path::Path) -> Option<sysjail::lint::Definition> {
     match sysjail::lint::load(file) {
@@ -128,6 +146,7 @@ pub fn load(file: &std::path::Path) -> Option<sysjail::lint::Definition> {
     }
 }
 
+/// Prints a rejected definition's diagnostics on stderr.
 pub fn print_rejected(rejected: &sysjail::lint::Rejected) {
     let format = sysjail::diag::Format::Human { color: stderr_color() };
     eprint!(

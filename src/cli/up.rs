@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use sysjail::lint::Definition;
 use sysjail::state::Registry;
 use sysjail::supervisor::{self, Launch};
 
@@ -36,18 +37,9 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let Some(def) = super::load(&args.file) else {
         return ExitCode::FAILURE;
     };
-    if global.debug > 0 && !def.warnings.is_empty() {
-        let format = sysjail::diag::Format::Human {
-            color: super::stderr_color(),
-        };
-        eprint!("{}", sysjail::diag::render_all(&def.warnings, &def.sources, format));
-    }
-    let registry = match Registry::open(&global.state_dir()) {
+    let registry = match prepare(&def, global, "sysjail") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("sysjail: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let launch = Launch {
         jail: def.jail,
@@ -72,10 +64,31 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
             }
         };
     }
-    match supervisor::up(launch) {
+    finish(supervisor::up(launch), "sysjail")
+}
+
+/// What `up` and the classic `jail` do before a launch: the definition's
+/// warnings at `-d`, and the registry opened.
+pub fn prepare(def: &Definition, global: &super::Global, prog: &str) -> Result<Registry, ExitCode> {
+    if global.debug > 0 && !def.warnings.is_empty() {
+        let format = sysjail::diag::Format::Human {
+            color: super::stderr_color(),
+        };
+        eprint!("{}", sysjail::diag::render_all(&def.warnings, &def.sources, format));
+    }
+    Registry::open(&global.state_dir()).map_err(|e| {
+        eprintln!("{prog}: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// The exit status of `up` and `jail`: the command's, or failure with the
+/// reason on stderr.
+pub fn finish(result: Result<i32, supervisor::UpError>, prog: &str) -> ExitCode {
+    match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("sysjail: {e}");
+            eprintln!("{prog}: {e}");
             ExitCode::FAILURE
         }
     }
