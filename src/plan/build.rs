@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{HostStep, IdMapping, JailStep, LaunchPlan, Route, Spawn, SpawnEnv, SpawnUser};
+use super::{HostStep, IdMapping, JailStep, LaunchPlan, Login, Route, Spawn, SpawnEnv, SpawnUser};
 use crate::host::{Hierarchy, HostFacts};
 use crate::model::{AbsPath, IdRef, RlimitValue};
 use crate::policy::syscalls::{Action, Notify};
@@ -256,7 +256,7 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
         listener: filter.needs_listener,
     });
 
-    let spawn = spawn(policy, options, &ids)?;
+    let spawn = spawn(policy, options)?;
     Ok(LaunchPlan {
         name: policy.name.clone(),
         // The table the filter was compiled from, which the supervisor's
@@ -471,21 +471,20 @@ fn syscall_policy(policy: &Policy, facts: &HostFacts) -> crate::policy::SyscallP
     syscalls
 }
 
-fn spawn(policy: &Policy, options: &Options, ids: &IdMapping) -> Result<Spawn, PlanError> {
+fn spawn(policy: &Policy, options: &Options) -> Result<Spawn, PlanError> {
     let p = &policy.process;
     let user = match (&options.host_user, &p.user.name) {
-        (Some((u, groups)), _) => SpawnUser::Resolved {
+        (Some((u, groups)), _) => SpawnUser::Resolved(Login {
             name: u.name.clone(),
             uid: u.uid,
             gid: u.gid,
             groups: groups.clone(),
             home: u.home.clone(),
             shell: u.shell.clone(),
-        },
+        }),
         (None, Some(who)) if p.user.database == "jail" => SpawnUser::Jail(who.clone()),
         _ => SpawnUser::Root,
     };
-    let _ = ids;
     Ok(Spawn {
         argv: options.command.clone().unwrap_or_else(|| p.command.clone()),
         workdir: p.workdir.to_string(),

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{HostStep, JailStep, LaunchPlan, NEWROOT, OLDROOT, STAGING, SpawnUser};
+use super::{HostStep, JailStep, LaunchPlan, Login, NEWROOT, OLDROOT, STAGING, SpawnUser};
 use crate::model::{AbsPath, RlimitValue};
 
 fn under(root: &str, p: &AbsPath) -> String {
@@ -287,7 +287,7 @@ impl LaunchPlan {
         let who = match &s.user {
             SpawnUser::Root => "jail root".to_string(),
             SpawnUser::Jail(u) => format!("{u} from the jail's /etc/passwd"),
-            SpawnUser::Resolved { name, uid, gid, .. } => {
+            SpawnUser::Resolved(Login { name, uid, gid, .. }) => {
                 format!("{name} (uid {uid}, gid {gid}) from the host's /etc/passwd")
             }
         };

@@ -314,20 +314,25 @@ pub enum SpawnUser {
     /// Looked up in the jail's /etc/passwd when spawned.
     Jail(IdRef),
     /// Looked up in the host's /etc/passwd at launch.
-    Resolved {
-        /// Login name.
-        name: String,
-        /// uid.
-        uid: u32,
-        /// gid.
-        gid: u32,
-        /// Supplementary groups.
-        groups: Vec<u32>,
-        /// Home directory.
-        home: String,
-        /// Shell.
-        shell: String,
-    },
+    Resolved(Login),
+}
+
+/// A login resolved to ids: the credentials a spawned process takes, and the
+/// HOME, SHELL and USER of a clean environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Login {
+    /// Login name.
+    pub name: String,
+    /// uid.
+    pub uid: u32,
+    /// gid.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    /// Home directory.
+    pub home: String,
+    /// Shell.
+    pub shell: String,
 }
 
 /// The environment of a spawned process.

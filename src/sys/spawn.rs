@@ -11,40 +11,16 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use super::privs;
 use super::raw::{self, cstring};
 use crate::model::IdRef;
-use crate::plan::{IdMapping, Spawn, SpawnUser};
+use crate::plan::{IdMapping, Login, Spawn, SpawnUser};
 use crate::users;
 
-/// Credentials resolved for a spawn.
-struct Who {
-    name: String,
-    uid: u32,
-    gid: u32,
-    groups: Vec<u32>,
-    home: String,
-    shell: String,
-}
-
 /// Resolves the credentials, in the jail's own databases where they come from.
-fn resolve(spawn: &Spawn, ids: &IdMapping) -> io::Result<Who> {
+fn resolve(spawn: &Spawn, ids: &IdMapping) -> io::Result<Login> {
     let passwd = users::parse_passwd(&std::fs::read_to_string("/etc/passwd").unwrap_or_default());
     let group = users::parse_group(&std::fs::read_to_string("/etc/group").unwrap_or_default());
     let not_found = |what: String| io::Error::new(io::ErrorKind::NotFound, what);
     let mut who = match &spawn.user {
-        SpawnUser::Resolved {
-            name,
-            uid,
-            gid,
-            groups,
-            home,
-            shell,
-        } => Who {
-            name: name.clone(),
-            uid: *uid,
-            gid: *gid,
-            groups: groups.clone(),
-            home: home.clone(),
-            shell: shell.clone(),
-        },
+        SpawnUser::Resolved(login) => login.clone(),
         SpawnUser::Root | SpawnUser::Jail(_) => {
             let wanted = match &spawn.user {
                 SpawnUser::Jail(r) => r.clone(),
@@ -53,7 +29,7 @@ fn resolve(spawn: &Spawn, ids: &IdMapping) -> io::Result<Who> {
             let p = users::find_user(&passwd, &wanted)
                 .ok_or_else(|| not_found(format!("user {wanted} is not in the jail's /etc/passwd")))?;
             let groups = users::groups_of(&group, &p);
-            Who {
+            Login {
                 name: p.name,
                 uid: p.uid,
                 gid: p.gid,
@@ -84,7 +60,7 @@ fn resolve(spawn: &Spawn, ids: &IdMapping) -> io::Result<Who> {
     Ok(who)
 }
 
-fn environment(spawn: &Spawn, who: &Who) -> BTreeMap<String, String> {
+fn environment(spawn: &Spawn, who: &Login) -> BTreeMap<String, String> {
     let mut env = if spawn.env.clean {
         let mut env = BTreeMap::new();
         env.insert("HOME".into(), who.home.clone());
@@ -168,7 +144,7 @@ pub fn spawn(spawn: &Spawn, stdio: [OwnedFd; 3], ids: &IdMapping, rootless: bool
 #[allow(clippy::too_many_arguments)]
 fn child(
     spawn: &Spawn,
-    who: &Who,
+    who: &Login,
     stdio: &[OwnedFd; 3],
     argv: &[CString],
     envp: &[CString],
