@@ -128,23 +128,22 @@ fn the_program_agrees_with_the_table_for_every_abi_and_number() {
     }
 }
 
+/// What `program` answers for call `nr` of the ABI `arch` with `args`.
+fn verdict(program: &[Insn], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+    let data = SeccompData {
+        nr,
+        arch,
+        instruction_pointer: 0,
+        args,
+    };
+    interpret(program, &data).expect("program runs").ret
+}
+
 #[test]
 fn unknown_abis_are_killed_and_x32_rejected() {
     let policy = policy_of(PLAIN);
     let filter = compile(&policy, &[Abi::X86_64, Abi::I386], Options::default()).unwrap();
-    let run = |arch, nr| {
-        interpret(
-            &filter.program,
-            &SeccompData {
-                nr,
-                arch,
-                instruction_pointer: 0,
-                args: [0; 6],
-            },
-        )
-        .unwrap()
-        .ret
-    };
+    let run = |arch, nr| verdict(&filter.program, arch, nr, [0; 6]);
     assert_eq!(
         run(Abi::Aarch64.audit_arch(), 0),
         ret::KILL_PROCESS,
@@ -166,35 +165,13 @@ fn upper_halves_of_int_arguments_do_not_matter() {
         let nr = abi.nr(Sysno::ioctl).unwrap();
         for high in [0, 1u64 << 32, 0xdead_beef_0000_0000] {
             let args = [0, u64::from(consts::TIOCSTI) | high, 0, 0, 0, 0];
-            let run = interpret(
-                &filter.program,
-                &SeccompData {
-                    nr,
-                    arch: abi.audit_arch(),
-                    instruction_pointer: 0,
-                    args,
-                },
-            )
-            .unwrap();
-            assert_eq!(run.ret, ret::ERRNO | 1, "{abi} TIOCSTI with high bits {high:#x}");
+            let got = verdict(&filter.program, abi.audit_arch(), nr, args);
+            assert_eq!(got, ret::ERRNO | 1, "{abi} TIOCSTI with high bits {high:#x}");
         }
         let nr = abi.nr(Sysno::socket).unwrap();
         let args = [u64::from(consts::AF_INET) | 1 << 40, 1, 0, 0, 0, 0];
-        let run = interpret(
-            &filter.program,
-            &SeccompData {
-                nr,
-                arch: abi.audit_arch(),
-                instruction_pointer: 0,
-                args,
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            run.ret,
-            ret::ERRNO | 97,
-            "{abi} AF_INET with high bits, no IPv4 address"
-        );
+        let got = verdict(&filter.program, abi.audit_arch(), nr, args);
+        assert_eq!(got, ret::ERRNO | 97, "{abi} AF_INET with high bits, no IPv4 address");
     }
 }
 

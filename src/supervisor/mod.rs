@@ -820,8 +820,7 @@ impl<'p> Running<'p> {
         let (code, signal) = self.wait_init();
         drop(self.raw_mode.take());
         for c in &self.clients {
-            if let Some(id) = c.id {
-                let _ = id;
+            if c.id.is_some() {
                 let _ = c.chan.send(
                     &Reply::Exited {
                         status: Status::Signal(libc::SIGKILL),

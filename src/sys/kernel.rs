@@ -126,6 +126,19 @@ fn open_path(root: &OwnedFd, path: &Path) -> io::Result<OwnedFd> {
     )
 }
 
+/// The directory `path` beneath `root`, resolved as `open_path` does, opened
+/// for creating entries in it (a path descriptor cannot be used for that).
+fn open_dir(root: &OwnedFd, path: &Path) -> io::Result<OwnedFd> {
+    let dir = open_path(root, path)?;
+    raw::openat2(
+        dir.as_fd(),
+        Path::new("."),
+        libc::O_DIRECTORY | libc::O_RDONLY,
+        0,
+        resolve::NO_SYMLINKS,
+    )
+}
+
 impl Kernel for Real {
     type Fd = OwnedFd;
 
@@ -221,14 +234,7 @@ impl Kernel for Real {
     fn symlink(&mut self, dest: &str, link: &AbsPath) -> io::Result<()> {
         let root = newroot()?;
         let (parent, name) = split(link);
-        let dir = open_path(&root, &rel(&parent))?;
-        let dir = raw::openat2(
-            dir.as_fd(),
-            Path::new("."),
-            libc::O_DIRECTORY | libc::O_RDONLY,
-            0,
-            resolve::NO_SYMLINKS,
-        )?;
+        let dir = open_dir(&root, &rel(&parent))?;
         nix::unistd::symlinkat(dest, dir.as_fd(), name.as_str()).map_err(io::Error::from)
     }
 
@@ -300,14 +306,7 @@ fn create_in_root(root: &OwnedFd, target: &AbsPath, create: Create) -> io::Resul
         match open_path(root, &rel(&next)) {
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                let parent = open_path(root, &rel(&done))?;
-                let parent = raw::openat2(
-                    parent.as_fd(),
-                    Path::new("."),
-                    libc::O_DIRECTORY | libc::O_RDONLY,
-                    0,
-                    resolve::NO_SYMLINKS,
-                )?;
+                let parent = open_dir(root, &rel(&done))?;
                 let last = i + 1 == parts.len();
                 if last && create == Create::File {
                     let name = raw::cstring(part)?;

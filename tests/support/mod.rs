@@ -185,10 +185,8 @@ impl Runner {
                 return Ok(Completion::ignored_with(format!("SKIP: {why}")));
             }
             // A failed test poisons nothing that matters here: the lock guards no data.
-            let _guard = match alone {
-                true => Guard::Alone(CENSUS.write().unwrap_or_else(|e| e.into_inner())),
-                false => Guard::Shared(CENSUS.read().unwrap_or_else(|e| e.into_inner())),
-            };
+            let _shared = (!alone).then(|| CENSUS.read().unwrap_or_else(|e| e.into_inner()));
+            let _alone = alone.then(|| CENSUS.write().unwrap_or_else(|e| e.into_inner()));
             let ctx = Ctx::new(&jail);
             let result = f(&ctx);
             ctx.cleanup();
@@ -200,11 +198,6 @@ impl Runner {
         let args = Arguments::from_args();
         libtest_mimic::run(&args, self.trials).exit()
     }
-}
-
-enum Guard<'a> {
-    Alone(#[allow(dead_code)] std::sync::RwLockWriteGuard<'a, ()>),
-    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'a, ()>),
 }
 
 /// What a test works with: its own directory, state directory and jail name.
