@@ -130,7 +130,7 @@ pub fn check(files: &[PathBuf], host: bool) -> Report {
         let mut diags = loaded.diags.clone();
         diags.append(&mut validated.diags);
         if host && let (Some(raw), Some(jail)) = (&loaded.raw, &validated.jail) {
-            diags.extend(host_checks(raw, jail, loaded.file, &HostFiles));
+            diags.extend(host_checks(raw, jail, loaded.file, &HostFiles, true));
         }
         diag::sort(&mut diags);
         report.files.push(FileReport {
@@ -147,22 +147,32 @@ pub fn check(files: &[PathBuf], host: bool) -> Report {
 pub fn load(path: &Path) -> Result<Definition, Rejected> {
     let mut sources = SourceMap::new();
     let loaded = config::load(path, &mut sources, &HostFiles);
-    finish(loaded, sources)
+    finish(loaded, sources, None)
+}
+
+/// What a launch starts from (`up`, `selftest`): [`load`], then the checks of
+/// `check --host`, so that a missing tree or a planted link is a diagnostic
+/// with its line and column, not a failed system call. `idmap` is false for
+/// `up --no-idmap`.
+pub fn load_for_launch(path: &Path, idmap: bool) -> Result<Definition, Rejected> {
+    let mut sources = SourceMap::new();
+    let loaded = config::load(path, &mut sources, &HostFiles);
+    finish(loaded, sources, Some(idmap))
 }
 
 /// Like [`load`], for a definition held in memory (such as `jail`'s command line).
 pub fn load_text(name: &Path, text: &str) -> Result<Definition, Rejected> {
     let mut sources = SourceMap::new();
     let loaded = config::load_text(name, text, &mut sources, &HostFiles);
-    finish(loaded, sources)
+    finish(loaded, sources, None)
 }
 
-/// Like [`load`], for the classic `jail` command line.
+/// Like [`load_for_launch`], for the classic `jail` command line.
 pub fn load_classic(argv0: &str, classic: &config::classic::Classic) -> Result<Definition, Rejected> {
     let mut sources = SourceMap::new();
     let loaded = config::classic::load(argv0, classic, &mut sources);
     // The classic command line has no way to set limits: no use warning about it.
-    finish(loaded, sources)
+    finish(loaded, sources, Some(true))
         .map(|mut def| {
             def.warnings.retain(|d| d.code != Code::NoLimits);
             def
@@ -173,10 +183,15 @@ pub fn load_classic(argv0: &str, classic: &config::classic::Classic) -> Result<D
         })
 }
 
-fn finish(loaded: Loaded, sources: SourceMap) -> Result<Definition, Rejected> {
+fn finish(loaded: Loaded, sources: SourceMap, host: Option<bool>) -> Result<Definition, Rejected> {
     let validated = model::validate(&loaded);
     let mut diags = loaded.diags;
     diags.extend(validated.diags);
+    if let (Some(idmap), Some(raw), Some(jail)) = (host, &loaded.raw, &validated.jail)
+        && !validated.template
+    {
+        diags.extend(host_checks(raw, jail, loaded.file, &HostFiles, idmap));
+    }
     if validated.template {
         diags.push(
             Diagnostic::new(
@@ -200,13 +215,42 @@ fn finish(loaded: Loaded, sources: SourceMap) -> Result<Definition, Rejected> {
 }
 
 /// What `check --host` and `up` verify on this machine: the root directory and
-/// bind sources exist, and the user and groups exist where they are looked up.
-pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files) -> Vec<Diagnostic> {
+/// bind sources exist and are reached without a link a jail or user could
+/// have planted (the rule of [`crate::sys::hostpath`]), no writable id-mapped
+/// tree or directory would make jail root's files host root's, and the user
+/// and groups exist where they are looked up. `idmap` is false for `up
+/// --no-idmap`.
+pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files, idmap: bool) -> Vec<Diagnostic> {
+    use crate::sys::hostpath::{self, HostPathError};
     let mut out = Vec::new();
+    let refused = |e: &HostPathError, missing: Code, span: Span, what: String| {
+        let (code, help) = match e {
+            HostPathError::UntrustedLink { .. } | HostPathError::TooManyLinks { .. } => (
+                Code::HostPathLink,
+                "name the real directory; sysjail follows links only in directories owned by root and writable by no one else",
+            ),
+            _ => (missing, "host paths must exist when the jail starts"),
+        };
+        Diagnostic::new(code, span, format!("{what}: {e}")).help(help)
+    };
+    let root_owned = |span: Span, what: String, owner: (u32, u32), tree: bool| {
+        let (uid, gid) = owner;
+        (uid == 0 || gid == 0).then(|| {
+            Diagnostic::new(
+                Code::HostRootOwned,
+                span,
+                format!("{what} is owned by {uid}:{gid} and writable by the jail: files jail root makes there would be host root's"),
+            )
+            .help(if tree {
+                "give the tree an unprivileged owner range (its root directory's owner becomes jail root), or set read-only = true"
+            } else {
+                "bind a directory owned by the user the jail writes as (it becomes jail root), or set read-only = true"
+            })
+        })
+    };
     let path_span = raw.path.as_ref().map_or(Span::file_start(file), |f| f.span);
-    match fs::metadata(jail.root.path.as_path()) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => out.push(
+    match hostpath::open(jail.root.path.as_path()) {
+        Ok(found) if !found.stat.is_dir() => out.push(
             Diagnostic::new(
                 Code::HostPathMissing,
                 path_span,
@@ -214,23 +258,44 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files) 
             )
             .help("`path` is the jail's root directory"),
         ),
+        Ok(found) => {
+            if idmap && !jail.root.read_only && !jail.root.is_host_root() {
+                out.extend(root_owned(
+                    path_span,
+                    format!("the tree {}", jail.root.path),
+                    (found.stat.uid, found.stat.gid),
+                    true,
+                ));
+            }
+        }
         Err(e) => out.push(
-            Diagnostic::new(Code::HostPathMissing, path_span, format!("{}: {e}", jail.root.path))
+            refused(&e, Code::HostPathMissing, path_span, "path".into())
                 .help("create the jail's tree first, or use path = \"/\" to share the host's root read-only"),
         ),
     }
     for (i, m) in raw.mount.iter().flat_map(|f| f.value.iter()).enumerate() {
-        if let Some(src) = &m.value.source
-            && let Err(e) = fs::metadata(&src.value)
-        {
-            out.push(
-                Diagnostic::new(
-                    Code::HostSourceMissing,
-                    src.span,
-                    format!("mount[{i}].source {}: {e}", src.value),
-                )
-                .help("bind sources are host paths and must exist when the jail starts"),
-            );
+        let Some(src) = &m.value.source else { continue };
+        match hostpath::open(Path::new(&src.value)) {
+            Ok(found) => {
+                let spec = jail.mounts.iter().find(|j| j.index == Some(i)).map(|j| &j.kind);
+                if let Some(model::MountKind::Bind {
+                    read_only: false,
+                    idmap: true,
+                    ..
+                }) = spec
+                {
+                    out.extend(root_owned(
+                        src.span,
+                        format!("mount[{i}].source {}", src.value),
+                        (found.stat.uid, found.stat.gid),
+                        false,
+                    ));
+                }
+            }
+            Err(e) => out.push(
+                refused(&e, Code::HostSourceMissing, src.span, format!("mount[{i}].source"))
+                    .help("bind sources are host paths and must exist when the jail starts"),
+            ),
         }
     }
     let (db_root, key) = match &jail.identity {
@@ -241,7 +306,7 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files) 
     if let (Some(root), Some(key), Identity::Jail(who) | Identity::Host(who)) = (db_root, key, &jail.identity)
         && let IdRef::Name(name) = who
     {
-        let passwd = files.read(&root.join("etc/passwd")).unwrap_or_default();
+        let passwd = user_database(files, &root.join("etc/passwd"));
         if users::find_user(&users::parse_passwd(&passwd), who).is_none() {
             out.push(
                 Diagnostic::new(
@@ -255,7 +320,7 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files) 
     }
     if let (Some(groups), Some(field)) = (&jail.groups, &raw.groups) {
         let root = db_root.unwrap_or(jail.root.path.as_path());
-        let db = users::parse_group(&files.read(&root.join("etc/group")).unwrap_or_default());
+        let db = users::parse_group(&user_database(files, &root.join("etc/group")));
         for (g, spanned) in groups.iter().zip(&field.value) {
             if users::find_group(&db, g).is_none() {
                 out.push(
@@ -270,4 +335,10 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files) 
         }
     }
     out
+}
+
+/// A user or group file: of a jail's tree, it is the jail's to write, so it is
+/// read under the host-path rule; unreadable, it holds no one.
+fn user_database(files: &dyn Files, path: &Path) -> String {
+    files.read_untrusted(path).unwrap_or_default()
 }

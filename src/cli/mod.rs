@@ -137,13 +137,16 @@ pub fn connect(
 
 /// Loads a definition; on errors prints them and gives `None`.
 pub fn load(file: &std::path::Path) -> Option<sysjail::lint::Definition> {
-    match sysjail::lint::load(file) {
-        Ok(def) => Some(def),
-        Err(rejected) => {
-            print_rejected(&rejected);
-            None
-        }
-    }
+    loaded(sysjail::lint::load(file))
+}
+
+/// Loads a definition to launch, with the host checks of `check --host`.
+pub fn load_for_launch(file: &std::path::Path, idmap: bool) -> Option<sysjail::lint::Definition> {
+    loaded(sysjail::lint::load_for_launch(file, idmap))
+}
+
+fn loaded(result: Result<sysjail::lint::Definition, sysjail::lint::Rejected>) -> Option<sysjail::lint::Definition> {
+    result.map_err(|rejected| print_rejected(&rejected)).ok()
 }
 
 /// Prints a rejected definition's diagnostics on stderr.

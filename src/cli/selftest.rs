@@ -14,7 +14,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
-    let Some(def) = super::load(&args.file) else {
+    let Some(def) = super::load_for_launch(&args.file, true) else {
         return ExitCode::FAILURE;
     };
     let registry = match Registry::open(&global.state_dir()) {

@@ -34,7 +34,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
-    let Some(def) = super::load(&args.file) else {
+    let Some(def) = super::load_for_launch(&args.file, !args.no_idmap) else {
         return ExitCode::FAILURE;
     };
     let registry = match prepare(&def, global, "sysjail") {

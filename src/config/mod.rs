@@ -23,6 +23,11 @@ pub trait Files {
     fn read(&self, path: &Path) -> io::Result<String>;
     /// The canonical form of a path, used to detect `extends` cycles.
     fn canonical(&self, path: &Path) -> io::Result<PathBuf>;
+    /// Reads a file that a jail or an unprivileged user may have written (a
+    /// jail's /etc/passwd): under the host-path rule, a small regular file.
+    fn read_untrusted(&self, path: &Path) -> io::Result<String> {
+        self.read(path)
+    }
 }
 
 /// The host's file system.
@@ -35,7 +40,13 @@ impl Files for HostFiles {
     fn canonical(&self, path: &Path) -> io::Result<PathBuf> {
         std::fs::canonicalize(path)
     }
+    fn read_untrusted(&self, path: &Path) -> io::Result<String> {
+        crate::sys::hostpath::read_small(path, USER_DATABASE_LIMIT).map_err(|e| e.into_io())
+    }
 }
+
+/// The largest user or group file read from a jail's tree.
+pub const USER_DATABASE_LIMIT: u64 = 1 << 20;
 
 /// A definition as read: the decoded tables (when the text could be decoded at
 /// all), every problem found on the way, and the files involved.

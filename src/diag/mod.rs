@@ -127,6 +127,12 @@ catalogue! {
     HostSourceMissing = "host::source-missing", Error;
     /// `check --host`: the user or a group is not in the database it is looked up in.
     HostUserMissing = "host::user-missing", Error;
+    /// `check --host`: a host path goes through a link that a jail or an
+    /// unprivileged user could have planted.
+    HostPathLink = "host::untrusted-link", Error;
+    /// `check --host`: a writable, id-mapped tree or directory is owned by
+    /// host root, so files jail root writes there would be host root's.
+    HostRootOwned = "host::root-owned", Error;
 }
 
 impl fmt::Display for Code {

@@ -56,6 +56,18 @@ pub struct Jail {
     pub log_denials: Option<AbsPath>,
 }
 
+impl Jail {
+    /// True when the jail can write to host storage: its own tree, or a host
+    /// directory bound writable. (A tmpfs is the jail's alone.)
+    pub fn writes_host_storage(&self) -> bool {
+        !self.root.read_only
+            || self
+                .mounts
+                .iter()
+                .any(|m| matches!(m.kind, MountKind::Bind { read_only: false, .. }))
+    }
+}
+
 /// The jail's root directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Root {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{HostStep, IdMapping, JailStep, LaunchPlan, Login, Route, Spawn, SpawnEnv, SpawnUser};
+use super::{DiskIds, HostStep, IdMapping, JailStep, LaunchPlan, Login, Route, Spawn, SpawnEnv, SpawnUser};
 use crate::host::{Hierarchy, HostFacts};
 use crate::model::{AbsPath, IdRef, RlimitValue};
 use crate::policy::syscalls::{Action, Notify};
@@ -135,18 +135,20 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
     let mut prepare = |host: &mut Vec<HostStep>,
                        source: &AbsPath,
                        recursive: bool,
-                       idmap: bool|
+                       idmap: Option<DiskIds>,
+                       writable: bool|
      -> Result<Option<usize>, PlanError> {
         if !facts.root {
             return Ok(None);
         }
-        if idmap && !facts.mount_setattr {
+        if idmap.is_some() && !facts.mount_setattr {
             return Err(PlanError::NoIdmap(source.clone()));
         }
         host.push(HostStep::PrepareMount {
             source: source.clone(),
             recursive,
             idmap,
+            writable,
             slot: slots,
         });
         slots += 1;
@@ -168,7 +170,8 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
                         "without root the host's / comes with every mount below it (read-only): the kernel refuses it alone".into(),
                     );
                 }
-                let prepared = prepare(&mut host, source, false, *idmap && !options.no_idmap)?;
+                let idmap = (*idmap && !options.no_idmap).then_some(DiskIds::Tree);
+                let prepared = prepare(&mut host, source, false, idmap, !*read_only)?;
                 JailStep::Root { source: source.clone(), prepared }
             }
             MountOp::Bind { source, read_only, recursive, idmap } => JailStep::Bind {
@@ -176,7 +179,7 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
                 target: m.target.clone(),
                 read_only: *read_only,
                 recursive: *recursive,
-                prepared: prepare(&mut host, source, *recursive, *idmap)?,
+                prepared: prepare(&mut host, source, *recursive, idmap.then_some(DiskIds::Owner), !*read_only)?,
                 create,
             },
             MountOp::Tmpfs { size, mode, read_only } => {

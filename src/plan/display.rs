@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{HostStep, JailStep, LaunchPlan, Login, NEWROOT, OLDROOT, STAGING, SpawnUser};
+use super::{DiskIds, HostStep, JailStep, LaunchPlan, Login, NEWROOT, OLDROOT, STAGING, SpawnUser};
 use crate::model::{AbsPath, RlimitValue};
 
 fn under(root: &str, p: &AbsPath) -> String {
@@ -95,15 +95,23 @@ impl fmt::Display for HostStep {
                 source,
                 recursive,
                 idmap,
+                writable,
                 slot,
             } => {
                 write!(
                     f,
-                    "open_tree(\"{source}\", OPEN_TREE_CLONE{})",
+                    "open_tree(hostpath(\"{source}\"), OPEN_TREE_CLONE{})",
                     if *recursive { "|AT_RECURSIVE" } else { "" }
                 )?;
-                if *idmap {
-                    write!(f, "; mount_setattr(MOUNT_ATTR_IDMAP, userns of init)")?;
+                match idmap {
+                    Some(DiskIds::Tree) => write!(f, "; mount_setattr(MOUNT_ATTR_IDMAP, tree owner + k = jail k)")?,
+                    Some(DiskIds::Owner) => {
+                        write!(f, "; mount_setattr(MOUNT_ATTR_IDMAP, directory owner = jail root)")?
+                    }
+                    None => {}
+                }
+                if *writable {
+                    write!(f, " writable")?;
                 }
                 write!(f, " = prepared[{slot}]")
             }

@@ -125,15 +125,118 @@ pub enum HostStep {
     /// attach. Made on the host, where no mount is locked: inside the jail's
     /// user namespace the kernel refuses a copy of `/` without its submounts.
     PrepareMount {
-        /// Host path.
+        /// Host path, opened under the rule of [`crate::sys::hostpath`].
         source: AbsPath,
         /// With the mounts below it.
         recursive: bool,
-        /// Id-mapped into the jail's range.
-        idmap: bool,
+        /// How disk ids become the jail's, if they are mapped.
+        idmap: Option<DiskIds>,
+        /// The jail may write through it.
+        writable: bool,
         /// Index in the list of prepared mounts init receives.
         slot: usize,
     },
+}
+
+/// How an id-mapped mount turns the ids on disk into the jail's. Either way,
+/// no file jail root writes is owned by host root on disk: a set-id or
+/// capability-bearing file it makes can give no host user host root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskIds {
+    /// A dedicated tree: the owner of its root directory is jail root, and
+    /// disk ids from there on are the jail's (owner + k is jail id k), as in
+    /// LXC's unprivileged containers. A writable tree owned by host root is
+    /// refused.
+    Tree,
+    /// A bound host directory: its owner is jail root, every other jail id
+    /// is the same id on disk, and host root's files are nobody's. A writable
+    /// directory owned by host root is refused.
+    Owner,
+}
+
+/// Why a mount cannot be id-mapped safely.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DiskIdsError {
+    /// Jail root would write files owned by host root.
+    #[error(
+        "it is owned by {what} 0 and the jail may write it: files jail root makes would belong to host root; {fix}"
+    )]
+    RootOwned {
+        /// uid or gid.
+        what: &'static str,
+        /// What to do.
+        fix: &'static str,
+    },
+    /// The range would pass the last id.
+    #[error("its owner {what} {first} leaves no room for {count} ids after it")]
+    Overflow {
+        /// uid or gid.
+        what: &'static str,
+        /// The owner.
+        first: u32,
+        /// The jail's range.
+        count: u32,
+    },
+}
+
+/// An id map: lines of (inside, outside, count), as /proc/PID/uid_map takes them.
+pub type IdMapLines = Vec<(u32, u32, u32)>;
+
+impl DiskIds {
+    /// The user namespace maps that id-map a mount whose root belongs to
+    /// `uid`:`gid` for a jail whose ids start at `host_base` on the host. In
+    /// these maps "inside" is the id on disk and "outside" the jail's id as
+    /// the host sees it.
+    pub fn maps(
+        self,
+        uid: u32,
+        gid: u32,
+        writable: bool,
+        host_base: u32,
+        count: u32,
+    ) -> Result<(IdMapLines, IdMapLines), DiskIdsError> {
+        let one = |owner: u32, what: &'static str| -> Result<IdMapLines, DiskIdsError> {
+            if writable && owner == 0 {
+                return Err(DiskIdsError::RootOwned {
+                    what,
+                    fix: match self {
+                        DiskIds::Tree => {
+                            "give the tree an unprivileged owner range (chown every file by an offset, as for LXC), or make it read-only"
+                        }
+                        DiskIds::Owner => {
+                            "bind a directory owned by the user the jail writes as, or make the bind read-only"
+                        }
+                    },
+                });
+            }
+            match self {
+                DiskIds::Tree => {
+                    if owner.checked_add(count - 1).is_none() {
+                        return Err(DiskIdsError::Overflow {
+                            what,
+                            first: owner,
+                            count,
+                        });
+                    }
+                    Ok(vec![(owner, host_base, count)])
+                }
+                DiskIds::Owner if owner == 0 => Ok(vec![(0, host_base, count)]),
+                DiskIds::Owner => {
+                    let mut lines = vec![(owner, host_base, 1)];
+                    let below = owner.min(count);
+                    if below > 1 {
+                        lines.push((1, host_base + 1, below - 1));
+                    }
+                    if owner + 1 < count {
+                        lines.push((owner + 1, host_base + owner + 1, count - owner - 1));
+                    }
+                    Ok(lines)
+                }
+            }
+        };
+        Ok((one(uid, "uid")?, one(gid, "gid")?))
+    }
 }
 
 /// A step the jail's init carries out.

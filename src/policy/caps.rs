@@ -130,6 +130,8 @@ impl CapabilityPolicy {
 /// What a jail's root needs for ordinary administration inside the jail (Docker's
 /// default set, without MKNOD and AUDIT_WRITE, which a user namespace cannot use,
 /// and NET_RAW, which is `raw-sockets`'s), plus SYS_BOOT for reboot(2)'s promise.
+/// Not SETFCAP: a file capability written in a jail's tree would be honoured
+/// for whoever runs the file on the host.
 const BASE: &[(Capability, &str)] = &[
     (Capability::CHOWN, "jail root manages its own files"),
     (Capability::DAC_OVERRIDE, "jail root manages its own files"),
@@ -139,10 +141,6 @@ const BASE: &[(Capability, &str)] = &[
     (Capability::SETGID, "services drop to other users"),
     (Capability::SETUID, "services drop to other users"),
     (Capability::SETPCAP, "services drop capabilities"),
-    (
-        Capability::SETFCAP,
-        "package managers set file capabilities in the jail's tree",
-    ),
     (Capability::NET_BIND_SERVICE, "services bind ports below 1024"),
     (
         Capability::SYS_CHROOT,

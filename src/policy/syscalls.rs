@@ -267,6 +267,10 @@ pub mod consts {
     pub const ADDR_NO_RANDOMIZE: u32 = 0x0004_0000;
     pub const UNAME26: u32 = 0x0002_0000;
     pub const PERSONALITY_QUERY: u32 = 0xffff_ffff;
+    pub const O_CREAT: u32 = 0o100;
+    pub const O_TMPFILE: u32 = 0o20_000_000;
+    pub const S_ISUID: u32 = 0o4000;
+    pub const S_ISGID: u32 = 0o2000;
 }
 
 use consts::*;
@@ -301,14 +305,12 @@ const ALLOWED: &[Sysno] = {
         // Files and directories.
         access,
         chdir,
-        chmod,
         chown,
         chown32,
         chroot,
         close,
         close_range,
         copy_file_range,
-        creat,
         dup,
         dup2,
         dup3,
@@ -319,9 +321,6 @@ const ALLOWED: &[Sysno] = {
         arm_fadvise64_64,
         fallocate,
         fchdir,
-        fchmod,
-        fchmodat,
-        fchmodat2,
         fchown,
         fchown32,
         fchownat,
@@ -352,13 +351,8 @@ const ALLOWED: &[Sysno] = {
         lstat64,
         mkdir,
         mkdirat,
-        mknod,
-        mknodat,
         name_to_handle_at,
         newfstatat,
-        open,
-        openat,
-        openat2,
         pread64,
         preadv,
         preadv2,
@@ -879,6 +873,7 @@ pub fn compile(jail: &Jail) -> SyscallPolicy {
     rules.push(personality_rule());
     rules.extend(rlimit_rules(jail));
     rules.push(listen_rule(jail));
+    rules.extend(set_id_rules(jail));
 
     rules.sort_by_key(|r| r.call);
     SyscallPolicy {
@@ -1047,6 +1042,61 @@ fn file_setattr_rule(jail: &Jail) -> Rule {
         )
     }
 }
+
+/// Where a jail writes to host storage (its own tree, or a host directory
+/// bound writable), the files it makes there are real on the host: a host
+/// user who runs one marked set-user-id or set-group-id would take its owner's
+/// ids. The mode is a register value of each call that sets it; openat2(2)
+/// keeps it in memory, so it is refused and libc uses openat(2).
+fn set_id_rules(jail: &Jail) -> Vec<Rule> {
+    use Sysno::*;
+    // (call, index of its flags argument if it creates only with O_CREAT, index of mode)
+    const MODES: &[(Sysno, Option<u8>, u8)] = &[
+        (chmod, None, 1),
+        (fchmod, None, 1),
+        (fchmodat, None, 2),
+        (fchmodat2, None, 2),
+        (creat, None, 1),
+        (mknod, None, 1),
+        (mknodat, None, 2),
+        (open, Some(1), 2),
+        (openat, Some(2), 3),
+    ];
+    let writes = jail.writes_host_storage();
+    let mut rules: Vec<Rule> = MODES
+        .iter()
+        .map(|&(call, flags, mode)| {
+            if !writes {
+                return rule(call, Action::Allow, why("ordinary programs need it"), None);
+            }
+            let mut when = Vec::new();
+            if let Some(flags) = flags {
+                when.push(cond(flags, "flags", Test::AnyBits(O_CREAT | O_TMPFILE)));
+            }
+            when.push(cond(mode, "mode", Test::AnyBits(S_ISUID | S_ISGID)));
+            Rule {
+                call,
+                arms: vec![arm(when, errno(Errno::EPERM), SET_ID_WHY, None)],
+                otherwise: Action::Allow,
+                why: why("ordinary programs need it"),
+                lifted_by: None,
+            }
+        })
+        .collect();
+    rules.push(if writes {
+        rule(
+            openat2,
+            errno(Errno::ENOSYS),
+            why("its mode lives in memory a filter may not read; libc falls back to openat"),
+            None,
+        )
+    } else {
+        rule(openat2, Action::Allow, why("ordinary programs need it"), None)
+    });
+    rules
+}
+
+const SET_ID_WHY: &str = "set-id files on host storage would give host users their owner's ids";
 
 fn clone_rule() -> Rule {
     Rule {

@@ -23,11 +23,12 @@ use super::channel::Channel;
 use super::proto::{FromInit, Status, ToInit};
 use crate::plan::{LaunchPlan, Spawn};
 use crate::policy::MountOp;
-use crate::sys::{jail, kernel::Real, raw, spawn};
+use crate::sys::kernel::{HostSources, Real};
+use crate::sys::{jail, raw, spawn};
 
 /// Runs init; never returns.
-pub fn run(plan: &LaunchPlan, chan: Channel) -> ! {
-    let code = match main(plan, &chan) {
+pub fn run(plan: &LaunchPlan, chan: Channel, sources: &HostSources) -> ! {
+    let code = match main(plan, &chan, sources) {
         Ok(code) => code,
         Err(error) => {
             let _ = chan.send(&FromInit::SetupFailed { error }, &[]);
@@ -44,7 +45,7 @@ fn prctl(option: i32, value: u64, what: &str) -> Result<(), String> {
         .map_err(|e| format!("prctl({what}): {e}"))
 }
 
-fn main(plan: &LaunchPlan, chan: &Channel) -> Result<i32, String> {
+fn main(plan: &LaunchPlan, chan: &Channel, sources: &HostSources) -> Result<i32, String> {
     // Die with the supervisor.
     prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, "PR_SET_PDEATHSIG")?;
     // Nothing of the supervisor's but the channel stays open.
@@ -72,7 +73,8 @@ fn main(plan: &LaunchPlan, chan: &Channel) -> Result<i32, String> {
     // nor open its /proc files.
     prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
     let mut prepared: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
-    let outcome = jail::run(&plan.jail, &mut Real, &mut prepared).map_err(|e| e.to_string())?;
+    let mut kernel = Real::new(sources.clone());
+    let outcome = jail::run(&plan.jail, &mut kernel, &mut prepared).map_err(|e| e.to_string())?;
     // Changing credentials cleared the parent-death signal (commit_creds does):
     // arm it again. If the supervisor died meanwhile, the report below fails.
     prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, "PR_SET_PDEATHSIG")?;

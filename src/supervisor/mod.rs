@@ -90,6 +90,12 @@ pub enum UpError {
     /// The command could not be started.
     #[error("{0}")]
     Command(String),
+    /// A host tree could not be prepared for the jail.
+    #[error("preparing a mount: {0}")]
+    Prepare(#[from] host::PrepareError),
+    /// A host path broke the host-path rule, or is missing.
+    #[error(transparent)]
+    HostPath(#[from] crate::sys::hostpath::HostPathError),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> UpError {
@@ -410,6 +416,7 @@ fn supervise(
             what: "signalfd".into(),
             error: e.into(),
         })?;
+    let sources = resolve_sources(plan)?;
     let (chan, init_chan) = Channel::pair().map_err(io_err("socketpair"))?;
     let mut joined_at_clone = false;
     let (flags, into_cgroup) = plan
@@ -446,7 +453,7 @@ fn supervise(
     let (init_pid, init_pidfd) = match forked.map_err(|e| clone_error(e, flags))? {
         raw::Forked::Child => {
             drop(chan);
-            init::run(plan, init_chan)
+            init::run(plan, init_chan, &sources)
         }
         raw::Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
@@ -528,6 +535,30 @@ fn supervise(
     Ok(jail.serve(registry, record))
 }
 
+/// Resolves every host tree the jail mounts under the host-path rule, before
+/// anything of the jail exists: the root and bind sources, each to the
+/// link-free path the jail's init opens it by.
+fn resolve_sources(plan: &LaunchPlan) -> Result<crate::sys::kernel::HostSources, UpError> {
+    let mut sources = crate::sys::kernel::HostSources::new();
+    for step in &plan.jail {
+        let (source, root) = match step {
+            plan::JailStep::Root { source, .. } => (source, true),
+            plan::JailStep::Bind { source, .. } => (source, false),
+            _ => continue,
+        };
+        let found = crate::sys::hostpath::open(source.as_path())?;
+        if root && !found.stat.is_dir() {
+            return Err(crate::sys::hostpath::HostPathError::NotADirectory {
+                path: source.as_path().to_path_buf(),
+                at: found.path,
+            }
+            .into());
+        }
+        sources.insert(source.clone(), found.path);
+    }
+    Ok(sources)
+}
+
 fn ns_flag(ns: policy::Namespace) -> u64 {
     use policy::Namespace::*;
     (match ns {
@@ -575,9 +606,15 @@ fn host_steps(plan: &LaunchPlan, pid: i32, late_join: Option<&std::path::Path>) 
                 source,
                 recursive,
                 idmap,
+                writable,
                 ..
-            } => prepared
-                .push(host::prepare_mount(source, *recursive, *idmap, pid).map_err(io_err("preparing a mount"))?),
+            } => prepared.push(host::prepare_mount(
+                source,
+                *recursive,
+                *idmap,
+                *writable,
+                (plan.ids.host_base, plan.ids.count),
+            )?),
             HostStep::CreateVeth {
                 host,
                 peer,

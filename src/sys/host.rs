@@ -6,8 +6,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::hostpath::{self, HostPathError};
 use super::raw::{self, attr};
 use crate::model::AbsPath;
+use crate::plan::{DiskIds, DiskIdsError};
 
 fn ctx(e: io::Error, what: impl std::fmt::Display) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {}", raw::errno_name(&e)))
@@ -114,14 +116,55 @@ pub fn write_id_maps(
     fs::write(proc.join("gid_map"), lines(gid_map)).map_err(|e| ctx(e, "write gid_map"))
 }
 
-/// A detached copy of `source`; with `idmap`, id-mapped through the user
-/// namespace of `pid`.
-pub fn prepare_mount(source: &AbsPath, recursive: bool, idmap: bool, pid: i32) -> io::Result<OwnedFd> {
-    let tree = raw::open_tree(None, source.as_path(), recursive).map_err(|e| ctx(e, format!("open_tree {source}")))?;
-    if !idmap {
+/// Why a host tree could not be prepared for the jail.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The path broke the host-path rule, or is missing.
+    #[error(transparent)]
+    Path(#[from] HostPathError),
+    /// Its owner cannot be mapped safely.
+    #[error("{path}: {error}")]
+    Ids {
+        /// The host path.
+        path: AbsPath,
+        /// Why.
+        error: DiskIdsError,
+    },
+    /// A system call failed.
+    #[error("{what}: {}", raw::errno_name(.error))]
+    Io {
+        /// What was being done.
+        what: String,
+        /// What the kernel said.
+        error: io::Error,
+    },
+}
+
+/// A detached copy of `source`, opened under the host-path rule (see
+/// [`hostpath`]); with `idmap`, id-mapped so that the owner of its root
+/// directory is jail root (the jail's ids start at `host_base` on the host).
+pub fn prepare_mount(
+    source: &AbsPath,
+    recursive: bool,
+    idmap: Option<DiskIds>,
+    writable: bool,
+    (host_base, count): (u32, u32),
+) -> Result<OwnedFd, PrepareError> {
+    let io = |what: String| move |error| PrepareError::Io { what, error };
+    let found = hostpath::open(source.as_path())?;
+    let tree =
+        raw::open_tree(Some(found.fd.as_fd()), Path::new(""), recursive).map_err(io(format!("open_tree {source}")))?;
+    let Some(how) = idmap else {
         return Ok(tree);
-    }
-    let userns = OwnedFd::from(fs::File::open(format!("/proc/{pid}/ns/user"))?);
+    };
+    let st = nix::sys::stat::fstat(found.fd.as_fd()).map_err(|e| io(format!("fstat {source}"))(e.into()))?;
+    let (uid_map, gid_map) = how
+        .maps(st.st_uid, st.st_gid, writable, host_base, count)
+        .map_err(|error| PrepareError::Ids {
+            path: source.clone(),
+            error,
+        })?;
+    let userns = userns_with(&uid_map, &gid_map).map_err(io("a user namespace for the id mapping".into()))?;
     raw::mount_setattr(tree.as_fd(), attr::IDMAP, 0, Some(userns.as_fd()), recursive).map_err(|e| {
         let why = match e.raw_os_error() {
             Some(libc::EINVAL) => format!(
@@ -130,7 +173,30 @@ pub fn prepare_mount(source: &AbsPath, recursive: bool, idmap: bool, pid: i32) -
             ),
             _ => format!("id-mapping {source}"),
         };
-        ctx(e, why)
+        PrepareError::Io { what: why, error: e }
     })?;
     Ok(tree)
+}
+
+/// A user namespace with these maps, held by its descriptor alone: a child
+/// is made in it, mapped, and killed once the namespace is open.
+///
+/// The caller must be single-threaded (the supervisor is, while it sets a
+/// jail up).
+pub fn userns_with(uid_map: &[(u32, u32, u32)], gid_map: &[(u32, u32, u32)]) -> io::Result<OwnedFd> {
+    // SAFETY: the supervisor is single-threaded here; the child only waits
+    // in pause(2) until it is killed.
+    match unsafe { raw::clone3(libc::CLONE_NEWUSER as u64, None) }? {
+        raw::Forked::Child => loop {
+            // SAFETY: pause(2) has no arguments; the parent kills us.
+            unsafe { libc::pause() };
+        },
+        raw::Forked::Parent { pid, pidfd } => {
+            let ns = write_id_maps(pid, uid_map, gid_map, false)
+                .and_then(|()| fs::File::open(format!("/proc/{pid}/ns/user")).map(OwnedFd::from));
+            let _ = raw::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            ns
+        }
+    }
 }

@@ -86,9 +86,22 @@ pub trait Kernel {
     fn seccomp(&mut self, program: &[Insn], listener: bool) -> io::Result<Option<Self::Fd>>;
 }
 
+/// Host paths the supervisor resolved under the host-path rule, each with
+/// the link-free path init opens it by.
+pub type HostSources = std::collections::BTreeMap<AbsPath, PathBuf>;
+
 /// The real kernel.
 #[derive(Default)]
-pub struct Real;
+pub struct Real {
+    sources: HostSources,
+}
+
+impl Real {
+    /// A kernel that finds host trees where the supervisor resolved them.
+    pub fn new(sources: HostSources) -> Real {
+        Real { sources }
+    }
+}
 
 fn newroot() -> io::Result<OwnedFd> {
     // The staging root is a tmpfs of our own: nothing in it is the jail's.
@@ -187,8 +200,11 @@ impl Kernel for Real {
     }
 
     fn host_tree(&mut self, source: &AbsPath, recursive: bool) -> io::Result<(OwnedFd, bool)> {
-        // Absolute links in host paths resolve in the host's tree, not in ours.
-        let at = open_path(&oldroot()?, &rel(source))?;
+        // The supervisor resolved the path on the host, following only links
+        // no jail or user could plant; what is opened here holds no link at
+        // all, so one planted since is refused, not followed.
+        let path = self.sources.get(source).map_or(source.as_path(), PathBuf::as_path);
+        let at = super::hostpath::open_linkless(oldroot()?.as_fd(), path)?;
         let dir = fstat_is_dir(&at)?;
         Ok((raw::open_tree(Some(at.as_fd()), Path::new(""), recursive)?, dir))
     }

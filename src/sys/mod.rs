@@ -5,6 +5,7 @@
 
 pub mod bpf;
 pub mod host;
+pub mod hostpath;
 pub mod jail;
 pub mod kernel;
 pub mod net;

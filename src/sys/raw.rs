@@ -2,7 +2,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 /// Converts a path to a C string; paths with NUL never get here (the format
@@ -59,8 +59,27 @@ const FSMOUNT_CLOEXEC: libc::c_uint = 1;
 const FSCONFIG_SET_STRING: libc::c_uint = 1;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 
-/// open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at `path`.
+/// open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at `path`,
+/// made private. A copy of a mount in a shared peer group (the normal case on
+/// systemd hosts, where / is shared) joins that group: what the host mounts
+/// later under the source would appear in the jail too, and be writable
+/// through a read-only bind. A private copy neither receives nor sends.
 pub fn open_tree(dirfd: Option<BorrowedFd<'_>>, path: &Path, recursive: bool) -> io::Result<OwnedFd> {
+    let tree = open_tree_shared(dirfd, path, recursive)?;
+    set_propagation(tree.as_fd(), libc::MS_PRIVATE, recursive)?;
+    Ok(tree)
+}
+
+/// mount_setattr(2)'s propagation change (MS_PRIVATE, MS_SLAVE, ...).
+pub fn set_propagation(fd: BorrowedFd<'_>, propagation: libc::c_ulong, recursive: bool) -> io::Result<()> {
+    let attr = MountAttr {
+        propagation,
+        ..MountAttr::default()
+    };
+    setattr(fd, &attr, recursive)
+}
+
+fn open_tree_shared(dirfd: Option<BorrowedFd<'_>>, path: &Path, recursive: bool) -> io::Result<OwnedFd> {
     let p = cstr(path)?;
     let dirfd = dirfd.map_or(libc::AT_FDCWD, |fd| fd.as_raw_fd());
     let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
@@ -88,6 +107,10 @@ pub fn mount_setattr(
         propagation: 0,
         userns_fd: userns.map_or(0, |u| u.as_raw_fd() as u64),
     };
+    setattr(fd, &attr, recursive)
+}
+
+fn setattr(fd: BorrowedFd<'_>, attr: &MountAttr, recursive: bool) -> io::Result<()> {
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {
         flags |= AT_RECURSIVE;
@@ -100,7 +123,7 @@ pub fn mount_setattr(
             fd.as_raw_fd(),
             c"".as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     })
@@ -173,6 +196,8 @@ pub mod resolve {
     pub const NO_MAGICLINKS: u64 = 0x02;
     /// No symbolic links at all.
     pub const NO_SYMLINKS: u64 = 0x04;
+    /// Fail rather than leave `dirfd`'s tree (by `..` or an absolute path).
+    pub const BENEATH: u64 = 0x08;
     /// Resolve as if `dirfd` were the root: `..` and absolute links stay inside.
     pub const IN_ROOT: u64 = 0x10;
 }
