@@ -223,13 +223,13 @@ fn finish(loaded: Loaded, sources: SourceMap, host: Option<bool>) -> Result<Defi
 pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files, idmap: bool) -> Vec<Diagnostic> {
     use crate::sys::hostpath::{self, HostPathError};
     let mut out = Vec::new();
-    let refused = |e: &HostPathError, missing: Code, span: Span, what: String| {
+    let refused = |e: &HostPathError, missing: Code, span: Span, what: &str, help: &'static str| {
         let (code, help) = match e {
             HostPathError::UntrustedLink { .. } | HostPathError::TooManyLinks { .. } => (
                 Code::HostPathLink,
-                "name the real directory; sysjail follows links only in directories owned by root and writable by no one else",
+                "name the real directory: a jail or a user could have planted this link",
             ),
-            _ => (missing, "host paths must exist when the jail starts"),
+            _ => (missing, help),
         };
         Diagnostic::new(code, span, format!("{what}: {e}")).help(help)
     };
@@ -268,10 +268,13 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files, 
                 ));
             }
         }
-        Err(e) => out.push(
-            refused(&e, Code::HostPathMissing, path_span, "path".into())
-                .help("create the jail's tree first, or use path = \"/\" to share the host's root read-only"),
-        ),
+        Err(e) => out.push(refused(
+            &e,
+            Code::HostPathMissing,
+            path_span,
+            "path",
+            "create the jail's tree first, or use path = \"/\" to share the host's root read-only",
+        )),
     }
     for (i, m) in raw.mount.iter().flat_map(|f| f.value.iter()).enumerate() {
         let Some(src) = &m.value.source else { continue };
@@ -292,10 +295,13 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files, 
                     ));
                 }
             }
-            Err(e) => out.push(
-                refused(&e, Code::HostSourceMissing, src.span, format!("mount[{i}].source"))
-                    .help("bind sources are host paths and must exist when the jail starts"),
-            ),
+            Err(e) => out.push(refused(
+                &e,
+                Code::HostSourceMissing,
+                src.span,
+                &format!("mount[{i}].source"),
+                "bind sources are host paths and must exist when the jail starts",
+            )),
         }
     }
     let (db_root, key) = match &jail.identity {

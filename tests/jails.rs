@@ -223,6 +223,7 @@ fn own_tree(ctx: &Ctx) -> std::path::PathBuf {
     fs::write(root.join("etc/hostname"), "the jail's own\n").unwrap();
     fs::write(root.join("data/owned-by-svc"), "x").unwrap();
     std::os::unix::fs::chown(root.join("data/owned-by-svc"), Some(100), Some(100)).unwrap();
+    support::shift_tree(&root);
     root
 }
 

@@ -470,6 +470,7 @@ fn landlock_confines_smuggled_descriptors(ctx: &Ctx) -> TestResult {
         std::os::unix::fs::symlink(format!("usr/{link}"), root.join(link)).unwrap();
     }
     fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    support::shift_tree(&root);
     let outside = ctx.dir.join("outside");
     fs::create_dir_all(&outside).unwrap();
     fs::write(outside.join("secret"), "host data").unwrap();

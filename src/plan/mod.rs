@@ -51,6 +51,19 @@ pub struct LaunchPlan {
     pub degraded: Vec<String>,
 }
 
+impl LaunchPlan {
+    /// Every host path the launch mounts (the root, then bind sources), with
+    /// whether it must be a directory. The supervisor opens each under the
+    /// rule of [`crate::sys::hostpath`] before anything of the jail exists.
+    pub fn host_paths(&self) -> impl Iterator<Item = (&AbsPath, bool)> {
+        self.jail.iter().filter_map(|step| match step {
+            JailStep::Root { source, .. } => Some((source, true)),
+            JailStep::Bind { source, .. } => Some((source, false)),
+            _ => None,
+        })
+    }
+}
+
 /// A route: a destination, and a gateway or the interface itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Route {

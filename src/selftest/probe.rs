@@ -140,6 +140,13 @@ fn low_buffer(_: &[u8]) -> u32 {
     0
 }
 
+/// A path as the kernel takes it, for [`low_buffer`].
+fn nul_terminated(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
 /// Runs one named check.
 #[allow(clippy::too_many_lines)]
 pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
@@ -395,6 +402,66 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
             }
             Outcome::of(fd.into())
         }
+        // Set-id bits and file capabilities on files the jail writes.
+        "chmod-setuid" => {
+            let path = CString::new(arg?).ok()?;
+            sys(SYS_fchmodat, [AT_FDCWD as u64, path.as_ptr() as u64, 0o4755, 0, 0, 0])
+        }
+        "create-setuid" => {
+            let path = CString::new(arg?).ok()?;
+            // SAFETY: openat(2) of a path; closed below.
+            let fd = unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), O_CREAT | O_WRONLY | O_CLOEXEC, 0o4755) };
+            if fd >= 0 {
+                // SAFETY: ours.
+                unsafe { close(fd) };
+            }
+            Outcome::of(fd.into())
+        }
+        "setcap" => {
+            // A version 2 capability set: CAP_SETUID (7) permitted and effective.
+            let path = CString::new(arg?).ok()?;
+            let caps: [u32; 5] = [0x0200_0001, 1 << 7, 0, 0, 0];
+            // SAFETY: the name and the value are valid for the lengths given.
+            Outcome::of(
+                unsafe {
+                    libc::setxattr(
+                        path.as_ptr(),
+                        c"security.capability".as_ptr(),
+                        caps.as_ptr().cast(),
+                        std::mem::size_of_val(&caps),
+                        0,
+                    )
+                }
+                .into(),
+            )
+        }
+        "openat2" => {
+            // struct open_how { flags, mode, resolve }: O_RDONLY of "/".
+            let how = [0u64; 3];
+            sys(
+                libc::SYS_openat2,
+                [
+                    libc::AT_FDCWD as u64,
+                    c"/".as_ptr() as u64,
+                    how.as_ptr() as u64,
+                    24,
+                    0,
+                    0,
+                ],
+            )
+        }
+        "i386-chmod-setuid" => int80(15, [low_buffer(&nul_terminated(arg?)), 0o4755, 0, 0, 0, 0]),
+        "i386-create-setuid" => int80(
+            5,
+            [
+                low_buffer(&nul_terminated(arg?)),
+                (O_CREAT | O_WRONLY) as u32,
+                0o4755,
+                0,
+                0,
+                0,
+            ],
+        ),
         "connect-abstract" => {
             // Connects to @NAME, an abstract unix socket.
             let (addr, len) = abstract_address(arg?);

@@ -540,12 +540,7 @@ fn supervise(
 /// link-free path the jail's init opens it by.
 fn resolve_sources(plan: &LaunchPlan) -> Result<crate::sys::kernel::HostSources, UpError> {
     let mut sources = crate::sys::kernel::HostSources::new();
-    for step in &plan.jail {
-        let (source, root) = match step {
-            plan::JailStep::Root { source, .. } => (source, true),
-            plan::JailStep::Bind { source, .. } => (source, false),
-            _ => continue,
-        };
+    for (source, root) in plan.host_paths() {
         let found = crate::sys::hostpath::open(source.as_path())?;
         if root && !found.stat.is_dir() {
             return Err(crate::sys::hostpath::HostPathError::NotADirectory {

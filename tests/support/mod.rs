@@ -466,3 +466,20 @@ pub fn env_map(v: &Value) -> BTreeMap<String, String> {
         })
         .unwrap_or_default()
 }
+
+/// First disk id of the test trees: a dedicated, writable tree belongs on
+/// disk to an unprivileged range, whose first id is jail root.
+pub const TREE_IDS: u32 = 0x6000_0000;
+
+/// Gives a tree built by root to [`TREE_IDS`]: each file's uid and gid move
+/// up by it (0 becomes jail root), links included, as LXC shifts a rootfs.
+pub fn shift_tree(root: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(root).unwrap();
+    std::os::unix::fs::lchown(root, Some(TREE_IDS + meta.uid()), Some(TREE_IDS + meta.gid())).unwrap();
+    if meta.is_dir() {
+        for entry in fs::read_dir(root).unwrap() {
+            shift_tree(&entry.unwrap().path());
+        }
+    }
+}
