@@ -364,5 +364,15 @@ fn up_reports_host_problems_as_diagnostics(ctx: &Ctx) -> TestResult {
             || format!("{}: {stderr}", path.display()),
         )?;
     }
-    Ok(())
+    // A failure only the executor meets still names its step and key.
+    let file = ctx.jail(&format!(
+        "{LIMITS}[[mount]]\nsource = \"{}\"\ntarget = \"/no-such-mount-point\"\n",
+        ctx.dir.display()
+    ));
+    let out = ctx.up(&file, &["/bin/true"]);
+    let stderr = text(&out.stderr);
+    ensure(
+        !out.status.success() && stderr.contains("step ") && stderr.contains("the definition's mount[0]"),
+        || stderr.clone(),
+    )
 }

@@ -34,7 +34,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
-    let Some(def) = super::load_for_launch(&args.file, !args.no_idmap) else {
+    // A dry run creates nothing, so it needs none of the host's trees.
+    let def = if args.dry_run {
+        super::load(&args.file)
+    } else {
+        super::load_for_launch(&args.file, !args.no_idmap)
+    };
+    let Some(def) = def else {
         return ExitCode::FAILURE;
     };
     let registry = match prepare(&def, global, "sysjail") {

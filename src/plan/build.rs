@@ -155,8 +155,12 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
         Ok(Some(slots - 1))
     };
     let mut read_only_root = false;
+    let mut keys = BTreeMap::new();
     for (i, m) in policy.mounts.iter().enumerate() {
         let create = creatable(policy, i);
+        if let crate::policy::Why::Key(key) = &m.why {
+            keys.insert(jail.len(), key.clone());
+        }
         jail.push(match &m.op {
             MountOp::Root { source, read_only, idmap } => {
                 read_only_root = *read_only;
@@ -273,6 +277,7 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
         spawn,
         ids,
         degraded,
+        keys,
     })
 }
 

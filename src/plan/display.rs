@@ -289,7 +289,10 @@ impl LaunchPlan {
         }
         out.push_str("\ninit (pid 1 of the jail)\n");
         for (i, s) in self.jail.iter().enumerate() {
-            out.push_str(&format!("  {:>2}. {s}\n", i + 1));
+            match self.key_of(i) {
+                Some(key) => out.push_str(&format!("  {:>2}. {s}  # {key}\n", i + 1)),
+                None => out.push_str(&format!("  {:>2}. {s}\n", i + 1)),
+            }
         }
         let s = &self.spawn;
         let who = match &s.user {

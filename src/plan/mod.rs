@@ -49,6 +49,16 @@ pub struct LaunchPlan {
     pub ids: IdMapping,
     /// Why some of the policy cannot be carried out on this machine.
     pub degraded: Vec<String>,
+    /// The definition's key behind a jail step, by the step's index: an
+    /// executor error names it beside the step.
+    pub keys: BTreeMap<usize, String>,
+}
+
+impl LaunchPlan {
+    /// The key of the definition behind jail step `index` (0-based), if any.
+    pub fn key_of(&self, index: usize) -> Option<&str> {
+        self.keys.get(&index).map(String::as_str)
+    }
 }
 
 impl LaunchPlan {

@@ -74,7 +74,10 @@ fn main(plan: &LaunchPlan, chan: &Channel, sources: &HostSources) -> Result<i32,
     prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
     let mut prepared: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
     let mut kernel = Real::new(sources.clone());
-    let outcome = jail::run(&plan.jail, &mut kernel, &mut prepared).map_err(|e| e.to_string())?;
+    let outcome = jail::run(&plan.jail, &mut kernel, &mut prepared).map_err(|e| match plan.key_of(e.index - 1) {
+        Some(key) => format!("{e} (the definition's {key})"),
+        None => e.to_string(),
+    })?;
     // Changing credentials cleared the parent-death signal (commit_creds does):
     // arm it again. If the supervisor died meanwhile, the report below fails.
     prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, "PR_SET_PDEATHSIG")?;

@@ -126,8 +126,12 @@ pub fn options(launch: &Launch, facts: &HostFacts, policy: &Policy, tty: bool) -
         }
         Identity::Jail(who) if !facts.root => {
             // Without privilege only one id maps: it must be known before launch.
-            let passwd =
-                std::fs::read_to_string(launch.jail.root.path.as_path().join("etc/passwd")).unwrap_or_default();
+                        // The jail's own file: read under the host-path rule, bounded.
+            let passwd = crate::sys::hostpath::read_small(
+                &launch.jail.root.path.as_path().join("etc/passwd"),
+                crate::config::USER_DATABASE_LIMIT,
+            )
+            .unwrap_or_default();
             let user = users::find_user(&users::parse_passwd(&passwd), who).ok_or_else(|| {
                 UpError::Command(format!("user {who} is not in {}/etc/passwd", launch.jail.root.path))
             })?;

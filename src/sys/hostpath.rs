@@ -366,11 +366,10 @@ pub fn open_parent(path: &Path) -> Result<(OwnedFd, OsString), HostPathError> {
             at: dir.path,
         });
     }
-    let fd = raw::openat2(
+    let fd = openat2_or_refuse(
         dir.fd.as_fd(),
         Path::new("."),
         libc::O_DIRECTORY | libc::O_RDONLY,
-        0,
         raw::resolve::NO_SYMLINKS,
     )
     .map_err(|error| HostPathError::Io {
@@ -391,15 +390,7 @@ pub fn open_regular(path: &Path) -> Result<OwnedFd, HostPathError> {
             what: "not a regular file".into(),
         });
     }
-    raw::openat2(
-        found.fd.as_fd(),
-        Path::new(""),
-        libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK,
-        0,
-        raw::resolve::NO_SYMLINKS,
-    )
-    .or_else(|_| reopen(found.fd.as_fd(), libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK))
-    .map_err(|error| HostPathError::Io {
+    reopen(found.fd.as_fd(), libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK).map_err(|error| HostPathError::Io {
         path: path.to_path_buf(),
         at: found.path,
         error,
@@ -453,13 +444,27 @@ pub fn open_linkless(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
     } else {
         rel
     };
-    raw::openat2(
+    openat2_or_refuse(
         root,
         rel,
         libc::O_PATH,
-        0,
         raw::resolve::NO_SYMLINKS | raw::resolve::NO_MAGICLINKS | raw::resolve::BENEATH,
     )
+}
+
+/// openat2(2), or a refusal that says why: the rule is never served by a
+/// path-based open that would follow links.
+fn openat2_or_refuse(dir: BorrowedFd<'_>, path: &Path, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
+    raw::openat2(dir, path, flags, 0, resolve).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENOSYS) {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                "opening host paths without following links needs openat2(2), Linux 5.6",
+            )
+        } else {
+            e
+        }
+    })
 }
 
 /// Lossless display of a path component for messages.
