@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use support::{Ctx, Need, Probe, Runner, TestResult, ensure, name, run_bounded, text};
 
-use libc::{EACCES, EAFNOSUPPORT, EINVAL, ENOSYS, EPERM, EPROTONOSUPPORT};
+use libc::{EACCES, EAFNOSUPPORT, ENOSYS, EPERM, EPROTONOSUPPORT};
 
 fn main() {
     let mut r = Runner::new();
@@ -35,7 +35,7 @@ fn main() {
     );
     r.test(
         "jail_root_reboot_halts_the_jail",
-        &[Root],
+        &[Root, Need::I386, Need::SeccompNotify],
         jail_root_reboot_halts_the_jail,
     );
     r.test(
@@ -133,8 +133,8 @@ const BASELINE: &[(&str, i32)] = &[
     ("setns", EPERM),
     ("unshare-files", 0),
     ("clone3", ENOSYS),
-    // Jail root's reboot acts on the jail's pid namespace (CAD_OFF there is EINVAL).
-    ("reboot-cad-off", EINVAL),
+    // reboot(2) is EPERM for everyone, jail root included (the old manual).
+    ("reboot-cad-off", EPERM),
     // Denied by default, each with a reason in the table.
     ("io-uring-setup", ENOSYS),
     ("bpf", EPERM),
@@ -337,10 +337,27 @@ fn jail_root_reboot_halts_the_jail(ctx: &Ctx) -> TestResult {
             format!("round {i}: {:?}: {}", out.status, text(&out.stderr))
         })?;
     }
-    // Another user's reboot is refused, as the old manual says.
+    // The same through i386's int 0x80.
+    let out = ctx.up(&file, &[support::bin(), "probe", "i386-reboot-halt"]);
+    ensure(
+        out.status.code() == Some(128 + libc::SIGINT) && out.stdout.is_empty(),
+        || format!("i386: {:?}: {}{}", out.status, text(&out.stdout), text(&out.stderr)),
+    )?;
+    // No capability is needed for it: CAP_SYS_BOOT is not in the jail's set.
+    let out = ctx.up(&file, &["/bin/sh", "-c", "grep CapBnd /proc/self/status"]);
+    let bnd = text(&out.stdout);
+    let mask = u64::from_str_radix(bnd.trim().trim_start_matches("CapBnd:").trim(), 16).unwrap_or(u64::MAX);
+    ensure(mask & (1 << 22) == 0 && mask & (1 << 31) == 0, || {
+        format!("CAP_SYS_BOOT or CAP_SETFCAP kept: {bnd}")
+    })?;
+    // Another user's reboot is refused, as the old manual says, on both ABIs.
     let file = ctx.jail_named("reboot-nobody", "user = \"nobody\"\n[limits]\npids = 64\n");
-    ctx.probe(&file, &["reboot-halt", "reboot-cad-off"])?
-        .expect(&[("reboot-halt", EPERM), ("reboot-cad-off", EPERM)])
+    ctx.probe(&file, &["reboot-halt", "reboot-cad-off", "i386-reboot-halt"])?
+        .expect(&[
+            ("reboot-halt", EPERM),
+            ("reboot-cad-off", EPERM),
+            ("i386-reboot-halt", EPERM),
+        ])
 }
 
 /// Original hard limit of the race jails.

@@ -129,9 +129,9 @@ impl CapabilityPolicy {
 
 /// What a jail's root needs for ordinary administration inside the jail (Docker's
 /// default set, without MKNOD and AUDIT_WRITE, which a user namespace cannot use,
-/// and NET_RAW, which is `raw-sockets`'s), plus SYS_BOOT for reboot(2)'s promise.
-/// Not SETFCAP: a file capability written in a jail's tree would be honoured
-/// for whoever runs the file on the host.
+/// and NET_RAW, which is `raw-sockets`'s). Not SETFCAP: a file capability
+/// written in a jail's tree would be honoured for whoever runs the file on
+/// the host. Not SYS_BOOT: reboot(2)'s promise is kept by the supervisor.
 const BASE: &[(Capability, &str)] = &[
     (Capability::CHOWN, "jail root manages its own files"),
     (Capability::DAC_OVERRIDE, "jail root manages its own files"),
@@ -146,7 +146,6 @@ const BASE: &[(Capability, &str)] = &[
         Capability::SYS_CHROOT,
         "services chroot into a subdirectory of the jail",
     ),
-    (Capability::SYS_BOOT, "promise: reboot(2) by jail root halts the jail"),
 ];
 
 /// The capabilities of a jail.

@@ -13,7 +13,8 @@
 //! let loaded = config::load_text("j.toml".as_ref(), text, &mut sources, &config::HostFiles);
 //! let jail = model::validate(&loaded).jail.unwrap();
 //! let policy = policy::compile(&jail);
-//! assert!(policy.capabilities.keeps(policy::Capability::SYS_BOOT));
+//! assert!(!policy.capabilities.keeps(policy::Capability::SYS_BOOT));
+//! assert!(!policy.capabilities.keeps(policy::Capability::SETFCAP));
 //! ```
 
 pub mod caps;

@@ -64,6 +64,9 @@ pub enum Notify {
     NetFallback,
     /// A denied call, logged by the supervisor, which answers with the errno.
     Denied,
+    /// reboot(2): EPERM for everyone; from jail root, the supervisor then
+    /// halts the jail (the old manual's promise, without CAP_SYS_BOOT).
+    Reboot,
 }
 
 /// What happens to a call.
@@ -599,7 +602,6 @@ const ALLOWED: &[Sysno] = {
         capset,
         getrlimit,
         ugetrlimit,
-        reboot,
         // Credentials (the kernel checks capabilities, which the jail's user namespace confines).
         getuid,
         getuid32,
@@ -874,6 +876,12 @@ pub fn compile(jail: &Jail) -> SyscallPolicy {
     rules.extend(rlimit_rules(jail));
     rules.push(listen_rule(jail));
     rules.extend(set_id_rules(jail));
+    rules.push(rule(
+        reboot,
+        Action::Notify(Notify::Reboot),
+        why("promise: reboot(2) denied with EPERM, and by jail root it halts the jail (old manual)"),
+        None,
+    ));
 
     rules.sort_by_key(|r| r.call);
     SyscallPolicy {

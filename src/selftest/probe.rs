@@ -538,6 +538,7 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         "i386-clone3" => int80(435, [0, 0, 0, 0, 0, 0]),
         "i386-ioctl-tiocsti" => int80(54, [0, TIOCSTI as u32, low_buffer(b"x"), 0, 0, 0]),
         "i386-bpf" => int80(357, [0, 0, 0, 0, 0, 0]),
+        "i386-reboot-halt" => int80(88, [0xfee1_dead, 0x2812_1969, LINUX_REBOOT_CMD_HALT as u32, 0, 0, 0]),
         _ => return super::netprobe::check(name, arg),
     })
 }

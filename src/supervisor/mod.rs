@@ -126,7 +126,7 @@ pub fn options(launch: &Launch, facts: &HostFacts, policy: &Policy, tty: bool) -
         }
         Identity::Jail(who) if !facts.root => {
             // Without privilege only one id maps: it must be known before launch.
-                        // The jail's own file: read under the host-path rule, bounded.
+            // The jail's own file: read under the host-path rule, bounded.
             let passwd = crate::sys::hostpath::read_small(
                 &launch.jail.root.path.as_path().join("etc/passwd"),
                 crate::config::USER_DATABASE_LIMIT,
@@ -654,6 +654,9 @@ struct Running<'p> {
     raw_mode: Option<tty::RawMode>,
     stdin_open: bool,
     stop_deadline: Option<Instant>,
+    /// Jail root's reboot(2) halted the jail, with the signal the kernel
+    /// would have given a pid namespace's init.
+    halted: Option<i32>,
     stop_timeout: Duration,
     stop_signal: i32,
     notifier: notify::Notifier,
@@ -687,6 +690,7 @@ impl<'p> Running<'p> {
             raw_mode: None,
             stdin_open: false,
             stop_deadline: None,
+            halted: None,
             stop_timeout: Duration::from_millis(plan.policy.process.stop_timeout_ms),
             stop_signal: plan.policy.process.stop_signal.number(),
             notifier: notify::Notifier::new(plan, log),
@@ -874,6 +878,10 @@ impl<'p> Running<'p> {
                 eprintln!("sysjail: {line}");
             }
         }
+        if let Some(signal) = self.halted {
+            eprintln!("sysjail: {}: halted by reboot(2) from jail root", self.plan.name);
+            return 128 + signal;
+        }
         if let Some(e) = &self.main_error {
             eprintln!("sysjail: {e}");
             return 127;
@@ -881,10 +889,6 @@ impl<'p> Running<'p> {
         match (self.main_status, signal) {
             (Some(status), _) if signal == 0 || signal == libc::SIGKILL && self.stop_deadline.is_none() => {
                 status.exit_code()
-            }
-            (_, libc::SIGHUP | libc::SIGINT) if signal != 0 => {
-                eprintln!("sysjail: {}: halted by reboot(2) from jail root", self.plan.name);
-                128 + signal
             }
             (Some(status), _) => status.exit_code(),
             (None, 0) => code,
@@ -1139,6 +1143,11 @@ impl<'p> Running<'p> {
         {
             // The listener is gone (init exited); stop polling it.
             self.listener = None;
+        }
+        if let Some(signal) = self.notifier.halt.take() {
+            // Jail root's reboot(2): the whole jail ends with its init.
+            self.halted = Some(signal);
+            let _ = raw::pidfd_send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
         }
     }
 

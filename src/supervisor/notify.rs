@@ -31,6 +31,12 @@ pub struct Notifier {
     net: super::netcall::NetCalls,
     /// Denied calls by (call, errno, allow entry), for the summary at exit.
     pub denied: BTreeMap<(String, Errno, Option<String>), u64>,
+    /// Set when jail root asked reboot(2) to halt or restart: the signal the
+    /// kernel would have ended a pid namespace's init with. The caller is
+    /// left unanswered; the supervisor ends the jail.
+    pub halt: Option<i32>,
+    /// Whether jail id 0 is mapped at all (without privilege, it may not be).
+    jail_root_mapped: bool,
 }
 
 /// A notification as the kernel gives it.
@@ -59,6 +65,8 @@ impl Notifier {
             log: log.map(|p| (p, None)),
             net: super::netcall::NetCalls::new(crate::rewrite::Addresses::of(&plan.policy.network)),
             denied: BTreeMap::new(),
+            halt: None,
+            jail_root_mapped: plan.ids.maps(0),
         }
     }
 
@@ -107,6 +115,14 @@ impl Notifier {
         let answer = match action {
             Action::Notify(Notify::Listen) => self.listen(&n, listener),
             Action::Notify(Notify::Rlimit) => self.rlimit(&n, listener, call),
+            Action::Notify(Notify::Reboot) => {
+                self.halt = self.reboot_halts(&n, listener);
+                if self.halt.is_some() {
+                    // The caller never returns: the jail ends first.
+                    return Ok(());
+                }
+                Err(libc::EPERM)
+            }
             Action::Notify(Notify::NetFallback) => {
                 let compat = abi.is_some_and(|a| !a.is_64bit());
                 match self.net.handle(&n, listener, call, compat) {
@@ -155,6 +171,28 @@ impl Notifier {
         // SAFETY: listen(2) on a descriptor we own, with the caller's backlog.
         let r = unsafe { libc::listen(sock.as_raw_fd(), n.args[1] as i32) };
         if r < 0 { Err(last_errno()) } else { Ok(0) }
+    }
+
+    /// reboot(2) is EPERM for everyone (the old manual); from jail root, a
+    /// halt, power-off or restart with the kernel's magic numbers ends the
+    /// jail, as the kernel ends a pid namespace. Registers and the caller's
+    /// credentials decide, both held by the kernel; none is the jail's memory.
+    fn reboot_halts(&self, n: &Notif, listener: BorrowedFd<'_>) -> Option<i32> {
+        const MAGIC1: u32 = 0xfee1_dead;
+        const MAGIC2: [u32; 4] = [0x2812_1969, 0x0512_1996, 0x1604_1998, 0x2011_2000];
+        const RESTART: u32 = 0x0123_4567;
+        const RESTART2: u32 = 0xa1b2_c3d4;
+        const HALT: u32 = 0xcdef_0123;
+        const POWER_OFF: u32 = 0x4321_fedc;
+        let (magic1, magic2, cmd) = (n.args[0] as u32, n.args[1] as u32, n.args[2] as u32);
+        let signal = match cmd {
+            RESTART | RESTART2 => libc::SIGHUP,
+            HALT | POWER_OFF => libc::SIGINT,
+            _ => return None,
+        };
+        let root = self.jail_root_mapped && euid(n.pid) == Some(self.jail_root_uid);
+        // The credentials read belong to the caller only while it waits.
+        (magic1 == MAGIC1 && MAGIC2.contains(&magic2) && root && valid(listener, n.id).is_ok()).then_some(signal)
     }
 
     /// setrlimit(2) and prlimit64(2) with a new limit, for a jail allowed
