@@ -111,7 +111,9 @@ toml_table! {
         /// Hard and soft RLIMIT_STACK: main thread stack size.
         "stack" => stack: IntOrText,
         /// Hard and soft RLIMIT_AS: address space per process.
-        "as" => address_space: IntOrText,
+                "as" => address_space: IntOrText,
+        /// Size of the jail's /dev/shm (a tmpfs), such as "64M". Default: "64M".
+        "shm" => shm: IntOrText,
     }
 }
 

@@ -168,9 +168,13 @@ pub struct Limits {
     pub cpu: Option<MilliCpu>,
     /// Hard (and soft) rlimits.
     pub rlimits: BTreeMap<Rlimit, RlimitValue>,
+    /// Size of /dev/shm; `None`: [`Limits::SHM_DEFAULT`].
+    pub shm: Option<Bytes>,
 }
 
 impl Limits {
+    /// /dev/shm's size when `limits.shm` is not set, as a tmpfs mount's default.
+    pub const SHM_DEFAULT: Bytes = Bytes(64 << 20);
     /// True when nothing is limited.
     pub fn is_empty(&self) -> bool {
         self.memory.is_none() && self.pids.is_none() && self.cpu.is_none() && self.rlimits.is_empty()

@@ -686,6 +686,9 @@ impl Checker {
                 "at least 4M: less cannot start a program",
             );
         }
+        if let Some(m) = &l.shm {
+            out.shm = self.size(m, "limits.shm", Some(4 << 10), "at least 4K");
+        }
         if let Some(p) = &l.pids {
             out.pids = self
                 .range(

@@ -190,8 +190,8 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
                 JailStep::Tmpfs { target: m.target.clone(), size: *size, mode: *mode, read_only: *read_only, create }
             }
             MountOp::Proc => JailStep::Proc { target: m.target.clone(), create },
-            MountOp::Dev => {
-                JailStep::Dev { target: m.target.clone(), tty_gid: ids.maps(TTY_GID).then_some(TTY_GID), create }
+                        MountOp::Dev { shm } => {
+                JailStep::Dev { target: m.target.clone(), tty_gid: ids.maps(TTY_GID).then_some(TTY_GID), shm: *shm, create }
             }
             MountOp::Mask => JailStep::Mask { target: m.target.clone() },
             MountOp::ReadOnly => JailStep::ReadOnly { target: m.target.clone() },
@@ -293,7 +293,7 @@ fn creatable(policy: &Policy, index: usize) -> bool {
     });
     match parent.map(|m| &m.op) {
         Some(MountOp::Root { source, .. }) => !source.is_root(),
-        Some(MountOp::Tmpfs { .. } | MountOp::Dev) => true,
+        Some(MountOp::Tmpfs { .. } | MountOp::Dev { .. }) => true,
         Some(MountOp::Bind { idmap, .. }) => *idmap,
         Some(MountOp::Proc | MountOp::Mask | MountOp::ReadOnly) | None => false,
     }

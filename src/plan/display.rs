@@ -188,14 +188,17 @@ impl fmt::Display for JailStep {
                 "mount(\"proc\", \"{}\", \"proc\", MS_NOSUID|MS_NODEV|MS_NOEXEC)",
                 under(NEWROOT, target)
             ),
-            JailStep::Dev { target, tty_gid, .. } => {
+            JailStep::Dev {
+                target, tty_gid, shm, ..
+            } => {
                 let dev = under(NEWROOT, target);
                 write!(
                     f,
                     "mount(\"tmpfs\", \"{dev}\", \"tmpfs\", MS_NOSUID|MS_NOEXEC, \"mode=755\"); bind {OLDROOT}/dev/{{null,zero,full,random,urandom,tty}}; \
                      mount(\"devpts\", \"{dev}/pts\", \"devpts\", \"newinstance,ptmxmode=0666,mode=620{}\"); \
-                     mount(\"tmpfs\", \"{dev}/shm\"); mount(\"mqueue\", \"{dev}/mqueue\"); symlinks ptmx fd stdin stdout stderr",
-                    tty_gid.map(|g| format!(",gid={g}")).unwrap_or_default()
+                     mount(\"tmpfs\", \"{dev}/shm\", \"size={}\"); mount(\"mqueue\", \"{dev}/mqueue\"); symlinks ptmx fd stdin stdout stderr",
+                    tty_gid.map(|g| format!(",gid={g}")).unwrap_or_default(),
+                    shm.0
                 )
             }
             JailStep::Mask { target } => write!(

@@ -331,6 +331,8 @@ pub enum JailStep {
         target: AbsPath,
         /// Group of the tty devices (5, "tty") when it is mapped.
         tty_gid: Option<u32>,
+        /// Size of its shm tmpfs.
+        shm: Bytes,
         /// Create a missing mount point.
         create: bool,
     },

@@ -67,7 +67,7 @@ pub fn compile(mounts: &[MountEntry]) -> LandlockPolicy {
                 }
             }
             MountOp::Proc => Access::ReadWrite,
-            MountOp::Dev => {
+            MountOp::Dev { .. } => {
                 // mq_open(3) reaches the IPC namespace's mqueue file system through
                 // an internal mount, where no rule above it applies; a rule on its
                 // root inode (mounted here) does.

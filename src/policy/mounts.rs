@@ -57,7 +57,11 @@ pub enum MountOp {
     Proc,
     /// A minimal /dev: tmpfs with null, zero, full, random, urandom and tty bound
     /// from the host, a private devpts instance with ptmx, and shm.
-    Dev,
+    Dev {
+        /// Size of its shm tmpfs (`limits.shm`): without one it would take
+        /// half of the host's memory.
+        shm: Bytes,
+    },
     /// Hidden: /dev/null over a file, an empty read-only tmpfs over a directory.
     Mask,
     /// Made read-only in place.
@@ -118,7 +122,9 @@ pub fn compile(jail: &Jail) -> Vec<MountEntry> {
                 read_only: *read_only,
             },
             MountKind::Proc => MountOp::Proc,
-            MountKind::Dev => MountOp::Dev,
+            MountKind::Dev => MountOp::Dev {
+                shm: jail.limits.shm.unwrap_or(crate::model::Limits::SHM_DEFAULT),
+            },
         };
         out.push(MountEntry {
             target: m.target.clone(),

@@ -142,7 +142,7 @@ fn mounts(o: &mut Out, p: &Policy) {
             ),
             MountOp::Tmpfs { size, mode, read_only } => format!("tmpfs size={size} mode={mode:o}{}", ro(*read_only)),
             MountOp::Proc => "proc".into(),
-            MountOp::Dev => "dev (null zero full random urandom tty, devpts, shm)".into(),
+            MountOp::Dev { shm } => format!("dev (null zero full random urandom tty, devpts, shm size={shm})"),
             MountOp::Mask => "masked".into(),
             MountOp::ReadOnly => "read-only".into(),
         };

@@ -72,6 +72,9 @@ fn main(plan: &LaunchPlan, chan: &Channel, sources: &HostSources) -> Result<i32,
     // the jail's reach: not dumpable, jailed processes can neither ptrace init
     // nor open its /proc files.
     prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
+    // What jailed processes see of init: its role and the jail, no host path.
+    crate::sys::privs::set_cmdline(&format!("sysjail-init {}", plan.name))
+        .map_err(|e| format!("setting init's command line: {e}"))?;
     let mut prepared: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
     let mut kernel = Real::new(sources.clone());
     let outcome = jail::run(&plan.jail, &mut kernel, &mut prepared).map_err(|e| match plan.key_of(e.index - 1) {
@@ -109,7 +112,7 @@ fn main(plan: &LaunchPlan, chan: &Channel, sources: &HostSources) -> Result<i32,
 
 /// Where the jail's devpts is mounted, inside the jail.
 fn devpts(plan: &LaunchPlan) -> PathBuf {
-    let dev = plan.policy.mounts.iter().find(|m| m.op == MountOp::Dev);
+    let dev = plan.policy.mounts.iter().find(|m| matches!(m.op, MountOp::Dev { .. }));
     dev.map_or(PathBuf::from("/dev/pts"), |m| m.target.as_path().join("pts"))
 }
 

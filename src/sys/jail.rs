@@ -6,7 +6,7 @@ use std::io;
 
 use super::kernel::{BIND_ATTRS, Create, Kernel};
 use super::raw::attr;
-use crate::model::AbsPath;
+use crate::model::{AbsPath, Bytes};
 use crate::plan::JailStep;
 
 /// A step that failed, named as `sysjail up --dry-run` numbers it.
@@ -158,8 +158,9 @@ fn run_one<K: Kernel>(
         JailStep::Dev {
             target,
             tty_gid,
+            shm,
             create,
-        } => dev(k, target, *tty_gid, *create),
+        } => dev(k, target, *tty_gid, *shm, *create),
         JailStep::Mask { target } => {
             let Some((at, dir)) = k.lookup(target, Create::No)? else {
                 out.notes
@@ -222,7 +223,7 @@ fn run_one<K: Kernel>(
 
 /// The minimal /dev: a tmpfs, six host device nodes bound in, a private devpts,
 /// shm, mqueue and the usual links.
-fn dev<K: Kernel>(k: &mut K, target: &AbsPath, tty_gid: Option<u32>, create: bool) -> io::Result<()> {
+fn dev<K: Kernel>(k: &mut K, target: &AbsPath, tty_gid: Option<u32>, shm: Bytes, create: bool) -> io::Result<()> {
     let path = |name: &str| target.join(&AbsPath::parse(&format!("/{name}")).expect("static names"));
     let fs = k.new_fs(
         "tmpfs",
@@ -252,7 +253,11 @@ fn dev<K: Kernel>(k: &mut K, target: &AbsPath, tty_gid: Option<u32>, create: boo
     let fs = k.new_fs("devpts", &pts, attr::NOSUID | attr::NOEXEC)?;
     let (at, _) = k.lookup(&path("pts"), Create::Dir)?.expect("created");
     k.attach(fs, &at)?;
-    let fs = k.new_fs("tmpfs", &[("mode", "1777".into())], attr::NOSUID | attr::NODEV)?;
+    let fs = k.new_fs(
+        "tmpfs",
+        &[("mode", "1777".into()), ("size", shm.0.to_string())],
+        attr::NOSUID | attr::NODEV,
+    )?;
     let (at, _) = k.lookup(&path("shm"), Create::Dir)?.expect("created");
     k.attach(fs, &at)?;
     let fs = k.new_fs("mqueue", &[], attr::NOSUID | attr::NODEV | attr::NOEXEC)?;

@@ -191,3 +191,31 @@ pub fn install_filter(program: &[Insn], listener: bool) -> io::Result<Option<Own
 }
 
 const _: () = assert!(std::mem::size_of::<Insn>() == std::mem::size_of::<libc::sock_filter>());
+
+/// Replaces what /proc/self/cmdline shows with `title`. Init is a copy of the
+/// supervisor, whose arguments name host paths (the binary, the definition);
+/// a jailed process reads /proc/1/cmdline, so init overwrites them in place,
+/// truncating the title to the room they had and clearing the rest.
+pub fn set_cmdline(title: &str) -> io::Result<()> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name (field 2, in parentheses); field 3 first.
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split(' ').collect())
+        .unwrap_or_default();
+    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<usize>().ok());
+    let (Some(start), Some(end)) = (field(48), field(49)) else {
+        return Err(io::Error::other("/proc/self/stat has no argument area"));
+    };
+    let len = end.saturating_sub(start);
+    if start == 0 || len == 0 {
+        return Ok(());
+    }
+    let mut bytes = title.as_bytes()[..title.len().min(len - 1)].to_vec();
+    bytes.resize(len, 0);
+    // SAFETY: [start, end) is this process's own argument area, as the kernel
+    // reports it: mapped and writable (it lies on the initial stack), and no
+    // Rust object refers to it once init runs.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), start as *mut u8, len) };
+    Ok(())
+}
