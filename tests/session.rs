@@ -4,7 +4,32 @@
 
 mod support;
 
-use support::{Ctx, Need, Runner, TestResult, ensure, text};
+use std::process::Command;
+use std::time::Duration;
+
+use support::{Ctx, Need, Runner, TestResult, ensure, run_bounded, text};
+
+/// What a jailed shell reports of its terminals: for each of 0-2 whether it
+/// is a terminal and whether it belongs to the jail's own devpts, and init's
+/// controlling terminal (field 7 of /proc/1/stat; 0: none).
+const REPORT: &str = "for fd in 0 1 2; do if [ -t $fd ]; then \
+    if [ \"$(stat -L -c %d /proc/$$/fd/$fd)\" = \"$(stat -c %d /dev/pts/ptmx)\" ]; then echo fd$fd=own-tty; else echo fd$fd=FOREIGN-TTY; fi; \
+    else echo fd$fd=no-tty; fi; done; echo init-tty=$(cut -d' ' -f7 /proc/1/stat)";
+
+/// Runs a shell command line under script(1), which gives it a terminal of
+/// its own as 0, 1 and 2: the caller's terminal.
+fn on_a_terminal(line: &str) -> String {
+    let mut c = Command::new("script");
+    c.args(["-qec", line, "/dev/null"]);
+    let out = run_bounded(c, Duration::from_secs(60));
+    // script(1) turns the end of its own (empty) input into a NUL byte for
+    // the terminal, which the jail's terminal echoes as ^@.
+    text(&out.stdout).replace('\r', "").replace("^@", "")
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
 
 fn main() {
     let mut r = Runner::new();
@@ -15,6 +40,16 @@ fn main() {
         dev_shm_is_bounded_and_settable,
     );
     r.test("init_shows_no_host_path", &[Root], init_shows_no_host_path);
+    r.test(
+        "no_launch_form_hands_over_the_callers_terminal",
+        &[Root, Script],
+        no_launch_form_hands_over_the_callers_terminal,
+    );
+    r.test(
+        "exec_never_hands_over_the_callers_terminal",
+        &[Root, Script],
+        exec_never_hands_over_the_callers_terminal,
+    );
     r.run()
 }
 
@@ -67,4 +102,77 @@ fn init_shows_no_host_path(ctx: &Ctx) -> TestResult {
             && host_paths.iter().all(|p| !cmdline.contains(p)),
         || format!("{:?}: /proc/1/cmdline is {cmdline:?}", out.status),
     )
+}
+
+fn no_launch_form_hands_over_the_callers_terminal(ctx: &Ctx) -> TestResult {
+    let file = ctx.jail("[limits]\npids = 64\n");
+    let sj = format!("{} --state-dir {}", support::bin(), ctx.state.display());
+    let forms = [
+        format!("{sj} up {} -- /bin/sh -c {}", file.display(), quote(REPORT)),
+        format!("{sj} up {} -- /bin/sh -c {} < /dev/null", file.display(), quote(REPORT)),
+        format!("{sj} jail / {}-classic /bin/sh -c {}", ctx.name, quote(REPORT)),
+    ];
+    for form in &forms {
+        let out = on_a_terminal(form);
+        // Every terminal the command has is the jail's own; init has none.
+        ensure(
+            out.contains("fd1=own-tty") && !out.contains("FOREIGN") && out.contains("init-tty=0\n"),
+            || format!("{form}:\n{out}"),
+        )?;
+    }
+    Ok(())
+}
+
+fn exec_never_hands_over_the_callers_terminal(ctx: &Ctx) -> TestResult {
+    let file = ctx.jail("[limits]\npids = 64\n");
+    let out = ctx
+        .sysjail(&["up", "-b"])
+        .arg(&file)
+        .args(["--", "/bin/sleep", "60"])
+        .output()
+        .unwrap();
+    ensure(out.status.success(), || text(&out.stderr))?;
+    let sj = format!("{} --state-dir {} exec", support::bin(), ctx.state.display());
+    let name = &ctx.name;
+    // With a terminal: the jail's own. Without one (-T), or with stdin
+    // redirected: pipes where the caller has its terminal.
+    for (form, want) in [
+        (
+            format!("{sj} {name} -- /bin/sh -c {}", quote(REPORT)),
+            "fd0=own-tty\nfd1=own-tty\nfd2=own-tty\n",
+        ),
+        (
+            format!("{sj} -T {name} -- /bin/sh -c {}", quote(REPORT)),
+            "fd0=no-tty\nfd1=no-tty\nfd2=no-tty\n",
+        ),
+        (
+            format!("{sj} {name} -- /bin/sh -c {} < /dev/null", quote(REPORT)),
+            "fd0=no-tty\nfd1=no-tty\nfd2=no-tty\n",
+        ),
+    ] {
+        let out = on_a_terminal(&form);
+        ensure(out.starts_with(want) && out.contains("init-tty=0\n"), || {
+            format!("{form}:\n{out}")
+        })?;
+    }
+    // A process left behind keeps only a pipe: what it writes after exec
+    // returned reaches no terminal, and it holds no terminal to read.
+    let thief =
+        "(sleep 1; for fd in 0 1 2; do [ -t $fd ] && echo STOLEN$fd > /dev/shm/stolen; done; echo late) & echo early";
+    let out = on_a_terminal(&format!("{sj} -T {name} -- /bin/sh -c {}; sleep 2", quote(thief)));
+    ensure(out.contains("early") && !out.contains("late"), || out.clone())?;
+    let check = ctx
+        .sysjail(&[
+            "exec",
+            name,
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /dev/shm/stolen 2>/dev/null; true",
+        ])
+        .output()
+        .unwrap();
+    ensure(text(&check.stdout).is_empty(), || text(&check.stdout))?;
+    let _ = ctx.sysjail(&["down", name]).output();
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! in the jail, relays its terminal or its signals, and returns its status.
 
 use std::io::{self, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
@@ -40,8 +40,18 @@ pub fn exec(chan: Channel, exec: Exec) -> io::Result<Result<i32, String>> {
         term: std::env::var("TERM").ok(),
         workdir: exec.workdir,
     };
-    let fds: Vec<i32> = if exec.tty { vec![] } else { vec![0, 1, 2] };
-    chan.send(&request, &fds)?;
+    // Never a descriptor of the caller's terminal: with a terminal the jail
+    // gets one of its own; without, each of 0-2 that is a terminal becomes a
+    // pipe this client relays, and the others are passed as they are.
+    let mut relay = Relay::default();
+    let passed: Vec<OwnedFd> = if exec.tty {
+        Vec::new()
+    } else {
+        (0..3).map(|fd| relay.stdio(fd)).collect::<io::Result<_>>()?
+    };
+    let raw: Vec<i32> = passed.iter().map(|f| f.as_raw_fd()).collect();
+    chan.send(&request, &raw)?;
+    drop(passed);
     let master: Option<OwnedFd> = match chan.recv::<Reply>()? {
         Some((Reply::Started { .. }, mut fds)) => fds.pop(),
         Some((Reply::Failed { error }, _)) => return Ok(Err(error)),
@@ -76,8 +86,12 @@ pub fn exec(chan: Channel, exec: Exec) -> io::Result<Result<i32, String>> {
         if let Some(m) = &master {
             fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
         }
-        if stdin_open {
+        if stdin_open || relay.input.is_some() {
             fds.push(PollFd::new(stdio(0), PollFlags::POLLIN));
+        }
+        let first_output = fds.len();
+        for out in relay.outputs.iter().flatten() {
+            fds.push(PollFd::new(out.0.as_fd(), PollFlags::POLLIN));
         }
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
@@ -93,17 +107,27 @@ pub fn exec(chan: Channel, exec: Exec) -> io::Result<Result<i32, String>> {
             }
             i += 1;
         }
-        if stdin_open && ready[i] {
+        if (stdin_open || relay.input.is_some()) && ready[i] {
             let mut buf = [0u8; 4096];
             match nix::unistd::read(stdio(0), &mut buf) {
-                Ok(0) | Err(_) => stdin_open = false,
+                Ok(0) | Err(_) => {
+                    stdin_open = false;
+                    // End of input: the jail's side of the pipe sees EOF.
+                    relay.input = None;
+                }
                 Ok(n) => {
                     if let Some(m) = &master {
                         let _ = nix::unistd::write(m, &buf[..n]);
                     }
+                    if let Some(p) = &relay.input
+                        && write_all(p.as_fd(), &buf[..n]).is_err()
+                    {
+                        relay.input = None;
+                    }
                 }
             }
         }
+        relay.copy_ready(&ready[first_output..]);
         if ready[1] {
             while let Ok(Some(info)) = sigfd.read_signal() {
                 match info.ssi_signo as i32 {
@@ -128,6 +152,7 @@ pub fn exec(chan: Channel, exec: Exec) -> io::Result<Result<i32, String>> {
                     if let Some(m) = &master {
                         while copy(m.as_fd(), Some(PollTimeout::ZERO)) {}
                     }
+                    relay.drain();
                     drop(raw);
                     return Ok(Ok(status.exit_code()));
                 }
@@ -156,5 +181,77 @@ fn copy(master: BorrowedFd<'_>, wait: Option<PollTimeout>) -> bool {
             let _ = out.flush();
             true
         }
+    }
+}
+
+/// The pipes that stand in for the caller's terminal when the command gets
+/// none: the client copies between them and its own descriptors.
+#[derive(Default)]
+struct Relay {
+    /// Write end of the command's stdin pipe.
+    input: Option<OwnedFd>,
+    /// Read ends of the command's stdout and stderr pipes, with the caller's
+    /// descriptor each is copied to.
+    outputs: [Option<(OwnedFd, i32)>; 2],
+}
+
+impl Relay {
+    /// What the command gets as descriptor `fd`: a copy of the caller's,
+    /// unless it is a terminal; then the jail's end of a pipe.
+    fn stdio(&mut self, fd: i32) -> io::Result<OwnedFd> {
+        if !tty::is_tty(stdio(fd)) {
+            return stdio(fd).try_clone_to_owned();
+        }
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        if fd == 0 {
+            self.input = Some(write);
+            Ok(read)
+        } else {
+            self.outputs[fd as usize - 1] = Some((read, fd));
+            Ok(write)
+        }
+    }
+
+    /// Copies each output pipe that `ready` marks; a closed one is dropped.
+    fn copy_ready(&mut self, ready: &[bool]) {
+        let mut ready = ready.iter();
+        for slot in &mut self.outputs {
+            if slot.is_some() && ready.next().copied().unwrap_or(false) {
+                let (pipe, to) = slot.as_ref().expect("present");
+                if !copy_to(pipe.as_fd(), *to, None) {
+                    *slot = None;
+                }
+            }
+        }
+    }
+
+    /// What is left in the output pipes once the command has exited.
+    fn drain(&mut self) {
+        for (pipe, to) in self.outputs.iter().flatten() {
+            while copy_to(pipe.as_fd(), *to, Some(PollTimeout::ZERO)) {}
+        }
+    }
+}
+
+fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = nix::unistd::write(fd, buf)?;
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
+/// Copies what `from` has to the caller's descriptor `to`; false when closed.
+fn copy_to(from: BorrowedFd<'_>, to: i32, wait: Option<PollTimeout>) -> bool {
+    if let Some(t) = wait {
+        let mut fds = [PollFd::new(from, PollFlags::POLLIN)];
+        if !matches!(poll(&mut fds, t), Ok(n) if n > 0) {
+            return false;
+        }
+    }
+    let mut buf = [0u8; 8192];
+    match nix::unistd::read(from, &mut buf) {
+        Ok(0) | Err(_) => false,
+        Ok(n) => write_all(stdio(to), &buf[..n]).is_ok(),
     }
 }

@@ -48,6 +48,9 @@ fn prctl(option: i32, value: u64, what: &str) -> Result<(), String> {
 fn main(plan: &LaunchPlan, chan: &Channel, sources: &HostSources) -> Result<i32, String> {
     // Die with the supervisor.
     prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, "PR_SET_PDEATHSIG")?;
+    // Leave the caller's session: its terminal is never a jail process's
+    // controlling terminal, init's included.
+    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
     // Nothing of the supervisor's but the channel stays open.
     let keep = chan.fd().as_raw_fd();
     for fd in 3..keep {
