@@ -422,7 +422,6 @@ fn supervise(
         })?;
     let sources = resolve_sources(plan)?;
     let (chan, init_chan) = Channel::pair().map_err(io_err("socketpair"))?;
-    let mut joined_at_clone = false;
     let (flags, into_cgroup) = plan
         .host
         .iter()
@@ -442,18 +441,33 @@ fn supervise(
         .map(|p| std::fs::File::open(p).map(OwnedFd::from))
         .transpose()
         .map_err(io_err("opening the jail's cgroup"))?;
-    // SAFETY: the supervisor is single-threaded; the child runs init and exits.
-    let forked = match unsafe { raw::clone3(flags, cgroup_fd.as_ref().map(|f| f.as_fd())) } {
-        // Kernels before 5.7 lack CLONE_INTO_CGROUP: join after the fact.
-        Err(e) if cgroup_fd.is_some() && e.raw_os_error() == Some(libc::EINVAL) => {
-            // SAFETY: as above.
-            unsafe { raw::clone3(flags, None) }
-        }
-        other => {
-            joined_at_clone = cgroup_fd.is_some();
-            other
+        let clone = || {
+        // SAFETY: the supervisor is single-threaded; the child runs init and exits.
+        match unsafe { raw::clone3(flags, cgroup_fd.as_ref().map(|f| f.as_fd())) } {
+            // Kernels before 5.7 lack CLONE_INTO_CGROUP: join after the fact.
+            Err(e) if cgroup_fd.is_some() && e.raw_os_error() == Some(libc::EINVAL) => {
+                // SAFETY: as above.
+                (unsafe { raw::clone3(flags, None) }, false)
+            }
+            other => (other, cgroup_fd.is_some()),
         }
     };
+    // As root, the jail's user namespace is created as jail root's host uid,
+    // so that the kernel charges the jail's per-user counters to that
+    // unprivileged identity, never to host root's.
+        let owner = (plan.ids.single.is_none() && nix::unistd::getuid().is_root())
+        .then(|| crate::sys::privs::OwnerUid::enter(plan.ids.host_base))
+        .transpose()
+        .map_err(io_err("taking jail root's uid to clone"))?;
+    let (forked, joined_at_clone) = clone();
+    if let Some(owner) = owner {
+        if let Ok(raw::Forked::Child) = forked {
+            // Init keeps the jail's uid; it takes its own ids once mapped.
+            std::mem::forget(owner);
+        } else {
+            owner.leave().map_err(io_err("taking root's uid back after the clone"))?;
+        }
+    }
     let (init_pid, init_pidfd) = match forked.map_err(|e| clone_error(e, flags))? {
         raw::Forked::Child => {
             drop(chan);

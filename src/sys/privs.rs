@@ -219,3 +219,63 @@ pub fn set_cmdline(title: &str) -> io::Result<()> {
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), start as *mut u8, len) };
     Ok(())
 }
+
+/// The calling thread's effective, permitted and inheritable sets.
+pub fn capget() -> io::Result<(u64, u64, u64)> {
+    let header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: header and the two data words are what version 3 expects.
+    let r = unsafe { libc::syscall(libc::SYS_capget, &header as *const CapHeader, data.as_mut_ptr()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let join = |lo: u32, hi: u32| u64::from(lo) | u64::from(hi) << 32;
+    Ok((
+        join(data[0].effective, data[1].effective),
+        join(data[0].permitted, data[1].permitted),
+        join(data[0].inheritable, data[1].inheritable),
+    ))
+}
+
+/// The effective uid taken for a while, with the caller's capabilities kept.
+/// A user namespace created meanwhile is owned by that uid, and the kernel
+/// charges its per-user counters (inotify instances, message queue bytes,
+/// user namespaces) there, not to host root. The real and saved uids stay
+/// root's, which is what allows the way back ([`OwnerUid::leave`]).
+#[must_use = "leave() takes root's uid back"]
+pub struct OwnerUid {
+    caps: (u64, u64, u64),
+}
+
+fn set_euid(euid: u32) -> io::Result<()> {
+    // SAFETY: setresuid(2) with -1 (unchanged) for the real and saved uids.
+    if unsafe { libc::setresuid(u32::MAX, euid, u32::MAX) } < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+impl OwnerUid {
+    /// Takes `uid` as the effective uid.
+    pub fn enter(uid: u32) -> io::Result<OwnerUid> {
+        let caps = capget()?;
+        set_euid(uid)?;
+        let guard = OwnerUid { caps };
+        // Leaving euid 0 cleared the effective set; the permitted set is intact.
+        if let Err(e) = capset(caps.0, caps.1, caps.2) {
+            guard.leave()?;
+            return Err(e);
+        }
+        Ok(guard)
+    }
+
+    /// Takes root's effective uid and capabilities back.
+    pub fn leave(self) -> io::Result<()> {
+        set_euid(0)?;
+        capset(self.caps.0, self.caps.1, self.caps.2)
+    }
+}
