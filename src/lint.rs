@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{self, Files, HostFiles, Loaded, RawJail};
 use crate::diag::{self, Code, Diagnostic, FileId, Severity, SourceMap, Span};
 use crate::model::{self, IdRef, Identity, Jail};
+use crate::plan::DiskIds;
 use crate::users;
 
 /// The outcome of checking one file.
@@ -233,18 +234,13 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files, 
         };
         Diagnostic::new(code, span, format!("{what}: {e}")).help(help)
     };
-    let root_owned = |span: Span, what: String, owner: (u32, u32), tree: bool| {
-        let (uid, gid) = owner;
-        (uid == 0 || gid == 0).then(|| {
-            Diagnostic::new(
-                Code::HostRootOwned,
-                span,
-                format!("{what} is owned by {uid}:{gid} and writable by the jail: files jail root makes there would be host root's"),
-            )
-            .help(if tree {
-                "give the tree an unprivileged owner range (its root directory's owner becomes jail root), or set read-only = true"
-            } else {
-                "bind a directory owned by the user the jail writes as (it becomes jail root), or set read-only = true"
+    // The id mapping a launch would make of a mount, checked as the
+    // executor checks it (crate::plan::DiskIds::maps).
+    let disk_ids = |span: Span, what: String, how: DiskIds, stat: &hostpath::Stat| {
+        how.maps(stat.uid, stat.gid, true, 0, crate::policy::JAIL_IDS).err().map(|e| {
+            Diagnostic::new(Code::HostRootOwned, span, format!("{what}: {e}")).help(match how {
+                DiskIds::Tree => "its root directory's owner becomes jail root: give the tree an unprivileged owner range, or set read-only = true",
+                DiskIds::Owner => "its owner becomes jail root: bind a directory owned by the user the jail writes as, or set read-only = true",
             })
         })
     };
@@ -260,12 +256,22 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files, 
         ),
         Ok(found) => {
             if idmap && !jail.root.read_only && !jail.root.is_host_root() {
-                out.extend(root_owned(
+                out.extend(disk_ids(
                     path_span,
                     format!("the tree {}", jail.root.path),
-                    (found.stat.uid, found.stat.gid),
-                    true,
+                    DiskIds::Tree,
+                    &found.stat,
                 ));
+                if let Ok(None) = hostpath::guard_above(jail.root.path.as_path()) {
+                    out.push(
+                        Diagnostic::new(
+                            Code::HostTreeReachable,
+                            path_span,
+                            format!("every host user can reach the writable tree {}: a set-id file in it would serve them", jail.root.path),
+                        )
+                        .help("keep writable trees below a directory of root's that others cannot search, such as /var/lib/sysjail (mode 0700)"),
+                    );
+                }
             }
         }
         Err(e) => out.push(refused(
@@ -287,11 +293,11 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files, 
                     ..
                 }) = spec
                 {
-                    out.extend(root_owned(
+                    out.extend(disk_ids(
                         src.span,
                         format!("mount[{i}].source {}", src.value),
-                        (found.stat.uid, found.stat.gid),
-                        false,
+                        DiskIds::Owner,
+                        &found.stat,
                     ));
                 }
             }

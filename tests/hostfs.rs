@@ -148,7 +148,7 @@ fn links_of_root_owned_directories_still_work(ctx: &Ctx) -> TestResult {
 
 /// A small tree: /usr and the probe's directory from the host, its own /etc.
 fn tree(ctx: &Ctx) -> std::path::PathBuf {
-    let root = ctx.dir.join("tree");
+    let root = support::private_dir(ctx).join("tree");
     for d in ["etc", "usr", "data"] {
         fs::create_dir_all(root.join(d)).unwrap();
     }
@@ -174,6 +174,17 @@ fn a_writable_tree_owned_by_root_is_refused(ctx: &Ctx) -> TestResult {
     let out = ctx.up(&file, &["/bin/true"]);
     let stderr = text(&out.stderr);
     ensure(!out.status.success() && stderr.contains("host::root-owned"), || {
+        format!("{:?}: {stderr}", out.status)
+    })?;
+    // Shifted, but where every host user can reach it: refused too, as a
+    // set-id file it holds (a distribution's su) would serve them.
+    let open = ctx.dir.join("open-tree");
+    fs::rename(&root, &open).unwrap();
+    support::shift_tree(&open);
+    let file = tree_jail(ctx, &open);
+    let out = ctx.up(&file, &["/bin/true"]);
+    let stderr = text(&out.stderr);
+    ensure(!out.status.success() && stderr.contains("host::reachable-tree"), || {
         format!("{:?}: {stderr}", out.status)
     })
 }

@@ -207,7 +207,7 @@ fn inherited_environment_and_host_user(ctx: &Ctx) -> TestResult {
 /// A jail tree of its own: /usr from the host, its own /etc, and the test
 /// binary's directory so that the probe runs inside.
 fn own_tree(ctx: &Ctx) -> std::path::PathBuf {
-    let root = ctx.dir.join("root");
+    let root = support::private_dir(ctx).join("root");
     for d in ["etc", "usr", "data"] {
         fs::create_dir_all(root.join(d)).unwrap();
     }

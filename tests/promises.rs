@@ -479,7 +479,7 @@ fn landlock_confines_smuggled_descriptors(ctx: &Ctx) -> TestResult {
     // descriptor of that directory reaches the jail over a unix socket bound
     // in: Landlock, whose rules follow the jail's mounts, still refuses what
     // lies beneath it. A descriptor of a directory mounted in is honoured.
-    let root = ctx.dir.join("root");
+    let root = support::private_dir(ctx).join("root");
     for d in ["etc", "usr", "data", "sock"] {
         fs::create_dir_all(root.join(d)).unwrap();
     }

@@ -133,6 +133,9 @@ catalogue! {
     /// `check --host`: a writable, id-mapped tree or directory is owned by
     /// host root, so files jail root writes there would be host root's.
     HostRootOwned = "host::root-owned", Error;
+    /// `check --host`: a writable tree that every host user can reach, where
+    /// a set-id file the jail left would serve them.
+    HostTreeReachable = "host::reachable-tree", Error;
 }
 
 impl fmt::Display for Code {

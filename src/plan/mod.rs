@@ -172,9 +172,10 @@ pub enum DiskIds {
     /// LXC's unprivileged containers. A writable tree owned by host root is
     /// refused.
     Tree,
-    /// A bound host directory: its owner is jail root, every other jail id
-    /// is the same id on disk, and host root's files are nobody's. A writable
-    /// directory owned by host root is refused.
+    /// A bound host directory: its owner is jail root, and no other id is
+    /// mapped: files of other owners are nobody's, which even jail root's
+    /// capabilities cannot write. A writable directory owned by host root is
+    /// refused.
     Owner,
 }
 
@@ -235,7 +236,8 @@ impl DiskIds {
             }
             match self {
                 DiskIds::Tree => {
-                    if owner.checked_add(count - 1).is_none() {
+                    // (uid_t)-1 is no id: the range must end before it.
+                    if owner.checked_add(count).is_none_or(|end| end == u32::MAX) {
                         return Err(DiskIdsError::Overflow {
                             what,
                             first: owner,
@@ -244,18 +246,7 @@ impl DiskIds {
                     }
                     Ok(vec![(owner, host_base, count)])
                 }
-                DiskIds::Owner if owner == 0 => Ok(vec![(0, host_base, count)]),
-                DiskIds::Owner => {
-                    let mut lines = vec![(owner, host_base, 1)];
-                    let below = owner.min(count);
-                    if below > 1 {
-                        lines.push((1, host_base + 1, below - 1));
-                    }
-                    if owner + 1 < count {
-                        lines.push((owner + 1, host_base + owner + 1, count - owner - 1));
-                    }
-                    Ok(lines)
-                }
+                DiskIds::Owner => Ok(vec![(owner, host_base, 1)]),
             }
         };
         Ok((one(uid, "uid")?, one(gid, "gid")?))

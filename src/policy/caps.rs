@@ -131,12 +131,12 @@ impl CapabilityPolicy {
 /// default set, without MKNOD and AUDIT_WRITE, which a user namespace cannot use,
 /// and NET_RAW, which is `raw-sockets`'s). Not SETFCAP: a file capability
 /// written in a jail's tree would be honoured for whoever runs the file on
-/// the host. Not SYS_BOOT: reboot(2)'s promise is kept by the supervisor.
+/// the host. Not FSETID: with it, writing a set-id file keeps its bit. Not
+/// SYS_BOOT: reboot(2)'s promise is kept by the supervisor.
 const BASE: &[(Capability, &str)] = &[
     (Capability::CHOWN, "jail root manages its own files"),
     (Capability::DAC_OVERRIDE, "jail root manages its own files"),
     (Capability::FOWNER, "jail root manages its own files"),
-    (Capability::FSETID, "jail root manages its own files"),
     (Capability::KILL, "jail root signals the jail's processes"),
     (Capability::SETGID, "services drop to other users"),
     (Capability::SETUID, "services drop to other users"),

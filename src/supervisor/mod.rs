@@ -441,7 +441,7 @@ fn supervise(
         .map(|p| std::fs::File::open(p).map(OwnedFd::from))
         .transpose()
         .map_err(io_err("opening the jail's cgroup"))?;
-        let clone = || {
+    let clone = || {
         // SAFETY: the supervisor is single-threaded; the child runs init and exits.
         match unsafe { raw::clone3(flags, cgroup_fd.as_ref().map(|f| f.as_fd())) } {
             // Kernels before 5.7 lack CLONE_INTO_CGROUP: join after the fact.
@@ -455,7 +455,7 @@ fn supervise(
     // As root, the jail's user namespace is created as jail root's host uid,
     // so that the kernel charges the jail's per-user counters to that
     // unprivileged identity, never to host root's.
-        let owner = (plan.ids.single.is_none() && nix::unistd::getuid().is_root())
+    let owner = (plan.ids.single.is_none() && nix::unistd::getuid().is_root())
         .then(|| crate::sys::privs::OwnerUid::enter(plan.ids.host_base))
         .transpose()
         .map_err(io_err("taking jail root's uid to clone"))?;
@@ -465,7 +465,9 @@ fn supervise(
             // Init keeps the jail's uid; it takes its own ids once mapped.
             std::mem::forget(owner);
         } else {
-            owner.leave().map_err(io_err("taking root's uid back after the clone"))?;
+            owner
+                .leave()
+                .map_err(io_err("taking root's uid back after the clone"))?;
         }
     }
     let (init_pid, init_pidfd) = match forked.map_err(|e| clone_error(e, flags))? {

@@ -173,6 +173,20 @@ impl Notifier {
         if r < 0 { Err(last_errno()) } else { Ok(0) }
     }
 
+    /// Runs `f` as the owner of the jail's user namespace (jail root's host
+    /// uid, when the supervisor is root): the kernel grants a namespace's
+    /// owner its capabilities over the jail's processes (prlimit(2) of one),
+    /// which host root, not the owner, would otherwise need in full.
+    fn as_namespace_owner<T>(&self, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        if !nix::unistd::getuid().is_root() || !self.jail_root_mapped {
+            return f();
+        }
+        let owner = crate::sys::privs::OwnerUid::enter(self.jail_root_uid)?;
+        let out = f();
+        owner.leave()?;
+        out
+    }
+
     /// reboot(2) is EPERM for everyone (the old manual); from jail root, a
     /// halt, power-off or restart with the kernel's magic numbers ends the
     /// jail, as the kernel ends a pid namespace. Registers and the caller's
@@ -234,11 +248,15 @@ impl Notifier {
         if new.0 > new.1 {
             return Err(libc::EINVAL);
         }
-        let old = prlimit(n.pid as i32, resource, None).map_err(errno)?;
+        let old = self
+            .as_namespace_owner(|| prlimit(n.pid as i32, resource, None))
+            .map_err(errno)?;
         if new.1 > old.1 && euid(n.pid) != Some(self.jail_root_uid) {
             return Err(libc::EPERM);
         }
-        let old = prlimit(n.pid as i32, resource, Some(new)).map_err(errno)?;
+        let old = self
+            .as_namespace_owner(|| prlimit(n.pid as i32, resource, Some(new)))
+            .map_err(errno)?;
         if old_ptr != 0 {
             let mut bytes = old.0.to_ne_bytes().to_vec();
             bytes.extend(old.1.to_ne_bytes());

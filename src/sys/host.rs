@@ -130,6 +130,14 @@ pub enum PrepareError {
         /// Why.
         error: DiskIdsError,
     },
+    /// A writable tree every host user can reach.
+    #[error(
+        "{path}: every host user can reach this writable tree; keep it below a directory of root's that others cannot search (mode 0700)"
+    )]
+    Reachable {
+        /// The tree.
+        path: AbsPath,
+    },
     /// A system call failed.
     #[error("{what}: {}", raw::errno_name(.error))]
     Io {
@@ -164,6 +172,9 @@ pub fn prepare_mount(
             path: source.clone(),
             error,
         })?;
+    if how == DiskIds::Tree && writable && hostpath::guard_above(source.as_path())?.is_none() {
+        return Err(PrepareError::Reachable { path: source.clone() });
+    }
     let userns = userns_with(&uid_map, &gid_map).map_err(io("a user namespace for the id mapping".into()))?;
     raw::mount_setattr(tree.as_fd(), attr::IDMAP, 0, Some(userns.as_fd()), recursive).map_err(|e| {
         let why = match e.raw_os_error() {

@@ -118,6 +118,8 @@ pub struct Stat {
     pub uid: u32,
     /// Group.
     pub gid: u32,
+    /// On a proc file system, whose links name what a process chose.
+    pub proc: bool,
 }
 
 impl Stat {
@@ -127,6 +129,12 @@ impl Stat {
     /// A directory.
     pub fn is_dir(&self) -> bool {
         self.kind() == libc::S_IFDIR
+    }
+    /// Whether this directory keeps every unprivileged host user out of
+    /// what lies below it: root's, and searchable by no one else (its group
+    /// may search it only if that is root's group).
+    pub fn shuts_out_others(&self) -> bool {
+        self.is_dir() && self.uid == 0 && self.mode & 0o001 == 0 && (self.mode & 0o010 == 0 || self.gid == 0)
     }
     /// A symbolic link.
     pub fn is_link(&self) -> bool {
@@ -138,7 +146,11 @@ impl Stat {
     }
     /// Why entries of this directory cannot be trusted, if they cannot.
     pub fn distrust(&self) -> Option<String> {
-        if self.uid != 0 {
+        if self.proc {
+            // /proc/PID/fd/N and the like are root's, yet name whatever the
+            // process holds.
+            Some("of /proc, whose links name what a process chose".into())
+        } else if self.uid != 0 {
             Some(format!("owned by uid {}", self.uid))
         } else if self.mode & 0o022 != 0 {
             Some(format!(
@@ -326,10 +338,12 @@ fn open_raw(dir: Option<BorrowedFd<'_>>, name: &OsStr, extra: i32) -> io::Result
 /// fstat(2) of a descriptor, as the walk needs it.
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Stat> {
     let st = nix::sys::stat::fstat(fd).map_err(io::Error::from)?;
+    let fs = nix::sys::statfs::fstatfs(fd).map_err(io::Error::from)?;
     Ok(Stat {
         mode: st.st_mode,
         uid: st.st_uid,
         gid: st.st_gid,
+        proc: fs.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC,
     })
 }
 
@@ -395,6 +409,19 @@ pub fn open_regular(path: &Path) -> Result<OwnedFd, HostPathError> {
         at: found.path,
         error,
     })
+}
+
+/// The directory above `path` (resolved under the rule) that keeps every
+/// unprivileged host user out of it, if one does ([`Stat::shuts_out_others`]).
+/// `path` itself does not count: a jail may own it.
+pub fn guard_above(path: &Path) -> Result<Option<PathBuf>, HostPathError> {
+    let found = open(path)?;
+    for dir in found.path.ancestors().skip(1) {
+        if open(dir)?.stat.shuts_out_others() {
+            return Ok(Some(dir.to_path_buf()));
+        }
+    }
+    Ok(None)
 }
 
 /// Reads a small regular file under the rule (a jail's /etc/passwd, say):
@@ -530,16 +557,19 @@ mod tests {
                     mode: libc::S_IFDIR | mode,
                     uid: *uid,
                     gid: *uid,
+                    proc: false,
                 },
                 Node::File => Stat {
                     mode: libc::S_IFREG | 0o644,
                     uid: 0,
                     gid: 0,
+                    proc: false,
                 },
                 Node::Link(_) => Stat {
                     mode: libc::S_IFLNK | 0o777,
                     uid: 0,
                     gid: 0,
+                    proc: false,
                 },
             })
         }
@@ -692,6 +722,7 @@ mod launch_tests {
         mode: libc::S_IFDIR | 0o755,
         uid: 0,
         gid: 0,
+        proc: false,
     };
 
     impl Recording {
@@ -732,6 +763,7 @@ mod launch_tests {
                     mode: libc::S_IFLNK | 0o777,
                     uid: 0x6000_0000,
                     gid: 0x6000_0000,
+                    proc: false,
                 },
             })
         }

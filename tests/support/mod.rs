@@ -483,3 +483,13 @@ pub fn shift_tree(root: &Path) {
         }
     }
 }
+
+/// A directory of root's that no other user can search, where a test keeps
+/// writable jail trees (sysjail refuses one every host user can reach).
+pub fn private_dir(ctx: &Ctx) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = ctx.dir.join("private");
+    fs::create_dir_all(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
