@@ -461,9 +461,10 @@ fn supervise(
         .map_err(io_err("taking jail root's uid to clone"))?;
     let (forked, joined_at_clone) = clone();
     if let Some(owner) = owner {
-        if let Ok(raw::Forked::Child) = forked {
-            // Init keeps the jail's uid; it takes its own ids once mapped.
-            std::mem::forget(owner);
+                if let Ok(raw::Forked::Child) = forked {
+            // Init keeps the jail's uid, never root's: it takes its own ids
+            // once they are mapped.
+            drop(owner);
         } else {
             owner
                 .leave()
