@@ -230,8 +230,8 @@ fn launch_and_supervise(launch: &Launch, detached: Option<&mut Report>) -> Resul
         },
     };
     registry.write(&lock, &record)?;
-    let control =
-        control::listen(&record.control).map_err(io_err(format!("control socket {}", record.control.display())))?;
+    let control = control::listen(registry.fd(), &Registry::control_name(&policy.name))
+        .map_err(io_err(format!("control socket {}", record.control.display())))?;
     drop(lock);
     let veth = plan.host.iter().find_map(|s| match s {
         HostStep::CreateVeth { host, .. } => Some(host.clone()),
