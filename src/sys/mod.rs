@@ -5,6 +5,7 @@
 
 pub mod bpf;
 pub mod host;
+pub mod hostfs;
 pub mod jail;
 pub mod kernel;
 pub mod net;
