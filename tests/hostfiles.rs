@@ -8,12 +8,13 @@ mod support;
 
 use std::fs;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{Ctx, Need, Runner, TestResult, ensure, ls, run_bounded, text};
+use serde_json::Value;
+use support::{Ctx, Need, Runner, TestResult, ensure, ls, run_bounded, text, wait_for};
 
 fn main() {
     let mut r = Runner::new();
@@ -37,6 +38,22 @@ fn main() {
         "a_planted_control_socket_link_is_not_connected",
         &[Root],
         a_planted_control_socket_link_is_not_connected,
+    );
+    r.test("a_planted_log_link_is_refused", &[Root], a_planted_log_link_is_refused);
+    r.test(
+        "the_jail_writes_its_log_through_a_pipe",
+        &[Root],
+        the_jail_writes_its_log_through_a_pipe,
+    );
+    r.test(
+        "the_log_is_rotated_at_its_size",
+        &[Root],
+        the_log_is_rotated_at_its_size,
+    );
+    r.test(
+        "denial_log_lines_escape_and_limit_jail_text",
+        &[Root, SeccompNotify],
+        denial_log_lines_escape_and_limit_jail_text,
     );
     r.run()
 }
@@ -101,8 +118,6 @@ fn a_squatted_fallback_state_dir_is_refused(ctx: &Ctx) -> TestResult {
     let meta = fs::metadata(&squat).map_err(|e| e.to_string())?;
     ensure(meta.mode() & 0o7777 == 0o700, || format!("mode {:o}", meta.mode()))
 }
-
-use std::os::unix::fs::MetadataExt;
 
 fn a_state_dir_that_is_a_link_or_shared_is_refused(ctx: &Ctx) -> TestResult {
     let real = ctx.dir.join("real-state");
@@ -212,4 +227,151 @@ fn a_planted_control_socket_link_is_not_connected(ctx: &Ctx) -> TestResult {
         })?;
     }
     Ok(())
+}
+
+/// `up -b FILE -- CMD...`, bounded in time.
+fn up_background(ctx: &Ctx, file: &Path, cmd: &[&str]) -> std::process::Output {
+    let mut c = ctx.sysjail(&["up", "-b"]);
+    c.arg(file).arg("--").args(cmd);
+    run_bounded(c, Duration::from_secs(30))
+}
+
+/// Waits until the background jails have ended (their output drained).
+fn wait_ended(ctx: &Ctx) -> TestResult {
+    ensure(wait_for(Duration::from_secs(30), || ls(ctx).is_empty()), || {
+        "the jail did not end".into()
+    })
+}
+
+fn a_planted_log_link_is_refused(ctx: &Ctx) -> TestResult {
+    // The directory of the jail's log, which the jail could write, holds
+    // what the jail planted there for root to follow.
+    let logs = ctx.dir.join("logs");
+    mkdir(&logs, 0o755, 0);
+    let victim = ctx.dir.join("victim");
+    fs::write(&victim, "precious\n").unwrap();
+    let created = ctx.dir.join("created");
+    symlink(&victim, logs.join("a.log")).unwrap();
+    symlink(&created, logs.join("b.log")).unwrap();
+    mkdir(&ctx.dir.join("real"), 0o755, 0);
+    symlink(ctx.dir.join("real"), ctx.dir.join("linked")).unwrap();
+    fs::hard_link(&victim, logs.join("d.log")).unwrap();
+    let cases = [
+        ("a", logs.join("a.log"), "is a symbolic link"),
+        ("b", logs.join("b.log"), "is a symbolic link"),
+        ("c", ctx.dir.join("linked/c.log"), "no symbolic link is followed"),
+        ("d", logs.join("d.log"), "has 2 names"),
+    ];
+    for (name, log, why) in cases {
+        let file = ctx.jail_named(
+            &format!("{}-{name}", ctx.name),
+            &format!("log = \"{}\"\n", log.display()),
+        );
+        let out = up_background(ctx, &file, &["/bin/sh", "-c", "echo planted"]);
+        let stderr = text(&out.stderr);
+        ensure(!out.status.success(), || {
+            format!("{name}: up -b accepted {}", log.display())
+        })?;
+        ensure(
+            stderr.contains(&log.display().to_string()) && stderr.contains(why),
+            || format!("{name}: {stderr}"),
+        )?;
+    }
+    wait_ended(ctx)?;
+    ensure(fs::read_to_string(&victim).unwrap() == "precious\n", || {
+        "a log link reached its target".into()
+    })?;
+    ensure(!created.exists() && !ctx.dir.join("real/c.log").exists(), || {
+        "a log was created through a link".into()
+    })
+}
+
+fn the_jail_writes_its_log_through_a_pipe(ctx: &Ctx) -> TestResult {
+    let log = ctx.dir.join("out.log");
+    let file = ctx.jail(&format!("log = \"{}\"\n", log.display()));
+    let probe = format!(
+        "echo first; exec {} probe ftruncate-stdout lseek-stdout stdout-type",
+        support::bin()
+    );
+    let out = up_background(ctx, &file, &["/bin/sh", "-c", &probe]);
+    ensure(out.status.success(), || text(&out.stderr))?;
+    wait_ended(ctx)?;
+    let written = fs::read_to_string(&log).map_err(|e| e.to_string())?;
+    // What the jail wrote first is still there: it could not truncate.
+    let (first, rest) = written.split_once('\n').unwrap_or_default();
+    ensure(first == "first", || format!("the log lost its start: {written:?}"))?;
+    let json = rest.lines().find(|l| l.starts_with('{')).unwrap_or_default();
+    let report: Value = serde_json::from_str(json).map_err(|e| format!("{e}: {written:?}"))?;
+    let checks = &report["checks"];
+    ensure(
+        checks["stdout-type"]["ret"] == i64::from(libc::S_IFIFO)
+            && checks["ftruncate-stdout"]["errno"] == libc::EINVAL
+            && checks["lseek-stdout"]["errno"] == libc::ESPIPE,
+        || format!("the jail's stdout is not a pipe: {checks}"),
+    )?;
+    let meta = fs::metadata(&log).unwrap();
+    ensure(meta.uid() == 0 && meta.nlink() == 1, || format!("{meta:?}"))
+}
+
+fn the_log_is_rotated_at_its_size(ctx: &Ctx) -> TestResult {
+    let log = ctx.dir.join("big.log");
+    let file = ctx.jail(&format!("log = \"{}\"\nlog-size = \"64K\"\n", log.display()));
+    // About a megabyte, then a last line.
+    let cmd = "yes 0123456789abcdef | head -c 1000000; echo; echo end";
+    let out = up_background(ctx, &file, &["/bin/sh", "-c", cmd]);
+    ensure(out.status.success(), || text(&out.stderr))?;
+    wait_ended(ctx)?;
+    let old = ctx.dir.join("big.log.1");
+    let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    // One pipe read (16K) past the cap at most, for each of the two files.
+    let bound = 64 * 1024 + 16 * 1024;
+    ensure(
+        size(&log) <= bound && size(&old) <= bound && size(&old) >= 64 * 1024,
+        || format!("{} and {} bytes", size(&log), size(&old)),
+    )?;
+    ensure(!ctx.dir.join("big.log.2").exists(), || "more than one old log".into())?;
+    let tail = fs::read_to_string(&log).unwrap();
+    ensure(tail.ends_with("\nend\n"), || {
+        format!(
+            "the last output is not in the log: {:?}",
+            &tail[tail.len().saturating_sub(40)..]
+        )
+    })
+}
+
+fn denial_log_lines_escape_and_limit_jail_text(ctx: &Ctx) -> TestResult {
+    let log = ctx.dir.join("denials.log");
+    let file = ctx.jail("[limits]\npids = 16\n");
+    let mut up = ctx.sysjail(&["up", "--log-denials"]);
+    up.arg(&log).arg(&file).args([
+        "--",
+        support::bin(),
+        "probe",
+        // A name that would end the line and forge the next one.
+        "set-comm=a\nb allow=ipc",
+        "ipc-msgget",
+        "repeat=300:ipc-semget",
+    ]);
+    let out = run_bounded(up, Duration::from_secs(60));
+    ensure(out.status.success(), || text(&out.stderr))?;
+    let written = fs::read_to_string(&log).map_err(|e| e.to_string())?;
+    let lines: Vec<&str> = written.lines().collect();
+    let first = lines.first().copied().unwrap_or_default();
+    ensure(
+        first.contains(" comm=a\\nb\\x20allow=ipc ") && first.contains("msgget("),
+        || format!("the name is not escaped: {first:?}"),
+    )?;
+    ensure(lines.iter().all(|l| l.starts_with("20")), || {
+        format!("a line that is not the log's own: {written}")
+    })?;
+    // 300 denials of semget in well under a second or two: most counted,
+    // not written.
+    let semget = lines.iter().filter(|l| l.contains("semget(")).count() as u64;
+    let suppressed: u64 = lines
+        .iter()
+        .filter_map(|l| l.split(" suppressed ").nth(1)?.split(' ').next()?.parse::<u64>().ok())
+        .sum();
+    ensure(semget + suppressed == 300 && semget <= 200 && suppressed > 0, || {
+        format!("{semget} lines and {suppressed} suppressed of 300 denials")
+    })
 }
