@@ -569,6 +569,8 @@ struct DenialLog {
     lines: u32,
     /// Lines not written since the last "suppressed" line.
     suppressed: u64,
+    /// A write failed: said once, not for every denial.
+    failed: bool,
 }
 
 impl DenialLog {
@@ -578,6 +580,7 @@ impl DenialLog {
             window: Instant::now(),
             lines: 0,
             suppressed: 0,
+            failed: false,
         }
     }
 
@@ -608,8 +611,11 @@ impl DenialLog {
     }
 
     fn write(&mut self, line: &str) {
-        if let Err(e) = self.file.write(line.as_bytes()) {
-            tracing::warn!("denial log {}: {e}", self.file.path().display());
+        if let Err(e) = self.file.write(line.as_bytes())
+            && !self.failed
+        {
+            self.failed = true;
+            tracing::warn!("denial log {}: {e}; lines are dropped", self.file.path().display());
         }
     }
 }
