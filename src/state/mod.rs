@@ -56,7 +56,9 @@ pub struct Record {
     pub id_base: u32,
     /// The jail's cgroup directories.
     pub cgroups: Vec<PathBuf>,
-    /// The supervisor's control socket.
+    /// The supervisor's control socket, for people to read: clients connect
+    /// to NAME.sock in the state directory, through its descriptor, whatever
+    /// a record says.
     pub control: PathBuf,
     /// "starting", "running" or "stopping".
     pub state: String,
