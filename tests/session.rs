@@ -132,6 +132,18 @@ fn exec_never_hands_over_the_callers_terminal(ctx: &Ctx) -> TestResult {
         .output()
         .unwrap();
     ensure(out.status.success(), || text(&out.stderr))?;
+    // Init, a jail process too, keeps none of the caller's descriptors 0-2.
+    let init = support::ls(ctx)
+        .first()
+        .and_then(|r| r["init_pid"].as_i64())
+        .ok_or("no init pid in ls --json")?;
+    for fd in 0..3 {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(format!("/proc/{init}/fd/{fd}")).map_err(|e| e.to_string())?;
+        ensure(meta.rdev() == libc::makedev(1, 3), || {
+            format!("init's fd {fd} is device {:#x}, not /dev/null", meta.rdev())
+        })?;
+    }
     let sj = format!("{} --state-dir {} exec", support::bin(), ctx.state.display());
     let name = &ctx.name;
     // With a terminal: the jail's own. Without one (-T), or with stdin

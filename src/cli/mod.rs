@@ -130,8 +130,11 @@ pub fn connect(
             registry.find(&lock, jail)
         })
         .map_err(|e| e.to_string())?;
-    let chan = sysjail::supervisor::control::connect(&record.control)
-        .map_err(|e| format!("{}: {e}", record.control.display()))?;
+    // The socket of the record's name in this directory, whatever path the
+    // record says.
+    let socket = sysjail::state::Registry::control_name(&record.name);
+    let chan = sysjail::supervisor::control::connect(registry.fd(), &socket)
+        .map_err(|e| format!("{}: {e}", registry.control_path(&record.name).display()))?;
     Ok((record, chan))
 }
 

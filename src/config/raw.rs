@@ -54,6 +54,10 @@ toml_table! {
         /// For background jails: a host file that receives the jail's output.
         /// Default: /dev/null.
         "log" => log: String,
+        /// How large `log` and `log-denials` grow before they are rotated (the
+        /// file renamed with ".1" appended, replacing the previous one), such
+        /// as "10M". At least "64K". Default: "10M".
+        "log-size" => log_size: IntOrText,
         /// A host file that receives one line for every call the policy denied.
         "log-denials" => log_denials: String,
         /// The jail's network: mode and address lists.

@@ -17,6 +17,10 @@ pub use path::{AbsPath, PathProblem};
 pub use units::{Bytes, MilliCpu, parse_duration};
 pub use validate::{Validated, validate};
 
+/// `log-size` when the definition does not set it: a jail's output can fill
+/// two files of this size on the host, no more.
+pub const DEFAULT_LOG_SIZE: Bytes = Bytes(10 << 20);
+
 /// A jail definition that passed validation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Jail {
@@ -52,6 +56,8 @@ pub struct Jail {
     pub stop: Stop,
     /// Output file of a background jail.
     pub log: Option<AbsPath>,
+    /// Size at which the logs are rotated.
+    pub log_size: Bytes,
     /// Where denied calls are recorded.
     pub log_denials: Option<AbsPath>,
 }

@@ -102,6 +102,14 @@ impl Checker {
         let stop = self.stop(&raw.stop_timeout, &raw.stop_signal);
         let log = self.opt_path(&raw.log, "log", false);
         let log_denials = self.opt_path(&raw.log_denials, "log-denials", false);
+        let log_size = raw.log_size.as_ref().map_or(Some(super::DEFAULT_LOG_SIZE), |f| {
+            self.size(
+                f,
+                "log-size",
+                Some(64 << 10),
+                "at least 64K: a smaller log would rotate at every burst",
+            )
+        });
         Some(Jail {
             name: name?,
             definition: Some(path.to_path_buf()),
@@ -119,6 +127,7 @@ impl Checker {
             mounts,
             stop,
             log,
+            log_size: log_size?,
             log_denials,
         })
     }

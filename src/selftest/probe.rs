@@ -474,6 +474,25 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
             r
         }
         "getppid" => sys(SYS_getppid, [0; 6]),
+        // The process's name (comm), which the jail chooses: whatever a
+        // denial log prints of it must stay on one line.
+        "set-comm" => {
+            let name = CString::new(arg?).ok()?;
+            sys(SYS_prctl, [PR_SET_NAME as u64, name.as_ptr() as u64, 0, 0, 0, 0])
+        }
+        // What stdout is: ret is its file type (S_IFIFO, S_IFREG...).
+        "stdout-type" => {
+            // SAFETY: st is written by fstat before it is read.
+            let mut st: stat = unsafe { std::mem::zeroed() };
+            // SAFETY: fstat of descriptor 1 into a local struct.
+            match unsafe { fstat(1, &mut st) } {
+                0 => Outcome::of(i64::from(st.st_mode & S_IFMT)),
+                r => Outcome::of(i64::from(r)),
+            }
+        }
+        // A jail tampering with its log through its own stdout.
+        "ftruncate-stdout" => sys(SYS_ftruncate, [1, 0, 0, 0, 0, 0]),
+        "lseek-stdout" => sys(SYS_lseek, [1, 0, SEEK_SET as u64, 0, 0, 0]),
         "repeat" => {
             // repeat=N:CHECK[=ARG]: runs a check N times; returns the mean
             // nanoseconds per run (for bench/), the errno of the last run.

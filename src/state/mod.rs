@@ -4,10 +4,16 @@
 //! A record names the supervisor by pid and start time, so that a record whose
 //! supervisor died (or whose pid was reused) is recognised and cleaned.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, renameat};
+use nix::sys::stat::{Mode, fstat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
 
 mod usage;
 
@@ -50,7 +56,9 @@ pub struct Record {
     pub id_base: u32,
     /// The jail's cgroup directories.
     pub cgroups: Vec<PathBuf>,
-    /// The supervisor's control socket.
+    /// The supervisor's control socket, for people to read: clients connect
+    /// to NAME.sock in the state directory, through its descriptor, whatever
+    /// a record says.
     pub control: PathBuf,
     /// "starting", "running" or "stopping".
     pub state: String,
@@ -70,15 +78,43 @@ pub struct Limits {
     pub cpu: Option<u32>,
 }
 
-/// The state directory.
+/// The state directory, held by descriptor: every record, the lock and the
+/// control sockets are reached relative to it, never by a path that a link
+/// planted on the way could redirect.
 #[derive(Clone, Debug)]
 pub struct Registry {
     dir: PathBuf,
+    fd: Arc<OwnedFd>,
 }
 
 /// Held while the registry is read or changed.
 pub struct Lock {
     _file: File,
+}
+
+/// Why a state directory is not the caller's own.
+#[derive(Debug, thiserror::Error)]
+pub enum Unsafe {
+    /// A symbolic link, which could point anywhere.
+    #[error("is a symbolic link")]
+    Link,
+    /// Something other than a directory.
+    #[error("is not a directory")]
+    NotDir,
+    /// Another user owns it and can change what is in it.
+    #[error("is owned by uid {owner}, not by uid {euid} that runs sysjail")]
+    Owner {
+        /// Its owner.
+        owner: u32,
+        /// The caller's effective uid.
+        euid: u32,
+    },
+    /// Others may create, replace or remove entries in it.
+    #[error("is writable by group or others (mode {mode:04o})")]
+    Writable {
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
 /// Registry errors.
@@ -87,6 +123,19 @@ pub enum StateError {
     /// The directory cannot be used.
     #[error("state directory {0}: {1}")]
     Dir(PathBuf, io::Error),
+    /// The directory is not the caller's own: records, lock and sockets in it
+    /// could be another user's.
+    #[error("state directory {dir} {why}: remove it, or set XDG_RUNTIME_DIR or --state-dir")]
+    Unsafe {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong with it.
+        why: Unsafe,
+    },
+    /// An entry of the state directory is a symbolic link, which sysjail
+    /// never follows there.
+    #[error("{0} is a symbolic link: sysjail follows none in its state directory; remove it")]
+    Link(PathBuf),
     /// A record cannot be written.
     #[error("registry record {0}: {1}")]
     Write(PathBuf, io::Error),
@@ -113,92 +162,184 @@ pub enum StateError {
 /// The highest jid: each jail gets its own 65536 host ids above 0x70000000.
 pub const MAX_JAILS: u32 = 4095;
 
+/// A record larger than this is not one of ours.
+const MAX_RECORD: u64 = 1 << 20;
+
 impl Registry {
     /// The default state directory: /run/sysjail for root, the user's runtime
-    /// directory otherwise.
+    /// directory otherwise, and [`Registry::fallback_dir`] without one.
     pub fn default_dir() -> PathBuf {
-        if nix::unistd::geteuid().is_root() {
+        let euid = nix::unistd::geteuid();
+        if euid.is_root() {
             PathBuf::from("/run/sysjail")
-        } else if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") {
+        } else if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|r| !r.is_empty()) {
             PathBuf::from(runtime).join("sysjail")
         } else {
-            std::env::temp_dir().join(format!("sysjail-{}", nix::unistd::geteuid()))
+            Registry::fallback_dir(euid.as_raw())
         }
     }
 
-    /// Opens (and creates, mode 0700) a state directory.
-    pub fn open(dir: &Path) -> Result<Registry, StateError> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| StateError::Dir(dir.to_path_buf(), e))?;
-        Ok(Registry { dir: dir.to_path_buf() })
+    /// The state directory of a user without a runtime directory:
+    /// `sysjail-UID` in the temporary directory ($TMPDIR or /tmp). Anyone
+    /// may create that name first; [`Registry::open`] refuses it then.
+    pub fn fallback_dir(uid: u32) -> PathBuf {
+        std::env::temp_dir().join(format!("sysjail-{uid}"))
     }
 
-    /// The directory.
+    /// Opens a state directory, creating it (mode 0700) if it is missing.
+    ///
+    /// Only the last component is created; its parent must exist (/run,
+    /// $XDG_RUNTIME_DIR and /tmp always do). Every open checks, on a
+    /// descriptor opened without following a link, that it is a directory
+    /// owned by the caller's effective uid and writable by no one else:
+    /// anything in a directory another user can write (a link at `lock`, a
+    /// record, a socket) would be that user's choice, followed by root.
+    /// Group and others may read it (root's /run/sysjail is 0700 when sysjail
+    /// creates it, but an administrator's 0755 is fine).
+    pub fn open(dir: &Path) -> Result<Registry, StateError> {
+        let unsafe_dir = |why| StateError::Unsafe {
+            dir: dir.to_path_buf(),
+            why,
+        };
+        // mkdir(2) never follows a link at the last component: it fails EEXIST.
+        match nix::unistd::mkdir(dir, Mode::from_bits_truncate(0o700)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(StateError::Dir(dir.to_path_buf(), e.into())),
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = match nix::fcntl::open(dir, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            // A link, with O_NOFOLLOW, fails ELOOP, or ENOTDIR with O_DIRECTORY.
+            Err(Errno::ELOOP | Errno::ENOTDIR) => {
+                let link = fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+                return Err(unsafe_dir(if link { Unsafe::Link } else { Unsafe::NotDir }));
+            }
+            Err(e) => return Err(StateError::Dir(dir.to_path_buf(), e.into())),
+        };
+        let st = fstat(&fd).map_err(|e| StateError::Dir(dir.to_path_buf(), e.into()))?;
+        let euid = nix::unistd::geteuid().as_raw();
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(unsafe_dir(Unsafe::NotDir));
+        }
+        if st.st_uid != euid {
+            return Err(unsafe_dir(Unsafe::Owner { owner: st.st_uid, euid }));
+        }
+        if st.st_mode & 0o022 != 0 {
+            return Err(unsafe_dir(Unsafe::Writable {
+                mode: st.st_mode & 0o7777,
+            }));
+        }
+        Ok(Registry {
+            dir: dir.to_path_buf(),
+            fd: Arc::new(fd),
+        })
+    }
+
+    /// The directory, for messages.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// The directory's descriptor: open entries relative to it.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Opens `name` in the directory, never following a link there.
+    fn openat(&self, name: &str, flags: OFlag, mode: u32) -> Result<OwnedFd, StateError> {
+        let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        nix::fcntl::openat(self.fd(), name, flags, Mode::from_bits_truncate(mode)).map_err(|e| match e {
+            Errno::ELOOP => StateError::Link(self.dir.join(name)),
+            e => StateError::Dir(self.dir.join(name), e.into()),
+        })
+    }
+
     /// Takes the registry lock (blocking).
     pub fn lock(&self) -> Result<Lock, StateError> {
-        let path = self.dir.join("lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| StateError::Dir(path.clone(), e))?;
-        file.lock().map_err(|e| StateError::Dir(path, e))?;
+        let fd = self.openat("lock", OFlag::O_RDWR | OFlag::O_CREAT, 0o600)?;
+        let file = File::from(fd);
+        file.lock().map_err(|e| StateError::Dir(self.dir.join("lock"), e))?;
         Ok(Lock { _file: file })
     }
 
-    fn record_path(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.json"))
+    fn record_name(name: &str) -> String {
+        format!("{name}.json")
     }
 
-    /// The control socket of a jail.
+    /// The name of a jail's control socket in the directory.
+    pub fn control_name(name: &str) -> String {
+        format!("{name}.sock")
+    }
+
+    /// The control socket of a jail, for messages (connect and bind go
+    /// through the directory's descriptor).
     pub fn control_path(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.sock"))
+        self.dir.join(Registry::control_name(name))
+    }
+
+    /// Reads one record; `None` unless it is a regular file of sensible size
+    /// holding a record.
+    fn read_record(&self, file: &str) -> Option<Record> {
+        let fd = self.openat(file, OFlag::O_RDONLY | OFlag::O_NONBLOCK, 0).ok()?;
+        let st = fstat(&fd).ok()?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_size as u64 > MAX_RECORD {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        File::from(fd).take(MAX_RECORD).read_to_end(&mut bytes).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// Every record, live or not, by jid.
     pub fn list(&self, _lock: &Lock) -> Vec<Record> {
-        let mut out: Vec<Record> = fs::read_dir(&self.dir)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-            .filter_map(|e| serde_json::from_slice(&fs::read(e.path()).ok()?).ok())
-            .collect();
+        // A descriptor of its own: reading a directory moves its offset.
+        let dir = nix::fcntl::openat(
+            self.fd(),
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .and_then(nix::dir::Dir::from_fd);
+        let mut names: Vec<String> = match dir {
+            Ok(mut d) => d
+                .iter()
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str().ok().map(String::from))
+                .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        names.sort();
+        let mut out: Vec<Record> = names.iter().filter_map(|n| self.read_record(n)).collect();
         out.sort_by_key(|r| r.id);
         out
     }
 
-    /// Writes a record atomically (a temporary file renamed over the old one).
+    /// Writes a record atomically (a new temporary file renamed over the old
+    /// one, both in the directory's descriptor).
     pub fn write(&self, _lock: &Lock, record: &Record) -> Result<(), StateError> {
-        let path = self.record_path(&record.name);
-        let tmp = self.dir.join(format!(".{}.json.tmp", record.name));
+        let name = Registry::record_name(&record.name);
+        let tmp = format!(".{name}.tmp");
+        let path = self.dir.join(&name);
+        // Whatever a crash left at the temporary name goes; O_EXCL then makes
+        // a file of our own, never opens an old one.
+        let _ = unlinkat(self.fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        let fd = self.openat(&tmp, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, 0o600)?;
         let write = || -> io::Result<()> {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&tmp)?;
+            let mut f = File::from(fd);
             f.write_all(&serde_json::to_vec_pretty(record).expect("records serialize"))?;
             f.sync_all()?;
-            fs::rename(&tmp, &path)
+            renameat(self.fd(), tmp.as_str(), self.fd(), name.as_str())?;
+            Ok(())
         };
         write().map_err(|e| StateError::Write(path, e))
     }
 
     /// Removes a jail's record and control socket.
     pub fn remove(&self, _lock: &Lock, name: &str) {
-        let _ = fs::remove_file(self.record_path(name));
-        let _ = fs::remove_file(self.control_path(name));
+        for entry in [Registry::record_name(name), Registry::control_name(name)] {
+            let _ = unlinkat(self.fd(), entry.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
     }
 
     /// Finds a live jail by name or jid.
@@ -324,6 +465,46 @@ mod tests {
         assert!(reg.find(&lock, "d").is_err());
         drop(lock);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_a_private_directory_of_the_caller_is_opened() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("sysjail-state-open-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir(&base).unwrap();
+        // Created 0700, and opened again.
+        let dir = base.join("state");
+        Registry::open(&dir).unwrap();
+        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o7777, 0o700);
+        Registry::open(&dir).unwrap();
+        // A link to it is not.
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(matches!(
+            Registry::open(&link),
+            Err(StateError::Unsafe { why: Unsafe::Link, .. })
+        ));
+        // Nor a directory others may write, nor a file.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(
+            Registry::open(&dir),
+            Err(StateError::Unsafe {
+                why: Unsafe::Writable { mode: 0o777 },
+                ..
+            })
+        ));
+        fs::write(base.join("file"), "").unwrap();
+        assert!(matches!(
+            Registry::open(&base.join("file")),
+            Err(StateError::Unsafe {
+                why: Unsafe::NotDir,
+                ..
+            })
+        ));
+        // Parents are not created.
+        assert!(matches!(Registry::open(&base.join("a/b")), Err(StateError::Dir(..))));
+        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -51,6 +51,21 @@ fn main(plan: &LaunchPlan, chan: &Channel, sources: &HostSources) -> Result<i32,
     // Leave the caller's session: its terminal is never a jail process's
     // controlling terminal, init's included.
     nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    // Nor does init keep the caller's descriptors 0-2 (a terminal, a log):
+    // the command gets what the supervisor passes it, init reports through
+    // its channel.
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("/dev/null: {e}"))?;
+    for fd in 0..3 {
+        // SAFETY: dup2 onto this process's own 0-2, which no Rust object owns.
+        if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
+            return Err(format!("dup2: {}", std::io::Error::last_os_error()));
+        }
+    }
+    drop(null);
     // Nothing of the supervisor's but the channel stays open.
     let keep = chan.fd().as_raw_fd();
     for fd in 3..keep {

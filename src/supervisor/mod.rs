@@ -34,6 +34,7 @@ use crate::model::{Identity, Jail};
 use crate::plan::{self, HostStep, LaunchPlan, Spawn, SpawnUser};
 use crate::policy::{self, JAIL_IDS, Policy};
 use crate::state::{self, Record, Registry, StateError};
+use crate::sys::logfile::{self, LogError, LogFile};
 use crate::sys::{host, probe, raw};
 use crate::users;
 
@@ -73,6 +74,9 @@ pub enum UpError {
     /// The registry refused.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A log cannot be opened safely.
+    #[error(transparent)]
+    Log(#[from] LogError),
     /// A host-side step failed.
     #[error("{what}: {error}")]
     Io {
@@ -162,16 +166,51 @@ pub fn up(launch: Launch) -> Result<i32, UpError> {
             Detach::Parent(code) => return Ok(code),
             Detach::Child(report) => detached = Some(report),
         }
-        detach_stdio(launch.jail.log.as_ref().map(|p| p.as_path()));
     }
-    let outcome = launch_and_supervise(&launch, detached.as_mut());
+    // Opened by the detached supervisor, which reports a refusal.
+    let logs = Logs::open(&launch);
+    if launch.background {
+        detach_stdio(logs.as_ref().ok().and_then(|l| l.output.as_ref()));
+    }
+    let outcome = logs.and_then(|logs| launch_and_supervise(&launch, logs, detached.as_mut()));
     if let (Some(report), Err(e)) = (detached.as_mut(), &outcome) {
         report.failed(&e.to_string());
     }
     outcome
 }
 
-fn launch_and_supervise(launch: &Launch, detached: Option<&mut Report>) -> Result<i32, UpError> {
+/// The host files a supervisor writes for its jail, opened before anything
+/// else is made (sys::logfile: no link followed, a regular file of the
+/// caller's own).
+struct Logs {
+    /// A background jail's output (`log`).
+    output: Option<LogFile>,
+    /// Denied calls (`log-denials`, `--log-denials`).
+    denials: Option<LogFile>,
+}
+
+impl Logs {
+    fn open(launch: &Launch) -> Result<Logs, UpError> {
+        let cap = launch.jail.log_size.0;
+        let output = match &launch.jail.log {
+            Some(path) if launch.background => Some(logfile::open_log(path.as_path(), cap)?),
+            _ => None,
+        };
+        let denials = match (&launch.log_denials, &launch.jail.log_denials) {
+            // Relative to the working directory, whose path getcwd(3) gives
+            // without links.
+            (Some(path), _) => {
+                let path = std::path::absolute(path).map_err(io_err(format!("{}", path.display())))?;
+                Some(logfile::open_log(&path, cap)?)
+            }
+            (None, Some(path)) => Some(logfile::open_log(path.as_path(), cap)?),
+            (None, None) => None,
+        };
+        Ok(Logs { output, denials })
+    }
+}
+
+fn launch_and_supervise(launch: &Launch, logs: Logs, detached: Option<&mut Report>) -> Result<i32, UpError> {
     let facts = probe::probe();
     let policy = policy::compile(&launch.jail);
     let tty = !launch.background && launch.stdio.is_none() && [0, 1, 2].iter().any(|&fd| tty::is_tty(borrow(fd)));
@@ -240,8 +279,8 @@ fn launch_and_supervise(launch: &Launch, detached: Option<&mut Report>) -> Resul
         },
     };
     registry.write(&lock, &record)?;
-    let control =
-        control::listen(&record.control).map_err(io_err(format!("control socket {}", record.control.display())))?;
+    let control = control::listen(registry.fd(), &Registry::control_name(&policy.name))
+        .map_err(io_err(format!("control socket {}", record.control.display())))?;
     drop(lock);
     let veth = plan.host.iter().find_map(|s| match s {
         HostStep::CreateVeth { host, .. } => Some(host.clone()),
@@ -256,7 +295,7 @@ fn launch_and_supervise(launch: &Launch, detached: Option<&mut Report>) -> Resul
     })
     .map_err(io_err("starting the janitor"))?;
 
-    let outcome = supervise(launch, &plan, &registry, &mut record, control, detached);
+    let outcome = supervise(launch, &plan, &registry, &mut record, control, logs, detached);
     // Why the jail ended, or what it suffered on the way, while the cgroups
     // still hold their counters.
     for event in state::limit_events(&state::usage(&cgroups), &record.limits) {
@@ -353,19 +392,22 @@ fn background(print_id: bool) -> Result<Detach, UpError> {
 
 /// A detached supervisor reads nothing and writes its messages to the jail's
 /// log, or nowhere (the old manual: standard input and output to /dev/null).
-fn detach_stdio(log: Option<&std::path::Path>) {
-    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null");
-    let out = match log {
-        Some(p) => std::fs::OpenOptions::new().create(true).append(true).open(p),
-        None => std::fs::OpenOptions::new().write(true).open("/dev/null"),
+fn detach_stdio(log: Option<&LogFile>) {
+    let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") else {
+        return;
     };
-    if let (Ok(null), Ok(out)) = (null, out) {
-        // SAFETY: dup2 onto 0, 1 and 2 of descriptors we hold.
-        unsafe {
-            libc::dup2(null.as_raw_fd(), 0);
-            libc::dup2(out.as_raw_fd(), 1);
-            libc::dup2(out.as_raw_fd(), 2);
-        }
+    // SAFETY: dup2 onto 0 of a descriptor we hold.
+    unsafe { libc::dup2(null.as_raw_fd(), 0) };
+    stdout_to(log.map_or(null.as_fd(), |l| l.as_fd()));
+}
+
+/// Points the supervisor's stdout and stderr at `fd` (the log, again after
+/// it rotated).
+fn stdout_to(fd: BorrowedFd<'_>) {
+    // SAFETY: dup2 onto 1 and 2 of a descriptor we hold.
+    unsafe {
+        libc::dup2(fd.as_raw_fd(), 1);
+        libc::dup2(fd.as_raw_fd(), 2);
     }
 }
 
@@ -396,6 +438,7 @@ fn supervise(
     registry: &Registry,
     record: &mut Record,
     control: OwnedFd,
+    logs: Logs,
     detached: Option<&mut Report>,
 ) -> Result<i32, UpError> {
     for step in &plan.host {
@@ -461,7 +504,7 @@ fn supervise(
         .map_err(io_err("taking jail root's uid to clone"))?;
     let (forked, joined_at_clone) = clone();
     if let Some(owner) = owner {
-                if let Ok(raw::Forked::Child) = forked {
+        if let Ok(raw::Forked::Child) = forked {
             // Init keeps the jail's uid, never root's: it takes its own ids
             // once they are mapped.
             drop(owner);
@@ -479,7 +522,7 @@ fn supervise(
         raw::Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(init_chan);
-    let mut jail = Running::new(launch, plan, chan, init_pidfd, sigfd, control);
+    let mut jail = Running::new(plan, chan, init_pidfd, sigfd, control, logs);
     let late_join = if joined_at_clone { None } else { into_cgroup.as_deref() };
     let prepared = match host_steps(plan, init_pid, late_join) {
         Ok(prepared) => prepared,
@@ -654,6 +697,17 @@ struct Client {
     master: Option<OwnedFd>,
 }
 
+/// A background jail's output: the jail writes into a pipe, and the
+/// supervisor copies it to the log. Holding the log itself, the jail could
+/// truncate or seek it, or fill the host's disk.
+struct Output {
+    log: LogFile,
+    /// The pipe's read end, once the command runs, until every writer is gone.
+    pipe: Option<OwnedFd>,
+    /// A write to the log failed: said once.
+    failed: bool,
+}
+
 /// A running jail, from the supervisor's side.
 struct Running<'p> {
     plan: &'p LaunchPlan,
@@ -677,21 +731,18 @@ struct Running<'p> {
     stop_timeout: Duration,
     stop_signal: i32,
     notifier: notify::Notifier,
+    output: Option<Output>,
 }
 
 impl<'p> Running<'p> {
     fn new(
-        launch: &Launch,
         plan: &'p LaunchPlan,
         chan: Channel,
         init_pidfd: OwnedFd,
         sigfd: SignalFd,
         control: OwnedFd,
+        logs: Logs,
     ) -> Self {
-        let log = launch
-            .log_denials
-            .clone()
-            .or_else(|| plan.policy.denial_log.as_ref().map(|p| p.as_path().to_path_buf()));
         Running {
             plan,
             chan,
@@ -710,7 +761,12 @@ impl<'p> Running<'p> {
             halted: None,
             stop_timeout: Duration::from_millis(plan.policy.process.stop_timeout_ms),
             stop_signal: plan.policy.process.stop_signal.number(),
-            notifier: notify::Notifier::new(plan, log),
+            notifier: notify::Notifier::new(plan, logs.denials),
+            output: logs.output.map(|log| Output {
+                log,
+                pipe: None,
+                failed: false,
+            }),
         }
     }
 
@@ -749,33 +805,35 @@ impl<'p> Running<'p> {
         }
     }
 
-    /// The jail's stdio: /dev/null and the log in the background, a terminal of
-    /// the jail's own when the caller has one (none is passed: init makes it),
-    /// else the caller's descriptors.
-    fn main_stdio(&self, launch: &Launch, tty: bool) -> Result<Vec<OwnedFd>, UpError> {
-        let open = |path: &std::path::Path, append: bool| {
-            let mut o = std::fs::OpenOptions::new();
-            if append {
-                o.create(true).append(true);
-            } else {
-                o.read(true).write(true);
-            }
-            o.open(path).map(OwnedFd::from)
+    /// The jail's stdio: /dev/null and a pipe to the log (or /dev/null) in the
+    /// background, a terminal of the jail's own when the caller has one (none
+    /// is passed: init makes it), else the caller's descriptors.
+    fn main_stdio(&mut self, launch: &Launch, tty: bool) -> Result<Vec<OwnedFd>, UpError> {
+        let null = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map(OwnedFd::from)
+                .map_err(io_err("/dev/null"))
         };
         if let Some(stdio) = &launch.stdio {
             stdio.iter().map(|fd| fd.try_clone().map_err(io_err("dup"))).collect()
         } else if launch.background {
-            let out = match &launch.jail.log {
-                Some(path) => open(path.as_path(), true),
-                None => open(std::path::Path::new("/dev/null"), false),
-            }
-            .map_err(io_err("opening the log"))?;
+            let out = match &mut self.output {
+                Some(output) => {
+                    let (read, write) =
+                        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io_err("pipe")(e.into()))?;
+                    // The event loop reads what is there, and never waits.
+                    nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+                        .map_err(|e| io_err("pipe")(e.into()))?;
+                    output.pipe = Some(read);
+                    write
+                }
+                None => null()?,
+            };
             let err = out.try_clone().map_err(io_err("dup"))?;
-            Ok(vec![
-                open(std::path::Path::new("/dev/null"), false).map_err(io_err("/dev/null"))?,
-                out,
-                err,
-            ])
+            Ok(vec![null()?, out, err])
         } else if tty {
             Ok(Vec::new())
         } else {
@@ -857,6 +915,9 @@ impl<'p> Running<'p> {
             if ready(6) {
                 self.relay_input();
             }
+            if ready(7) {
+                self.relay_log();
+            }
             let client_events: Vec<usize> = (0..self.clients.len()).filter(|i| ready(n_fixed + i)).collect();
             for i in client_events.into_iter().rev() {
                 self.read_client(i);
@@ -872,8 +933,10 @@ impl<'p> Running<'p> {
         while let Ok(Some((msg, fds))) = self.chan.recv::<FromInit>() {
             self.handle_init(msg, fds);
         }
-        // The command's output may still be in the terminal.
+        // The command's output may still be in the terminal, or the pipe.
         while self.master.is_some() && self.relay_output() {}
+        while self.relay_log() {}
+        self.notifier.finish();
         let (code, signal) = self.wait_init();
         drop(self.raw_mode.take());
         for c in &self.clients {
@@ -916,7 +979,7 @@ impl<'p> Running<'p> {
     /// Polls every active source; returns readiness by slot (the fixed slots,
     /// then one per client) and the number of fixed slots.
     fn poll(&self, timeout: PollTimeout) -> (Vec<bool>, usize) {
-        let fixed: [Option<BorrowedFd<'_>>; 7] = [
+        let fixed: [Option<BorrowedFd<'_>>; 8] = [
             Some(self.init_pidfd.as_fd()),
             Some(self.chan.fd().as_fd()),
             Some(self.sigfd.as_fd()),
@@ -924,6 +987,7 @@ impl<'p> Running<'p> {
             self.listener.as_ref().map(|l| l.as_fd()),
             self.master.as_ref().map(|m| m.as_fd()),
             self.stdin_open.then(|| borrow(0)),
+            self.output.as_ref().and_then(|o| o.pipe.as_ref()).map(|p| p.as_fd()),
         ];
         let slots: Vec<(usize, BorrowedFd<'_>)> = fixed
             .iter()
@@ -1184,6 +1248,37 @@ impl<'p> Running<'p> {
                 let _ = out.flush();
                 true
             }
+        }
+    }
+
+    /// Copies what the jail wrote to its log; false when nothing is left now
+    /// (the pipe is empty, or closed by every process that held it).
+    fn relay_log(&mut self) -> bool {
+        let Some(output) = &mut self.output else { return false };
+        let Some(pipe) = &output.pipe else { return false };
+        let mut buf = [0u8; 16384];
+        match nix::unistd::read(pipe.as_fd(), &mut buf) {
+            Ok(0) => {
+                output.pipe = None;
+                false
+            }
+            Ok(n) => {
+                match output.log.write(&buf[..n]) {
+                    // Our own messages follow the log to its new file.
+                    Ok(true) => stdout_to(output.log.as_fd()),
+                    Ok(false) => {}
+                    // The output is dropped, but the pipe still drained: the
+                    // jail never blocks on a log the host cannot take.
+                    Err(e) if !output.failed => {
+                        output.failed = true;
+                        tracing::warn!("log {}: {e}; the jail's output is dropped", output.log.path().display());
+                    }
+                    Err(_) => {}
+                }
+                true
+            }
+            Err(nix::errno::Errno::EINTR) => true,
+            Err(_) => false,
         }
     }
 

@@ -9,16 +9,22 @@
 //! decision that depends on memory: DESIGN.md's one security rule.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::File;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::path::PathBuf;
+use std::time::Instant;
 
 use crate::plan::LaunchPlan;
 use crate::policy::syscalls::{Action, Errno, Notify};
+use crate::sys::logfile::LogFile;
 use crate::sys::raw;
 use crate::syscalls::{Abi, Sysno};
+
+/// At most this many denial lines a second reach the log; the rest are
+/// counted in one "suppressed" line, so that a jail looping on a denied call
+/// cannot make the supervisor spend its time (and the host's disk) on them.
+pub const DENIALS_PER_SECOND: u32 = 100;
 
 /// The supervisor's side of the seccomp listener.
 pub struct Notifier {
@@ -27,7 +33,7 @@ pub struct Notifier {
     jail_root_uid: u32,
     first_v4: Option<Ipv4Addr>,
     first_v6: Option<Ipv6Addr>,
-    log: Option<(PathBuf, Option<File>)>,
+    log: Option<DenialLog>,
     net: super::netcall::NetCalls,
     /// Denied calls by (call, errno, allow entry), for the summary at exit.
     pub denied: BTreeMap<(String, Errno, Option<String>), u64>,
@@ -54,15 +60,15 @@ pub struct Notif {
 }
 
 impl Notifier {
-    /// A notifier for a jail.
-    pub fn new(plan: &LaunchPlan, log: Option<PathBuf>) -> Notifier {
+    /// A notifier for a jail, with the log of denied calls if any.
+    pub fn new(plan: &LaunchPlan, log: Option<LogFile>) -> Notifier {
         Notifier {
             abis: crate::syscalls::Abi::native().to_vec(),
             policy: plan.policy.syscalls.clone(),
             jail_root_uid: plan.ids.host_base,
             first_v4: plan.policy.network.ipv4.first,
             first_v6: plan.policy.network.ipv6.first,
-            log: log.map(|p| (p, None)),
+            log: log.map(DenialLog::new),
             net: super::netcall::NetCalls::new(crate::rewrite::Addresses::of(&plan.policy.network)),
             denied: BTreeMap::new(),
             halt: None,
@@ -140,10 +146,17 @@ impl Notifier {
         };
         let sent = respond(listener, n.id, answer);
         // The caller runs on while the line is written.
-        if let (Some(line), Some((_, Some(f)))) = (line, &mut self.log) {
-            let _ = f.write_all(line.as_bytes());
+        if let (Some(line), Some(log)) = (line, &mut self.log) {
+            log.line(&line);
         }
         sent
+    }
+
+    /// The jail is over: says how many lines were suppressed last.
+    pub fn finish(&mut self) {
+        if let Some(log) = &mut self.log {
+            log.flush_suppressed();
+        }
     }
 
     /// listen(2): a socket that was never bound gets the first address of its
@@ -280,12 +293,11 @@ impl Notifier {
             .denied
             .entry((name.clone(), e, allow.map(|a| a.to_string())))
             .or_insert(0) += 1;
-        let (path, file) = self.log.as_mut()?;
-        if file.is_none() {
-            *file = OpenOptions::new().create(true).append(true).open(&*path).ok();
-        }
-        file.as_ref()?;
-        let comm = read_small(&format!("/proc/{}/comm", n.pid)).unwrap_or_default();
+        self.log.as_ref()?;
+        // The jail names its processes: escaped, a name cannot end the line
+        // or pose as another field.
+        let comm = read_bytes(&format!("/proc/{}/comm", n.pid)).unwrap_or_default();
+        let comm = escape(comm.strip_suffix(b"\n").unwrap_or(&comm));
         let rule = call.and_then(|c| self.policy.rule(c));
         let why = rule.map_or_else(
             || format!("{}", self.policy.default),
@@ -295,7 +307,7 @@ impl Notifier {
             "{} pid={} comm={} abi={} {name}({}) = -{e} rule=\"{why}\" allow={}\n",
             timestamp(),
             ns_pid(n.pid).unwrap_or(n.pid as i32),
-            comm.trim(),
+            comm,
             abi.map_or("unknown", |a| a.name()),
             decode_args(n, rule),
             allow.map_or("none".to_string(), |a| a.to_string()),
@@ -574,15 +586,97 @@ fn euid(pid: u32) -> Option<u32> {
         .and_then(|v| v.split_whitespace().nth(1)?.parse().ok())
 }
 
-/// A process's pid in its innermost pid namespace (the jail's).
 /// A small /proc file in one read(2).
-fn read_small(path: &str) -> Option<String> {
+fn read_bytes(path: &str) -> Option<Vec<u8>> {
     use std::io::Read;
     let mut buf = [0u8; 4096];
     let n = File::open(path).ok()?.read(&mut buf).ok()?;
-    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    Some(buf[..n].to_vec())
 }
 
+fn read_small(path: &str) -> Option<String> {
+    read_bytes(path).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Text the jail chose, for a log line: printable ASCII other than space and
+/// backslash as it is; `\n`, `\t`, `\r`, `\\` and `\xNN` for every other
+/// byte, so that it can neither end the line nor pose as another field.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            b'\n' => out.push_str("\\n"),
+            b'\t' => out.push_str("\\t"),
+            b'\r' => out.push_str("\\r"),
+            b'\\' => out.push_str("\\\\"),
+            0x21..=0x7e => out.push(char::from(b)),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out
+}
+
+/// The log of denied calls: lines limited in rate, the file in size.
+struct DenialLog {
+    file: LogFile,
+    /// When the current one-second window began.
+    window: Instant,
+    /// Lines written in it.
+    lines: u32,
+    /// Lines not written since the last "suppressed" line.
+    suppressed: u64,
+    /// A write failed: said once, not for every denial.
+    failed: bool,
+}
+
+impl DenialLog {
+    fn new(file: LogFile) -> DenialLog {
+        DenialLog {
+            file,
+            window: Instant::now(),
+            lines: 0,
+            suppressed: 0,
+            failed: false,
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        if self.window.elapsed().as_secs() >= 1 {
+            self.flush_suppressed();
+            self.window = Instant::now();
+            self.lines = 0;
+        }
+        if self.lines < DENIALS_PER_SECOND {
+            self.lines += 1;
+            self.write(line);
+        } else {
+            self.suppressed += 1;
+        }
+    }
+
+    fn flush_suppressed(&mut self) {
+        if self.suppressed > 0 {
+            let line = format!(
+                "{} suppressed {} lines: more than {DENIALS_PER_SECOND} denied calls in a second\n",
+                timestamp(),
+                self.suppressed
+            );
+            self.suppressed = 0;
+            self.write(&line);
+        }
+    }
+
+    fn write(&mut self, line: &str) {
+        if let Err(e) = self.file.write(line.as_bytes())
+            && !self.failed
+        {
+            self.failed = true;
+            tracing::warn!("denial log {}: {e}; lines are dropped", self.file.path().display());
+        }
+    }
+}
+
+/// A process's pid in its innermost pid namespace (the jail's).
 fn ns_pid(pid: u32) -> Option<i32> {
     let status = read_small(&format!("/proc/{pid}/status"))?;
     status
@@ -593,7 +687,15 @@ fn ns_pid(pid: u32) -> Option<i32> {
 
 #[cfg(test)]
 mod tests {
-    use super::civil;
+    use super::{civil, escape};
+
+    #[test]
+    fn jail_text_cannot_forge_a_line_or_a_field() {
+        assert_eq!(escape(b"nginx"), "nginx");
+        assert_eq!(escape(b"a\nb"), "a\\nb");
+        assert_eq!(escape(b"x allow=ipc"), "x\\x20allow=ipc");
+        assert_eq!(escape(b"\\x0a\t\r\x1b\xff"), "\\\\x0a\\t\\r\\x1b\\xff");
+    }
 
     #[test]
     fn civil_dates() {

@@ -8,6 +8,7 @@ pub mod host;
 pub mod hostpath;
 pub mod jail;
 pub mod kernel;
+pub mod logfile;
 pub mod net;
 pub mod privs;
 pub mod probe;

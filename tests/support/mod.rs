@@ -276,6 +276,8 @@ impl Ctx {
         let state = self.dir.join("state-nobody");
         fs::create_dir_all(&state).unwrap();
         std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+        // A state directory must be its user's alone, whatever the umask.
+        fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
         let mut c = Command::new("setpriv");
         c.args([
             "--reuid=65534",
