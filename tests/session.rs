@@ -45,6 +45,11 @@ fn main() {
         &[Root, Script],
         no_launch_form_hands_over_the_callers_terminal,
     );
+    r.test_alone(
+        "a_jail_that_exhausts_kernel_counters_starves_no_one",
+        &[Root],
+        a_jail_that_exhausts_kernel_counters_starves_no_one,
+    );
     r.test(
         "exec_never_hands_over_the_callers_terminal",
         &[Root, Script],
@@ -187,4 +192,84 @@ fn exec_never_hands_over_the_callers_terminal(ctx: &Ctx) -> TestResult {
     ensure(text(&check.stdout).is_empty(), || text(&check.stdout))?;
     let _ = ctx.sysjail(&["down", name]).output();
     Ok(())
+}
+
+/// Host root takes one inotify instance and one message queue, and gives
+/// them back: the errno of each attempt (0: it worked).
+fn host_root_takes_counters() -> (i32, i32) {
+    let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    // SAFETY: inotify_init1(2); the descriptor is closed at once.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    let inotify = if fd < 0 { errno() } else { 0 };
+    if fd >= 0 {
+        // SAFETY: ours.
+        unsafe { libc::close(fd) };
+    }
+    let name = std::ffi::CString::new(format!("/sysjail-test-{}", std::process::id())).unwrap();
+    // SAFETY: an all-zero mq_attr, then the two fields mq_open reads.
+    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+    attr.mq_maxmsg = 8;
+    attr.mq_msgsize = 8192;
+    // SAFETY: a valid name and attribute struct.
+    let q = unsafe {
+        libc::mq_open(
+            name.as_ptr(),
+            libc::O_CREAT | libc::O_RDWR | libc::O_CLOEXEC,
+            0o600,
+            &attr,
+        )
+    };
+    let mq = if q < 0 { errno() } else { 0 };
+    if q >= 0 {
+        // SAFETY: ours, and the name we made.
+        unsafe {
+            libc::mq_close(q);
+            libc::mq_unlink(name.as_ptr());
+        }
+    }
+    (inotify, mq)
+}
+
+fn a_jail_that_exhausts_kernel_counters_starves_no_one(ctx: &Ctx) -> TestResult {
+    // One jail takes every inotify instance and message queue byte its user
+    // may have, and holds them.
+    let hog = ctx.jail_named(&format!("{}-hog", ctx.name), "[limits]\npids = 64\n");
+    let out = ctx
+        .sysjail(&["up", "-b"])
+        .arg(&hog)
+        .args(["--", support::bin(), "probe", "inotify-exhaust=0", "mq-exhaust=30"])
+        .output()
+        .unwrap();
+    ensure(out.status.success(), || text(&out.stderr))?;
+    let hog_name = format!("{}-hog", ctx.name);
+    // Once it holds them, a process of its own gets none.
+    let mut inside = (0, 0);
+    let full = support::wait_for(Duration::from_secs(15), || {
+        let check = |c: &str| {
+            let out = ctx
+                .sysjail(&["exec", &hog_name, "--", support::bin(), "probe", c])
+                .output()
+                .unwrap();
+            support::Probe(serde_json::from_slice(&out.stdout).unwrap_or_default())
+                .errno(c)
+                .unwrap_or(0)
+        };
+        inside = (check("inotify-init"), check("mq-open"));
+        inside.0 != 0 && inside.1 != 0
+    });
+    ensure(full, || {
+        format!("the jail never ran out: inotify {}, mqueue {}", inside.0, inside.1)
+    })?;
+    // Host root is not charged for it, and neither is another jail.
+    let host = host_root_takes_counters();
+    let other = ctx.jail_named(&format!("{}-other", ctx.name), "[limits]\npids = 64\n");
+    let p = ctx.probe(&other, &["inotify-init", "mq-open"]);
+    let _ = ctx.sysjail(&["down", &hog_name]).output();
+    ensure(host == (0, 0), || {
+        format!(
+            "host root was starved: inotify errno {}, mqueue errno {}",
+            host.0, host.1
+        )
+    })?;
+    p?.expect(&[("inotify-init", 0), ("mq-open", 0)])
 }

@@ -147,6 +147,44 @@ fn nul_terminated(s: &str) -> Vec<u8> {
     v
 }
 
+/// Calls `take` until it fails (at most 100,000 times), keeping what it
+/// returned, then holds it all for `arg` seconds (at most 60). The outcome is
+/// how many were taken and the errno that stopped it.
+fn exhaust(arg: Option<&str>, mut take: impl FnMut() -> i64) -> Outcome {
+    let mut taken = 0;
+    let mut last = Outcome::default();
+    for _ in 0..100_000 {
+        let r = take();
+        if r < 0 {
+            last = Outcome::of(r);
+            break;
+        }
+        taken += 1;
+    }
+    let hold = arg.and_then(|a| a.parse::<u64>().ok()).unwrap_or(0).min(60);
+    std::thread::sleep(std::time::Duration::from_secs(hold));
+    Outcome { ret: taken, ..last }
+}
+
+/// mq_open(3) of a new queue of 8 messages of 8 KiB (64 KiB of the user's
+/// RLIMIT_MSGQUEUE each).
+fn mq_open_one(name: &str) -> i64 {
+    let Ok(name) = CString::new(name) else { return -1 };
+    // SAFETY: an all-zero mq_attr, then the two fields mq_open reads.
+    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+    attr.mq_maxmsg = 8;
+    attr.mq_msgsize = 8192;
+    // SAFETY: a valid name and attribute struct for the call.
+    i64::from(unsafe {
+        libc::mq_open(
+            name.as_ptr(),
+            libc::O_CREAT | libc::O_RDWR | libc::O_CLOEXEC,
+            0o600,
+            &attr,
+        )
+    })
+}
+
 /// Runs one named check.
 #[allow(clippy::too_many_lines)]
 pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
@@ -476,6 +514,21 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         "getppid" => sys(SYS_getppid, [0; 6]),
         // The process's name (comm), which the jail chooses: whatever a
         // denial log prints of it must stay on one line.
+        // Per-user kernel counters: take every inotify instance or message
+        // queue this user may have (ret: how many), and hold them for ARG
+        // seconds; or take one.
+        "inotify-exhaust" => exhaust(arg, || {
+            // SAFETY: inotify_init1(2) with a flag; the descriptor is kept.
+            i64::from(unsafe { inotify_init1(IN_CLOEXEC) })
+        }),
+        "inotify-init" => sys(SYS_inotify_init1, [IN_CLOEXEC as u64, 0, 0, 0, 0, 0]),
+        "mq-exhaust" => {
+            let mut n = 0u32;
+            exhaust(arg, || {
+                n += 1;
+                mq_open_one(&format!("/sysjail-probe-{}-{n}", std::process::id()))
+            })
+        }
         "set-comm" => {
             let name = CString::new(arg?).ok()?;
             sys(SYS_prctl, [PR_SET_NAME as u64, name.as_ptr() as u64, 0, 0, 0, 0])

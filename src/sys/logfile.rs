@@ -228,12 +228,15 @@ mod tests {
         std::os::unix::fs::symlink(dir.join("nowhere"), dir.join("b.log")).unwrap();
         assert!(matches!(open_log(&dir.join("b.log"), 1 << 20), Err(LogError::Link(_))));
         assert!(!dir.join("nowhere").exists());
-        // At a directory on the way.
+        // At a directory on the way, where others write.
         fs::create_dir(dir.join("real")).unwrap();
-        std::os::unix::fs::symlink(dir.join("real"), dir.join("linked")).unwrap();
-        let err = open_log(&dir.join("linked/c.log"), 1 << 20).unwrap_err();
+        let open = dir.join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+        std::os::unix::fs::symlink(dir.join("real"), open.join("linked")).unwrap();
+        let err = open_log(&open.join("linked/c.log"), 1 << 20).unwrap_err();
         assert!(
-            matches!(&err, LogError::Dir { error, .. } if error.raw_os_error() == Some(libc::ELOOP)),
+            matches!(&err, LogError::Dir { .. }) && err.to_string().contains("is a symbolic link"),
             "{err}"
         );
         assert!(!dir.join("real/c.log").exists());
