@@ -60,6 +60,11 @@ pub enum FactExpectation {
     },
     /// The process has a session of its own, without a terminal.
     OwnSession,
+    /// Init's command line names its role and the jail, no host path, and
+    /// init has no controlling terminal.
+    InitReveals(String),
+    /// /dev/shm holds at most this many bytes.
+    ShmSize(u64),
 }
 
 /// The outcome of one promise.
@@ -377,7 +382,18 @@ pub fn expectations(
             root,
         },
         FactExpectation::OwnSession,
+        FactExpectation::InitReveals(jail.name.to_string()),
     ];
+    let mut facts = facts;
+    let dev_is_at_dev = jail
+        .mounts
+        .iter()
+        .any(|m| m.kind == crate::model::MountKind::Dev && m.target.as_str() == "/dev");
+    if dev_is_at_dev {
+        facts.push(FactExpectation::ShmSize(
+            jail.limits.shm.unwrap_or(crate::model::Limits::SHM_DEFAULT).0,
+        ));
+    }
     (e, facts)
 }
 
@@ -460,6 +476,21 @@ pub fn judge(checks: &[Expectation], facts: &[FactExpectation], report: &Report)
                 "the jail never shares the caller's terminal",
                 fact("sid") == fact("pid") && fact("tty").is_null(),
                 format!("sid {} pid {} tty {}", fact("sid"), fact("pid"), fact("tty")),
+            ),
+            FactExpectation::InitReveals(name) => {
+                let cmdline = fact("init_cmdline").as_str().unwrap_or_default().to_string();
+                (
+                    "init shows no host path and has no terminal",
+                    cmdline.starts_with(&format!("sysjail-init {name}"))
+                        && !cmdline.contains('/')
+                        && fact("init_tty") == 0,
+                    format!("/proc/1/cmdline {cmdline:?}, controlling terminal {}", fact("init_tty")),
+                )
+            }
+            FactExpectation::ShmSize(bytes) => (
+                "/dev/shm is bounded (limits.shm)",
+                fact("shm_bytes").as_u64() == Some(*bytes),
+                format!("{} bytes, expected {bytes}", fact("shm_bytes")),
             ),
         };
         out.push(Verdict {

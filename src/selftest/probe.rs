@@ -983,6 +983,35 @@ pub fn facts() -> BTreeMap<String, serde_json::Value> {
         "sid".into(),
         json!(nix::unistd::getsid(None).map(|p| p.as_raw()).unwrap_or(-1)),
     );
+    // What the jail sees of its init: its command line, and its controlling
+    // terminal (field 7 of its stat; 0: none).
+    f.insert(
+        "init_cmdline".into(),
+        json!(
+            std::fs::read("/proc/1/cmdline")
+                .map(|b| String::from_utf8_lossy(&b).trim_end_matches('\0').replace('\0', " "))
+                .unwrap_or_default()
+        ),
+    );
+    f.insert(
+        "init_tty".into(),
+        json!(
+            std::fs::read_to_string("/proc/1/stat")
+                .ok()
+                .and_then(|s| s
+                    .rsplit_once(") ")
+                    .and_then(|(_, r)| r.split(' ').nth(4)?.parse::<i64>().ok()))
+                .unwrap_or(-1)
+        ),
+    );
+    f.insert(
+        "shm_bytes".into(),
+        json!(
+            nix::sys::statfs::statfs("/dev/shm")
+                .map(|s| s.blocks() * s.block_size() as u64)
+                .unwrap_or(0)
+        ),
+    );
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
