@@ -50,6 +50,7 @@ fn main() {
         &[Root],
         a_jail_that_exhausts_kernel_counters_starves_no_one,
     );
+    r.test("kernel_counters_are_settable", &[Root], kernel_counters_are_settable);
     r.test(
         "exec_never_hands_over_the_callers_terminal",
         &[Root, Script],
@@ -272,4 +273,29 @@ fn a_jail_that_exhausts_kernel_counters_starves_no_one(ctx: &Ctx) -> TestResult 
         )
     })?;
     p?.expect(&[("inotify-init", 0), ("mq-open", 0)])
+}
+
+fn kernel_counters_are_settable(ctx: &Ctx) -> TestResult {
+    let bindir = std::path::Path::new(support::bin())
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let file = ctx.jail(&format!(
+        "[limits]\npids = 64\ninotify-instances = 5\nmsgqueue = \"100K\"\n[[mount]]\nsource = \"{bindir}\"\ntarget = \"{bindir}\"\n"
+    ));
+    // Five instances; message queues of 64 KiB each within 100 KiB: one.
+    let p = ctx.probe(&file, &["inotify-exhaust=0", "mq-exhaust=0"])?;
+    let taken = |c: &str| p.0["checks"][c]["ret"].as_i64().unwrap_or(-1);
+    ensure(taken("inotify-exhaust=0") == 5 && taken("mq-exhaust=0") == 1, || {
+        p.0["checks"].to_string()
+    })?;
+    p.expect(&[("inotify-exhaust=0", libc::EMFILE), ("mq-exhaust=0", libc::EMFILE)])?;
+    // The table shows what the launch sets.
+    let out = ctx.sysjail(&["policy"]).arg(&file).output().unwrap();
+    let table = text(&out.stdout);
+    ensure(
+        table.contains("user.max_inotify_instances  5") && table.contains("RLIMIT_MSGQUEUE 102400"),
+        || table.clone(),
+    )
 }

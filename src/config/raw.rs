@@ -116,8 +116,16 @@ toml_table! {
         "stack" => stack: IntOrText,
         /// Hard and soft RLIMIT_AS: address space per process.
                 "as" => address_space: IntOrText,
-        /// Size of the jail's /dev/shm (a tmpfs), such as "64M". Default: "64M".
+                /// Size of the jail's /dev/shm (a tmpfs), such as "64M". Default: "64M".
         "shm" => shm: IntOrText,
+        /// Hard and soft RLIMIT_MSGQUEUE: bytes of POSIX message queues per user.
+        "msgqueue" => msgqueue: IntOrText,
+        /// inotify instances the jail's users may hold, each (the jail's
+        /// user.max_inotify_instances). Default: the host's per-user limit.
+        "inotify-instances" => inotify_instances: i64,
+        /// inotify watches the jail's users may hold, each (the jail's
+        /// user.max_inotify_watches). Default: the host's per-user limit.
+        "inotify-watches" => inotify_watches: i64,
     }
 }
 

@@ -176,6 +176,37 @@ pub struct Limits {
     pub rlimits: BTreeMap<Rlimit, RlimitValue>,
     /// Size of /dev/shm; `None`: [`Limits::SHM_DEFAULT`].
     pub shm: Option<Bytes>,
+    /// Per-user kernel counters of the jail's user namespace.
+    pub counters: BTreeMap<Counter, u32>,
+}
+
+/// A per-user counter the kernel keeps for each user namespace, and that a
+/// namespace's owner may lower for it (/proc/sys/user/).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Counter {
+    /// user.max_inotify_instances
+    InotifyInstances,
+    /// user.max_inotify_watches
+    InotifyWatches,
+}
+
+impl Counter {
+    /// The key in `[limits]`.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Counter::InotifyInstances => "inotify-instances",
+            Counter::InotifyWatches => "inotify-watches",
+        }
+    }
+
+    /// Its file under /proc/sys/user/.
+    pub const fn sysctl(self) -> &'static str {
+        match self {
+            Counter::InotifyInstances => "max_inotify_instances",
+            Counter::InotifyWatches => "max_inotify_watches",
+        }
+    }
 }
 
 impl Limits {
@@ -203,6 +234,8 @@ pub enum Rlimit {
     Stack,
     /// RLIMIT_AS
     As,
+    /// RLIMIT_MSGQUEUE
+    Msgqueue,
 }
 
 impl Rlimit {
@@ -215,6 +248,7 @@ impl Rlimit {
             Rlimit::Fsize => "fsize",
             Rlimit::Stack => "stack",
             Rlimit::As => "as",
+            Rlimit::Msgqueue => "msgqueue",
         }
     }
 
@@ -227,6 +261,7 @@ impl Rlimit {
             Rlimit::Fsize => "RLIMIT_FSIZE",
             Rlimit::Stack => "RLIMIT_STACK",
             Rlimit::As => "RLIMIT_AS",
+            Rlimit::Msgqueue => "RLIMIT_MSGQUEUE",
         }
     }
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{
-    AbsPath, Addr, Bytes, Hostname, IdRef, Identity, Jail, JailName, Limits, MilliCpu, Mount, MountKind, Network,
-    NetworkMode, PathProblem, Private, Rlimit, RlimitValue, Root, Stop, Uplink, check_env_name, check_ifname,
+    AbsPath, Addr, Bytes, Counter, Hostname, IdRef, Identity, Jail, JailName, Limits, MilliCpu, Mount, MountKind,
+    Network, NetworkMode, PathProblem, Private, Rlimit, RlimitValue, Root, Stop, Uplink, check_env_name, check_ifname,
     parse_duration,
 };
 use crate::config::decode::{Field, IntOrText, Spanned};
@@ -695,6 +695,17 @@ impl Checker {
                 "at least 4M: less cannot start a program",
             );
         }
+        for (counter, field) in [
+            (Counter::InotifyInstances, &l.inotify_instances),
+            (Counter::InotifyWatches, &l.inotify_watches),
+        ] {
+            if let Some(v) = field {
+                let key = format!("limits.{}", counter.key());
+                if let Some(n) = self.range(v, &key, 1, i64::from(i32::MAX), "between 1 and 2147483647") {
+                    out.counters.insert(counter, n as u32);
+                }
+            }
+        }
         if let Some(m) = &l.shm {
             out.shm = self.size(m, "limits.shm", Some(4 << 10), "at least 4K");
         }
@@ -724,13 +735,14 @@ impl Checker {
                 );
             }
         }
-        let rlimits: [(Rlimit, &Opt<IntOrText>, bool, u64); 6] = [
+        let rlimits: [(Rlimit, &Opt<IntOrText>, bool, u64); 7] = [
             (Rlimit::Nofile, &l.nofile, false, 1),
             (Rlimit::Nproc, &l.nproc, false, 1),
             (Rlimit::Core, &l.core, true, 0),
             (Rlimit::Fsize, &l.fsize, true, 0),
             (Rlimit::Stack, &l.stack, true, 16 << 10),
             (Rlimit::As, &l.address_space, true, 16 << 20),
+            (Rlimit::Msgqueue, &l.msgqueue, true, 0),
         ];
         for (which, field, is_size, min) in rlimits {
             if let Some(f) = field

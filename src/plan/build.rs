@@ -129,6 +129,20 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
         JailStep::PrivateMounts,
         JailStep::Staging,
     ];
+    if !policy.counters.is_empty() {
+        // While /proc is still the host's instance, seen from the jail's user
+        // namespace: its /proc/sys is made read-only later.
+        jail.insert(
+            1,
+            JailStep::UserCounters {
+                set: policy
+                    .counters
+                    .iter()
+                    .map(|(c, n, _)| (c.sysctl().to_string(), *n))
+                    .collect(),
+            },
+        );
+    }
     let mut slots = 0;
     // As root the supervisor copies every host tree; without privilege init
     // copies them itself, where `/` can only come with its submounts.

@@ -123,6 +123,13 @@ impl fmt::Display for JailStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ro = |r: &bool| if *r { "|MOUNT_ATTR_RDONLY" } else { "" };
         match self {
+            JailStep::UserCounters { set } => {
+                let writes: Vec<String> = set
+                    .iter()
+                    .map(|(file, n)| format!("write(/proc/sys/user/{file}, \"{n}\")"))
+                    .collect();
+                f.write_str(&writes.join("; "))
+            }
             JailStep::SwitchIds { uid, gid, clear_groups } => {
                 if *clear_groups {
                     write!(f, "setgroups(0, NULL); ")?;

@@ -268,6 +268,12 @@ pub enum JailStep {
         /// unnecessary, without privilege).
         clear_groups: bool,
     },
+    /// Lowers per-user kernel counters of the jail's user namespace
+    /// (/proc/sys/user/, which init, the namespace's root, may write).
+    UserCounters {
+        /// Files under /proc/sys/user/ and their values.
+        set: Vec<(String, u32)>,
+    },
     /// A new cgroup namespace, rooted at the jail's cgroups.
     UnshareCgroup,
     /// Stops mount events from propagating to or from the host.

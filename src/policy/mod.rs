@@ -80,6 +80,10 @@ pub struct Policy {
     pub capabilities: CapabilityPolicy,
     /// Hard (and soft) rlimits set at launch.
     pub rlimits: Vec<RlimitEntry>,
+    /// Per-user kernel counters of the jail's user namespace, lowered at
+    /// launch; the rest are the host's per-user limits, charged to jail
+    /// root's host uid.
+    pub counters: Vec<(crate::model::Counter, u32, Why)>,
     /// Syscall rules for every ABI.
     pub syscalls: SyscallPolicy,
     /// The Landlock ruleset.
@@ -226,6 +230,12 @@ pub fn compile(jail: &Jail) -> Policy {
                 value,
                 why: Why::Key(format!("limits.{}", resource.key())),
             })
+            .collect(),
+        counters: jail
+            .limits
+            .counters
+            .iter()
+            .map(|(&c, &n)| (c, n, Why::Key(format!("limits.{}", c.key()))))
             .collect(),
         syscalls: syscalls::compile(jail),
         landlock,

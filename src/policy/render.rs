@@ -56,6 +56,7 @@ pub fn render_text(p: &Policy) -> String {
     mounts(&mut o, p);
     capabilities(&mut o, p);
     rlimits(&mut o, p);
+    counters(&mut o, p);
     syscalls(&mut o, p);
     landlock(&mut o, p);
     network(&mut o, p);
@@ -177,6 +178,16 @@ fn rlimits(o: &mut Out, p: &Policy) {
             RlimitValue::Unlimited => "unlimited".into(),
         };
         o.line(&format!("{:<14} {value}", r.resource.kernel_name()), &r.why);
+    }
+}
+
+fn counters(o: &mut Out, p: &Policy) {
+    o.head("per-user kernel counters (inotify, message queues, namespaces: charged to jail root's host uid)");
+    if p.counters.is_empty() {
+        o.plain("the host's per-user limits");
+    }
+    for (counter, value, why) in &p.counters {
+        o.line(&format!("user.{:<22} {value}", counter.sysctl()), why);
     }
 }
 

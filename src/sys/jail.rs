@@ -89,6 +89,12 @@ fn run_one<K: Kernel>(
 ) -> io::Result<()> {
     match step {
         JailStep::SwitchIds { uid, gid, clear_groups } => k.switch_ids(*uid, *gid, *clear_groups),
+        JailStep::UserCounters { set } => {
+            for (file, value) in set {
+                k.user_counter(file, *value)?;
+            }
+            Ok(())
+        }
         JailStep::UnshareCgroup => k.unshare_cgroup(),
         JailStep::PrivateMounts => k.make_private(),
         JailStep::Staging => k.staging(),
@@ -308,6 +314,9 @@ mod tests {
         type Fd = ();
         fn switch_ids(&mut self, _: u32, _: u32, _: bool) -> io::Result<()> {
             self.call("switch_ids")
+        }
+        fn user_counter(&mut self, _: &str, _: u32) -> io::Result<()> {
+            self.call("user_counter")
         }
         fn unshare_cgroup(&mut self) -> io::Result<()> {
             self.call("unshare_cgroup")

@@ -37,6 +37,8 @@ pub trait Kernel {
 
     /// Takes these ids (and, with `clear_groups`, no supplementary groups).
     fn switch_ids(&mut self, uid: u32, gid: u32, clear_groups: bool) -> io::Result<()>;
+    /// Writes a per-user counter of the caller's user namespace.
+    fn user_counter(&mut self, file: &str, value: u32) -> io::Result<()>;
     /// unshare(CLONE_NEWCGROUP).
     fn unshare_cgroup(&mut self) -> io::Result<()>;
     /// Makes every mount private.
@@ -165,6 +167,12 @@ impl Kernel for Real {
         check(unsafe { libc::setresgid(gid, gid, gid) })?;
         // SAFETY: as above.
         check(unsafe { libc::setresuid(uid, uid, uid) })
+    }
+
+    fn user_counter(&mut self, file: &str, value: u32) -> io::Result<()> {
+        // /proc/sys/user/ shows the caller's own user namespace's counters;
+        // the names are static, /proc is still the host's instance.
+        std::fs::write(Path::new("/proc/sys/user").join(file), value.to_string())
     }
 
     fn unshare_cgroup(&mut self) -> io::Result<()> {

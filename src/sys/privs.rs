@@ -21,6 +21,7 @@ fn resource(r: Rlimit) -> libc::__rlimit_resource_t {
         Rlimit::Fsize => libc::RLIMIT_FSIZE,
         Rlimit::Stack => libc::RLIMIT_STACK,
         Rlimit::As => libc::RLIMIT_AS,
+        Rlimit::Msgqueue => libc::RLIMIT_MSGQUEUE,
     }
 }
 
