@@ -5,7 +5,9 @@
 //! sources, not the users. [`host_checks`] adds those checks on demand
 //! (`check --host`), and `up` runs them before it creates anything.
 
+use std::collections::BTreeSet;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::{self, Files, HostFiles, Loaded, RawJail};
@@ -92,7 +94,7 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
         let meta = fs::metadata(p).map_err(|_| UsageError::Missing(p.clone()))?;
         if meta.is_dir() {
             let before = out.len();
-            walk(p, &mut out)?;
+            walk(p, &mut out, &mut BTreeSet::new())?;
             if out.len() == before {
                 return Err(UsageError::EmptyDir(p.clone()));
             }
@@ -103,16 +105,24 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), UsageError> {
+/// Walks `dir`, each directory once: `seen` holds the (device, inode) of every
+/// directory entered, so that links back up the tree (which a repository under
+/// review may hold) cannot make the walk endless or exponential.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut BTreeSet<(u64, u64)>) -> Result<(), UsageError> {
+    let unlistable = |e| UsageError::Unlistable(dir.to_path_buf(), e);
+    let meta = fs::metadata(dir).map_err(unlistable)?;
+    if !seen.insert((meta.dev(), meta.ino())) {
+        return Ok(());
+    }
     let mut entries: Vec<_> = fs::read_dir(dir)
-        .map_err(|e| UsageError::Unlistable(dir.to_path_buf(), e))?
+        .map_err(unlistable)?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .collect();
     entries.sort();
     for path in entries {
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, seen)?;
         } else if path.extension().is_some_and(|e| e == "toml") {
             out.push(path);
         }
@@ -199,6 +209,10 @@ fn finish(loaded: Loaded, sources: SourceMap) -> Result<Definition, Rejected> {
     }
 }
 
+/// The largest /etc/passwd or /etc/group read by [`host_checks`]: a jail's tree
+/// is as untrusted as its definition, and is read with the same care.
+const USER_DB_LIMIT: u64 = 16 << 20;
+
 /// What `check --host` and `up` verify on this machine: the root directory and
 /// bind sources exist, and the user and groups exist where they are looked up.
 pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files) -> Vec<Diagnostic> {
@@ -241,7 +255,7 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files) 
     if let (Some(root), Some(key), Identity::Jail(who) | Identity::Host(who)) = (db_root, key, &jail.identity)
         && let IdRef::Name(name) = who
     {
-        let passwd = files.read(&root.join("etc/passwd")).unwrap_or_default();
+        let passwd = files.read(&root.join("etc/passwd"), USER_DB_LIMIT).unwrap_or_default();
         if users::find_user(&users::parse_passwd(&passwd), who).is_none() {
             out.push(
                 Diagnostic::new(
@@ -255,7 +269,7 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files) 
     }
     if let (Some(groups), Some(field)) = (&jail.groups, &raw.groups) {
         let root = db_root.unwrap_or(jail.root.path.as_path());
-        let db = users::parse_group(&files.read(&root.join("etc/group")).unwrap_or_default());
+        let db = users::parse_group(&files.read(&root.join("etc/group"), USER_DB_LIMIT).unwrap_or_default());
         for (g, spanned) in groups.iter().zip(&field.value) {
             if users::find_group(&db, g).is_none() {
                 out.push(

@@ -163,3 +163,116 @@ fn schema_is_printed() {
     let committed = fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/sysjail.schema.json")).unwrap();
     assert_eq!(out.stdout, committed);
 }
+
+/// Runs sysjail with `secret` in its environment, killing it after `limit`:
+/// hostile input must neither hang nor leak the caller's environment.
+fn sysjail_bounded(args: &[&str], secret: &str, limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sysjail"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .env("SYSJAIL_TEST_SECRET", secret)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sysjail");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("sysjail {args:?} still ran after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    child.stdout.take().unwrap().read_to_end(&mut stdout).unwrap();
+    child.stderr.take().unwrap().read_to_end(&mut stderr).unwrap();
+    Output { status, stdout, stderr }
+}
+
+#[test]
+fn extends_and_named_files_must_be_regular_files_of_at_most_1_mib() {
+    let dir = tempdir("hostile");
+    let fifo = dir.join("fifo.toml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let big = dir.join("big.toml");
+    fs::write(&big, format!("name = \"big\"\n{}", "#".repeat(2 << 20))).unwrap();
+    let secret = format!("sysjail-secret-{}", std::process::id());
+    let bases = [
+        ("/dev/zero", "a character device"),
+        (fifo.to_str().unwrap(), "a FIFO"),
+        (dir.to_str().unwrap(), "a directory"),
+        ("/proc/self/environ", "proc pseudo file system"),
+        (big.to_str().unwrap(), "larger than 1 MiB"),
+    ];
+    for (i, (base, why)) in bases.iter().enumerate() {
+        let file = dir.join(format!("extends-{i}.toml"));
+        fs::write(
+            &file,
+            format!("path = \"/\"\ncommand = [\"/bin/true\"]\nextends = \"{base}\"\n"),
+        )
+        .unwrap();
+        let limit = std::time::Duration::from_secs(10);
+        for format in ["human", "json", "github"] {
+            let out = sysjail_bounded(&["check", "--format", format, file.to_str().unwrap()], &secret, limit);
+            let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+            assert_eq!(out.status.code(), Some(1), "{base}: {stdout}{stderr}");
+            let all = format!("{stdout}{stderr}");
+            assert!(all.contains(&format!("cannot read base file {base}")), "{all}");
+            assert!(all.contains(why), "{all}");
+            assert!(!all.contains(&secret), "the environment leaked: {all}");
+            let code = if base.ends_with("big.toml") {
+                "sysjail::file::too-large"
+            } else {
+                "sysjail::file::not-regular"
+            };
+            // GitHub annotations escape the colons of the title.
+            assert!(all.contains(code) || all.contains(&code.replace(':', "%3A")), "{all}");
+            if format == "json" {
+                let v: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+                assert_eq!(v["file"], file.to_str().unwrap(), "the extending file is blamed");
+                assert_eq!((v["line"].as_u64(), v["column"].as_u64()), (Some(3), Some(11)));
+            }
+        }
+        // The same files named directly, to every command that reads a definition.
+        for cmd in [vec!["check"], vec!["policy"], vec!["up", "--dry-run"]] {
+            if cmd == ["check"] && *why == "a directory" {
+                continue; // check walks a directory for *.toml files
+            }
+            let mut args = cmd.clone();
+            args.push(base);
+            let out = sysjail_bounded(&args, &secret, limit);
+            let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {all}");
+            assert!(all.contains(&format!("cannot read {base}: ")), "{args:?}: {all}");
+            assert!(all.contains(why), "{args:?}: {all}");
+            assert!(!all.contains(&secret), "the environment leaked: {all}");
+        }
+    }
+}
+
+#[test]
+fn links_back_up_a_checked_directory_are_walked_once() {
+    let dir = tempdir("loops");
+    fs::write(
+        dir.join("one.toml"),
+        "path = \"/\"\ncommand = [\"/bin/true\"]\n[limits]\npids = 8\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(".", dir.join("again")).unwrap();
+    std::os::unix::fs::symlink(".", dir.join("and-again")).unwrap();
+    let out = sysjail_bounded(
+        &["check", dir.to_str().unwrap()],
+        "",
+        std::time::Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("checked 1 file:"), "{}", text(&out.stderr));
+}

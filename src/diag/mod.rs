@@ -53,6 +53,11 @@ catalogue! {
     TomlSyntax = "toml::syntax", Error;
     /// The file could not be read.
     FileUnreadable = "file::unreadable", Error;
+    /// A directory, device, FIFO, socket or pseudo-file (proc, sysfs) named as a
+    /// definition or by `extends`: refused without reading it.
+    FileRefused = "file::not-regular", Error;
+    /// A definition larger than the limit (1 MiB).
+    FileTooLarge = "file::too-large", Error;
     /// A key that the format does not have.
     UnknownKey = "key::unknown", Error;
     /// A value of the wrong type.
