@@ -4,6 +4,7 @@
 //! the offending text. The same value is printed for people (miette's graphical
 //! report), for tools (JSON lines) and for CI (GitHub Actions annotations).
 
+mod excerpt;
 mod render;
 mod source;
 
