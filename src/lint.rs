@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::{self, Files, HostFiles, Loaded, RawJail};
-use crate::diag::{self, Code, Diagnostic, FileId, Severity, SourceMap, Span};
+use crate::diag::{self, Code, Diagnostic, FileId, Omitted, Severity, SourceMap, Span};
 use crate::model::{self, IdRef, Identity, Jail};
 use crate::users;
 
@@ -20,8 +20,11 @@ use crate::users;
 pub struct FileReport {
     /// The file, as named or found.
     pub path: PathBuf,
-    /// Its problems, in text order.
+    /// Its problems, in text order: at most [`diag::MAX_SHOWN`], then one
+    /// saying how many more there are.
     pub diags: Vec<Diagnostic>,
+    /// The problems left out.
+    pub omitted: Omitted,
     /// The file is a template.
     pub template: bool,
 }
@@ -36,13 +39,15 @@ pub struct Report {
 }
 
 impl Report {
-    /// Number of diagnostics of a severity.
+    /// Number of problems of a severity, those left out included.
     pub fn count(&self, severity: Severity) -> usize {
         self.files
             .iter()
-            .flat_map(|f| &f.diags)
-            .filter(|d| d.severity == severity)
-            .count()
+            .map(|f| {
+                let shown = f.diags.iter().filter(|d| d.code != Code::MoreDiagnostics);
+                shown.filter(|d| d.severity == severity).count() + f.omitted.count(severity)
+            })
+            .sum()
     }
 
     /// Every diagnostic, file by file.
@@ -143,9 +148,11 @@ pub fn check(files: &[PathBuf], host: bool) -> Report {
             diags.extend(host_checks(raw, jail, loaded.file, &HostFiles));
         }
         diag::sort(&mut diags);
+        let omitted = diag::cap(&mut diags);
         report.files.push(FileReport {
             path: path.clone(),
             diags,
+            omitted,
             template: validated.template,
         });
     }
@@ -198,6 +205,7 @@ fn finish(loaded: Loaded, sources: SourceMap) -> Result<Definition, Rejected> {
         );
     }
     diag::sort(&mut diags);
+    diag::cap(&mut diags);
     match validated.jail {
         Some(jail) if !diags.iter().any(Diagnostic::is_error) => Ok(Definition {
             jail,

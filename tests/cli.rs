@@ -276,3 +276,79 @@ fn links_back_up_a_checked_directory_are_walked_once() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("checked 1 file:"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_huge_stop_timeout_is_a_diagnostic_not_a_panic() {
+    let dir = tempdir("timeout");
+    let file = dir.join("t.toml");
+    fs::write(
+        &file,
+        "path = \"/\"\ncommand = [\"/bin/true\"]\nstop-timeout = \"99999999999999999999999h\"\n[limits]\npids = 8\n",
+    )
+    .unwrap();
+    let out = sysjail(&["check", "--format", "json", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(v["code"], "sysjail::duration::invalid");
+    assert_eq!((v["line"].as_u64(), v["column"].as_u64()), (Some(3), Some(16)));
+    assert!(v["message"].as_str().unwrap().contains("too large"), "{v}");
+}
+
+#[test]
+fn an_error_at_the_end_of_a_100000_character_line_renders_with_its_column() {
+    let dir = tempdir("long-line");
+    let file = dir.join("long.toml");
+    let line = format!("hostname = \"{}\" oops = 1", "a".repeat(100_000));
+    fs::write(&file, format!("path = \"/\"\n{line}\n")).unwrap();
+    let column = line.find("oops").unwrap() + 1;
+    let out = sysjail(&["check", file.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:2:{column}]", file.display())),
+        "the header names line 2, column {column}: {}",
+        &stderr[..stderr.len().min(2000)]
+    );
+    assert!(
+        stderr.lines().all(|l| l.chars().count() < 400),
+        "the line is cut around the error"
+    );
+    // The classic command line is rendered the same way.
+    let user = "u".repeat(100_000);
+    let out = sysjail(&["jail", "-u", &user, "/", "host", "/bin/true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", &text(&out.stderr)[..2000]);
+    assert!(text(&out.stderr).contains("sysjail::user::invalid"));
+}
+
+#[test]
+fn six_thousand_broken_lines_give_a_hundred_diagnostics_and_one_more_quickly() {
+    let dir = tempdir("broken");
+    let file = dir.join("broken.toml");
+    let broken: String = (0..6000).map(|i| format!("a{}\n", i % 10)).collect();
+    fs::write(&file, broken).unwrap();
+    let file = file.to_str().unwrap();
+    let start = std::time::Instant::now();
+    let out = sysjail(&["check", file]);
+    let took = start.elapsed();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(took < std::time::Duration::from_secs(1), "human output took {took:?}");
+    assert_eq!(stderr.matches("sysjail::toml::syntax").count(), 100, "{stderr}");
+    assert!(stderr.contains("and 5900 more"), "{stderr}");
+    assert!(stderr.contains("checked 1 file: 6000 errors, 0 warnings"), "{stderr}");
+    let out = sysjail(&["check", "--format", "json", file]);
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 101);
+    assert_eq!(lines[100]["code"], "sysjail::diag::more");
+    assert_eq!(
+        lines[100]["message"],
+        "and 5900 more, from here on: 5900 errors, 0 warnings"
+    );
+    let out = sysjail(&["check", "--format", "github", file]);
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 101);
+    assert!(stdout.lines().last().unwrap().contains("::and 5900 more"), "{stdout}");
+}

@@ -133,6 +133,9 @@ catalogue! {
     HostSourceMissing = "host::source-missing", Error;
     /// `check --host`: the user or a group is not in the database it is looked up in.
     HostUserMissing = "host::user-missing", Error;
+    /// More diagnostics than are shown for one definition: "and N more". Its
+    /// severity is the worst of those left out.
+    MoreDiagnostics = "diag::more", Warning;
 }
 
 impl fmt::Display for Code {
@@ -223,9 +226,94 @@ pub fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by_key(|d| (d.span().file, d.span().start, d.span().end, d.code));
 }
 
+/// Diagnostics shown for one definition, at most: a hostile file can hold one
+/// problem every few bytes, and no reader needs the six thousandth.
+pub const MAX_SHOWN: usize = 100;
+
+/// How many diagnostics of each severity [`cap`] left out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Omitted {
+    /// Errors left out.
+    pub errors: usize,
+    /// Warnings left out.
+    pub warnings: usize,
+}
+
+impl Omitted {
+    /// Left out diagnostics of a severity.
+    pub fn count(&self, severity: Severity) -> usize {
+        match severity {
+            Severity::Error => self.errors,
+            Severity::Warning => self.warnings,
+        }
+    }
+}
+
+/// Keeps the first [`MAX_SHOWN`] of one definition's sorted diagnostics and
+/// puts in place of the others one closing [`Code::MoreDiagnostics`] ("and N
+/// more"), at the first left out, so that every output format ends with it.
+pub fn cap(diags: &mut Vec<Diagnostic>) -> Omitted {
+    if diags.len() <= MAX_SHOWN {
+        return Omitted::default();
+    }
+    let rest = diags.split_off(MAX_SHOWN);
+    let errors = rest.iter().filter(|d| d.is_error()).count();
+    let omitted = Omitted {
+        errors,
+        warnings: rest.len() - errors,
+    };
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let mut more = Diagnostic::new(
+        Code::MoreDiagnostics,
+        rest[0].span(),
+        format!(
+            "and {} more, from here on: {}, {}",
+            rest.len(),
+            plural(errors, "error"),
+            plural(omitted.warnings, "warning")
+        ),
+    )
+    .label("not shown from here on")
+    .help(format!(
+        "only the first {MAX_SHOWN} problems of a definition are shown; fix these and check again"
+    ));
+    if errors > 0 {
+        more.severity = Severity::Error;
+    }
+    diags.push(more);
+    omitted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn past_the_cap_one_diagnostic_says_how_many_more() {
+        let mut map = SourceMap::new();
+        let id = map.add("a.toml", "x".repeat(300));
+        let mut diags: Vec<_> = (0..250)
+            .map(|i| Diagnostic::new(Code::UnknownKey, Span::new(id, i..i + 1), "unknown"))
+            .collect();
+        diags[200].severity = Severity::Warning;
+        let omitted = cap(&mut diags);
+        assert_eq!(
+            omitted,
+            Omitted {
+                errors: 149,
+                warnings: 1
+            }
+        );
+        assert_eq!(diags.len(), MAX_SHOWN + 1);
+        let more = diags.last().unwrap();
+        assert_eq!(more.code, Code::MoreDiagnostics);
+        assert_eq!(more.severity, Severity::Error);
+        assert_eq!(more.message, "and 150 more, from here on: 149 errors, 1 warning");
+        assert_eq!(more.span(), Span::new(id, 100..101));
+        let mut few = diags[..3].to_vec();
+        assert_eq!(cap(&mut few), Omitted::default());
+        assert_eq!(few.len(), 3);
+    }
 
     #[test]
     fn codes_are_unique_and_namespaced() {
