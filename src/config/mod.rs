@@ -18,6 +18,10 @@ pub use files::{FileError, Files, HostFiles, MAX_DEFINITION, MemFiles};
 use node::{Node, Table, Value};
 pub use raw::{Allow, MountType, NetMode, RawJail, RawLimits, RawMount, RawNetwork, StopSignal};
 
+/// The most files one chain of `extends` may hold: each file is bounded, and so
+/// must be their number, or a hostile tree of small files costs without end.
+pub const MAX_EXTENDS: usize = 16;
+
 /// A definition as read: the decoded tables (when the text could be decoded at
 /// all), every problem found on the way, and the files involved.
 #[derive(Debug)]
@@ -187,6 +191,17 @@ fn layered(
         diag.notes = links(chain);
         diag.notes
             .push(format!("{} extends {}", src.path.display(), base_path.display()));
+        diags.push(diag);
+        return incomplete(table);
+    }
+    if chain.len() >= MAX_EXTENDS {
+        let mut diag = Diagnostic::new(
+            Code::ExtendsTooDeep,
+            extends.value.span,
+            format!("`extends` chain is longer than {MAX_EXTENDS} files"),
+        )
+        .help("merge some of the bases: a chain this long is no longer reviewable");
+        diag.notes = links(chain);
         diags.push(diag);
         return incomplete(table);
     }
@@ -373,6 +388,18 @@ mod tests {
             (Path::new("j/a.toml"), 2, 11)
         );
         assert!(!loaded.complete);
+    }
+
+    #[test]
+    fn a_chain_of_extends_is_bounded() {
+        let mut files = MemFiles::default();
+        for i in 0..40 {
+            files = files.with(&format!("f{i}.toml"), &format!("extends = \"f{}.toml\"\n", i + 1));
+        }
+        let (loaded, _) = load_mem(&files, "f0.toml");
+        assert_eq!(loaded.diags.len(), 1, "{:?}", loaded.diags);
+        assert_eq!(loaded.diags[0].code, Code::ExtendsTooDeep);
+        assert_eq!(loaded.chain.len(), MAX_EXTENDS);
     }
 
     #[test]

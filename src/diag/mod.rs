@@ -117,6 +117,8 @@ catalogue! {
     ExtendsCycle = "extends::cycle", Error;
     /// `extends` names a file that does not exist or cannot be read.
     ExtendsMissing = "extends::missing", Error;
+    /// A chain of `extends` longer than the limit (16 files).
+    ExtendsTooDeep = "extends::too-deep", Error;
     /// A template (`template = true`) given where a complete jail is needed.
     TemplateUsed = "template::not-a-jail", Error;
     /// The same `allow` entry twice.
