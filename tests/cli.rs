@@ -352,3 +352,33 @@ fn six_thousand_broken_lines_give_a_hundred_diagnostics_and_one_more_quickly() {
     assert_eq!(stdout.lines().count(), 101);
     assert!(stdout.lines().last().unwrap().contains("::and 5900 more"), "{stdout}");
 }
+
+#[test]
+fn a_megabyte_of_mounts_and_addresses_checks_in_linear_time() {
+    let dir = tempdir("many");
+    let mounts: String = (0..15_000)
+        .map(|i| format!("[[mount]]\ntype = \"tmpfs\"\ntarget = \"/m{i}\"\n"))
+        .collect();
+    let addresses: Vec<String> = (0..15_000)
+        .map(|i| format!("\"10.{}.{}.{}/8\"", i >> 16, (i >> 8) & 255, i & 255))
+        .collect();
+    let definition = format!(
+        "path = \"/\"\ncommand = [\"/bin/true\"]\n[network]\nmode = \"private\"\nipv4 = [{}]\n[limits]\npids = 8\n{mounts}",
+        addresses.join(", ")
+    );
+    assert!(definition.len() < 1 << 20);
+    let file = dir.join("many.toml");
+    fs::write(&file, definition).unwrap();
+    let start = std::time::Instant::now();
+    let out = sysjail_bounded(
+        &["check", file.to_str().unwrap()],
+        "",
+        std::time::Duration::from_secs(30),
+    );
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "15,000 mounts and addresses took {took:?}"
+    );
+}

@@ -153,6 +153,69 @@ proptest! {
     }
 }
 
+/// Every key of the format with a value, so that mutations land on each numeric
+/// conversion (sizes, counts, CPU, modes, durations, prefixes, ids) often.
+const EVERY_KEY: &[&str] = &[
+    r#"name = "all"
+path = "/srv/jails/all"
+read-only = false
+hostname = "all.example.org"
+command = ["/bin/sh", "-c", "true"]
+workdir = "/tmp"
+host-user = 1000
+groups = [27, "adm"]
+clean-env = true
+allow = ["ipc", "chflags", "rlimit"]
+stop-timeout = "1.5s"
+stop-signal = "SIGINT"
+log = "/var/log/all.log"
+log-denials = "/var/log/all.denials"
+[env]
+TZ = "UTC"
+[network]
+mode = "private"
+ipv4 = ["10.0.0.2/24", "10.0.0.3/32"]
+ipv6 = ["fd00::2/64"]
+gateway = "10.0.0.1"
+interface = "eth0"
+[limits]
+memory = "1.5G"
+pids = 4194304
+cpu = 0.25
+nofile = 1048576
+nproc = 4096
+core = "unlimited"
+fsize = "16383P"
+stack = "8M"
+as = 17179869184
+[[mount]]
+type = "tmpfs"
+target = "/tmp"
+size = "64K"
+mode = "1777"
+[[mount]]
+source = "/usr"
+target = "/usr"
+recursive = true
+idmap = true
+"#,
+    r#"user = "0"
+stop-timeout = 3600
+[network]
+mode = "host"
+ipv4 = ["192.0.2.10", "127.0.0.2"]
+ipv6 = ["2001:db8::1"]
+[limits]
+memory = 4194304
+cpu = 1024
+[[mount]]
+type = "tmpfs"
+target = "/run"
+mode = 0o755
+size = 4096
+"#,
+];
+
 /// A small, fast, seedable generator (xorshift64*): the fuzzer needs speed and
 /// reproducible runs, not statistical quality.
 struct Rng(u64);
@@ -218,6 +281,9 @@ const TOKENS: &[&str] = &[
     "fsize",
     "stack",
     "address-space",
+    "as",
+    "log",
+    "log-denials",
     "mode",
     "ipv4",
     "ipv6",
@@ -440,6 +506,7 @@ fn mutated_definitions_and_command_lines() {
             seeds.push(std::fs::read(p).unwrap());
         }
     }
+    seeds.extend(EVERY_KEY.iter().map(|s| s.as_bytes().to_vec()));
     let base = std::fs::read_to_string(root.join("examples/jails/base.toml")).unwrap();
     // Each panic is reported below, with its input.
     std::panic::set_hook(Box::new(|_| {}));
