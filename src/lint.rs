@@ -278,8 +278,12 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files) 
     if let (Some(groups), Some(field)) = (&jail.groups, &raw.groups) {
         let root = db_root.unwrap_or(jail.root.path.as_path());
         let db = users::parse_group(&files.read(&root.join("etc/group"), USER_DB_LIMIT).unwrap_or_default());
+        // A set, not a scan per group: both lists may be long.
+        let names: BTreeSet<&str> = db.iter().map(|g| g.name.as_str()).collect();
         for (g, spanned) in groups.iter().zip(&field.value) {
-            if users::find_group(&db, g).is_none() {
+            if let IdRef::Name(name) = g
+                && !names.contains(name.as_str())
+            {
                 out.push(
                     Diagnostic::new(
                         Code::HostUserMissing,
@@ -292,4 +296,30 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files) 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MemFiles;
+
+    #[test]
+    fn host_checks_find_groups_by_name_in_the_jails_database() {
+        let files = MemFiles::default()
+            .with(
+                "j.toml",
+                "path = \"/srv/j\"\ncommand = [\"/bin/true\"]\ngroups = [\"adm\", \"nosuch\", 27]\n[limits]\npids = 8\n",
+            )
+            .with("/srv/j/etc/group", "root:x:0:\nadm:x:4:alice\n");
+        let mut sources = SourceMap::new();
+        let loaded = config::load(Path::new("j.toml"), &mut sources, &files);
+        let jail = model::validate(&loaded).jail.expect("valid");
+        let diags = host_checks(loaded.raw.as_ref().unwrap(), &jail, loaded.file, &files);
+        let groups: Vec<_> = diags
+            .iter()
+            .filter(|d| d.message.starts_with("no group"))
+            .map(|d| sources.snippet(d.span()))
+            .collect();
+        assert_eq!(groups, ["\"nosuch\""]);
+    }
 }
