@@ -8,9 +8,10 @@
 //! definition; each is refused before a byte of it is read, so no diagnostic can
 //! quote it.
 
-use std::fs::{File, OpenOptions};
-use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use nix::sys::statfs::{self, FsType};
@@ -35,17 +36,28 @@ const PSEUDO: &[(FsType, &str)] = &[
 /// Reads the regular file at `path`, at most `limit` bytes of it.
 ///
 /// The path may be a symbolic link (a definition given by the user may
-/// legitimately be one); what it leads to is judged by the descriptor, so that
-/// the file checked is the file read. Opening is non-blocking, so that a FIFO
-/// cannot stall the open, and never makes a terminal ours.
+/// legitimately be one); what it leads to is judged by a descriptor, so that the
+/// file checked is the file read. That first descriptor is an `O_PATH` one:
+/// opening some devices for reading does something (a watchdog is armed, a
+/// tape rewinds, a modem line rises), so nothing is opened for reading until
+/// it is known to be a regular file. The file is then opened again through
+/// that descriptor, non-blocking and never as our terminal, and must still be
+/// the same file.
 pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
     // std adds O_CLOEXEC to every open.
-    let file = OpenOptions::new()
+    let located = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags(libc::O_PATH)
         .open(path)
         .map_err(FileError::Io)?;
-    check(&file, limit)?;
+    let checked = check(&located, limit)?;
+    let file = reopen(&located, path)?;
+    let meta = file.metadata().map_err(FileError::Io)?;
+    if (meta.dev(), meta.ino()) != (checked.dev(), checked.ino()) {
+        return Err(FileError::Io(io::Error::other(
+            "the file was replaced while it was read",
+        )));
+    }
     let mut text = Vec::new();
     // One byte more than the limit tells a file at the limit from a larger one,
     // even when the file grew after it was checked.
@@ -58,9 +70,27 @@ pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
     Ok(text)
 }
 
+/// Opens for reading the file an `O_PATH` descriptor holds: through its
+/// /proc/self/fd link, which names that very file; without /proc, by `path`
+/// again, which the caller then compares with what was checked.
+fn reopen(located: &File, path: &Path) -> Result<File, FileError> {
+    let open = |p: &Path| {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(p)
+    };
+    let link = format!("/proc/self/fd/{}", located.as_raw_fd());
+    match open(Path::new(&link)) {
+        Ok(file) => Ok(file),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => open(path).map_err(FileError::Io),
+        Err(e) => Err(FileError::Io(e)),
+    }
+}
+
 /// Refuses what the descriptor shows is not a regular file of a real file
-/// system, or is larger than `limit`.
-fn check(file: &File, limit: u64) -> Result<(), FileError> {
+/// system, or is larger than `limit`; gives its metadata otherwise.
+fn check(file: &File, limit: u64) -> Result<Metadata, FileError> {
     // File::metadata is fstat(2) on the descriptor, not a second lookup of the path.
     let meta = file.metadata().map_err(FileError::Io)?;
     let kind = meta.file_type();
@@ -89,7 +119,7 @@ fn check(file: &File, limit: u64) -> Result<(), FileError> {
     if meta.len() > limit {
         return Err(FileError::TooLarge { limit });
     }
-    Ok(())
+    Ok(meta)
 }
 
 #[cfg(test)]
