@@ -41,13 +41,7 @@ pub struct Report {
 impl Report {
     /// Number of problems of a severity, those left out included.
     pub fn count(&self, severity: Severity) -> usize {
-        self.files
-            .iter()
-            .map(|f| {
-                let shown = f.diags.iter().filter(|d| d.code != Code::MoreDiagnostics);
-                shown.filter(|d| d.severity == severity).count() + f.omitted.count(severity)
-            })
-            .sum()
+        Omitted::of(self.diags()).count(severity)
     }
 
     /// Every diagnostic, file by file.

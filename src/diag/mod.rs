@@ -170,6 +170,8 @@ pub struct Diagnostic {
     pub labels: Vec<Label>,
     /// Extra lines, such as the chain of `extends` that led here.
     pub notes: Vec<String>,
+    /// For a [`Code::MoreDiagnostics`], the problems it stands for.
+    pub more: Omitted,
 }
 
 impl Diagnostic {
@@ -182,6 +184,17 @@ impl Diagnostic {
             help: None,
             labels: vec![Label { span, text: None }],
             notes: Vec::new(),
+            more: Omitted::default(),
+        }
+    }
+
+    /// The problems this diagnostic stands for: itself, or those a
+    /// [`Code::MoreDiagnostics`] left out.
+    pub fn tally(&self) -> Omitted {
+        match (self.code, self.severity) {
+            (Code::MoreDiagnostics, _) => self.more,
+            (_, Severity::Error) => Omitted { errors: 1, warnings: 0 },
+            (_, Severity::Warning) => Omitted { errors: 0, warnings: 1 },
         }
     }
 
@@ -232,7 +245,7 @@ pub fn sort(diags: &mut [Diagnostic]) {
 /// problem every few bytes, and no reader needs the six thousandth.
 pub const MAX_SHOWN: usize = 100;
 
-/// How many diagnostics of each severity [`cap`] left out.
+/// How many problems of each severity were left out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Omitted {
     /// Errors left out.
@@ -242,12 +255,23 @@ pub struct Omitted {
 }
 
 impl Omitted {
-    /// Left out diagnostics of a severity.
+    /// Left out problems of a severity.
     pub fn count(&self, severity: Severity) -> usize {
         match severity {
             Severity::Error => self.errors,
             Severity::Warning => self.warnings,
         }
+    }
+
+    /// The problems of `diags`, those their [`Code::MoreDiagnostics`] stand for included.
+    pub fn of<'a>(diags: impl IntoIterator<Item = &'a Diagnostic>) -> Omitted {
+        diags
+            .into_iter()
+            .map(Diagnostic::tally)
+            .fold(Omitted::default(), |a, b| Omitted {
+                errors: a.errors + b.errors,
+                warnings: a.warnings + b.warnings,
+            })
     }
 }
 
@@ -259,19 +283,21 @@ pub fn cap(diags: &mut Vec<Diagnostic>) -> Omitted {
         return Omitted::default();
     }
     let rest = diags.split_off(MAX_SHOWN);
-    let errors = rest.iter().filter(|d| d.is_error()).count();
-    let omitted = Omitted {
-        errors,
-        warnings: rest.len() - errors,
-    };
+    let omitted = Omitted::of(&rest);
+    diags.push(more(rest[0].span(), omitted));
+    omitted
+}
+
+/// The closing diagnostic at `span` for `omitted` problems not shown.
+pub fn more(span: Span, omitted: Omitted) -> Diagnostic {
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     let mut more = Diagnostic::new(
         Code::MoreDiagnostics,
-        rest[0].span(),
+        span,
         format!(
             "and {} more, from here on: {}, {}",
-            rest.len(),
-            plural(errors, "error"),
+            omitted.errors + omitted.warnings,
+            plural(omitted.errors, "error"),
             plural(omitted.warnings, "warning")
         ),
     )
@@ -279,11 +305,11 @@ pub fn cap(diags: &mut Vec<Diagnostic>) -> Omitted {
     .help(format!(
         "only the first {MAX_SHOWN} problems of a definition are shown; fix these and check again"
     ));
-    if errors > 0 {
+    if omitted.errors > 0 {
         more.severity = Severity::Error;
     }
-    diags.push(more);
-    omitted
+    more.more = omitted;
+    more
 }
 
 #[cfg(test)]
@@ -312,6 +338,23 @@ mod tests {
         assert_eq!(more.severity, Severity::Error);
         assert_eq!(more.message, "and 150 more, from here on: 149 errors, 1 warning");
         assert_eq!(more.span(), Span::new(id, 100..101));
+        assert_eq!(
+            Omitted::of(&diags),
+            Omitted {
+                errors: 249,
+                warnings: 1
+            }
+        );
+        // A closing diagnostic left out by a later cap is counted for what it stands for.
+        let mut again: Vec<_> = diags[..60].iter().chain(&diags[..60]).cloned().collect();
+        again.push(diags[100].clone());
+        assert_eq!(
+            cap(&mut again),
+            Omitted {
+                errors: 20 + 149,
+                warnings: 1
+            }
+        );
         let mut few = diags[..3].to_vec();
         assert_eq!(cap(&mut few), Omitted::default());
         assert_eq!(few.len(), 3);
