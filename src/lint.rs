@@ -5,11 +5,13 @@
 //! sources, not the users. [`host_checks`] adds those checks on demand
 //! (`check --host`), and `up` runs them before it creates anything.
 
+use std::collections::BTreeSet;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::{self, Files, HostFiles, Loaded, RawJail};
-use crate::diag::{self, Code, Diagnostic, FileId, Severity, SourceMap, Span};
+use crate::diag::{self, Code, Diagnostic, FileId, Omitted, Severity, SourceMap, Span};
 use crate::model::{self, IdRef, Identity, Jail};
 use crate::plan::DiskIds;
 use crate::users;
@@ -19,8 +21,11 @@ use crate::users;
 pub struct FileReport {
     /// The file, as named or found.
     pub path: PathBuf,
-    /// Its problems, in text order.
+    /// Its problems, in text order: at most [`diag::MAX_SHOWN`], then one
+    /// saying how many more there are.
     pub diags: Vec<Diagnostic>,
+    /// The problems left out.
+    pub omitted: Omitted,
     /// The file is a template.
     pub template: bool,
 }
@@ -35,13 +40,9 @@ pub struct Report {
 }
 
 impl Report {
-    /// Number of diagnostics of a severity.
+    /// Number of problems of a severity, those left out included.
     pub fn count(&self, severity: Severity) -> usize {
-        self.files
-            .iter()
-            .flat_map(|f| &f.diags)
-            .filter(|d| d.severity == severity)
-            .count()
+        Omitted::of(self.diags()).count(severity)
     }
 
     /// Every diagnostic, file by file.
@@ -93,7 +94,7 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
         let meta = fs::metadata(p).map_err(|_| UsageError::Missing(p.clone()))?;
         if meta.is_dir() {
             let before = out.len();
-            walk(p, &mut out)?;
+            walk(p, &mut out, &mut BTreeSet::new())?;
             if out.len() == before {
                 return Err(UsageError::EmptyDir(p.clone()));
             }
@@ -104,16 +105,24 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), UsageError> {
+/// Walks `dir`, each directory once: `seen` holds the (device, inode) of every
+/// directory entered, so that links back up the tree (which a repository under
+/// review may hold) cannot make the walk endless or exponential.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut BTreeSet<(u64, u64)>) -> Result<(), UsageError> {
+    let unlistable = |e| UsageError::Unlistable(dir.to_path_buf(), e);
+    let meta = fs::metadata(dir).map_err(unlistable)?;
+    if !seen.insert((meta.dev(), meta.ino())) {
+        return Ok(());
+    }
     let mut entries: Vec<_> = fs::read_dir(dir)
-        .map_err(|e| UsageError::Unlistable(dir.to_path_buf(), e))?
+        .map_err(unlistable)?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .collect();
     entries.sort();
     for path in entries {
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, seen)?;
         } else if path.extension().is_some_and(|e| e == "toml") {
             out.push(path);
         }
@@ -134,9 +143,11 @@ pub fn check(files: &[PathBuf], host: bool) -> Report {
             diags.extend(host_checks(raw, jail, loaded.file, &HostFiles, true));
         }
         diag::sort(&mut diags);
+        let omitted = diag::cap(&mut diags);
         report.files.push(FileReport {
             path: path.clone(),
             diags,
+            omitted,
             template: validated.template,
         });
     }
@@ -204,6 +215,7 @@ fn finish(loaded: Loaded, sources: SourceMap, host: Option<bool>) -> Result<Defi
         );
     }
     diag::sort(&mut diags);
+    diag::cap(&mut diags);
     match validated.jail {
         Some(jail) if !diags.iter().any(Diagnostic::is_error) => Ok(Definition {
             jail,
@@ -333,8 +345,12 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files, 
     if let (Some(groups), Some(field)) = (&jail.groups, &raw.groups) {
         let root = db_root.unwrap_or(jail.root.path.as_path());
         let db = users::parse_group(&user_database(files, &root.join("etc/group")));
+        // A set, not a scan per group: both lists may be long.
+        let names: BTreeSet<&str> = db.iter().map(|g| g.name.as_str()).collect();
         for (g, spanned) in groups.iter().zip(&field.value) {
-            if users::find_group(&db, g).is_none() {
+            if let IdRef::Name(name) = g
+                && !names.contains(name.as_str())
+            {
                 out.push(
                     Diagnostic::new(
                         Code::HostUserMissing,
@@ -353,4 +369,30 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files, 
 /// read under the host-path rule; unreadable, it holds no one.
 fn user_database(files: &dyn Files, path: &Path) -> String {
     files.read_untrusted(path).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MemFiles;
+
+    #[test]
+    fn host_checks_find_groups_by_name_in_the_jails_database() {
+        let files = MemFiles::default()
+            .with(
+                "j.toml",
+                "path = \"/srv/j\"\ncommand = [\"/bin/true\"]\ngroups = [\"adm\", \"nosuch\", 27]\n[limits]\npids = 8\n",
+            )
+            .with("/srv/j/etc/group", "root:x:0:\nadm:x:4:alice\n");
+        let mut sources = SourceMap::new();
+        let loaded = config::load(Path::new("j.toml"), &mut sources, &files);
+        let jail = model::validate(&loaded).jail.expect("valid");
+        let diags = host_checks(loaded.raw.as_ref().unwrap(), &jail, loaded.file, &files, true);
+        let groups: Vec<_> = diags
+            .iter()
+            .filter(|d| d.message.starts_with("no group"))
+            .map(|d| sources.snippet(d.span()))
+            .collect();
+        assert_eq!(groups, ["\"nosuch\""]);
+    }
 }

@@ -6,47 +6,24 @@
 
 pub mod classic;
 pub mod decode;
+pub mod files;
 pub mod node;
 pub mod raw;
 
-use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Code, Diagnostic, FileId, SourceMap, Span};
 use decode::{Decode, Decoder};
+pub use files::{FileError, Files, HostFiles, MAX_DEFINITION, MemFiles};
 use node::{Node, Table, Value};
 pub use raw::{Allow, MountType, NetMode, RawJail, RawLimits, RawMount, RawNetwork, StopSignal};
 
-/// How files are read: the real file system, or a map in tests.
-pub trait Files {
-    /// Reads a whole file as UTF-8.
-    fn read(&self, path: &Path) -> io::Result<String>;
-    /// The canonical form of a path, used to detect `extends` cycles.
-    fn canonical(&self, path: &Path) -> io::Result<PathBuf>;
-    /// Reads a file that a jail or an unprivileged user may have written (a
-    /// jail's /etc/passwd): under the host-path rule, a small regular file.
-    fn read_untrusted(&self, path: &Path) -> io::Result<String> {
-        self.read(path)
-    }
-}
-
-/// The host's file system.
-pub struct HostFiles;
-
-impl Files for HostFiles {
-    fn read(&self, path: &Path) -> io::Result<String> {
-        std::fs::read_to_string(path)
-    }
-    fn canonical(&self, path: &Path) -> io::Result<PathBuf> {
-        std::fs::canonicalize(path)
-    }
-    fn read_untrusted(&self, path: &Path) -> io::Result<String> {
-        crate::sys::hostpath::read_small(path, USER_DATABASE_LIMIT).map_err(|e| e.into_io())
-    }
-}
+/// The most files one chain of `extends` may hold: each file is bounded, and so
+/// must be their number, or a hostile tree of small files costs without end.
+pub const MAX_EXTENDS: usize = 16;
 
 /// The largest user or group file read from a jail's tree.
-pub const USER_DATABASE_LIMIT: u64 = 1 << 20;
+pub const USER_DATABASE_LIMIT: u64 = 16 << 20;
 
 /// A definition as read: the decoded tables (when the text could be decoded at
 /// all), every problem found on the way, and the files involved.
@@ -74,18 +51,12 @@ pub fn load(path: &Path, sources: &mut SourceMap, files: &dyn Files) -> Loaded {
     let mut diags = Vec::new();
     let mut chain = Vec::new();
     let mut digest = Digest::new();
-    let text = match files.read(path) {
+    let text = match files.read(path, MAX_DEFINITION) {
         Ok(text) => text,
         Err(e) => {
+            // Nothing of the file is kept: a refused file is never quoted.
             let file = sources.add(path, "");
-            diags.push(
-                Diagnostic::new(
-                    Code::FileUnreadable,
-                    Span::file_start(file),
-                    format!("cannot read {}: {e}", path.display()),
-                )
-                .help("check the path and its permissions"),
-            );
+            diags.push(unreadable(&e, path, Span::file_start(file), Code::FileUnreadable));
             return Loaded {
                 raw: None,
                 file,
@@ -203,6 +174,20 @@ fn layered(
     };
     table.remove("extends");
     let base_path = src.path.parent().unwrap_or(Path::new("")).join(base);
+    // Only definitions are bases: a file of another kind (/etc/shadow, a key,
+    // an environment file) would have its lines quoted in diagnostics, in the
+    // logs of a CI that lints untrusted definitions.
+    if base_path.extension().is_none_or(|e| e != "toml") {
+        diags.push(
+            Diagnostic::new(
+                Code::ExtendsNotToml,
+                extends.value.span,
+                format!("`extends` names {}, which is not a .toml file", base_path.display()),
+            )
+            .help("a base is another jail definition, a file ending in .toml"),
+        );
+        return incomplete(table);
+    }
     let canonical_chain: Vec<PathBuf> = chain.iter().filter_map(|p| files.canonical(p).ok()).collect();
     let links = |chain: &[PathBuf]| -> Vec<String> {
         chain
@@ -226,15 +211,25 @@ fn layered(
         diags.push(diag);
         return incomplete(table);
     }
-    let text = match files.read(&base_path) {
+    if chain.len() >= MAX_EXTENDS {
+        let mut diag = Diagnostic::new(
+            Code::ExtendsTooDeep,
+            extends.value.span,
+            format!("`extends` chain is longer than {MAX_EXTENDS} files"),
+        )
+        .help("merge some of the bases: a chain this long is no longer reviewable");
+        diag.notes = links(chain);
+        diags.push(diag);
+        return incomplete(table);
+    }
+    let text = match files.read(&base_path, MAX_DEFINITION) {
         Ok(text) => text,
         Err(e) => {
-            let mut diag = Diagnostic::new(
-                Code::ExtendsMissing,
-                extends.value.span,
-                format!("cannot read base file {}: {e}", base_path.display()),
-            )
-            .help("`extends` is relative to the file that contains it");
+            let mut diag = unreadable(&e, &base_path, extends.value.span, Code::ExtendsMissing);
+            if matches!(e, FileError::Io(_)) {
+                diag.help = Some("`extends` is relative to the file that contains it".into());
+            }
+            diag.message = format!("cannot read base file {}: {e}", base_path.display());
             diag.notes = links(chain);
             diags.push(diag);
             return incomplete(table);
@@ -266,6 +261,32 @@ fn layered(
     }
 }
 
+/// The diagnostic of a file that was not read, at `span`: the file's start, or
+/// the `extends` value that named it. `missing` is the code of a file that could
+/// not be opened; a file that was refused has a code of its own.
+fn unreadable(e: &FileError, path: &Path, span: Span, missing: Code) -> Diagnostic {
+    let (code, help) = match e {
+        FileError::Io(_) => (missing, "check the path and its permissions".to_string()),
+        FileError::NotUtf8 => (missing, "a definition is UTF-8 text".to_string()),
+        FileError::NotRegular(_) | FileError::PseudoFile(_) => (
+            Code::FileRefused,
+            format!(
+                "a definition is a regular file of at most {}; directories, devices, FIFOs, sockets \
+                 and files of /proc or /sys are refused unread",
+                files::human_size(MAX_DEFINITION)
+            ),
+        ),
+        FileError::TooLarge { .. } => (
+            Code::FileTooLarge,
+            format!(
+                "a definition is at most {}; move shared keys into a base file named by `extends`",
+                files::human_size(MAX_DEFINITION)
+            ),
+        ),
+    };
+    Diagnostic::new(code, span, format!("cannot read {}: {e}", path.display())).help(help)
+}
+
 fn decode_jail(table: Table, file: FileId, diags: &mut Vec<Diagnostic>) -> RawJail {
     let node = Node {
         value: Value::Table(table),
@@ -294,50 +315,6 @@ impl Digest {
     fn finish(&self) -> u64 {
         self.0
     }
-}
-
-/// Files held in memory, for tests and fuzzing.
-#[derive(Default)]
-pub struct MemFiles(pub std::collections::BTreeMap<PathBuf, String>);
-
-impl MemFiles {
-    /// Adds a file.
-    pub fn with(mut self, path: &str, text: &str) -> Self {
-        self.0.insert(PathBuf::from(path), text.to_string());
-        self
-    }
-}
-
-impl Files for MemFiles {
-    fn read(&self, path: &Path) -> io::Result<String> {
-        self.0
-            .get(&normalize(path))
-            .cloned()
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
-    }
-    fn canonical(&self, path: &Path) -> io::Result<PathBuf> {
-        let p = normalize(path);
-        if self.0.contains_key(&p) {
-            Ok(p)
-        } else {
-            Err(io::Error::from(io::ErrorKind::NotFound))
-        }
-    }
-}
-
-/// Lexical normalization for [`MemFiles`]: drops `.` and resolves `..`.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -406,6 +383,49 @@ mod tests {
         assert_eq!(loaded.diags.len(), 1);
         assert_eq!(loaded.diags[0].code, Code::ExtendsMissing);
         assert_eq!(sources.snippet(loaded.diags[0].span()), "\"nope.toml\"");
+    }
+
+    #[test]
+    fn a_base_too_large_is_refused_at_the_extends_value() {
+        let big = "#".repeat(MAX_DEFINITION as usize + 1);
+        let files = MemFiles::default()
+            .with("j/a.toml", "name = \"a\"\nextends = \"big.toml\"\n")
+            .with("j/big.toml", &big);
+        let (loaded, sources) = load_mem(&files, "j/a.toml");
+        assert_eq!(loaded.diags.len(), 1, "{:?}", loaded.diags);
+        let diag = &loaded.diags[0];
+        assert_eq!(diag.code, Code::FileTooLarge);
+        assert_eq!(
+            diag.message,
+            "cannot read base file j/big.toml: it is larger than 1 MiB"
+        );
+        let loc = sources.location(diag.span());
+        assert_eq!(
+            (loc.path.as_path(), loc.line, loc.column),
+            (Path::new("j/a.toml"), 2, 11)
+        );
+        assert!(!loaded.complete);
+    }
+
+    #[test]
+    fn a_chain_of_extends_is_bounded() {
+        let mut files = MemFiles::default();
+        for i in 0..40 {
+            files = files.with(&format!("f{i}.toml"), &format!("extends = \"f{}.toml\"\n", i + 1));
+        }
+        let (loaded, _) = load_mem(&files, "f0.toml");
+        assert_eq!(loaded.diags.len(), 1, "{:?}", loaded.diags);
+        assert_eq!(loaded.diags[0].code, Code::ExtendsTooDeep);
+        assert_eq!(loaded.chain.len(), MAX_EXTENDS);
+    }
+
+    #[test]
+    fn a_file_too_large_is_refused_unread() {
+        let files = MemFiles::default().with("a.toml", &"x".repeat(MAX_DEFINITION as usize + 1));
+        let (loaded, sources) = load_mem(&files, "a.toml");
+        assert_eq!(loaded.diags.len(), 1, "{:?}", loaded.diags);
+        assert_eq!(loaded.diags[0].code, Code::FileTooLarge);
+        assert_eq!(sources.file(loaded.file).text(), "", "nothing of the file is kept");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use toml::de::{DeTable, DeValue};
 
-use crate::diag::{Code, Diagnostic, FileId, Span};
+use crate::diag::{self, Code, Diagnostic, FileId, Span};
 
 /// A value and where it was written.
 #[derive(Clone, Debug, PartialEq)]
@@ -130,15 +130,26 @@ impl Table {
 /// Parses TOML text into a tree. Syntax errors are all reported (the parser
 /// recovers), with their spans; the tree holds what could be read.
 pub fn parse(file: FileId, text: &str) -> (Table, Vec<Diagnostic>) {
-    let (doc, errors) = DeTable::parse_recoverable(text);
+    let (doc, mut errors) = DeTable::parse_recoverable(text);
+    // A hostile file holds an error every byte or two: only those that can be
+    // shown become diagnostics, and one more stands for the rest.
+    errors.sort_by_key(|e| e.span().map(|r| (r.start, r.end)));
+    let span = |e: &toml::de::Error| e.span().map_or(Span::file_start(file), |r| Span::new(file, r));
     let mut diags: Vec<Diagnostic> = errors
         .iter()
+        .take(diag::MAX_SHOWN)
         .map(|e| {
-            let span = e.span().map_or(Span::file_start(file), |r| Span::new(file, r));
-            Diagnostic::new(Code::TomlSyntax, span, first_line(e.message()))
+            Diagnostic::new(Code::TomlSyntax, span(e), first_line(e.message()))
                 .help("see sysjail.toml(5) for the format; TOML itself is described at https://toml.io")
         })
         .collect();
+    if let Some(first) = errors.get(diag::MAX_SHOWN) {
+        let left_out = diag::Omitted {
+            errors: errors.len() - diag::MAX_SHOWN,
+            warnings: 0,
+        };
+        diags.push(diag::more(span(first), left_out));
+    }
     let mut table = Table::default();
     if diags.is_empty() {
         table = convert_table(file, doc.get_ref(), &mut diags);

@@ -4,6 +4,7 @@
 //! the offending text. The same value is printed for people (miette's graphical
 //! report), for tools (JSON lines) and for CI (GitHub Actions annotations).
 
+mod excerpt;
 mod render;
 mod source;
 
@@ -53,6 +54,11 @@ catalogue! {
     TomlSyntax = "toml::syntax", Error;
     /// The file could not be read.
     FileUnreadable = "file::unreadable", Error;
+    /// A directory, device, FIFO, socket or pseudo-file (proc, sysfs) named as a
+    /// definition or by `extends`: refused without reading it.
+    FileRefused = "file::not-regular", Error;
+    /// A definition larger than the limit (1 MiB).
+    FileTooLarge = "file::too-large", Error;
     /// A key that the format does not have.
     UnknownKey = "key::unknown", Error;
     /// A value of the wrong type.
@@ -111,6 +117,10 @@ catalogue! {
     ExtendsCycle = "extends::cycle", Error;
     /// `extends` names a file that does not exist or cannot be read.
     ExtendsMissing = "extends::missing", Error;
+    /// A chain of `extends` longer than the limit (16 files).
+        ExtendsTooDeep = "extends::too-deep", Error;
+    /// `extends` names a file that is not a definition (no .toml extension).
+    ExtendsNotToml = "extends::not-toml", Error;
     /// A template (`template = true`) given where a complete jail is needed.
     TemplateUsed = "template::not-a-jail", Error;
     /// The same `allow` entry twice.
@@ -136,6 +146,9 @@ catalogue! {
     /// `check --host`: a writable tree that every host user can reach, where
     /// a set-id file the jail left would serve them.
     HostTreeReachable = "host::reachable-tree", Error;
+    /// More diagnostics than are shown for one definition: "and N more". Its
+    /// severity is the worst of those left out.
+    MoreDiagnostics = "diag::more", Warning;
 }
 
 impl fmt::Display for Code {
@@ -168,6 +181,8 @@ pub struct Diagnostic {
     pub labels: Vec<Label>,
     /// Extra lines, such as the chain of `extends` that led here.
     pub notes: Vec<String>,
+    /// For a [`Code::MoreDiagnostics`], the problems it stands for.
+    pub more: Omitted,
 }
 
 impl Diagnostic {
@@ -180,6 +195,17 @@ impl Diagnostic {
             help: None,
             labels: vec![Label { span, text: None }],
             notes: Vec::new(),
+            more: Omitted::default(),
+        }
+    }
+
+    /// The problems this diagnostic stands for: itself, or those a
+    /// [`Code::MoreDiagnostics`] left out.
+    pub fn tally(&self) -> Omitted {
+        match (self.code, self.severity) {
+            (Code::MoreDiagnostics, _) => self.more,
+            (_, Severity::Error) => Omitted { errors: 1, warnings: 0 },
+            (_, Severity::Warning) => Omitted { errors: 0, warnings: 1 },
         }
     }
 
@@ -226,9 +252,124 @@ pub fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by_key(|d| (d.span().file, d.span().start, d.span().end, d.code));
 }
 
+/// Diagnostics shown for one definition, at most: a hostile file can hold one
+/// problem every few bytes, and no reader needs the six thousandth.
+pub const MAX_SHOWN: usize = 100;
+
+/// How many problems of each severity were left out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Omitted {
+    /// Errors left out.
+    pub errors: usize,
+    /// Warnings left out.
+    pub warnings: usize,
+}
+
+impl Omitted {
+    /// Left out problems of a severity.
+    pub fn count(&self, severity: Severity) -> usize {
+        match severity {
+            Severity::Error => self.errors,
+            Severity::Warning => self.warnings,
+        }
+    }
+
+    /// The problems of `diags`, those their [`Code::MoreDiagnostics`] stand for included.
+    pub fn of<'a>(diags: impl IntoIterator<Item = &'a Diagnostic>) -> Omitted {
+        diags
+            .into_iter()
+            .map(Diagnostic::tally)
+            .fold(Omitted::default(), |a, b| Omitted {
+                errors: a.errors + b.errors,
+                warnings: a.warnings + b.warnings,
+            })
+    }
+}
+
+/// Keeps the first [`MAX_SHOWN`] of one definition's sorted diagnostics and
+/// puts in place of the others one closing [`Code::MoreDiagnostics`] ("and N
+/// more"), at the first left out, so that every output format ends with it.
+pub fn cap(diags: &mut Vec<Diagnostic>) -> Omitted {
+    if diags.len() <= MAX_SHOWN {
+        return Omitted::default();
+    }
+    let rest = diags.split_off(MAX_SHOWN);
+    let omitted = Omitted::of(&rest);
+    diags.push(more(rest[0].span(), omitted));
+    omitted
+}
+
+/// The closing diagnostic at `span` for `omitted` problems not shown.
+pub fn more(span: Span, omitted: Omitted) -> Diagnostic {
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let mut more = Diagnostic::new(
+        Code::MoreDiagnostics,
+        span,
+        format!(
+            "and {} more, from here on: {}, {}",
+            omitted.errors + omitted.warnings,
+            plural(omitted.errors, "error"),
+            plural(omitted.warnings, "warning")
+        ),
+    )
+    .label("not shown from here on")
+    .help(format!(
+        "only the first {MAX_SHOWN} problems of a definition are shown; fix these and check again"
+    ));
+    if omitted.errors > 0 {
+        more.severity = Severity::Error;
+    }
+    more.more = omitted;
+    more
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn past_the_cap_one_diagnostic_says_how_many_more() {
+        let mut map = SourceMap::new();
+        let id = map.add("a.toml", "x".repeat(300));
+        let mut diags: Vec<_> = (0..250)
+            .map(|i| Diagnostic::new(Code::UnknownKey, Span::new(id, i..i + 1), "unknown"))
+            .collect();
+        diags[200].severity = Severity::Warning;
+        let omitted = cap(&mut diags);
+        assert_eq!(
+            omitted,
+            Omitted {
+                errors: 149,
+                warnings: 1
+            }
+        );
+        assert_eq!(diags.len(), MAX_SHOWN + 1);
+        let more = diags.last().unwrap();
+        assert_eq!(more.code, Code::MoreDiagnostics);
+        assert_eq!(more.severity, Severity::Error);
+        assert_eq!(more.message, "and 150 more, from here on: 149 errors, 1 warning");
+        assert_eq!(more.span(), Span::new(id, 100..101));
+        assert_eq!(
+            Omitted::of(&diags),
+            Omitted {
+                errors: 249,
+                warnings: 1
+            }
+        );
+        // A closing diagnostic left out by a later cap is counted for what it stands for.
+        let mut again: Vec<_> = diags[..60].iter().chain(&diags[..60]).cloned().collect();
+        again.push(diags[100].clone());
+        assert_eq!(
+            cap(&mut again),
+            Omitted {
+                errors: 20 + 149,
+                warnings: 1
+            }
+        );
+        let mut few = diags[..3].to_vec();
+        assert_eq!(cap(&mut few), Omitted::default());
+        assert_eq!(few.len(), 3);
+    }
 
     #[test]
     fn codes_are_unique_and_namespaced() {

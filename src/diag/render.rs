@@ -1,10 +1,10 @@
 //! Three printers of one [`Diagnostic`]: people, tools and CI.
 
 use std::fmt;
-use std::sync::Arc;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan};
 
+use super::excerpt::Excerpt;
 use super::{Diagnostic, Severity, SourceMap, Span};
 
 /// Output format of diagnostics.
@@ -108,15 +108,15 @@ fn human(diag: &Diagnostic, sources: &SourceMap, color: bool) -> String {
     out
 }
 
-/// A diagnostic bound to its source text, in the shape miette renders. Labels in
-/// other files than the primary one (a base file named by `extends`, say) become
-/// related reports, each with its own source.
+/// A diagnostic bound to an excerpt of its source text, in the shape miette
+/// renders. Labels in other files than the primary one (a base file named by
+/// `extends`, say) become related reports, each with its own excerpt.
 struct Report {
     message: String,
     code: &'static str,
     severity: miette::Severity,
     help: Option<String>,
-    source: NamedSource<Arc<str>>,
+    source: Excerpt,
     labels: Vec<LabeledSpan>,
     related: Vec<Report>,
 }
@@ -131,17 +131,24 @@ impl Report {
             text.extend(notes);
             help = Some(text.join("\n"));
         }
+        let here: Vec<Span> = diag
+            .labels
+            .iter()
+            .map(|l| l.span)
+            .filter(|s| s.file == primary.file)
+            .collect();
         let mut report = Report::bare(
             diag.message.clone(),
             diag.code.id(),
             diag.severity,
             help,
-            primary,
+            &here,
             sources,
         );
         for (i, label) in diag.labels.iter().enumerate() {
             if label.span.file == primary.file {
-                report.labels.push(labeled(label.span, label.text.clone(), i == 0));
+                let range = report.source.map(label.span);
+                report.labels.push(labeled(range, label.text.clone(), i == 0));
             } else {
                 let text = label.text.clone().unwrap_or_default();
                 let mut other = Report::bare(
@@ -149,26 +156,28 @@ impl Report {
                     diag.code.id(),
                     Severity::Warning,
                     None,
-                    label.span,
+                    &[label.span],
                     sources,
                 );
                 other.severity = miette::Severity::Advice;
-                other.labels.push(labeled(label.span, Some(text), true));
+                let range = other.source.map(label.span);
+                other.labels.push(labeled(range, Some(text), true));
                 report.related.push(other);
             }
         }
         report
     }
 
+    /// A report without labels, over an excerpt around `spans` (of one file).
     fn bare(
         message: String,
         code: &'static str,
         severity: Severity,
         help: Option<String>,
-        span: Span,
+        spans: &[Span],
         sources: &SourceMap,
     ) -> Report {
-        let file = sources.file(span.file);
+        let file = sources.file(spans[0].file);
         Report {
             message,
             code,
@@ -177,15 +186,15 @@ impl Report {
                 Severity::Warning => miette::Severity::Warning,
             },
             help,
-            source: NamedSource::new(file.path().display().to_string(), sources.text_arc(span.file)),
+            source: Excerpt::new(file, spans),
             labels: Vec::new(),
             related: Vec::new(),
         }
     }
 }
 
-fn labeled(span: Span, text: Option<String>, primary: bool) -> LabeledSpan {
-    let range = span.start as usize..span.end as usize;
+/// A label at `range` of the report's excerpt.
+fn labeled(range: std::ops::Range<usize>, text: Option<String>, primary: bool) -> LabeledSpan {
     if primary {
         LabeledSpan::new_primary_with_span(text, range)
     } else {

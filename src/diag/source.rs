@@ -64,6 +64,29 @@ impl SourceFile {
         &self.text
     }
 
+    /// 0-based line of a byte offset (an offset past the end is on the last line).
+    pub(crate) fn line_of(&self, offset: usize) -> usize {
+        match self.line_starts.binary_search(&(offset.min(self.text.len()) as u32)) {
+            Ok(i) => i,
+            Err(i) => i - 1,
+        }
+    }
+
+    /// Number of lines; text after the last newline, even none, is a line.
+    pub(crate) fn lines(&self) -> usize {
+        self.line_starts.len()
+    }
+
+    /// The bytes of a 0-based line, without its newline.
+    pub(crate) fn line_range(&self, line: usize) -> std::ops::Range<usize> {
+        let start = self.line_starts[line] as usize;
+        let end = self
+            .line_starts
+            .get(line + 1)
+            .map_or(self.text.len(), |&next| next as usize - 1);
+        start..end
+    }
+
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: u32) -> (usize, usize) {
         let offset = offset.min(self.text.len() as u32);
@@ -117,11 +140,6 @@ impl SourceMap {
     pub fn snippet(&self, span: Span) -> &str {
         let text = self.file(span.file).text();
         text.get(span.start as usize..span.end as usize).unwrap_or("")
-    }
-
-    /// Shared handle to a file's text, for renderers that need to own it.
-    pub(crate) fn text_arc(&self, id: FileId) -> Arc<str> {
-        self.files[id.0 as usize].text.clone()
     }
 
     /// Start and end as 1-based (line, column) pairs.

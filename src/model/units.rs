@@ -61,7 +61,8 @@ impl fmt::Display for Bytes {
     }
 }
 
-/// Parses "10s", "500ms", "2m", "1h" or "1.5s".
+/// Parses "10s", "500ms", "2m", "1h" or "1.5s". A number too large for a
+/// [`Duration`] is an error, not a panic.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
@@ -79,7 +80,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" => return Err(format!("\"{text}\" has no unit")),
         other => return Err(format!("\"{other}\" is not a time unit")),
     };
-    Ok(Duration::from_secs_f64(seconds))
+    // `from_secs_f64` panics past u64::MAX seconds; the text is the user's.
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("\"{text}\" is too large"))
 }
 
 /// A CPU allowance in thousandths of a core: 0.5 cores is 500.
@@ -137,6 +139,12 @@ mod tests {
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("1y").is_err());
+        assert_eq!(
+            parse_duration("99999999999999999999999h"),
+            Err("\"99999999999999999999999h\" is too large".to_string())
+        );
+        let huge = format!("{}s", "9".repeat(400));
+        assert!(parse_duration(&huge).is_err(), "an infinite f64 is refused too");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Bound;
 use std::path::Path;
 use std::time::Duration;
 
@@ -558,7 +559,7 @@ impl Checker {
     }
 
     /// Parses one family's list. Host mode takes no prefix lengths.
-    fn addresses<A: Copy + Eq + std::fmt::Display>(
+    fn addresses<A: Copy + Ord + std::fmt::Display>(
         &mut self,
         field: &Opt<Vec<Spanned<String>>>,
         key: &str,
@@ -571,7 +572,9 @@ impl Checker {
             ("IPv6", "ipv4", 128)
         };
         let mut out: Vec<Addr<A>> = Vec::new();
-        let mut spans: Vec<Span> = Vec::new();
+        // Where each address was first listed: a map, so that a long list costs
+        // n log n, not n squared.
+        let mut first: BTreeMap<A, Span> = BTreeMap::new();
         let mut ok = true;
         for item in field.iter().flat_map(|f| f.value.iter()) {
             let (addr_text, prefix_text) = match item.value.split_once('/') {
@@ -650,21 +653,21 @@ impl Checker {
                     }
                 },
             };
-            if let Some(i) = out.iter().position(|a| a.addr == addr) {
+            if let Some(&first_span) = first.get(&addr) {
                 self.report(
                     Diagnostic::new(
                         Code::DuplicateAddress,
                         item.span,
                         format!("{addr} is listed twice in `{key}`"),
                     )
-                    .related(spans[i], "first listed here")
+                    .related(first_span, "first listed here")
                     .help("each address is listed once; the first one listed is the rewrite target"),
                 );
                 ok = false;
                 continue;
             }
             out.push(Addr { addr, prefix });
-            spans.push(item.span);
+            first.insert(addr, item.span);
         }
         ok.then_some(out)
     }
@@ -850,37 +853,41 @@ impl Checker {
 
     fn mounts(&mut self, field: &Opt<Vec<Spanned<RawMount>>>) -> Vec<Mount> {
         let mut out: Vec<Mount> = Vec::new();
-        let mut target_spans: Vec<Span> = Vec::new();
+        // Each target so far, sorted, with where it was written: a duplicate is
+        // one lookup and the targets below a new one are one range, so that
+        // many mounts cost n log n, not n squared.
+        let mut targets: BTreeMap<String, Span> = BTreeMap::new();
         for (index, m) in field.iter().flat_map(|f| f.value.iter()).enumerate() {
             if let Some((mount, span)) = self.mount(index, &m.value, m.span) {
-                if let Some(i) = out.iter().position(|o| o.target == mount.target) {
+                let target = mount.target.as_str();
+                if let Some(&first) = targets.get(target) {
                     self.report(
-                        Diagnostic::new(
-                            Code::DuplicateMountTarget,
-                            span,
-                            format!("two mounts at {}", mount.target),
-                        )
-                        .related(target_spans[i], "first mounted here")
-                        .help("the second would hide the first; keep one"),
+                        Diagnostic::new(Code::DuplicateMountTarget, span, format!("two mounts at {target}"))
+                            .related(first, "first mounted here")
+                            .help("the second would hide the first; keep one"),
                     );
                     continue;
                 }
-                if let Some(i) = out.iter().position(|o| o.target.starts_with(&mount.target)) {
+                // A mount is never at the root, so the targets below it are
+                // exactly those that start with its target and a slash.
+                let below = format!("{target}/");
+                if let Some((hidden, &hidden_span)) = targets
+                    .range::<str, _>((Bound::Included(below.as_str()), Bound::Unbounded))
+                    .next()
+                    .filter(|(t, _)| t.starts_with(&below))
+                {
                     self.report(
                         Diagnostic::new(
                             Code::ShadowedMount,
                             span,
-                            format!(
-                                "this mount at {} hides the earlier mount at {}",
-                                mount.target, out[i].target
-                            ),
+                            format!("this mount at {target} hides the earlier mount at {hidden}"),
                         )
-                        .related(target_spans[i], "hidden by the later mount")
+                        .related(hidden_span, "hidden by the later mount")
                         .help("mounts are made in order: list the outer directory first"),
                     );
                 }
+                targets.insert(target.to_string(), span);
                 out.push(mount);
-                target_spans.push(span);
             }
         }
         let has_proc = out.iter().any(|m| matches!(m.kind, MountKind::Proc));

@@ -1,9 +1,11 @@
 //! Stage 5, the executor: the only code that makes setup system calls.
 //!
 //! The supervisor runs the plan's host steps ([`host`]); the jail's init runs
-//! its jail steps ([`jail`]) through the [`kernel::Kernel`] seam.
+//! its jail steps ([`jail`]) through the [`kernel::Kernel`] seam. Every
+//! command reads its definition files through [`definition`].
 
 pub mod bpf;
+pub mod definition;
 pub mod host;
 pub mod hostpath;
 pub mod jail;

@@ -314,3 +314,10 @@ fn durations() {
     let (_, found) = check("d", &format!("stop-timeout = \"soon\"\n{MINIMAL}"));
     assert_eq!(found, vec![(Code::InvalidDuration, 1, 16)]);
 }
+
+#[test]
+fn a_duration_too_large_for_the_clock_is_a_diagnostic() {
+    let (v, found) = check("d", &format!("stop-timeout = \"99999999999999999999h\"\n{MINIMAL}"));
+    assert_eq!(found, vec![(Code::InvalidDuration, 1, 16)]);
+    assert!(v.diags[0].message.contains("too large"), "{}", v.diags[0].message);
+}

@@ -1,0 +1,169 @@
+//! Reading a definition file from the host: a regular file of bounded size,
+//! checked and read through one descriptor.
+//!
+//! A definition may come from an untrusted pull request in CI, and so may the
+//! path of every file it `extends`. Such a path may name a device that never
+//! ends (`/dev/zero`), a FIFO that never answers, or a pseudo-file whose text is
+//! the caller's own secrets (`/proc/self/environ`). None of these is a
+//! definition; each is refused before a byte of it is read, so no diagnostic can
+//! quote it.
+
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use nix::sys::statfs::{self, FsType};
+
+use crate::config::FileError;
+
+/// File systems whose files are made up by the kernel on reading: their size
+/// says nothing and their text may be anyone's secrets.
+const PSEUDO: &[(FsType, &str)] = &[
+    (statfs::PROC_SUPER_MAGIC, "proc"),
+    (statfs::SYSFS_MAGIC, "sysfs"),
+    (statfs::DEBUGFS_MAGIC, "debugfs"),
+    (statfs::TRACEFS_MAGIC, "tracefs"),
+    (statfs::SECURITYFS_MAGIC, "securityfs"),
+    (statfs::CGROUP_SUPER_MAGIC, "cgroup"),
+    (statfs::CGROUP2_SUPER_MAGIC, "cgroup2"),
+    (statfs::BPF_FS_MAGIC, "bpf"),
+    (statfs::SELINUX_MAGIC, "selinuxfs"),
+    (statfs::SMACK_MAGIC, "smackfs"),
+];
+
+/// Reads the regular file at `path`, at most `limit` bytes of it.
+///
+/// The path may be a symbolic link (a definition given by the user may
+/// legitimately be one); what it leads to is judged by a descriptor, so that the
+/// file checked is the file read. That first descriptor is an `O_PATH` one:
+/// opening some devices for reading does something (a watchdog is armed, a
+/// tape rewinds, a modem line rises), so nothing is opened for reading until
+/// it is known to be a regular file. The file is then opened again through
+/// that descriptor, non-blocking and never as our terminal, and must still be
+/// the same file.
+pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
+    // std adds O_CLOEXEC to every open.
+    let located = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)
+        .map_err(FileError::Io)?;
+    let checked = check(&located, limit)?;
+    let file = reopen(&located, path)?;
+    let meta = file.metadata().map_err(FileError::Io)?;
+    if (meta.dev(), meta.ino()) != (checked.dev(), checked.ino()) {
+        return Err(FileError::Io(io::Error::other(
+            "the file was replaced while it was read",
+        )));
+    }
+    let mut text = Vec::new();
+    // One byte more than the limit tells a file at the limit from a larger one,
+    // even when the file grew after it was checked.
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut text)
+        .map_err(FileError::Io)?;
+    if text.len() as u64 > limit {
+        return Err(FileError::TooLarge { limit });
+    }
+    Ok(text)
+}
+
+/// Opens for reading the file an `O_PATH` descriptor holds: through its
+/// /proc/self/fd link, which names that very file; without /proc, by `path`
+/// again, which the caller then compares with what was checked.
+fn reopen(located: &File, path: &Path) -> Result<File, FileError> {
+    let open = |p: &Path| {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(p)
+    };
+    let link = format!("/proc/self/fd/{}", located.as_raw_fd());
+    match open(Path::new(&link)) {
+        Ok(file) => Ok(file),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => open(path).map_err(FileError::Io),
+        Err(e) => Err(FileError::Io(e)),
+    }
+}
+
+/// Refuses what the descriptor shows is not a regular file of a real file
+/// system, or is larger than `limit`; gives its metadata otherwise.
+fn check(file: &File, limit: u64) -> Result<Metadata, FileError> {
+    // File::metadata is fstat(2) on the descriptor, not a second lookup of the path.
+    let meta = file.metadata().map_err(FileError::Io)?;
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else if kind.is_char_device() {
+        Some("a character device")
+    } else if kind.is_block_device() {
+        Some("a block device")
+    } else {
+        Some("not a regular file")
+    };
+    if let Some(what) = what {
+        return Err(FileError::NotRegular(what));
+    }
+    let fs = statfs::fstatfs(file).map_err(|e| FileError::Io(e.into()))?;
+    if let Some((_, name)) = PSEUDO.iter().find(|(t, _)| *t == fs.filesystem_type()) {
+        return Err(FileError::PseudoFile(name));
+    }
+    if meta.len() > limit {
+        return Err(FileError::TooLarge { limit });
+    }
+    Ok(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn regular_files_are_read() {
+        let dir = std::env::temp_dir().join(format!("sysjail-def-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("a.toml");
+        std::fs::write(&file, "name = \"a\"\n").unwrap();
+        assert_eq!(read(&file, MIB).unwrap(), b"name = \"a\"\n");
+        assert!(matches!(read(&file, 4), Err(FileError::TooLarge { limit: 4 })));
+        let link = dir.join("link.toml");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(read(&link, MIB).is_ok(), "a link to a regular file is followed");
+        assert!(matches!(read(&dir, MIB), Err(FileError::NotRegular("a directory"))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn devices_fifos_and_pseudo_files_are_refused_unread() {
+        assert!(matches!(
+            read(Path::new("/dev/zero"), MIB),
+            Err(FileError::NotRegular("a character device"))
+        ));
+        assert!(matches!(
+            read(Path::new("/proc/self/environ"), MIB),
+            Err(FileError::PseudoFile("proc"))
+        ));
+        if Path::new("/sys/kernel/mm").exists() {
+            let sys = std::fs::read_dir("/sys/kernel/mm").unwrap();
+            if let Some(f) = sys.filter_map(Result::ok).find(|e| e.path().is_file()) {
+                assert!(matches!(read(&f.path(), MIB), Err(FileError::PseudoFile("sysfs"))));
+            }
+        }
+        let fifo = std::env::temp_dir().join(format!("sysjail-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_file(&fifo);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(matches!(read(&fifo, MIB), Err(FileError::NotRegular("a FIFO"))));
+        std::fs::remove_file(&fifo).unwrap();
+    }
+}
