@@ -472,3 +472,25 @@ pub struct SpawnEnv {
     /// Set last.
     pub set: BTreeMap<String, String>,
 }
+
+/// The plan of each example of examples/jails, for a root launcher on
+/// [`HostFacts::example`](crate::host::HostFacts::example): what executor
+/// tests walk through their doubles.
+#[cfg(test)]
+pub(crate) fn example_plans() -> Vec<(String, LaunchPlan)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/jails");
+    ["hello", "web", "build", "api"]
+        .iter()
+        .map(|name| {
+            let def = crate::lint::load(&dir.join(format!("{name}.toml"))).expect("examples are valid");
+            let policy = crate::policy::compile(&def.jail);
+            let options = Options {
+                id_base: 0x7000_0000,
+                veth: "sj1".into(),
+                ..Options::default()
+            };
+            let plan = build(&policy, &crate::host::HostFacts::example(), &options).expect("plannable");
+            (name.to_string(), plan)
+        })
+        .collect()
+}

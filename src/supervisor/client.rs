@@ -1,7 +1,7 @@
 //! The client side of `sysjail exec`: asks the supervisor to start a command
 //! in the jail, relays its terminal or its signals, and returns its status.
 
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -102,7 +102,7 @@ pub fn exec(chan: Channel, exec: Exec) -> io::Result<Result<i32, String>> {
         drop(fds);
         let mut i = 2;
         if master.is_some() {
-            if ready[i] && !copy(master.as_ref().map(|m| m.as_fd()).expect("present"), None) {
+            if ready[i] && !copy_to(master.as_ref().map(|m| m.as_fd()).expect("present"), 1, None) {
                 master = None;
             }
             i += 1;
@@ -150,7 +150,7 @@ pub fn exec(chan: Channel, exec: Exec) -> io::Result<Result<i32, String>> {
                 Some((Reply::Exited { status }, _)) => {
                     // The rest of the output.
                     if let Some(m) = &master {
-                        while copy(m.as_fd(), Some(PollTimeout::ZERO)) {}
+                        while copy_to(m.as_fd(), 1, Some(PollTimeout::ZERO)) {}
                     }
                     relay.drain();
                     drop(raw);
@@ -160,26 +160,6 @@ pub fn exec(chan: Channel, exec: Exec) -> io::Result<Result<i32, String>> {
                 Some(_) => {}
                 None => return Err(io::Error::other("the jail stopped")),
             }
-        }
-    }
-}
-
-/// Copies what the terminal has to stdout; false when it is closed.
-fn copy(master: BorrowedFd<'_>, wait: Option<PollTimeout>) -> bool {
-    if let Some(t) = wait {
-        let mut fds = [PollFd::new(master, PollFlags::POLLIN)];
-        if !matches!(poll(&mut fds, t), Ok(n) if n > 0) {
-            return false;
-        }
-    }
-    let mut buf = [0u8; 8192];
-    match nix::unistd::read(master, &mut buf) {
-        Ok(0) | Err(_) => false,
-        Ok(n) => {
-            let mut out = io::stdout().lock();
-            let _ = out.write_all(&buf[..n]);
-            let _ = out.flush();
-            true
         }
     }
 }
@@ -241,7 +221,9 @@ fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Copies what `from` has to the caller's descriptor `to`; false when closed.
+/// Copies what `from` (the jail's terminal or a pipe) has to the caller's
+/// descriptor `to`; false when `from` is closed. What the caller no longer
+/// takes is dropped, so that the jail never blocks on a full buffer.
 fn copy_to(from: BorrowedFd<'_>, to: i32, wait: Option<PollTimeout>) -> bool {
     if let Some(t) = wait {
         let mut fds = [PollFd::new(from, PollFlags::POLLIN)];
@@ -252,6 +234,9 @@ fn copy_to(from: BorrowedFd<'_>, to: i32, wait: Option<PollTimeout>) -> bool {
     let mut buf = [0u8; 8192];
     match nix::unistd::read(from, &mut buf) {
         Ok(0) | Err(_) => false,
-        Ok(n) => write_all(stdio(to), &buf[..n]).is_ok(),
+        Ok(n) => {
+            let _ = write_all(stdio(to), &buf[..n]);
+            true
+        }
     }
 }

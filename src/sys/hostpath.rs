@@ -506,32 +506,32 @@ mod tests {
 
     /// A tree in memory: each path is a directory (uid, mode) or a link.
     #[derive(Default)]
-    struct Tree {
-        nodes: BTreeMap<PathBuf, Node>,
+    pub(super) struct Tree {
+        pub(super) nodes: BTreeMap<PathBuf, Node>,
         /// Every call made, as (call, path).
-        calls: Vec<(&'static str, PathBuf)>,
+        pub(super) calls: Vec<(&'static str, PathBuf)>,
     }
 
     #[derive(Clone)]
-    enum Node {
+    pub(super) enum Node {
         Dir { uid: u32, mode: u32 },
         File,
         Link(PathBuf),
     }
 
     impl Tree {
-        fn new() -> Tree {
+        pub(super) fn new() -> Tree {
             let mut t = Tree::default();
             t.dir("/", 0, 0o755);
             t
         }
-        fn dir(&mut self, p: &str, uid: u32, mode: u32) {
+        pub(super) fn dir(&mut self, p: &str, uid: u32, mode: u32) {
             self.nodes.insert(PathBuf::from(p), Node::Dir { uid, mode });
         }
         fn file(&mut self, p: &str) {
             self.nodes.insert(PathBuf::from(p), Node::File);
         }
-        fn link(&mut self, p: &str, to: &str) {
+        pub(super) fn link(&mut self, p: &str, to: &str) {
             self.nodes.insert(PathBuf::from(p), Node::Link(PathBuf::from(to)));
         }
     }
@@ -695,101 +695,31 @@ mod tests {
 
 #[cfg(test)]
 mod launch_tests {
-    //! The host paths of a launch of each example, walked through a recording
-    //! double: every call opens one name without following it, and a link
-    //! planted at any component, where a jail or a user could write, is
-    //! refused before anything past it is opened.
+    //! The host paths of a launch of each example, walked through the
+    //! recording double: every call opens one name without following it, and
+    //! a link planted at any component, where a jail or a user could write,
+    //! is refused before anything past it is opened.
 
+    use super::tests::{Node, Tree};
     use super::*;
-    use crate::host::HostFacts;
-    use crate::plan::Options;
-    use std::collections::BTreeMap;
 
-    #[derive(Clone)]
-    enum Node {
-        Dir(Stat),
-        Link(PathBuf),
-    }
-
-    /// A tree holding exactly the directories of some paths, with the calls
-    /// made on it.
-    struct Recording {
-        nodes: BTreeMap<PathBuf, Node>,
-        calls: Vec<(String, PathBuf)>,
-    }
-
-    const ROOT_DIR: Stat = Stat {
-        mode: libc::S_IFDIR | 0o755,
-        uid: 0,
-        gid: 0,
-        proc: false,
-    };
-
-    impl Recording {
-        fn of(paths: &[PathBuf]) -> Recording {
-            let mut nodes = BTreeMap::new();
-            nodes.insert(PathBuf::from("/"), Node::Dir(ROOT_DIR));
-            for p in paths {
-                for a in p.ancestors() {
-                    nodes.insert(a.to_path_buf(), Node::Dir(ROOT_DIR));
-                }
-            }
-            Recording {
-                nodes,
-                calls: Vec::new(),
+    /// A tree holding exactly the directories of some paths, root's.
+    fn tree_of(paths: &[PathBuf]) -> Tree {
+        let mut t = Tree::new();
+        for p in paths {
+            for a in p.ancestors() {
+                t.dir(&a.display().to_string(), 0, 0o755);
             }
         }
-    }
-
-    impl Walker for Recording {
-        type Fd = PathBuf;
-        fn root(&mut self) -> io::Result<PathBuf> {
-            self.calls.push(("root".into(), PathBuf::from("/")));
-            Ok(PathBuf::from("/"))
-        }
-        fn open_nofollow(&mut self, dir: &PathBuf, name: &OsStr) -> io::Result<PathBuf> {
-            assert!(!name.as_bytes().contains(&b'/'), "one name at a time: {name:?}");
-            let p = dir.join(name);
-            self.calls.push(("open_nofollow".into(), p.clone()));
-            self.nodes
-                .contains_key(&p)
-                .then_some(p)
-                .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
-        }
-        fn stat(&mut self, fd: &PathBuf) -> io::Result<Stat> {
-            Ok(match &self.nodes[fd] {
-                Node::Dir(st) => *st,
-                Node::Link(_) => Stat {
-                    mode: libc::S_IFLNK | 0o777,
-                    uid: 0x6000_0000,
-                    gid: 0x6000_0000,
-                    proc: false,
-                },
-            })
-        }
-        fn readlink(&mut self, fd: &PathBuf) -> io::Result<PathBuf> {
-            match &self.nodes[fd] {
-                Node::Link(to) => Ok(to.clone()),
-                Node::Dir(_) => Err(io::Error::from_raw_os_error(libc::EINVAL)),
-            }
-        }
+        t
     }
 
     fn example_paths() -> Vec<(String, Vec<PathBuf>)> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/jails");
-        ["hello", "web", "build", "api"]
-            .iter()
-            .map(|name| {
-                let def = crate::lint::load(&dir.join(format!("{name}.toml"))).expect("examples are valid");
-                let policy = crate::policy::compile(&def.jail);
-                let options = Options {
-                    id_base: 0x7000_0000,
-                    veth: "sj1".into(),
-                    ..Options::default()
-                };
-                let plan = crate::plan::build(&policy, &HostFacts::example(), &options).expect("plannable");
+        crate::plan::example_plans()
+            .into_iter()
+            .map(|(name, plan)| {
                 let paths = plan.host_paths().map(|(p, _)| p.as_path().to_path_buf()).collect();
-                (name.to_string(), paths)
+                (name, paths)
             })
             .collect()
     }
@@ -798,22 +728,17 @@ mod launch_tests {
     fn a_launch_opens_every_host_path_one_name_at_a_time_without_following() {
         for (name, paths) in example_paths() {
             assert!(!paths.is_empty(), "{name}");
-            let mut fs = Recording::of(&paths);
+            let mut fs = tree_of(&paths);
             for p in &paths {
                 let found = resolve(&mut fs, p).unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert_eq!(&found.path, p, "{name}");
             }
             // Every component of every path, and nothing else.
-            let opened: Vec<&PathBuf> = fs
-                .calls
-                .iter()
-                .filter(|(c, _)| c == "open_nofollow")
-                .map(|(_, p)| p)
-                .collect();
+            let opened = fs.calls.iter().filter(|(c, _)| *c == "open_nofollow").count();
             let expected: usize = paths.iter().map(|p| p.components().count() - 1).sum();
-            assert_eq!(opened.len(), expected, "{name}: {:?}", fs.calls);
+            assert_eq!(opened, expected, "{name}: {:?}", fs.calls);
             assert!(
-                fs.calls.iter().all(|(c, _)| c == "root" || c == "open_nofollow"),
+                fs.calls.iter().all(|(c, _)| *c == "root" || *c == "open_nofollow"),
                 "{name}: {:?}",
                 fs.calls
             );
@@ -824,19 +749,17 @@ mod launch_tests {
     fn a_link_planted_at_any_component_of_a_launch_is_refused() {
         for (name, paths) in example_paths() {
             for p in &paths {
-                let comps: Vec<PathBuf> = p.ancestors().map(Path::to_path_buf).collect();
                 // Each component but "/": its directory is a jail's or a user's.
-                for at in comps.iter().filter(|c| c.parent().is_some()) {
-                    let mut fs = Recording::of(&paths);
+                for at in p.ancestors().filter(|c| c.parent().is_some()) {
+                    let mut fs = tree_of(&paths);
                     fs.nodes.retain(|k, _| !k.starts_with(at) || k == at);
-                    fs.nodes.insert(at.clone(), Node::Link(PathBuf::from("/etc")));
-                    let parent = at.parent().unwrap().to_path_buf();
+                    fs.nodes.insert(at.to_path_buf(), Node::Link(PathBuf::from("/etc")));
                     fs.nodes.insert(
-                        parent,
-                        Node::Dir(Stat {
+                        at.parent().unwrap().to_path_buf(),
+                        Node::Dir {
                             uid: 0x6000_0000,
-                            ..ROOT_DIR
-                        }),
+                            mode: 0o755,
+                        },
                     );
                     let err =
                         resolve(&mut fs, p).expect_err(&format!("{name}: {} through {}", p.display(), at.display()));

@@ -283,12 +283,9 @@ fn dev<K: Kernel>(k: &mut K, target: &AbsPath, tty_gid: Option<u32>, shm: Bytes,
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::host::HostFacts;
     use crate::model::Rlimit;
-    use crate::plan::{HostStep, Options};
+    use crate::plan::HostStep;
     use crate::policy::landlock::{Access, Scope};
     use crate::seccomp::bpf::Insn;
 
@@ -382,20 +379,7 @@ mod tests {
 
     /// The jail steps of each example, planned for a root launcher.
     fn plans() -> Vec<(String, crate::plan::LaunchPlan)> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/jails");
-        let mut out = Vec::new();
-        for name in ["hello", "web", "build", "api"] {
-            let def = crate::lint::load(&dir.join(format!("{name}.toml"))).expect("examples are valid");
-            let policy = crate::policy::compile(&def.jail);
-            let options = Options {
-                id_base: 0x7000_0000,
-                veth: "sj1".into(),
-                ..Options::default()
-            };
-            let plan = crate::plan::build(&policy, &HostFacts::example(), &options).expect("plannable");
-            out.push((name.to_string(), plan));
-        }
-        out
+        crate::plan::example_plans()
     }
 
     fn prepared(plan: &crate::plan::LaunchPlan) -> Vec<Option<()>> {
