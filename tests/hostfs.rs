@@ -60,11 +60,6 @@ fn chmod(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// The test binary's directory, bound in so that the probe runs inside.
-fn bindir() -> String {
-    Path::new(support::bin()).parent().unwrap().display().to_string()
-}
-
 /// A directory root keeps to itself, with a file only root may read.
 fn secret(ctx: &Ctx) -> std::path::PathBuf {
     let secret = ctx.dir.join("secret");
@@ -161,7 +156,7 @@ fn tree(ctx: &Ctx) -> std::path::PathBuf {
 }
 
 fn tree_jail(ctx: &Ctx, root: &Path) -> std::path::PathBuf {
-    let bindir = bindir();
+    let bindir = support::bindir();
     ctx.jail(&format!(
         "path = \"{}\"\n{LIMITS}[[mount]]\nsource = \"/usr\"\ntarget = \"/usr\"\n[[mount]]\nsource = \"{bindir}\"\ntarget = \"{bindir}\"\n",
         root.display()
@@ -270,7 +265,7 @@ fn files_a_jail_writes_in_a_bound_directory_give_no_privilege(ctx: &Ctx) -> Test
     let project = ctx.dir.join("project");
     fs::create_dir_all(&project).unwrap();
     std::os::unix::fs::chown(&project, Some(1234), Some(1234)).unwrap();
-    let bindir = bindir();
+    let bindir = support::bindir();
     let file = ctx.jail(&format!(
         "{LIMITS}[[mount]]\nsource = \"{}\"\ntarget = \"/mnt\"\nread-only = false\nidmap = true\n[[mount]]\nsource = \"{bindir}\"\ntarget = \"{bindir}\"\n[[mount]]\ntype = \"tmpfs\"\ntarget = \"/tmp\"\n",
         project.display()

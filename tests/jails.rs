@@ -229,11 +229,7 @@ fn own_tree(ctx: &Ctx) -> std::path::PathBuf {
 
 fn root_is_path_and_idmapped(ctx: &Ctx) -> TestResult {
     let root = own_tree(ctx);
-    let bindir = std::path::Path::new(support::bin())
-        .parent()
-        .unwrap()
-        .display()
-        .to_string();
+    let bindir = support::bindir();
     let file = ctx.jail(&format!(
         "path = \"{}\"\nuser = \"svc\"\n{LIMITS}[[mount]]\nsource = \"/usr\"\ntarget = \"/usr\"\n[[mount]]\nsource = \"{bindir}\"\ntarget = \"{bindir}\"\n",
         root.display()

@@ -496,11 +496,7 @@ fn landlock_confines_smuggled_descriptors(ctx: &Ctx) -> TestResult {
     fs::write(shared.join("inside"), "jail data").unwrap();
     let sock_dir = ctx.dir.join("sock");
     fs::create_dir_all(&sock_dir).unwrap();
-    let bindir = std::path::Path::new(support::bin())
-        .parent()
-        .unwrap()
-        .display()
-        .to_string();
+    let bindir = support::bindir();
     let file = ctx.jail(&format!(
         "path = \"{}\"\n[limits]\npids = 64\n[[mount]]\nsource = \"/usr\"\ntarget = \"/usr\"\n[[mount]]\nsource = \"{bindir}\"\ntarget = \"{bindir}\"\n[[mount]]\nsource = \"{}\"\ntarget = \"/sock\"\n[[mount]]\nsource = \"{}\"\ntarget = \"/data\"\nread-only = true\n",
         root.display(),

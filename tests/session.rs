@@ -276,11 +276,7 @@ fn a_jail_that_exhausts_kernel_counters_starves_no_one(ctx: &Ctx) -> TestResult 
 }
 
 fn kernel_counters_are_settable(ctx: &Ctx) -> TestResult {
-    let bindir = std::path::Path::new(support::bin())
-        .parent()
-        .unwrap()
-        .display()
-        .to_string();
+    let bindir = support::bindir();
     let file = ctx.jail(&format!(
         "[limits]\npids = 64\ninotify-instances = 5\nmsgqueue = \"100K\"\n[[mount]]\nsource = \"{bindir}\"\ntarget = \"{bindir}\"\n"
     ));

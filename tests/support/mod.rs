@@ -211,6 +211,11 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_sysjail")
 }
 
+/// The directory of [`bin`], which a jail binds in to run the probe.
+pub fn bindir() -> String {
+    Path::new(bin()).parent().unwrap().display().to_string()
+}
+
 impl Ctx {
     pub fn new(name: &str) -> Ctx {
         let dir = std::env::temp_dir().join(format!("sj-{}-{name}", std::process::id()));
