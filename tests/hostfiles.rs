@@ -41,6 +41,16 @@ fn main() {
     );
     r.test("a_planted_log_link_is_refused", &[Root], a_planted_log_link_is_refused);
     r.test(
+        "a_log_another_user_can_rename_is_refused",
+        &[Root],
+        a_log_another_user_can_rename_is_refused,
+    );
+    r.test(
+        "a_state_dir_reached_through_a_users_link_is_refused",
+        &[Root],
+        a_state_dir_reached_through_a_users_link_is_refused,
+    );
+    r.test(
         "the_jail_writes_its_log_through_a_pipe",
         &[Root],
         the_jail_writes_its_log_through_a_pipe,
@@ -397,5 +407,54 @@ fn denial_log_lines_escape_and_limit_jail_text(ctx: &Ctx) -> TestResult {
         .sum();
     ensure(semget + suppressed == 300 && semget <= 200 && suppressed > 0, || {
         format!("{semget} lines and {suppressed} suppressed of 300 denials")
+    })
+}
+
+fn a_log_another_user_can_rename_is_refused(ctx: &Ctx) -> TestResult {
+    // Another user could move each rotated file away: the cap would not hold.
+    for (dir, mode, owner, why) in [
+        (ctx.dir.join("theirs"), 0o755, 1234, "owned by uid 1234"),
+        (ctx.dir.join("shared"), 0o777, 0, "writable by other users"),
+    ] {
+        mkdir(&dir, mode, owner);
+        let log = dir.join("app.log");
+        let file = ctx.jail(&format!("log = \"{}\"\n", log.display()));
+        let out = up_background(ctx, &file, &["/bin/sh", "-c", "echo out"]);
+        let stderr = text(&out.stderr);
+        ensure(!out.status.success() && stderr.contains(why), || {
+            format!("{}: {:?} {stderr}", dir.display(), out.status)
+        })?;
+        ensure(!log.exists(), || "the log was created".into())?;
+    }
+    // A sticky directory, where no one renames another's file, is fine.
+    let sticky = ctx.dir.join("sticky");
+    mkdir(&sticky, 0o1777, 0);
+    let file = ctx.jail(&format!("log = \"{}\"\n", sticky.join("app.log").display()));
+    let out = up_background(ctx, &file, &["/bin/sh", "-c", "echo out"]);
+    ensure(out.status.success(), || text(&out.stderr))?;
+    wait_ended(ctx)
+}
+
+fn a_state_dir_reached_through_a_users_link_is_refused(ctx: &Ctx) -> TestResult {
+    // A user's link on the way would send root's records, lock and socket
+    // into a directory of the user's choosing.
+    let theirs = ctx.dir.join("user-1234");
+    mkdir(&theirs, 0o755, 1234);
+    let target = ctx.dir.join("root-only");
+    mkdir(&target, 0o700, 0);
+    symlink(&target, theirs.join("lnk")).unwrap();
+    let state = theirs.join("lnk/state");
+    let out = Command::new(support::bin())
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["ls"])
+        .output()
+        .unwrap();
+    ensure(
+        !out.status.success() && text(&out.stderr).contains("is a symbolic link"),
+        || format!("{:?} {}", out.status, text(&out.stderr)),
+    )?;
+    ensure(entries(&target).is_empty(), || {
+        format!("created in the link's target: {:?}", entries(&target))
     })
 }

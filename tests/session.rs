@@ -52,6 +52,16 @@ fn main() {
     );
     r.test("kernel_counters_are_settable", &[Root], kernel_counters_are_settable);
     r.test(
+        "id_ranges_are_unique_across_state_directories",
+        &[Root],
+        id_ranges_are_unique_across_state_directories,
+    );
+    r.test(
+        "no_form_hands_over_a_file_the_jail_could_overwrite",
+        &[Root],
+        no_form_hands_over_a_file_the_jail_could_overwrite,
+    );
+    r.test(
         "exec_never_hands_over_the_callers_terminal",
         &[Root, Script],
         exec_never_hands_over_the_callers_terminal,
@@ -293,5 +303,91 @@ fn kernel_counters_are_settable(ctx: &Ctx) -> TestResult {
     ensure(
         table.contains("user.max_inotify_instances  5") && table.contains("RLIMIT_MSGQUEUE 102400"),
         || table.clone(),
+    )
+}
+
+fn no_form_hands_over_a_file_the_jail_could_overwrite(ctx: &Ctx) -> TestResult {
+    use std::process::Stdio;
+    // The administrator appends a jail's output to a log of theirs: the jail
+    // gets a pipe, and truncating "its stdout" through /proc reaches nothing.
+    let file = ctx.jail("[limits]\npids = 64\n");
+    let out = ctx
+        .sysjail(&["up", "-b"])
+        .arg(&file)
+        .args(["--", "/bin/sleep", "60"])
+        .output()
+        .unwrap();
+    ensure(out.status.success(), || text(&out.stderr))?;
+    // Opening a pipe through /proc may be refused or may work: either way
+    // the log is not touched.
+    let hostile = "stat -L -c %F /proc/self/fd/1 /proc/self/fd/2; (: > /proc/self/fd/1) 2>/dev/null; (: > /proc/self/fd/2) 2>/dev/null; echo jail";
+    let once = ctx.jail_named(&format!("{}-once", ctx.name), "[limits]\npids = 64\n");
+    let forms: [Vec<&str>; 3] = [
+        vec!["up", once.to_str().unwrap(), "--", "/bin/sh", "-c", hostile],
+        vec!["exec", &ctx.name, "--", "/bin/sh", "-c", hostile],
+        vec!["exec", "-T", &ctx.name, "--", "/bin/sh", "-c", hostile],
+    ];
+    for (i, args) in forms.iter().enumerate() {
+        let log = ctx.dir.join(format!("admin-{i}.log"));
+        std::fs::write(&log, "precious\n").unwrap();
+        let append = || std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        let mut c = ctx.sysjail(args);
+        c.stdout(Stdio::from(append())).stderr(Stdio::from(append()));
+        let status = c.status().unwrap();
+        let kept = std::fs::read_to_string(&log).unwrap();
+        ensure(status.success() && kept == "precious\nfifo\nfifo\njail\n", || {
+            format!("{args:?}: {status:?}, the log holds {kept:?}")
+        })?;
+    }
+    let _ = ctx.sysjail(&["down", &ctx.name]).output();
+    Ok(())
+}
+
+fn id_ranges_are_unique_across_state_directories(ctx: &Ctx) -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    // Two registries each number their first jail 1; the host ids of the
+    // two jails must still differ, or they would share the kernel's per-user
+    // counters and each other's files.
+    let other_state = ctx.dir.join("state-other");
+    std::fs::create_dir_all(&other_state).unwrap();
+    std::fs::set_permissions(&other_state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let a = ctx.jail_named(&format!("{}-a", ctx.name), "[limits]\npids = 64\n");
+    let b = ctx.jail_named(&format!("{}-b", ctx.name), "[limits]\npids = 64\n");
+    let out = ctx
+        .sysjail(&["up", "-b"])
+        .arg(&a)
+        .args(["--", "/bin/sleep", "60"])
+        .output()
+        .unwrap();
+    ensure(out.status.success(), || text(&out.stderr))?;
+    let mut other = Command::new(support::bin());
+    other
+        .arg("--state-dir")
+        .arg(&other_state)
+        .args(["up", "-b"])
+        .arg(&b)
+        .args(["--", "/bin/sleep", "60"]);
+    let out = other.output().unwrap();
+    let base = |state: &std::path::Path| -> Option<(i64, i64)> {
+        let out = Command::new(support::bin())
+            .arg("--state-dir")
+            .arg(state)
+            .args(["ls", "--json"])
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some((v[0]["id"].as_i64()?, v[0]["id_base"].as_i64()?))
+    };
+    let (first, second) = (base(&ctx.state), base(&other_state));
+    let _ = ctx.sysjail(&["down", &format!("{}-a", ctx.name)]).output();
+    let _ = Command::new(support::bin())
+        .arg("--state-dir")
+        .arg(&other_state)
+        .args(["down", &format!("{}-b", ctx.name)])
+        .output();
+    ensure(out.status.success(), || text(&out.stderr))?;
+    ensure(
+        matches!((first, second), (Some((1, x)), Some((1, y))) if x != y),
+        || format!("jid and host id base of each: {first:?} {second:?}"),
     )
 }

@@ -15,6 +15,7 @@ use nix::fcntl::{OFlag, renameat};
 use nix::sys::stat::{Mode, fstat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
+pub mod ranges;
 mod usage;
 
 use serde::{Deserialize, Serialize};
@@ -201,13 +202,17 @@ impl Registry {
             dir: dir.to_path_buf(),
             why,
         };
+        // The directories above it under the host-path rule: a link on the
+        // way is followed only where root alone can have made it.
+        let (parent, name) =
+            crate::sys::hostpath::open_parent(dir).map_err(|e| StateError::Dir(dir.to_path_buf(), e.into_io()))?;
         // mkdir(2) never follows a link at the last component: it fails EEXIST.
-        match nix::unistd::mkdir(dir, Mode::from_bits_truncate(0o700)) {
+        match nix::sys::stat::mkdirat(parent.as_fd(), name.as_os_str(), Mode::from_bits_truncate(0o700)) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(StateError::Dir(dir.to_path_buf(), e.into())),
         }
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = match nix::fcntl::open(dir, flags, Mode::empty()) {
+        let fd = match nix::fcntl::openat(parent.as_fd(), name.as_os_str(), flags, Mode::empty()) {
             Ok(fd) => fd,
             // A link, with O_NOFOLLOW, fails ELOOP, or ENOTDIR with O_DIRECTORY.
             Err(Errno::ELOOP | Errno::ENOTDIR) => {

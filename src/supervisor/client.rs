@@ -40,9 +40,10 @@ pub fn exec(chan: Channel, exec: Exec) -> io::Result<Result<i32, String>> {
         term: std::env::var("TERM").ok(),
         workdir: exec.workdir,
     };
-    // Never a descriptor of the caller's terminal: with a terminal the jail
-    // gets one of its own; without, each of 0-2 that is a terminal becomes a
-    // pipe this client relays, and the others are passed as they are.
+    // Never a descriptor of the caller's terminal, nor one of a file the jail
+    // could overwrite: with a terminal the jail gets one of its own; without,
+    // each such descriptor of 0-2 becomes a pipe this client relays, and the
+    // others (pipes, sockets, /dev/null) are passed as they are.
     let mut relay = Relay::default();
     let passed: Vec<OwnedFd> = if exec.tty {
         Vec::new()
@@ -177,10 +178,13 @@ struct Relay {
 
 impl Relay {
     /// What the command gets as descriptor `fd`: a copy of the caller's,
-    /// unless it is a terminal; then the jail's end of a pipe.
+    /// unless it is a terminal or a file the jail could overwrite; then the
+    /// jail's end of a pipe (or, for input, a new read-only opening).
     fn stdio(&mut self, fd: i32) -> io::Result<OwnedFd> {
-        if !tty::is_tty(stdio(fd)) {
-            return stdio(fd).try_clone_to_owned();
+        match tty::stdio(stdio(fd)) {
+            tty::Stdio::Pass => return stdio(fd).try_clone_to_owned(),
+            tty::Stdio::Writable if fd == 0 => return tty::reopen_read_only(stdio(0)),
+            tty::Stdio::Writable | tty::Stdio::Terminal => {}
         }
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         if fd == 0 {

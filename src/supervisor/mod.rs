@@ -97,6 +97,9 @@ pub enum UpError {
     /// A host tree could not be prepared for the jail.
     #[error("preparing a mount: {0}")]
     Prepare(#[from] host::PrepareError),
+    /// No host id range is free.
+    #[error("the jail's host ids: {0}")]
+    Range(#[from] state::ranges::RangeError),
     /// A host path broke the host-path rule, or is missing.
     #[error(transparent)]
     HostPath(#[from] crate::sys::hostpath::HostPathError),
@@ -218,7 +221,16 @@ fn launch_and_supervise(launch: &Launch, logs: Logs, detached: Option<&mut Repor
     let registry = launch.registry.clone();
     let lock = registry.lock()?;
     let jid = registry.reserve(&lock, &policy.name)?;
-    options.id_base = ID_BASE + jid * JAIL_IDS;
+    // The host ids are claimed host-wide, whatever the state directory: two
+    // jails sharing a range would share the kernel's per-user counters and
+    // each other's files. Held until the jail is gone.
+    let _range = if facts.root {
+        let claim = state::ranges::claim(jid)?;
+        options.id_base = ID_BASE + claim.number * JAIL_IDS;
+        Some(claim)
+    } else {
+        None
+    };
     let plan = plan::build(&policy, &facts, &options)?;
     for d in &plan.degraded {
         tracing::warn!("{d}");
@@ -728,6 +740,9 @@ struct Running<'p> {
     /// Jail root's reboot(2) halted the jail, with the signal the kernel
     /// would have given a pid namespace's init.
     halted: Option<i32>,
+    /// Read ends of the pipes that stand for our stdout and stderr where
+    /// those are files the jail must not hold.
+    file_pipes: [Option<OwnedFd>; 2],
     stop_timeout: Duration,
     stop_signal: i32,
     notifier: notify::Notifier,
@@ -759,6 +774,7 @@ impl<'p> Running<'p> {
             stdin_open: false,
             stop_deadline: None,
             halted: None,
+            file_pipes: [None, None],
             stop_timeout: Duration::from_millis(plan.policy.process.stop_timeout_ms),
             stop_signal: plan.policy.process.stop_signal.number(),
             notifier: notify::Notifier::new(plan, logs.denials),
@@ -837,9 +853,24 @@ impl<'p> Running<'p> {
         } else if tty {
             Ok(Vec::new())
         } else {
+            // The caller's descriptors, but never one of a file the jail could
+            // truncate or overwrite (an administrator's log): output to such
+            // a file goes through a pipe this supervisor relays, input from
+            // it is opened anew, for reading only.
             [0, 1, 2]
                 .into_iter()
-                .map(|fd| borrow(fd).try_clone_to_owned().map_err(io_err("dup")))
+                .map(|fd| match (fd, tty::stdio(borrow(fd))) {
+                    (0, tty::Stdio::Writable) => tty::reopen_read_only(borrow(0)).map_err(io_err("reopening stdin")),
+                    (1 | 2, tty::Stdio::Writable) => {
+                        let (read, write) =
+                            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io_err("pipe")(e.into()))?;
+                        nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+                            .map_err(|e| io_err("pipe")(e.into()))?;
+                        self.file_pipes[fd as usize - 1] = Some(read);
+                        Ok(write)
+                    }
+                    _ => borrow(fd).try_clone_to_owned().map_err(io_err("dup")),
+                })
                 .collect()
         }
     }
@@ -918,6 +949,11 @@ impl<'p> Running<'p> {
             if ready(7) {
                 self.relay_log();
             }
+            for i in 0..2 {
+                if ready(8 + i) {
+                    self.relay_file(i);
+                }
+            }
             let client_events: Vec<usize> = (0..self.clients.len()).filter(|i| ready(n_fixed + i)).collect();
             for i in client_events.into_iter().rev() {
                 self.read_client(i);
@@ -936,6 +972,7 @@ impl<'p> Running<'p> {
         // The command's output may still be in the terminal, or the pipe.
         while self.master.is_some() && self.relay_output() {}
         while self.relay_log() {}
+        while self.relay_file(0) || self.relay_file(1) {}
         self.notifier.finish();
         let (code, signal) = self.wait_init();
         drop(self.raw_mode.take());
@@ -979,7 +1016,7 @@ impl<'p> Running<'p> {
     /// Polls every active source; returns readiness by slot (the fixed slots,
     /// then one per client) and the number of fixed slots.
     fn poll(&self, timeout: PollTimeout) -> (Vec<bool>, usize) {
-        let fixed: [Option<BorrowedFd<'_>>; 8] = [
+        let fixed: [Option<BorrowedFd<'_>>; 10] = [
             Some(self.init_pidfd.as_fd()),
             Some(self.chan.fd().as_fd()),
             Some(self.sigfd.as_fd()),
@@ -988,6 +1025,8 @@ impl<'p> Running<'p> {
             self.master.as_ref().map(|m| m.as_fd()),
             self.stdin_open.then(|| borrow(0)),
             self.output.as_ref().and_then(|o| o.pipe.as_ref()).map(|p| p.as_fd()),
+            self.file_pipes[0].as_ref().map(|p| p.as_fd()),
+            self.file_pipes[1].as_ref().map(|p| p.as_fd()),
         ];
         let slots: Vec<(usize, BorrowedFd<'_>)> = fixed
             .iter()
@@ -1274,6 +1313,30 @@ impl<'p> Running<'p> {
                         tracing::warn!("log {}: {e}; the jail's output is dropped", output.log.path().display());
                     }
                     Err(_) => {}
+                }
+                true
+            }
+            Err(nix::errno::Errno::EINTR) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// Copies what the jail wrote to the pipe standing for our stdout (0) or
+    /// stderr (1); false when nothing is left now.
+    fn relay_file(&mut self, i: usize) -> bool {
+        let Some(pipe) = &self.file_pipes[i] else { return false };
+        let mut buf = [0u8; 16384];
+        match nix::unistd::read(pipe.as_fd(), &mut buf) {
+            Ok(0) => {
+                self.file_pipes[i] = None;
+                false
+            }
+            Ok(n) => {
+                // What the file no longer takes is dropped: the jail never
+                // blocks on it.
+                let mut rest = &buf[..n];
+                while let Ok(w @ 1..) = nix::unistd::write(borrow(i as RawFd + 1), rest) {
+                    rest = &rest[w..];
                 }
                 true
             }

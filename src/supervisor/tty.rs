@@ -94,3 +94,42 @@ impl Drop for RawMode {
 pub fn is_tty(fd: BorrowedFd<'_>) -> bool {
     nix::unistd::isatty(fd).unwrap_or(false)
 }
+
+/// What the jail may be given of one of the caller's descriptors 0-2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stdio {
+    /// The caller's terminal: never; a pty of the jail's, or a pipe.
+    Terminal,
+    /// A file the jail could truncate or overwrite (a regular file or a block
+    /// device open for writing, say the administrator's log): for output, a
+    /// pipe relayed by the supervisor or the client; for input, a new opening
+    /// for reading only.
+    Writable,
+    /// A pipe, a socket, a character device such as /dev/null, or a file open
+    /// for reading only: as it is.
+    Pass,
+}
+
+/// Classifies the caller's descriptor `fd`.
+pub fn stdio(fd: BorrowedFd<'_>) -> Stdio {
+    if is_tty(fd) {
+        return Stdio::Terminal;
+    }
+    let Ok(st) = nix::sys::stat::fstat(fd) else {
+        return Stdio::Pass;
+    };
+    let kind = st.st_mode & libc::S_IFMT;
+    if matches!(kind, libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR) {
+        return Stdio::Pass;
+    }
+    let writable = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL)
+        .map(|fl| fl & libc::O_ACCMODE != libc::O_RDONLY)
+        .unwrap_or(true);
+    if writable { Stdio::Writable } else { Stdio::Pass }
+}
+
+/// A new opening of the file `fd` refers to, for reading only: the jail can
+/// neither write nor truncate it through this one.
+pub fn reopen_read_only(fd: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
+    crate::sys::hostpath::reopen(fd, libc::O_RDONLY | libc::O_NOCTTY)
+}

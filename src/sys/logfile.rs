@@ -104,11 +104,29 @@ pub fn open_log(path: &Path, cap: u64) -> Result<LogFile, LogError> {
 }
 
 /// A log's directory, opened under the host-path rule ([`super::hostpath`]):
-/// a link is followed only where root alone can have made it.
+/// a link is followed only where root alone can have made it. Another user
+/// who may rename its entries could move each rotated file away, and the
+/// size cap would no longer hold: the directory must be root's or the
+/// caller's, and writable by no one else (unless sticky, as /tmp is).
 fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
     let found = super::hostpath::open(dir).map_err(super::hostpath::HostPathError::into_io)?;
-    if !found.stat.is_dir() {
+    let st = found.stat;
+    if !st.is_dir() {
         return Err(io::Error::from(io::ErrorKind::NotADirectory));
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    let sticky = st.mode & libc::S_ISVTX != 0;
+    if st.uid != 0 && st.uid != euid {
+        return Err(io::Error::other(format!(
+            "owned by uid {}, which could rename the log away",
+            st.uid
+        )));
+    }
+    if st.mode & 0o022 != 0 && !sticky {
+        return Err(io::Error::other(format!(
+            "writable by other users (mode {:o}), who could rename the log away",
+            st.mode & 0o7777
+        )));
     }
     Ok(found.fd)
 }

@@ -1,0 +1,100 @@
+//! Host id ranges of jails, claimed host-wide.
+//!
+//! Jail ids (JIDs) are numbered per state directory, but the host uids a
+//! jail's range maps to must be unique on the host: two jails sharing a range
+//! would share every per-user counter the kernel keeps, and own each other's
+//! files. A root supervisor claims range N by holding an exclusive lock on
+//! the file N in one root-only directory for the jail's life; the kernel
+//! drops the lock when the supervisor is gone.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+
+/// Where the claims are kept.
+pub const DIR: &str = "/run/sysjail-ranges";
+
+/// How many ranges there are to claim.
+pub const COUNT: u32 = 4096;
+
+/// A claimed range: its number, held while this lives.
+#[derive(Debug)]
+pub struct Claim {
+    /// The range's number.
+    pub number: u32,
+    _lock: File,
+}
+
+/// Why no range could be claimed.
+#[derive(Debug, thiserror::Error)]
+pub enum RangeError {
+    /// The directory of claims is unsafe or unusable.
+    #[error("{DIR}: {0}")]
+    Dir(String),
+    /// Every range is in use.
+    #[error("all {COUNT} jail id ranges of this host are in use")]
+    Exhausted,
+    /// A system call failed.
+    #[error("{DIR}: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Claims a range, `preferred` first (the JID, so that ranges are stable for
+/// a jail while nothing else claims them), then the lowest free one.
+pub fn claim(preferred: u32) -> Result<Claim, RangeError> {
+    let dir = open_dir()?;
+    let candidates = std::iter::once(preferred).chain((1..COUNT).filter(move |n| *n != preferred));
+    for number in candidates.filter(|n| (1..COUNT).contains(n)) {
+        let name = crate::sys::raw::cstring(&number.to_string())?;
+        // SAFETY: a valid name; O_NOFOLLOW, and the directory is root's alone.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_CREAT | libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY,
+                0o600,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        // SAFETY: a new descriptor, ours.
+        let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        // SAFETY: flock(2) on our descriptor.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(Claim { number, _lock: file });
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(e.into());
+        }
+    }
+    Err(RangeError::Exhausted)
+}
+
+/// The directory of claims: made 0700 by root, and refused unless it is
+/// root's directory, not a link, writable by no one else.
+fn open_dir() -> Result<OwnedFd, RangeError> {
+    match std::fs::DirBuilder::new().mode(0o700).create(DIR) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.into()),
+    }
+    let dir = nix::fcntl::open(
+        Path::new(DIR),
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| RangeError::Dir(format!("{e} (it must be root's directory, not a link)")))?;
+    let st = nix::sys::stat::fstat(dir.as_fd()).map_err(io::Error::from)?;
+    if st.st_uid != 0 || st.st_mode & 0o077 != 0 {
+        return Err(RangeError::Dir(format!(
+            "owned by uid {} with mode {:o}: it must be root's, mode 0700; remove it",
+            st.st_uid,
+            st.st_mode & 0o7777
+        )));
+    }
+    Ok(dir)
+}
