@@ -267,7 +267,7 @@ fn files_a_jail_writes_in_a_bound_directory_give_no_privilege(ctx: &Ctx) -> Test
     std::os::unix::fs::chown(&project, Some(1234), Some(1234)).unwrap();
     let bindir = support::bindir();
     let file = ctx.jail(&format!(
-        "{LIMITS}[[mount]]\nsource = \"{}\"\ntarget = \"/mnt\"\nread-only = false\nidmap = true\n[[mount]]\nsource = \"{bindir}\"\ntarget = \"{bindir}\"\n[[mount]]\ntype = \"tmpfs\"\ntarget = \"/tmp\"\n",
+        "{LIMITS}[[mount]]\nsource = \"{}\"\ntarget = \"/mnt\"\nread-only = false\nidmap = true\n[[mount]]\nsource = \"{bindir}\"\ntarget = \"{bindir}\"\n",
         project.display()
     ));
     let out = ctx.up(
