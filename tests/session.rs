@@ -16,6 +16,17 @@ const REPORT: &str = "for fd in 0 1 2; do if [ -t $fd ]; then \
     if [ \"$(stat -L -c %d /proc/$$/fd/$fd)\" = \"$(stat -c %d /dev/pts/ptmx)\" ]; then echo fd$fd=own-tty; else echo fd$fd=FOREIGN-TTY; fi; \
     else echo fd$fd=no-tty; fi; done; echo init-tty=$(cut -d' ' -f7 /proc/1/stat)";
 
+/// Starts the jail of `file` in the background, idle for a minute.
+fn running(ctx: &Ctx, file: &std::path::Path) -> TestResult {
+    let out = ctx
+        .sysjail(&["up", "-b"])
+        .arg(file)
+        .args(["--", "/bin/sleep", "60"])
+        .output()
+        .unwrap();
+    ensure(out.status.success(), || text(&out.stderr))
+}
+
 /// Runs a shell command line under script(1), which gives it a terminal of
 /// its own as 0, 1 and 2: the caller's terminal.
 fn on_a_terminal(line: &str) -> String {
@@ -141,13 +152,7 @@ fn no_launch_form_hands_over_the_callers_terminal(ctx: &Ctx) -> TestResult {
 
 fn exec_never_hands_over_the_callers_terminal(ctx: &Ctx) -> TestResult {
     let file = ctx.jail("[limits]\npids = 64\n");
-    let out = ctx
-        .sysjail(&["up", "-b"])
-        .arg(&file)
-        .args(["--", "/bin/sleep", "60"])
-        .output()
-        .unwrap();
-    ensure(out.status.success(), || text(&out.stderr))?;
+    running(ctx, &file)?;
     // Init, a jail process too, keeps none of the caller's descriptors 0-2.
     let init = support::ls(ctx)
         .first()
@@ -311,13 +316,7 @@ fn no_form_hands_over_a_file_the_jail_could_overwrite(ctx: &Ctx) -> TestResult {
     // The administrator appends a jail's output to a log of theirs: the jail
     // gets a pipe, and truncating "its stdout" through /proc reaches nothing.
     let file = ctx.jail("[limits]\npids = 64\n");
-    let out = ctx
-        .sysjail(&["up", "-b"])
-        .arg(&file)
-        .args(["--", "/bin/sleep", "60"])
-        .output()
-        .unwrap();
-    ensure(out.status.success(), || text(&out.stderr))?;
+    running(ctx, &file)?;
     // Opening a pipe through /proc may be refused or may work: either way
     // the log is not touched.
     let hostile = "stat -L -c %F /proc/self/fd/1 /proc/self/fd/2; (: > /proc/self/fd/1) 2>/dev/null; (: > /proc/self/fd/2) 2>/dev/null; echo jail";
@@ -353,13 +352,7 @@ fn id_ranges_are_unique_across_state_directories(ctx: &Ctx) -> TestResult {
     std::fs::set_permissions(&other_state, std::fs::Permissions::from_mode(0o700)).unwrap();
     let a = ctx.jail_named(&format!("{}-a", ctx.name), "[limits]\npids = 64\n");
     let b = ctx.jail_named(&format!("{}-b", ctx.name), "[limits]\npids = 64\n");
-    let out = ctx
-        .sysjail(&["up", "-b"])
-        .arg(&a)
-        .args(["--", "/bin/sleep", "60"])
-        .output()
-        .unwrap();
-    ensure(out.status.success(), || text(&out.stderr))?;
+    running(ctx, &a)?;
     let mut other = Command::new(support::bin());
     other
         .arg("--state-dir")
