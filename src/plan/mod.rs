@@ -404,6 +404,13 @@ pub struct IdMapping {
 }
 
 impl IdMapping {
+    /// The host uid that creates, and so owns, the jail's user namespace
+    /// when the launcher is root: jail root's. Without privilege there is no
+    /// choice, the caller owns it.
+    pub fn namespace_owner(&self) -> Option<u32> {
+        self.single.is_none().then_some(self.host_base)
+    }
+
     /// True when `id` (a jail-side id) is mapped.
     pub fn maps(&self, id: u32) -> bool {
         match self.single {

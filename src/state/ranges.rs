@@ -9,7 +9,10 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
@@ -47,21 +50,16 @@ pub fn claim(preferred: u32) -> Result<Claim, RangeError> {
     let dir = open_dir()?;
     let candidates = std::iter::once(preferred).chain((1..COUNT).filter(move |n| *n != preferred));
     for number in candidates.filter(|n| (1..COUNT).contains(n)) {
-        let name = crate::sys::raw::cstring(&number.to_string())?;
-        // SAFETY: a valid name; O_NOFOLLOW, and the directory is root's alone.
-        let fd = unsafe {
-            libc::openat(
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                libc::O_CREAT | libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY,
-                0o600,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error().into());
-        }
-        // SAFETY: a new descriptor, ours.
-        let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        // O_NOFOLLOW, and the directory is root's alone.
+        let flags = OFlag::O_CREAT | OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+        let fd = nix::fcntl::openat(
+            dir.as_fd(),
+            number.to_string().as_str(),
+            flags,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(io::Error::from)?;
+        let file = File::from(fd);
         // SAFETY: flock(2) on our descriptor.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
             return Ok(Claim { number, _lock: file });

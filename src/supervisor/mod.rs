@@ -510,8 +510,10 @@ fn supervise(
     // As root, the jail's user namespace is created as jail root's host uid,
     // so that the kernel charges the jail's per-user counters to that
     // unprivileged identity, never to host root's.
-    let owner = (plan.ids.single.is_none() && nix::unistd::getuid().is_root())
-        .then(|| crate::sys::privs::OwnerUid::enter(plan.ids.host_base))
+    let owner = plan
+        .ids
+        .namespace_owner()
+        .map(crate::sys::privs::OwnerUid::enter)
         .transpose()
         .map_err(io_err("taking jail root's uid to clone"))?;
     let (forked, joined_at_clone) = clone();

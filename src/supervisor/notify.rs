@@ -43,6 +43,8 @@ pub struct Notifier {
     pub halt: Option<i32>,
     /// Whether jail id 0 is mapped at all (without privilege, it may not be).
     jail_root_mapped: bool,
+    /// The uid that owns the jail's user namespace, when it is not ours.
+    namespace_owner: Option<u32>,
 }
 
 /// A notification as the kernel gives it.
@@ -73,6 +75,7 @@ impl Notifier {
             denied: BTreeMap::new(),
             halt: None,
             jail_root_mapped: plan.ids.maps(0),
+            namespace_owner: plan.ids.namespace_owner(),
         }
     }
 
@@ -191,10 +194,10 @@ impl Notifier {
     /// owner its capabilities over the jail's processes (prlimit(2) of one),
     /// which host root, not the owner, would otherwise need in full.
     fn as_namespace_owner<T>(&self, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-        if !nix::unistd::getuid().is_root() || !self.jail_root_mapped {
+        let Some(uid) = self.namespace_owner else {
             return f();
-        }
-        let owner = crate::sys::privs::OwnerUid::enter(self.jail_root_uid)?;
+        };
+        let owner = crate::sys::privs::OwnerUid::enter(uid)?;
         let out = f();
         owner.leave()?;
         out
