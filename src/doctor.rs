@@ -55,8 +55,8 @@ pub fn examine(facts: &HostFacts) -> Vec<Finding> {
         finding(
             facts.seccomp_notify,
             "seccomp filters with user notification",
-            "jails with addresses cannot listen on never-bound sockets, `allow = [\"rlimit\"]` and the denial log \
-             refuse to start, and without BPF a host-stack jail cannot rewrite addresses",
+            "jails with addresses cannot listen on never-bound sockets, and `allow = [\"rlimit\"]` and the denial \
+             log refuse to start",
         ),
         finding(
             !facts.abis.is_empty(),
@@ -74,8 +74,7 @@ pub fn examine(facts: &HostFacts) -> Vec<Finding> {
         finding(
             facts.pidfd_getfd,
             "pidfd_getfd (Linux 5.6)",
-            "the supervisor cannot act on a jail's sockets: listen(2) of never-bound sockets and the \
-             network fallback fail with ENOSYS",
+            "the supervisor cannot act on a jail's sockets: listen(2) of a never-bound socket fails with ENOSYS",
         ),
     ];
     out.push(match facts.landlock_abi {
@@ -122,9 +121,22 @@ pub fn examine(facts: &HostFacts) -> Vec<Finding> {
     ));
     out.push(finding(
         facts.root && cg.v2.is_some(),
-        "cgroup socket-address BPF hooks (root, unified hierarchy)",
-        "host-stack jails rewrite addresses through the supervisor (seccomp user notification), which costs a \
-         round trip per bind, connect and send",
+        "cgroup socket-address and packet programs (root, unified hierarchy)",
+        "host-stack jails with addresses refuse to start: nothing else confines their sockets without a race; \
+         private-network jails start, their binds to the wildcard not rewritten",
+    ));
+    let ping = facts.ping_groups.is_some_and(|(first, last)| first <= last);
+    out.push(finding(
+        ping,
+        format!(
+            "ICMP echo sockets for unprivileged groups (net.ipv4.ping_group_range = {})",
+            facts
+                .ping_groups
+                .map_or("unreadable".to_string(), |(a, b)| format!("{a} {b}"))
+        ),
+        "ping fails with EACCES in host-stack jails: there no group may open ICMP echo sockets, and raw \
+         sockets never work on the host's stack (jail root holds CAP_NET_RAW over its own user namespace \
+         only, so `allow = [\"raw-sockets\"]` takes effect in private-network jails alone)",
     ));
     let resource = crate::policy::Capability::SYS_RESOURCE.number();
     out.push(finding(

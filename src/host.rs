@@ -38,6 +38,9 @@ pub struct HostFacts {
     pub pidfd_getfd: bool,
     /// The cgroup layout.
     pub cgroup: CgroupLayout,
+    /// net.ipv4.ping_group_range of the launcher's network namespace: the
+    /// groups that may open ICMP echo sockets (first > last: none).
+    pub ping_groups: Option<(u32, u32)>,
 }
 
 /// Where cgroup hierarchies are mounted, and which controllers each has.
@@ -101,6 +104,7 @@ impl HostFacts {
                     .map(|c| (c.to_string(), PathBuf::from(format!("/sys/fs/cgroup/{c}"))))
                     .collect(),
             },
+            ping_groups: Some((0, 2_147_483_647)),
         }
     }
 }

@@ -127,6 +127,8 @@ catalogue! {
     DuplicateAllow = "allow::duplicate", Warning;
     /// `raw-sockets` together with `all-domains`.
     RawWithAllDomains = "allow::raw-with-all-domains", Warning;
+    /// An `allow` entry that the chosen network mode makes ineffective.
+    NoEffect = "allow::no-effect", Warning;
     /// The host's root directory, writable.
     WritableHostRoot = "root::writable-host-root", Warning;
     /// No `[limits]` at all.

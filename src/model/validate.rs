@@ -98,6 +98,7 @@ impl Checker {
         let env = self.env(raw);
         let allow = self.allow(&raw.allow);
         let network = self.network(&raw.network);
+        self.raw_sockets_on_the_host_stack(raw);
         let limits = self.limits(&raw.limits);
         let mounts = self.mounts(&raw.mount);
         let stop = self.stop(&raw.stop_timeout, &raw.stop_signal);
@@ -383,6 +384,37 @@ impl Checker {
             );
         }
         out
+    }
+
+    /// `raw-sockets` on the host's stack takes no effect: CAP_NET_RAW is
+    /// checked against the owner of the network namespace, and the host's is
+    /// not the jail's user namespace. Said here, rather than left to
+    /// surprise the user with EPERM at run time.
+    fn raw_sockets_on_the_host_stack(&mut self, raw: &RawJail) {
+        let Some(mode) = raw
+            .network
+            .as_ref()
+            .and_then(|n| n.value.mode.as_ref())
+            .filter(|m| m.value == NetMode::Host)
+        else {
+            return;
+        };
+        let raw_entry = raw
+            .allow
+            .iter()
+            .flat_map(|a| &a.value)
+            .find(|e| e.value == Allow::RawSockets);
+        if let Some(entry) = raw_entry {
+            self.report(
+                Diagnostic::new(
+                    Code::NoEffect,
+                    entry.span,
+                    "`raw-sockets` takes no effect on the host's network stack: jail root holds CAP_NET_RAW over its own user namespace, never over the host's network",
+                )
+                .related(mode.span, "the jail uses the host's network stack")
+                .help("use mode = \"private\" for raw sockets, or remove the entry (ping works without it where net.ipv4.ping_group_range admits the jail's group)"),
+            );
+        }
     }
 
     fn network(&mut self, field: &Opt<RawNetwork>) -> Option<Network> {

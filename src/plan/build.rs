@@ -6,10 +6,8 @@ use std::path::{Path, PathBuf};
 use super::{DiskIds, HostStep, IdMapping, JailStep, LaunchPlan, Login, Route, Spawn, SpawnEnv, SpawnUser};
 use crate::host::{Hierarchy, HostFacts};
 use crate::model::{AbsPath, IdRef, RlimitValue};
-use crate::policy::syscalls::{Action, Notify};
 use crate::policy::{JAIL_IDS, MountOp, Namespace, Policy};
 use crate::seccomp;
-use crate::syscalls::Sysno;
 use crate::users::Passwd;
 
 /// What a launch adds to the policy.
@@ -71,6 +69,11 @@ pub enum PlanError {
         "a private network with addresses beyond loopback needs root: its veth has an end in the host's network (use loopback addresses, or `mode = \"host\"`)"
     )]
     RootlessVeth,
+    /// A host-stack jail with addresses, where the address programs cannot run.
+    #[error(
+        "a host-stack jail with addresses needs cgroup socket-address programs, and {0}: use `mode = \"private\"` (a network namespace of the jail's own), or launch it as root on a host with cgroup2"
+    )]
+    NoAddressPrograms(&'static str),
     /// The filter could not be assembled.
     #[error("the seccomp filter: {0}")]
     Filter(#[from] seccomp::asm::AsmError),
@@ -97,6 +100,25 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
         })
         .collect();
     let into_cgroup = unified.filter(|u| created.contains(u));
+    if policy.network.rewrite.is_some() && !rewrite_by_bpf(policy, facts) {
+        // The programs are the only race-free enforcement of the address
+        // rule on the host's stack: a supervisor acting on notifications
+        // would have to let the kernel re-read the descriptor of every unix
+        // socket call (sysjail.toml(5), NETWORK).
+        let why = if facts.root {
+            "this host has no unified cgroup hierarchy to attach them to"
+        } else {
+            "loading them takes root"
+        };
+        if private_net {
+            degraded.push(format!(
+                "the address rewrite needs cgroup socket-address programs, and {why}: the jail's own network \
+                 namespace confines its sockets, but a bind to the wildcard or loopback is not rewritten"
+            ));
+        } else {
+            return Err(PlanError::NoAddressPrograms(why));
+        }
+    }
     if let (true, Some(cgroup)) = (rewrite_by_bpf(policy, facts), &into_cgroup) {
         let addresses = crate::rewrite::Addresses::of(&policy.network);
         let programs = crate::rewrite::compile(&addresses, ids.host_base);
@@ -257,7 +279,7 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
             degraded.push("Landlock is not available: the file system is confined by the mount namespace alone".into())
         }
     }
-    let syscalls = syscall_policy(policy, facts);
+    let syscalls = policy.syscalls.clone();
     let filter = seccomp::compile(
         &syscalls,
         &facts.abis,
@@ -451,46 +473,10 @@ fn cgroups(policy: &Policy, facts: &HostFacts) -> Result<Vec<HostStep>, PlanErro
         .collect())
 }
 
-/// The policy's syscall rules as this machine carries them out: without the
-/// privilege to load cgroup BPF, address rewriting goes through the supervisor.
-/// Whether the address rewrite runs as cgroup programs: it takes root (to
-/// load them) and the unified hierarchy (to attach them). Otherwise the
-/// supervisor performs the calls that carry addresses.
+/// Whether the address rule runs as cgroup programs: it takes root (to
+/// load them) and the unified hierarchy (to attach them).
 pub fn rewrite_by_bpf(policy: &Policy, facts: &HostFacts) -> bool {
     policy.network.rewrite.is_some() && facts.root && facts.cgroup.v2.is_some()
-}
-
-fn syscall_policy(policy: &Policy, facts: &HostFacts) -> crate::policy::SyscallPolicy {
-    let mut syscalls = policy.syscalls.clone();
-    if policy.network.rewrite.is_some() && !rewrite_by_bpf(policy, facts) {
-        for rule in &mut syscalls.rules {
-            if matches!(
-                rule.call,
-                Sysno::bind | Sysno::connect | Sysno::sendto | Sysno::sendmsg | Sysno::sendmmsg
-            ) && rule.otherwise == Action::Allow
-            {
-                rule.otherwise = Action::Notify(Notify::NetFallback);
-                if rule.call == Sysno::sendto {
-                    // send(2) on a connected socket names no address: the
-                    // register says so, and the kernel decides.
-                    rule.arms.insert(
-                        0,
-                        crate::policy::syscalls::Arm {
-                            when: vec![crate::policy::syscalls::Cond {
-                                arg: 4,
-                                name: "dest_addr",
-                                test: crate::policy::syscalls::Test::Zero64,
-                            }],
-                            then: Action::Allow,
-                            why: crate::policy::Why::Default("no address: the socket's own peer"),
-                            lifted_by: None,
-                        },
-                    );
-                }
-            }
-        }
-    }
-    syscalls
 }
 
 fn spawn(policy: &Policy, options: &Options) -> Result<Spawn, PlanError> {

@@ -42,10 +42,6 @@ pub struct Rewrite {
     /// cgroup socket-address hooks on the jail's cgroup: they act on the kernel's
     /// own copy of the address, after the process handed it over.
     pub hooks: Vec<&'static str>,
-    /// Where those hooks cannot be loaded (no CAP_BPF, as for an unprivileged
-    /// user): these calls go to the supervisor, which copies the address once and
-    /// performs the call itself on the jail's socket (pidfd_getfd).
-    pub fallback: Vec<&'static str>,
     /// Always through the supervisor: listen(2) on a never-bound socket, which
     /// no hook sees.
     pub supervised: Vec<&'static str>,
@@ -118,7 +114,6 @@ pub fn compile(jail: &Jail) -> NetworkPolicy {
     ];
     let rewrite = has_addresses.then(|| Rewrite {
         hooks: hooks.iter().filter(|(on, _)| *on).flat_map(|(_, h)| *h).collect(),
-        fallback: vec!["bind", "connect", "sendto (with an address)", "sendmsg", "sendmmsg"],
         supervised: vec!["listen"],
     });
     let (mode, interface) = match &net.mode {

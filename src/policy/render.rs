@@ -298,12 +298,9 @@ fn network(o: &mut Out, p: &Policy) {
     );
     if let Some(r) = &n.rewrite {
         o.plain(&format!(
-            "rewrite, launched by root: cgroup programs {} (the kernel's copy)",
+            "rewrite: cgroup programs {} (the kernel's copy; they take root and cgroup2: \
+             without them `up` refuses a host-stack jail)",
             r.hooks.join(" ")
-        ));
-        o.plain(&format!(
-            "         launched without root: the supervisor performs {} (its own copy)",
-            r.fallback.join(" ")
         ));
         o.plain(&format!(
             "         always by the supervisor: {} of a never-bound socket",

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::Why;
-use crate::model::{Allow, Jail};
+use crate::model::{Allow, Jail, NetworkMode};
 use crate::syscalls::{Abi, Sysno};
 
 /// Error numbers the policy returns (the same on every ABI sysjail supports).
@@ -60,8 +60,6 @@ pub enum Notify {
     Listen,
     /// Raising a hard rlimit (`allow = ["rlimit"]`): the supervisor calls prlimit.
     Rlimit,
-    /// bind/connect/send on a host-stack jail where cgroup BPF cannot be used.
-    NetFallback,
     /// A denied call, logged by the supervisor, which answers with the errno.
     Denied,
     /// reboot(2): EPERM for everyone; from jail root, the supervisor then
@@ -250,6 +248,16 @@ pub mod consts {
     pub const SOCK_TYPE_MASK: u32 = 0xf;
     pub const SOCK_RAW: u32 = 3;
     pub const IPPROTO_RAW: u32 = 255;
+    pub const SOCK_STREAM: u32 = 1;
+    pub const SOCK_DGRAM: u32 = 2;
+    pub const SOCK_RDM: u32 = 4;
+    pub const SOCK_SEQPACKET: u32 = 5;
+    pub const SOCK_DCCP: u32 = 6;
+    pub const SOCK_PACKET: u32 = 10;
+    pub const IPPROTO_ICMP: u32 = 1;
+    pub const IPPROTO_TCP: u32 = 6;
+    pub const IPPROTO_UDP: u32 = 17;
+    pub const IPPROTO_ICMPV6: u32 = 58;
     pub const CLONE_NEWTIME: u32 = 0x0000_0080;
     pub const CLONE_NEWNS: u32 = 0x0002_0000;
     pub const CLONE_NEWCGROUP: u32 = 0x0200_0000;
@@ -960,6 +968,9 @@ fn socket_rule(jail: &Jail, call: Sysno) -> Rule {
             Some(Allow::RawSockets),
         ));
     }
+    if jail.network.mode == NetworkMode::Host && call == Sysno::socket {
+        arms.extend(host_stack_protocols());
+    }
     let why_allow = match (
         jail.allow.contains(&Allow::AllDomains),
         jail.allow.contains(&Allow::RawSockets),
@@ -975,6 +986,57 @@ fn socket_rule(jail: &Jail, call: Sysno) -> Rule {
         why: why_allow,
         lifted_by: None,
     }
+}
+
+/// On the host's stack, inet sockets of TCP, UDP and ICMP echo only: the
+/// address rule's programs see their binds, connects and sends. MPTCP opens
+/// subflows from the host's other addresses, SCTP binds every host address
+/// of a wildcard bind and adds more with setsockopt, and L2TP, DCCP and the
+/// rest bind through paths with no hook. Applications fall back to TCP on
+/// EPROTONOSUPPORT, as on a kernel built without them.
+fn host_stack_protocols() -> Vec<Arm> {
+    const WHY: &str = "promise: sockets live on the jail's addresses; on the host's stack, TCP, UDP and ICMP echo only";
+    let inet = || cond(0, "domain", Test::In(vec![AF_INET, AF_INET6]));
+    let of_type = |value| {
+        cond(
+            1,
+            "type",
+            Test::MaskedEq {
+                mask: SOCK_TYPE_MASK,
+                value,
+            },
+        )
+    };
+    let mut arms = vec![
+        arm(
+            vec![
+                inet(),
+                of_type(SOCK_STREAM),
+                cond(2, "protocol", Test::NotIn(vec![0, IPPROTO_TCP])),
+            ],
+            errno(Errno::EPROTONOSUPPORT),
+            WHY,
+            None,
+        ),
+        arm(
+            vec![
+                inet(),
+                of_type(SOCK_DGRAM),
+                cond(
+                    2,
+                    "protocol",
+                    Test::NotIn(sorted(vec![0, IPPROTO_ICMP, IPPROTO_UDP, IPPROTO_ICMPV6])),
+                ),
+            ],
+            errno(Errno::EPROTONOSUPPORT),
+            WHY,
+            None,
+        ),
+    ];
+    for ty in [SOCK_RDM, SOCK_SEQPACKET, SOCK_DCCP, SOCK_PACKET] {
+        arms.push(arm(vec![inet(), of_type(ty)], errno(Errno::EPROTONOSUPPORT), WHY, None));
+    }
+    arms
 }
 
 fn socketpair_rule(jail: &Jail) -> Rule {

@@ -102,13 +102,16 @@ const EAFNOSUPPORT: i32 = 97;
 /// jail (the supervisor's); `abis` are the ABIs the filter covers; `scratch`
 /// is a writable directory of the jail.
 /// `can_raise`: the launcher holds CAP_SYS_RESOURCE, which raising a hard
-/// limit for `allow = ["rlimit"]` takes.
+/// limit for `allow = ["rlimit"]` takes. `rewrites`: the address programs
+/// can be loaded (root and cgroup2); without them a private jail's binds
+/// are not rewritten.
 pub fn expectations(
     jail: &Jail,
     outside: u32,
     abis: &[Abi],
     scratch: &str,
     can_raise: bool,
+    rewrites: bool,
 ) -> (Vec<Expectation>, Vec<FactExpectation>) {
     use Expect::{Errno, Not};
     let allows = |a: Allow| jail.allow.contains(&a);
@@ -212,7 +215,7 @@ pub fn expectations(
             "[::1]",
         ),
     ];
-    for (list, any, loopback) in lists {
+    for (list, any, loopback) in lists.into_iter().filter(|_| rewrites) {
         let Some(first) = list.first().copied() else { continue };
         add(
             "a wildcard bind ends on the first address",
@@ -232,6 +235,16 @@ pub fn expectations(
                 "later addresses stay as listed",
                 &format!("bind={at}"),
                 Expect::BoundTo(*other),
+            );
+        }
+    }
+    if !private && v4 {
+        // The protocols whose binds no program sees, refused on the host's stack.
+        for check in ["socket-sctp", "socket-mptcp", "socket-inet-seqpacket", "socket-udplite"] {
+            add(
+                "on the host's stack, inet protocols other than TCP, UDP and ICMP echo are refused (EPROTONOSUPPORT)",
+                check,
+                Errno(EPROTONOSUPPORT),
             );
         }
     }
@@ -352,6 +365,15 @@ pub fn expectations(
             Errno(EPROTONOSUPPORT)
         };
         add("i386: the same socket domains", "i386-socket-packet", domain);
+        if !private && v4 {
+            for check in ["i386-socket-sctp", "i386-socket-mptcp"] {
+                add(
+                    "i386: the same inet protocols on the host's stack",
+                    check,
+                    Errno(EPROTONOSUPPORT),
+                );
+            }
+        }
         add(
             "i386: socketcall(SOCKET) is refused (ENOSYS)",
             "i386-socketcall-socket",
@@ -576,7 +598,8 @@ pub fn run(mut jail: Jail, registry: crate::state::Registry) -> Result<Vec<Verdi
     let abis = Abi::native();
     let facts = crate::sys::probe::probe();
     let can_raise = facts.has_cap(crate::policy::Capability::SYS_RESOURCE.number());
-    let (checks, facts) = expectations(&jail, std::process::id(), abis, scratch.as_str(), can_raise);
+    let rewrites = facts.root && facts.cgroup.v2.is_some();
+    let (checks, facts) = expectations(&jail, std::process::id(), abis, scratch.as_str(), can_raise, rewrites);
     let mut command = vec![probe.to_string(), "probe".to_string()];
     command.extend(self::checks(&checks));
 

@@ -12,7 +12,6 @@ pub mod client;
 pub mod control;
 mod init;
 pub mod janitor;
-mod netcall;
 mod notify;
 pub mod proto;
 pub mod tty;
@@ -241,16 +240,6 @@ fn launch_and_supervise(launch: &Launch, logs: Logs, detached: Option<&mut Repor
         plan.host.len(),
         plan.jail.len()
     );
-    if policy.network.rewrite.is_some() {
-        tracing::debug!(
-            "address rule: {}",
-            if plan::rewrite_by_bpf(&policy, &facts) {
-                "cgroup socket-address programs"
-            } else {
-                "the supervisor performs bind, connect and sends (no privilege to load programs)"
-            }
-        );
-    }
 
     let cgroups: Vec<PathBuf> = plan
         .host

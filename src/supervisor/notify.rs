@@ -34,7 +34,6 @@ pub struct Notifier {
     first_v4: Option<Ipv4Addr>,
     first_v6: Option<Ipv6Addr>,
     log: Option<DenialLog>,
-    net: super::netcall::NetCalls,
     /// Denied calls by (call, errno, allow entry), for the summary at exit.
     pub denied: BTreeMap<(String, Errno, Option<String>), u64>,
     /// Set when jail root asked reboot(2) to halt or restart: the signal the
@@ -71,7 +70,6 @@ impl Notifier {
             first_v4: plan.policy.network.ipv4.first,
             first_v6: plan.policy.network.ipv6.first,
             log: log.map(DenialLog::new),
-            net: super::netcall::NetCalls::new(crate::rewrite::Addresses::of(&plan.policy.network)),
             denied: BTreeMap::new(),
             halt: None,
             jail_root_mapped: plan.ids.maps(0),
@@ -131,14 +129,6 @@ impl Notifier {
                     return Ok(());
                 }
                 Err(libc::EPERM)
-            }
-            Action::Notify(Notify::NetFallback) => {
-                let compat = abi.is_some_and(|a| !a.is_64bit());
-                match self.net.handle(&n, listener, call, compat) {
-                    super::netcall::Answer::Now(r) => r,
-                    super::netcall::Answer::Continue => return continue_call(listener, n.id),
-                    super::netcall::Answer::Later => return Ok(()),
-                }
             }
             Action::Errno(e) => {
                 line = self.denial(&n, abi, call, e, allow);
@@ -391,24 +381,6 @@ fn recv(listener: BorrowedFd<'_>) -> io::Result<Notif> {
         nr: n.data.nr as u32,
         args: n.data.args,
     })
-}
-
-/// Lets the call run as made. Only for a decision that read no memory.
-fn continue_call(listener: BorrowedFd<'_>, id: u64) -> io::Result<()> {
-    let resp = libc::seccomp_notif_resp {
-        id,
-        val: 0,
-        error: 0,
-        flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
-    };
-    // SAFETY: NOTIF_SEND reads resp.
-    if unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) } < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::ENOENT) {
-            return Err(e);
-        }
-    }
-    Ok(())
 }
 
 pub(super) fn respond(listener: BorrowedFd<'_>, id: u64, answer: Result<i64, i32>) -> io::Result<()> {

@@ -37,6 +37,12 @@ pub fn probe() -> HostFacts {
         mount_setattr: syscall_exists(libc::SYS_mount_setattr),
         pidfd_getfd: syscall_exists(libc::SYS_pidfd_getfd),
         cgroup: cgroup_layout(),
+        ping_groups: fs::read_to_string("/proc/sys/net/ipv4/ping_group_range")
+            .ok()
+            .and_then(|s| {
+                let mut it = s.split_whitespace().map(|n| n.parse().ok());
+                Some((it.next()??, it.next()??))
+            }),
     }
 }
 

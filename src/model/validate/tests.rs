@@ -321,3 +321,13 @@ fn a_duration_too_large_for_the_clock_is_a_diagnostic() {
     assert_eq!(found, vec![(Code::InvalidDuration, 1, 16)]);
     assert!(v.diags[0].message.contains("too large"), "{}", v.diags[0].message);
 }
+
+#[test]
+fn raw_sockets_on_the_host_stack_are_said_to_take_no_effect() {
+    let host = "path = \"/\"\ncommand = [\"x\"]\nallow = [\"ipc\", \"raw-sockets\"]\n[network]\nmode = \"host\"\nipv4 = [\"192.0.2.1\"]\n[limits]\npids = 8\n";
+    let (v, found) = check("h", host);
+    assert!(v.jail.is_some(), "a warning, not an error");
+    assert_eq!(found, vec![(Code::NoEffect, 3, 17)]);
+    let private = host.replace("mode = \"host\"", "mode = \"private\"");
+    assert_eq!(check("p", &private).1, vec![]);
+}
