@@ -37,6 +37,11 @@ fn main() {
         selftest_probes_the_address_rule,
     );
     r.test(
+        "host_stack_protocols_without_a_hook_are_refused",
+        &[Root, Ip],
+        host_stack_protocols,
+    );
+    r.test(
         "without_privilege_a_host_stack_jail_is_refused",
         &[Root, Ip, RootlessUserns],
         without_privilege_host_stack_is_refused,
@@ -345,6 +350,51 @@ fn host_mode_bind_race(ctx: &Ctx) -> TestResult {
     ensure(seen.is_subset(&listed) && !seen.is_empty(), || {
         format!("sockets ended on {seen:?}")
     })
+}
+
+/// MPTCP, SCTP, UDP-Lite and the other inet protocols bind through paths
+/// the address programs do not see (or, for MPTCP, add subflows from the
+/// host's other addresses): refused on the host's stack, on both ABIs, and
+/// left alone in a private jail, whose namespace holds only its addresses.
+fn host_stack_protocols(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, HOST4)?;
+    let checks = [
+        "socket-mptcp",
+        "socket-sctp",
+        "socket-udplite",
+        "socket-inet-seqpacket",
+        "i386-socket-mptcp",
+        "i386-socket-sctp",
+        "socket-tcp",
+        "socket-inet-dgram",
+    ];
+    let v = jailed(ctx, &net, &ctx.jail(HOST_JAIL), &checks)?;
+    for check in &checks[..6] {
+        ensure(errno(&v, check) == libc::EPROTONOSUPPORT as i64, || {
+            format!("{check}: {}", v["checks"][check])
+        })?;
+    }
+    for check in &checks[6..] {
+        ensure(errno(&v, check) == 0, || format!("{check}: {}", v["checks"][check]))?;
+    }
+    // The same MPTCP and UDP-Lite sockets, where this kernel has them, in a
+    // private jail.
+    let host = peer_report(peer(&net, &["socket-mptcp", "socket-udplite"])?)?;
+    let private = jailed(
+        ctx,
+        &net,
+        &ctx.jail_named("proto-private", PRIVATE_JAIL),
+        &["socket-mptcp", "socket-udplite"],
+    )?;
+    for check in ["socket-mptcp", "socket-udplite"] {
+        ensure(errno(&private, check) == errno(&host, check), || {
+            format!(
+                "{check}: private {}, outside {}",
+                private["checks"][check], host["checks"][check]
+            )
+        })?;
+    }
+    Ok(())
 }
 
 const PRIVATE_JAIL: &str = "[network]\nmode = \"private\"\nipv4 = [\"10.89.0.2/24\", \"10.89.0.3/24\"]\ngateway = \"10.89.0.1\"\n[limits]\npids = 32\n";
