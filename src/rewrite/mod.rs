@@ -23,8 +23,11 @@
 //!   a socket can get a local address on others: UDP autobind on sendmsg
 //!   (before the sendmsg hook runs) keeps the wildcard, ping sockets bind
 //!   and send through no hook. Every IP packet of a jail socket passes these
-//!   two, so what the others miss never reaches the wire or the socket: a
-//!   send is refused with EPERM, a datagram in is dropped.
+//!   two, so what the others miss never reaches the wire or the socket. A
+//!   dropped UDP, ping or raw send fails with EPERM (the kernel's verdict
+//!   for a program returning 0); a dropped TCP segment fails nothing at
+//!   once and is retransmitted until the connection times out. A packet
+//!   coming in is dropped silently.
 //!
 //! IPv6 sockets may carry IPv4-mapped addresses: they follow the IPv4 list,
 //! and are refused when the jail has no IPv4 address.
