@@ -22,6 +22,21 @@ fn main() {
     r.test("host_mode_peers_see_the_jails_address", &[Root, Ip], host_mode_peers);
     r.test("host_mode_ipv6_and_mapped_addresses", &[Root, Ip], host_mode_ipv6);
     r.test("host_mode_bind_race_never_escapes", &[Root, Ip], host_mode_bind_race);
+    r.test(
+        "host_mode_udp_autobind_receives_on_listed_addresses_only",
+        &[Root, Ip],
+        host_mode_udp_autobind,
+    );
+    r.test(
+        "host_mode_ping_sockets_keep_to_listed_addresses",
+        &[Root, Ip],
+        host_mode_ping,
+    );
+    r.test(
+        "host_mode_tcp_fast_open_peers_see_the_jails_address",
+        &[Root, Ip],
+        host_mode_tcp_fast_open,
+    );
     r.test("private_mode_veth_addresses_and_routes", &[Root, Ip], private_mode_veth);
     r.test(
         "private_mode_bind_race_never_escapes",
@@ -111,6 +126,17 @@ impl Net {
             });
         }
         Ok(())
+    }
+
+    /// `sysctl -w SETTING` in the namespace.
+    fn sysctl(&self, setting: &str) -> Result<(), String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "sysctl", "-qw", setting])
+            .output()
+            .map_err(|e| e.to_string())?;
+        ensure(out.status.success(), || {
+            format!("sysctl {setting}: {}", text(&out.stderr))
+        })
     }
 
     /// The interfaces of the namespace.
@@ -395,6 +421,155 @@ fn host_stack_protocols(ctx: &Ctx) -> TestResult {
         })?;
     }
     Ok(())
+}
+
+/// The jail of `jail_toml` sends a peer one datagram from an unbound UDP
+/// socket, which the kernel binds to the wildcard before any hook runs; the
+/// peer answers at each of `targets`, on the port it came from. Returns the
+/// local addresses the answers arrived at in the jail, and where the peer
+/// saw the jail.
+fn autobind_answers(
+    ctx: &Ctx,
+    net: &Net,
+    name: &str,
+    jail_toml: &str,
+    peer_at: &str,
+    targets: &[&str],
+) -> Result<(BTreeSet<String>, String), String> {
+    let file = ctx.jail_named(name, jail_toml);
+    let reflect = format!("udp-reflect={peer_at}/15000/{}", targets.join(","));
+    let server = peer(net, &[&reflect])?;
+    std::thread::sleep(Duration::from_millis(300));
+    let check = format!("udp-autobind={peer_at}/1500");
+    let v = jailed(ctx, net, &file, &[&check])?;
+    let seen = peer_report(server)?;
+    let from = addr(&seen, &reflect)?;
+    ensure(seen["checks"][&reflect]["ret"] == targets.len(), || {
+        format!("the peer sent {}", seen["checks"][&reflect])
+    })?;
+    let arrived = addr(&v, &check)?;
+    Ok((
+        arrived.split(',').filter(|a| !a.is_empty()).map(String::from).collect(),
+        from,
+    ))
+}
+
+fn set(addrs: &[&str]) -> BTreeSet<String> {
+    addrs.iter().map(|a| a.to_string()).collect()
+}
+
+fn host_mode_udp_autobind(ctx: &Ctx) -> TestResult {
+    let net = Net::new(
+        ctx,
+        &["192.0.2.10/24", "192.0.2.12/24", "2001:db8::10/64", "2001:db8::12/64"],
+    )?;
+    // IPv4: the socket is bound to 0.0.0.0, but only datagrams to the
+    // jail's address reach it.
+    let (arrived, from) = autobind_answers(
+        ctx,
+        &net,
+        "ab4",
+        "[network]\nmode = \"host\"\nipv4 = [\"192.0.2.10\"]\n[limits]\npids = 32\n",
+        "192.0.2.12:7001",
+        &["192.0.2.12", "192.0.2.10"],
+    )?;
+    ensure(from.starts_with("192.0.2.10:"), || format!("the peer saw {from}"))?;
+    ensure(arrived == set(&["192.0.2.10"]), || {
+        format!("IPv4 arrived at {arrived:?}")
+    })?;
+    // IPv6, and IPv4 through the same dual-stack socket: the listed
+    // addresses of each family only.
+    let (arrived, from) = autobind_answers(
+        ctx,
+        &net,
+        "ab6",
+        "[network]\nmode = \"host\"\nipv4 = [\"192.0.2.10\"]\nipv6 = [\"2001:db8::10\"]\n[limits]\npids = 32\n",
+        "[2001:db8::12]:7002",
+        &["2001:db8::12", "2001:db8::10", "192.0.2.12", "192.0.2.10"],
+    )?;
+    ensure(from.starts_with("[2001:db8::10]:"), || format!("the peer saw {from}"))?;
+    ensure(arrived == set(&["2001:db8::10", "::ffff:192.0.2.10"]), || {
+        format!("IPv6 arrived at {arrived:?}")
+    })?;
+    // An IPv6-only jail receives no IPv4 at all.
+    let (arrived, _) = autobind_answers(
+        ctx,
+        &net,
+        "ab6only",
+        "[network]\nmode = \"host\"\nipv6 = [\"2001:db8::10\"]\n[limits]\npids = 32\n",
+        "[2001:db8::12]:7003",
+        &["2001:db8::10", "192.0.2.10", "192.0.2.12"],
+    )?;
+    ensure(arrived == set(&["2001:db8::10"]), || {
+        format!("the IPv6-only jail got {arrived:?}")
+    })?;
+    // A jail on a loopback address talks to its host there.
+    let (arrived, from) = autobind_answers(
+        ctx,
+        &net,
+        "ablo",
+        "[network]\nmode = \"host\"\nipv4 = [\"127.0.0.2\"]\n[limits]\npids = 32\n",
+        "127.0.0.2:7004",
+        &["127.0.0.1", "127.0.0.2"],
+    )?;
+    ensure(from.starts_with("127.0.0.2:"), || format!("the peer saw {from}"))?;
+    ensure(arrived == set(&["127.0.0.2"]), || {
+        format!("loopback arrived at {arrived:?}")
+    })
+}
+
+fn host_mode_ping(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, HOST4)?;
+    // Ping sockets for every group, in this namespace only.
+    net.sysctl("net.ipv4.ping_group_range=0 2147483647")?;
+    let file = ctx.jail(HOST_JAIL);
+    // Echo replies for the identifiers the jail binds, on the unlisted
+    // and on a listed address, as if each had pinged.
+    let replies = "icmp-reply=192.0.2.12:4242,192.0.2.11:4243/8000";
+    let faker = peer(&net, &[replies])?;
+    let unlisted = "ping=192.0.2.12:4242/192.0.2.12/1500";
+    let listed = "ping=192.0.2.11:4243/192.0.2.12/1500";
+    let v = jailed(ctx, &net, &file, &[unlisted, listed])?;
+    let faked = peer_report(faker)?;
+    ensure(faked["checks"][replies]["ret"].as_i64().unwrap_or(0) > 0, || {
+        format!("no reply was faked: {}", faked["checks"][replies])
+    })?;
+    let c = |check: &str| v["checks"][check].clone();
+    // A ping socket binds through no hook: the unlisted address is its.
+    // But nothing it sends leaves (EPERM), and nothing for it arrives.
+    ensure(c(unlisted)["addr"] == "192.0.2.12:4242", || format!("{}", c(unlisted)))?;
+    ensure(errno(&v, unlisted) == libc::EPERM as i64, || format!("{}", c(unlisted)))?;
+    ensure(c(unlisted)["ret"] == 0, || format!("replies arrived: {}", c(unlisted)))?;
+    // On a listed address it pings the host and gets its replies.
+    ensure(c(listed)["addr"] == "192.0.2.11:4243", || format!("{}", c(listed)))?;
+    ensure(errno(&v, listed) == 0, || format!("{}", c(listed)))?;
+    ensure(c(listed)["ret"].as_i64().unwrap_or(0) >= 1, || format!("{}", c(listed)))?;
+    // Unbound, a ping takes the route's source, which no hook rewrites:
+    // here the host's primary address, 192.0.2.10, which this jail does
+    // not list. Refused too.
+    let file = ctx.jail_named(
+        "ping-second",
+        "[network]\nmode = \"host\"\nipv4 = [\"192.0.2.11\"]\n[limits]\npids = 32\n",
+    );
+    let unbound = "ping=0.0.0.0:0/192.0.2.12/500";
+    let v = jailed(ctx, &net, &file, &[unbound])?;
+    ensure(errno(&v, unbound) == libc::EPERM as i64, || {
+        format!("{}", v["checks"][unbound])
+    })?;
+    ensure(v["checks"][unbound]["ret"] == 0, || format!("{}", v["checks"][unbound]))
+}
+
+fn host_mode_tcp_fast_open(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, HOST4)?;
+    let file = ctx.jail(HOST_JAIL);
+    let server = peer(&net, &["tcp-accept=192.0.2.12:7000/10000"])?;
+    std::thread::sleep(Duration::from_millis(300));
+    let v = jailed(ctx, &net, &file, &["tcp-fastopen=192.0.2.12:7000"])?;
+    let seen = addr(&peer_report(server)?, "tcp-accept=192.0.2.12:7000/10000")?;
+    ensure(seen.starts_with("192.0.2.10:"), || format!("the peer saw {seen}"))?;
+    ensure(addr(&v, "tcp-fastopen=192.0.2.12:7000")? == seen, || {
+        format!("{}", v["checks"])
+    })
 }
 
 const PRIVATE_JAIL: &str = "[network]\nmode = \"private\"\nipv4 = [\"10.89.0.2/24\", \"10.89.0.3/24\"]\ngateway = \"10.89.0.1\"\n[limits]\npids = 32\n";

@@ -40,7 +40,9 @@ pub struct Family<A> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Rewrite {
     /// cgroup socket-address hooks on the jail's cgroup: they act on the kernel's
-    /// own copy of the address, after the process handed it over.
+    /// own copy of the address, after the process handed it over; and the
+    /// packet hooks (ingress, egress), which drop any packet of a jail socket
+    /// whose local address is not listed.
     pub hooks: Vec<&'static str>,
     /// Always through the supervisor: listen(2) on a never-bound socket, which
     /// no hook sees.
@@ -112,8 +114,16 @@ pub fn compile(jail: &Jail) -> NetworkPolicy {
         (!net.ipv4.is_empty(), ["bind4", "connect4", "sendmsg4", "post_bind4"]),
         (!net.ipv6.is_empty(), ["bind6", "connect6", "sendmsg6", "post_bind6"]),
     ];
+    // The packet hooks, for both families: every path to a local address
+    // that the call hooks miss (UDP autobind, ping sockets) ends there.
+    let packet_hooks = ["ingress", "egress"];
     let rewrite = has_addresses.then(|| Rewrite {
-        hooks: hooks.iter().filter(|(on, _)| *on).flat_map(|(_, h)| *h).collect(),
+        hooks: hooks
+            .iter()
+            .filter(|(on, _)| *on)
+            .flat_map(|(_, h)| *h)
+            .chain(packet_hooks)
+            .collect(),
         supervised: vec!["listen"],
     });
     let (mode, interface) = match &net.mode {

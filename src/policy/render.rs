@@ -298,8 +298,8 @@ fn network(o: &mut Out, p: &Policy) {
     );
     if let Some(r) = &n.rewrite {
         o.plain(&format!(
-            "rewrite: cgroup programs {} (the kernel's copy; they take root and cgroup2: \
-             without them `up` refuses a host-stack jail)",
+            "rewrite: cgroup programs {} (calls: the kernel's copy of the address; \
+             packets: their local address; root and cgroup2, or `up` refuses a host-stack jail)",
             r.hooks.join(" ")
         ));
         o.plain(&format!(

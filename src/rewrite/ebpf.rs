@@ -54,6 +54,8 @@ pub const R1: Reg = Reg(1);
 pub const R2: Reg = Reg(2);
 /// r3.
 pub const R3: Reg = Reg(3);
+/// r4.
+pub const R4: Reg = Reg(4);
 /// r6: kept across calls.
 pub const R6: Reg = Reg(6);
 /// r10: the frame pointer.
@@ -65,6 +67,8 @@ pub mod op {
     pub const LDX_W: u8 = 0x61;
     /// `dst = *(u64 *)(src + off)`.
     pub const LDX_DW: u8 = 0x79;
+    /// `dst = *(u8 *)(src + off)`.
+    pub const LDX_B: u8 = 0x71;
     /// `*(u32 *)(dst + off) = imm`.
     pub const ST_W: u8 = 0x62;
     /// `dst = imm` (64-bit, sign-extended).
@@ -100,6 +104,9 @@ pub mod helper {
     /// `long bpf_bind(ctx, struct sockaddr *addr, int len)`: binds the socket
     /// of a connect hook.
     pub const BIND: i32 = 64;
+    /// `long bpf_skb_load_bytes(skb, u32 offset, void *to, u32 len)`: copies
+    /// packet bytes, from the network header in a cgroup skb program.
+    pub const SKB_LOAD_BYTES: i32 = 26;
 }
 
 impl fmt::Debug for Insn {
@@ -109,6 +116,7 @@ impl fmt::Debug for Insn {
         match self.code {
             op::LDX_W => write!(f, "w{d} = *(u32 *)(r{s} {off:+})"),
             op::LDX_DW => write!(f, "r{d} = *(u64 *)(r{s} {off:+})"),
+            op::LDX_B => write!(f, "w{d} = *(u8 *)(r{s} {off:+})"),
             op::ST_W => write!(f, "*(u32 *)(r{d} {off:+}) = {:#x}", imm as u32),
             op::MOV64_K => write!(f, "r{d} = {imm}"),
             op::MOV64_X => write!(f, "r{d} = r{s}"),
@@ -166,6 +174,11 @@ impl Asm {
     /// `dst = *(u32 *)(src + off)`.
     pub fn load32(&mut self, dst: Reg, src: Reg, off: i16) {
         self.emit(Insn::new(op::LDX_W, dst, src, off, 0));
+    }
+
+    /// `dst = *(u8 *)(src + off)`.
+    pub fn load8(&mut self, dst: Reg, src: Reg, off: i16) {
+        self.emit(Insn::new(op::LDX_B, dst, src, off, 0));
     }
 
     /// `dst = *(u64 *)(src + off)`.

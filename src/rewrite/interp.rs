@@ -1,7 +1,7 @@
 //! An interpreter for the rewrite programs, for the unit tests: it runs them
 //! on a model of the kernel's context as the verifier describes it, and
 //! refuses what the verifier would (a write to a read-only field, a read out
-//! of bounds, an unknown opcode).
+//! of bounds or of stack never written, an unknown opcode).
 
 use super::ebpf::{Insn, helper, op};
 
@@ -24,16 +24,38 @@ pub struct World {
     pub binds: Vec<Vec<u8>>,
     /// Fields of `ctx` a program may write, as (offset, length).
     pub writable: Vec<(usize, usize)>,
+    /// The packet of a cgroup skb program, from its network header: what
+    /// `bpf_skb_load_bytes` reads.
+    pub packet: Vec<u8>,
 }
 
-fn region(addr: u64, len: usize, world: &mut World, stack: &mut [u8]) -> Result<(*mut u8, String), String> {
+/// The stack, and which of its bytes were written (the verifier refuses a
+/// read of the others).
+struct Stack {
+    bytes: Vec<u8>,
+    written: Vec<bool>,
+}
+
+impl Stack {
+    fn mark(&mut self, addr: u64, len: usize) {
+        let at = (addr - (STACK_TOP - STACK_SIZE)) as usize;
+        self.written[at..at + len].fill(true);
+    }
+
+    fn written(&self, addr: u64, len: usize) -> bool {
+        let at = (addr - (STACK_TOP - STACK_SIZE)) as usize;
+        self.written[at..at + len].iter().all(|&w| w)
+    }
+}
+
+fn region(addr: u64, len: usize, world: &mut World, stack: &mut Stack) -> Result<(*mut u8, String), String> {
     let len = len as u64;
     let (base, mem): (u64, &mut [u8]) = if (CTX..CTX + world.ctx.len() as u64).contains(&addr) {
         (CTX, &mut world.ctx)
     } else if (SOCK..SOCK + world.sock.len() as u64).contains(&addr) {
         (SOCK, &mut world.sock)
     } else if (STACK_TOP - STACK_SIZE..STACK_TOP).contains(&addr) {
-        (STACK_TOP - STACK_SIZE, stack)
+        (STACK_TOP - STACK_SIZE, &mut stack.bytes)
     } else {
         return Err(format!("access at {addr:#x} outside every region"));
     };
@@ -53,7 +75,10 @@ pub fn run(prog: &[Insn], world: &mut World) -> Result<u64, String> {
     let mut r = [0u64; 11];
     r[1] = CTX;
     r[10] = STACK_TOP;
-    let mut stack = vec![0u8; STACK_SIZE as usize];
+    let mut stack = Stack {
+        bytes: vec![0u8; STACK_SIZE as usize],
+        written: vec![false; STACK_SIZE as usize],
+    };
     let mut pc = 0usize;
     for _ in 0..10_000 {
         let insn = *prog.get(pc).ok_or("fell off the end")?;
@@ -64,17 +89,23 @@ pub fn run(prog: &[Insn], world: &mut World) -> Result<u64, String> {
             return Err(format!("pc {pc}: r10 is read-only"));
         }
         pc = match insn.code {
-            op::LDX_W | op::LDX_DW => {
-                let len = if insn.code == op::LDX_W { 4 } else { 8 };
+            op::LDX_B | op::LDX_W | op::LDX_DW => {
+                let len = match insn.code {
+                    op::LDX_B => 1,
+                    op::LDX_W => 4,
+                    _ => 8,
+                };
                 let addr = r[s].wrapping_add(insn.off as i64 as u64);
                 let (p, name) = region(addr, len, world, &mut stack)?;
-                if name == "stack" {
-                    return Err(format!("pc {pc}: reads the stack, which the programs only write"));
+                if name == "stack" && !stack.written(addr, len) {
+                    return Err(format!("pc {pc}: reads stack never written"));
                 }
                 let mut b = [0u8; 8];
                 // SAFETY: `region` checked that len bytes at p are in bounds.
                 unsafe { std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), len) };
-                r[d] = if len == 4 {
+                r[d] = if len == 1 {
+                    u64::from(b[0])
+                } else if len == 4 {
                     u64::from(u32::from_ne_bytes(b[..4].try_into().unwrap()))
                 } else if name == "ctx" && addr == CTX + 64 {
                     SOCK // ctx->sk
@@ -98,6 +129,9 @@ pub fn run(prog: &[Insn], world: &mut World) -> Result<u64, String> {
                 let b = (insn.imm as u32).to_ne_bytes();
                 // SAFETY: `region` checked that 4 bytes at p are in bounds.
                 unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), p, 4) };
+                if name == "stack" {
+                    stack.mark(addr, 4);
+                }
                 pc + 1
             }
             op::MOV64_K => {
@@ -151,6 +185,29 @@ pub fn run(prog: &[Insn], world: &mut World) -> Result<u64, String> {
                         unsafe { std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), len) };
                         world.binds.push(b);
                         0
+                    }
+                    helper::SKB_LOAD_BYTES => {
+                        if r[1] != CTX {
+                            return Err(format!("pc {pc}: bpf_skb_load_bytes without the context"));
+                        }
+                        let (off, len) = (r[2] as usize, r[4] as usize);
+                        if !(1..=STACK_SIZE as usize).contains(&len) {
+                            return Err(format!("pc {pc}: bpf_skb_load_bytes of {len} bytes"));
+                        }
+                        let (p, name) = region(r[3], len, world, &mut stack)?;
+                        if name != "stack" {
+                            return Err(format!("pc {pc}: bpf_skb_load_bytes into memory not on the stack"));
+                        }
+                        match world.packet.get(off..off + len) {
+                            Some(bytes) => {
+                                // SAFETY: `region` checked the bounds.
+                                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, len) };
+                                stack.mark(r[3], len);
+                                0
+                            }
+                            // -EFAULT, as the kernel does past the packet's end.
+                            None => (-14i64) as u64,
+                        }
                     }
                     h => return Err(format!("pc {pc}: helper {h} is not one the programs use")),
                 };

@@ -17,6 +17,17 @@
 //!   the first address.
 //! - `post_bind`: a socket bound to an unlisted specific address is refused
 //!   (EPERM), whatever path bound it.
+//! - `ingress`, `egress` (on packets, not calls): a packet whose local
+//!   address, the destination coming in or the source going out, is not
+//!   listed is dropped. The hooks above see only the paths that call them;
+//!   a socket can get a local address on others: UDP autobind on sendmsg
+//!   (before the sendmsg hook runs) keeps the wildcard, ping sockets bind
+//!   and send through no hook. Every IP packet of a jail socket passes these
+//!   two, so what the others miss never reaches the wire or the socket. A
+//!   dropped UDP, ping or raw send fails with EPERM (the kernel's verdict
+//!   for a program returning 0); a dropped TCP segment fails nothing at
+//!   once and is retransmitted until the connection times out. A packet
+//!   coming in is dropped silently.
 //!
 //! IPv6 sockets may carry IPv4-mapped addresses: they follow the IPv4 list,
 //! and are refused when the jail has no IPv4 address.
@@ -32,7 +43,7 @@ mod tests;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ebpf::{Asm, Insn, Label, R0, R1, R2, R3, R6, R10, helper, op, word};
+use ebpf::{Asm, Insn, Label, R0, R1, R2, R3, R4, R6, R10, helper, op, word};
 
 /// Where a program runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -54,6 +65,10 @@ pub enum Hook {
     PostBind4,
     /// After an IPv6 socket was bound.
     PostBind6,
+    /// A packet arriving at a socket of the jail, either family.
+    Ingress,
+    /// A packet leaving a socket of the jail, either family.
+    Egress,
 }
 
 impl Hook {
@@ -62,14 +77,19 @@ impl Hook {
         match self {
             // BPF_PROG_TYPE_CGROUP_SOCK
             Hook::PostBind4 | Hook::PostBind6 => 9,
+            // BPF_PROG_TYPE_CGROUP_SKB
+            Hook::Ingress | Hook::Egress => 8,
             // BPF_PROG_TYPE_CGROUP_SOCK_ADDR
             _ => 18,
         }
     }
 
-    /// `BPF_CGROUP_*` attach type, also the expected attach type at load.
+    /// `BPF_CGROUP_*` attach type, also the expected attach type at load
+    /// (for CGROUP_SKB the kernel accepts either of its two there).
     pub fn attach_type(self) -> u32 {
         match self {
+            Hook::Ingress => 0,
+            Hook::Egress => 1,
             Hook::Bind4 => 8,
             Hook::Bind6 => 9,
             Hook::Connect4 => 10,
@@ -92,6 +112,8 @@ impl Hook {
             Hook::Sendmsg6 => "sendmsg6",
             Hook::PostBind4 => "post_bind4",
             Hook::PostBind6 => "post_bind6",
+            Hook::Ingress => "ingress",
+            Hook::Egress => "egress",
         }
     }
 }
@@ -155,7 +177,7 @@ impl Addresses {
 
     /// Where a bind to `ip` ends: `ip` if listed, else the first address of
     /// its family. `None`: refused (a family without addresses). The rule the
-    /// bind programs carry out, for the supervisor where they cannot run.
+    /// bind programs carry out, stated in plain Rust to test them against.
     ///
     /// ```
     /// use sysjail::rewrite::Addresses;
@@ -218,13 +240,18 @@ const ALLOW_PRIVILEGED_PORT: i32 = 3;
 
 /// The programs for `addresses`; `jail_root` is the host uid of the jail's
 /// root, which may bind ports below 1024. A family without addresses gets
-/// none: its sockets cannot be created.
+/// no call hooks: its sockets cannot be created. The packet hooks serve
+/// both families and drop the packets of a family without addresses (an
+/// IPv6 socket still meets IPv4 as mapped addresses).
 ///
 /// ```
 /// use sysjail::rewrite::{Addresses, Hook, compile};
 /// let a = Addresses { v4: vec!["192.0.2.10".parse().unwrap()], v6: vec![] };
 /// let hooks: Vec<Hook> = compile(&a, 0x7001_0000).iter().map(|p| p.hook).collect();
-/// assert_eq!(hooks, [Hook::Bind4, Hook::Connect4, Hook::Sendmsg4, Hook::PostBind4]);
+/// assert_eq!(
+///     hooks,
+///     [Hook::Bind4, Hook::Connect4, Hook::Sendmsg4, Hook::PostBind4, Hook::Ingress, Hook::Egress]
+/// );
 /// ```
 pub fn compile(addresses: &Addresses, jail_root: u32) -> Vec<Program> {
     let mut out = Vec::new();
@@ -264,6 +291,16 @@ pub fn compile(addresses: &Addresses, jail_root: u32) -> Vec<Program> {
         out.push(Program {
             hook: Hook::PostBind6,
             insns: post_bind6(&v6, &v4),
+        });
+    }
+    if !(v4.is_empty() && v6.is_empty()) {
+        out.push(Program {
+            hook: Hook::Ingress,
+            insns: packet(Local::Destination, &v4, &v6),
+        });
+        out.push(Program {
+            hook: Hook::Egress,
+            insns: packet(Local::Source, &v4, &v6),
         });
     }
     out
@@ -561,6 +598,75 @@ fn post_bind6(list: &[[u8; 16]], v4: &[[u8; 4]]) -> Vec<Insn> {
     if_listed6(&mut a, R6, sk::SRC_IP6, &mapped_list, allow);
     a.ret(DENY);
     a.mark(allow);
+    a.ret(ALLOW);
+    a.finish()
+}
+
+/// Which address of a packet is the socket's own.
+#[derive(Clone, Copy)]
+enum Local {
+    /// Coming in: the destination.
+    Destination,
+    /// Going out: the source.
+    Source,
+}
+
+/// Offsets in the IP headers, from the network header, where a cgroup skb
+/// program's packet starts in both directions.
+mod ip {
+    pub const V4_SRC: i32 = 12;
+    pub const V4_DST: i32 = 16;
+    pub const V6_SRC: i32 = 8;
+    pub const V6_DST: i32 = 24;
+}
+
+/// Where on the stack the program copies packet bytes (16 of them at most).
+const BUF: i16 = -16;
+
+/// Copies `len` packet bytes at `off` to the stack buffer; jumps to `fail`
+/// when the packet is shorter.
+fn load_bytes(a: &mut Asm, off: i32, len: i32, fail: Label) {
+    a.mov(R1, R6);
+    a.mov_imm(R2, off);
+    a.mov(R3, R10);
+    a.add_imm(R3, i32::from(BUF));
+    a.mov_imm(R4, len);
+    a.call(helper::SKB_LOAD_BYTES);
+    a.jump32(op::JNE32_K, R0, 0, fail);
+}
+
+/// A cgroup skb program: passes (1) an IP packet whose local address is
+/// listed, drops (0) any other. IPv4-mapped traffic of IPv6 sockets is
+/// IPv4 on the wire, so it meets the IPv4 list here.
+fn packet(local: Local, v4: &[[u8; 4]], v6: &[[u8; 16]]) -> Vec<Insn> {
+    let mut a = Asm::default();
+    let (drop, pass, is_v4, is_v6) = (a.label(), a.label(), a.label(), a.label());
+    a.mov(R6, R1);
+    // The version nibble.
+    load_bytes(&mut a, 0, 1, drop);
+    a.load8(R2, R10, BUF);
+    a.and32(R2, 0xf0);
+    a.jump32(op::JEQ32_K, R2, 0x40, is_v4);
+    a.jump32(op::JEQ32_K, R2, 0x60, is_v6);
+    a.goto(drop);
+    let (off4, off6) = match local {
+        Local::Destination => (ip::V4_DST, ip::V6_DST),
+        Local::Source => (ip::V4_SRC, ip::V6_SRC),
+    };
+    a.mark(is_v4);
+    if !v4.is_empty() {
+        load_bytes(&mut a, off4, 4, drop);
+        if_listed4(&mut a, R10, BUF, v4, pass);
+    }
+    a.goto(drop);
+    a.mark(is_v6);
+    if !v6.is_empty() {
+        load_bytes(&mut a, off6, 16, drop);
+        if_listed6(&mut a, R10, BUF, v6, pass);
+    }
+    a.mark(drop);
+    a.ret(DENY);
+    a.mark(pass);
     a.ret(ALLOW);
     a.finish()
 }

@@ -46,6 +46,7 @@ fn sock_addr(user: &[u8], port: u16, bound: &[u8], msg_src: &[u8]) -> World {
         uid: ROOT,
         binds: Vec::new(),
         writable: vec![(4, 4), (8, 16), (24, 4), (40, 4), (44, 16)],
+        packet: Vec::new(),
     }
 }
 
@@ -184,6 +185,7 @@ fn post_bind4_refuses_unlisted_addresses() {
             uid: ROOT,
             binds: Vec::new(),
             writable: Vec::new(),
+            packet: Vec::new(),
         };
         assert_eq!(run(&prog, &mut w), Ok(expected), "{src}");
     }
@@ -269,7 +271,12 @@ fn families_without_addresses_get_no_programs() {
         v4: vec![Ipv4Addr::LOCALHOST],
         v6: Vec::new(),
     };
-    assert!(compile(&only4, ROOT).iter().all(|p| p.hook.name().ends_with('4')));
+    let packet_hooks = [Hook::Ingress, Hook::Egress];
+    assert!(
+        compile(&only4, ROOT)
+            .iter()
+            .all(|p| p.hook.name().ends_with('4') || packet_hooks.contains(&p.hook))
+    );
     assert!(compile(&Addresses::default(), ROOT).is_empty());
 }
 
@@ -316,9 +323,9 @@ fn every_instruction_is_reachable_for_every_mix_of_families() {
 }
 
 proptest::proptest! {
-    /// The programs and the supervisor's fallback apply one rule.
+    /// The programs apply the rule `Addresses` states in plain Rust.
     #[test]
-    fn programs_agree_with_the_fallback_rule(given: [u8; 4], given6: [u8; 16], loopback: bool) {
+    fn programs_agree_with_the_reference_rule(given: [u8; 4], given6: [u8; 16], loopback: bool) {
         let a = addresses();
         let given = if loopback { [127, given[1], given[2], given[3]] } else { given };
         let ip4 = std::net::IpAddr::V4(Ipv4Addr::from(given));
@@ -335,5 +342,159 @@ proptest::proptest! {
         let mut w = sock_addr(&given6, 8080, &[0; 16], &[0; 16]);
         run(&program(&a, Hook::Connect6), &mut w).unwrap();
         proptest::prop_assert_eq!(Some(std::net::IpAddr::V6(user6(&w))), a.destination(ip6));
+    }
+}
+
+/// A packet from its network header: IPv4 (20 bytes) or IPv6 (40), by the
+/// addresses' length.
+fn ip_packet(src: &[u8], dst: &[u8]) -> Vec<u8> {
+    if src.len() == 4 {
+        let mut p = vec![0u8; 20];
+        p[0] = 0x45;
+        p[12..16].copy_from_slice(src);
+        p[16..20].copy_from_slice(dst);
+        p
+    } else {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x60;
+        p[8..24].copy_from_slice(src);
+        p[24..40].copy_from_slice(dst);
+        p
+    }
+}
+
+/// Runs a packet program on `packet`, in a `struct __sk_buff` it never reads.
+fn verdict(prog: &[Insn], packet: Vec<u8>) -> u64 {
+    let mut w = World {
+        ctx: vec![0u8; 192],
+        packet,
+        ..World::default()
+    };
+    run(prog, &mut w).unwrap()
+}
+
+const HOST4: &str = "198.51.100.7";
+const HOST6: &str = "2001:db8:ffff::7";
+
+#[test]
+fn egress_passes_listed_sources_only() {
+    let prog = program(&addresses(), Hook::Egress);
+    for (src, expected) in [
+        ("192.0.2.10", 1),
+        ("192.0.2.11", 1),
+        ("192.0.2.12", 0),
+        ("0.0.0.0", 0),
+        ("127.0.0.1", 0),
+    ] {
+        assert_eq!(verdict(&prog, ip_packet(&v4(src), &v4(HOST4))), expected, "{src}");
+    }
+    for (src, expected) in [
+        ("2001:db8::10", 1),
+        ("2001:db8::11", 1),
+        ("2001:db8::12", 0),
+        ("::1", 0),
+        // Mapped traffic leaves as IPv4; an IPv6 packet never carries it.
+        ("::ffff:192.0.2.10", 0),
+    ] {
+        assert_eq!(verdict(&prog, ip_packet(&v6(src), &v6(HOST6))), expected, "{src}");
+    }
+    // The destination does not matter.
+    assert_eq!(verdict(&prog, ip_packet(&v4(HOST4), &v4("192.0.2.10"))), 0);
+}
+
+#[test]
+fn ingress_passes_listed_destinations_only() {
+    let prog = program(&addresses(), Hook::Ingress);
+    for (dst, expected) in [
+        ("192.0.2.10", 1),
+        ("192.0.2.11", 1),
+        ("192.0.2.12", 0),
+        ("255.255.255.255", 0),
+        ("127.0.0.1", 0),
+    ] {
+        assert_eq!(verdict(&prog, ip_packet(&v4(HOST4), &v4(dst))), expected, "{dst}");
+    }
+    for (dst, expected) in [
+        ("2001:db8::10", 1),
+        ("2001:db8::11", 1),
+        ("2001:db8::12", 0),
+        ("ff02::1", 0),
+    ] {
+        assert_eq!(verdict(&prog, ip_packet(&v6(HOST6), &v6(dst))), expected, "{dst}");
+    }
+    assert_eq!(verdict(&prog, ip_packet(&v4("192.0.2.10"), &v4(HOST4))), 0);
+}
+
+#[test]
+fn packets_of_a_family_without_addresses_are_dropped() {
+    let a = addresses();
+    let v6_only = Addresses {
+        v4: Vec::new(),
+        v6: a.v6.clone(),
+    };
+    let v4_only = Addresses {
+        v4: a.v4.clone(),
+        v6: Vec::new(),
+    };
+    // A dual-stack socket of an IPv6-only jail meets IPv4 as mapped
+    // addresses: the packets are IPv4, and dropped both ways.
+    for hook in [Hook::Ingress, Hook::Egress] {
+        let to_and_from = ip_packet(&v4("192.0.2.10"), &v4("192.0.2.10"));
+        assert_eq!(verdict(&program(&v6_only, hook), to_and_from), 0, "{hook:?}");
+        let listed6 = ip_packet(&v6("2001:db8::10"), &v6("2001:db8::10"));
+        assert_eq!(verdict(&program(&v6_only, hook), listed6.clone()), 1, "{hook:?}");
+        assert_eq!(verdict(&program(&v4_only, hook), listed6), 0, "{hook:?}");
+    }
+}
+
+#[test]
+fn short_or_foreign_packets_are_dropped() {
+    let a = addresses();
+    for hook in [Hook::Ingress, Hook::Egress] {
+        let prog = program(&a, hook);
+        let full = ip_packet(&v4("192.0.2.10"), &v4("192.0.2.10"));
+        assert_eq!(verdict(&prog, full.clone()), 1, "{hook:?}");
+        // Cut before the address: bpf_skb_load_bytes fails.
+        assert_eq!(verdict(&prog, full[..14].to_vec()), 0, "{hook:?}");
+        assert_eq!(verdict(&prog, Vec::new()), 0, "{hook:?}");
+        let mut other = full;
+        other[0] = 0x55;
+        assert_eq!(verdict(&prog, other), 0, "{hook:?}");
+    }
+}
+
+#[test]
+fn a_loopback_address_is_listed_like_any_other() {
+    let a = Addresses {
+        v4: vec!["127.0.0.2".parse().unwrap()],
+        v6: Vec::new(),
+    };
+    let egress = program(&a, Hook::Egress);
+    let ingress = program(&a, Hook::Ingress);
+    let to_self = ip_packet(&v4("127.0.0.2"), &v4("127.0.0.2"));
+    assert_eq!(verdict(&egress, to_self.clone()), 1);
+    assert_eq!(verdict(&ingress, to_self), 1);
+    assert_eq!(verdict(&egress, ip_packet(&v4("127.0.0.1"), &v4("127.0.0.2"))), 0);
+    assert_eq!(verdict(&ingress, ip_packet(&v4("127.0.0.2"), &v4("127.0.0.1"))), 0);
+}
+
+proptest::proptest! {
+    /// A packet passes exactly when its local address is listed in its
+    /// family.
+    #[test]
+    fn packets_pass_exactly_when_their_local_address_is_listed(
+        a4: [u8; 4], b4: [u8; 4], a6: [u8; 16], b6: [u8; 16], pick: u8, listed: bool,
+    ) {
+        let a = addresses();
+        // Often a listed address, which random bytes would never hit.
+        let a4 = if listed { a.v4[usize::from(pick) % 2].octets() } else { a4 };
+        let a6 = if listed { a.v6[usize::from(pick) % 2].octets() } else { a6 };
+        let in4 = a.v4.contains(&Ipv4Addr::from(a4));
+        let in6 = a.v6.contains(&Ipv6Addr::from(a6));
+        let (egress, ingress) = (program(&a, Hook::Egress), program(&a, Hook::Ingress));
+        proptest::prop_assert_eq!(verdict(&egress, ip_packet(&a4, &b4)), u64::from(in4));
+        proptest::prop_assert_eq!(verdict(&ingress, ip_packet(&b4, &a4)), u64::from(in4));
+        proptest::prop_assert_eq!(verdict(&egress, ip_packet(&a6, &b6)), u64::from(in6));
+        proptest::prop_assert_eq!(verdict(&ingress, ip_packet(&b6, &a6)), u64::from(in6));
     }
 }

@@ -93,6 +93,34 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         // and two datagrams through sendmmsg(2).
         "udp-sendmsg" => udp_sendmsg(parse(arg?)?.0, 1),
         "udp-sendmmsg" => udp_sendmsg(parse(arg?)?.0, 2),
+        // udp-autobind=PEER/WAIT_MS: an unbound UDP socket sends PEER one
+        // datagram (the kernel binds it on the way), then for WAIT_MS says
+        // to which local addresses datagrams arrived.
+        "udp-autobind" => {
+            let (peer, ms) = parse(arg?)?;
+            udp_autobind(peer, Duration::from_millis(ms))
+        }
+        // ping=SRC:ID/DEST/WAIT_MS: a ping socket bound to SRC (port: the
+        // echo identifier; 0.0.0.0:0 leaves it unbound) sends DEST an echo
+        // request, then counts the replies of WAIT_MS.
+        "ping" => {
+            let mut parts = arg?.split('/');
+            let src: SocketAddr = parts.next()?.parse().ok()?;
+            let dest: IpAddr = parts.next()?.parse().ok()?;
+            let ms: u64 = parts.next()?.parse().ok()?;
+            ping(src, dest, Duration::from_millis(ms))
+        }
+        // icmp-reply=DEST:ID,.../MS: for MS, echo replies with identifier ID
+        // to each DEST through a raw socket (root, outside a jail), as if
+        // each had sent a request.
+        "icmp-reply" => {
+            let (list, ms) = arg?.split_once('/')?;
+            let to: Vec<SocketAddr> = list.split(',').map(|a| a.parse().ok()).collect::<Option<_>>()?;
+            icmp_replies(&to, Duration::from_millis(ms.parse().ok()?))
+        }
+        // tcp-fastopen=ADDR: sendto(MSG_FASTOPEN) on an unbound TCP socket,
+        // which connects on the way; says from where.
+        "tcp-fastopen" => tcp_fastopen(parse(arg?)?.0),
         // bind-race=LISTED/UNLISTED/N
         "bind-race" => {
             let mut parts = arg?.split('/');
@@ -128,6 +156,9 @@ pub struct Servers(HashMap<String, std::io::Result<Server>>);
 enum Server {
     Tcp(TcpListener, Duration),
     Udp(UdpSocket, Duration),
+    /// `udp-reflect=ADDR/TIMEOUT_MS/IP,...`: waits for a datagram, then
+    /// sends one to its source port at each IP, from fresh sockets.
+    Reflect(UdpSocket, Duration, Vec<IpAddr>),
 }
 
 impl Servers {
@@ -140,6 +171,12 @@ impl Servers {
                     .map(|(addr, ms)| TcpListener::bind(addr).map(|l| Server::Tcp(l, Duration::from_millis(ms)))),
                 Some(("udp-recv", arg)) => parse(arg)
                     .map(|(addr, ms)| UdpSocket::bind(addr).map(|s| Server::Udp(s, Duration::from_millis(ms)))),
+                Some(("udp-reflect", arg)) => arg.rsplit_once('/').and_then(|(first, targets)| {
+                    let targets: Vec<IpAddr> = targets.split(',').map(|t| t.parse().ok()).collect::<Option<_>>()?;
+                    parse(first).map(|(addr, ms)| {
+                        UdpSocket::bind(addr).map(|s| Server::Reflect(s, Duration::from_millis(ms), targets))
+                    })
+                }),
                 _ => None,
             };
             if let Some(server) = server {
@@ -161,8 +198,39 @@ impl Servers {
                     Err(e) => failed(e),
                 }
             }
+            Ok(Server::Reflect(socket, timeout, targets)) => reflect(&socket, timeout, &targets),
             Err(e) => failed(e),
         })
+    }
+}
+
+/// The server half of `udp-reflect`: where the first datagram came from;
+/// ret, how many of the datagrams to `targets` were sent.
+fn reflect(socket: &UdpSocket, timeout: Duration, targets: &[IpAddr]) -> Outcome {
+    let _ = socket.set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
+    let mut buf = [0u8; 64];
+    let from = match socket.recv_from(&mut buf) {
+        Ok((_, from)) => from,
+        Err(e) => return failed(e),
+    };
+    let mut sent = 0;
+    for ip in targets {
+        let unbound: SocketAddr = match ip {
+            IpAddr::V4(_) => "0.0.0.0:0".parse().expect("static"),
+            IpAddr::V6(_) => "[::]:0".parse().expect("static"),
+        };
+        let to = SocketAddr::new(*ip, from.port());
+        if UdpSocket::bind(unbound)
+            .and_then(|s| s.send_to(ip.to_string().as_bytes(), to))
+            .is_ok()
+        {
+            sent += 1;
+        }
+    }
+    Outcome {
+        ret: sent,
+        errno: 0,
+        addr: Some(from.to_string()),
     }
 }
 
@@ -388,5 +456,268 @@ fn bind_race(listed: IpAddr, unlisted: IpAddr, n: u32) -> Outcome {
         ret: ok,
         errno: 0,
         addr: Some(seen_at.into_iter().collect::<Vec<_>>().join(",")),
+    }
+}
+
+fn setsockopt_int(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: an int option of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn set_timeout(fd: libc::c_int, name: libc::c_int, d: Duration) {
+    let tv = libc::timeval {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_usec: libc::suseconds_t::from(d.subsec_micros().max(1)),
+    };
+    // SAFETY: a timeval option of the right size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            name,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+}
+
+/// Receives one datagram; returns the local address it was sent to (from
+/// IP_PKTINFO or IPV6_PKTINFO, which names IPv4 as mapped addresses).
+fn recv_to(fd: libc::c_int) -> std::io::Result<IpAddr> {
+    let mut buf = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 16];
+    // SAFETY: msghdr is plain data; its pointers point at locals that
+    // outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: as above.
+    if unsafe { libc::recvmsg(fd, &mut msg, 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel filled msg_control with msg_controllen bytes of
+    // cmsgs; CMSG_* walk them within those bounds.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let data = libc::CMSG_DATA(c);
+            match ((*c).cmsg_level, (*c).cmsg_type) {
+                (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+                    let info = std::ptr::read_unaligned(data as *const libc::in_pktinfo);
+                    return Ok(IpAddr::from(info.ipi_addr.s_addr.to_ne_bytes()));
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                    let info = std::ptr::read_unaligned(data as *const libc::in6_pktinfo);
+                    return Ok(IpAddr::from(info.ipi6_addr.s6_addr));
+                }
+                _ => {}
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Err(std::io::Error::from_raw_os_error(libc::ENOMSG))
+}
+
+fn udp_autobind(peer: SocketAddr, wait: Duration) -> Outcome {
+    use std::os::fd::AsRawFd;
+    let s = match socket(&peer, libc::SOCK_DGRAM) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let fd = s.as_raw_fd();
+    let info = match peer {
+        SocketAddr::V4(_) => setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1),
+        SocketAddr::V6(_) => setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1),
+    };
+    if let Err(e) = info {
+        return failed(e);
+    }
+    let (ss, len) = raw(peer);
+    // SAFETY: sendto with a buffer and an address we own.
+    let r = unsafe {
+        libc::sendto(
+            fd,
+            b"probe".as_ptr().cast(),
+            5,
+            0,
+            &ss as *const _ as *const libc::sockaddr,
+            len,
+        )
+    };
+    if r < 0 {
+        return failed(std::io::Error::last_os_error());
+    }
+    let start = Instant::now();
+    let mut arrived = std::collections::BTreeSet::new();
+    let mut count = 0;
+    while let Some(left) = wait.checked_sub(start.elapsed()) {
+        set_timeout(fd, libc::SO_RCVTIMEO, left);
+        match recv_to(fd) {
+            Ok(ip) => {
+                count += 1;
+                arrived.insert(ip.to_string());
+            }
+            Err(_) => break,
+        }
+    }
+    Outcome {
+        ret: count,
+        errno: 0,
+        addr: Some(arrived.into_iter().collect::<Vec<_>>().join(",")),
+    }
+}
+
+/// An ICMP echo message (type 8 request, 0 reply) with identifier `id`
+/// and its checksum.
+fn echo(kind: u8, id: u16) -> [u8; 8] {
+    let mut m = [kind, 0, 0, 0, 0, 0, 0, 1];
+    m[4..6].copy_from_slice(&id.to_be_bytes());
+    let sum: u32 = m.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+    let folded = (sum & 0xffff) + (sum >> 16);
+    m[2..4].copy_from_slice(&(!(folded as u16)).to_be_bytes());
+    m
+}
+
+fn ping(src: SocketAddr, dest: IpAddr, wait: Duration) -> Outcome {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    if !src.is_ipv4() || !dest.is_ipv4() {
+        return failed(std::io::Error::from_raw_os_error(libc::EAFNOSUPPORT));
+    }
+    // SAFETY: socket(2); owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::IPPROTO_ICMP) };
+    if fd < 0 {
+        return failed(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor, ours alone.
+    let s = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = s.as_raw_fd();
+    if !src.ip().is_unspecified() || src.port() != 0 {
+        let (ss, len) = raw(src);
+        // SAFETY: ss holds a sockaddr of len bytes.
+        if unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) } < 0 {
+            return failed(std::io::Error::last_os_error());
+        }
+    }
+    let (ss, len) = raw(SocketAddr::new(dest, 0));
+    let request = echo(8, src.port());
+    // SAFETY: sendto with a buffer and an address we own.
+    let sent = unsafe {
+        libc::sendto(
+            fd,
+            request.as_ptr().cast(),
+            request.len(),
+            0,
+            &ss as *const _ as *const libc::sockaddr,
+            len,
+        )
+    };
+    let errno = if sent < 0 {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    } else {
+        0
+    };
+    let bound = local(fd).map(|a| a.to_string()).unwrap_or_default();
+    let start = Instant::now();
+    let mut replies = 0;
+    while let Some(left) = wait.checked_sub(start.elapsed()) {
+        set_timeout(fd, libc::SO_RCVTIMEO, left);
+        let mut buf = [0u8; 64];
+        // SAFETY: recv into a buffer we own.
+        if unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) } < 0 {
+            break;
+        }
+        replies += 1;
+    }
+    Outcome {
+        ret: replies,
+        errno,
+        addr: Some(bound),
+    }
+}
+
+fn icmp_replies(to: &[SocketAddr], for_: Duration) -> Outcome {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket(2); owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_ICMP) };
+    if fd < 0 {
+        return failed(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor, ours alone.
+    let s = unsafe { OwnedFd::from_raw_fd(fd) };
+    let start = Instant::now();
+    let mut sent = 0;
+    while start.elapsed() < for_ {
+        for dest in to {
+            let reply = echo(0, dest.port());
+            let (ss, len) = raw(SocketAddr::new(dest.ip(), 0));
+            // SAFETY: sendto with a buffer and an address we own.
+            let r = unsafe {
+                libc::sendto(
+                    s.as_raw_fd(),
+                    reply.as_ptr().cast(),
+                    reply.len(),
+                    0,
+                    &ss as *const _ as *const libc::sockaddr,
+                    len,
+                )
+            };
+            if r >= 0 {
+                sent += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Outcome {
+        ret: sent,
+        errno: 0,
+        addr: None,
+    }
+}
+
+fn tcp_fastopen(addr: SocketAddr) -> Outcome {
+    use std::os::fd::AsRawFd;
+    let s = match socket(&addr, libc::SOCK_STREAM) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let fd = s.as_raw_fd();
+    set_timeout(fd, libc::SO_SNDTIMEO, Duration::from_secs(5));
+    let (ss, len) = raw(addr);
+    // SAFETY: sendto with a buffer and an address we own.
+    let r = unsafe {
+        libc::sendto(
+            fd,
+            b"probe".as_ptr().cast(),
+            5,
+            libc::MSG_FASTOPEN,
+            &ss as *const _ as *const libc::sockaddr,
+            len,
+        )
+    };
+    if r < 0 {
+        return failed(std::io::Error::last_os_error());
+    }
+    match local(fd) {
+        Ok(a) => seen(a),
+        Err(e) => failed(e),
     }
 }
