@@ -52,6 +52,11 @@ fn main() {
         selftest_probes_the_address_rule,
     );
     r.test(
+        "private_mode_udp_autobind_works_on_its_addresses",
+        &[Root, Ip],
+        private_mode_udp_autobind,
+    );
+    r.test(
         "host_stack_protocols_without_a_hook_are_refused",
         &[Root, Ip],
         host_stack_protocols,
@@ -432,15 +437,20 @@ fn autobind_answers(
     ctx: &Ctx,
     net: &Net,
     name: &str,
+    kind: &str,
     jail_toml: &str,
     peer_at: &str,
     targets: &[&str],
 ) -> Result<(BTreeSet<String>, String), String> {
     let file = ctx.jail_named(name, jail_toml);
-    let reflect = format!("udp-reflect={peer_at}/15000/{}", targets.join(","));
+    // The peer listens on the wildcard: a private jail's gateway address
+    // exists only once the jail is up.
+    let port = peer_at.rsplit_once(':').map_or("", |p| p.1);
+    let any = if peer_at.starts_with('[') { "[::]" } else { "0.0.0.0" };
+    let reflect = format!("udp-reflect={any}:{port}/15000/{}", targets.join(","));
     let server = peer(net, &[&reflect])?;
     std::thread::sleep(Duration::from_millis(300));
-    let check = format!("udp-autobind={peer_at}/1500");
+    let check = format!("{kind}={peer_at}/1500");
     let v = jailed(ctx, net, &file, &[&check])?;
     let seen = peer_report(server)?;
     let from = addr(&seen, &reflect)?;
@@ -469,6 +479,7 @@ fn host_mode_udp_autobind(ctx: &Ctx) -> TestResult {
         ctx,
         &net,
         "ab4",
+        "udp-autobind",
         "[network]\nmode = \"host\"\nipv4 = [\"192.0.2.10\"]\n[limits]\npids = 32\n",
         "192.0.2.12:7001",
         &["192.0.2.12", "192.0.2.10"],
@@ -483,6 +494,7 @@ fn host_mode_udp_autobind(ctx: &Ctx) -> TestResult {
         ctx,
         &net,
         "ab6",
+        "udp-autobind",
         "[network]\nmode = \"host\"\nipv4 = [\"192.0.2.10\"]\nipv6 = [\"2001:db8::10\"]\n[limits]\npids = 32\n",
         "[2001:db8::12]:7002",
         &["2001:db8::12", "2001:db8::10", "192.0.2.12", "192.0.2.10"],
@@ -496,6 +508,7 @@ fn host_mode_udp_autobind(ctx: &Ctx) -> TestResult {
         ctx,
         &net,
         "ab6only",
+        "udp-autobind",
         "[network]\nmode = \"host\"\nipv6 = [\"2001:db8::10\"]\n[limits]\npids = 32\n",
         "[2001:db8::12]:7003",
         &["2001:db8::10", "192.0.2.10", "192.0.2.12"],
@@ -508,6 +521,7 @@ fn host_mode_udp_autobind(ctx: &Ctx) -> TestResult {
         ctx,
         &net,
         "ablo",
+        "udp-autobind",
         "[network]\nmode = \"host\"\nipv4 = [\"127.0.0.2\"]\n[limits]\npids = 32\n",
         "127.0.0.2:7004",
         &["127.0.0.1", "127.0.0.2"],
@@ -515,7 +529,46 @@ fn host_mode_udp_autobind(ctx: &Ctx) -> TestResult {
     ensure(from.starts_with("127.0.0.2:"), || format!("the peer saw {from}"))?;
     ensure(arrived == set(&["127.0.0.2"]), || {
         format!("loopback arrived at {arrived:?}")
-    })
+    })?;
+    // The i386 ABI, through its direct calls and through socketcall(2):
+    // the programs see packets, whatever call made them.
+    for (i, kind) in ["i386-udp-autobind", "socketcall-udp-autobind"].into_iter().enumerate() {
+        let (arrived, from) = autobind_answers(
+            ctx,
+            &net,
+            &format!("ab386-{i}"),
+            kind,
+            "[network]\nmode = \"host\"\nipv4 = [\"192.0.2.10\"]\n[limits]\npids = 32\n",
+            &format!("192.0.2.12:{}", 7010 + i),
+            &["192.0.2.12", "192.0.2.10"],
+        )?;
+        ensure(
+            from.starts_with("192.0.2.10:") && arrived == set(&["192.0.2.10"]),
+            || format!("{kind}: the peer saw {from}; arrived at {arrived:?}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// In a private jail the namespace holds only the jail's addresses and its
+/// own loopback; the same programs run there, and what is allowed works.
+fn private_mode_udp_autobind(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, &[])?;
+    for kind in ["udp-autobind", "i386-udp-autobind"] {
+        let (arrived, from) = autobind_answers(
+            ctx,
+            &net,
+            &format!("pab-{}", kind.len()),
+            kind,
+            "[network]\nmode = \"private\"\nipv4 = [\"10.89.0.2/24\"]\ngateway = \"10.89.0.1\"\n[limits]\npids = 32\n",
+            "10.89.0.1:7020",
+            &["10.89.0.2"],
+        )?;
+        ensure(from.starts_with("10.89.0.2:") && arrived == set(&["10.89.0.2"]), || {
+            format!("{kind}: the peer saw {from}; arrived at {arrived:?}")
+        })?;
+    }
+    Ok(())
 }
 
 fn host_mode_ping(ctx: &Ctx) -> TestResult {

@@ -100,6 +100,14 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
             let (peer, ms) = parse(arg?)?;
             udp_autobind(peer, Duration::from_millis(ms))
         }
+        // i386-udp-autobind=PEER/WAIT_MS, socketcall-udp-autobind=...: the
+        // same, the socket made and the datagram sent through i386's
+        // direct calls or its socketcall(2) (IPv4 only).
+        "i386-udp-autobind" | "socketcall-udp-autobind" => {
+            let (peer, ms) = parse(arg?)?;
+            let SocketAddr::V4(peer) = peer else { return None };
+            udp_autobind_i386(peer, Duration::from_millis(ms), name.starts_with("socketcall"))
+        }
         // ping=SRC:ID/DEST/WAIT_MS: a ping socket bound to SRC (port: the
         // echo identifier; 0.0.0.0:0 leaves it unbound) sends DEST an echo
         // request, then counts the replies of WAIT_MS.
@@ -566,6 +574,12 @@ fn udp_autobind(peer: SocketAddr, wait: Duration) -> Outcome {
     if r < 0 {
         return failed(std::io::Error::last_os_error());
     }
+    collect(fd, wait)
+}
+
+/// The datagrams that arrive on `fd` within `wait`: how many, and the
+/// local addresses they arrived at.
+fn collect(fd: libc::c_int, wait: Duration) -> Outcome {
     let start = Instant::now();
     let mut arrived = std::collections::BTreeSet::new();
     let mut count = 0;
@@ -584,6 +598,44 @@ fn udp_autobind(peer: SocketAddr, wait: Duration) -> Outcome {
         errno: 0,
         addr: Some(arrived.into_iter().collect::<Vec<_>>().join(",")),
     }
+}
+
+/// [`udp_autobind`] through the i386 ABI: socket(2) and sendto(2) by
+/// `int 0x80`, directly or through socketcall(2), whose arguments are in
+/// memory; the answers are collected natively.
+fn udp_autobind_i386(peer: std::net::SocketAddrV4, wait: Duration, socketcall: bool) -> Outcome {
+    use super::probe::{int80, low_buffer};
+    use std::os::fd::FromRawFd;
+    let words = |w: &[u32]| low_buffer(&w.iter().flat_map(|v| v.to_ne_bytes()).collect::<Vec<u8>>());
+    let (af_inet, dgram) = (libc::AF_INET as u32, libc::SOCK_DGRAM as u32);
+    let made = if socketcall {
+        int80(102, [1, words(&[af_inet, dgram, 0]), 0, 0, 0, 0])
+    } else {
+        int80(359, [af_inet, dgram, 0, 0, 0, 0])
+    };
+    if made.ret < 0 {
+        return made;
+    }
+    // SAFETY: the descriptor socket(2) just returned, ours alone.
+    let s = unsafe { std::os::fd::OwnedFd::from_raw_fd(made.ret as i32) };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
+    if let Err(e) = setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1) {
+        return failed(e);
+    }
+    let mut sin = (libc::AF_INET as u16).to_ne_bytes().to_vec();
+    sin.extend(peer.port().to_be_bytes());
+    sin.extend(peer.ip().octets());
+    sin.extend([0; 8]);
+    let (data, to) = (low_buffer(b"probe"), low_buffer(&sin));
+    let sent = if socketcall {
+        int80(102, [11, words(&[fd as u32, data, 5, 0, to, 16]), 0, 0, 0, 0])
+    } else {
+        int80(369, [fd as u32, data, 5, 0, to, 16])
+    };
+    if sent.ret < 0 {
+        return sent;
+    }
+    collect(fd, wait)
 }
 
 /// An ICMP echo message (type 8 request, 0 reply) with identifier `id`

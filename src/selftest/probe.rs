@@ -72,7 +72,7 @@ fn sys(nr: libc::c_long, args: [u64; 6]) -> Outcome {
 
 /// A system call through the i386 ABI (`int 0x80`), numbers and all.
 #[cfg(target_arch = "x86_64")]
-fn int80(nr: u32, args: [u32; 6]) -> Outcome {
+pub(super) fn int80(nr: u32, args: [u32; 6]) -> Outcome {
     let ret: i64;
     // SAFETY: int 0x80 enters the kernel's i386 entry point with the i386
     // registers; rbx and rbp, which the compiler reserves, are saved around it
@@ -105,7 +105,7 @@ fn int80(nr: u32, args: [u32; 6]) -> Outcome {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn int80(_: u32, _: [u32; 6]) -> Outcome {
+pub(super) fn int80(_: u32, _: [u32; 6]) -> Outcome {
     Outcome {
         ret: -1,
         errno: libc::ENOSYS,
@@ -115,7 +115,7 @@ fn int80(_: u32, _: [u32; 6]) -> Outcome {
 
 /// A buffer below 4 GiB, for pointers passed through the 32-bit ABI.
 #[cfg(target_arch = "x86_64")]
-fn low_buffer(bytes: &[u8]) -> u32 {
+pub(super) fn low_buffer(bytes: &[u8]) -> u32 {
     // SAFETY: an anonymous private mapping; MAP_32BIT places it below 2 GiB.
     let p = unsafe {
         libc::mmap(
@@ -136,7 +136,7 @@ fn low_buffer(bytes: &[u8]) -> u32 {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn low_buffer(_: &[u8]) -> u32 {
+pub(super) fn low_buffer(_: &[u8]) -> u32 {
     0
 }
 
