@@ -52,6 +52,11 @@ fn main() {
         selftest_probes_the_address_rule,
     );
     r.test(
+        "host_mode_pktinfo_sources_are_held_to_the_list",
+        &[Root, Ip],
+        host_mode_pktinfo_source,
+    );
+    r.test(
         "private_mode_udp_autobind_works_on_its_addresses",
         &[Root, Ip],
         private_mode_udp_autobind,
@@ -546,6 +551,31 @@ fn host_mode_udp_autobind(ctx: &Ctx) -> TestResult {
             from.starts_with("192.0.2.10:") && arrived == set(&["192.0.2.10"]),
             || format!("{kind}: the peer saw {from}; arrived at {arrived:?}"),
         )?;
+    }
+    Ok(())
+}
+
+/// A source chosen with IP_PKTINFO is held to the list: an unlisted one
+/// becomes the first address, a listed one stays; on both ABIs.
+fn host_mode_pktinfo_source(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, HOST4)?;
+    let receivers: Vec<String> = (7030..7034).map(|p| format!("udp-recv=192.0.2.12:{p}/15000")).collect();
+    let server = peer(&net, &receivers.iter().map(String::as_str).collect::<Vec<_>>())?;
+    std::thread::sleep(Duration::from_millis(300));
+    let cases = [
+        ("udp-pktinfo=192.0.2.12/192.0.2.12:7030", "192.0.2.10"),
+        ("udp-pktinfo=192.0.2.11/192.0.2.12:7031", "192.0.2.11"),
+        ("i386-udp-pktinfo=192.0.2.12/192.0.2.12:7032", "192.0.2.10"),
+        ("i386-udp-pktinfo=192.0.2.11/192.0.2.12:7033", "192.0.2.11"),
+    ];
+    let v = jailed(ctx, &net, &ctx.jail(HOST_JAIL), &cases.map(|c| c.0))?;
+    let seen = peer_report(server)?;
+    for ((check, expected), receiver) in cases.iter().zip(&receivers) {
+        ensure(errno(&v, check) == 0, || format!("{check}: {}", v["checks"][check]))?;
+        let from = addr(&seen, receiver)?;
+        ensure(from.starts_with(&format!("{expected}:")), || {
+            format!("{check}: the peer saw {from}, expected {expected}")
+        })?;
     }
     Ok(())
 }

@@ -100,6 +100,16 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
             let (peer, ms) = parse(arg?)?;
             udp_autobind(peer, Duration::from_millis(ms))
         }
+        // udp-pktinfo=SRC/DEST, i386-udp-pktinfo=SRC/DEST: a datagram from a
+        // socket never bound, its source chosen with IP_PKTINFO; says the
+        // socket's address after the send.
+        "udp-pktinfo" | "i386-udp-pktinfo" => {
+            let (src, dest) = arg?.split_once('/')?;
+            let (std::net::IpAddr::V4(src), SocketAddr::V4(dest)) = (src.parse().ok()?, dest.parse().ok()?) else {
+                return None;
+            };
+            udp_pktinfo(src, dest, name.starts_with("i386"))
+        }
         // i386-udp-autobind=PEER/WAIT_MS, socketcall-udp-autobind=...: the
         // same, the socket made and the datagram sent through i386's
         // direct calls or its socketcall(2) (IPv4 only).
@@ -597,6 +607,83 @@ fn collect(fd: libc::c_int, wait: Duration) -> Outcome {
         ret: count,
         errno: 0,
         addr: Some(arrived.into_iter().collect::<Vec<_>>().join(",")),
+    }
+}
+
+/// sendmsg(2) of one datagram to `dest` with an IP_PKTINFO message naming
+/// `src` as its source, natively or through i386's sendmsg, whose
+/// structures have 32-bit pointers and lengths.
+fn udp_pktinfo(src: std::net::Ipv4Addr, dest: std::net::SocketAddrV4, i386: bool) -> Outcome {
+    use std::os::fd::AsRawFd;
+    let s = match socket(&SocketAddr::V4(dest), libc::SOCK_DGRAM) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let fd = s.as_raw_fd();
+    let mut sin = (libc::AF_INET as u16).to_ne_bytes().to_vec();
+    sin.extend(dest.port().to_be_bytes());
+    sin.extend(dest.ip().octets());
+    sin.extend([0; 8]);
+    // struct in_pktinfo: ifindex, spec_dst (the source), addr.
+    let mut info = 0i32.to_ne_bytes().to_vec();
+    info.extend(src.octets());
+    info.extend([0; 4]);
+    let level_type = |v: &mut Vec<u8>| {
+        v.extend(libc::IPPROTO_IP.to_ne_bytes());
+        v.extend(libc::IP_PKTINFO.to_ne_bytes());
+    };
+    let r = if i386 {
+        use super::probe::{int80, low_buffer};
+        // struct cmsghdr of i386: u32 len, int level, int type, then data.
+        let mut cmsg = (12u32 + 12).to_ne_bytes().to_vec();
+        level_type(&mut cmsg);
+        cmsg.extend(&info);
+        let data = low_buffer(b"probe");
+        let iov: Vec<u8> = [data, 5].iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let (name, iov, control) = (low_buffer(&sin), low_buffer(&iov), low_buffer(&cmsg));
+        let msg: Vec<u8> = [name, 16, iov, 1, control, cmsg.len() as u32, 0]
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect();
+        int80(370, [fd as u32, low_buffer(&msg), 0, 0, 0, 0])
+    } else {
+        let head = std::mem::size_of::<libc::cmsghdr>();
+        let mut cmsg = ((head + 12) as libc::size_t).to_ne_bytes().to_vec();
+        level_type(&mut cmsg);
+        cmsg.extend(&info);
+        cmsg.resize(cmsg.len().next_multiple_of(8), 0);
+        let mut payload = *b"probe";
+        let mut iov = libc::iovec {
+            iov_base: payload.as_mut_ptr().cast(),
+            iov_len: payload.len(),
+        };
+        // SAFETY: msghdr is plain data; its pointers point at locals that
+        // outlive the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = sin.as_mut_ptr().cast();
+        msg.msg_namelen = sin.len() as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cmsg.as_mut_ptr().cast();
+        msg.msg_controllen = cmsg.len() as _;
+        // SAFETY: as above.
+        let r = unsafe { libc::sendmsg(fd, &msg, 0) };
+        if r < 0 {
+            failed(std::io::Error::last_os_error())
+        } else {
+            Outcome {
+                ret: r as i64,
+                errno: 0,
+                addr: None,
+            }
+        }
+    };
+    if r.ret < 0 {
+        return r;
+    }
+    match local(fd) {
+        Ok(a) => seen(a),
+        Err(e) => failed(e),
     }
 }
 
