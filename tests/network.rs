@@ -608,11 +608,13 @@ fn host_mode_ping(ctx: &Ctx) -> TestResult {
     let file = ctx.jail(HOST_JAIL);
     // Echo replies for the identifiers the jail binds, on the unlisted
     // and on a listed address, as if each had pinged.
-    let replies = "icmp-reply=192.0.2.12:4242,192.0.2.11:4243/8000";
+    let replies = "icmp-reply=192.0.2.12:4242,192.0.2.11:4243,192.0.2.12:4244,192.0.2.11:4245/8000";
     let faker = peer(&net, &[replies])?;
     let unlisted = "ping=192.0.2.12:4242/192.0.2.12/1500";
     let listed = "ping=192.0.2.11:4243/192.0.2.12/1500";
-    let v = jailed(ctx, &net, &file, &[unlisted, listed])?;
+    let unlisted386 = "i386-ping=192.0.2.12:4244/192.0.2.12/1500";
+    let listed386 = "i386-ping=192.0.2.11:4245/192.0.2.12/1500";
+    let v = jailed(ctx, &net, &file, &[unlisted, listed, unlisted386, listed386])?;
     let faked = peer_report(faker)?;
     ensure(faked["checks"][replies]["ret"].as_i64().unwrap_or(0) > 0, || {
         format!("no reply was faked: {}", faked["checks"][replies])
@@ -627,6 +629,18 @@ fn host_mode_ping(ctx: &Ctx) -> TestResult {
     ensure(c(listed)["addr"] == "192.0.2.11:4243", || format!("{}", c(listed)))?;
     ensure(errno(&v, listed) == 0, || format!("{}", c(listed)))?;
     ensure(c(listed)["ret"].as_i64().unwrap_or(0) >= 1, || format!("{}", c(listed)))?;
+    // The same through i386's calls.
+    ensure(c(unlisted386)["addr"] == "192.0.2.12:4244", || {
+        format!("{}", c(unlisted386))
+    })?;
+    ensure(
+        errno(&v, unlisted386) == libc::EPERM as i64 && c(unlisted386)["ret"] == 0,
+        || format!("{}", c(unlisted386)),
+    )?;
+    ensure(
+        errno(&v, listed386) == 0 && c(listed386)["ret"].as_i64().unwrap_or(0) >= 1,
+        || format!("{}", c(listed386)),
+    )?;
     // Unbound, a ping takes the route's source, which no hook rewrites:
     // here the host's primary address, 192.0.2.10, which this jail does
     // not list. Refused too.

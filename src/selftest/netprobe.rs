@@ -121,12 +121,13 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         // ping=SRC:ID/DEST/WAIT_MS: a ping socket bound to SRC (port: the
         // echo identifier; 0.0.0.0:0 leaves it unbound) sends DEST an echo
         // request, then counts the replies of WAIT_MS.
-        "ping" => {
+        // i386-ping=...: the same, socket, bind and send through i386's calls.
+        "ping" | "i386-ping" => {
             let mut parts = arg?.split('/');
             let src: SocketAddr = parts.next()?.parse().ok()?;
             let dest: IpAddr = parts.next()?.parse().ok()?;
             let ms: u64 = parts.next()?.parse().ok()?;
-            ping(src, dest, Duration::from_millis(ms))
+            ping(src, dest, Duration::from_millis(ms), name == "i386-ping")
         }
         // icmp-reply=DEST:ID,.../MS: for MS, echo replies with identifier ID
         // to each DEST through a raw socket (root, outside a jail), as if
@@ -736,43 +737,78 @@ fn echo(kind: u8, id: u16) -> [u8; 8] {
     m
 }
 
-fn ping(src: SocketAddr, dest: IpAddr, wait: Duration) -> Outcome {
+fn ping(src: SocketAddr, dest: IpAddr, wait: Duration, i386: bool) -> Outcome {
+    use super::probe::{int80, low_buffer};
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     if !src.is_ipv4() || !dest.is_ipv4() {
         return failed(std::io::Error::from_raw_os_error(libc::EAFNOSUPPORT));
     }
-    // SAFETY: socket(2); owned below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::IPPROTO_ICMP) };
-    if fd < 0 {
-        return failed(std::io::Error::last_os_error());
-    }
+    let (af, ty, proto) = (libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::IPPROTO_ICMP);
+    let fd = if i386 {
+        let r = int80(359, [af as u32, ty as u32, proto as u32, 0, 0, 0]);
+        if r.ret < 0 {
+            return r;
+        }
+        r.ret as i32
+    } else {
+        // SAFETY: socket(2); owned below.
+        let fd = unsafe { libc::socket(af, ty, proto) };
+        if fd < 0 {
+            return failed(std::io::Error::last_os_error());
+        }
+        fd
+    };
     // SAFETY: a new descriptor, ours alone.
     let s = unsafe { OwnedFd::from_raw_fd(fd) };
     let fd = s.as_raw_fd();
     if !src.ip().is_unspecified() || src.port() != 0 {
         let (ss, len) = raw(src);
+        if i386 {
+            // SAFETY: ss is plain data of at least len bytes.
+            let bytes = unsafe { std::slice::from_raw_parts(&ss as *const _ as *const u8, len as usize) };
+            let r = int80(361, [fd as u32, low_buffer(bytes), len, 0, 0, 0]);
+            if r.ret < 0 {
+                return r;
+            }
         // SAFETY: ss holds a sockaddr of len bytes.
-        if unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) } < 0 {
+        } else if unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) } < 0 {
             return failed(std::io::Error::last_os_error());
         }
     }
     let (ss, len) = raw(SocketAddr::new(dest, 0));
     let request = echo(8, src.port());
-    // SAFETY: sendto with a buffer and an address we own.
-    let sent = unsafe {
-        libc::sendto(
-            fd,
-            request.as_ptr().cast(),
-            request.len(),
-            0,
-            &ss as *const _ as *const libc::sockaddr,
-            len,
-        )
-    };
-    let errno = if sent < 0 {
-        std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    let errno = if i386 {
+        // SAFETY: ss is plain data of at least len bytes.
+        let to = unsafe { std::slice::from_raw_parts(&ss as *const _ as *const u8, len as usize) };
+        let r = int80(
+            369,
+            [
+                fd as u32,
+                low_buffer(&request),
+                request.len() as u32,
+                0,
+                low_buffer(to),
+                len,
+            ],
+        );
+        r.errno
     } else {
-        0
+        // SAFETY: sendto with a buffer and an address we own.
+        let sent = unsafe {
+            libc::sendto(
+                fd,
+                request.as_ptr().cast(),
+                request.len(),
+                0,
+                &ss as *const _ as *const libc::sockaddr,
+                len,
+            )
+        };
+        if sent < 0 {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+        } else {
+            0
+        }
     };
     let bound = local(fd).map(|a| a.to_string()).unwrap_or_default();
     let start = Instant::now();
