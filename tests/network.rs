@@ -22,6 +22,11 @@ fn main() {
     r.test("host_mode_peers_see_the_jails_address", &[Root, Ip], host_mode_peers);
     r.test("host_mode_ipv6_and_mapped_addresses", &[Root, Ip], host_mode_ipv6);
     r.test("host_mode_bind_race_never_escapes", &[Root, Ip], host_mode_bind_race);
+    r.test(
+        "host_mode_listen_from_a_thread_ends_on_the_first_address",
+        &[Root, Ip],
+        host_mode_thread_listen,
+    );
     r.test("private_mode_veth_addresses_and_routes", &[Root, Ip], private_mode_veth);
     r.test(
         "private_mode_bind_race_never_escapes",
@@ -316,6 +321,18 @@ fn host_mode_ipv6(ctx: &Ctx) -> TestResult {
     }
     let seen = addr(&peer_report(server)?, "tcp-accept=[2001:db8::12]:7000/10000")?;
     ensure(seen.starts_with("[2001:db8::10]:"), || format!("the server saw {seen}"))
+}
+
+/// listen(2) from a thread other than the first: the notification names
+/// the thread, and the supervisor still binds and listens.
+fn host_mode_thread_listen(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, HOST4)?;
+    let file = ctx.jail(HOST_JAIL);
+    let v = jailed(ctx, &net, &file, &["listen-thread"])?;
+    let got = addr(&v, "listen-thread")?;
+    ensure(got.starts_with("192.0.2.10:"), || {
+        format!("listen-thread: listens on {got}, expected 192.0.2.10")
+    })
 }
 
 /// Binds many sockets while another thread flips the address between a

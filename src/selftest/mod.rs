@@ -212,6 +212,13 @@ pub fn expectations(
             "[::1]",
         ),
     ];
+    if let Some(first) = jail.network.ipv4.first() {
+        add(
+            "listen from a second thread ends on the first address",
+            "listen-thread",
+            Expect::BoundTo(std::net::IpAddr::V4(first.addr)),
+        );
+    }
     for (list, any, loopback) in lists {
         let Some(first) = list.first().copied() else { continue };
         add(

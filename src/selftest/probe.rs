@@ -140,6 +140,43 @@ fn low_buffer(_: &[u8]) -> u32 {
     0
 }
 
+/// A native TCP socket, never bound, listened on by `listen`.
+fn listen_unbound(listen: impl FnOnce(i32) -> Outcome) -> Outcome {
+    // SAFETY: integer arguments.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Outcome::of(-1);
+    }
+    let out = listen_bound(fd, listen);
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    out
+}
+
+/// `listen(fd)`, then where the socket listens.
+fn listen_bound(fd: i32, listen: impl FnOnce(i32) -> Outcome) -> Outcome {
+    let out = listen(fd);
+    if out.errno != 0 {
+        return out;
+    }
+    // SAFETY: getsockname into a local sockaddr_in of the length given.
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: as above.
+    if unsafe { libc::getsockname(fd, (&mut sin as *mut libc::sockaddr_in).cast(), &mut len) } < 0 {
+        return Outcome::of(-1);
+    }
+    let at = std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+        u16::from_be(sin.sin_port),
+    );
+    Outcome {
+        ret: 0,
+        errno: 0,
+        addr: Some(at.to_string()),
+    }
+}
+
 /// A path as the kernel takes it, for [`low_buffer`].
 fn nul_terminated(s: &str) -> Vec<u8> {
     let mut v = s.as_bytes().to_vec();
@@ -600,6 +637,10 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         "i386-socket-unix" => int80(359, [1, 1, 0, 0, 0, 0]),
         "i386-socket-raw" => int80(359, [2, 3, 1, 0, 0, 0]),
         "i386-socketcall-socket" => int80(102, [1, low_buffer(&[2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]), 0, 0, 0, 0]),
+        // listen(2) on a TCP socket never bound, from a second thread.
+        "listen-thread" => std::thread::spawn(|| listen_unbound(|fd| sys(SYS_listen, [fd as u64, 1, 0, 0, 0, 0])))
+            .join()
+            .unwrap_or_default(),
         "i386-ipc-msgget" => int80(117, [13, 0, 0o600, 0, 0, 0]),
         "i386-msgget" => int80(399, [0, 0o600, 0, 0, 0, 0]),
         "i386-sethostname" => int80(74, [low_buffer(b"probe"), 5, 0, 0, 0, 0]),

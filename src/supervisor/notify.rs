@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 use crate::plan::LaunchPlan;
@@ -166,9 +166,8 @@ impl Notifier {
     /// family (port 0, as autobind would choose), then the supervisor listens
     /// on it. Both are registers; no memory is read.
     fn listen(&self, n: &Notif, listener: BorrowedFd<'_>) -> Result<i64, i32> {
-        let pidfd = raw::pidfd_open(n.pid as i32).map_err(errno)?;
-        valid(listener, n.id)?;
-        let sock = raw::pidfd_getfd(pidfd_ref(&pidfd), n.args[0] as i32).map_err(errno)?;
+        let pidfd = caller_pidfd(n, listener)?;
+        let sock = raw::pidfd_getfd(pidfd.as_fd(), n.args[0] as i32).map_err(errno)?;
         if let Some(local) = local_address(&sock) {
             let unbound = local.port() == 0 && local.ip().is_unspecified();
             if unbound {
@@ -318,9 +317,23 @@ impl Notifier {
     }
 }
 
-fn pidfd_ref(fd: &OwnedFd) -> BorrowedFd<'_> {
-    use std::os::fd::AsFd;
-    fd.as_fd()
+/// A pidfd of the calling thread, checked to be the caller's: the
+/// notification gives a thread id, which pidfd_open(2) without PIDFD_THREAD
+/// refuses for any thread but a process's first. Kernels before 6.9 lack
+/// PIDFD_THREAD; there the thread group's pidfd serves, which shares the
+/// thread's descriptors, memory and namespaces.
+fn caller_pidfd(n: &Notif, listener: BorrowedFd<'_>) -> Result<OwnedFd, i32> {
+    let pidfd = match raw::pidfd_open_thread(n.pid as i32) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            let tgid = tgid(n.pid).ok_or(libc::ESRCH)?;
+            raw::pidfd_open(tgid).map_err(errno)?
+        }
+        other => other.map_err(errno)?,
+    };
+    // The id may have been reused since the notification: act on it only if
+    // the call is still pending, hence the thread still the caller.
+    valid(listener, n.id)?;
+    Ok(pidfd)
 }
 
 /// The arguments as registers, named where the rule names them.
@@ -677,6 +690,15 @@ impl DenialLog {
             tracing::warn!("denial log {}: {e}; lines are dropped", self.file.path().display());
         }
     }
+}
+
+/// The thread group (process) of a thread, as the host sees it.
+fn tgid(tid: u32) -> Option<i32> {
+    let status = read_small(&format!("/proc/{tid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// A process's pid in its innermost pid namespace (the jail's).
