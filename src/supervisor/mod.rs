@@ -15,6 +15,7 @@ pub mod janitor;
 mod netcall;
 mod notify;
 pub mod proto;
+mod sockets;
 pub mod tty;
 
 use std::io::{self, Read, Write};
