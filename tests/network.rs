@@ -37,6 +37,21 @@ fn main() {
         &[Root, Ip],
         host_mode_tcp_fast_open,
     );
+    r.test(
+        "host_mode_i386_socketcall_listen_ends_on_the_first_address",
+        &[Root, Ip, I386],
+        host_mode_i386_socketcall_listen,
+    );
+    r.test(
+        "host_mode_i386_socketcall_sockets_obey_the_same_rules",
+        &[Root, Ip, I386],
+        host_mode_i386_socketcall_rules,
+    );
+    r.test(
+        "host_mode_listen_from_a_thread_ends_on_the_first_address",
+        &[Root, Ip],
+        host_mode_thread_listen,
+    );
     r.test("private_mode_veth_addresses_and_routes", &[Root, Ip], private_mode_veth);
     r.test(
         "private_mode_bind_race_never_escapes",
@@ -352,6 +367,124 @@ fn host_mode_ipv6(ctx: &Ctx) -> TestResult {
     }
     let seen = addr(&peer_report(server)?, "tcp-accept=[2001:db8::12]:7000/10000")?;
     ensure(seen.starts_with("[2001:db8::10]:"), || format!("the server saw {seen}"))
+}
+
+/// The local address of the one TCP socket listening in `net`, once one is.
+fn listening(net: &Net, limit: Duration) -> Option<String> {
+    let mut found = None;
+    support::wait_for(limit, || {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &net.name, "ss", "-Htln"])
+            .output()
+            .map(|o| text(&o.stdout))
+            .unwrap_or_default();
+        found = out.lines().find_map(|l| l.split_whitespace().nth(3).map(String::from));
+        found.is_some()
+    });
+    found
+}
+
+/// i386's listen(2) through socketcall on a never-bound socket (made
+/// through socketcall, or by i386's socket(2)) listens on the first
+/// address, never on the wildcard: a peer cannot reach it at another
+/// address of the host.
+fn host_mode_i386_socketcall_listen(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, HOST4)?;
+    let file = ctx.jail(HOST_JAIL);
+    let checks = ["i386-socket-socketcall-listen", "i386-socketcall-listen=4000"];
+    std::thread::scope(|s| {
+        let jail = s.spawn(|| jailed(ctx, &net, &file, &checks));
+        let at = listening(&net, Duration::from_secs(10));
+        let mut verdicts = Vec::new();
+        if let Some(port) = at.as_deref().and_then(|a| a.rsplit(':').next()) {
+            let other = format!("tcp-connect=192.0.2.12:{port}");
+            let first = format!("tcp-connect=192.0.2.10:{port}");
+            let v = peer(&net, &[&other, &first]).and_then(peer_report)?;
+            verdicts.push(ensure(errno(&v, &other) == libc::ECONNREFUSED as i64, || {
+                format!(
+                    "a peer reached the jail's listener at 192.0.2.12: {}",
+                    v["checks"][&other]
+                )
+            }));
+            verdicts.push(ensure(errno(&v, &first) == 0, || {
+                format!("a peer could not reach it at 192.0.2.10: {}", v["checks"][&first])
+            }));
+        }
+        let v = jail.join().map_err(|_| "the jail's thread panicked".to_string())??;
+        for check in checks {
+            let got = addr(&v, check)?;
+            ensure(got.starts_with("192.0.2.10:"), || {
+                format!("{check}: listens on {got}, expected 192.0.2.10")
+            })?;
+        }
+        let at = at.ok_or("nothing listened in the jail's network")?;
+        ensure(at.starts_with("192.0.2.10:"), || format!("ss saw {at} listening"))?;
+        verdicts.into_iter().collect()
+    })
+}
+
+/// Sockets made through i386's socketcall(2) get socket(2)'s answers and
+/// meet the address rule like any other.
+fn host_mode_i386_socketcall_rules(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, HOST4)?;
+    let file = ctx.jail(HOST_JAIL);
+    let checks = [
+        "socket-unix",
+        "i386-socketcall-unix",
+        "socket-inet",
+        "i386-socketcall-socket",
+        "socket-inet6",
+        "i386-socketcall-inet6",
+        "socket-packet",
+        "i386-socketcall-packet",
+        "socket-raw",
+        "i386-socketcall-raw",
+        "i386-socketcall-socketpair",
+        "i386-socketcall-bind=0.0.0.0:8090",
+        "i386-socketcall-bind=192.0.2.11:8091",
+        "i386-socketcall-bind=192.0.2.12:8092",
+    ];
+    let v = jailed(ctx, &net, &file, &checks)?;
+    for (check, expected) in [
+        ("i386-socketcall-unix", 0),
+        ("i386-socketcall-socket", 0),
+        ("i386-socketcall-inet6", libc::EAFNOSUPPORT),
+        ("i386-socketcall-packet", libc::EPROTONOSUPPORT),
+        ("i386-socketcall-raw", libc::EPERM),
+        ("i386-socketcall-socketpair", 0),
+    ] {
+        ensure(errno(&v, check) == i64::from(expected), || {
+            format!("{check}: {}, expected errno {expected}", v["checks"][check])
+        })?;
+    }
+    for (native, i386) in checks[..10].chunks(2).map(|c| (c[0], c[1])) {
+        ensure(errno(&v, native) == errno(&v, i386), || {
+            format!("{native}: {}, but {i386}: {}", v["checks"][native], v["checks"][i386])
+        })?;
+    }
+    for (check, expected) in [
+        ("i386-socketcall-bind=0.0.0.0:8090", "192.0.2.10:8090"),
+        ("i386-socketcall-bind=192.0.2.11:8091", "192.0.2.11:8091"),
+        ("i386-socketcall-bind=192.0.2.12:8092", "192.0.2.10:8092"),
+    ] {
+        let got = addr(&v, check)?;
+        ensure(got == expected, || {
+            format!("{check}: bound to {got}, expected {expected}")
+        })?;
+    }
+    Ok(())
+}
+
+/// listen(2) from a thread other than the first: the notification names
+/// the thread, and the supervisor still binds and listens.
+fn host_mode_thread_listen(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, HOST4)?;
+    let file = ctx.jail(HOST_JAIL);
+    let v = jailed(ctx, &net, &file, &["listen-thread"])?;
+    let got = addr(&v, "listen-thread")?;
+    ensure(got.starts_with("192.0.2.10:"), || {
+        format!("listen-thread: listens on {got}, expected 192.0.2.10")
+    })
 }
 
 /// Binds many sockets while another thread flips the address between a

@@ -65,6 +65,11 @@ pub enum Notify {
     /// reboot(2): EPERM for everyone; from jail root, the supervisor then
     /// halts the jail (the old manual's promise, without CAP_SYS_BOOT).
     Reboot,
+    /// i386 socketcall(2) whose arguments the rules need (SOCKET, SOCKETPAIR,
+    /// LISTEN): they are in memory, so the supervisor copies them once,
+    /// applies the direct call's rule to its copy and makes the call itself
+    /// (the socket in the caller's namespaces, with its credentials).
+    Socketcall,
 }
 
 /// What happens to a call.
@@ -272,6 +277,7 @@ pub mod consts {
     pub const FS_IOC32_SETFLAGS: u32 = 0x4004_6602;
     pub const FS_IOC_FSSETXATTR: u32 = 0x401c_5820;
     pub const SYS_SOCKET: u32 = 1;
+    pub const SYS_LISTEN: u32 = 4;
     pub const SYS_SOCKETPAIR: u32 = 8;
     pub const PER_LINUX: u32 = 0;
     pub const PER_LINUX32: u32 = 0x0008;
@@ -875,7 +881,7 @@ pub fn compile(jail: &Jail) -> SyscallPolicy {
 
     rules.push(socket_rule(jail, socket));
     rules.push(socketpair_rule(jail));
-    rules.push(socketcall_rule());
+    rules.push(socketcall_rule(jail));
     rules.push(ioctl_rule(jail));
     rules.push(file_setattr_rule(jail));
     rules.push(clone_rule());
@@ -1046,16 +1052,23 @@ fn socketpair_rule(jail: &Jail) -> Rule {
     rule
 }
 
-fn socketcall_rule() -> Rule {
-    // i386's multiplexer passes the socket's domain in memory, which a filter may
-    // not read; creating sockets through it is refused so that the direct calls,
-    // which the socket rule governs, are the only way.
+fn socketcall_rule(jail: &Jail) -> Rule {
+    // i386's multiplexer passes its arguments in memory, which a filter may not
+    // read: where a rule needs them, the supervisor copies them once, applies
+    // the direct call's rule to its copy and makes the call itself. Other calls
+    // (bind, connect, send...) meet the cgroup address hooks in the kernel
+    // whatever the entry point; accept inherits the listener's address.
+    let mut calls = vec![SYS_SOCKET, SYS_SOCKETPAIR];
+    if listen_rule(jail).otherwise != Action::Allow {
+        calls.push(SYS_LISTEN);
+    }
     Rule {
         call: Sysno::socketcall,
         arms: vec![arm(
-            vec![cond(0, "call", Test::In(sorted(vec![SYS_SOCKET, SYS_SOCKETPAIR])))],
-            errno(Errno::ENOSYS),
-            "the domain is in memory: use socket(2), which Linux 4.3 and later give i386",
+            vec![cond(0, "call", Test::In(sorted(calls)))],
+            Action::Notify(Notify::Socketcall),
+            "the arguments are in memory: the supervisor copies them, applies the socket, socketpair or listen rule \
+             and makes the call itself",
             None,
         )],
         otherwise: Action::Allow,

@@ -215,6 +215,13 @@ pub fn expectations(
             "[::1]",
         ),
     ];
+    if let Some(first) = jail.network.ipv4.first() {
+        add(
+            "listen from a second thread ends on the first address",
+            "listen-thread",
+            Expect::BoundTo(std::net::IpAddr::V4(first.addr)),
+        );
+    }
     for (list, any, loopback) in lists.into_iter().filter(|_| rewrites) {
         let Some(first) = list.first().copied() else { continue };
         add(
@@ -374,11 +381,38 @@ pub fn expectations(
                 );
             }
         }
+        // socketcall(2), which i386 libcs make sockets through: the
+        // supervisor applies socket(2)'s rule to its copy of the arguments.
+        add("i386: socketcall(SOCKET) works", "i386-socketcall-unix", Errno(0));
         add(
-            "i386: socketcall(SOCKET) is refused (ENOSYS)",
-            "i386-socketcall-socket",
-            Errno(ENOSYS),
+            "i386: socketcall(SOCKETPAIR) works",
+            "i386-socketcall-socketpair",
+            Errno(0),
         );
+        add(
+            "i386: socketcall(SOCKET), the same socket domains",
+            "i386-socketcall-packet",
+            domain,
+        );
+        add(
+            "i386: socketcall(SOCKET), the same address families",
+            "i386-socketcall-socket",
+            Errno(if v4 { 0 } else { EAFNOSUPPORT }),
+        );
+        if v4 && !allows(Allow::RawSockets) {
+            add(
+                "i386: socketcall(SOCKET), SOCK_RAW is denied (EPERM)",
+                "i386-socketcall-raw",
+                Errno(EPERM),
+            );
+        }
+        if let Some(first) = jail.network.ipv4.first() {
+            add(
+                "i386: listen through socketcall ends on the first address",
+                "i386-socketcall-listen",
+                Expect::BoundTo(std::net::IpAddr::V4(first.addr)),
+            );
+        }
         add("i386: the same SysV IPC rule", "i386-ipc-msgget", Errno(ipc));
         add("i386: the same SysV IPC rule", "i386-msgget", Errno(ipc));
         for check in [

@@ -153,7 +153,7 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
 }
 
 /// Accepts peers until `hold` has passed, greeting each with its address.
-fn serve_for(listener: &TcpListener, hold: Duration) {
+pub(super) fn serve_for(listener: &TcpListener, hold: Duration) {
     let start = Instant::now();
     let _ = listener.set_nonblocking(true);
     while start.elapsed() < hold {

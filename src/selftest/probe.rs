@@ -140,6 +140,120 @@ pub(super) fn low_buffer(_: &[u8]) -> u32 {
     0
 }
 
+const SYS_SOCKET: u32 = 1;
+const SYS_LISTEN: u32 = 4;
+const SYS_SOCKETPAIR: u32 = 8;
+
+/// socketcall(2) through `int 0x80`, its argument words below 4 GiB.
+fn socketcall(call: u32, words: &[u32]) -> Outcome {
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    int80(102, [call, low_buffer(&bytes), 0, 0, 0, 0])
+}
+
+/// socketcall(SOCKETPAIR) of a unix stream pair: the two descriptors the
+/// kernel wrote must be connected to each other (EBADF otherwise).
+fn i386_socketpair() -> Outcome {
+    let sv = low_buffer(&[0xff; 8]);
+    let out = socketcall(SYS_SOCKETPAIR, &[1, 1, 0, sv]);
+    if out.errno != 0 || sv == 0 {
+        return out;
+    }
+    // SAFETY: sv is a live low mapping of at least 8 bytes.
+    let [a, b] = unsafe { std::ptr::read(sv as usize as *const [i32; 2]) };
+    let mut got = [0u8; 1];
+    // SAFETY: write and read on the two descriptors, with local buffers.
+    let works =
+        unsafe { libc::write(a, b"x".as_ptr().cast(), 1) == 1 && libc::read(b, got.as_mut_ptr().cast(), 1) == 1 };
+    if works && got == *b"x" {
+        out
+    } else {
+        Outcome {
+            ret: -1,
+            errno: libc::EBADF,
+            addr: None,
+        }
+    }
+}
+
+/// listen(2) through socketcall on a TCP socket never bound, made through
+/// socketcall or i386's socket(2).
+fn i386_listen(through_socketcall: bool, arg: Option<&str>) -> Outcome {
+    let hold = arg.and_then(|a| a.parse().ok()).unwrap_or(0);
+    let made = if through_socketcall {
+        socketcall(SYS_SOCKET, &[2, 1, 0])
+    } else {
+        int80(359, [2, 1, 0, 0, 0, 0])
+    };
+    if made.errno != 0 {
+        return made;
+    }
+    // SAFETY: the descriptor is the socket just made, ours alone.
+    let listener = unsafe { <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(made.ret as i32) };
+    let out = listen_bound(made.ret as i32, |fd| socketcall(SYS_LISTEN, &[fd as u32, 8]));
+    if out.errno == 0 && hold > 0 {
+        super::netprobe::serve_for(&listener, std::time::Duration::from_millis(hold));
+    }
+    out
+}
+
+/// A TCP socket made through socketcall, bound to `to` through socketcall.
+fn i386_bind(to: std::net::SocketAddrV4) -> Outcome {
+    const SYS_BIND: u32 = 2;
+    let made = socketcall(SYS_SOCKET, &[2, 1, 0]);
+    if made.errno != 0 {
+        return made;
+    }
+    let fd = made.ret as i32;
+    // SAFETY: the descriptor is the socket just made, ours alone; closed on drop.
+    let _owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let mut sin = (libc::AF_INET as u16).to_ne_bytes().to_vec();
+    sin.extend(to.port().to_be_bytes());
+    sin.extend(to.ip().octets());
+    sin.extend([0; 8]);
+    let bound = socketcall(SYS_BIND, &[fd as u32, low_buffer(&sin), sin.len() as u32]);
+    if bound.errno != 0 {
+        return bound;
+    }
+    listen_bound(fd, |_| Outcome::default())
+}
+
+/// A native TCP socket, never bound, listened on by `listen`.
+fn listen_unbound(listen: impl FnOnce(i32) -> Outcome) -> Outcome {
+    // SAFETY: integer arguments.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Outcome::of(-1);
+    }
+    let out = listen_bound(fd, listen);
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    out
+}
+
+/// `listen(fd)`, then where the socket listens.
+fn listen_bound(fd: i32, listen: impl FnOnce(i32) -> Outcome) -> Outcome {
+    let out = listen(fd);
+    if out.errno != 0 {
+        return out;
+    }
+    // SAFETY: getsockname into a local sockaddr_in of the length given.
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: as above.
+    if unsafe { libc::getsockname(fd, (&mut sin as *mut libc::sockaddr_in).cast(), &mut len) } < 0 {
+        return Outcome::of(-1);
+    }
+    let at = std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+        u16::from_be(sin.sin_port),
+    );
+    Outcome {
+        ret: 0,
+        errno: 0,
+        addr: Some(at.to_string()),
+    }
+}
+
 /// A path as the kernel takes it, for [`low_buffer`].
 fn nul_terminated(s: &str) -> Vec<u8> {
     let mut v = s.as_bytes().to_vec();
@@ -607,7 +721,27 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         "i386-socket-raw" => int80(359, [2, 3, 1, 0, 0, 0]),
         "i386-socket-sctp" => int80(359, [2, 1, IPPROTO_SCTP as u32, 0, 0, 0]),
         "i386-socket-mptcp" => int80(359, [2, 1, IPPROTO_MPTCP as u32, 0, 0, 0]),
-        "i386-socketcall-socket" => int80(102, [1, low_buffer(&[2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]), 0, 0, 0, 0]),
+        // socketcall(2), the multiplexer i386 libcs call socket(2) through:
+        // the supervisor makes the socket, by socket(2)'s rule.
+        "i386-socketcall-socket" => socketcall(SYS_SOCKET, &[2, 1, 0]),
+        "i386-socketcall-unix" => socketcall(SYS_SOCKET, &[1, 1, 0]),
+        "i386-socketcall-packet" => socketcall(SYS_SOCKET, &[17, 2, 0]),
+        "i386-socketcall-raw" => socketcall(SYS_SOCKET, &[2, 3, 1]),
+        "i386-socketcall-inet6" => socketcall(SYS_SOCKET, &[10, 1, 0]),
+        // i386-socketcall-bind=ADDR: where a TCP socket made through
+        // socketcall ends up when bound to ADDR through socketcall.
+        "i386-socketcall-bind" => i386_bind(arg?.parse().ok()?),
+        "i386-socketcall-socketpair" => i386_socketpair(),
+        // i386-socketcall-listen[=HOLD_MS]: listen(2) through socketcall on a
+        // TCP socket never bound, made through socketcall; says where it
+        // listens, and holds it open, greeting peers, for HOLD_MS.
+        "i386-socketcall-listen" => i386_listen(true, arg),
+        // The same on a socket made by i386's socket(2).
+        "i386-socket-socketcall-listen" => i386_listen(false, arg),
+        // listen(2) on a TCP socket never bound, from a second thread.
+        "listen-thread" => std::thread::spawn(|| listen_unbound(|fd| sys(SYS_listen, [fd as u64, 1, 0, 0, 0, 0])))
+            .join()
+            .unwrap_or_default(),
         "i386-ipc-msgget" => int80(117, [13, 0, 0o600, 0, 0, 0]),
         "i386-msgget" => int80(399, [0, 0o600, 0, 0, 0, 0]),
         "i386-sethostname" => int80(74, [low_buffer(b"probe"), 5, 0, 0, 0, 0]),

@@ -14,6 +14,7 @@ mod init;
 pub mod janitor;
 mod notify;
 pub mod proto;
+mod sockets;
 pub mod tty;
 
 use std::io::{self, Read, Write};

@@ -12,10 +12,13 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::Instant;
 
+use super::sockets::{self, Make};
 use crate::plan::LaunchPlan;
+use crate::policy::syscalls::consts::{SYS_LISTEN, SYS_SOCKET, SYS_SOCKETPAIR};
 use crate::policy::syscalls::{Action, Errno, Notify};
 use crate::sys::logfile::LogFile;
 use crate::sys::raw;
@@ -44,9 +47,15 @@ pub struct Notifier {
     jail_root_mapped: bool,
     /// The uid that owns the jail's user namespace, when it is not ours.
     namespace_owner: Option<u32>,
+    /// The jail's unified-hierarchy cgroup, where its address programs are
+    /// attached: sockets made for the jail are made there.
+    cgroup: Option<PathBuf>,
+    /// It, opened at the first socket made.
+    cgroup_fd: Option<OwnedFd>,
 }
 
 /// A notification as the kernel gives it.
+#[derive(Clone, Copy)]
 pub struct Notif {
     /// Its id, valid while the call is pending.
     pub id: u64,
@@ -74,6 +83,11 @@ impl Notifier {
             halt: None,
             jail_root_mapped: plan.ids.maps(0),
             namespace_owner: plan.ids.namespace_owner(),
+            cgroup: plan.host.iter().find_map(|s| match s {
+                crate::plan::HostStep::Clone { into_cgroup, .. } => into_cgroup.clone(),
+                _ => None,
+            }),
+            cgroup_fd: None,
         }
     }
 
@@ -120,7 +134,12 @@ impl Notifier {
         );
         let mut line = None;
         let answer = match action {
-            Action::Notify(Notify::Listen) => self.listen(&n, listener),
+            Action::Notify(Notify::Listen) => self.listen(&n, listener, n.args[0] as i32, n.args[1] as i32),
+            Action::Notify(Notify::Socketcall) => match self.socketcall(&n, listener) {
+                Some(answer) => answer,
+                // Answered with the new descriptor by the kernel (ADDFD_FLAG_SEND).
+                None => return Ok(()),
+            },
             Action::Notify(Notify::Rlimit) => self.rlimit(&n, listener, call),
             Action::Notify(Notify::Reboot) => {
                 self.halt = self.reboot_halts(&n, listener);
@@ -154,11 +173,11 @@ impl Notifier {
 
     /// listen(2): a socket that was never bound gets the first address of its
     /// family (port 0, as autobind would choose), then the supervisor listens
-    /// on it. Both are registers; no memory is read.
-    fn listen(&self, n: &Notif, listener: BorrowedFd<'_>) -> Result<i64, i32> {
-        let pidfd = raw::pidfd_open(n.pid as i32).map_err(errno)?;
-        valid(listener, n.id)?;
-        let sock = raw::pidfd_getfd(pidfd_ref(&pidfd), n.args[0] as i32).map_err(errno)?;
+    /// on it. `fd` and `backlog` are registers, or the supervisor's copy of
+    /// socketcall's words; the socket's state is the kernel's.
+    fn listen(&self, n: &Notif, listener: BorrowedFd<'_>, fd: i32, backlog: i32) -> Result<i64, i32> {
+        let pidfd = caller_pidfd(n, listener)?;
+        let sock = raw::pidfd_getfd(pidfd.as_fd(), fd).map_err(errno)?;
         if let Some(local) = local_address(&sock) {
             let unbound = local.port() == 0 && local.ip().is_unspecified();
             if unbound {
@@ -175,8 +194,145 @@ impl Notifier {
             }
         }
         // SAFETY: listen(2) on a descriptor we own, with the caller's backlog.
-        let r = unsafe { libc::listen(sock.as_raw_fd(), n.args[1] as i32) };
+        let r = unsafe { libc::listen(sock.as_raw_fd(), backlog) };
         if r < 0 { Err(last_errno()) } else { Ok(0) }
+    }
+
+    /// i386 socketcall(2) of SOCKET, SOCKETPAIR or LISTEN: the argument
+    /// words are copied once; the direct call's rule decides on the copy, as
+    /// if it were registers; the supervisor makes the call itself. None when
+    /// the kernel has answered already (with the new socket's number).
+    fn socketcall(&mut self, n: &Notif, listener: BorrowedFd<'_>) -> Option<Result<i64, i32>> {
+        let (call, words) = match n.args[0] as u32 {
+            SYS_SOCKET => (Sysno::socket, 3),
+            SYS_SOCKETPAIR => (Sysno::socketpair, 4),
+            SYS_LISTEN => (Sysno::listen, 2),
+            _ => return Some(Err(libc::ENOSYS)),
+        };
+        let pidfd = match caller_pidfd(n, listener) {
+            Ok(fd) => fd,
+            Err(e) => return Some(Err(e)),
+        };
+        // As the kernel reads them: 32-bit words at a 32-bit address.
+        let bytes = match read_memory(n.pid, u64::from(n.args[1] as u32), words * 4) {
+            Ok(b) => b,
+            Err(e) => return Some(Err(errno(e))),
+        };
+        let mut args = [0u64; 6];
+        for (arg, word) in args.iter_mut().zip(bytes.chunks_exact(4)) {
+            *arg = u64::from(u32::from_ne_bytes(word.try_into().expect("4 bytes")));
+        }
+        // The copy is this call's only while the call is pending.
+        if let Err(e) = valid(listener, n.id) {
+            return Some(Err(e));
+        }
+        let copied = Notif { args, ..*n };
+        let (action, allow) = match self.policy.rule(call) {
+            Some(rule) => {
+                let (action, _, allow) = rule.decide(&args);
+                (action, allow)
+            }
+            None => (self.policy.default, None),
+        };
+        tracing::trace!(
+            "pid {} socketcall {call}({:#x}, {:#x}, {:#x}): {action:?}",
+            n.pid,
+            args[0],
+            args[1],
+            args[2]
+        );
+        match (action, call) {
+            (Action::Errno(e), _) => {
+                // Counted and logged as the filter's own denials are: only
+                // when denials are logged.
+                let abi = self.abis.iter().copied().find(|a| a.audit_arch() == n.arch);
+                if self.log.is_some()
+                    && let (Some(line), Some(log)) = (self.denial(&copied, abi, Some(call), e, allow), &mut self.log)
+                {
+                    log.line(&line);
+                }
+                Some(Err(i32::from(e.number())))
+            }
+            (Action::Notify(Notify::Listen), Sysno::listen) => {
+                Some(self.listen(n, listener, args[0] as i32, args[1] as i32))
+            }
+            (Action::Allow, Sysno::listen) => Some(listen_as_is(&pidfd, args[0] as i32, args[1] as i32)),
+            (Action::Allow, Sysno::socket | Sysno::socketpair) => self.make_socket(n, listener, &pidfd, call, &args),
+            // No other answer is the direct call's; refuse rather than guess.
+            _ => Some(Err(libc::ENOSYS)),
+        }
+    }
+
+    /// Makes an allowed socket or pair as the caller and installs it there.
+    fn make_socket(
+        &mut self,
+        n: &Notif,
+        listener: BorrowedFd<'_>,
+        pidfd: &OwnedFd,
+        call: Sysno,
+        args: &[u64; 6],
+    ) -> Option<Result<i64, i32>> {
+        let (domain, ty, protocol) = (args[0] as i32, args[1] as i32, args[2] as i32);
+        let cloexec = if ty & libc::SOCK_CLOEXEC != 0 {
+            libc::O_CLOEXEC as u32
+        } else {
+            0
+        };
+        let sv = u64::from(args[3] as u32);
+        let make = if call == Sysno::socketpair {
+            // The kernel writes sv[2] last; a pointer it could not write to
+            // fails before anything is installed, as there.
+            if let Err(e) = read_memory(n.pid, sv, 8).and_then(|b| write_memory(n.pid, sv, &b)) {
+                return Some(Err(errno(e)));
+            }
+            Make::Pair { domain, ty, protocol }
+        } else {
+            Make::Socket { domain, ty, protocol }
+        };
+        let result = sockets::Caller::read(n.pid).and_then(|caller| {
+            // The credentials read belong to the caller only while it waits.
+            valid(listener, n.id).map_err(|e| sockets::MakeError::Caller {
+                what: "notification",
+                source: io::Error::from_raw_os_error(e),
+            })?;
+            let cgroup = self.cgroup_fd().map_err(|source| sockets::MakeError::Helper {
+                what: "opening the jail's cgroup",
+                source,
+            })?;
+            sockets::make(&caller, pidfd.as_fd(), cgroup, make)
+        });
+        let fds = match result {
+            Ok(fds) => fds,
+            Err(sockets::MakeError::Refused(e)) => return Some(Err(e)),
+            Err(e) => {
+                tracing::warn!("pid {}: {call} through socketcall: {e}", n.pid);
+                return Some(Err(e.errno()));
+            }
+        };
+        if let [fd] = fds.as_slice() {
+            return match raw::seccomp_addfd(listener, n.id, fd.as_fd(), cloexec, true) {
+                Ok(_) => None,
+                Err(e) => Some(Err(errno(e))),
+            };
+        }
+        let mut numbers = Vec::with_capacity(8);
+        for fd in &fds {
+            match raw::seccomp_addfd(listener, n.id, fd.as_fd(), cloexec, false) {
+                Ok(number) => numbers.extend(number.to_ne_bytes()),
+                Err(e) => return Some(Err(errno(e))),
+            }
+        }
+        Some(write_memory(n.pid, sv, &numbers).map(|()| 0).map_err(errno))
+    }
+
+    /// The jail's cgroup directory, opened once; None without one.
+    fn cgroup_fd(&mut self) -> io::Result<Option<BorrowedFd<'_>>> {
+        if self.cgroup_fd.is_none()
+            && let Some(path) = &self.cgroup
+        {
+            self.cgroup_fd = Some(File::open(path)?.into());
+        }
+        Ok(self.cgroup_fd.as_ref().map(|f| f.as_fd()))
     }
 
     /// Runs `f` as the owner of the jail's user namespace (jail root's host
@@ -308,9 +464,31 @@ impl Notifier {
     }
 }
 
-fn pidfd_ref(fd: &OwnedFd) -> BorrowedFd<'_> {
-    use std::os::fd::AsFd;
-    fd.as_fd()
+/// A pidfd of the calling thread, checked to be the caller's: the
+/// notification gives a thread id, which pidfd_open(2) without PIDFD_THREAD
+/// refuses for any thread but a process's first. Kernels before 6.9 lack
+/// PIDFD_THREAD; there the thread group's pidfd serves, which shares the
+/// thread's descriptors, memory and namespaces.
+fn caller_pidfd(n: &Notif, listener: BorrowedFd<'_>) -> Result<OwnedFd, i32> {
+    let pidfd = match raw::pidfd_open_thread(n.pid as i32) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            let tgid = tgid(n.pid).ok_or(libc::ESRCH)?;
+            raw::pidfd_open(tgid).map_err(errno)?
+        }
+        other => other.map_err(errno)?,
+    };
+    // The id may have been reused since the notification: act on it only if
+    // the call is still pending, hence the thread still the caller.
+    valid(listener, n.id)?;
+    Ok(pidfd)
+}
+
+/// listen(2), the supervisor's own, on the caller's socket `fd`.
+fn listen_as_is(pidfd: &OwnedFd, fd: i32, backlog: i32) -> Result<i64, i32> {
+    let sock = raw::pidfd_getfd(pidfd.as_fd(), fd).map_err(errno)?;
+    // SAFETY: listen(2) on a descriptor we own.
+    let r = unsafe { libc::listen(sock.as_raw_fd(), backlog) };
+    if r < 0 { Err(last_errno()) } else { Ok(0) }
 }
 
 /// The arguments as registers, named where the rule names them.
@@ -649,6 +827,15 @@ impl DenialLog {
             tracing::warn!("denial log {}: {e}; lines are dropped", self.file.path().display());
         }
     }
+}
+
+/// The thread group (process) of a thread, as the host sees it.
+fn tgid(tid: u32) -> Option<i32> {
+    let status = read_small(&format!("/proc/{tid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// A process's pid in its innermost pid namespace (the jail's).

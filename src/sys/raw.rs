@@ -271,12 +271,31 @@ pub enum Forked {
 /// With `cgroup`, the child starts in that cgroup directory (CLONE_INTO_CGROUP,
 /// Linux 5.7, unified hierarchy only): no migration, nothing escapes accounting.
 pub unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
+    // SAFETY: the caller upholds clone3's contract.
+    unsafe { clone3_signal(flags, cgroup, libc::SIGCHLD) }
+}
+
+/// [`clone3`] for a helper child that ends without a signal to its parent:
+/// with no exit signal, only a wait with `__WALL` (or on its pidfd) reaps it,
+/// so a `waitpid(-1)` elsewhere cannot take its status.
+///
+/// # Safety
+///
+/// The caller may be multithreaded; then the child must make only raw system
+/// calls (no allocation, no lock, no libc wrapper that keeps state) until it
+/// exits with `_exit`.
+pub unsafe fn clone3_helper(cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
+    // SAFETY: the caller upholds the contract above.
+    unsafe { clone3_signal(0, cgroup, 0) }
+}
+
+unsafe fn clone3_signal(flags: u64, cgroup: Option<BorrowedFd<'_>>, exit_signal: i32) -> io::Result<Forked> {
     let mut pidfd: RawFd = -1;
     let into = cgroup.map_or(0, |_| CLONE_INTO_CGROUP);
     let args = CloneArgs {
         flags: flags | libc::CLONE_PIDFD as u64 | into,
         pidfd: &mut pidfd as *mut RawFd as u64,
-        exit_signal: libc::SIGCHLD as u64,
+        exit_signal: exit_signal as u64,
         cgroup: cgroup.map_or(0, |fd| fd.as_raw_fd() as u64),
         ..CloneArgs::default()
     };
@@ -305,6 +324,36 @@ pub unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<F
 pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     // SAFETY: integer arguments.
     owned(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
+}
+
+/// pidfd_open(2) with PIDFD_THREAD (Linux 6.9): a pidfd of any thread, not
+/// only of a thread group's leader. Older kernels refuse the flag (EINVAL).
+pub fn pidfd_open_thread(tid: libc::pid_t) -> io::Result<OwnedFd> {
+    const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
+    // SAFETY: integer arguments.
+    owned(unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) })
+}
+
+/// SECCOMP_IOCTL_NOTIF_ADDFD: installs `fd` into the process whose call `id`
+/// is pending, with `newfd_flags` (O_CLOEXEC); returns its number there.
+/// With `send`, the kernel also answers the call with that number, at once.
+pub fn seccomp_addfd(
+    listener: BorrowedFd<'_>,
+    id: u64,
+    fd: BorrowedFd<'_>,
+    newfd_flags: u32,
+    send: bool,
+) -> io::Result<RawFd> {
+    let addfd = libc::seccomp_notif_addfd {
+        id,
+        flags: if send { libc::SECCOMP_ADDFD_FLAG_SEND as u32 } else { 0 },
+        srcfd: fd.as_raw_fd() as u32,
+        newfd: 0,
+        newfd_flags,
+    };
+    // SAFETY: NOTIF_ADDFD reads addfd, which lives for the call.
+    let r = unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &addfd) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
 }
 
 /// pidfd_send_signal(2).
