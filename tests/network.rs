@@ -227,6 +227,15 @@ fn addr(v: &Value, check: &str) -> Result<String, String> {
     }
 }
 
+/// Each check bound its socket where expected.
+fn bound_as(v: &Value, expected: &[(&str, &str)]) -> TestResult {
+    for (check, want) in expected {
+        let got = addr(v, check)?;
+        ensure(got == *want, || format!("{check}: bound to {got}, expected {want}"))?;
+    }
+    Ok(())
+}
+
 fn errno(v: &Value, check: &str) -> i64 {
     v["checks"][check]["errno"].as_i64().unwrap_or(-1)
 }
@@ -246,23 +255,21 @@ fn host_mode_binds(ctx: &Ctx) -> TestResult {
         "socket-inet6",
     ];
     let v = jailed(ctx, &net, &file, &checks)?;
-    for (check, expected) in [
-        // The wildcard becomes the first address, the port kept.
-        ("tcp-listen=0.0.0.0:8080", "192.0.2.10:8080"),
-        // A second listed address stays.
-        ("tcp-listen=192.0.2.11:8081", "192.0.2.11:8081"),
-        // An unlisted one, although the host holds it, is rewritten.
-        ("tcp-listen=192.0.2.12:8082", "192.0.2.10:8082"),
-        // Loopback too: the jail's loopback is its address.
-        ("tcp-listen=127.0.0.1:8083", "192.0.2.10:8083"),
-        // Jail root binds a privileged port on its address.
-        ("tcp-listen=0.0.0.0:80", "192.0.2.10:80"),
-    ] {
-        let got = addr(&v, check)?;
-        ensure(got == expected, || {
-            format!("{check}: bound to {got}, expected {expected}")
-        })?;
-    }
+    bound_as(
+        &v,
+        &[
+            // The wildcard becomes the first address, the port kept.
+            ("tcp-listen=0.0.0.0:8080", "192.0.2.10:8080"),
+            // A second listed address stays.
+            ("tcp-listen=192.0.2.11:8081", "192.0.2.11:8081"),
+            // An unlisted one, although the host holds it, is rewritten.
+            ("tcp-listen=192.0.2.12:8082", "192.0.2.10:8082"),
+            // Loopback too: the jail's loopback is its address.
+            ("tcp-listen=127.0.0.1:8083", "192.0.2.10:8083"),
+            // Jail root binds a privileged port on its address.
+            ("tcp-listen=0.0.0.0:80", "192.0.2.10:80"),
+        ],
+    )?;
     // A family without addresses is denied.
     ensure(errno(&v, "socket-inet6") == libc::EAFNOSUPPORT as i64, || {
         format!("socket-inet6: {}", v["checks"]["socket-inet6"])
@@ -352,19 +359,17 @@ fn host_mode_ipv6(ctx: &Ctx) -> TestResult {
             "tcp-connect=[2001:db8::12]:7000",
         ],
     )?;
-    for (check, expected) in [
-        ("tcp-listen=[::]:8080", "[2001:db8::10]:8080"),
-        ("tcp-listen=[2001:db8::11]:8081", "[2001:db8::11]:8081"),
-        ("tcp-listen=[2001:db8::12]:8082", "[2001:db8::10]:8082"),
-        ("tcp-listen=[::1]:8083", "[2001:db8::10]:8083"),
-        // IPv4 through an IPv6 socket follows the IPv4 list.
-        ("tcp-listen=[::ffff:192.0.2.12]:8084", "[::ffff:192.0.2.10]:8084"),
-    ] {
-        let got = addr(&v, check)?;
-        ensure(got == expected, || {
-            format!("{check}: bound to {got}, expected {expected}")
-        })?;
-    }
+    bound_as(
+        &v,
+        &[
+            ("tcp-listen=[::]:8080", "[2001:db8::10]:8080"),
+            ("tcp-listen=[2001:db8::11]:8081", "[2001:db8::11]:8081"),
+            ("tcp-listen=[2001:db8::12]:8082", "[2001:db8::10]:8082"),
+            ("tcp-listen=[::1]:8083", "[2001:db8::10]:8083"),
+            // IPv4 through an IPv6 socket follows the IPv4 list.
+            ("tcp-listen=[::ffff:192.0.2.12]:8084", "[::ffff:192.0.2.10]:8084"),
+        ],
+    )?;
     let seen = addr(&peer_report(server)?, "tcp-accept=[2001:db8::12]:7000/10000")?;
     ensure(seen.starts_with("[2001:db8::10]:"), || format!("the server saw {seen}"))
 }
@@ -462,16 +467,14 @@ fn host_mode_i386_socketcall_rules(ctx: &Ctx) -> TestResult {
             format!("{native}: {}, but {i386}: {}", v["checks"][native], v["checks"][i386])
         })?;
     }
-    for (check, expected) in [
-        ("i386-socketcall-bind=0.0.0.0:8090", "192.0.2.10:8090"),
-        ("i386-socketcall-bind=192.0.2.11:8091", "192.0.2.11:8091"),
-        ("i386-socketcall-bind=192.0.2.12:8092", "192.0.2.10:8092"),
-    ] {
-        let got = addr(&v, check)?;
-        ensure(got == expected, || {
-            format!("{check}: bound to {got}, expected {expected}")
-        })?;
-    }
+    bound_as(
+        &v,
+        &[
+            ("i386-socketcall-bind=0.0.0.0:8090", "192.0.2.10:8090"),
+            ("i386-socketcall-bind=192.0.2.11:8091", "192.0.2.11:8091"),
+            ("i386-socketcall-bind=192.0.2.12:8092", "192.0.2.10:8092"),
+        ],
+    )?;
     Ok(())
 }
 
@@ -840,16 +843,14 @@ fn private_mode_veth(ctx: &Ctx) -> TestResult {
     ensure(added.len() == 1 && added[0].starts_with("sj"), || {
         format!("links added during the jail: {added:?}")
     })?;
-    for (check, expected) in [
-        ("tcp-listen=0.0.0.0:8080", "10.89.0.2:8080"),
-        ("tcp-listen=10.89.0.3:8081", "10.89.0.3:8081"),
-        ("tcp-listen=10.89.0.9:8082", "10.89.0.2:8082"),
-    ] {
-        let got = addr(&v, check)?;
-        ensure(got == expected, || {
-            format!("{check}: bound to {got}, expected {expected}")
-        })?;
-    }
+    bound_as(
+        &v,
+        &[
+            ("tcp-listen=0.0.0.0:8080", "10.89.0.2:8080"),
+            ("tcp-listen=10.89.0.3:8081", "10.89.0.3:8081"),
+            ("tcp-listen=10.89.0.9:8082", "10.89.0.2:8082"),
+        ],
+    )?;
     ensure(errno(&v, "socket-inet6") == libc::EAFNOSUPPORT as i64, || {
         format!("{}", v["checks"]["socket-inet6"])
     })?;
