@@ -22,6 +22,7 @@ fn main() {
     r.test("host_mode_peers_see_the_jails_address", &[Root, Ip], host_mode_peers);
     r.test("host_mode_ipv6_and_mapped_addresses", &[Root, Ip], host_mode_ipv6);
     r.test("host_mode_bind_race_never_escapes", &[Root, Ip], host_mode_bind_race);
+    r.test("host_mode_dup2_race_never_escapes", &[Root, Ip], host_mode_dup2_race);
     r.test(
         "host_mode_udp_autobind_receives_on_listed_addresses_only",
         &[Root, Ip],
@@ -506,6 +507,48 @@ fn race(
         format!("only {ok} binds succeeded: {}", v["checks"][&check])
     })?;
     Ok(addr(&v, &check)?.split(',').map(String::from).collect())
+}
+
+/// The race the unprivileged fallback lost (issue 11): another thread
+/// swaps the descriptor, with dup2(2), between a unix socket and inet ones
+/// while listen(2) or sendto(2) run on it. The supervisor's listen and the
+/// programs act on the object, never on a number looked up again: every
+/// socket that listened is on a listed address, and every datagram that
+/// left came from the jail's address.
+fn host_mode_dup2_race(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, HOST4)?;
+    // Not the host's primary address, which a send that escaped the rule
+    // would take as its source.
+    let file = ctx.jail("[network]\nmode = \"host\"\nipv4 = [\"192.0.2.11\"]\n[limits]\npids = 32\n");
+    let sources = "udp-sources=192.0.2.12:7040/12000";
+    let server = peer(&net, &[sources])?;
+    std::thread::sleep(Duration::from_millis(300));
+    let (listen, send) = ("listen-dup2-race=20000", "send-dup2-race=192.0.2.12:7040/20000");
+    let v = jailed(ctx, &net, &file, &[listen, send])?;
+    let seen = peer_report(server)?;
+    let listed = set(&["192.0.2.11"]);
+    let at: BTreeSet<String> = addr(&v, listen)?
+        .split(',')
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect();
+    ensure(
+        v["checks"][listen]["ret"].as_i64().unwrap_or(0) > 100 && !at.is_empty(),
+        || format!("the race hardly ran: {}", v["checks"][listen]),
+    )?;
+    ensure(at.is_subset(&listed), || format!("sockets listened on {at:?}"))?;
+    let from: BTreeSet<String> = addr(&seen, sources)?
+        .split(',')
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect();
+    ensure(seen["checks"][sources]["ret"].as_i64().unwrap_or(0) > 100, || {
+        format!(
+            "the peer got {}; the jail sent {}",
+            seen["checks"][sources], v["checks"][send]
+        )
+    })?;
+    ensure(from == listed, || format!("datagrams came from {from:?}"))
 }
 
 fn host_mode_bind_race(ctx: &Ctx) -> TestResult {

@@ -148,6 +148,15 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
             let n: u32 = parts.next()?.parse().ok()?;
             bind_race(listed, unlisted, n)
         }
+        // listen-dup2-race=N and send-dup2-race=DEST/N: one thread swaps the
+        // descriptor the calls name between sockets (dup2) while this one
+        // calls listen(2), or sendto(2) to DEST, N times. Says how many calls
+        // succeeded and every address a socket listened or sent from.
+        "listen-dup2-race" => dup2_race(None, arg?.parse().ok()?),
+        "send-dup2-race" => {
+            let (dest, n) = arg?.split_once('/')?;
+            dup2_race(Some(dest.parse().ok()?), n.parse().ok()?)
+        }
         _ => return None,
     })
 }
@@ -178,6 +187,9 @@ enum Server {
     /// `udp-reflect=ADDR/TIMEOUT_MS/IP,...`: waits for a datagram, then
     /// sends one to its source port at each IP, from fresh sockets.
     Reflect(UdpSocket, Duration, Vec<IpAddr>),
+    /// `udp-sources=ADDR/FOR_MS`: the source addresses of every datagram
+    /// that arrives within FOR_MS.
+    Sources(UdpSocket, Duration),
 }
 
 impl Servers {
@@ -190,6 +202,8 @@ impl Servers {
                     .map(|(addr, ms)| TcpListener::bind(addr).map(|l| Server::Tcp(l, Duration::from_millis(ms)))),
                 Some(("udp-recv", arg)) => parse(arg)
                     .map(|(addr, ms)| UdpSocket::bind(addr).map(|s| Server::Udp(s, Duration::from_millis(ms)))),
+                Some(("udp-sources", arg)) => parse(arg)
+                    .map(|(addr, ms)| UdpSocket::bind(addr).map(|s| Server::Sources(s, Duration::from_millis(ms)))),
                 Some(("udp-reflect", arg)) => arg.rsplit_once('/').and_then(|(first, targets)| {
                     let targets: Vec<IpAddr> = targets.split(',').map(|t| t.parse().ok()).collect::<Option<_>>()?;
                     parse(first).map(|(addr, ms)| {
@@ -218,6 +232,26 @@ impl Servers {
                 }
             }
             Ok(Server::Reflect(socket, timeout, targets)) => reflect(&socket, timeout, &targets),
+            Ok(Server::Sources(socket, window)) => {
+                let start = Instant::now();
+                let (mut count, mut from) = (0, std::collections::BTreeSet::new());
+                let mut buf = [0u8; 64];
+                while let Some(left) = window.checked_sub(start.elapsed()) {
+                    let _ = socket.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+                    match socket.recv_from(&mut buf) {
+                        Ok((_, peer)) => {
+                            count += 1;
+                            from.insert(peer.ip().to_string());
+                        }
+                        Err(_) => break,
+                    }
+                }
+                Outcome {
+                    ret: count,
+                    errno: 0,
+                    addr: Some(from.into_iter().collect::<Vec<_>>().join(",")),
+                }
+            }
             Err(e) => failed(e),
         })
     }
@@ -413,6 +447,105 @@ fn udp_sendmsg(addr: SocketAddr, count: usize) -> Outcome {
             addr: Some(a.to_string()),
         },
         Err(e) => failed(e),
+    }
+}
+
+/// The race the supervisor must not lose: a decision made on descriptor N
+/// holds only if the kernel never looks N up again. One thread swaps N,
+/// with dup2(2), between never-bound TCP (or, with `dest`, UDP) sockets and
+/// a unix socket, while this thread calls listen(N) or sendto(N, dest) `n`
+/// times (bounded to 15 s). Every socket that ended up listening, or that
+/// sent, says where it is bound; the caller checks none is unlisted.
+fn dup2_race(dest: Option<SocketAddr>, n: u32) -> Outcome {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let ty = if dest.is_some() {
+        libc::SOCK_DGRAM
+    } else {
+        libc::SOCK_STREAM
+    };
+    let family = dest.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let pool: Vec<OwnedFd> = (0..8).filter_map(|_| socket(&family, ty).ok()).collect();
+    // SAFETY: socket(2) with integer arguments; owned below.
+    let unix = unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) };
+    if pool.len() < 8 || unix < 0 {
+        return failed(std::io::Error::last_os_error());
+    }
+    // The descriptor the calls name, first a copy of the unix socket.
+    // SAFETY: dup(2) of our own descriptor.
+    let target = unsafe { libc::dup(unix) };
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    let mut ok = 0i64;
+    let (ss, len) = raw(dest.unwrap_or(family));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(20) {
+                let from = if i % 2 == 0 {
+                    unix
+                } else {
+                    pool[(i / 2) % pool.len()].as_raw_fd()
+                };
+                // SAFETY: dup2 between descriptors this process owns.
+                unsafe { libc::dup2(from, target) };
+                i += 1;
+            }
+        });
+        for _ in 0..n {
+            if start.elapsed() > Duration::from_secs(15) {
+                break;
+            }
+            // SAFETY: listen or sendto on a descriptor we own, with a buffer
+            // and an address that outlive the call.
+            let r = unsafe {
+                match dest {
+                    None => libc::listen(target, 1) as isize,
+                    Some(_) => libc::sendto(
+                        target,
+                        b"race".as_ptr().cast(),
+                        4,
+                        libc::MSG_DONTWAIT,
+                        &ss as *const _ as *const libc::sockaddr,
+                        len,
+                    ),
+                }
+            };
+            if r >= 0 {
+                ok += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    let mut at = std::collections::BTreeSet::new();
+    for sock in &pool {
+        let fd = sock.as_raw_fd();
+        let mut on: libc::c_int = 0;
+        let mut olen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes an int.
+        unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ACCEPTCONN,
+                (&mut on as *mut libc::c_int).cast(),
+                &mut olen,
+            )
+        };
+        if let Ok(l) = local(fd)
+            && (on != 0 || l.port() != 0)
+        {
+            at.insert(l.ip().to_string());
+        }
+    }
+    // SAFETY: closing our own descriptors.
+    unsafe {
+        libc::close(target);
+        libc::close(unix);
+    }
+    Outcome {
+        ret: ok,
+        errno: 0,
+        addr: Some(at.into_iter().collect::<Vec<_>>().join(",")),
     }
 }
 
