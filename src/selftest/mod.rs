@@ -17,7 +17,7 @@ use crate::model::{Allow, Identity, Jail, NetworkMode};
 use crate::syscalls::Abi;
 
 /// What a check must return.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expect {
     /// Exactly this errno (0: success).
     Errno(i32),
@@ -26,6 +26,9 @@ pub enum Expect {
     Not(i32),
     /// Success, with the socket bound to this address.
     BoundTo(std::net::IpAddr),
+    /// A race: calls succeeded, and every socket it reports is on one of
+    /// these addresses.
+    OnlyAt(Vec<std::net::IpAddr>),
 }
 
 /// One promise, checked by one probe call.
@@ -245,6 +248,13 @@ pub fn expectations(
             );
         }
     }
+    if v4 && rewrites {
+        add(
+            "listen(2) racing dup2(2) on its descriptor listens on listed addresses only",
+            "listen-dup2-race=2000",
+            Expect::OnlyAt(jail.network.ipv4.iter().map(|a| std::net::IpAddr::V4(a.addr)).collect()),
+        );
+    }
     if !private && v4 {
         // The protocols whose binds no program sees, refused on the host's stack.
         for check in ["socket-sctp", "socket-mptcp", "socket-inet-seqpacket", "socket-udplite"] {
@@ -371,7 +381,7 @@ pub fn expectations(
         } else {
             Errno(EPROTONOSUPPORT)
         };
-        add("i386: the same socket domains", "i386-socket-packet", domain);
+        add("i386: the same socket domains", "i386-socket-packet", domain.clone());
         if !private && v4 {
             for check in ["i386-socket-sctp", "i386-socket-mptcp"] {
                 add(
@@ -461,7 +471,21 @@ pub fn judge(checks: &[Expectation], facts: &[FactExpectation], report: &Report)
             None => (false, format!("{}: no result", c.check)),
             Some(o) => {
                 let got = format!("{} = {}", c.check, errno_text(o.errno));
-                match c.expect {
+                match c.expect.clone() {
+                    Expect::OnlyAt(list) => {
+                        let at: Vec<&str> = o
+                            .addr
+                            .as_deref()
+                            .unwrap_or("")
+                            .split(',')
+                            .filter(|a| !a.is_empty())
+                            .collect();
+                        let listed = at.iter().all(|a| a.parse().is_ok_and(|ip| list.contains(&ip)));
+                        (
+                            o.errno == 0 && o.ret > 0 && !at.is_empty() && listed,
+                            format!("{} calls succeeded; sockets on {}", o.ret, at.join(", ")),
+                        )
+                    }
                     Expect::Errno(e) => (o.errno == e, format!("{got}, expected {}", errno_text(e))),
                     Expect::Not(e) => (o.errno != e, format!("{got}, expected anything but {}", errno_text(e))),
                     Expect::BoundTo(ip) => {

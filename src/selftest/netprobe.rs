@@ -481,7 +481,7 @@ fn dup2_race(dest: Option<SocketAddr>, n: u32) -> Outcome {
         s.spawn(|| {
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(20) {
-                let from = if i % 2 == 0 {
+                let from = if i.is_multiple_of(2) {
                     unix
                 } else {
                     pool[(i / 2) % pool.len()].as_raw_fd()
