@@ -148,6 +148,13 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
             let n: u32 = parts.next()?.parse().ok()?;
             bind_race(listed, unlisted, n)
         }
+        // udp-loop=ADDR/N (for bench/): N datagrams through a socket
+        // connected to one bound at ADDR; ret is nanoseconds per datagram
+        // sent and received.
+        "udp-loop" => {
+            let (addr, n) = parse(arg?)?;
+            udp_loop(addr, n.max(1))
+        }
         // listen-dup2-race=N and send-dup2-race=DEST/N: one thread swaps the
         // descriptor the calls name between sockets (dup2) while this one
         // calls listen(2), or sendto(2) to DEST, N times. Says how many calls
@@ -445,6 +452,29 @@ fn udp_sendmsg(addr: SocketAddr, count: usize) -> Outcome {
             ret: r,
             errno: 0,
             addr: Some(a.to_string()),
+        },
+        Err(e) => failed(e),
+    }
+}
+
+fn udp_loop(addr: SocketAddr, n: u64) -> Outcome {
+    let run = || -> std::io::Result<i64> {
+        let server = UdpSocket::bind(addr)?;
+        let client = UdpSocket::bind(SocketAddr::new(addr.ip(), 0))?;
+        client.connect(server.local_addr()?)?;
+        let mut buf = [0u8; 64];
+        let start = Instant::now();
+        for _ in 0..n {
+            client.send(b"loop")?;
+            server.recv(&mut buf)?;
+        }
+        Ok((start.elapsed().as_nanos() / u128::from(n)) as i64)
+    };
+    match run() {
+        Ok(ns) => Outcome {
+            ret: ns,
+            errno: 0,
+            addr: None,
         },
         Err(e) => failed(e),
     }
