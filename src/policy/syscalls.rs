@@ -11,6 +11,8 @@ use std::fmt;
 use serde::Serialize;
 
 use super::Why;
+use super::host::{Degraded, why as host_why};
+use crate::host::HostFacts;
 use crate::model::{Allow, Jail, NetworkMode};
 use crate::syscalls::{Abi, Sysno};
 
@@ -836,8 +838,9 @@ fn arm(when: Vec<Cond>, then: Action, reason: &'static str, lifted_by: Option<Al
     }
 }
 
-/// Compiles the syscall table of a jail.
-pub fn compile(jail: &Jail) -> SyscallPolicy {
+/// Compiles the syscall table of a jail for a host: the filter covers the
+/// ABIs its kernel runs, and `allow rlimit` needs CAP_SYS_RESOURCE there.
+pub fn compile(jail: &Jail, facts: &HostFacts, degraded: &mut Vec<Degraded>) -> SyscallPolicy {
     use Sysno::*;
     let allows = |a: Allow| jail.allow.contains(&a);
     let mut rules: Vec<Rule> = ALLOWED
@@ -887,7 +890,14 @@ pub fn compile(jail: &Jail) -> SyscallPolicy {
     rules.push(clone_rule());
     rules.push(unshare_rule());
     rules.push(personality_rule());
-    rules.extend(rlimit_rules(jail));
+    let can_raise = facts.has_cap(super::Capability::SYS_RESOURCE.number());
+    if allows(Allow::Rlimit) && !can_raise {
+        degraded.push(Degraded {
+            what: "allow rlimit is not enforced: the kernel refuses raising a hard limit (EPERM)".into(),
+            why: host_why(RLIMIT_NO_CAP),
+        });
+    }
+    rules.extend(rlimit_rules(jail, can_raise));
     rules.push(listen_rule(jail));
     rules.extend(set_id_rules(jail));
     rules.push(rule(
@@ -899,7 +909,7 @@ pub fn compile(jail: &Jail) -> SyscallPolicy {
 
     rules.sort_by_key(|r| r.call);
     SyscallPolicy {
-        abis: Abi::ALL.to_vec(),
+        abis: Abi::ALL.into_iter().filter(|a| facts.abis.contains(a)).collect(),
         default: errno(Errno::ENOSYS),
         x32: errno(Errno::ENOSYS),
         unknown_abi: Action::KillProcess,
@@ -1235,20 +1245,21 @@ fn personality_rule() -> Rule {
     }
 }
 
-fn rlimit_rules(jail: &Jail) -> Vec<Rule> {
-    if !jail.allow.contains(&Allow::Rlimit) {
+const RLIMIT_NO_CAP: &str = "the launcher lacks CAP_SYS_RESOURCE, which raising a hard limit for the jail takes";
+
+fn rlimit_rules(jail: &Jail, can_raise: bool) -> Vec<Rule> {
+    let allowed = jail.allow.contains(&Allow::Rlimit);
+    if !allowed || !can_raise {
         // Hard limits are set at launch; the jail lacks CAP_SYS_RESOURCE over the
         // host, so the kernel refuses a raise with EPERM by itself.
+        let reason = if allowed {
+            host_why(RLIMIT_NO_CAP)
+        } else {
+            why("the kernel refuses raising a hard limit (EPERM)")
+        };
         return [Sysno::setrlimit, Sysno::prlimit64]
             .into_iter()
-            .map(|call| {
-                rule(
-                    call,
-                    Action::Allow,
-                    why("the kernel refuses raising a hard limit (EPERM)"),
-                    None,
-                )
-            })
+            .map(|call| rule(call, Action::Allow, reason.clone(), None))
             .collect();
     }
     let notify = Action::Notify(Notify::Rlimit);
@@ -1293,6 +1304,10 @@ fn listen_rule(jail: &Jail) -> Rule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn compile(jail: &Jail) -> SyscallPolicy {
+        super::compile(jail, &HostFacts::example(), &mut Vec::new())
+    }
 
     fn jail() -> Jail {
         let mut sources = crate::diag::SourceMap::new();
