@@ -250,14 +250,19 @@ fn conditional(o: &mut Out, r: &Rule) {
 }
 
 fn cond_text(c: &Cond) -> String {
-    let v = |n: u32| if n > 0xff { format!("{n:#x}") } else { n.to_string() };
+    // Values by their C names where the argument's kind has them.
+    let v = |n: u32| {
+        c.kind
+            .name(n)
+            .unwrap_or_else(|| if n > 0xff { format!("{n:#x}") } else { n.to_string() })
+    };
     let set = |vs: &[u32]| vs.iter().map(|&n| v(n)).collect::<Vec<_>>().join(", ");
     match &c.test {
         Test::Eq(n) => format!("{} == {}", c.name, v(*n)),
         Test::In(vs) => format!("{} in {{{}}}", c.name, set(vs)),
         Test::NotIn(vs) => format!("{} not in {{{}}}", c.name, set(vs)),
-        Test::MaskedEq { mask, value } => format!("{} & {mask:#x} == {}", c.name, v(*value)),
-        Test::AnyBits(bits) => format!("{} & {bits:#x} != 0", c.name),
+        Test::MaskedEq { mask, value } => format!("{} & {} == {}", c.name, v(*mask), v(*value)),
+        Test::AnyBits(bits) => format!("{} & ({}) != 0", c.name, v(*bits)),
         Test::Zero64 => format!("{} == NULL", c.name),
     }
 }

@@ -283,6 +283,7 @@ fn golden_program_of_a_small_policy() {
                     when: vec![Cond {
                         arg: 0,
                         name: "domain",
+                        kind: policy::syscalls::ArgKind::Domain,
                         test: Test::Eq(17),
                     }],
                     then: Action::Errno(Errno::EPROTONOSUPPORT),
