@@ -502,10 +502,10 @@ fn main() {
     }
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/jails/hello.toml");
     let def = sysjail::lint::load(&example).expect("the example is valid");
-    let policy = sysjail::policy::compile(&def.jail);
-    let table = &policy.syscalls;
     let facts = sysjail::sys::probe::probe();
-    let abis = facts.abis.clone();
+    let policy = sysjail::policy::compile(&def.jail, &facts).expect("runs on this host");
+    let table = &policy.syscalls;
+    let abis = table.abis.clone();
     let ours = sysjail::seccomp::compile(table, &abis, sysjail::seccomp::Options::default()).expect("compiles");
     let t = translate(table);
     let allow = encode(Action::Allow);

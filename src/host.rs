@@ -7,12 +7,17 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::syscalls::Abi;
 
 /// What this machine offers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+///
+/// It reads from JSON (`sysjail policy --host-facts FILE`) in the shape
+/// serde writes it; every field must be given, so a made-up machine is
+/// described in full.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HostFacts {
     /// `uname -r`.
     pub kernel: String,
@@ -44,7 +49,8 @@ pub struct HostFacts {
 }
 
 /// Where cgroup hierarchies are mounted, and which controllers each has.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CgroupLayout {
     /// The unified (v2) hierarchy's mount point; it exists even on hybrid hosts.
     pub v2: Option<PathBuf>,
@@ -107,4 +113,51 @@ impl HostFacts {
             ping_groups: Some((0, 2_147_483_647)),
         }
     }
+
+    /// A made-up machine of a common kind, for `sysjail policy --host` and
+    /// tests: the example machine, changed as `kind` says.
+    pub fn of_kind(kind: HostKind) -> HostFacts {
+        let mut facts = HostFacts::example();
+        match kind {
+            HostKind::Rootless => {
+                facts.uid = 1000;
+                facts.gid = 1000;
+                facts.root = false;
+                facts.caps = 0;
+                facts.cgroup = CgroupLayout {
+                    v2: Some("/sys/fs/cgroup".into()),
+                    v2_controllers: ["cpu", "memory", "pids"].map(String::from).to_vec(),
+                    v1: BTreeMap::new(),
+                };
+            }
+            HostKind::RootCgroup1 => {
+                facts.cgroup.v2 = None;
+                facts.cgroup.v2_controllers.clear();
+            }
+            HostKind::RootCgroup2 => {
+                facts.cgroup = CgroupLayout {
+                    v2: Some("/sys/fs/cgroup".into()),
+                    v2_controllers: ["cpu", "memory", "pids"].map(String::from).to_vec(),
+                    v1: BTreeMap::new(),
+                };
+            }
+        }
+        facts
+    }
+}
+
+/// Kinds of machine whose policy differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostKind {
+    /// An unprivileged user: no cgroups of its own, no BPF, one mapped id.
+    Rootless,
+    /// Root with cgroup v1 only: no unified hierarchy for socket-address programs.
+    RootCgroup1,
+    /// Root with the unified hierarchy (cgroup2).
+    RootCgroup2,
+}
+
+impl HostKind {
+    /// Every kind.
+    pub const ALL: [HostKind; 3] = [HostKind::Rootless, HostKind::RootCgroup1, HostKind::RootCgroup2];
 }

@@ -142,6 +142,53 @@ fn policy_prints_valid_json() {
 }
 
 #[test]
+fn policy_is_compiled_for_a_host() {
+    // The address rule takes root and cgroup2: a private jail runs without
+    // the rewrite elsewhere, and says so.
+    let table = |host: &str| {
+        let out = sysjail(&["policy", "examples/jails/api.toml", "--host", host]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    assert!(table("root-cgroup2").contains("rewrite: cgroup programs"));
+    let v1 = table("root-cgroup1");
+    assert!(v1.contains("degraded: the address rewrite is not enforced"), "{v1}");
+    assert!(v1.contains("host: cgroup socket-address programs: this host has no unified cgroup hierarchy"));
+    // A host that cannot keep a limit refuses the jail, saying why.
+    let out = sysjail(&["policy", "examples/jails/web.toml", "--host", "rootless"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains("an unprivileged user cannot create"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The same from a file of facts.
+    let facts = std::env::temp_dir().join(format!("sysjail-cli-facts-{}.json", std::process::id()));
+    let mut example = serde_json::to_value(sysjail::host::HostFacts::example()).unwrap();
+    example["landlock_abi"] = serde_json::Value::Null;
+    std::fs::write(&facts, example.to_string()).unwrap();
+    let out = sysjail(&[
+        "policy",
+        "examples/jails/hello.toml",
+        "--host-facts",
+        facts.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("degraded: Landlock is not available"));
+    std::fs::write(&facts, "{\"root\": true}").unwrap();
+    let out = sysjail(&[
+        "policy",
+        "examples/jails/hello.toml",
+        "--host-facts",
+        facts.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not host facts"), "{}", text(&out.stderr));
+    let _ = fs::remove_file(&facts);
+}
+
+#[test]
 fn policy_refuses_invalid_files_and_templates() {
     let out = sysjail(&["policy", "examples/invalid/three-problems.toml"]);
     assert_eq!(out.status.code(), Some(1));

@@ -37,8 +37,11 @@ fn run_with(text: &str, files: &MemFiles) {
         let _ = render_all(&diags, &sources, format);
     }
     if let Some(jail) = validated.jail {
-        let policy = sysjail::policy::compile(&jail);
-        let _ = sysjail::policy::render_text(&policy);
+        for kind in sysjail::host::HostKind::ALL {
+            if let Ok(policy) = sysjail::policy::compile(&jail, &sysjail::host::HostFacts::of_kind(kind)) {
+                let _ = sysjail::policy::render_text(&policy);
+            }
+        }
     }
 }
 
@@ -468,8 +471,11 @@ fn run_classic(c: &sysjail::config::classic::Classic) {
     let human = Format::Human { color: false };
     match sysjail::lint::load_classic("sysjail jail", c) {
         Ok(def) => {
-            let policy = sysjail::policy::compile(&def.jail);
-            let _ = sysjail::policy::render_text(&policy);
+            for kind in sysjail::host::HostKind::ALL {
+                if let Ok(policy) = sysjail::policy::compile(&def.jail, &sysjail::host::HostFacts::of_kind(kind)) {
+                    let _ = sysjail::policy::render_text(&policy);
+                }
+            }
             let _ = render_all(&def.warnings, &def.sources, human);
         }
         Err(rejected) => {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use sysjail::host::{HostFacts, HostKind};
 use sysjail::policy;
 
 #[derive(clap::Args, Debug)]
@@ -13,6 +14,12 @@ pub struct Args {
     /// text: for people reviewing a change; json: for tools
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     format: OutputFormat,
+    /// The table for a made-up host of this kind instead of this one
+    #[arg(long, value_enum, value_name = "KIND", conflicts_with = "host_facts")]
+    host: Option<Kind>,
+    /// The table for the host these facts describe (JSON, as `HostFacts`)
+    #[arg(long, value_name = "FILE")]
+    host_facts: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,11 +28,53 @@ enum OutputFormat {
     Json,
 }
 
+/// Kinds of host (sysjail::host::HostKind).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// An unprivileged user
+    Rootless,
+    /// Root, cgroup v1 only
+    #[value(name = "root-cgroup1")]
+    RootCgroup1,
+    /// Root, with the unified hierarchy (cgroup2)
+    #[value(name = "root-cgroup2")]
+    RootCgroup2,
+}
+
+fn facts(args: &Args) -> Result<HostFacts, String> {
+    if let Some(kind) = args.host {
+        return Ok(HostFacts::of_kind(match kind {
+            Kind::Rootless => HostKind::Rootless,
+            Kind::RootCgroup1 => HostKind::RootCgroup1,
+            Kind::RootCgroup2 => HostKind::RootCgroup2,
+        }));
+    }
+    let Some(path) = &args.host_facts else {
+        return Ok(sysjail::sys::probe::probe());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: not host facts: {e}", path.display()))
+}
+
 pub fn run(args: Args) -> ExitCode {
     let Some(def) = super::load(&args.file) else {
         return ExitCode::FAILURE;
     };
-    let policy = policy::compile(&def.jail);
+    let facts = match facts(&args) {
+        Ok(facts) => facts,
+        Err(e) => {
+            eprintln!("sysjail: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let policy = match policy::compile(&def.jail, &facts) {
+        Ok(policy) => policy,
+        Err(refused) => {
+            let host = policy::host::summary(&facts);
+            eprintln!("sysjail: {}: refused on the host ({host}): {refused}", def.jail.name);
+            return ExitCode::FAILURE;
+        }
+    };
     match args.format {
         OutputFormat::Text => print!("{}", policy::render_text(&policy)),
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&policy).expect("JSON")),

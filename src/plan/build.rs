@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::{DiskIds, HostStep, IdMapping, JailStep, LaunchPlan, Login, Route, Spawn, SpawnEnv, SpawnUser};
 use crate::host::{Hierarchy, HostFacts};
 use crate::model::{AbsPath, IdRef, RlimitValue};
-use crate::policy::{JAIL_IDS, MountOp, Namespace, Policy};
+use crate::policy::{JAIL_IDS, MountOp, Namespace, Policy, Refused};
 use crate::seccomp;
 use crate::users::Passwd;
 
@@ -37,15 +37,16 @@ pub struct Options {
 /// Why a jail cannot be launched as defined on this machine.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
-    /// cgroup limits without a way to set them.
-    #[error("[limits] {what} needs the {controller} cgroup controller, which {why}")]
-    NoController {
-        /// The limit.
-        what: &'static str,
-        /// The controller.
-        controller: &'static str,
-        /// What is missing.
-        why: String,
+    /// The policy refuses the jail on this host.
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    /// The policy was compiled for another host.
+    #[error("the policy was compiled for another host ({compiled}), not this one ({here})")]
+    OtherHost {
+        /// The facts the policy rests on.
+        compiled: String,
+        /// This host's.
+        here: String,
     },
     /// A jail id outside the mapped range.
     #[error("{who} is outside the jail's id range ({range})")]
@@ -55,25 +56,6 @@ pub enum PlanError {
         /// The range.
         range: String,
     },
-    /// seccomp user notification missing.
-    #[error("{0} needs seccomp user notification, which this kernel lacks (Linux 5.0)")]
-    NoNotify(&'static str),
-    /// Id-mapped mounts missing.
-    #[error("an id-mapped mount of {0} needs mount_setattr(2) (Linux 5.12); use `--no-idmap` to mount it as it is")]
-    NoIdmap(AbsPath),
-    /// Without privilege, supplementary groups cannot be set.
-    #[error("supplementary groups need root: an unprivileged user namespace cannot call setgroups(2)")]
-    RootlessGroups,
-    /// A veth needs privilege over the host's network.
-    #[error(
-        "a private network with addresses beyond loopback needs root: its veth has an end in the host's network (use loopback addresses, or `mode = \"host\"`)"
-    )]
-    RootlessVeth,
-    /// A host-stack jail with addresses, where the address programs cannot run.
-    #[error(
-        "a host-stack jail with addresses needs cgroup socket-address programs, and {0}: use `mode = \"private\"` (a network namespace of the jail's own), or launch it as root on a host with cgroup2"
-    )]
-    NoAddressPrograms(&'static str),
     /// The filter could not be assembled.
     #[error("the seccomp filter: {0}")]
     Filter(#[from] seccomp::asm::AsmError),
@@ -84,9 +66,21 @@ pub fn cgroup_dir(mount: &Path, name: &str) -> PathBuf {
     mount.join("sysjail").join(name)
 }
 
-/// Builds the launch plan.
+/// Builds the launch plan: carries out a policy compiled for `facts`.
 pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<LaunchPlan, PlanError> {
-    let mut degraded = Vec::new();
+    let here = crate::policy::host::summary(facts);
+    if policy.host.summary != here {
+        return Err(PlanError::OtherHost {
+            compiled: policy.host.summary.clone(),
+            here,
+        });
+    }
+    let degraded = policy
+        .host
+        .degraded
+        .iter()
+        .map(|d| format!("{} ({})", d.what, d.why))
+        .collect();
     let ids = ids(policy, facts, options)?;
     let mut host = cgroups(policy, facts)?;
     let private_net = policy.namespaces.iter().any(|(ns, _)| *ns == Namespace::Net);
@@ -100,26 +94,7 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
         })
         .collect();
     let into_cgroup = unified.filter(|u| created.contains(u));
-    if policy.network.rewrite.is_some() && !rewrite_by_bpf(policy, facts) {
-        // The programs are the only race-free enforcement of the address
-        // rule on the host's stack: a supervisor acting on notifications
-        // would have to let the kernel re-read the descriptor of every unix
-        // socket call (sysjail.toml(5), NETWORK).
-        let why = if facts.root {
-            "this host has no unified cgroup hierarchy to attach them to"
-        } else {
-            "loading them takes root"
-        };
-        if private_net {
-            degraded.push(format!(
-                "the address rewrite needs cgroup socket-address programs, and {why}: the jail's own network \
-                 namespace confines its sockets, but a bind to the wildcard or loopback is not rewritten"
-            ));
-        } else {
-            return Err(PlanError::NoAddressPrograms(why));
-        }
-    }
-    if let (true, Some(cgroup)) = (rewrite_by_bpf(policy, facts), &into_cgroup) {
+    if let (Some(_), Some(cgroup)) = (&policy.network.rewrite, &into_cgroup) {
         let addresses = crate::rewrite::Addresses::of(&policy.network);
         let programs = crate::rewrite::compile(&addresses, ids.host_base);
         host.push(HostStep::AttachRewrite {
@@ -178,7 +153,7 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
             return Ok(None);
         }
         if idmap.is_some() && !facts.mount_setattr {
-            return Err(PlanError::NoIdmap(source.clone()));
+            return Err(Refused::NoIdmap(source.clone()).into());
         }
         host.push(HostStep::PrepareMount {
             source: source.clone(),
@@ -198,39 +173,61 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
             keys.insert(jail.len(), key.clone());
         }
         jail.push(match &m.op {
-            MountOp::Root { source, read_only, idmap } => {
+            MountOp::Root {
+                source,
+                read_only,
+                idmap,
+            } => {
                 read_only_root = *read_only;
-                if *idmap && !facts.root {
-                    degraded.push(format!(
-                        "{source} is mounted without id mapping, which needs root: its files keep the host's owners"
-                    ));
-                }
-                if !facts.root && source.is_root() {
-                    degraded.push(
-                        "without root the host's / comes with every mount below it (read-only): the kernel refuses it alone".into(),
-                    );
-                }
                 let idmap = (*idmap && !options.no_idmap).then_some(DiskIds::Tree);
                 let prepared = prepare(&mut host, source, false, idmap, !*read_only)?;
-                JailStep::Root { source: source.clone(), prepared }
+                JailStep::Root {
+                    source: source.clone(),
+                    prepared,
+                }
             }
-            MountOp::Bind { source, read_only, recursive, idmap } => JailStep::Bind {
+            MountOp::Bind {
+                source,
+                read_only,
+                recursive,
+                idmap,
+            } => JailStep::Bind {
                 source: source.clone(),
                 target: m.target.clone(),
                 read_only: *read_only,
                 recursive: *recursive,
-                prepared: prepare(&mut host, source, *recursive, idmap.then_some(DiskIds::Owner), !*read_only)?,
+                prepared: prepare(
+                    &mut host,
+                    source,
+                    *recursive,
+                    idmap.then_some(DiskIds::Owner),
+                    !*read_only,
+                )?,
                 create,
             },
-            MountOp::Tmpfs { size, mode, read_only } => {
-                JailStep::Tmpfs { target: m.target.clone(), size: *size, mode: *mode, read_only: *read_only, create }
-            }
-            MountOp::Proc => JailStep::Proc { target: m.target.clone(), create },
-                        MountOp::Dev { shm } => {
-                JailStep::Dev { target: m.target.clone(), tty_gid: ids.maps(TTY_GID).then_some(TTY_GID), shm: *shm, create }
-            }
-            MountOp::Mask => JailStep::Mask { target: m.target.clone() },
-            MountOp::ReadOnly => JailStep::ReadOnly { target: m.target.clone() },
+            MountOp::Tmpfs { size, mode, read_only } => JailStep::Tmpfs {
+                target: m.target.clone(),
+                size: *size,
+                mode: *mode,
+                read_only: *read_only,
+                create,
+            },
+            MountOp::Proc => JailStep::Proc {
+                target: m.target.clone(),
+                create,
+            },
+            MountOp::Dev { shm } => JailStep::Dev {
+                target: m.target.clone(),
+                tty_gid: ids.maps(TTY_GID).then_some(TTY_GID),
+                shm: *shm,
+                create,
+            },
+            MountOp::Mask => JailStep::Mask {
+                target: m.target.clone(),
+            },
+            MountOp::ReadOnly => JailStep::ReadOnly {
+                target: m.target.clone(),
+            },
         });
     }
     if read_only_root {
@@ -244,9 +241,6 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
         jail.push(JailStep::LoopbackUp);
     }
     if let Some(interface) = &policy.network.interface {
-        if !facts.root {
-            return Err(PlanError::RootlessVeth);
-        }
         let (host_step, jail_step) = veth(interface, &options.veth);
         // The veth is made once init exists, before it is told to go on.
         let at = host
@@ -265,8 +259,8 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
         keep: policy.capabilities.bounding.iter().map(|k| k.cap.number()).collect(),
     });
     jail.push(JailStep::NoNewPrivs);
-    match facts.landlock_abi {
-        Some(_) => jail.push(JailStep::Landlock {
+    if policy.landlock.abi.is_some() {
+        jail.push(JailStep::Landlock {
             rules: policy
                 .landlock
                 .rules
@@ -274,25 +268,23 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
                 .map(|r| (r.path.clone(), r.access))
                 .collect(),
             scopes: policy.landlock.scopes.clone(),
-        }),
-        None => {
-            degraded.push("Landlock is not available: the file system is confined by the mount namespace alone".into())
-        }
+        });
     }
     let syscalls = policy.syscalls.clone();
     let filter = seccomp::compile(
         &syscalls,
-        &facts.abis,
+        &syscalls.abis,
         seccomp::Options {
             log_denials: options.log_denials,
         },
     )?;
     if filter.needs_listener && !facts.seccomp_notify {
-        return Err(PlanError::NoNotify(if options.log_denials {
+        return Err(Refused::NoNotify(if options.log_denials {
             "--log-denials"
         } else {
             "this policy"
-        }));
+        })
+        .into());
     }
     jail.push(JailStep::Seccomp {
         program: filter.program,
@@ -349,9 +341,6 @@ fn ids(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<IdMappin
             single: Some(options.rootless_uid.unwrap_or(0)),
         }
     };
-    if !facts.root && policy.process.user.groups.as_ref().is_some_and(|g| !g.is_empty()) {
-        return Err(PlanError::RootlessGroups);
-    }
     let check = |id: u32, who: String| {
         if ids.maps(id) {
             Ok(())
@@ -402,11 +391,12 @@ fn cgroups(policy: &Policy, facts: &HostFacts) -> Result<Vec<HostStep>, PlanErro
             ("cpu", "cpu", c.cpu.is_some()),
         ] {
             if set {
-                return Err(PlanError::NoController {
+                return Err(Refused::NoController {
                     what,
                     controller,
-                    why: "an unprivileged user cannot create (run as root, or drop the limit)".into(),
-                });
+                    why: "an unprivileged user cannot create (run as root, or drop the limit)",
+                }
+                .into());
             }
         }
         return Ok(Vec::new());
@@ -419,11 +409,12 @@ fn cgroups(policy: &Policy, facts: &HostFacts) -> Result<Vec<HostStep>, PlanErro
         match facts.cgroup.controller(controller) {
             Some(Hierarchy::V2) => Ok(cgroup_dir(facts.cgroup.v2.as_ref().expect("v2 present"), &policy.name)),
             Some(Hierarchy::V1(mount)) => Ok(cgroup_dir(&mount, &policy.name)),
-            None => Err(PlanError::NoController {
+            None => Err(Refused::NoController {
                 what,
                 controller,
-                why: "this machine does not mount".into(),
-            }),
+                why: "this machine does not mount",
+            }
+            .into()),
         }
     };
     let v2 = |facts: &HostFacts, controller: &str| facts.cgroup.controller(controller) == Some(Hierarchy::V2);
@@ -471,12 +462,6 @@ fn cgroups(policy: &Policy, facts: &HostFacts) -> Result<Vec<HostStep>, PlanErro
         .into_iter()
         .map(|(path, limits)| HostStep::CreateCgroup { path, limits })
         .collect())
-}
-
-/// Whether the address rule runs as cgroup programs: it takes root (to
-/// load them) and the unified hierarchy (to attach them).
-pub fn rewrite_by_bpf(policy: &Policy, facts: &HostFacts) -> bool {
-    policy.network.rewrite.is_some() && facts.root && facts.cgroup.v2.is_some()
 }
 
 fn spawn(policy: &Policy, options: &Options) -> Result<Spawn, PlanError> {
@@ -622,7 +607,7 @@ mod tests {
 
     fn plan_of(text: &str) -> LaunchPlan {
         let def = crate::lint::load_text(Path::new("t.toml"), text).expect("valid");
-        let policy = crate::policy::compile(&def.jail);
+        let policy = crate::policy::compile(&def.jail, &HostFacts::example()).expect("runs here");
         let options = Options {
             id_base: 0x7001_0000,
             veth: "sj42".into(),

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use build::{Options, PlanError, build, cgroup_dir, rewrite_by_bpf, rlim};
+pub use build::{Options, PlanError, build, cgroup_dir, rlim};
 
 use crate::model::{AbsPath, Bytes, IdRef, Rlimit, RlimitValue};
 use crate::policy::landlock::{Access, Scope};
@@ -490,7 +490,7 @@ pub(crate) fn example_plans() -> Vec<(String, LaunchPlan)> {
         .iter()
         .map(|name| {
             let def = crate::lint::load(&dir.join(format!("{name}.toml"))).expect("examples are valid");
-            let policy = crate::policy::compile(&def.jail);
+            let policy = crate::policy::compile(&def.jail, &crate::host::HostFacts::example()).expect("runs here");
             let options = Options {
                 id_base: 0x7000_0000,
                 veth: "sj1".into(),

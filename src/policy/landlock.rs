@@ -8,6 +8,7 @@
 use serde::Serialize;
 
 use super::Why;
+use super::host::{Degraded, why as host_why};
 use super::mounts::{MountEntry, MountOp};
 use crate::model::AbsPath;
 
@@ -48,14 +49,45 @@ pub enum Scope {
 /// supports and reports the rest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LandlockPolicy {
+    /// The kernel's Landlock ABI; `None`: not enforced, the mount namespace
+    /// alone confines the file system.
+    pub abi: Option<u8>,
+    /// Why enforced or not.
+    pub why: Why,
     /// Every file system right is handled; these rules grant some back.
     pub rules: Vec<Rule>,
     /// Scopes.
     pub scopes: Vec<Scope>,
 }
 
-/// The ruleset for a mount table.
-pub fn compile(mounts: &[MountEntry]) -> LandlockPolicy {
+/// Scopes came with this ABI.
+const SCOPES_ABI: u8 = 6;
+
+/// The ruleset for a mount table, on a kernel with Landlock `abi`.
+pub fn compile(mounts: &[MountEntry], abi: Option<u8>, degraded: &mut Vec<Degraded>) -> LandlockPolicy {
+    let Some(version) = abi else {
+        degraded.push(Degraded {
+            what: "Landlock is not available: the file system is confined by the mount namespace alone".into(),
+            why: host_why("no Landlock"),
+        });
+        return LandlockPolicy {
+            abi,
+            why: host_why("no Landlock"),
+            rules: Vec::new(),
+            scopes: Vec::new(),
+        };
+    };
+    let scopes = if version >= SCOPES_ABI {
+        vec![Scope::Signal, Scope::AbstractUnixSocket]
+    } else {
+        degraded.push(Degraded {
+            what: "Landlock scopes are not enforced: signals and abstract unix sockets are confined by the \
+                   jail's PID and network namespaces alone"
+                .into(),
+            why: host_why(format!("Landlock ABI {version}, scopes need {SCOPES_ABI}")),
+        });
+        Vec::new()
+    };
     let mut rules = Vec::new();
     for m in mounts {
         let access = match &m.op {
@@ -87,7 +119,9 @@ pub fn compile(mounts: &[MountEntry]) -> LandlockPolicy {
         });
     }
     LandlockPolicy {
+        abi,
+        why: host_why(format!("Landlock ABI {version}")),
         rules,
-        scopes: vec![Scope::Signal, Scope::AbstractUnixSocket],
+        scopes,
     }
 }

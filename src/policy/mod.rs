@@ -1,10 +1,13 @@
 //! Stage 3: the policy table. Every decision the launcher will carry out, as
 //! plain data, each entry saying which key or default produced it.
 //!
-//! The table depends on the definition only, never on the machine: reviewing a
-//! change to a jail file means reviewing the change in its table. What the
-//! machine can do (which ABIs it runs, which Landlock version, whether cgroup BPF
-//! can be loaded) is decided later, by the launch plan.
+//! The table depends on the definition and on the facts of the machine it
+//! runs on (which ABIs it runs, which Landlock version, whether cgroup BPF
+//! can be loaded: [`HostFacts`]), and on nothing else: `sysjail policy` on a
+//! host prints what `sysjail up` enforces there, each host-dependent decision
+//! saying which fact it rests on ([`Why::Host`]), and what the host cannot
+//! run is refused ([`Refused`]). Later stages carry the table out; they
+//! never edit it.
 //!
 //! ```
 //! use sysjail::{config, diag::SourceMap, model, policy};
@@ -12,12 +15,13 @@
 //! let mut sources = SourceMap::new();
 //! let loaded = config::load_text("j.toml".as_ref(), text, &mut sources, &config::HostFiles);
 //! let jail = model::validate(&loaded).jail.unwrap();
-//! let policy = policy::compile(&jail);
+//! let policy = policy::compile(&jail, &sysjail::host::HostFacts::example()).unwrap();
 //! assert!(!policy.capabilities.keeps(policy::Capability::SYS_BOOT));
 //! assert!(!policy.capabilities.keeps(policy::Capability::SETFCAP));
 //! ```
 
 pub mod caps;
+pub mod host;
 pub mod landlock;
 pub mod mounts;
 pub mod network;
@@ -30,12 +34,14 @@ use std::fmt;
 use serde::Serialize;
 
 pub use caps::{Capability, CapabilityPolicy};
+pub use host::{Degraded, HostPolicy, Refused};
 pub use landlock::LandlockPolicy;
 pub use mounts::{MountEntry, MountOp};
 pub use network::NetworkPolicy;
 pub use render::render_text;
 pub use syscalls::{Action, Errno, Notify, SyscallPolicy};
 
+use crate::host::HostFacts;
 use crate::model::{AbsPath, Allow, Bytes, IdRef, Identity, Jail, MilliCpu, Rlimit, RlimitValue, StopSignal};
 
 /// Why a policy entry exists.
@@ -48,6 +54,8 @@ pub enum Why {
     Allow(Allow),
     /// sysjail's default, with its reason.
     Default(&'static str),
+    /// A fact of the host the table was compiled for.
+    Host(String),
 }
 
 impl fmt::Display for Why {
@@ -57,6 +65,7 @@ impl fmt::Display for Why {
             Why::Allow(a) => write!(f, "allow {a}"),
             Why::Default(reason) if reason.starts_with("promise:") => f.write_str(reason),
             Why::Default(reason) => write!(f, "default: {reason}"),
+            Why::Host(fact) => write!(f, "host: {fact}"),
         }
     }
 }
@@ -94,6 +103,8 @@ pub struct Policy {
     pub cgroup: Cgroup,
     /// Where denied calls are logged, if anywhere.
     pub denial_log: Option<AbsPath>,
+    /// The host the table was compiled for, and what it lacks.
+    pub host: HostPolicy,
 }
 
 /// Linux namespaces.
@@ -192,10 +203,24 @@ pub struct Cgroup {
 /// The number of jail ids mapped: the 16-bit range every distribution uses.
 pub const JAIL_IDS: u32 = 65536;
 
-/// Compiles a validated jail into its policy table.
-pub fn compile(jail: &Jail) -> Policy {
-    let mounts = mounts::compile(jail);
-    let landlock = landlock::compile(&mounts);
+/// Compiles a validated jail into its policy table for a host: what that
+/// host will enforce, or why it cannot run the jail.
+pub fn compile(jail: &Jail, facts: &HostFacts) -> Result<Policy, Refused> {
+    host::refusals(jail, facts)?;
+    let mut degraded = Vec::new();
+    let mounts = mounts::compile(jail, facts.root, &mut degraded);
+    let landlock = landlock::compile(&mounts, facts.landlock_abi, &mut degraded);
+    let network = network::compile(jail, facts, &mut degraded)?;
+    let syscalls = syscalls::compile(jail, facts, &mut degraded);
+    // Every table has calls the supervisor answers (reboot(2) at least).
+    let notifies = syscalls.rules.iter().any(|r| {
+        std::iter::once(r.otherwise)
+            .chain(r.arms.iter().map(|a| a.then))
+            .any(|a| matches!(a, Action::Notify(_)))
+    });
+    if (notifies || jail.log_denials.is_some()) && !facts.seccomp_notify {
+        return Err(Refused::NoNotify("this policy"));
+    }
     let mut namespaces: Vec<(Namespace, Why)> = [
         (Namespace::User, "jail root is not host root"),
         (Namespace::Pid, "promise: processes outside the jail are invisible"),
@@ -210,14 +235,14 @@ pub fn compile(jail: &Jail) -> Policy {
     if matches!(jail.network.mode, crate::model::NetworkMode::Private(_)) {
         namespaces.push((Namespace::Net, Why::Key("network.mode".into())));
     }
-    Policy {
+    Ok(Policy {
         name: jail.name.to_string(),
         hostname: jail.hostname.to_string(),
         process: process(jail),
         namespaces,
         ids: IdMap {
-            count: JAIL_IDS,
-            idmapped_root: !jail.root.is_host_root(),
+            count: if facts.root { JAIL_IDS } else { 1 },
+            idmapped_root: facts.root && !jail.root.is_host_root(),
         },
         mounts,
         capabilities: caps::compile(jail),
@@ -237,16 +262,20 @@ pub fn compile(jail: &Jail) -> Policy {
             .iter()
             .map(|(&c, &n)| (c, n, Why::Key(format!("limits.{}", c.key()))))
             .collect(),
-        syscalls: syscalls::compile(jail),
+        syscalls,
         landlock,
-        network: network::compile(jail),
+        network,
         cgroup: Cgroup {
             memory: jail.limits.memory,
             pids: jail.limits.pids,
             cpu: jail.limits.cpu,
         },
         denial_log: jail.log_denials.clone(),
-    }
+        host: HostPolicy {
+            summary: host::summary(facts),
+            degraded,
+        },
+    })
 }
 
 fn process(jail: &Jail) -> Process {

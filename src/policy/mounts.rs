@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::Why;
+use super::host::{Degraded, why as host_why};
 use crate::model::{AbsPath, Bytes, Jail, MountKind};
 
 /// One entry of the mount table.
@@ -85,14 +86,28 @@ pub const PROC_MASKED: &[&str] = &[
 /// Parts of /proc that stay visible but read-only: writes there act on the host.
 pub const PROC_READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus", "fs"];
 
-/// The mount table of a jail.
-pub fn compile(jail: &Jail) -> Vec<MountEntry> {
+/// The mount table of a jail. Id mapping takes root (`root`); without it
+/// the mounts keep their on-disk owners, which `degraded` records.
+pub fn compile(jail: &Jail, root: bool, degraded: &mut Vec<Degraded>) -> Vec<MountEntry> {
+    let source = &jail.root.path;
+    if !root && !jail.root.is_host_root() {
+        degraded.push(Degraded {
+            what: format!("{source} is mounted without id mapping: its files keep the host's owners"),
+            why: host_why("id-mapped mounts take root"),
+        });
+    }
+    if !root && jail.root.is_host_root() {
+        degraded.push(Degraded {
+            what: "the host's / comes with every mount below it (read-only): the kernel refuses it alone".into(),
+            why: host_why("without root, a bind of / must be recursive"),
+        });
+    }
     let mut out = vec![MountEntry {
         target: AbsPath::root(),
         op: MountOp::Root {
-            source: jail.root.path.clone(),
+            source: source.clone(),
             read_only: jail.root.read_only,
-            idmap: !jail.root.is_host_root(),
+            idmap: root && !jail.root.is_host_root(),
         },
         why: Why::Key("path".into()),
     }];
@@ -110,12 +125,20 @@ pub fn compile(jail: &Jail) -> Vec<MountEntry> {
                 read_only,
                 recursive,
                 idmap,
-            } => MountOp::Bind {
-                source: source.clone(),
-                read_only: *read_only,
-                recursive: *recursive,
-                idmap: *idmap,
-            },
+            } => {
+                if *idmap && !root {
+                    degraded.push(Degraded {
+                        what: format!("{source} is bound without id mapping: its files keep the host's owners"),
+                        why: host_why("id-mapped mounts take root"),
+                    });
+                }
+                MountOp::Bind {
+                    source: source.clone(),
+                    read_only: *read_only,
+                    recursive: *recursive,
+                    idmap: *idmap && root,
+                }
+            }
             MountKind::Tmpfs { size, mode, read_only } => MountOp::Tmpfs {
                 size: *size,
                 mode: *mode,

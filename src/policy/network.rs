@@ -6,6 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::Serialize;
 
 use super::Why;
+use super::host::{Degraded, Refused};
+use crate::host::HostFacts;
 use crate::model::{Addr, Jail, NetworkMode, Uplink};
 
 /// The network section of a policy.
@@ -47,6 +49,8 @@ pub struct Rewrite {
     /// Always through the supervisor: listen(2) on a never-bound socket, which
     /// no hook sees.
     pub supervised: Vec<&'static str>,
+    /// Why the host can run the programs.
+    pub why: Why,
 }
 
 /// A private jail's interface.
@@ -105,8 +109,11 @@ pub fn on_loopback(ip: IpAddr) -> bool {
     }
 }
 
-/// The network policy of a jail.
-pub fn compile(jail: &Jail) -> NetworkPolicy {
+/// The network policy of a jail on a host. The address rule's programs take
+/// root and cgroup2: without them a private jail runs without the rewrite
+/// (its own network namespace still confines its sockets), and a host-stack
+/// jail with addresses is refused.
+pub fn compile(jail: &Jail, facts: &HostFacts, degraded: &mut Vec<Degraded>) -> Result<NetworkPolicy, Refused> {
     let net = &jail.network;
     let has_addresses = !(net.ipv4.is_empty() && net.ipv6.is_empty());
     // The hooks of the families with addresses (crate::rewrite::compile).
@@ -117,15 +124,33 @@ pub fn compile(jail: &Jail) -> NetworkPolicy {
     // The packet hooks, for both families: every path to a local address
     // that the call hooks miss (UDP autobind, ping sockets) ends there.
     let packet_hooks = ["ingress", "egress"];
-    let rewrite = has_addresses.then(|| Rewrite {
-        hooks: hooks
-            .iter()
-            .filter(|(on, _)| *on)
-            .flat_map(|(_, h)| *h)
-            .chain(packet_hooks)
-            .collect(),
-        supervised: vec!["listen"],
-    });
+    let rewrite = match (has_addresses, super::host::address_programs(facts)) {
+        (false, _) => None,
+        (true, Ok(why)) => Some(Rewrite {
+            hooks: hooks
+                .iter()
+                .filter(|(on, _)| *on)
+                .flat_map(|(_, h)| *h)
+                .chain(packet_hooks)
+                .collect(),
+            supervised: vec!["listen"],
+            why,
+        }),
+        // The programs are the only race-free enforcement of the address
+        // rule on the host's stack: a supervisor acting on notifications
+        // would have to let the kernel re-read the descriptor of every unix
+        // socket call (sysjail.toml(5), NETWORK).
+        (true, Err(missing)) if net.mode == NetworkMode::Host => return Err(Refused::NoAddressPrograms(missing)),
+        (true, Err(missing)) => {
+            degraded.push(Degraded {
+                what: "the address rewrite is not enforced: the jail's own network namespace confines its \
+                       sockets, but a bind to the wildcard or loopback is not rewritten"
+                    .into(),
+                why: super::host::why(format!("cgroup socket-address programs: {missing}")),
+            });
+            None
+        }
+    };
     let (mode, interface) = match &net.mode {
         NetworkMode::Host => ("host", None),
         NetworkMode::Private(p) => {
@@ -153,11 +178,14 @@ pub fn compile(jail: &Jail) -> NetworkPolicy {
             ("private", interface)
         }
     };
-    NetworkPolicy {
+    if interface.is_some() && !facts.root {
+        return Err(Refused::RootlessVeth);
+    }
+    Ok(NetworkPolicy {
         mode,
         ipv4: family(&net.ipv4, "ipv4"),
         ipv6: family(&net.ipv6, "ipv6"),
         rewrite,
         interface,
-    }
+    })
 }

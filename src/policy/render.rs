@@ -7,7 +7,6 @@ use super::mounts::MountOp;
 use super::syscalls::{Action, Cond, Rule, Test};
 use super::{Policy, Why};
 use crate::model::RlimitValue;
-use crate::syscalls::Abi;
 
 const WIDTH: usize = 100;
 
@@ -38,15 +37,30 @@ impl Out {
 pub fn render_text(p: &Policy) -> String {
     let mut o = Out { text: String::new() };
     process(&mut o, p);
+    o.head(&format!("host ({})", p.host.summary));
+    if p.host.degraded.is_empty() {
+        o.plain("every promise below is enforced with its full mechanism");
+    }
+    for d in &p.host.degraded {
+        o.plain(&format!("degraded: {}", d.what));
+        o.plain(&format!("  # {}", d.why));
+    }
     o.head("namespaces (each new and private)");
     for (ns, why) in &p.namespaces {
         o.line(&format!("{ns:?}").to_lowercase(), why);
     }
     o.head("ids");
-    o.line(
-        &format!("jail 0-{} -> private unprivileged host range", p.ids.count - 1),
-        &"default: jail root is never host root",
-    );
+    if p.ids.count == 1 {
+        o.line(
+            "one jail id -> the caller's own uid and gid",
+            &"host: without root, a user namespace maps its creator alone",
+        );
+    } else {
+        o.line(
+            &format!("jail 0-{} -> private unprivileged host range", p.ids.count - 1),
+            &"default: jail root is never host root",
+        );
+    }
     if p.ids.idmapped_root {
         o.line(
             "the jail's tree is id-mapped",
@@ -197,7 +211,7 @@ fn syscalls(o: &mut Out, p: &Policy) {
         "syscalls (other calls: {}; x32 numbers: {}; other ABIs: {})",
         s.default, s.x32, s.unknown_abi
     ));
-    for abi in Abi::ALL {
+    for &abi in &s.abis {
         let ruled = abi.calls().iter().filter(|(c, _)| s.rule(*c).is_some()).count();
         o.plain(&format!(
             "{:<8} AUDIT_ARCH {:#010x}: {ruled} of its {} calls have a rule",
@@ -236,20 +250,33 @@ fn conditional(o: &mut Out, r: &Rule) {
 }
 
 fn cond_text(c: &Cond) -> String {
-    let v = |n: u32| if n > 0xff { format!("{n:#x}") } else { n.to_string() };
+    // Values by their C names where the argument's kind has them.
+    let v = |n: u32| {
+        c.kind
+            .name(n)
+            .unwrap_or_else(|| if n > 0xff { format!("{n:#x}") } else { n.to_string() })
+    };
     let set = |vs: &[u32]| vs.iter().map(|&n| v(n)).collect::<Vec<_>>().join(", ");
     match &c.test {
         Test::Eq(n) => format!("{} == {}", c.name, v(*n)),
         Test::In(vs) => format!("{} in {{{}}}", c.name, set(vs)),
         Test::NotIn(vs) => format!("{} not in {{{}}}", c.name, set(vs)),
-        Test::MaskedEq { mask, value } => format!("{} & {mask:#x} == {}", c.name, v(*value)),
-        Test::AnyBits(bits) => format!("{} & {bits:#x} != 0", c.name),
+        Test::MaskedEq { mask, value } => format!("{} & {} == {}", c.name, v(*mask), v(*value)),
+        Test::AnyBits(bits) => format!("{} & ({}) != 0", c.name, v(*bits)),
         Test::Zero64 => format!("{} == NULL", c.name),
     }
 }
 
 fn landlock(o: &mut Out, p: &Policy) {
-    o.head("landlock (every file system right handled; granted back beneath:)");
+    if p.landlock.abi.is_none() {
+        o.head("landlock");
+        o.line("not enforced", &p.landlock.why);
+        return;
+    }
+    o.head(&format!(
+        "landlock (every file system right of ABI {} handled; granted back beneath:)",
+        p.landlock.abi.unwrap_or_default()
+    ));
     for r in &p.landlock.rules {
         o.line(
             &format!("{:<20} {:?}", r.path.as_str(), r.access).to_lowercase(),
@@ -262,10 +289,14 @@ fn landlock(o: &mut Out, p: &Policy) {
         .iter()
         .map(|s| format!("{s:?}").to_lowercase())
         .collect();
-    o.line(
-        &format!("scopes: {}", scopes.join(", ")),
-        &"default: signals and abstract sockets stay inside",
-    );
+    if scopes.is_empty() {
+        o.line("scopes: none", &p.landlock.why);
+    } else {
+        o.line(
+            &format!("scopes: {}", scopes.join(", ")),
+            &"default: signals and abstract sockets stay inside",
+        );
+    }
 }
 
 fn network(o: &mut Out, p: &Policy) {
@@ -298,10 +329,10 @@ fn network(o: &mut Out, p: &Policy) {
     );
     if let Some(r) = &n.rewrite {
         o.plain(&format!(
-            "rewrite: cgroup programs {} (calls: the kernel's copy of the address; \
-             packets: their local address; root and cgroup2, or `up` refuses a host-stack jail)",
+            "rewrite: cgroup programs {} (calls: the kernel's copy of the address; packets: their local address)",
             r.hooks.join(" ")
         ));
+        o.plain(&format!("         # {}", r.why));
         o.plain(&format!(
             "         always by the supervisor: {} of a never-bound socket",
             r.supervised.join(" ")
@@ -337,6 +368,9 @@ fn network(o: &mut Out, p: &Policy) {
         o.plain(&uplink);
     } else if n.mode == "private" {
         o.plain("loopback only");
+    }
+    if n.rewrite.is_none() && (n.ipv4.allowed || n.ipv6.allowed) {
+        o.plain("rewrite: not enforced on this host (see host, above)");
     }
 }
 

@@ -11,6 +11,8 @@ use std::fmt;
 use serde::Serialize;
 
 use super::Why;
+use super::host::{Degraded, why as host_why};
+use crate::host::HostFacts;
 use crate::model::{Allow, Jail, NetworkMode};
 use crate::syscalls::{Abi, Sysno};
 
@@ -129,6 +131,109 @@ pub enum Test {
     Zero64,
 }
 
+/// What an argument holds, so that its values can be named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArgKind {
+    /// A plain number.
+    Int,
+    /// A socket domain (AF_*).
+    Domain,
+    /// A socket type (SOCK_*), with its flags.
+    SockType,
+    /// An inet protocol (IPPROTO_*).
+    IpProtocol,
+    /// A netlink protocol (NETLINK_*).
+    NetlinkProtocol,
+    /// clone(2) and unshare(2) flags (CLONE_*).
+    CloneFlags,
+    /// An ioctl(2) request.
+    IoctlRequest,
+    /// socketcall(2)'s call (SYS_*).
+    SocketcallCall,
+    /// A personality(2) value.
+    Personality,
+    /// open(2) flags (O_*).
+    OpenFlags,
+    /// A file mode.
+    Mode,
+    /// A pointer (compared with NULL only).
+    Pointer,
+}
+
+impl ArgKind {
+    /// The C name of `value` as this argument holds it: a constant, or flags
+    /// joined with `|`; `None` when not every bit has a name.
+    pub fn name(self, value: u32) -> Option<String> {
+        use consts::*;
+        let exact: &[(u32, &str)] = match self {
+            ArgKind::Domain => &[
+                (AF_UNIX, "AF_UNIX"),
+                (AF_INET, "AF_INET"),
+                (AF_INET6, "AF_INET6"),
+                (AF_NETLINK, "AF_NETLINK"),
+                (AF_PACKET, "AF_PACKET"),
+            ],
+            ArgKind::SockType => &[
+                (SOCK_STREAM, "SOCK_STREAM"),
+                (SOCK_DGRAM, "SOCK_DGRAM"),
+                (SOCK_RAW, "SOCK_RAW"),
+                (SOCK_RDM, "SOCK_RDM"),
+                (SOCK_SEQPACKET, "SOCK_SEQPACKET"),
+                (SOCK_DCCP, "SOCK_DCCP"),
+                (SOCK_PACKET, "SOCK_PACKET"),
+                (SOCK_TYPE_MASK, "SOCK_TYPE_MASK"),
+            ],
+            ArgKind::IpProtocol => &[
+                (0, "0"),
+                (IPPROTO_ICMP, "IPPROTO_ICMP"),
+                (IPPROTO_TCP, "IPPROTO_TCP"),
+                (IPPROTO_UDP, "IPPROTO_UDP"),
+                (IPPROTO_ICMPV6, "IPPROTO_ICMPV6"),
+                (IPPROTO_RAW, "IPPROTO_RAW"),
+            ],
+            ArgKind::NetlinkProtocol => &[(NETLINK_ROUTE, "NETLINK_ROUTE")],
+            ArgKind::SocketcallCall => &[
+                (SYS_SOCKET, "SYS_SOCKET"),
+                (SYS_LISTEN, "SYS_LISTEN"),
+                (SYS_SOCKETPAIR, "SYS_SOCKETPAIR"),
+            ],
+            ArgKind::IoctlRequest => IOCTL_NAMES,
+            ArgKind::Personality => &[(PER_LINUX, "PER_LINUX"), (PERSONALITY_QUERY, "0xffffffff (query)")],
+            ArgKind::Int | ArgKind::CloneFlags | ArgKind::OpenFlags | ArgKind::Mode | ArgKind::Pointer => &[],
+        };
+        if let Some((_, name)) = exact.iter().find(|(v, _)| *v == value) {
+            return Some((*name).to_string());
+        }
+        let bits: &[(u32, &str)] = match self {
+            ArgKind::CloneFlags => &[
+                (CLONE_NEWTIME, "CLONE_NEWTIME"),
+                (CLONE_NEWNS, "CLONE_NEWNS"),
+                (CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
+                (CLONE_NEWUTS, "CLONE_NEWUTS"),
+                (CLONE_NEWIPC, "CLONE_NEWIPC"),
+                (CLONE_NEWUSER, "CLONE_NEWUSER"),
+                (CLONE_NEWPID, "CLONE_NEWPID"),
+                (CLONE_NEWNET, "CLONE_NEWNET"),
+            ],
+            ArgKind::Personality => &[
+                (PER_LINUX32, "PER_LINUX32"),
+                (UNAME26, "UNAME26"),
+                (ADDR_NO_RANDOMIZE, "ADDR_NO_RANDOMIZE"),
+            ],
+            ArgKind::OpenFlags => &[(O_CREAT, "O_CREAT"), (O_TMPFILE, "O_TMPFILE")],
+            ArgKind::Mode => &[(S_ISUID, "S_ISUID"), (S_ISGID, "S_ISGID")],
+            _ => return None,
+        };
+        let named: Vec<&str> = bits.iter().filter(|(b, _)| value & b == *b).map(|(_, n)| *n).collect();
+        let covered = bits
+            .iter()
+            .filter(|(b, _)| value & b == *b)
+            .fold(0, |acc, (b, _)| acc | b);
+        (value != 0 && covered == value).then(|| named.join("|"))
+    }
+}
+
 /// A condition on argument `arg` (0-based).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Cond {
@@ -136,6 +241,8 @@ pub struct Cond {
     pub arg: u8,
     /// Its name, for people.
     pub name: &'static str,
+    /// What it holds, so that values print by name.
+    pub kind: ArgKind,
     /// The test.
     pub test: Test,
 }
@@ -249,6 +356,7 @@ pub mod consts {
     pub const AF_INET: u32 = 2;
     pub const AF_INET6: u32 = 10;
     pub const AF_NETLINK: u32 = 16;
+    pub const AF_PACKET: u32 = 17;
     pub const NETLINK_ROUTE: u32 = 0;
     pub const SOCK_TYPE_MASK: u32 = 0xf;
     pub const SOCK_RAW: u32 = 3;
@@ -297,20 +405,134 @@ const CLONE_NS_FLAGS: u32 =
     CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET;
 
 /// Socket ioctls that change network configuration (the old manual's sys/sockio.h
-/// writes): routes, interface flags, addresses, names, ARP, bridges, bonds, tunnels.
-const NET_CONFIG_IOCTLS: &[u32] = &[
-    0x890b, 0x890c, 0x890d, // SIOCADDRT SIOCDELRT SIOCRTMSG
-    0x8911, 0x8914, 0x8916, 0x8918, 0x891a, 0x891c, 0x891e, 0x8920, // SIOCSIFLINK .. SIOCSIFMEM
-    0x8922, 0x8923, 0x8924, 0x8926, // SIOCSIFMTU SIOCSIFNAME SIOCSIFHWADDR SIOCSIFENCAP
-    0x8931, 0x8932, 0x8934, 0x8936,
-    0x8937, // SIOCADDMULTI SIOCDELMULTI SIOCSIFPFLAGS SIOCDIFADDR SIOCSIFHWBROADCAST
-    0x8941, 0x8943, 0x8946, 0x8949, 0x894a, // SIOCSIFBR SIOCSIFTXQLEN SIOCETHTOOL SIOCSMIIREG SIOCWANDEV
-    0x8953, 0x8955, 0x8960, 0x8962, 0x8971, // SIOCDARP SIOCSARP SIOCDRARP SIOCSRARP SIOCSIFMAP
-    0x8980, 0x8981, 0x8983, // SIOCADDDLCI SIOCDELDLCI SIOCSIFVLAN
-    0x8990, 0x8991, 0x8992, 0x8995, // SIOCBONDENSLAVE SIOCBONDRELEASE SIOCBONDSETHWADDR SIOCBONDCHANGEACTIVE
-    0x89a0, 0x89a1, 0x89a2, 0x89a3, 0x89b0, // SIOCBRADDBR SIOCBRDELBR SIOCBRADDIF SIOCBRDELIF SIOCSHWTSTAMP
-    0x89f0, 0x89f1, 0x89f2, 0x89f3, 0x89f4, 0x89f5, 0x89f6, 0x89f7, // SIOCDEVPRIVATE: tunnel add/del/change
-    0x89f8, 0x89f9, 0x89fa, 0x89fb, 0x89fc, 0x89fd, 0x89fe, 0x89ff,
+/// writes): routes, interface flags, addresses, names, ARP, bridges, bonds, tunnels
+/// (SIOCDEVPRIVATE: tunnel add/del/change).
+const NET_CONFIG_IOCTLS: &[(u32, &str)] = &[
+    (0x890b, "SIOCADDRT"),
+    (0x890c, "SIOCDELRT"),
+    (0x890d, "SIOCRTMSG"),
+    (0x8911, "SIOCSIFLINK"),
+    (0x8914, "SIOCSIFFLAGS"),
+    (0x8916, "SIOCSIFADDR"),
+    (0x8918, "SIOCSIFDSTADDR"),
+    (0x891a, "SIOCSIFBRDADDR"),
+    (0x891c, "SIOCSIFNETMASK"),
+    (0x891e, "SIOCSIFMETRIC"),
+    (0x8920, "SIOCSIFMEM"),
+    (0x8922, "SIOCSIFMTU"),
+    (0x8923, "SIOCSIFNAME"),
+    (0x8924, "SIOCSIFHWADDR"),
+    (0x8926, "SIOCSIFENCAP"),
+    (0x8931, "SIOCADDMULTI"),
+    (0x8932, "SIOCDELMULTI"),
+    (0x8934, "SIOCSIFPFLAGS"),
+    (0x8936, "SIOCDIFADDR"),
+    (0x8937, "SIOCSIFHWBROADCAST"),
+    (0x8941, "SIOCSIFBR"),
+    (0x8943, "SIOCSIFTXQLEN"),
+    (0x8946, "SIOCETHTOOL"),
+    (0x8949, "SIOCSMIIREG"),
+    (0x894a, "SIOCWANDEV"),
+    (0x8953, "SIOCDARP"),
+    (0x8955, "SIOCSARP"),
+    (0x8960, "SIOCDRARP"),
+    (0x8962, "SIOCSRARP"),
+    (0x8971, "SIOCSIFMAP"),
+    (0x8980, "SIOCADDDLCI"),
+    (0x8981, "SIOCDELDLCI"),
+    (0x8983, "SIOCSIFVLAN"),
+    (0x8990, "SIOCBONDENSLAVE"),
+    (0x8991, "SIOCBONDRELEASE"),
+    (0x8992, "SIOCBONDSETHWADDR"),
+    (0x8995, "SIOCBONDCHANGEACTIVE"),
+    (0x89a0, "SIOCBRADDBR"),
+    (0x89a1, "SIOCBRDELBR"),
+    (0x89a2, "SIOCBRADDIF"),
+    (0x89a3, "SIOCBRDELIF"),
+    (0x89b0, "SIOCSHWTSTAMP"),
+    (0x89f0, "SIOCDEVPRIVATE"),
+    (0x89f1, "SIOCDEVPRIVATE+1"),
+    (0x89f2, "SIOCDEVPRIVATE+2"),
+    (0x89f3, "SIOCDEVPRIVATE+3"),
+    (0x89f4, "SIOCDEVPRIVATE+4"),
+    (0x89f5, "SIOCDEVPRIVATE+5"),
+    (0x89f6, "SIOCDEVPRIVATE+6"),
+    (0x89f7, "SIOCDEVPRIVATE+7"),
+    (0x89f8, "SIOCDEVPRIVATE+8"),
+    (0x89f9, "SIOCDEVPRIVATE+9"),
+    (0x89fa, "SIOCDEVPRIVATE+10"),
+    (0x89fb, "SIOCDEVPRIVATE+11"),
+    (0x89fc, "SIOCDEVPRIVATE+12"),
+    (0x89fd, "SIOCDEVPRIVATE+13"),
+    (0x89fe, "SIOCDEVPRIVATE+14"),
+    (0x89ff, "SIOCDEVPRIVATE+15"),
+];
+
+/// Every ioctl request the rules test, by name.
+const IOCTL_NAMES: &[(u32, &str)] = &[
+    (TIOCSTI, "TIOCSTI"),
+    (TIOCLINUX, "TIOCLINUX"),
+    (FS_IOC_SETFLAGS, "FS_IOC_SETFLAGS"),
+    (FS_IOC32_SETFLAGS, "FS_IOC32_SETFLAGS"),
+    (FS_IOC_FSSETXATTR, "FS_IOC_FSSETXATTR"),
+    (0x890b, "SIOCADDRT"),
+    (0x890c, "SIOCDELRT"),
+    (0x890d, "SIOCRTMSG"),
+    (0x8911, "SIOCSIFLINK"),
+    (0x8914, "SIOCSIFFLAGS"),
+    (0x8916, "SIOCSIFADDR"),
+    (0x8918, "SIOCSIFDSTADDR"),
+    (0x891a, "SIOCSIFBRDADDR"),
+    (0x891c, "SIOCSIFNETMASK"),
+    (0x891e, "SIOCSIFMETRIC"),
+    (0x8920, "SIOCSIFMEM"),
+    (0x8922, "SIOCSIFMTU"),
+    (0x8923, "SIOCSIFNAME"),
+    (0x8924, "SIOCSIFHWADDR"),
+    (0x8926, "SIOCSIFENCAP"),
+    (0x8931, "SIOCADDMULTI"),
+    (0x8932, "SIOCDELMULTI"),
+    (0x8934, "SIOCSIFPFLAGS"),
+    (0x8936, "SIOCDIFADDR"),
+    (0x8937, "SIOCSIFHWBROADCAST"),
+    (0x8941, "SIOCSIFBR"),
+    (0x8943, "SIOCSIFTXQLEN"),
+    (0x8946, "SIOCETHTOOL"),
+    (0x8949, "SIOCSMIIREG"),
+    (0x894a, "SIOCWANDEV"),
+    (0x8953, "SIOCDARP"),
+    (0x8955, "SIOCSARP"),
+    (0x8960, "SIOCDRARP"),
+    (0x8962, "SIOCSRARP"),
+    (0x8971, "SIOCSIFMAP"),
+    (0x8980, "SIOCADDDLCI"),
+    (0x8981, "SIOCDELDLCI"),
+    (0x8983, "SIOCSIFVLAN"),
+    (0x8990, "SIOCBONDENSLAVE"),
+    (0x8991, "SIOCBONDRELEASE"),
+    (0x8992, "SIOCBONDSETHWADDR"),
+    (0x8995, "SIOCBONDCHANGEACTIVE"),
+    (0x89a0, "SIOCBRADDBR"),
+    (0x89a1, "SIOCBRDELBR"),
+    (0x89a2, "SIOCBRADDIF"),
+    (0x89a3, "SIOCBRDELIF"),
+    (0x89b0, "SIOCSHWTSTAMP"),
+    (0x89f0, "SIOCDEVPRIVATE"),
+    (0x89f1, "SIOCDEVPRIVATE+1"),
+    (0x89f2, "SIOCDEVPRIVATE+2"),
+    (0x89f3, "SIOCDEVPRIVATE+3"),
+    (0x89f4, "SIOCDEVPRIVATE+4"),
+    (0x89f5, "SIOCDEVPRIVATE+5"),
+    (0x89f6, "SIOCDEVPRIVATE+6"),
+    (0x89f7, "SIOCDEVPRIVATE+7"),
+    (0x89f8, "SIOCDEVPRIVATE+8"),
+    (0x89f9, "SIOCDEVPRIVATE+9"),
+    (0x89fa, "SIOCDEVPRIVATE+10"),
+    (0x89fb, "SIOCDEVPRIVATE+11"),
+    (0x89fc, "SIOCDEVPRIVATE+12"),
+    (0x89fd, "SIOCDEVPRIVATE+13"),
+    (0x89fe, "SIOCDEVPRIVATE+14"),
+    (0x89ff, "SIOCDEVPRIVATE+15"),
 ];
 
 /// Calls ordinary programs need, allowed whatever their arguments (modelled on
@@ -801,8 +1023,8 @@ fn why(reason: &'static str) -> Why {
     Why::Default(reason)
 }
 
-fn cond(arg: u8, name: &'static str, test: Test) -> Cond {
-    Cond { arg, name, test }
+fn cond(arg: u8, name: &'static str, kind: ArgKind, test: Test) -> Cond {
+    Cond { arg, name, kind, test }
 }
 
 fn sorted(mut v: Vec<u32>) -> Vec<u32> {
@@ -836,8 +1058,9 @@ fn arm(when: Vec<Cond>, then: Action, reason: &'static str, lifted_by: Option<Al
     }
 }
 
-/// Compiles the syscall table of a jail.
-pub fn compile(jail: &Jail) -> SyscallPolicy {
+/// Compiles the syscall table of a jail for a host: the filter covers the
+/// ABIs its kernel runs, and `allow rlimit` needs CAP_SYS_RESOURCE there.
+pub fn compile(jail: &Jail, facts: &HostFacts, degraded: &mut Vec<Degraded>) -> SyscallPolicy {
     use Sysno::*;
     let allows = |a: Allow| jail.allow.contains(&a);
     let mut rules: Vec<Rule> = ALLOWED
@@ -887,7 +1110,14 @@ pub fn compile(jail: &Jail) -> SyscallPolicy {
     rules.push(clone_rule());
     rules.push(unshare_rule());
     rules.push(personality_rule());
-    rules.extend(rlimit_rules(jail));
+    let can_raise = facts.has_cap(super::Capability::SYS_RESOURCE.number());
+    if allows(Allow::Rlimit) && !can_raise {
+        degraded.push(Degraded {
+            what: "allow rlimit is not enforced: the kernel refuses raising a hard limit (EPERM)".into(),
+            why: host_why(RLIMIT_NO_CAP),
+        });
+    }
+    rules.extend(rlimit_rules(jail, can_raise));
     rules.push(listen_rule(jail));
     rules.extend(set_id_rules(jail));
     rules.push(rule(
@@ -899,7 +1129,7 @@ pub fn compile(jail: &Jail) -> SyscallPolicy {
 
     rules.sort_by_key(|r| r.call);
     SyscallPolicy {
-        abis: Abi::ALL.to_vec(),
+        abis: Abi::ALL.into_iter().filter(|a| facts.abis.contains(a)).collect(),
         default: errno(Errno::ENOSYS),
         x32: errno(Errno::ENOSYS),
         unknown_abi: Action::KillProcess,
@@ -911,7 +1141,7 @@ fn socket_rule(jail: &Jail, call: Sysno) -> Rule {
     let mut arms = Vec::new();
     if jail.network.ipv4.is_empty() {
         arms.push(arm(
-            vec![cond(0, "domain", Test::Eq(AF_INET))],
+            vec![cond(0, "domain", ArgKind::Domain, Test::Eq(AF_INET))],
             errno(Errno::EAFNOSUPPORT),
             "promise: IPv4 denied when the jail has no IPv4 address",
             None,
@@ -919,7 +1149,7 @@ fn socket_rule(jail: &Jail, call: Sysno) -> Rule {
     }
     if jail.network.ipv6.is_empty() {
         arms.push(arm(
-            vec![cond(0, "domain", Test::Eq(AF_INET6))],
+            vec![cond(0, "domain", ArgKind::Domain, Test::Eq(AF_INET6))],
             errno(Errno::EAFNOSUPPORT),
             "promise: IPv6 denied when the jail has no IPv6 address",
             None,
@@ -930,6 +1160,7 @@ fn socket_rule(jail: &Jail, call: Sysno) -> Rule {
             vec![cond(
                 0,
                 "domain",
+                ArgKind::Domain,
                 Test::NotIn(sorted(vec![AF_UNIX, AF_INET, AF_INET6, AF_NETLINK])),
             )],
             errno(Errno::EPROTONOSUPPORT),
@@ -938,8 +1169,13 @@ fn socket_rule(jail: &Jail, call: Sysno) -> Rule {
         ));
         arms.push(arm(
             vec![
-                cond(0, "domain", Test::Eq(AF_NETLINK)),
-                cond(2, "protocol", Test::NotIn(vec![NETLINK_ROUTE])),
+                cond(0, "domain", ArgKind::Domain, Test::Eq(AF_NETLINK)),
+                cond(
+                    2,
+                    "protocol",
+                    ArgKind::NetlinkProtocol,
+                    Test::NotIn(vec![NETLINK_ROUTE]),
+                ),
             ],
             errno(Errno::EPROTONOSUPPORT),
             "promise: of netlink, only route sockets (AF_ROUTE's heir)",
@@ -950,10 +1186,11 @@ fn socket_rule(jail: &Jail, call: Sysno) -> Rule {
         // Netlink sockets are SOCK_RAW by nature; the promise is about packets.
         arms.push(arm(
             vec![
-                cond(0, "domain", Test::NotIn(vec![AF_NETLINK])),
+                cond(0, "domain", ArgKind::Domain, Test::NotIn(vec![AF_NETLINK])),
                 cond(
                     1,
                     "type",
+                    ArgKind::SockType,
                     Test::MaskedEq {
                         mask: SOCK_TYPE_MASK,
                         value: SOCK_RAW,
@@ -966,8 +1203,8 @@ fn socket_rule(jail: &Jail, call: Sysno) -> Rule {
         ));
         arms.push(arm(
             vec![
-                cond(0, "domain", Test::In(vec![AF_INET, AF_INET6])),
-                cond(2, "protocol", Test::Eq(IPPROTO_RAW)),
+                cond(0, "domain", ArgKind::Domain, Test::In(vec![AF_INET, AF_INET6])),
+                cond(2, "protocol", ArgKind::IpProtocol, Test::Eq(IPPROTO_RAW)),
             ],
             errno(Errno::EPERM),
             "promise: IPPROTO_RAW denied unless raw-sockets",
@@ -1002,11 +1239,12 @@ fn socket_rule(jail: &Jail, call: Sysno) -> Rule {
 /// EPROTONOSUPPORT, as on a kernel built without them.
 fn host_stack_protocols() -> Vec<Arm> {
     const WHY: &str = "promise: sockets live on the jail's addresses; on the host's stack, TCP, UDP and ICMP echo only";
-    let inet = || cond(0, "domain", Test::In(vec![AF_INET, AF_INET6]));
+    let inet = || cond(0, "domain", ArgKind::Domain, Test::In(vec![AF_INET, AF_INET6]));
     let of_type = |value| {
         cond(
             1,
             "type",
+            ArgKind::SockType,
             Test::MaskedEq {
                 mask: SOCK_TYPE_MASK,
                 value,
@@ -1018,7 +1256,7 @@ fn host_stack_protocols() -> Vec<Arm> {
             vec![
                 inet(),
                 of_type(SOCK_STREAM),
-                cond(2, "protocol", Test::NotIn(vec![0, IPPROTO_TCP])),
+                cond(2, "protocol", ArgKind::IpProtocol, Test::NotIn(vec![0, IPPROTO_TCP])),
             ],
             errno(Errno::EPROTONOSUPPORT),
             WHY,
@@ -1031,6 +1269,7 @@ fn host_stack_protocols() -> Vec<Arm> {
                 cond(
                     2,
                     "protocol",
+                    ArgKind::IpProtocol,
                     Test::NotIn(sorted(vec![0, IPPROTO_ICMP, IPPROTO_UDP, IPPROTO_ICMPV6])),
                 ),
             ],
@@ -1065,7 +1304,7 @@ fn socketcall_rule(jail: &Jail) -> Rule {
     Rule {
         call: Sysno::socketcall,
         arms: vec![arm(
-            vec![cond(0, "call", Test::In(sorted(calls)))],
+            vec![cond(0, "call", ArgKind::SocketcallCall, Test::In(sorted(calls)))],
             Action::Notify(Notify::Socketcall),
             "the arguments are in memory: the supervisor copies them, applies the socket, socketpair or listen rule \
              and makes the call itself",
@@ -1080,13 +1319,23 @@ fn socketcall_rule(jail: &Jail) -> Rule {
 fn ioctl_rule(jail: &Jail) -> Rule {
     let mut arms = vec![
         arm(
-            vec![cond(1, "request", Test::In(sorted(vec![TIOCSTI, TIOCLINUX])))],
+            vec![cond(
+                1,
+                "request",
+                ArgKind::IoctlRequest,
+                Test::In(sorted(vec![TIOCSTI, TIOCLINUX])),
+            )],
             errno(Errno::EPERM),
             "injects input into a terminal (CVE-2017-5226)",
             None,
         ),
         arm(
-            vec![cond(1, "request", Test::In(sorted(NET_CONFIG_IOCTLS.to_vec())))],
+            vec![cond(
+                1,
+                "request",
+                ArgKind::IoctlRequest,
+                Test::In(sorted(NET_CONFIG_IOCTLS.iter().map(|(v, _)| *v).collect())),
+            )],
             errno(Errno::EPERM),
             "promise: network configuration ioctls denied (old manual: EPERM)",
             None,
@@ -1097,6 +1346,7 @@ fn ioctl_rule(jail: &Jail) -> Rule {
             vec![cond(
                 1,
                 "request",
+                ArgKind::IoctlRequest,
                 Test::In(sorted(vec![FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR])),
             )],
             errno(Errno::EPERM),
@@ -1154,9 +1404,14 @@ fn set_id_rules(jail: &Jail) -> Vec<Rule> {
             }
             let mut when = Vec::new();
             if let Some(flags) = flags {
-                when.push(cond(flags, "flags", Test::AnyBits(O_CREAT | O_TMPFILE)));
+                when.push(cond(
+                    flags,
+                    "flags",
+                    ArgKind::OpenFlags,
+                    Test::AnyBits(O_CREAT | O_TMPFILE),
+                ));
             }
-            when.push(cond(mode, "mode", Test::AnyBits(S_ISUID | S_ISGID)));
+            when.push(cond(mode, "mode", ArgKind::Mode, Test::AnyBits(S_ISUID | S_ISGID)));
             Rule {
                 call,
                 arms: vec![arm(when, errno(Errno::EPERM), SET_ID_WHY, None)],
@@ -1185,7 +1440,7 @@ fn clone_rule() -> Rule {
     Rule {
         call: Sysno::clone,
         arms: vec![arm(
-            vec![cond(0, "flags", Test::AnyBits(CLONE_NS_FLAGS))],
+            vec![cond(0, "flags", ArgKind::CloneFlags, Test::AnyBits(CLONE_NS_FLAGS))],
             errno(Errno::EPERM),
             "new namespaces would escape the jail's",
             None,
@@ -1200,7 +1455,12 @@ fn unshare_rule() -> Rule {
     Rule {
         call: Sysno::unshare,
         arms: vec![arm(
-            vec![cond(0, "flags", Test::AnyBits(CLONE_NS_FLAGS | CLONE_NEWTIME))],
+            vec![cond(
+                0,
+                "flags",
+                ArgKind::CloneFlags,
+                Test::AnyBits(CLONE_NS_FLAGS | CLONE_NEWTIME),
+            )],
             errno(Errno::EPERM),
             "new namespaces would escape the jail's",
             None,
@@ -1224,7 +1484,7 @@ fn personality_rule() -> Rule {
     Rule {
         call: Sysno::personality,
         arms: vec![arm(
-            vec![cond(0, "persona", Test::In(harmless))],
+            vec![cond(0, "persona", ArgKind::Personality, Test::In(harmless))],
             Action::Allow,
             "the harmless personalities (as Docker allows them)",
             None,
@@ -1235,20 +1495,21 @@ fn personality_rule() -> Rule {
     }
 }
 
-fn rlimit_rules(jail: &Jail) -> Vec<Rule> {
-    if !jail.allow.contains(&Allow::Rlimit) {
+const RLIMIT_NO_CAP: &str = "the launcher lacks CAP_SYS_RESOURCE, which raising a hard limit for the jail takes";
+
+fn rlimit_rules(jail: &Jail, can_raise: bool) -> Vec<Rule> {
+    let allowed = jail.allow.contains(&Allow::Rlimit);
+    if !allowed || !can_raise {
         // Hard limits are set at launch; the jail lacks CAP_SYS_RESOURCE over the
         // host, so the kernel refuses a raise with EPERM by itself.
+        let reason = if allowed {
+            host_why(RLIMIT_NO_CAP)
+        } else {
+            why("the kernel refuses raising a hard limit (EPERM)")
+        };
         return [Sysno::setrlimit, Sysno::prlimit64]
             .into_iter()
-            .map(|call| {
-                rule(
-                    call,
-                    Action::Allow,
-                    why("the kernel refuses raising a hard limit (EPERM)"),
-                    None,
-                )
-            })
+            .map(|call| rule(call, Action::Allow, reason.clone(), None))
             .collect();
     }
     let notify = Action::Notify(Notify::Rlimit);
@@ -1257,7 +1518,7 @@ fn rlimit_rules(jail: &Jail) -> Vec<Rule> {
         Rule {
             call: Sysno::prlimit64,
             arms: vec![arm(
-                vec![cond(2, "new_limit", Test::Zero64)],
+                vec![cond(2, "new_limit", ArgKind::Pointer, Test::Zero64)],
                 Action::Allow,
                 "reading a limit",
                 None,
@@ -1293,6 +1554,10 @@ fn listen_rule(jail: &Jail) -> Rule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn compile(jail: &Jail) -> SyscallPolicy {
+        super::compile(jail, &HostFacts::example(), &mut Vec::new())
+    }
 
     fn jail() -> Jail {
         let mut sources = crate::diag::SourceMap::new();
@@ -1369,6 +1634,36 @@ mod tests {
             let rule = policy.rule(call).unwrap_or_else(|| panic!("{call} has no rule"));
             let args = [1, 1, 0, 0, 0, 0];
             assert_eq!(rule.decide(&args).0, Action::Allow, "{call}");
+        }
+    }
+
+    #[test]
+    fn values_have_their_c_names() {
+        assert_eq!(ArgKind::Domain.name(AF_INET).as_deref(), Some("AF_INET"));
+        assert_eq!(ArgKind::SockType.name(SOCK_RAW).as_deref(), Some("SOCK_RAW"));
+        assert_eq!(ArgKind::NetlinkProtocol.name(0).as_deref(), Some("NETLINK_ROUTE"));
+        assert_eq!(ArgKind::IoctlRequest.name(TIOCSTI).as_deref(), Some("TIOCSTI"));
+        assert_eq!(ArgKind::IoctlRequest.name(0x8914).as_deref(), Some("SIOCSIFFLAGS"));
+        assert_eq!(
+            ArgKind::CloneFlags.name(CLONE_NEWUSER | CLONE_NEWNET).as_deref(),
+            Some("CLONE_NEWUSER|CLONE_NEWNET")
+        );
+        // A bit without a name leaves the number.
+        assert_eq!(ArgKind::CloneFlags.name(CLONE_NEWUSER | 1), None);
+        assert_eq!(ArgKind::Int.name(3), None);
+        // Every value a rule tests by equality or membership has a name.
+        let policy = compile(&jail());
+        for c in policy.rules.iter().flat_map(|r| r.arms.iter().flat_map(|a| &a.when)) {
+            let values: Vec<u32> = match &c.test {
+                Test::Eq(v) => vec![*v],
+                Test::In(vs) | Test::NotIn(vs) => vs.clone(),
+                Test::MaskedEq { mask, value } => vec![*mask, *value],
+                Test::AnyBits(b) => vec![*b],
+                Test::Zero64 => vec![],
+            };
+            for v in values {
+                assert!(c.kind.name(v).is_some(), "{} {v:#x} has no name", c.name);
+            }
         }
     }
 

@@ -11,7 +11,13 @@ fn policy_of(text: &str) -> SyscallPolicy {
     let mut sources = SourceMap::new();
     let loaded = load_text("t.toml".as_ref(), text, &mut sources, &HostFiles);
     let v = validate(&loaded);
-    policy::compile(&v.jail.unwrap_or_else(|| panic!("{:?} {:?}", loaded.diags, v.diags))).syscalls
+    // A host that runs every ABI, so that the table covers them all.
+    let facts = crate::host::HostFacts {
+        abis: Abi::ALL.to_vec(),
+        ..crate::host::HostFacts::example()
+    };
+    let jail = v.jail.unwrap_or_else(|| panic!("{:?} {:?}", loaded.diags, v.diags));
+    policy::compile(&jail, &facts).expect("runs there").syscalls
 }
 
 const PLAIN: &str = "path = \"/\"\ncommand = [\"x\"]\n";
@@ -277,6 +283,7 @@ fn golden_program_of_a_small_policy() {
                     when: vec![Cond {
                         arg: 0,
                         name: "domain",
+                        kind: policy::syscalls::ArgKind::Domain,
                         test: Test::Eq(17),
                     }],
                     then: Action::Errno(Errno::EPROTONOSUPPORT),

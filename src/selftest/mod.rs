@@ -104,10 +104,10 @@ const EAFNOSUPPORT: i32 = 97;
 /// Everything the probe must observe in `jail`. `outside` is a pid outside the
 /// jail (the supervisor's); `abis` are the ABIs the filter covers; `scratch`
 /// is a writable directory of the jail.
-/// `can_raise`: the launcher holds CAP_SYS_RESOURCE, which raising a hard
-/// limit for `allow = ["rlimit"]` takes. `rewrites`: the address programs
-/// can be loaded (root and cgroup2); without them a private jail's binds
-/// are not rewritten.
+/// `can_raise`: the policy has the supervisor raise hard limits (`allow =
+/// ["rlimit"]` on a host where the launcher holds CAP_SYS_RESOURCE).
+/// `rewrites`: the policy enforces the address rewrite (root and cgroup2);
+/// without it a private jail's binds are not rewritten.
 pub fn expectations(
     jail: &Jail,
     outside: u32,
@@ -655,8 +655,14 @@ pub fn run(mut jail: Jail, registry: crate::state::Registry) -> Result<Vec<Verdi
     let scratch = dev_target.join(&AbsPath::parse("/shm").expect("static"));
     let abis = Abi::native();
     let facts = crate::sys::probe::probe();
-    let can_raise = facts.has_cap(crate::policy::Capability::SYS_RESOURCE.number());
-    let rewrites = facts.root && facts.cgroup.v2.is_some();
+    // What this host enforces, as the table says (policy::host).
+    let policy =
+        crate::policy::compile(&jail, &facts).map_err(|e| SelftestError::Up(crate::plan::PlanError::from(e).into()))?;
+    let can_raise = policy
+        .syscalls
+        .rule(crate::syscalls::Sysno::setrlimit)
+        .is_some_and(|r| r.otherwise == crate::policy::Action::Notify(crate::policy::Notify::Rlimit));
+    let rewrites = policy.network.rewrite.is_some();
     let (checks, facts) = expectations(&jail, std::process::id(), abis, scratch.as_str(), can_raise, rewrites);
     let mut command = vec![probe.to_string(), "probe".to_string()];
     command.extend(self::checks(&checks));

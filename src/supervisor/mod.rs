@@ -152,7 +152,7 @@ pub fn options(launch: &Launch, facts: &HostFacts, policy: &Policy, tty: bool) -
 /// The plan `up` would carry out, as text (`--dry-run`); creates nothing.
 pub fn dry_run(launch: &Launch) -> Result<String, UpError> {
     let facts = probe::probe();
-    let policy = policy::compile(&launch.jail);
+    let policy = policy::compile(&launch.jail, &facts).map_err(plan::PlanError::from)?;
     let mut options = options(launch, &facts, &policy, false)?;
     options.id_base = ID_BASE + JAIL_IDS;
     let plan = plan::build(&policy, &facts, &options)?;
@@ -215,7 +215,7 @@ impl Logs {
 
 fn launch_and_supervise(launch: &Launch, logs: Logs, detached: Option<&mut Report>) -> Result<i32, UpError> {
     let facts = probe::probe();
-    let policy = policy::compile(&launch.jail);
+    let policy = policy::compile(&launch.jail, &facts).map_err(plan::PlanError::from)?;
     let tty = !launch.background && launch.stdio.is_none() && [0, 1, 2].iter().any(|&fd| tty::is_tty(borrow(fd)));
     let mut options = options(launch, &facts, &policy, tty)?;
     let registry = launch.registry.clone();

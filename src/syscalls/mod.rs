@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 pub use generated::Sysno;
 
 /// An ABI the kernel can run, identified in seccomp by its AUDIT_ARCH value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Abi {
     /// x86_64's native ABI (`syscall`).
