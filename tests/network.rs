@@ -78,6 +78,11 @@ fn main() {
         private_mode_udp_autobind,
     );
     r.test(
+        "sock_packet_is_refused_as_a_packet_socket",
+        &[Root, Ip, I386],
+        sock_packet_is_a_packet_socket,
+    );
+    r.test(
         "host_stack_protocols_without_a_hook_are_refused",
         &[Root, Ip],
         host_stack_protocols,
@@ -808,6 +813,18 @@ fn host_mode_ping(ctx: &Ctx) -> TestResult {
     ensure(c(listed)["addr"] == "192.0.2.11:4243", || format!("{}", c(listed)))?;
     ensure(errno(&v, listed) == 0, || format!("{}", c(listed)))?;
     ensure(c(listed)["ret"].as_i64().unwrap_or(0) >= 1, || format!("{}", c(listed)))?;
+    // A listed source does not take a ping to the host's loopback: the call
+    // programs send loopback to the first address, and egress holds ping
+    // sockets, whose send runs none of them, to the same.
+    let lo = "ping=192.0.2.11:4246/127.0.0.1/500";
+    let lo386 = "i386-ping=192.0.2.11:4247/127.0.0.1/500";
+    let w = jailed(ctx, &net, &file, &[lo, lo386])?;
+    for check in [lo, lo386] {
+        ensure(
+            errno(&w, check) == libc::EPERM as i64 && w["checks"][check]["ret"] == 0,
+            || format!("{check}: {}", w["checks"][check]),
+        )?;
+    }
     // The same through i386's calls.
     ensure(c(unlisted386)["addr"] == "192.0.2.12:4244", || {
         format!("{}", c(unlisted386))
@@ -845,6 +862,34 @@ fn host_mode_tcp_fast_open(ctx: &Ctx) -> TestResult {
     ensure(seen.starts_with("192.0.2.10:"), || format!("the peer saw {seen}"))?;
     ensure(addr(&v, "tcp-fastopen=192.0.2.12:7000")? == seen, || {
         format!("{}", v["checks"])
+    })
+}
+
+/// SOCK_PACKET makes a packet socket whatever the domain: refused like
+/// AF_PACKET, on both ABIs and through socketcall, even in a private jail
+/// that allows raw sockets (there jail root holds CAP_NET_RAW, and a packet
+/// socket would send frames from any address, past the packet programs).
+fn sock_packet_is_a_packet_socket(ctx: &Ctx) -> TestResult {
+    let net = Net::new(ctx, &[])?;
+    let file = ctx.jail_named(
+        "sockpacket",
+        "allow = [\"raw-sockets\"]\n[network]\nmode = \"private\"\nipv4 = [\"10.89.0.2/24\"]\ngateway = \"10.89.0.1\"\n[limits]\npids = 32\n",
+    );
+    let checks = [
+        "socket-sock-packet",
+        "i386-socket-sock-packet",
+        "i386-socketcall-sock-packet",
+        "socket-raw",
+    ];
+    let v = jailed(ctx, &net, &file, &checks)?;
+    for check in &checks[..3] {
+        ensure(errno(&v, check) == libc::EPROTONOSUPPORT as i64, || {
+            format!("{check}: {}", v["checks"][check])
+        })?;
+    }
+    // What raw-sockets allows still works.
+    ensure(errno(&v, "socket-raw") == 0, || {
+        format!("{}", v["checks"]["socket-raw"])
     })
 }
 

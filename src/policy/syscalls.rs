@@ -1181,6 +1181,23 @@ fn socket_rule(jail: &Jail, call: Sysno) -> Rule {
             "promise: of netlink, only route sockets (AF_ROUTE's heir)",
             Some(Allow::AllDomains),
         ));
+        // The obsolete SOCK_PACKET type makes a packet socket (AF_PACKET)
+        // whatever the domain says; packet sockets bypass IP and so the
+        // address programs too.
+        arms.push(arm(
+            vec![cond(
+                1,
+                "type",
+                ArgKind::SockType,
+                Test::MaskedEq {
+                    mask: SOCK_TYPE_MASK,
+                    value: SOCK_PACKET,
+                },
+            )],
+            errno(Errno::EPROTONOSUPPORT),
+            "promise: only unix, inet, inet6 and route sockets: SOCK_PACKET is a packet socket",
+            Some(Allow::AllDomains),
+        ));
     }
     if !jail.allow.contains(&Allow::RawSockets) {
         // Netlink sockets are SOCK_RAW by nature; the promise is about packets.

@@ -637,10 +637,17 @@ fn load_bytes(a: &mut Asm, off: i32, len: i32, fail: Label) {
 
 /// A cgroup skb program: passes (1) an IP packet whose local address is
 /// listed, drops (0) any other. IPv4-mapped traffic of IPv6 sockets is
-/// IPv4 on the wire, so it meets the IPv4 list here.
+/// IPv4 on the wire, so it meets the IPv4 list here. Going out, a packet
+/// to loopback or the wildcard that is not listed is dropped too: the call
+/// programs send those to the first address, and a ping socket, whose
+/// send runs none of them, must not reach the host's loopback services.
 fn packet(local: Local, v4: &[[u8; 4]], v6: &[[u8; 16]]) -> Vec<Insn> {
     let mut a = Asm::default();
     let (drop, pass, is_v4, is_v6) = (a.label(), a.label(), a.label(), a.label());
+    let (to4, to6) = match local {
+        Local::Destination => (pass, pass),
+        Local::Source => (a.label(), a.label()),
+    };
     a.mov(R6, R1);
     // The version nibble.
     load_bytes(&mut a, 0, 1, drop);
@@ -656,13 +663,29 @@ fn packet(local: Local, v4: &[[u8; 4]], v6: &[[u8; 16]]) -> Vec<Insn> {
     a.mark(is_v4);
     if !v4.is_empty() {
         load_bytes(&mut a, off4, 4, drop);
-        if_listed4(&mut a, R10, BUF, v4, pass);
+        if_listed4(&mut a, R10, BUF, v4, to4);
     }
     a.goto(drop);
     a.mark(is_v6);
     if !v6.is_empty() {
         load_bytes(&mut a, off6, 16, drop);
+        if_listed6(&mut a, R10, BUF, v6, to6);
+    }
+    a.goto(drop);
+    // The destination of an outgoing packet from a listed source.
+    if let (Local::Source, false) = (local, v4.is_empty()) {
+        a.mark(to4);
+        load_bytes(&mut a, ip::V4_DST, 4, drop);
+        if_listed4(&mut a, R10, BUF, v4, pass);
+        if_any_or_loopback4(&mut a, R10, BUF, drop);
+        a.goto(pass);
+    }
+    if let (Local::Source, false) = (local, v6.is_empty()) {
+        a.mark(to6);
+        load_bytes(&mut a, ip::V6_DST, 16, drop);
         if_listed6(&mut a, R10, BUF, v6, pass);
+        if_any_or_loopback6(&mut a, R10, BUF, drop);
+        a.goto(pass);
     }
     a.mark(drop);
     a.ret(DENY);

@@ -398,8 +398,37 @@ fn egress_passes_listed_sources_only() {
     ] {
         assert_eq!(verdict(&prog, ip_packet(&v6(src), &v6(HOST6))), expected, "{src}");
     }
-    // The destination does not matter.
+    // The destination does not matter, but for loopback and the wildcard.
     assert_eq!(verdict(&prog, ip_packet(&v4(HOST4), &v4("192.0.2.10"))), 0);
+}
+
+#[test]
+fn egress_keeps_listed_sources_off_the_hosts_loopback() {
+    // A ping socket's send runs no call program: its destination is the
+    // packet program's to hold, as connect and sendmsg hold theirs.
+    let prog = program(&addresses(), Hook::Egress);
+    for (dst, expected) in [("127.0.0.1", 0), ("127.1.2.3", 0), ("0.0.0.0", 0), ("192.0.2.11", 1)] {
+        assert_eq!(
+            verdict(&prog, ip_packet(&v4("192.0.2.10"), &v4(dst))),
+            expected,
+            "{dst}"
+        );
+    }
+    for (dst, expected) in [("::1", 0), ("::", 0), ("2001:db8::11", 1), (HOST6, 1)] {
+        assert_eq!(
+            verdict(&prog, ip_packet(&v6("2001:db8::10"), &v6(dst))),
+            expected,
+            "{dst}"
+        );
+    }
+    // A jail on loopback talks to itself there.
+    let lo = Addresses {
+        v4: vec!["127.0.0.2".parse().unwrap()],
+        v6: vec![],
+    };
+    let prog = program(&lo, Hook::Egress);
+    assert_eq!(verdict(&prog, ip_packet(&v4("127.0.0.2"), &v4("127.0.0.2"))), 1);
+    assert_eq!(verdict(&prog, ip_packet(&v4("127.0.0.2"), &v4("127.0.0.1"))), 0);
 }
 
 #[test]
@@ -480,7 +509,7 @@ fn a_loopback_address_is_listed_like_any_other() {
 
 proptest::proptest! {
     /// A packet passes exactly when its local address is listed in its
-    /// family.
+    /// family (and, going out, it is not for an unlisted loopback).
     #[test]
     fn packets_pass_exactly_when_their_local_address_is_listed(
         a4: [u8; 4], b4: [u8; 4], a6: [u8; 16], b6: [u8; 16], pick: u8, listed: bool,
@@ -492,9 +521,14 @@ proptest::proptest! {
         let in4 = a.v4.contains(&Ipv4Addr::from(a4));
         let in6 = a.v6.contains(&Ipv6Addr::from(a6));
         let (egress, ingress) = (program(&a, Hook::Egress), program(&a, Hook::Ingress));
-        proptest::prop_assert_eq!(verdict(&egress, ip_packet(&a4, &b4)), u64::from(in4));
+        // Going out, an unlisted loopback or wildcard destination is dropped too.
+        let to4 = Ipv4Addr::from(b4);
+        let to6 = Ipv6Addr::from(b6);
+        let local4 = (to4.is_loopback() || to4.is_unspecified()) && !a.v4.contains(&to4);
+        let local6 = (to6.is_loopback() || to6.is_unspecified()) && !a.v6.contains(&to6);
+        proptest::prop_assert_eq!(verdict(&egress, ip_packet(&a4, &b4)), u64::from(in4 && !local4));
         proptest::prop_assert_eq!(verdict(&ingress, ip_packet(&b4, &a4)), u64::from(in4));
-        proptest::prop_assert_eq!(verdict(&egress, ip_packet(&a6, &b6)), u64::from(in6));
+        proptest::prop_assert_eq!(verdict(&egress, ip_packet(&a6, &b6)), u64::from(in6 && !local6));
         proptest::prop_assert_eq!(verdict(&ingress, ip_packet(&b6, &a6)), u64::from(in6));
     }
 }

@@ -310,6 +310,8 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         "socket-inet" => s(AF_INET, SOCK_STREAM, 0),
         "socket-inet6" => s(AF_INET6, SOCK_STREAM, 0),
         "socket-inet-dgram" => s(AF_INET, SOCK_DGRAM, 0),
+        // The obsolete SOCK_PACKET type: a packet socket, whatever the domain.
+        "socket-sock-packet" => s(AF_INET, 10, i32::from((ETH_P_ALL as u16).to_be())),
         "socket-sctp" => s(AF_INET, SOCK_STREAM, IPPROTO_SCTP),
         "socket-mptcp" => s(AF_INET, SOCK_STREAM, IPPROTO_MPTCP),
         "socket-inet-seqpacket" => s(AF_INET, SOCK_SEQPACKET, 0),
@@ -727,6 +729,8 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         "i386-socketcall-unix" => socketcall(SYS_SOCKET, &[1, 1, 0]),
         "i386-socketcall-packet" => socketcall(SYS_SOCKET, &[17, 2, 0]),
         "i386-socketcall-raw" => socketcall(SYS_SOCKET, &[2, 3, 1]),
+        "i386-socketcall-sock-packet" => socketcall(SYS_SOCKET, &[2, 10, 0x0300]),
+        "i386-socket-sock-packet" => int80(359, [2, 10, 0x0300, 0, 0, 0]),
         "i386-socketcall-inet6" => socketcall(SYS_SOCKET, &[10, 1, 0]),
         // i386-socketcall-bind=ADDR: where a TCP socket made through
         // socketcall ends up when bound to ADDR through socketcall.
