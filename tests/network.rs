@@ -525,11 +525,12 @@ fn host_mode_dup2_race(ctx: &Ctx) -> TestResult {
     // Not the host's primary address, which a send that escaped the rule
     // would take as its source.
     let file = ctx.jail("[network]\nmode = \"host\"\nipv4 = [\"192.0.2.11\"]\n[limits]\npids = 32\n");
-    let sources = "udp-sources=192.0.2.12:7040/12000";
+    let sources = "udp-sources=192.0.2.12:7040/40000";
     let server = peer(&net, &[sources])?;
     std::thread::sleep(Duration::from_millis(300));
     let (listen, send) = ("listen-dup2-race=20000", "send-dup2-race=192.0.2.12:7040/20000");
-    let v = jailed(ctx, &net, &file, &[listen, send])?;
+    // The sends first: the peer stops listening a second after they end.
+    let v = jailed(ctx, &net, &file, &[send, listen])?;
     let seen = peer_report(server)?;
     let listed = set(&["192.0.2.11"]);
     let at: BTreeSet<String> = addr(&v, listen)?
