@@ -19,6 +19,7 @@ pub mod lint;
 pub mod model;
 pub mod plan;
 pub mod policy;
+pub mod promises;
 pub mod rewrite;
 pub mod seccomp;
 pub mod selftest;

@@ -9,11 +9,13 @@
 mod netprobe;
 pub mod probe;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use probe::Report;
 
-use crate::model::{Allow, Identity, Jail, NetworkMode};
+use crate::model::{Identity, Jail};
+use crate::promises::{CATALOGUE, Outcome, Setting};
 use crate::syscalls::Abi;
 
 /// What a check must return.
@@ -35,7 +37,7 @@ pub enum Expect {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expectation {
     /// What the old manual or the design promises.
-    pub promise: &'static str,
+    pub promise: Cow<'static, str>,
     /// The probe check (`NAME` or `NAME=ARG`).
     pub check: String,
     /// Its expected outcome.
@@ -93,13 +95,7 @@ impl fmt::Display for Verdict {
     }
 }
 
-const EPERM: i32 = 1;
-const ESRCH: i32 = 3;
-const EACCES: i32 = 13;
-const EROFS: i32 = 30;
-const ENOSYS: i32 = 38;
-const EPROTONOSUPPORT: i32 = 93;
-const EAFNOSUPPORT: i32 = 97;
+use crate::promises::errno::ESRCH;
 
 /// Everything the probe must observe in `jail`. `outside` is a pid outside the
 /// jail (the supervisor's); `abis` are the ABIs the filter covers; `scratch`
@@ -108,6 +104,10 @@ const EAFNOSUPPORT: i32 = 97;
 /// ["rlimit"]` on a host where the launcher holds CAP_SYS_RESOURCE).
 /// `rewrites`: the policy enforces the address rewrite (root and cgroup2);
 /// without it a private jail's binds are not rewritten.
+///
+/// Every fixed answer comes from the promise catalogue
+/// ([`crate::promises::CATALOGUE`]); the ones that depend on a pid, on
+/// addresses or on a race are made here.
 pub fn expectations(
     jail: &Jail,
     outside: u32,
@@ -116,16 +116,54 @@ pub fn expectations(
     can_raise: bool,
     rewrites: bool,
 ) -> (Vec<Expectation>, Vec<FactExpectation>) {
-    use Expect::{Errno, Not};
-    let allows = |a: Allow| jail.allow.contains(&a);
-    let root = jail.identity == Identity::JailRoot;
-    let v4 = !jail.network.ipv4.is_empty();
-    let v6 = !jail.network.ipv6.is_empty();
-    let private = matches!(jail.network.mode, NetworkMode::Private(_));
+    let setting = Setting::of(jail, abis, can_raise);
+    let mut e = catalogued(&setting, scratch);
+    e.extend(addressed(jail, outside, &setting, rewrites));
+    (e, facts(jail))
+}
+
+/// The catalogue's promises that apply in `setting`: each native check, then
+/// (where the filter covers i386) each i386 twin, which must answer the same.
+fn catalogued(setting: &Setting, scratch: &str) -> Vec<Expectation> {
+    let expect = |o: Outcome| match o {
+        Outcome::Errno(e) => Expect::Errno(e),
+        Outcome::Past { denied, .. } => Expect::Not(denied),
+    };
+    let mut out = Vec::new();
+    for p in CATALOGUE {
+        let Some((promise, outcome)) = p.outcome(setting) else {
+            continue;
+        };
+        out.extend(p.native_checks(scratch).into_iter().map(|check| Expectation {
+            promise: promise.into(),
+            check,
+            expect: expect(outcome),
+        }));
+    }
+    for p in CATALOGUE.iter().filter(|_| setting.i386()) {
+        let Some((promise, outcome)) = p.outcome(setting) else {
+            continue;
+        };
+        out.extend(p.i386.iter().map(|check| Expectation {
+            promise: if promise.starts_with("i386") {
+                promise.into()
+            } else {
+                format!("i386: {promise}").into()
+            },
+            check: check.to_string(),
+            expect: expect(outcome),
+        }));
+    }
+    out
+}
+
+/// The promises whose answers depend on the jail's addresses, on a pid
+/// outside it, or on a race.
+fn addressed(jail: &Jail, outside: u32, setting: &Setting, rewrites: bool) -> Vec<Expectation> {
     let mut e: Vec<Expectation> = Vec::new();
     let mut add = |promise: &'static str, check: &str, expect: Expect| {
         e.push(Expectation {
-            promise,
+            promise: promise.into(),
             check: check.to_string(),
             expect,
         });
@@ -133,76 +171,7 @@ pub fn expectations(
     add(
         "processes outside the jail cannot be signalled (ESRCH)",
         &format!("kill={outside}:0"),
-        Errno(ESRCH),
-    );
-    add(
-        "signals from inside to init are ignored",
-        "kill=1:9",
-        Errno(if root { 0 } else { EPERM }),
-    );
-    add("init cannot be traced", "ptrace-init", Errno(EPERM));
-    add("sethostname is denied (EPERM)", "sethostname", Errno(EPERM));
-    add("setdomainname is denied (EPERM)", "setdomainname", Errno(EPERM));
-    let ipc = if allows(Allow::Ipc) { 0 } else { EPERM };
-    for check in ["ipc-msgget", "ipc-semget", "ipc-shmget"] {
-        add(
-            if ipc == 0 {
-                "SysV IPC works (allow ipc)"
-            } else {
-                "SysV IPC is denied (EPERM)"
-            },
-            check,
-            Errno(ipc),
-        );
-    }
-    add("POSIX message queues of the jail work", "mq-open", Errno(0));
-    add("unix sockets work", "socket-unix", Errno(0));
-    add("route netlink sockets work", "socket-netlink-route", Errno(0));
-    if allows(Allow::AllDomains) {
-        add(
-            "other socket domains pass the filter (allow all-domains)",
-            "socket-netlink-audit",
-            Not(EPROTONOSUPPORT),
-        );
-        add(
-            "other socket domains pass the filter (allow all-domains)",
-            "socket-packet",
-            Not(EPROTONOSUPPORT),
-        );
-    } else {
-        add(
-            "other socket domains are denied (EPROTONOSUPPORT)",
-            "socket-netlink-audit",
-            Errno(EPROTONOSUPPORT),
-        );
-        add(
-            "other socket domains are denied (EPROTONOSUPPORT)",
-            "socket-packet",
-            Errno(EPROTONOSUPPORT),
-        );
-        add(
-            "the upper half of a register does not matter",
-            "socket-packet-high-bits",
-            Errno(EPROTONOSUPPORT),
-        );
-    }
-    add(
-        if v4 {
-            "IPv4 works: the jail has an IPv4 address"
-        } else {
-            "IPv4 is denied without an address (EAFNOSUPPORT)"
-        },
-        "socket-inet",
-        Errno(if v4 { 0 } else { EAFNOSUPPORT }),
-    );
-    add(
-        if v6 {
-            "IPv6 works: the jail has an IPv6 address"
-        } else {
-            "IPv6 is denied without an address (EAFNOSUPPORT)"
-        },
-        "socket-inet6",
-        Errno(if v6 { 0 } else { EAFNOSUPPORT }),
+        Expect::Errno(ESRCH),
     );
     // The address list: a wildcard or unlisted bind ends on the first
     // address, a listed one stays.
@@ -248,196 +217,26 @@ pub fn expectations(
             );
         }
     }
-    if v4 && rewrites {
+    if setting.ipv4 && rewrites {
         add(
             "listen(2) racing dup2(2) on its descriptor listens on listed addresses only",
             "listen-dup2-race=2000",
             Expect::OnlyAt(jail.network.ipv4.iter().map(|a| std::net::IpAddr::V4(a.addr)).collect()),
         );
     }
-    if !private && v4 {
-        // The protocols whose binds no program sees, refused on the host's stack.
-        for check in ["socket-sctp", "socket-mptcp", "socket-inet-seqpacket", "socket-udplite"] {
-            add(
-                "on the host's stack, inet protocols other than TCP, UDP and ICMP echo are refused (EPROTONOSUPPORT)",
-                check,
-                Errno(EPROTONOSUPPORT),
-            );
-        }
-    }
-    if v4 {
-        if !allows(Allow::RawSockets) {
-            add("SOCK_RAW is denied (EPERM)", "socket-raw", Errno(EPERM));
-            add("IPPROTO_RAW is denied (EPERM)", "socket-ipproto-raw", Errno(EPERM));
-        } else if private {
-            add("raw sockets work (allow raw-sockets)", "socket-raw", Errno(0));
-        }
-    }
-    add(
-        "network configuration ioctls are denied (EPERM)",
-        "ioctl-siocsifflags",
-        Errno(EPERM),
-    );
-    add(
-        "network configuration ioctls are denied (EPERM)",
-        "ioctl-siocaddrt",
-        Errno(EPERM),
-    );
-    add("TIOCSTI is denied (EPERM)", "ioctl-tiocsti", Errno(EPERM));
-    add(
-        "TIOCSTI is denied whatever the upper half of the request",
-        "ioctl-tiocsti-high-bits",
-        Errno(EPERM),
-    );
-    let flags_file = format!("ioctl-setflags={scratch}/.sysjail-selftest-flags");
-    if allows(Allow::Chflags) {
-        add("inode flags pass the filter (allow chflags)", &flags_file, Not(EPERM));
-    } else {
-        add("inode flags are denied (EPERM)", &flags_file, Errno(EPERM));
-    }
-    let raise = if allows(Allow::Rlimit) && root && can_raise {
-        0
-    } else {
-        EPERM
-    };
-    add(
-        if raise == 0 {
-            "jail root raises a hard limit (allow rlimit)"
-        } else {
-            "raising a hard limit is denied (EPERM)"
-        },
-        "setrlimit-raise",
-        Errno(raise),
-    );
-    add("lowering a limit works", "setrlimit-lower", Errno(0));
-    for check in ["init-module", "finit-module", "delete-module"] {
-        add("kernel modules cannot be loaded (EPERM)", check, Errno(EPERM));
-    }
-    for check in ["mount", "umount2", "pivot-root", "open-tree", "fsopen", "move-mount"] {
-        add("the jail's mounts are fixed (EPERM)", check, Errno(EPERM));
-    }
-    for check in ["unshare-user", "unshare-net", "clone-newuser", "setns"] {
-        add("no new namespaces, no entering others (EPERM)", check, Errno(EPERM));
-    }
-    add("unsharing what is no namespace works", "unshare-files", Errno(0));
-    add(
-        "clone3 says ENOSYS, so libc falls back to clone",
-        "clone3",
-        Errno(ENOSYS),
-    );
-    add(
-        "reboot(2) is denied (EPERM), for jail root too",
-        "reboot-cad-off",
-        Errno(EPERM),
-    );
-    for (check, errno) in [
-        ("io-uring-setup", ENOSYS),
-        ("bpf", EPERM),
-        ("perf-event-open", EPERM),
-        ("userfaultfd", EPERM),
-        ("keyctl", ENOSYS),
-        ("add-key", ENOSYS),
-        ("kexec-load", EPERM),
-        ("open-by-handle-at", EPERM),
-        ("acct", EPERM),
-        ("swapon", EPERM),
-        ("settimeofday", EPERM),
-        ("clock-settime", EPERM),
-        ("adjtimex", EPERM),
-        ("syslog", EPERM),
-    ] {
-        add("kernel interfaces beyond the jail are denied", check, Errno(errno));
-    }
-    add("harmless personalities work", "personality-query", Errno(0));
-    add(
-        "other personalities are denied (EPERM)",
-        "personality-read-implies-exec",
-        Errno(EPERM),
-    );
-    add(
-        "a call the policy does not know is denied (ENOSYS)",
-        "unknown-syscall",
-        Errno(ENOSYS),
-    );
-    add(
-        "sysctls are read-only",
-        "write-file=/proc/sys/kernel/hostname",
-        Errno(EROFS),
-    );
-    if jail.root.is_host_root() {
+    if let Some(first) = jail.network.ipv4.first().filter(|_| setting.i386()) {
         add(
-            "host secrets stay unreadable to jail root",
-            "read-shadow",
-            Errno(EACCES),
+            "i386: listen through socketcall ends on the first address",
+            "i386-socketcall-listen",
+            Expect::BoundTo(std::net::IpAddr::V4(first.addr)),
         );
     }
-    if abis.contains(&Abi::X86_64) {
-        add("x32 numbers are rejected (ENOSYS)", "x32-getpid", Errno(ENOSYS));
-    }
-    if abis.contains(&Abi::I386) && cfg!(target_arch = "x86_64") {
-        add("i386 through int 0x80 works", "i386-getpid", Errno(0));
-        let domain = if allows(Allow::AllDomains) {
-            Not(EPROTONOSUPPORT)
-        } else {
-            Errno(EPROTONOSUPPORT)
-        };
-        add("i386: the same socket domains", "i386-socket-packet", domain.clone());
-        if !private && v4 {
-            for check in ["i386-socket-sctp", "i386-socket-mptcp"] {
-                add(
-                    "i386: the same inet protocols on the host's stack",
-                    check,
-                    Errno(EPROTONOSUPPORT),
-                );
-            }
-        }
-        // socketcall(2), which i386 libcs make sockets through: the
-        // supervisor applies socket(2)'s rule to its copy of the arguments.
-        add("i386: socketcall(SOCKET) works", "i386-socketcall-unix", Errno(0));
-        add(
-            "i386: socketcall(SOCKETPAIR) works",
-            "i386-socketcall-socketpair",
-            Errno(0),
-        );
-        add(
-            "i386: socketcall(SOCKET), the same socket domains",
-            "i386-socketcall-packet",
-            domain,
-        );
-        add(
-            "i386: socketcall(SOCKET), the same address families",
-            "i386-socketcall-socket",
-            Errno(if v4 { 0 } else { EAFNOSUPPORT }),
-        );
-        if v4 && !allows(Allow::RawSockets) {
-            add(
-                "i386: socketcall(SOCKET), SOCK_RAW is denied (EPERM)",
-                "i386-socketcall-raw",
-                Errno(EPERM),
-            );
-        }
-        if let Some(first) = jail.network.ipv4.first() {
-            add(
-                "i386: listen through socketcall ends on the first address",
-                "i386-socketcall-listen",
-                Expect::BoundTo(std::net::IpAddr::V4(first.addr)),
-            );
-        }
-        add("i386: the same SysV IPC rule", "i386-ipc-msgget", Errno(ipc));
-        add("i386: the same SysV IPC rule", "i386-msgget", Errno(ipc));
-        for check in [
-            "i386-sethostname",
-            "i386-init-module",
-            "i386-unshare-user",
-            "i386-mount",
-            "i386-ioctl-tiocsti",
-            "i386-bpf",
-        ] {
-            add("i386: the same denials (EPERM)", check, Errno(EPERM));
-        }
-        add("i386: the same denials (ENOSYS)", "i386-io-uring-setup", Errno(ENOSYS));
-        add("i386: the same denials (ENOSYS)", "i386-clone3", Errno(ENOSYS));
-    }
+    e
+}
+
+/// The facts the probe must report.
+fn facts(jail: &Jail) -> Vec<FactExpectation> {
+    let root = jail.identity == Identity::JailRoot;
     let facts = vec![
         FactExpectation::OnlyJailProcesses,
         FactExpectation::Hostname(jail.hostname.to_string()),
@@ -460,7 +259,7 @@ pub fn expectations(
             jail.limits.shm.unwrap_or(crate::model::Limits::SHM_DEFAULT).0,
         ));
     }
-    (e, facts)
+    facts
 }
 
 /// Compares the probe's report with the expectations.

@@ -299,6 +299,134 @@ fn mq_open_one(name: &str) -> i64 {
     })
 }
 
+/// Every check [`check`] knows itself (netprobe's come after them).
+pub const CHECKS: &[&str] = &[
+    "socket-unix",
+    "socket-inet",
+    "socket-inet6",
+    "socket-inet-dgram",
+    "socket-sctp",
+    "socket-mptcp",
+    "socket-inet-seqpacket",
+    "socket-udplite",
+    "socket-ping",
+    "socket-tcp",
+    "socket-packet",
+    "socket-packet-raw",
+    "socket-netlink-route",
+    "socket-netlink-audit",
+    "socket-raw",
+    "socket-raw6",
+    "socket-raw-flags",
+    "socket-ipproto-raw",
+    "socket-packet-high-bits",
+    "socket-inet-high-bits",
+    "socketpair-unix",
+    "ipc-msgget",
+    "ipc-semget",
+    "ipc-shmget",
+    "mq-open",
+    "sethostname",
+    "setdomainname",
+    "ioctl-tiocsti",
+    "ioctl-tiocsti-high-bits",
+    "ioctl-siocsifflags",
+    "ioctl-siocaddrt",
+    "ioctl-setflags",
+    "init-module",
+    "finit-module",
+    "delete-module",
+    "mount",
+    "umount2",
+    "pivot-root",
+    "open-tree",
+    "fsopen",
+    "move-mount",
+    "unshare-user",
+    "unshare-net",
+    "unshare-files",
+    "clone-newuser",
+    "clone3",
+    "setns",
+    "io-uring-setup",
+    "bpf",
+    "perf-event-open",
+    "userfaultfd",
+    "keyctl",
+    "add-key",
+    "kexec-load",
+    "open-by-handle-at",
+    "acct",
+    "swapon",
+    "settimeofday",
+    "clock-settime",
+    "adjtimex",
+    "syslog",
+    "personality-query",
+    "personality-read-implies-exec",
+    "setrlimit-raise",
+    "setrlimit-lower",
+    "setrlimit-race",
+    "getrlimit-nofile",
+    "kill",
+    "ptrace-init",
+    "reboot-cad-off",
+    "reboot-halt",
+    "read-shadow",
+    "write-file",
+    "chmod-setuid",
+    "create-setuid",
+    "setcap",
+    "openat2",
+    "i386-chmod-setuid",
+    "i386-create-setuid",
+    "connect-abstract",
+    "getppid",
+    "inotify-exhaust",
+    "inotify-init",
+    "mq-exhaust",
+    "set-comm",
+    "stdout-type",
+    "ftruncate-stdout",
+    "lseek-stdout",
+    "repeat",
+    "alloc",
+    "busy",
+    "forks",
+    "abstract-self",
+    "recv-fd-open",
+    "unknown-syscall",
+    "x32-getpid",
+    "i386-getpid",
+    "i386-socket-packet",
+    "i386-socket-inet",
+    "i386-socket-unix",
+    "i386-socket-raw",
+    "i386-socket-sctp",
+    "i386-socket-mptcp",
+    "i386-socketcall-socket",
+    "i386-socketcall-unix",
+    "i386-socketcall-packet",
+    "i386-socketcall-raw",
+    "i386-socketcall-inet6",
+    "i386-socketcall-bind",
+    "i386-socketcall-socketpair",
+    "i386-socketcall-listen",
+    "i386-socket-socketcall-listen",
+    "listen-thread",
+    "i386-ipc-msgget",
+    "i386-msgget",
+    "i386-sethostname",
+    "i386-init-module",
+    "i386-unshare-user",
+    "i386-mount",
+    "i386-io-uring-setup",
+    "i386-clone3",
+    "i386-ioctl-tiocsti",
+    "i386-bpf",
+    "i386-reboot-halt",
+];
+
 /// Runs one named check.
 #[allow(clippy::too_many_lines)]
 pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
@@ -1192,4 +1320,33 @@ pub fn run(checks: &[String]) -> i32 {
     }
     println!("{}", serde_json::to_string(&report).expect("JSON"));
     0
+}
+
+#[cfg(test)]
+mod tests {
+    /// The names `check` matches, read from its source.
+    fn matched() -> Vec<String> {
+        let source = include_str!("probe.rs");
+        let start = source.find("\npub fn check(").expect("check");
+        let end = start + source[start..].find("\n}\n").expect("end of check");
+        let mut names = Vec::new();
+        for line in source[start..end].lines() {
+            let arm = line.trim_start();
+            if !arm.starts_with('"') || !arm.contains("=>") {
+                continue;
+            }
+            let pattern = &arm[..arm.find("=>").expect("arm")];
+            names.extend(pattern.split('|').map(|n| n.trim().trim_matches('"').to_string()));
+        }
+        names
+    }
+
+    #[test]
+    fn checks_lists_every_check_and_no_other() {
+        let mut listed: Vec<String> = super::CHECKS.iter().map(|c| c.to_string()).collect();
+        let mut matched = matched();
+        listed.sort();
+        matched.sort();
+        assert_eq!(listed, matched);
+    }
 }
