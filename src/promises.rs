@@ -484,6 +484,17 @@ pub const CATALOGUE: &[Promise] = &[
         call: socket(AF_PACKET, SOCK_DGRAM, 0),
     },
     Promise {
+        text: "SOCK_PACKET, a packet socket whatever its domain, is denied (EPROTONOSUPPORT)",
+        native: &["socket-sock-packet"],
+        i386: &["i386-socket-sock-packet", "i386-socketcall-sock-packet"],
+        // On the host's stack, the protocols row below refuses it too.
+        when: &[When::Ipv4, When::Private],
+        errno: EPROTONOSUPPORT,
+        by: By::Filter,
+        lift: Some(SOCKET_DOMAINS),
+        call: socket(AF_INET, 10, 0x0300),
+    },
+    Promise {
         text: "the upper half of a register does not matter",
         native: &["socket-packet-high-bits"],
         i386: &[],
@@ -535,6 +546,16 @@ pub const CATALOGUE: &[Promise] = &[
         call: socket(AF_INET6, SOCK_STREAM, 0),
     },
     // On the host's stack, the protocols whose binds no program sees.
+    Promise {
+        text: HOST_STACK,
+        native: &["socket-sock-packet"],
+        i386: &["i386-socket-sock-packet", "i386-socketcall-sock-packet"],
+        when: &[When::HostStackIpv4],
+        errno: EPROTONOSUPPORT,
+        by: By::Filter,
+        lift: none(),
+        call: socket(AF_INET, 10, 0x0300),
+    },
     Promise {
         text: HOST_STACK,
         native: &["socket-sctp"],

@@ -301,6 +301,9 @@ fn mq_open_one(name: &str) -> i64 {
 
 /// Every check [`check`] knows itself (netprobe's come after them).
 pub const CHECKS: &[&str] = &[
+    "socket-sock-packet",
+    "i386-socket-sock-packet",
+    "i386-socketcall-sock-packet",
     "socket-unix",
     "socket-inet",
     "socket-inet6",
