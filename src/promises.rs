@@ -305,7 +305,8 @@ const SOCKET_DOMAINS: Lift = Lift {
 
 const RAW: Lift = Lift {
     by: Allow::RawSockets,
-    when: &[When::Private],
+    // CAP_NET_RAW over the jail's own network: jail root's alone.
+    when: &[When::Private, When::JailRoot],
     to: Lifted::To(0),
     text: "raw sockets work (allow raw-sockets)",
 };
