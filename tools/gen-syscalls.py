@@ -66,25 +66,45 @@ def defines(header, include, extra=""):
             continue
         if isinstance(value, int) and not m.group(1).startswith("syscalls"):
             table[m.group(1)] = value
-    for skip in ("syscalls", "arch_specific_syscall", "SYSCALL_BASE", "OABI_SYSCALL_BASE"):
+    for skip in ("syscalls", "arch_specific_syscall"):
         table.pop(skip, None)
+    # Constants that share the __NR_ prefix (SYSCALL_BASE, SYSCALL_MASK on
+    # arm) are not calls: every call's name is lower case.
+    table = {name: nr for name, nr in table.items() if name == name.lower()}
     # arm's headers give sync_file_range2 a second name; keep the kernel's own.
     if table.get("arm_sync_file_range") == table.get("sync_file_range2"):
         table.pop("arm_sync_file_range", None)
     return table
 
 
-def main():
-    inc = sys.argv[1]  # a directory holding usr/include of the three packages
+def x86_tables(inc):
     x86_64 = defines("asm/unistd_64.h", f"{inc}/x86_64-linux-gnu")
     i386 = defines("asm/unistd_32.h", f"{inc}/x86_64-linux-gnu")
-    aarch64 = defines("asm/unistd.h", f"{inc}/aarch64-linux-gnu", "#define __BITS_PER_LONG 64")
-    arm = defines("asm/unistd.h", f"{inc}/arm-linux-gnueabihf", "#define __ARM_EABI__ 1")
     for nr, name in SINCE_6_1:
-        for t in (x86_64, i386, aarch64, arm):
+        for t in (x86_64, i386):
             t.setdefault(name, nr)
     for nr, name in X86_64_ONLY:
         x86_64.setdefault(name, nr)
+    return {"X86_64": x86_64, "I386": i386}
+
+
+def main():
+    if sys.argv[1] == "--x86":
+        # `--x86 INCLUDE`: the x86_64 and i386 tables as "ABI name number"
+        # lines, from the headers a machine has, for the test that holds
+        # generated.rs to this generator (tests/syscalls.rs).
+        for key, t in x86_tables(sys.argv[2]).items():
+            for name, nr in sorted(t.items()):
+                print(key, name, nr)
+        return
+    inc = sys.argv[1]  # a directory holding usr/include of the three packages
+    x86 = x86_tables(inc)
+    x86_64, i386 = x86["X86_64"], x86["I386"]
+    aarch64 = defines("asm/unistd.h", f"{inc}/aarch64-linux-gnu", "#define __BITS_PER_LONG 64")
+    arm = defines("asm/unistd.h", f"{inc}/arm-linux-gnueabihf", "#define __ARM_EABI__ 1")
+    for nr, name in SINCE_6_1:
+        for t in (aarch64, arm):
+            t.setdefault(name, nr)
     for nr, name in ARM_PRIVATE:
         arm.setdefault(name, nr)
     # arm64 still lists the time32 aliases for 32-bit builds; at 64 bits they are

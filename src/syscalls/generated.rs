@@ -5,7 +5,6 @@
 #[allow(non_camel_case_types, missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Sysno {
-    SYSCALL_MASK,
     _llseek,
     _newselect,
     _sysctl,
@@ -494,7 +493,6 @@ pub enum Sysno {
 impl Sysno {
     /// All names, in alphabetical order.
     pub const ALL: &'static [Sysno] = &[
-        Sysno::SYSCALL_MASK,
         Sysno::_llseek,
         Sysno::_newselect,
         Sysno::_sysctl,
@@ -983,7 +981,6 @@ impl Sysno {
     /// The kernel's name for the call.
     pub const fn name(self) -> &'static str {
         match self {
-            Sysno::SYSCALL_MASK => "SYSCALL_MASK",
             Sysno::_llseek => "_llseek",
             Sysno::_newselect => "_newselect",
             Sysno::_sysctl => "_sysctl",
@@ -3076,5 +3073,4 @@ pub(super) static ARM: &[(Sysno, u32)] = &[
     (Sysno::arm_usr32, 0xf0004),
     (Sysno::arm_set_tls, 0xf0005),
     (Sysno::arm_get_tls, 0xf0006),
-    (Sysno::SYSCALL_MASK, 0xfffff),
 ];
