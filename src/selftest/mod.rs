@@ -606,7 +606,7 @@ pub fn checks(expectations: &[Expectation]) -> Vec<String> {
 pub enum SelftestError {
     /// The jail did not start.
     #[error(transparent)]
-    Up(#[from] crate::supervisor::UpError),
+    Up(#[from] crate::launch::UpError),
     /// The probe's report is missing or unreadable.
     #[error("the probe did not report (exit status {code}): {output}")]
     NoReport {
@@ -654,9 +654,9 @@ pub fn run(mut jail: Jail, registry: crate::state::Registry) -> Result<Vec<Verdi
     );
     let scratch = dev_target.join(&AbsPath::parse("/shm").expect("static"));
     let abis = Abi::native();
-    let facts = crate::sys::probe::probe();
-    let can_raise = facts.has_cap(crate::policy::Capability::SYS_RESOURCE.number());
-    let rewrites = facts.root && facts.cgroup.v2.is_some();
+    let host = crate::sys::probe::probe();
+    let can_raise = host.has_cap(crate::policy::Capability::SYS_RESOURCE.number());
+    let rewrites = host.root && host.cgroup.v2.is_some();
     let (checks, facts) = expectations(&jail, std::process::id(), abis, scratch.as_str(), can_raise, rewrites);
     let mut command = vec![probe.to_string(), "probe".to_string()];
     command.extend(self::checks(&checks));
@@ -676,7 +676,7 @@ pub fn run(mut jail: Jail, registry: crate::state::Registry) -> Result<Vec<Verdi
         OwnedFd::from(out.try_clone()?),
         OwnedFd::from(std::fs::File::from(std::io::stderr().as_fd().try_clone_to_owned()?)),
     ];
-    let launch = crate::supervisor::Launch {
+    let launch = crate::launch::Launch {
         jail,
         digest: 0,
         command: Some(command),
@@ -687,7 +687,7 @@ pub fn run(mut jail: Jail, registry: crate::state::Registry) -> Result<Vec<Verdi
         no_idmap: false,
         stdio: Some(stdio),
     };
-    let code = crate::supervisor::up(launch)?;
+    let code = crate::launch::up_on(&host, launch)?;
     out.rewind()?;
     let mut text = String::new();
     out.read_to_string(&mut text)?;
