@@ -7,6 +7,8 @@
 //! TOML text --config::load-->     RawJail     spans kept, extends merged
 //!           --model::validate-->  Jail        typed, every problem reported
 //!           --policy::compile-->  Policy      pure data, each entry says why
+//!           --plan::build-->      LaunchPlan  ordered steps, rules checked
+//!           --launch::up-->       running jail: the one preamble of every launch
 //! ```
 
 #![warn(missing_docs)]
@@ -15,6 +17,7 @@ pub mod config;
 pub mod diag;
 pub mod doctor;
 pub mod host;
+pub mod launch;
 pub mod lint;
 pub mod model;
 pub mod plan;

@@ -111,3 +111,44 @@ fn diagnostics_of_every_invalid_example() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// `sysjail up --dry-run` of every example, on the fixed host of
+/// `HostFacts::example` and a fixed caller: the launch order in review.
+#[test]
+fn launch_plans_of_every_example() {
+    use sysjail::launch::{self, Caller, Launch};
+    std::env::set_current_dir(root()).unwrap();
+    let state = std::env::temp_dir().join(format!("sysjail-golden-{}", std::process::id()));
+    let registry = sysjail::state::Registry::open(&state).unwrap();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for file in toml_files("examples/jails") {
+        let Ok(def) = lint::load(&relative(&file)) else {
+            continue;
+        };
+        let launch = Launch {
+            jail: def.jail,
+            digest: def.digest,
+            command: None,
+            background: false,
+            print_id: false,
+            registry: registry.clone(),
+            log_denials: None,
+            no_idmap: false,
+            stdio: None,
+        };
+        let facts = sysjail::host::HostFacts::example();
+        let plan = launch::dry_run(&launch, &facts, &Caller::example()).unwrap();
+        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        if let Err(e) = compare(&root().join(format!("tests/golden/{stem}.plan.txt")), &plan) {
+            failures.push(e);
+        }
+        checked += 1;
+    }
+    let _ = fs::remove_dir_all(&state);
+    assert!(
+        checked >= 4,
+        "expected hello, web, build and api at least; found {checked}"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -180,8 +180,9 @@ fn live_record(name: &str, control: &Path) -> String {
         digest: "0".into(),
         id_base: 0,
         cgroups: vec![],
+        veth: None,
         control: control.to_path_buf(),
-        state: "running".into(),
+        state: sysjail::state::JailState::Running,
         limits: sysjail::state::Limits::default(),
     };
     serde_json::to_string(&record).unwrap()

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
 use sysjail::config::classic::Classic;
+use sysjail::launch::{self, Launch};
 use sysjail::lint;
-use sysjail::supervisor::{self, Launch};
 
 /// Imprison a process and its descendants (the classic jail(1) command line).
 #[derive(Parser, Debug)]
@@ -121,5 +121,5 @@ pub fn run(args: Args, argv0: &str) -> ExitCode {
         no_idmap: false,
         stdio: None,
     };
-    super::up::finish(supervisor::up(launch), "jail")
+    super::up::finish(launch::up(launch), "jail")
 }

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use sysjail::launch::{self, Launch};
 use sysjail::lint::Definition;
 use sysjail::state::Registry;
-use sysjail::supervisor::{self, Launch};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -59,7 +59,11 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         stdio: None,
     };
     if args.dry_run {
-        return match supervisor::dry_run(&launch) {
+        return match launch::dry_run(
+            &launch,
+            &sysjail::sys::probe::probe(),
+            &launch::Caller::this_process(&launch),
+        ) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -70,7 +74,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
             }
         };
     }
-    finish(supervisor::up(launch), "sysjail")
+    finish(launch::up(launch), "sysjail")
 }
 
 /// What `up` and the classic `jail` do before a launch: the definition's
@@ -90,7 +94,7 @@ pub fn prepare(def: &Definition, global: &super::Global, prog: &str) -> Result<R
 
 /// The exit status of `up` and `jail`: the command's, or failure with the
 /// reason on stderr.
-pub fn finish(result: Result<i32, supervisor::UpError>, prog: &str) -> ExitCode {
+pub fn finish(result: Result<i32, launch::UpError>, prog: &str) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {

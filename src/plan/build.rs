@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{DiskIds, HostStep, IdMapping, JailStep, LaunchPlan, Login, Route, Spawn, SpawnEnv, SpawnUser};
+use super::{
+    CloneSpec, DiskIds, HostStep, HostSteps, IdMapping, JailStep, LaunchPlan, Login, Route, Spawn, SpawnEnv, SpawnUser,
+};
 use crate::host::{Hierarchy, HostFacts};
 use crate::model::{AbsPath, IdRef, RlimitValue};
 use crate::policy::{JAIL_IDS, MountOp, Namespace, Policy, Refused};
@@ -56,6 +58,9 @@ pub enum PlanError {
         /// The range.
         range: String,
     },
+    /// The plan breaks a rule of the launch order: a bug of sysjail's.
+    #[error(transparent)]
+    Broken(#[from] super::Broken),
     /// The filter could not be assembled.
     #[error("the seccomp filter: {0}")]
     Filter(#[from] seccomp::asm::AsmError),
@@ -82,38 +87,8 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
         .map(|d| format!("{} ({})", d.what, d.why))
         .collect();
     let ids = ids(policy, facts, options)?;
-    let mut host = cgroups(policy, facts)?;
     let private_net = policy.namespaces.iter().any(|(ns, _)| *ns == Namespace::Net);
-    // The unified-hierarchy cgroup is entered at creation; v1 ones by joining.
-    let unified = facts.cgroup.v2.as_ref().map(|v2| cgroup_dir(v2, &policy.name));
-    let created: Vec<PathBuf> = host
-        .iter()
-        .filter_map(|s| match s {
-            HostStep::CreateCgroup { path, .. } => Some(path.clone()),
-            _ => None,
-        })
-        .collect();
-    let into_cgroup = unified.filter(|u| created.contains(u));
-    if let (Some(_), Some(cgroup)) = (&policy.network.rewrite, &into_cgroup) {
-        let addresses = crate::rewrite::Addresses::of(&policy.network);
-        let programs = crate::rewrite::compile(&addresses, ids.host_base);
-        host.push(HostStep::AttachRewrite {
-            cgroup: cgroup.clone(),
-            hooks: programs.iter().map(|p| p.hook).collect(),
-            programs,
-        });
-    }
-    host.push(HostStep::Clone {
-        namespaces: policy.namespaces.iter().map(|(ns, _)| *ns).collect(),
-        into_cgroup: into_cgroup.clone(),
-    });
-    host.extend(
-        created
-            .into_iter()
-            .filter(|p| Some(p) != into_cgroup.as_ref())
-            .map(|path| HostStep::JoinCgroup { path }),
-    );
-    host.push(id_maps(&ids, facts));
+    let mut host = around_clone(policy, facts, &ids)?;
 
     let own = ids.single.unwrap_or(0);
     let mut jail = vec![
@@ -143,7 +118,7 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
     let mut slots = 0;
     // As root the supervisor copies every host tree; without privilege init
     // copies them itself, where `/` can only come with its submounts.
-    let mut prepare = |host: &mut Vec<HostStep>,
+    let mut prepare = |host: &mut HostSteps,
                        source: &AbsPath,
                        recursive: bool,
                        idmap: Option<DiskIds>,
@@ -155,7 +130,7 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
         if idmap.is_some() && !facts.mount_setattr {
             return Err(Refused::NoIdmap(source.clone()).into());
         }
-        host.push(HostStep::PrepareMount {
+        host.after_clone.push(HostStep::PrepareMount {
             source: source.clone(),
             recursive,
             idmap,
@@ -243,11 +218,7 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
     if let Some(interface) = &policy.network.interface {
         let (host_step, jail_step) = veth(interface, &options.veth);
         // The veth is made once init exists, before it is told to go on.
-        let at = host
-            .iter()
-            .position(|s| matches!(s, HostStep::WriteIdMaps { .. }))
-            .map_or(host.len(), |i| i + 1);
-        host.insert(at, host_step);
+        host.after_clone.push(host_step);
         jail.push(jail_step);
     }
     if !policy.rlimits.is_empty() {
@@ -292,7 +263,7 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
     });
 
     let spawn = spawn(policy, options)?;
-    Ok(LaunchPlan {
+    let plan = LaunchPlan {
         name: policy.name.clone(),
         // The table the filter was compiled from, which the supervisor's
         // answers to notifications must follow.
@@ -306,6 +277,50 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
         ids,
         degraded,
         keys,
+    };
+    super::check(&plan)?;
+    Ok(plan)
+}
+
+/// The host steps before the clone, the clone, and the first steps after it
+/// (cgroups joined, id maps); the veth and the prepared mounts follow.
+fn around_clone(policy: &Policy, facts: &HostFacts, ids: &IdMapping) -> Result<HostSteps, PlanError> {
+    let mut before_clone = cgroups(policy, facts)?;
+    // The unified-hierarchy cgroup is entered at creation; v1 ones by joining.
+    let unified = facts.cgroup.v2.as_ref().map(|v2| cgroup_dir(v2, &policy.name));
+    let created: Vec<PathBuf> = before_clone
+        .iter()
+        .filter_map(|s| match s {
+            HostStep::CreateCgroup { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .collect();
+    let into_cgroup = unified.filter(|u| created.contains(u));
+    // The policy keeps the rewrite only where the programs can run.
+    if let (Some(_), Some(cgroup)) = (&policy.network.rewrite, &into_cgroup) {
+        let addresses = crate::rewrite::Addresses::of(&policy.network);
+        let programs = crate::rewrite::compile(&addresses, ids.host_base);
+        before_clone.push(HostStep::AttachRewrite {
+            cgroup: cgroup.clone(),
+            hooks: programs.iter().map(|p| p.hook).collect(),
+            programs,
+        });
+    }
+    let mut after_clone: Vec<HostStep> = created
+        .into_iter()
+        .filter(|p| Some(p) != into_cgroup.as_ref())
+        .map(|path| HostStep::JoinCgroup { path })
+        .collect();
+    after_clone.push(id_maps(ids, facts));
+    let clone = CloneSpec {
+        namespaces: policy.namespaces.iter().map(|(ns, _)| *ns).collect(),
+        into_cgroup,
+        owner: ids.namespace_owner(),
+    };
+    Ok(HostSteps {
+        before_clone,
+        clone,
+        after_clone,
     })
 }
 
@@ -604,6 +619,7 @@ fn same_prefix(a: std::net::IpAddr, b: std::net::IpAddr, prefix: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::HostAction;
 
     fn plan_of(text: &str) -> LaunchPlan {
         let def = crate::lint::load_text(Path::new("t.toml"), text).expect("valid");
@@ -625,7 +641,7 @@ mod tests {
         ));
         let host = plan
             .host
-            .iter()
+            .steps()
             .find(|s| matches!(s, HostStep::CreateVeth { .. }))
             .unwrap();
         let HostStep::CreateVeth {
@@ -664,17 +680,16 @@ mod tests {
             (routes[0].prefix, routes[0].via),
             (0, Some("10.89.0.1".parse().unwrap()))
         );
-        // The veth exists before init goes on: right after the id maps.
+        // The veth exists before init goes on, once its ids are mapped.
         let order: Vec<&str> = plan
             .host
-            .iter()
-            .map(|s| match s {
-                HostStep::Clone { .. } => "clone",
-                HostStep::WriteIdMaps { .. } => "idmaps",
-                HostStep::CreateVeth { .. } => "veth",
-                _ => "other",
+            .actions()
+            .filter_map(|a| match a {
+                HostAction::Clone(_) => Some("clone"),
+                HostAction::Step(HostStep::WriteIdMaps { .. }) => Some("idmaps"),
+                HostAction::Step(HostStep::CreateVeth { .. }) => Some("veth"),
+                _ => None,
             })
-            .filter(|s| *s != "other")
             .collect();
         assert_eq!(order, ["clone", "idmaps", "veth"]);
     }
@@ -705,7 +720,7 @@ mod tests {
     #[test]
     fn loopback_only_private_jails_have_no_veth() {
         let plan = plan_of(&format!("{BASE}[network]\nipv4 = [\"127.0.0.1\"]\n"));
-        assert!(!plan.host.iter().any(|s| matches!(s, HostStep::CreateVeth { .. })));
+        assert!(!plan.host.steps().any(|s| matches!(s, HostStep::CreateVeth { .. })));
         assert!(plan.jail.contains(&JailStep::LoopbackUp));
         assert!(!plan.jail.iter().any(|s| matches!(s, JailStep::Interface { .. })));
     }

@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use super::{DiskIds, HostStep, JailStep, LaunchPlan, Login, NEWROOT, OLDROOT, STAGING, SpawnUser};
+use super::{
+    CloneSpec, DiskIds, HostAction, HostStep, JailStep, LaunchPlan, Login, NEWROOT, OLDROOT, STAGING, SpawnUser,
+};
 use crate::model::{AbsPath, RlimitValue};
 
 fn under(root: &str, p: &AbsPath) -> String {
@@ -11,6 +13,32 @@ fn under(root: &str, p: &AbsPath) -> String {
         root.to_string()
     } else {
         format!("{root}{p}")
+    }
+}
+
+impl fmt::Display for CloneSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let flags: Vec<String> = self
+            .namespaces
+            .iter()
+            .map(|ns| format!("CLONE_NEW{}", format!("{ns:?}").to_uppercase()))
+            .collect();
+        let flags = flags.join("|").replace("CLONE_NEWMOUNT", "CLONE_NEWNS");
+        let into = self
+            .into_cgroup
+            .as_ref()
+            .map(|p| format!("|CLONE_INTO_CGROUP {}", p.display()))
+            .unwrap_or_default();
+        write!(f, "clone3({flags}|CLONE_PIDFD{into}) = init")
+    }
+}
+
+impl fmt::Display for HostAction<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostAction::Step(step) => step.fmt(f),
+            HostAction::Clone(spec) => spec.fmt(f),
+        }
     }
 }
 
@@ -27,21 +55,6 @@ impl fmt::Display for HostStep {
                     write!(f, "; write({file}, \"{value}\"){optional}")?;
                 }
                 Ok(())
-            }
-            HostStep::Clone {
-                namespaces,
-                into_cgroup,
-            } => {
-                let flags: Vec<String> = namespaces
-                    .iter()
-                    .map(|ns| format!("CLONE_NEW{}", format!("{ns:?}").to_uppercase()))
-                    .collect();
-                let flags = flags.join("|").replace("CLONE_NEWMOUNT", "CLONE_NEWNS");
-                let into = into_cgroup
-                    .as_ref()
-                    .map(|p| format!("|CLONE_INTO_CGROUP {}", p.display()))
-                    .unwrap_or_default();
-                write!(f, "clone3({flags}|CLONE_PIDFD{into}) = init")
             }
             HostStep::AttachRewrite {
                 cgroup,
@@ -294,7 +307,7 @@ impl LaunchPlan {
     /// The plan as text, numbered as the executor names steps in errors.
     pub fn render(&self) -> String {
         let mut out = format!("launch plan of jail {}\n\nsupervisor (host side)\n", self.name);
-        for (i, s) in self.host.iter().enumerate() {
+        for (i, s) in self.host.actions().enumerate() {
             out.push_str(&format!("  {:>2}. {s}\n", i + 1));
         }
         out.push_str("\ninit (pid 1 of the jail)\n");

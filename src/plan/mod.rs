@@ -9,6 +9,7 @@
 //! it and detaches everything else.
 
 mod build;
+mod check;
 mod display;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 pub use build::{Options, PlanError, build, cgroup_dir, rlim};
+pub use check::{Broken, check};
 
 use crate::model::{AbsPath, Bytes, IdRef, Rlimit, RlimitValue};
 use crate::policy::landlock::{Access, Scope};
@@ -40,7 +42,7 @@ pub struct LaunchPlan {
     #[serde(skip)]
     pub policy: Policy,
     /// Steps of the supervisor, which runs on the host.
-    pub host: Vec<HostStep>,
+    pub host: HostSteps,
     /// Steps of the jail's init, inside the new namespaces.
     pub jail: Vec<JailStep>,
     /// The jail's command.
@@ -87,6 +89,94 @@ pub struct Route {
     pub dev: Option<String>,
 }
 
+/// The supervisor's steps, in the order the type gives them: what must exist
+/// before init does, init's creation, and what is done while init waits for
+/// its go-ahead. [`check`](crate::plan::check) holds the rules of each part.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HostSteps {
+    /// Before any process of the jail exists: cgroups and their programs.
+    pub before_clone: Vec<HostStep>,
+    /// Creates init.
+    pub clone: CloneSpec,
+    /// Between the clone and init's go-ahead: cgroups joined, id maps, the
+    /// veth, the prepared mounts init receives with the go-ahead.
+    pub after_clone: Vec<HostStep>,
+}
+
+/// One host step as numbered in `--dry-run` and in errors.
+#[derive(Clone, Copy, Debug)]
+pub enum HostAction<'a> {
+    /// A step of [`HostSteps::before_clone`] or [`HostSteps::after_clone`].
+    Step(&'a HostStep),
+    /// The clone.
+    Clone(&'a CloneSpec),
+}
+
+impl HostSteps {
+    /// Number of steps, the clone included.
+    pub fn len(&self) -> usize {
+        self.before_clone.len() + 1 + self.after_clone.len()
+    }
+
+    /// Never empty: there is always the clone.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Every step in order, the clone in its place.
+    pub fn actions(&self) -> impl Iterator<Item = HostAction<'_>> {
+        let before = self.before_clone.iter().map(HostAction::Step);
+        let after = self.after_clone.iter().map(HostAction::Step);
+        before
+            .chain(std::iter::once(HostAction::Clone(&self.clone)))
+            .chain(after)
+    }
+
+    /// Every step that is not the clone.
+    pub fn steps(&self) -> impl Iterator<Item = &HostStep> {
+        self.before_clone.iter().chain(&self.after_clone)
+    }
+
+    /// The cgroup directories the plan creates.
+    pub fn cgroups(&self) -> Vec<PathBuf> {
+        self.steps()
+            .filter_map(|s| match s {
+                HostStep::CreateCgroup { path, .. } => Some(path.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The host end of the veth the plan creates.
+    pub fn veth(&self) -> Option<&str> {
+        self.steps().find_map(|s| match s {
+            HostStep::CreateVeth { host, .. } => Some(host.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The number of mounts prepared for init.
+    pub fn prepared(&self) -> usize {
+        self.steps()
+            .filter(|s| matches!(s, HostStep::PrepareMount { .. }))
+            .count()
+    }
+}
+
+/// How init is created: clone3 into new namespaces; it waits for the steps
+/// after the clone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CloneSpec {
+    /// Namespaces created.
+    pub namespaces: Vec<Namespace>,
+    /// Starts it in this unified-hierarchy cgroup (CLONE_INTO_CGROUP).
+    pub into_cgroup: Option<PathBuf>,
+    /// As root, the host uid the clone runs as, so that it owns the jail's
+    /// user namespace: jail root's, never host root's (the kernel charges
+    /// the jail's per-user counters to the namespace's owner).
+    pub owner: Option<u32>,
+}
+
 /// A step the supervisor carries out.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "step")]
@@ -108,13 +198,6 @@ pub enum HostStep {
         /// The programs.
         #[serde(skip)]
         programs: Vec<crate::rewrite::Program>,
-    },
-    /// Creates the jail's init in new namespaces; it waits for the steps below.
-    Clone {
-        /// Namespaces created.
-        namespaces: Vec<Namespace>,
-        /// Starts it in this unified-hierarchy cgroup (CLONE_INTO_CGROUP).
-        into_cgroup: Option<PathBuf>,
     },
     /// Creates the private jail's veth pair, one end in init's network
     /// namespace, and configures the host end.

@@ -405,7 +405,7 @@ pub fn checks(expectations: &[Expectation]) -> Vec<String> {
 pub enum SelftestError {
     /// The jail did not start.
     #[error(transparent)]
-    Up(#[from] crate::supervisor::UpError),
+    Up(#[from] crate::launch::UpError),
     /// The probe's report is missing or unreadable.
     #[error("the probe did not report (exit status {code}): {output}")]
     NoReport {
@@ -453,10 +453,10 @@ pub fn run(mut jail: Jail, registry: crate::state::Registry) -> Result<Vec<Verdi
     );
     let scratch = dev_target.join(&AbsPath::parse("/shm").expect("static"));
     let abis = Abi::native();
-    let facts = crate::sys::probe::probe();
+    let host = crate::sys::probe::probe();
     // What this host enforces, as the table says (policy::host).
     let policy =
-        crate::policy::compile(&jail, &facts).map_err(|e| SelftestError::Up(crate::plan::PlanError::from(e).into()))?;
+        crate::policy::compile(&jail, &host).map_err(|e| SelftestError::Up(crate::plan::PlanError::from(e).into()))?;
     let can_raise = policy
         .syscalls
         .rule(crate::syscalls::Sysno::setrlimit)
@@ -481,7 +481,7 @@ pub fn run(mut jail: Jail, registry: crate::state::Registry) -> Result<Vec<Verdi
         OwnedFd::from(out.try_clone()?),
         OwnedFd::from(std::fs::File::from(std::io::stderr().as_fd().try_clone_to_owned()?)),
     ];
-    let launch = crate::supervisor::Launch {
+    let launch = crate::launch::Launch {
         jail,
         digest: 0,
         command: Some(command),
@@ -492,7 +492,7 @@ pub fn run(mut jail: Jail, registry: crate::state::Registry) -> Result<Vec<Verdi
         no_idmap: false,
         stdio: Some(stdio),
     };
-    let code = crate::supervisor::up(launch)?;
+    let code = crate::launch::up_on(&host, launch)?;
     out.rewind()?;
     let mut text = String::new();
     out.read_to_string(&mut text)?;

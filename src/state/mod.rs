@@ -57,15 +57,72 @@ pub struct Record {
     pub id_base: u32,
     /// The jail's cgroup directories.
     pub cgroups: Vec<PathBuf>,
+    /// The host end of its veth (older records have none).
+    #[serde(default)]
+    pub veth: Option<String>,
     /// The supervisor's control socket, for people to read: clients connect
     /// to NAME.sock in the state directory, through its descriptor, whatever
     /// a record says.
     pub control: PathBuf,
-    /// "starting", "running" or "stopping".
-    pub state: String,
+    /// Where the jail is in its life.
+    pub state: JailState,
     /// cgroup limits, for `ls -v`: memory bytes, pids, CPU thousandths.
     #[serde(default)]
     pub limits: Limits,
+}
+
+/// Where a jail is in its life; written in records as its name in lower
+/// case ("starting", "running", "stopping"), which `ls` shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JailState {
+    /// Being set up.
+    Starting,
+    /// Its command runs.
+    Running,
+    /// Asked to stop; its processes have the grace period.
+    Stopping,
+}
+
+impl std::fmt::Display for JailState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            JailState::Starting => "starting",
+            JailState::Running => "running",
+            JailState::Stopping => "stopping",
+        })
+    }
+}
+
+/// Removes everything a jail leaves on the host, whoever ends it (its
+/// supervisor, the janitor of a supervisor killed, or a later command that
+/// finds its record stale): the processes left in its cgroups, the cgroups,
+/// the veth, the record and the control socket. Its mounts go with its mount
+/// namespace, its id range's claim with the supervisor. Returns what could
+/// not be removed.
+pub fn teardown(registry: &Registry, record: &Record) -> Vec<String> {
+    match registry.lock() {
+        Ok(lock) => teardown_locked(registry, &lock, record),
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+fn teardown_locked(registry: &Registry, lock: &Lock, record: &Record) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(v) = &record.veth
+        && let Err(e) = crate::sys::net::remove_veth(v)
+    {
+        problems.push(format!("removing veth {v}: {e}"));
+    }
+    for cg in &record.cgroups {
+        crate::sys::host::kill_cgroup(cg);
+        if let Err(e) = crate::sys::host::remove_cgroup(cg) {
+            problems.push(e.to_string());
+        }
+    }
+    // Only its own record: a new jail of the same name may have taken it.
+    registry.remove_if(lock, &record.name, record.supervisor_pid);
+    problems
 }
 
 /// Limits shown by `ls -v`.
@@ -347,6 +404,15 @@ impl Registry {
         }
     }
 
+    /// Removes a jail's record and control socket if the record is still
+    /// the one of supervisor `pid`.
+    pub fn remove_if(&self, lock: &Lock, name: &str, pid: i32) {
+        let ours = self.list(lock).into_iter().find(|r| r.name == name);
+        if ours.is_some_and(|r| r.supervisor_pid == pid) {
+            self.remove(lock, name);
+        }
+    }
+
     /// Finds a live jail by name or jid.
     pub fn find(&self, lock: &Lock, which: &str) -> Result<Record, StateError> {
         self.list(lock)
@@ -361,10 +427,7 @@ impl Registry {
     pub fn clean_stale(&self, lock: &Lock) -> Vec<Record> {
         let stale: Vec<Record> = self.list(lock).into_iter().filter(|r| !alive(r)).collect();
         for r in &stale {
-            for cg in &r.cgroups {
-                let _ = crate::sys::host::remove_cgroup(cg);
-            }
-            self.remove(lock, &r.name);
+            let _ = teardown_locked(self, lock, r);
         }
         stale
     }
@@ -433,8 +496,9 @@ mod tests {
             digest: "0".into(),
             id_base: 0,
             cgroups: vec![],
+            veth: None,
             control: PathBuf::from("/nonexistent"),
-            state: "running".into(),
+            state: JailState::Running,
             limits: Limits::default(),
         }
     }

@@ -4,45 +4,41 @@
 //! its network devices, with its network namespace, shortly after. What
 //! remains are the cgroup directories and the registry record; the janitor
 //! waits on a pipe from the supervisor and, when it closes without a word,
-//! removes them and the veth's host end if the kernel has not yet.
+//! tears the jail down as its supervisor would have ([`state::teardown`]).
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
 
-use crate::state::Registry;
-use crate::sys::host;
+use crate::state::{self, Record, Registry};
 
-/// What the janitor cleans.
-pub struct Duty {
-    /// The registry.
-    pub registry: Registry,
-    /// The jail's name.
-    pub name: String,
-    /// The supervisor it watches.
-    pub supervisor_pid: i32,
-    /// The jail's cgroups.
-    pub cgroups: Vec<PathBuf>,
-    /// The host end of its veth.
-    pub veth: Option<String>,
+/// The janitor's pipe, kept by the supervisor.
+pub struct Janitor {
+    pipe: OwnedFd,
+}
+
+impl Janitor {
+    /// The supervisor tore the jail down itself: the janitor has nothing to do.
+    pub fn done(self) {
+        let _ = nix::unistd::write(&self.pipe, &[DONE]);
+    }
 }
 
 /// The byte a supervisor writes when it tore down the jail itself.
 pub const DONE: u8 = b'd';
 
-/// Starts the janitor; returns the pipe end the supervisor keeps.
-pub fn start(duty: Duty) -> std::io::Result<OwnedFd> {
+/// Starts the janitor of the jail `record` describes.
+pub fn start(registry: Registry, record: Record) -> std::io::Result<Janitor> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     // SAFETY: the supervisor is single-threaded here; the child only reads a
     // pipe, removes files and exits.
     match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Parent { .. } => Ok(write),
+        nix::unistd::ForkResult::Parent { .. } => Ok(Janitor { pipe: write }),
         nix::unistd::ForkResult::Child => {
             drop(write);
             // Hold nothing of the supervisor's but the pipe and the state
             // directory (records are removed through its descriptor): a pipe
             // the janitor kept open would never tell its reader that all is done.
-            let keep = [read.as_raw_fd(), duty.registry.fd().as_raw_fd()];
+            let keep = [read.as_raw_fd(), registry.fd().as_raw_fd()];
             let last = keep.iter().copied().max().unwrap_or(0);
             for fd in (0..last).filter(|fd| !keep.contains(fd)) {
                 // SAFETY: closing inherited descriptors this process never uses;
@@ -67,25 +63,10 @@ pub fn start(duty: Duty) -> std::io::Result<OwnedFd> {
             let mut f = std::fs::File::from(read);
             let told = matches!(f.read(&mut byte), Ok(1) if byte[0] == DONE);
             if !told {
-                clean(&duty);
+                let _ = state::teardown(&registry, &record);
             }
             // SAFETY: the child of a fork exits without the parent's destructors.
             unsafe { libc::_exit(0) }
-        }
-    }
-}
-
-fn clean(duty: &Duty) {
-    if let Some(v) = &duty.veth {
-        let _ = crate::sys::net::remove_veth(v);
-    }
-    for cg in &duty.cgroups {
-        let _ = host::remove_cgroup(cg);
-    }
-    if let Ok(lock) = duty.registry.lock() {
-        let ours = duty.registry.list(&lock).into_iter().find(|r| r.name == duty.name);
-        if ours.is_some_and(|r| r.supervisor_pid == duty.supervisor_pid) {
-            duty.registry.remove(&lock, &duty.name);
         }
     }
 }

@@ -19,7 +19,6 @@ pub mod tty;
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -29,171 +28,30 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use channel::Channel;
 use proto::{FromInit, Reply, Request, Status, ToInit};
 
-use crate::host::HostFacts;
-use crate::model::{Identity, Jail};
-use crate::plan::{self, HostStep, LaunchPlan, Spawn, SpawnUser};
-use crate::policy::{self, JAIL_IDS, Policy};
-use crate::state::{self, Record, Registry, StateError};
-use crate::sys::logfile::{self, LogError, LogFile};
-use crate::sys::{host, probe, raw};
-use crate::users;
-
-/// First host id of jail 0's range; jail N maps to the 65536 ids from
-/// ID_BASE + N * 65536, above the ranges systemd-nspawn picks from.
-pub const ID_BASE: u32 = 0x7000_0000;
-
-/// What `sysjail up` was asked.
-pub struct Launch {
-    /// The validated definition.
-    pub jail: Jail,
-    /// Digest of its files.
-    pub digest: u64,
-    /// Replaces the definition's command.
-    pub command: Option<Vec<String>>,
-    /// Detach once the command runs.
-    pub background: bool,
-    /// Print the jail id.
-    pub print_id: bool,
-    /// The registry.
-    pub registry: Registry,
-    /// Log denied calls (also `log-denials` in the definition).
-    pub log_denials: Option<PathBuf>,
-    /// Mount a dedicated root without id mapping.
-    pub no_idmap: bool,
-    /// The command's stdin, stdout and stderr, instead of the caller's (for
-    /// programs that embed the library, and for selftest).
-    pub stdio: Option<[OwnedFd; 3]>,
-}
-
-/// Why a jail did not start, or ended badly.
-#[derive(Debug, thiserror::Error)]
-pub enum UpError {
-    /// The plan cannot be made here.
-    #[error(transparent)]
-    Plan(#[from] plan::PlanError),
-    /// The registry refused.
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// A log cannot be opened safely.
-    #[error(transparent)]
-    Log(#[from] LogError),
-    /// A host-side step failed.
-    #[error("{what}: {error}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// The error.
-        error: io::Error,
-    },
-    /// A jail-side setup step failed.
-    #[error("setting up the jail: {0}")]
-    Setup(String),
-    /// `host-user` is unknown.
-    #[error("host-user {0} is not in the host's /etc/passwd")]
-    HostUser(String),
-    /// The command could not be started.
-    #[error("{0}")]
-    Command(String),
-    /// A host tree could not be prepared for the jail.
-    #[error("preparing a mount: {0}")]
-    Prepare(#[from] host::PrepareError),
-    /// No host id range is free.
-    #[error("the jail's host ids: {0}")]
-    Range(#[from] state::ranges::RangeError),
-    /// A host path broke the host-path rule, or is missing.
-    #[error(transparent)]
-    HostPath(#[from] crate::sys::hostpath::HostPathError),
-}
+pub use crate::launch::{Launch, UpError};
+use crate::plan::{LaunchPlan, Spawn, SpawnUser};
+use crate::state::{JailState, Record, Registry};
+use crate::sys::logfile::{self, LogFile};
+use crate::sys::{raw, setup};
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> UpError {
     let what = what.into();
     move |error| UpError::Io { what, error }
 }
 
-/// Resolves what the launch needs from the host and the caller.
-pub fn options(launch: &Launch, facts: &HostFacts, policy: &Policy, tty: bool) -> Result<plan::Options, UpError> {
-    let mut options = plan::Options {
-        command: launch.command.clone(),
-        caller_env: std::env::vars().collect(),
-        tty,
-        log_denials: launch.log_denials.is_some() || policy.denial_log.is_some(),
-        no_idmap: launch.no_idmap,
-        // Unique on the host while this supervisor lives.
-        veth: format!("sj{}", std::process::id()),
-        ..plan::Options::default()
-    };
-    match &launch.jail.identity {
-        Identity::Host(who) => {
-            let passwd = users::parse_passwd(&std::fs::read_to_string("/etc/passwd").unwrap_or_default());
-            let group = users::parse_group(&std::fs::read_to_string("/etc/group").unwrap_or_default());
-            let user = users::find_user(&passwd, who).ok_or_else(|| UpError::HostUser(who.to_string()))?;
-            let groups = users::groups_of(&group, &user);
-            options.rootless_uid = Some(user.uid);
-            options.host_user = Some((user, groups));
-        }
-        Identity::Jail(who) if !facts.root => {
-            // Without privilege only one id maps: it must be known before launch.
-            // The jail's own file: read under the host-path rule, bounded.
-            let passwd = crate::sys::hostpath::read_small(
-                &launch.jail.root.path.as_path().join("etc/passwd"),
-                crate::config::USER_DATABASE_LIMIT,
-            )
-            .unwrap_or_default();
-            let user = users::find_user(&users::parse_passwd(&passwd), who).ok_or_else(|| {
-                UpError::Command(format!("user {who} is not in {}/etc/passwd", launch.jail.root.path))
-            })?;
-            options.rootless_uid = Some(user.uid);
-        }
-        _ => {}
-    }
-    Ok(options)
-}
-
-/// The plan `up` would carry out, as text (`--dry-run`); creates nothing.
-pub fn dry_run(launch: &Launch) -> Result<String, UpError> {
-    let facts = probe::probe();
-    let policy = policy::compile(&launch.jail, &facts).map_err(plan::PlanError::from)?;
-    let mut options = options(launch, &facts, &policy, false)?;
-    options.id_base = ID_BASE + JAIL_IDS;
-    let plan = plan::build(&policy, &facts, &options)?;
-    Ok(plan.render())
-}
-
-/// Launches the jail and supervises it; returns the exit status of `sysjail up`.
-pub fn up(launch: Launch) -> Result<i32, UpError> {
-    // Detach before anything is locked or created: the waiting parent holds
-    // nothing, and learns through a pipe whether the jail runs.
-    let mut detached = None;
-    if launch.background {
-        match background(launch.print_id)? {
-            Detach::Parent(code) => return Ok(code),
-            Detach::Child(report) => detached = Some(report),
-        }
-    }
-    // Opened by the detached supervisor, which reports a refusal.
-    let logs = Logs::open(&launch);
-    if launch.background {
-        detach_stdio(logs.as_ref().ok().and_then(|l| l.output.as_ref()));
-    }
-    let outcome = logs.and_then(|logs| launch_and_supervise(&launch, logs, detached.as_mut()));
-    if let (Some(report), Err(e)) = (detached.as_mut(), &outcome) {
-        report.failed(&e.to_string());
-    }
-    outcome
-}
-
 /// The host files a supervisor writes for its jail, opened before anything
 /// else is made (sys::logfile: no link followed, a regular file of the
 /// caller's own).
-struct Logs {
+pub struct Logs {
     /// A background jail's output (`log`).
-    output: Option<LogFile>,
+    pub output: Option<LogFile>,
     /// Denied calls (`log-denials`, `--log-denials`).
-    denials: Option<LogFile>,
+    pub denials: Option<LogFile>,
 }
 
 impl Logs {
-    fn open(launch: &Launch) -> Result<Logs, UpError> {
+    /// Opens the logs `launch` asks for.
+    pub fn open(launch: &Launch) -> Result<Logs, UpError> {
         let cap = launch.jail.log_size.0;
         let output = match &launch.jail.log {
             Some(path) if launch.background => Some(logfile::open_log(path.as_path(), cap)?),
@@ -213,120 +71,13 @@ impl Logs {
     }
 }
 
-fn launch_and_supervise(launch: &Launch, logs: Logs, detached: Option<&mut Report>) -> Result<i32, UpError> {
-    let facts = probe::probe();
-    let policy = policy::compile(&launch.jail, &facts).map_err(plan::PlanError::from)?;
-    let tty = !launch.background && launch.stdio.is_none() && [0, 1, 2].iter().any(|&fd| tty::is_tty(borrow(fd)));
-    let mut options = options(launch, &facts, &policy, tty)?;
-    let registry = launch.registry.clone();
-    let lock = registry.lock()?;
-    let jid = registry.reserve(&lock, &policy.name)?;
-    // The host ids are claimed host-wide, whatever the state directory: two
-    // jails sharing a range would share the kernel's per-user counters and
-    // each other's files. Held until the jail is gone.
-    let _range = if facts.root {
-        let claim = state::ranges::claim(jid)?;
-        options.id_base = ID_BASE + claim.number * JAIL_IDS;
-        Some(claim)
-    } else {
-        None
-    };
-    let plan = plan::build(&policy, &facts, &options)?;
-    for d in &plan.degraded {
-        tracing::warn!("{d}");
-    }
-    tracing::debug!(
-        "jail {} (jid {jid}): {} host steps, {} jail steps; `sysjail up --dry-run` lists them",
-        policy.name,
-        plan.host.len(),
-        plan.jail.len()
-    );
-
-    let cgroups: Vec<PathBuf> = plan
-        .host
-        .iter()
-        .filter_map(|s| match s {
-            HostStep::CreateCgroup { path, .. } => Some(path.clone()),
-            _ => None,
-        })
-        .collect();
-    let me = std::process::id() as i32;
-    let mut record = Record {
-        id: jid,
-        name: policy.name.clone(),
-        hostname: policy.hostname.clone(),
-        path: launch.jail.root.path.to_string(),
-        mode: policy.network.mode.to_string(),
-        ipv4: launch.jail.network.ipv4.iter().map(|a| a.addr.to_string()).collect(),
-        ipv6: launch.jail.network.ipv6.iter().map(|a| a.addr.to_string()).collect(),
-        allow: launch.jail.allow.iter().map(|a| a.to_string()).collect(),
-        supervisor_pid: me,
-        supervisor_start: state::start_time(me).unwrap_or(0),
-        init_pid: None,
-        started: state::now(),
-        definition: launch
-            .jail
-            .definition
-            .clone()
-            .map(|p| std::fs::canonicalize(&p).unwrap_or(p)),
-        digest: format!("{:016x}", launch.digest),
-        id_base: plan.ids.host_base,
-        cgroups: cgroups.clone(),
-        control: registry.control_path(&policy.name),
-        state: "starting".into(),
-        limits: state::Limits {
-            memory: policy.cgroup.memory.map(|b| b.0),
-            pids: policy.cgroup.pids,
-            cpu: policy.cgroup.cpu.map(|c| c.0),
-        },
-    };
-    registry.write(&lock, &record)?;
-    let control = control::listen(registry.fd(), &Registry::control_name(&policy.name))
-        .map_err(io_err(format!("control socket {}", record.control.display())))?;
-    drop(lock);
-    let veth = plan.host.iter().find_map(|s| match s {
-        HostStep::CreateVeth { host, .. } => Some(host.clone()),
-        _ => None,
-    });
-    let janitor = janitor::start(janitor::Duty {
-        registry: registry.clone(),
-        name: policy.name.clone(),
-        supervisor_pid: me,
-        cgroups: cgroups.clone(),
-        veth: veth.clone(),
-    })
-    .map_err(io_err("starting the janitor"))?;
-
-    let outcome = supervise(launch, &plan, &registry, &mut record, control, logs, detached);
-    // Why the jail ended, or what it suffered on the way, while the cgroups
-    // still hold their counters.
-    for event in state::limit_events(&state::usage(&cgroups), &record.limits) {
-        eprintln!("sysjail: {}: {event}", policy.name);
-    }
-    if let Some(v) = &veth
-        && let Err(e) = crate::sys::net::remove_veth(v)
-    {
-        eprintln!("sysjail: removing veth {v}: {e}");
-    }
-    for cg in &cgroups {
-        if let Err(e) = host::remove_cgroup(cg) {
-            eprintln!("sysjail: {e}");
-        }
-    }
-    if let Ok(lock) = registry.lock() {
-        registry.remove(&lock, &policy.name);
-    }
-    let _ = nix::unistd::write(&janitor, &[janitor::DONE]);
-    outcome
-}
-
 fn borrow(fd: RawFd) -> BorrowedFd<'static> {
     // SAFETY: 0, 1 and 2 stay open for the process's life.
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
 /// How a background launch reports to the command that started it.
-struct Report {
+pub struct Report {
     pipe: Option<OwnedFd>,
 }
 
@@ -336,21 +87,25 @@ impl Report {
             let _ = nix::unistd::write(&p, format!("ok {jid}").as_bytes());
         }
     }
-    fn failed(&mut self, why: &str) {
+    /// Tells the waiting parent why the jail did not start.
+    pub fn failed(&mut self, why: &str) {
         if let Some(p) = self.pipe.take() {
             let _ = nix::unistd::write(&p, format!("error {why}").as_bytes());
         }
     }
 }
 
-enum Detach {
+/// Which side of the fork of a background launch this is.
+pub enum Detach {
+    /// The waiting command, with its exit status.
     Parent(i32),
+    /// The detached supervisor.
     Child(Report),
 }
 
 /// Forks: the parent waits until the jail runs (or fails) and returns; the
 /// child becomes the detached supervisor.
-fn background(print_id: bool) -> Result<Detach, UpError> {
+pub fn background(print_id: bool) -> Result<Detach, UpError> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| UpError::Io {
         what: "pipe".into(),
         error: e.into(),
@@ -394,7 +149,7 @@ fn background(print_id: bool) -> Result<Detach, UpError> {
 
 /// A detached supervisor reads nothing and writes its messages to the jail's
 /// log, or nowhere (the old manual: standard input and output to /dev/null).
-fn detach_stdio(log: Option<&LogFile>) {
+pub fn detach_stdio(log: Option<&LogFile>) {
     let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") else {
         return;
     };
@@ -434,165 +189,28 @@ fn handled_signals() -> SigSet {
     set
 }
 
-fn supervise(
+/// Runs the jail the plan describes until it ends; returns the exit status
+/// of `sysjail up`. The supervisor's steps go through [`setup::run`], init's
+/// through [`init::run`]; then the event loop serves the jail.
+pub fn run(
     launch: &Launch,
     plan: &LaunchPlan,
-    registry: &Registry,
     record: &mut Record,
     control: OwnedFd,
     logs: Logs,
     detached: Option<&mut Report>,
 ) -> Result<i32, UpError> {
-    for step in &plan.host {
-        match step {
-            HostStep::CreateCgroup { path, limits } => {
-                host::create_cgroup(path, limits).map_err(io_err(format!("cgroup {}", path.display())))?;
-            }
-            HostStep::AttachRewrite { cgroup, programs, .. } => {
-                tracing::debug!("{step}");
-                crate::sys::bpf::attach_all(cgroup, programs).map_err(io_err("the address-rewrite programs"))?;
-            }
-            _ => {}
-        }
-    }
-    let signals = handled_signals();
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None).map_err(|e| UpError::Io {
-        what: "sigprocmask".into(),
-        error: e.into(),
-    })?;
-    let sigfd =
-        SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| UpError::Io {
-            what: "signalfd".into(),
-            error: e.into(),
-        })?;
+    let sigfd = block_signals()?;
     let sources = resolve_sources(plan)?;
     let (chan, init_chan) = Channel::pair().map_err(io_err("socketpair"))?;
-    let (flags, into_cgroup) = plan
-        .host
-        .iter()
-        .find_map(|s| match s {
-            HostStep::Clone {
-                namespaces,
-                into_cgroup,
-            } => Some((
-                namespaces.iter().fold(0u64, |f, ns| f | ns_flag(*ns)),
-                into_cgroup.clone(),
-            )),
-            _ => None,
-        })
-        .unwrap_or((0, None));
-    let cgroup_fd = into_cgroup
-        .as_ref()
-        .map(|p| std::fs::File::open(p).map(OwnedFd::from))
-        .transpose()
-        .map_err(io_err("opening the jail's cgroup"))?;
-    let clone = || {
-        // SAFETY: the supervisor is single-threaded; the child runs init and exits.
-        match unsafe { raw::clone3(flags, cgroup_fd.as_ref().map(|f| f.as_fd())) } {
-            // Kernels before 5.7 lack CLONE_INTO_CGROUP: join after the fact.
-            Err(e) if cgroup_fd.is_some() && e.raw_os_error() == Some(libc::EINVAL) => {
-                // SAFETY: as above.
-                (unsafe { raw::clone3(flags, None) }, false)
-            }
-            other => (other, cgroup_fd.is_some()),
-        }
-    };
-    // As root, the jail's user namespace is created as jail root's host uid,
-    // so that the kernel charges the jail's per-user counters to that
-    // unprivileged identity, never to host root's.
-    let owner = plan
-        .ids
-        .namespace_owner()
-        .map(crate::sys::privs::OwnerUid::enter)
-        .transpose()
-        .map_err(io_err("taking jail root's uid to clone"))?;
-    let (forked, joined_at_clone) = clone();
-    if let Some(owner) = owner {
-        if let Ok(raw::Forked::Child) = forked {
-            // Init keeps the jail's uid, never root's: it takes its own ids
-            // once they are mapped.
-            drop(owner);
-        } else {
-            owner
-                .leave()
-                .map_err(io_err("taking root's uid back after the clone"))?;
-        }
-    }
-    let (init_pid, init_pidfd) = match forked.map_err(|e| clone_error(e, flags))? {
-        raw::Forked::Child => {
-            drop(chan);
-            init::run(plan, init_chan, &sources)
-        }
-        raw::Forked::Parent { pid, pidfd } => (pid, pidfd),
-    };
-    drop(init_chan);
-    let mut jail = Running::new(plan, chan, init_pidfd, sigfd, control, logs);
-    let late_join = if joined_at_clone { None } else { into_cgroup.as_deref() };
-    let prepared = match host_steps(plan, init_pid, late_join) {
-        Ok(prepared) => prepared,
-        Err(e) => {
-            jail.kill();
-            return Err(e);
-        }
-    };
-    let raw_fds: Vec<RawFd> = prepared.iter().map(|fd| fd.as_raw_fd()).collect();
-    jail.chan
-        .send(
-            &ToInit::Go {
-                prepared: prepared.len(),
-            },
-            &raw_fds,
-        )
-        .map_err(io_err("sending the go-ahead"))?;
-    drop(prepared);
-    match jail.chan.recv::<FromInit>() {
-        Ok(Some((FromInit::Ready { notes, listener }, _))) => {
-            for n in notes {
-                // What the kernel could not enforce is a warning; the rest, notes.
-                if n.contains("partially") || n.contains("not enforced") {
-                    tracing::warn!("{n}");
-                } else {
-                    tracing::debug!("{n}");
-                }
-            }
-            if let Some(fd) = listener {
-                // Taken from init rather than sent: sending a descriptor is a
-                // sendmsg(2), which the new filter may hand to this very
-                // supervisor, not yet listening.
-                let taken =
-                    raw::pidfd_getfd(jail.init_pidfd.as_fd(), fd).map_err(io_err("taking the seccomp listener"));
-                let told = taken.and_then(|l| {
-                    jail.chan
-                        .send(&ToInit::ListenerTaken, &[])
-                        .map(|()| l)
-                        .map_err(io_err("telling init the listener is taken"))
-                });
-                jail.listener = match told {
-                    Ok(l) => Some(l),
-                    Err(e) => {
-                        jail.kill();
-                        return Err(e);
-                    }
-                };
-                if let Some(l) = &jail.listener {
-                    // Each notification blocks a jailed thread until answered:
-                    // wake the supervisor on the caller's CPU (Linux 6.6;
-                    // best effort, as older kernels lack the flag).
-                    let _ = raw::seccomp_notify_sync_wakeup(l.as_fd());
-                }
-            }
-        }
-        Ok(Some((FromInit::SetupFailed { error }, _))) => {
-            jail.wait_init();
-            return Err(UpError::Setup(error));
-        }
-        other => {
-            jail.kill();
-            return Err(UpError::Setup(format!("init exited during setup ({other:?})")));
-        }
-    }
-    record.init_pid = Some(init_pid);
-    record.state = "running".into();
+    let mut host = setup::Real::new(move || init::run(plan, init_chan, &sources));
+    let started = setup::run(&plan.host, &plan.ids, &mut host)?;
+    drop(host);
+    let mut jail = Running::new(plan, chan, started.init.pidfd, sigfd, control, logs);
+    jail.go(started.prepared)?;
+    record.init_pid = Some(started.init.pid);
+    record.state = JailState::Running;
+    let registry = &launch.registry;
     if let Ok(lock) = registry.lock() {
         registry.write(&lock, record)?;
     }
@@ -601,6 +219,13 @@ fn supervise(
         report.running(record.id);
     }
     Ok(jail.serve(registry, record))
+}
+
+fn block_signals() -> Result<SignalFd, UpError> {
+    let signals = handled_signals();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None).map_err(|e| UpError::io("sigprocmask", e))?;
+    SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| UpError::io("signalfd", e))
 }
 
 /// Resolves every host tree the jail mounts under the host-path rule, before
@@ -620,76 +245,6 @@ fn resolve_sources(plan: &LaunchPlan) -> Result<crate::sys::kernel::HostSources,
         sources.insert(source.clone(), found.path);
     }
     Ok(sources)
-}
-
-fn ns_flag(ns: policy::Namespace) -> u64 {
-    use policy::Namespace::*;
-    (match ns {
-        User => libc::CLONE_NEWUSER,
-        Pid => libc::CLONE_NEWPID,
-        Mount => libc::CLONE_NEWNS,
-        Uts => libc::CLONE_NEWUTS,
-        Ipc => libc::CLONE_NEWIPC,
-        // Init unshares it once it is in the jail's cgroups.
-        Cgroup => 0,
-        Net => libc::CLONE_NEWNET,
-    }) as u64
-}
-
-fn clone_error(e: io::Error, flags: u64) -> UpError {
-    let why = match e.raw_os_error() {
-        Some(libc::EPERM) if flags & libc::CLONE_NEWUSER as u64 != 0 => {
-            "creating a user namespace was refused: user namespaces are disabled here \
-             (kernel.unprivileged_userns_clone, user.max_user_namespaces, or an LSM policy)"
-                .to_string()
-        }
-        Some(libc::ENOSPC) => "the user namespace limit is reached (user.max_user_namespaces)".to_string(),
-        Some(libc::ENOSYS) => "clone3(2) needs Linux 5.3".to_string(),
-        _ => "clone3".to_string(),
-    };
-    UpError::Io { what: why, error: e }
-}
-
-/// The supervisor's steps while init waits. `late_join` is a cgroup that the
-/// clone could not enter.
-fn host_steps(plan: &LaunchPlan, pid: i32, late_join: Option<&std::path::Path>) -> Result<Vec<OwnedFd>, UpError> {
-    if let Some(path) = late_join {
-        host::join_cgroup(path, pid).map_err(io_err("joining the cgroup"))?;
-    }
-    let mut prepared = Vec::new();
-    for step in &plan.host {
-        match step {
-            HostStep::JoinCgroup { path } => host::join_cgroup(path, pid).map_err(io_err("joining the cgroup"))?,
-            HostStep::WriteIdMaps {
-                uid_map,
-                gid_map,
-                deny_setgroups,
-            } => host::write_id_maps(pid, uid_map, gid_map, *deny_setgroups).map_err(io_err("writing the id maps"))?,
-            HostStep::PrepareMount {
-                source,
-                recursive,
-                idmap,
-                writable,
-                ..
-            } => prepared.push(host::prepare_mount(
-                source,
-                *recursive,
-                *idmap,
-                *writable,
-                (plan.ids.host_base, plan.ids.count),
-            )?),
-            HostStep::CreateVeth {
-                host,
-                peer,
-                bridge,
-                addresses,
-                routes,
-            } => crate::sys::net::create_veth(host, peer, pid, bridge.as_deref(), addresses, routes)
-                .map_err(io_err("the jail's network"))?,
-            HostStep::CreateCgroup { .. } | HostStep::AttachRewrite { .. } | HostStep::Clone { .. } => {}
-        }
-    }
-    Ok(prepared)
 }
 
 /// An `exec` client.
@@ -778,6 +333,66 @@ impl<'p> Running<'p> {
         }
     }
 
+    /// Sends init its go-ahead with the prepared mounts, and waits until it
+    /// has set the jail up; takes its seccomp listener.
+    fn go(&mut self, prepared: Vec<OwnedFd>) -> Result<(), UpError> {
+        let raw_fds: Vec<RawFd> = prepared.iter().map(|fd| fd.as_raw_fd()).collect();
+        let sent = self.chan.send(
+            &ToInit::Go {
+                prepared: prepared.len(),
+            },
+            &raw_fds,
+        );
+        drop(prepared);
+        if let Err(e) = sent {
+            self.kill();
+            return Err(UpError::io("sending the go-ahead", e));
+        }
+        match self.chan.recv::<FromInit>() {
+            Ok(Some((FromInit::Ready { notes, listener }, _))) => {
+                for n in notes {
+                    // What the kernel could not enforce is a warning; the rest, notes.
+                    if n.contains("partially") || n.contains("not enforced") {
+                        tracing::warn!("{n}");
+                    } else {
+                        tracing::debug!("{n}");
+                    }
+                }
+                match listener.map(|fd| self.take_listener(fd)).transpose() {
+                    Ok(l) => self.listener = l,
+                    Err(e) => {
+                        self.kill();
+                        return Err(e);
+                    }
+                }
+                Ok(())
+            }
+            Ok(Some((FromInit::SetupFailed { error }, _))) => {
+                self.wait_init();
+                Err(UpError::Setup(error))
+            }
+            other => {
+                self.kill();
+                Err(UpError::Setup(format!("init exited during setup ({other:?})")))
+            }
+        }
+    }
+
+    /// Takes the seccomp listener from init rather than having it sent:
+    /// sending a descriptor is a sendmsg(2), which the new filter may hand to
+    /// this very supervisor, not yet listening.
+    fn take_listener(&mut self, fd: RawFd) -> Result<OwnedFd, UpError> {
+        let l = raw::pidfd_getfd(self.init_pidfd.as_fd(), fd).map_err(io_err("taking the seccomp listener"))?;
+        self.chan
+            .send(&ToInit::ListenerTaken, &[])
+            .map_err(io_err("telling init the listener is taken"))?;
+        // Each notification blocks a jailed thread until answered: wake the
+        // supervisor on the caller's CPU (Linux 6.6; best effort, as older
+        // kernels lack the flag).
+        let _ = raw::seccomp_notify_sync_wakeup(l.as_fd());
+        Ok(l)
+    }
+
     fn kill(&mut self) {
         let _ = raw::pidfd_send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
         self.wait_init();
@@ -785,32 +400,7 @@ impl<'p> Running<'p> {
 
     /// Reaps init; returns its wait status as (code, signal).
     fn wait_init(&mut self) -> (i32, i32) {
-        // SAFETY: siginfo is plain data filled by waitid.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        loop {
-            // SAFETY: P_PIDFD with our pidfd; info outlives the call.
-            let r = unsafe {
-                libc::waitid(
-                    libc::P_PIDFD,
-                    self.init_pidfd.as_raw_fd() as libc::id_t,
-                    &mut info,
-                    libc::WEXITED,
-                )
-            };
-            if r == 0 {
-                break;
-            }
-            if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                return (1, 0);
-            }
-        }
-        // SAFETY: waitid succeeded with WEXITED: si_status and si_code are set.
-        let (code, status) = unsafe { (info.si_code, info.si_status()) };
-        if code == libc::CLD_EXITED {
-            (status, 0)
-        } else {
-            (0, status)
-        }
+        setup::reap(&self.init_pidfd)
     }
 
     /// The jail's stdio: /dev/null and a pipe to the log (or /dev/null) in the
@@ -1138,7 +728,7 @@ impl<'p> Running<'p> {
     }
 
     fn mark_stopping(&self, registry: &Registry, record: &mut Record) {
-        record.state = "stopping".into();
+        record.state = JailState::Stopping;
         if let Ok(lock) = registry.lock() {
             let _ = registry.write(&lock, record);
         }

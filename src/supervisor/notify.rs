@@ -83,10 +83,7 @@ impl Notifier {
             halt: None,
             jail_root_mapped: plan.ids.maps(0),
             namespace_owner: plan.ids.namespace_owner(),
-            cgroup: plan.host.iter().find_map(|s| match s {
-                crate::plan::HostStep::Clone { into_cgroup, .. } => into_cgroup.clone(),
-                _ => None,
-            }),
+            cgroup: plan.host.clone.into_cgroup.clone(),
             cgroup_fd: None,
         }
     }

@@ -77,6 +77,19 @@ pub fn join_cgroup(path: &Path, pid: i32) -> io::Result<()> {
     fs::write(path.join("cgroup.procs"), pid.to_string()).map_err(|e| ctx(e, format!("join {}", path.display())))
 }
 
+/// Kills every process left in a cgroup (cgroup.kill, Linux 5.14; on v1
+/// hierarchies and older kernels, each listed process).
+pub fn kill_cgroup(path: &Path) {
+    if fs::write(path.join("cgroup.kill"), "1").is_ok() {
+        return;
+    }
+    let procs = fs::read_to_string(path.join("cgroup.procs")).unwrap_or_default();
+    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        // SAFETY: kill(2) with integer arguments.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
 /// Removes a jail's cgroup once it is empty; waits briefly for the kernel to
 /// release exiting tasks.
 pub fn remove_cgroup(path: &Path) -> io::Result<()> {

@@ -284,98 +284,8 @@ fn dev<K: Kernel>(k: &mut K, target: &AbsPath, tty_gid: Option<u32>, shm: Bytes,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Rlimit;
-    use crate::plan::HostStep;
-    use crate::policy::landlock::{Access, Scope};
-    use crate::seccomp::bpf::Insn;
 
-    /// A kernel that records each call by name, and fails the call numbered
-    /// `fail_at` (0-based) with EPERM.
-    #[derive(Default)]
-    struct Recorder {
-        calls: Vec<&'static str>,
-        fail_at: Option<usize>,
-    }
-
-    impl Recorder {
-        fn call(&mut self, name: &'static str) -> io::Result<()> {
-            self.calls.push(name);
-            if self.fail_at == Some(self.calls.len() - 1) {
-                return Err(io::Error::from_raw_os_error(libc::EPERM));
-            }
-            Ok(())
-        }
-    }
-
-    impl Kernel for Recorder {
-        type Fd = ();
-        fn switch_ids(&mut self, _: u32, _: u32, _: bool) -> io::Result<()> {
-            self.call("switch_ids")
-        }
-        fn user_counter(&mut self, _: &str, _: u32) -> io::Result<()> {
-            self.call("user_counter")
-        }
-        fn unshare_cgroup(&mut self) -> io::Result<()> {
-            self.call("unshare_cgroup")
-        }
-        fn make_private(&mut self) -> io::Result<()> {
-            self.call("make_private")
-        }
-        fn staging(&mut self) -> io::Result<()> {
-            self.call("staging")
-        }
-        fn host_tree(&mut self, _: &AbsPath, _: bool) -> io::Result<((), bool)> {
-            self.call("host_tree").map(|()| ((), true))
-        }
-        fn jail_tree(&mut self, _: &(), _: bool) -> io::Result<()> {
-            self.call("jail_tree")
-        }
-        fn new_fs(&mut self, _: &str, _: &[(&str, String)], _: u64) -> io::Result<()> {
-            self.call("new_fs")
-        }
-        fn set_attr(&mut self, _: &(), _: u64, _: bool) -> io::Result<()> {
-            self.call("set_attr")
-        }
-        fn is_dir(&mut self, _: &()) -> io::Result<bool> {
-            self.call("is_dir").map(|()| true)
-        }
-        fn lookup(&mut self, _: &AbsPath, _: Create) -> io::Result<Option<((), bool)>> {
-            self.call("lookup").map(|()| Some(((), true)))
-        }
-        fn attach(&mut self, _: (), _: &()) -> io::Result<()> {
-            self.call("attach")
-        }
-        fn symlink(&mut self, _: &str, _: &AbsPath) -> io::Result<()> {
-            self.call("symlink")
-        }
-        fn enter(&mut self) -> io::Result<()> {
-            self.call("enter")
-        }
-        fn sethostname(&mut self, _: &str) -> io::Result<()> {
-            self.call("sethostname")
-        }
-        fn loopback_up(&mut self) -> io::Result<()> {
-            self.call("loopback_up")
-        }
-        fn interface(&mut self, _: &str, _: &[(std::net::IpAddr, u8)], _: &[crate::plan::Route]) -> io::Result<()> {
-            self.call("interface")
-        }
-        fn setrlimit(&mut self, _: Rlimit, _: u64) -> io::Result<()> {
-            self.call("setrlimit")
-        }
-        fn capabilities(&mut self, _: u64) -> io::Result<()> {
-            self.call("capabilities")
-        }
-        fn no_new_privs(&mut self) -> io::Result<()> {
-            self.call("no_new_privs")
-        }
-        fn landlock(&mut self, _: &[(AbsPath, Access)], _: &[Scope]) -> io::Result<String> {
-            self.call("landlock").map(|()| "recorded".into())
-        }
-        fn seccomp(&mut self, _: &[Insn], listener: bool) -> io::Result<Option<()>> {
-            self.call("seccomp").map(|()| listener.then_some(()))
-        }
-    }
+    use crate::sys::recorder::Recorder;
 
     /// The jail steps of each example, planned for a root launcher.
     fn plans() -> Vec<(String, crate::plan::LaunchPlan)> {
@@ -383,12 +293,7 @@ mod tests {
     }
 
     fn prepared(plan: &crate::plan::LaunchPlan) -> Vec<Option<()>> {
-        let n = plan
-            .host
-            .iter()
-            .filter(|s| matches!(s, HostStep::PrepareMount { .. }))
-            .count();
-        vec![Some(()); n]
+        vec![Some(()); plan.host.prepared()]
     }
 
     fn position(calls: &[&str], name: &str) -> usize {

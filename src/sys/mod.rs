@@ -15,4 +15,7 @@ pub mod net;
 pub mod privs;
 pub mod probe;
 pub mod raw;
+#[cfg(test)]
+pub(crate) mod recorder;
+pub mod setup;
 pub mod spawn;

@@ -1,0 +1,64 @@
+//! Why a jail did not start, or ended badly.
+
+use std::io;
+
+use crate::plan::PlanError;
+use crate::state::{StateError, ranges::RangeError};
+use crate::sys::hostpath::HostPathError;
+use crate::sys::logfile::LogError;
+use crate::sys::setup;
+
+/// Why a jail did not start, or ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    /// The plan cannot be made here.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The registry refused.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A log cannot be opened safely.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// `host-user` is unknown.
+    #[error("host-user {0} is not in the host's /etc/passwd")]
+    HostUser(String),
+    /// `user` is unknown, where it must be known before launch.
+    #[error("user {user} is not in {root}/etc/passwd")]
+    JailUser {
+        /// The user.
+        user: String,
+        /// The jail's root.
+        root: String,
+    },
+    /// No host id range is free.
+    #[error("the jail's host ids: {0}")]
+    Range(#[from] RangeError),
+    /// A host path broke the host-path rule, or is missing.
+    #[error(transparent)]
+    HostPath(#[from] HostPathError),
+    /// A step of the supervisor's setup failed.
+    #[error(transparent)]
+    Host(#[from] setup::StepError),
+    /// The jail's init failed to set the jail up, or to start its command.
+    #[error("setting up the jail: {0}")]
+    Setup(String),
+    /// Something the supervisor does around the steps failed.
+    #[error("{what}: {error}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        error: io::Error,
+    },
+}
+
+impl UpError {
+    /// A failed system call, with what it was doing.
+    pub fn io(what: impl Into<String>, error: impl Into<io::Error>) -> UpError {
+        UpError::Io {
+            what: what.into(),
+            error: error.into(),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Stale records are torn down as their supervisor would have: a record
+//! whose supervisor is gone, with a veth, a cgroup and a process in it. Its
+//! own binary: the teardown test compares the host's links and cgroups
+//! before and after, which this test's would disturb.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use support::{Ctx, Need, Runner, TestResult, ensure, run_bounded, text};
+
+fn main() {
+    let mut r = Runner::new();
+    r.test(
+        "a_stale_record_is_torn_down_with_its_veth_and_cgroups",
+        &[Need::Root],
+        a_stale_record_is_torn_down_with_its_veth_and_cgroups,
+    );
+    r.run()
+}
+
+/// A supervisor killed with its janitor leaves a record, cgroups (one with a
+/// process still in it) and a veth: `sysjail ls` finds the record stale and
+/// tears it all down, as the supervisor would have.
+fn a_stale_record_is_torn_down_with_its_veth_and_cgroups(ctx: &Ctx) -> TestResult {
+    use sysjail::state::{JailState, Limits, Record, Registry};
+    let registry = Registry::open(&ctx.state).map_err(|e| e.to_string())?;
+    // A cgroup of the pids hierarchy (v1 here) or of the unified one.
+    let mount = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .find(|m| Path::new(m).join("cgroup.procs").exists())
+        .ok_or("no cgroup hierarchy holds processes here")?;
+    let cgroup = Path::new(mount).join("sysjail").join(&ctx.name);
+    fs::create_dir_all(&cgroup).map_err(|e| format!("{}: {e}", cgroup.display()))?;
+    let veth = format!("sjt{}", std::process::id() % 100_000);
+    let out = Command::new("ip")
+        .args([
+            "link",
+            "add",
+            &veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{veth}p"),
+        ])
+        .output()
+        .unwrap();
+    ensure(out.status.success(), || format!("ip link add: {}", text(&out.stderr)))?;
+    // A supervisor that is gone: a child already reaped.
+    let mut dead = Command::new("/bin/true").spawn().unwrap();
+    dead.wait().unwrap();
+    let record = Record {
+        id: 1,
+        name: ctx.name.clone(),
+        hostname: ctx.name.clone(),
+        path: "/".into(),
+        mode: "private".into(),
+        ipv4: vec![],
+        ipv6: vec![],
+        allow: vec![],
+        supervisor_pid: dead.id() as i32,
+        supervisor_start: 1,
+        init_pid: None,
+        started: 0,
+        definition: None,
+        digest: "0".into(),
+        id_base: 0,
+        cgroups: vec![cgroup.clone()],
+        veth: Some(veth.clone()),
+        control: registry.control_path(&ctx.name),
+        state: JailState::Running,
+        limits: Limits::default(),
+    };
+    {
+        let lock = registry.lock().map_err(|e| e.to_string())?;
+        registry.write(&lock, &record).map_err(|e| e.to_string())?;
+    }
+    // A process left in the cgroup, as a jail's would be.
+    let mut sleeper = Command::new("/bin/sleep").arg("600").spawn().unwrap();
+    if let Err(e) = fs::write(cgroup.join("cgroup.procs"), sleeper.id().to_string()) {
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+        return Err(format!("{}: {e}", cgroup.display()));
+    }
+    let out = run_bounded(ctx.sysjail(&["ls"]), Duration::from_secs(30));
+    let reaped = sleeper.wait().map_err(|e| e.to_string())?;
+    ensure(out.status.success(), || format!("ls: {}", text(&out.stderr)))?;
+    ensure(!reaped.success(), || "the process in the cgroup was not killed".into())?;
+    ensure(!cgroup.exists(), || format!("{} is left", cgroup.display()))?;
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    ensure(!text(&links.stdout).contains(&format!(" {veth}@")), || {
+        format!("veth {veth} is left")
+    })?;
+    let left: Vec<String> = fs::read_dir(&ctx.state)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n != "lock")
+        .collect();
+    ensure(left.is_empty(), || format!("left in the state directory: {left:?}"))
+}
