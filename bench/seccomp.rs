@@ -501,7 +501,7 @@ fn main() {
         return; // nothing for `cargo test --benches` to list
     }
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/jails/hello.toml");
-    let def = sysjail::lint::load(&example).expect("the example is valid");
+    let def = sysjail::load::load(&example).expect("the example is valid");
     let facts = sysjail::sys::probe::probe();
     let policy = sysjail::policy::compile(&def.jail, &facts).expect("runs on this host");
     let table = &policy.syscalls;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::host::{Hierarchy, HostFacts};
+use crate::facts::{Hierarchy, HostFacts};
 
 /// One feature of the machine.
 #[derive(Clone, Debug, PartialEq, Eq)]

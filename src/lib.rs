@@ -1,14 +1,39 @@
 //! sysjail: declarative jails for Linux.
 //!
-//! This library is the sysjail(3) of today: everything the `sysjail` command
-//! does, as an API another Rust program can embed. Data flows one way:
+//! This library is sysjail(3): what the `sysjail` command does, as an API
+//! another Rust program can embed. Data flows one way:
 //!
 //! ```text
 //! TOML text --config::load-->     RawJail     spans kept, extends merged
 //!           --model::validate-->  Jail        typed, every problem reported
-//!           --policy::compile-->  Policy      pure data, each entry says why
-//!           --plan::build-->      LaunchPlan  ordered steps, rules checked
-//!           --launch::up-->       running jail: the one preamble of every launch
+//!           --policy::compile-->  Policy      pure data, each entry says why,
+//!                                             for the host facts given
+//!           --plan::build-->      LaunchPlan  host and jail steps, in order
+//!           --launch-->           a running jail, supervised
+//! ```
+//!
+//! The few calls most programs need are at the top: [`load()`], [`facts()`],
+//! [`compile`], [`launch()`], [`list`], [`join`] and [`stop`]. The modules
+//! hold the stages themselves.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Load and validate a definition; print what this host would enforce.
+//! let definition = sysjail::load("examples/jails/hello.toml".as_ref())
+//!     .map_err(|rejected| format!("{} problems", rejected.diags.len()))?;
+//! let policy = sysjail::compile(&definition.jail, &sysjail::facts())?;
+//! print!("{}", sysjail::policy::render_text(&policy));
+//!
+//! // The running jails of the default state directory; stop one.
+//! let dir = sysjail::state::Registry::default_dir();
+//! for jail in sysjail::list(&dir)? {
+//!     println!("{} {}", jail.id, jail.name);
+//! }
+//! sysjail::stop(&dir, "hello", Duration::from_secs(10))?;
+//! # Ok(())
+//! # }
 //! ```
 
 #![warn(missing_docs)]
@@ -16,9 +41,10 @@
 pub mod config;
 pub mod diag;
 pub mod doctor;
-pub mod host;
+pub mod facts;
+pub mod jails;
 pub mod launch;
-pub mod lint;
+pub mod load;
 pub mod model;
 pub mod plan;
 pub mod policy;
@@ -31,6 +57,32 @@ pub mod supervisor;
 pub mod sys;
 pub mod syscalls;
 pub mod users;
+
+pub use jails::{join, list, stop};
+
+/// Reads and validates the definition at `path` (and what it extends),
+/// with the checks of the host that `up` makes: its files are opened under
+/// the host-path rule of sysjail(1).
+pub fn load(path: &std::path::Path) -> Result<load::Definition, load::Rejected> {
+    load::load_for_launch(path, true)
+}
+
+/// What this machine offers, probed once.
+pub fn facts() -> facts::HostFacts {
+    sys::probe::probe()
+}
+
+/// The policy `jail` gets on a host with `facts`: exactly what a launch
+/// there enforces, or why it cannot run there.
+pub fn compile(jail: &model::Jail, facts: &facts::HostFacts) -> Result<policy::Policy, policy::host::Refused> {
+    policy::compile(jail, facts)
+}
+
+/// Launches a jail and supervises it until it ends; the exit status `sysjail
+/// up` would give (the command's, or 125-127 for sysjail's own failures).
+pub fn launch(launch: launch::Launch) -> Result<i32, launch::UpError> {
+    launch::up(launch)
+}
 
 /// The JSON Schema of the definition format, as `sysjail schema` prints it.
 pub fn schema() -> serde_json::Value {

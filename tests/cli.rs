@@ -165,7 +165,7 @@ fn policy_is_compiled_for_a_host() {
     );
     // The same from a file of facts.
     let facts = std::env::temp_dir().join(format!("sysjail-cli-facts-{}.json", std::process::id()));
-    let mut example = serde_json::to_value(sysjail::host::HostFacts::example()).unwrap();
+    let mut example = serde_json::to_value(sysjail::facts::HostFacts::example()).unwrap();
     example["landlock_abi"] = serde_json::Value::Null;
     std::fs::write(&facts, example.to_string()).unwrap();
     let out = sysjail(&[

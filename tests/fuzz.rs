@@ -37,8 +37,8 @@ fn run_with(text: &str, files: &MemFiles) {
         let _ = render_all(&diags, &sources, format);
     }
     if let Some(jail) = validated.jail {
-        for kind in sysjail::host::HostKind::ALL {
-            if let Ok(policy) = sysjail::policy::compile(&jail, &sysjail::host::HostFacts::of_kind(kind)) {
+        for kind in sysjail::facts::HostKind::ALL {
+            if let Ok(policy) = sysjail::policy::compile(&jail, &sysjail::facts::HostFacts::of_kind(kind)) {
                 let _ = sysjail::policy::render_text(&policy);
             }
         }
@@ -469,10 +469,10 @@ fn classic(rng: &mut Rng, seeds: &[Vec<u8>]) -> sysjail::config::classic::Classi
 
 fn run_classic(c: &sysjail::config::classic::Classic) {
     let human = Format::Human { color: false };
-    match sysjail::lint::load_classic("sysjail jail", c) {
+    match sysjail::load::load_classic("sysjail jail", c) {
         Ok(def) => {
-            for kind in sysjail::host::HostKind::ALL {
-                if let Ok(policy) = sysjail::policy::compile(&def.jail, &sysjail::host::HostFacts::of_kind(kind)) {
+            for kind in sysjail::facts::HostKind::ALL {
+                if let Ok(policy) = sysjail::policy::compile(&def.jail, &sysjail::facts::HostFacts::of_kind(kind)) {
                     let _ = sysjail::policy::render_text(&policy);
                 }
             }

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use sysjail::diag::{Format, render_all};
-use sysjail::{lint, policy};
+use sysjail::{load, policy};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -58,7 +58,7 @@ fn policy_tables_of_every_example() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for file in toml_files("examples/jails") {
-        let def = match lint::load(&relative(&file)) {
+        let def = match load::load(&relative(&file)) {
             Ok(def) => def,
             Err(rejected)
                 if rejected
@@ -70,7 +70,7 @@ fn policy_tables_of_every_example() {
             }
             Err(rejected) => panic!("{} is invalid: {:?}", file.display(), rejected.diags),
         };
-        let p = policy::compile(&def.jail, &sysjail::host::HostFacts::example()).expect("the example host runs it");
+        let p = policy::compile(&def.jail, &sysjail::facts::HostFacts::example()).expect("the example host runs it");
         let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
         let golden = root().join(format!("tests/golden/{stem}.policy.txt"));
         if let Err(e) = compare(&golden, &policy::render_text(&p)) {
@@ -96,7 +96,7 @@ fn diagnostics_of_every_invalid_example() {
     let files: Vec<PathBuf> = toml_files("examples/invalid").iter().map(|p| relative(p)).collect();
     assert!(files.len() >= 4);
     for file in files {
-        let report = lint::check(std::slice::from_ref(&file), false);
+        let report = load::check(std::slice::from_ref(&file), false);
         let diags: Vec<_> = report.diags().cloned().collect();
         assert!(
             diags.iter().any(|d| d.is_error()),
@@ -123,7 +123,7 @@ fn launch_plans_of_every_example() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for file in toml_files("examples/jails") {
-        let Ok(def) = lint::load(&relative(&file)) else {
+        let Ok(def) = load::load(&relative(&file)) else {
             continue;
         };
         let launch = Launch {
@@ -137,7 +137,7 @@ fn launch_plans_of_every_example() {
             no_idmap: false,
             stdio: None,
         };
-        let facts = sysjail::host::HostFacts::example();
+        let facts = sysjail::facts::HostFacts::example();
         let plan = launch::dry_run(&launch, &facts, &Caller::example()).unwrap();
         let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
         if let Err(e) = compare(&root().join(format!("tests/golden/{stem}.plan.txt")), &plan) {

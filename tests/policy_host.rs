@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use sysjail::host::{HostFacts, HostKind};
+use sysjail::facts::{HostFacts, HostKind};
 use sysjail::plan::{self, JailStep};
 use sysjail::policy::syscalls::{Action, Rule, Test};
 use sysjail::seccomp::bpf::{SeccompData, interpret};
@@ -116,7 +116,7 @@ fn the_printed_table_is_the_installed_filter_on_every_kind_of_host() {
     for (name, text) in JAILS {
         let file = dir.join(format!("{name}.toml"));
         std::fs::write(&file, text).unwrap();
-        let def = sysjail::lint::load(&file).expect("valid");
+        let def = sysjail::load::load(&file).expect("valid");
         for (kind, kind_name) in KINDS {
             let facts = HostFacts::of_kind(kind);
             let policy = sysjail::policy::compile(&def.jail, &facts).expect("runs there");

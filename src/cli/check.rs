@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use sysjail::diag::{Format, Severity, render};
-use sysjail::lint;
+use sysjail::load;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -31,14 +31,14 @@ enum OutputFormat {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let files = match lint::expand(&args.paths) {
+    let files = match load::expand(&args.paths) {
         Ok(files) => files,
         Err(e) => {
             eprintln!("sysjail check: {e}");
             return ExitCode::from(super::USAGE);
         }
     };
-    let report = lint::check(&files, args.host);
+    let report = load::check(&files, args.host);
     let format = match args.format {
         OutputFormat::Human => Format::Human {
             color: super::stderr_color(),

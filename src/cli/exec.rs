@@ -40,10 +40,6 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         Some(Ok(u)) => Some(u),
         None => None,
     };
-    let (_, chan) = match super::connect(global, &args.jail) {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
     let stdin_tty = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
     let exec = client::Exec {
         argv: args.command,
@@ -51,7 +47,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         tty: args.tty || (stdin_tty && !args.no_tty),
         workdir: args.workdir,
     };
-    match client::exec(chan, exec) {
+    match sysjail::jails::join(&global.state_dir(), &args.jail, exec) {
         Ok(Ok(code)) => ExitCode::from(code.clamp(0, 255) as u8),
         Ok(Err(e)) => {
             eprintln!("sysjail exec: {e}");

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{ArgAction, Parser};
 use sysjail::config::classic::Classic;
 use sysjail::launch::{self, Launch};
-use sysjail::lint;
+use sysjail::load;
 
 /// Imprison a process and its descendants (the classic jail(1) command line).
 #[derive(Parser, Debug)]
@@ -95,7 +95,7 @@ pub fn run(args: Args, argv0: &str) -> ExitCode {
         allow,
         positional: args.positional,
     };
-    let def = match lint::load_classic(argv0, &classic) {
+    let def = match load::load_classic(argv0, &classic) {
         Ok(def) => def,
         Err(rejected) => {
             super::print_rejected(&rejected);

@@ -103,7 +103,7 @@ pub fn main() -> ExitCode {
         Command::Selftest(args) => selftest::run(args, &cli.global),
         Command::Doctor => selftest::doctor(),
         Command::Jail(args) => jail::run(args, "sysjail jail"),
-        Command::Probe { checks } => ExitCode::from(sysjail::selftest::probe::run(&checks) as u8),
+        Command::Probe { checks } => ExitCode::from(sysjail::selftest::probe_main(&checks) as u8),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&sysjail::schema()).expect("JSON"));
             ExitCode::SUCCESS
@@ -116,44 +116,22 @@ pub fn stderr_color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// The record of the running jail `jail` (name or JID), stale records
-/// cleaned first, and a channel to its supervisor.
-pub fn connect(
-    global: &Global,
-    jail: &str,
-) -> Result<(sysjail::state::Record, sysjail::supervisor::channel::Channel), String> {
-    let registry = sysjail::state::Registry::open(&global.state_dir()).map_err(|e| e.to_string())?;
-    let record = registry
-        .lock()
-        .and_then(|lock| {
-            registry.clean_stale(&lock);
-            registry.find(&lock, jail)
-        })
-        .map_err(|e| e.to_string())?;
-    // The socket of the record's name in this directory, whatever path the
-    // record says.
-    let socket = sysjail::state::Registry::control_name(&record.name);
-    let chan = sysjail::supervisor::control::connect(registry.fd(), &socket)
-        .map_err(|e| format!("{}: {e}", registry.control_path(&record.name).display()))?;
-    Ok((record, chan))
-}
-
 /// Loads a definition; on errors prints them and gives `None`.
-pub fn load(file: &std::path::Path) -> Option<sysjail::lint::Definition> {
-    loaded(sysjail::lint::load(file))
+pub fn load(file: &std::path::Path) -> Option<sysjail::load::Definition> {
+    loaded(sysjail::load::load(file))
 }
 
 /// Loads a definition to launch, with the host checks of `check --host`.
-pub fn load_for_launch(file: &std::path::Path, idmap: bool) -> Option<sysjail::lint::Definition> {
-    loaded(sysjail::lint::load_for_launch(file, idmap))
+pub fn load_for_launch(file: &std::path::Path, idmap: bool) -> Option<sysjail::load::Definition> {
+    loaded(sysjail::load::load_for_launch(file, idmap))
 }
 
-fn loaded(result: Result<sysjail::lint::Definition, sysjail::lint::Rejected>) -> Option<sysjail::lint::Definition> {
+fn loaded(result: Result<sysjail::load::Definition, sysjail::load::Rejected>) -> Option<sysjail::load::Definition> {
     result.map_err(|rejected| print_rejected(&rejected)).ok()
 }
 
 /// Prints a rejected definition's diagnostics on stderr.
-pub fn print_rejected(rejected: &sysjail::lint::Rejected) {
+pub fn print_rejected(rejected: &sysjail::load::Rejected) {
     let format = sysjail::diag::Format::Human { color: stderr_color() };
     eprint!(
         "{}",

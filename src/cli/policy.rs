@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use sysjail::host::{HostFacts, HostKind};
+use sysjail::facts::{HostFacts, HostKind};
 use sysjail::policy;
 
 #[derive(clap::Args, Debug)]
@@ -28,7 +28,7 @@ enum OutputFormat {
     Json,
 }
 
-/// Kinds of host (sysjail::host::HostKind).
+/// Kinds of host (sysjail::facts::HostKind).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     /// An unprivileged user

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use sysjail::launch::{self, Launch};
-use sysjail::lint::Definition;
+use sysjail::load::Definition;
 use sysjail::state::Registry;
 
 #[derive(clap::Args, Debug)]

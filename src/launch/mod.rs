@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 pub use error::UpError;
 
-use crate::host::HostFacts;
+use crate::facts::HostFacts;
 use crate::model::{Identity, Jail};
 use crate::plan::{self, LaunchPlan};
 use crate::policy::{self, JAIL_IDS, Policy};

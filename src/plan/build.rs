@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::{
     CloneSpec, DiskIds, HostStep, HostSteps, IdMapping, JailStep, LaunchPlan, Login, Route, Spawn, SpawnEnv, SpawnUser,
 };
-use crate::host::{Hierarchy, HostFacts};
+use crate::facts::{Hierarchy, HostFacts};
 use crate::model::{AbsPath, IdRef, RlimitValue};
 use crate::policy::{JAIL_IDS, MountOp, Namespace, Policy, Refused};
 use crate::seccomp;
@@ -622,7 +622,7 @@ mod tests {
     use crate::plan::HostAction;
 
     fn plan_of(text: &str) -> LaunchPlan {
-        let def = crate::lint::load_text(Path::new("t.toml"), text).expect("valid");
+        let def = crate::load::load_text(Path::new("t.toml"), text).expect("valid");
         let policy = crate::policy::compile(&def.jail, &HostFacts::example()).expect("runs here");
         let options = Options {
             id_base: 0x7001_0000,

@@ -564,7 +564,7 @@ pub struct SpawnEnv {
 }
 
 /// The plan of each example of examples/jails, for a root launcher on
-/// [`HostFacts::example`](crate::host::HostFacts::example): what executor
+/// [`HostFacts::example`](crate::facts::HostFacts::example): what executor
 /// tests walk through their doubles.
 #[cfg(test)]
 pub(crate) fn example_plans() -> Vec<(String, LaunchPlan)> {
@@ -572,14 +572,14 @@ pub(crate) fn example_plans() -> Vec<(String, LaunchPlan)> {
     ["hello", "web", "build", "api"]
         .iter()
         .map(|name| {
-            let def = crate::lint::load(&dir.join(format!("{name}.toml"))).expect("examples are valid");
-            let policy = crate::policy::compile(&def.jail, &crate::host::HostFacts::example()).expect("runs here");
+            let def = crate::load::load(&dir.join(format!("{name}.toml"))).expect("examples are valid");
+            let policy = crate::policy::compile(&def.jail, &crate::facts::HostFacts::example()).expect("runs here");
             let options = Options {
                 id_base: 0x7000_0000,
                 veth: "sj1".into(),
                 ..Options::default()
             };
-            let plan = build(&policy, &crate::host::HostFacts::example(), &options).expect("plannable");
+            let plan = build(&policy, &crate::facts::HostFacts::example(), &options).expect("plannable");
             (name.to_string(), plan)
         })
         .collect()

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::Why;
-use crate::host::{Hierarchy, HostFacts};
+use crate::facts::{Hierarchy, HostFacts};
 use crate::model::{AbsPath, Jail};
 
 /// A promise kept with less than its full mechanism on this host.

@@ -15,7 +15,7 @@
 //! let mut sources = SourceMap::new();
 //! let loaded = config::load_text("j.toml".as_ref(), text, &mut sources, &config::HostFiles);
 //! let jail = model::validate(&loaded).jail.unwrap();
-//! let policy = policy::compile(&jail, &sysjail::host::HostFacts::example()).unwrap();
+//! let policy = policy::compile(&jail, &sysjail::facts::HostFacts::example()).unwrap();
 //! assert!(!policy.capabilities.keeps(policy::Capability::SYS_BOOT));
 //! assert!(!policy.capabilities.keeps(policy::Capability::SETFCAP));
 //! ```
@@ -41,7 +41,7 @@ pub use network::NetworkPolicy;
 pub use render::render_text;
 pub use syscalls::{Action, Errno, Notify, SyscallPolicy};
 
-use crate::host::HostFacts;
+use crate::facts::HostFacts;
 use crate::model::{AbsPath, Allow, Bytes, IdRef, Identity, Jail, MilliCpu, Rlimit, RlimitValue, StopSignal};
 
 /// Why a policy entry exists.

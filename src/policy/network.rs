@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Why;
 use super::host::{Degraded, Refused};
-use crate::host::HostFacts;
+use crate::facts::HostFacts;
 use crate::model::{Addr, Jail, NetworkMode, Uplink};
 
 /// The network section of a policy.

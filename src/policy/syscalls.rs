@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::Why;
 use super::host::{Degraded, why as host_why};
-use crate::host::HostFacts;
+use crate::facts::HostFacts;
 use crate::model::{Allow, Jail, NetworkMode};
 use crate::syscalls::{Abi, Sysno};
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::host::HostFacts;
+use crate::facts::HostFacts;
 use crate::policy::{Action, Policy};
 
 fn jail(text: &str) -> Jail {

@@ -12,9 +12,9 @@ fn policy_of(text: &str) -> SyscallPolicy {
     let loaded = load_text("t.toml".as_ref(), text, &mut sources, &HostFiles);
     let v = validate(&loaded);
     // A host that runs every ABI, so that the table covers them all.
-    let facts = crate::host::HostFacts {
+    let facts = crate::facts::HostFacts {
         abis: Abi::ALL.to_vec(),
-        ..crate::host::HostFacts::example()
+        ..crate::facts::HostFacts::example()
     };
     let jail = v.jail.unwrap_or_else(|| panic!("{:?} {:?}", loaded.diags, v.diags));
     policy::compile(&jail, &facts).expect("runs there").syscalls

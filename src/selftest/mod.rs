@@ -7,7 +7,14 @@
 //! does the launching.
 
 mod netprobe;
-pub mod probe;
+pub(crate) mod probe;
+
+/// The in-jail probe, which `sysjail selftest` runs inside the jail as the
+/// binary's hidden `probe` subcommand: not part of the library's API.
+#[doc(hidden)]
+pub fn probe_main(checks: &[String]) -> i32 {
+    probe::run(checks)
+}
 
 use std::borrow::Cow;
 use std::fmt;

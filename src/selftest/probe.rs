@@ -300,7 +300,8 @@ fn mq_open_one(name: &str) -> i64 {
 }
 
 /// Every check [`check`] knows itself (netprobe's come after them).
-pub const CHECKS: &[&str] = &[
+#[cfg(test)]
+pub(crate) const CHECKS: &[&str] = &[
     "socket-sock-packet",
     "i386-socket-sock-packet",
     "i386-socketcall-sock-packet",

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
-use crate::host::{CgroupLayout, HostFacts};
+use crate::facts::{CgroupLayout, HostFacts};
 use crate::syscalls::Abi;
 
 /// What this machine offers.

@@ -1,5 +1,6 @@
-//! `sysjail check`: the offline lint users run in CI, and the loading every
-//! other command starts with.
+//! Loading a definition, which every command starts with: the file read and
+//! parsed, `extends` merged, the jail validated; and `sysjail check`, the
+//! offline lint users run in CI.
 //!
 //! The lint needs nothing of the machine it runs on: not `path`, not the bind
 //! sources, not the users. [`host_checks`] adds those checks on demand
