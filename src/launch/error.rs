@@ -4,6 +4,7 @@ use std::io;
 
 use crate::plan::PlanError;
 use crate::state::{StateError, ranges::RangeError};
+use crate::supervisor::proto::InitError;
 use crate::sys::hostpath::HostPathError;
 use crate::sys::logfile::LogError;
 use crate::sys::setup;
@@ -40,9 +41,29 @@ pub enum UpError {
     /// A step of the supervisor's setup failed.
     #[error(transparent)]
     Host(#[from] setup::StepError),
-    /// The jail's init failed to set the jail up, or to start its command.
+    /// The jail's init failed to set the jail up; the error carries its
+    /// stable code (see [`InitError`]).
     #[error("setting up the jail: {0}")]
-    Setup(String),
+    Init(#[from] InitError),
+    /// Init exited during setup without saying why (`up::init-exited`).
+    #[error("setting up the jail: init exited during setup [up::init-exited]")]
+    InitExited,
+    /// Init's answer could not be read (`up::init-unreadable`).
+    #[error("setting up the jail: reading init's answer {awaiting}: {error} [up::init-unreadable]")]
+    InitUnreadable {
+        /// What init was to answer.
+        awaiting: Awaiting,
+        /// Why.
+        error: io::Error,
+    },
+    /// Init answered with another message than awaited (`up::init-out-of-turn`).
+    #[error("setting up the jail: init sent {got} {awaiting} [up::init-out-of-turn]")]
+    InitOutOfTurn {
+        /// What init was to answer.
+        awaiting: Awaiting,
+        /// The message's name.
+        got: &'static str,
+    },
     /// Something the supervisor does around the steps failed.
     #[error("{what}: {error}")]
     Io {
@@ -51,6 +72,24 @@ pub enum UpError {
         /// The error.
         error: io::Error,
     },
+}
+
+/// What the supervisor awaited from init.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Awaiting {
+    /// Its report of the setup.
+    Setup,
+    /// Its answer to the request to start the command.
+    Spawn,
+}
+
+impl std::fmt::Display for Awaiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Awaiting::Setup => "during setup",
+            Awaiting::Spawn => "in answer to the spawn",
+        })
+    }
 }
 
 impl UpError {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
-pub use error::UpError;
+pub use error::{Awaiting, UpError};
 
 use crate::facts::HostFacts;
 use crate::model::{Identity, Jail};

@@ -72,7 +72,47 @@ pub fn cgroup_dir(mount: &Path, name: &str) -> PathBuf {
 }
 
 /// Builds the launch plan: carries out a policy compiled for `facts`.
+///
+/// The jail steps come in the order init takes them: ids and the staging
+/// root, the mounts, the jail's name and network, then the restrictions, the
+/// seccomp filter last.
 pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<LaunchPlan, PlanError> {
+    same_host(policy, facts)?;
+    let ids = ids(policy, facts, options)?;
+    let mut host = around_clone(policy, facts, &ids)?;
+    let mut jail = first_steps(policy, &ids);
+    let keys = Mounts::new(facts, &mut host).add(policy, options, &ids, &mut jail)?;
+    jail.extend(naming(policy));
+    if let Some(interface) = &policy.network.interface {
+        let (host_step, jail_step) = veth(interface, &options.veth);
+        // The veth is made once init exists, before it is told to go on.
+        host.after_clone.push(host_step);
+        jail.push(jail_step);
+    }
+    jail.extend(restrictions(policy));
+    let syscalls = policy.syscalls.clone();
+    jail.push(seccomp_step(&syscalls, facts, options)?);
+    let plan = LaunchPlan {
+        name: policy.name.clone(),
+        // The table the filter was compiled from, which the supervisor's
+        // answers to notifications must follow.
+        policy: Policy {
+            syscalls,
+            ..policy.clone()
+        },
+        host,
+        jail,
+        spawn: spawn(policy, options)?,
+        ids,
+        degraded: degraded(policy),
+        keys,
+    };
+    super::check(&plan)?;
+    Ok(plan)
+}
+
+/// The policy must rest on this host's facts.
+fn same_host(policy: &Policy, facts: &HostFacts) -> Result<(), PlanError> {
     let here = crate::policy::host::summary(facts);
     if policy.host.summary != here {
         return Err(PlanError::OtherHost {
@@ -80,85 +120,100 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
             here,
         });
     }
-    let degraded = policy
+    Ok(())
+}
+
+/// What the policy could not keep on this host, as the plan lists it.
+fn degraded(policy: &Policy) -> Vec<String> {
+    policy
         .host
         .degraded
         .iter()
         .map(|d| format!("{} ({})", d.what, d.why))
-        .collect();
-    let ids = ids(policy, facts, options)?;
-    let private_net = policy.namespaces.iter().any(|(ns, _)| *ns == Namespace::Net);
-    let mut host = around_clone(policy, facts, &ids)?;
+        .collect()
+}
 
+/// Init's first steps: its ids, the user counters, its own cgroup namespace,
+/// private mounts and the staging root the mounts are built in.
+fn first_steps(policy: &Policy, ids: &IdMapping) -> Vec<JailStep> {
     let own = ids.single.unwrap_or(0);
-    let mut jail = vec![
-        JailStep::SwitchIds {
-            uid: own,
-            gid: own,
-            clear_groups: ids.single.is_none(),
-        },
-        JailStep::UnshareCgroup,
-        JailStep::PrivateMounts,
-        JailStep::Staging,
-    ];
+    let mut jail = vec![JailStep::SwitchIds {
+        uid: own,
+        gid: own,
+        clear_groups: ids.single.is_none(),
+    }];
     if !policy.counters.is_empty() {
         // While /proc is still the host's instance, seen from the jail's user
         // namespace: its /proc/sys is made read-only later.
-        jail.insert(
-            1,
-            JailStep::UserCounters {
-                set: policy
-                    .counters
-                    .iter()
-                    .map(|(c, n, _)| (c.sysctl().to_string(), *n))
-                    .collect(),
-            },
-        );
-    }
-    let mut slots = 0;
-    // As root the supervisor copies every host tree; without privilege init
-    // copies them itself, where `/` can only come with its submounts.
-    let mut prepare = |host: &mut HostSteps,
-                       source: &AbsPath,
-                       recursive: bool,
-                       idmap: Option<DiskIds>,
-                       writable: bool|
-     -> Result<Option<usize>, PlanError> {
-        if !facts.root {
-            return Ok(None);
-        }
-        if idmap.is_some() && !facts.mount_setattr {
-            return Err(Refused::NoIdmap(source.clone()).into());
-        }
-        host.after_clone.push(HostStep::PrepareMount {
-            source: source.clone(),
-            recursive,
-            idmap,
-            writable,
-            slot: slots,
+        jail.push(JailStep::UserCounters {
+            set: policy
+                .counters
+                .iter()
+                .map(|(c, n, _)| (c.sysctl().to_string(), *n))
+                .collect(),
         });
-        slots += 1;
-        Ok(Some(slots - 1))
-    };
-    let mut read_only_root = false;
-    let mut keys = BTreeMap::new();
-    for (i, m) in policy.mounts.iter().enumerate() {
-        let create = creatable(policy, i);
-        if let crate::policy::Why::Key(key) = &m.why {
-            keys.insert(jail.len(), key.clone());
+    }
+    jail.extend([JailStep::UnshareCgroup, JailStep::PrivateMounts, JailStep::Staging]);
+    jail
+}
+
+/// The policy's mounts as jail steps, with the host steps that prepare them.
+struct Mounts<'a> {
+    facts: &'a HostFacts,
+    host: &'a mut HostSteps,
+    /// The next prepared mount's slot.
+    slots: usize,
+}
+
+impl<'a> Mounts<'a> {
+    fn new(facts: &'a HostFacts, host: &'a mut HostSteps) -> Mounts<'a> {
+        Mounts { facts, host, slots: 0 }
+    }
+
+    /// Appends a step per mount (and the read-only root, if asked); returns
+    /// the definition's key behind each step that has one.
+    fn add(
+        mut self,
+        policy: &Policy,
+        options: &Options,
+        ids: &IdMapping,
+        jail: &mut Vec<JailStep>,
+    ) -> Result<BTreeMap<usize, String>, PlanError> {
+        let mut keys = BTreeMap::new();
+        let mut read_only_root = false;
+        for (i, m) in policy.mounts.iter().enumerate() {
+            if let crate::policy::Why::Key(key) = &m.why {
+                keys.insert(jail.len(), key.clone());
+            }
+            if let MountOp::Root { read_only, .. } = &m.op {
+                read_only_root = *read_only;
+            }
+            jail.push(self.step(m, creatable(policy, i), options, ids)?);
         }
-        jail.push(match &m.op {
+        if read_only_root {
+            jail.push(JailStep::RootReadOnly);
+        }
+        Ok(keys)
+    }
+
+    fn step(
+        &mut self,
+        m: &crate::policy::MountEntry,
+        create: bool,
+        options: &Options,
+        ids: &IdMapping,
+    ) -> Result<JailStep, PlanError> {
+        let target = m.target.clone();
+        Ok(match &m.op {
             MountOp::Root {
                 source,
                 read_only,
                 idmap,
             } => {
-                read_only_root = *read_only;
                 let idmap = (*idmap && !options.no_idmap).then_some(DiskIds::Tree);
-                let prepared = prepare(&mut host, source, false, idmap, !*read_only)?;
                 JailStep::Root {
                     source: source.clone(),
-                    prepared,
+                    prepared: self.prepare(source, false, idmap, !*read_only)?,
                 }
             }
             MountOp::Bind {
@@ -168,59 +223,78 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
                 idmap,
             } => JailStep::Bind {
                 source: source.clone(),
-                target: m.target.clone(),
+                target,
                 read_only: *read_only,
                 recursive: *recursive,
-                prepared: prepare(
-                    &mut host,
-                    source,
-                    *recursive,
-                    idmap.then_some(DiskIds::Owner),
-                    !*read_only,
-                )?,
+                prepared: self.prepare(source, *recursive, idmap.then_some(DiskIds::Owner), !*read_only)?,
                 create,
             },
             MountOp::Tmpfs { size, mode, read_only } => JailStep::Tmpfs {
-                target: m.target.clone(),
+                target,
                 size: *size,
                 mode: *mode,
                 read_only: *read_only,
                 create,
             },
-            MountOp::Proc => JailStep::Proc {
-                target: m.target.clone(),
-                create,
-            },
+            MountOp::Proc => JailStep::Proc { target, create },
             MountOp::Dev { shm } => JailStep::Dev {
-                target: m.target.clone(),
+                target,
                 tty_gid: ids.maps(TTY_GID).then_some(TTY_GID),
                 shm: *shm,
                 create,
             },
-            MountOp::Mask => JailStep::Mask {
-                target: m.target.clone(),
-            },
-            MountOp::ReadOnly => JailStep::ReadOnly {
-                target: m.target.clone(),
-            },
+            MountOp::Mask => JailStep::Mask { target },
+            MountOp::ReadOnly => JailStep::ReadOnly { target },
+        })
+    }
+
+    /// As root the supervisor copies every host tree; without privilege init
+    /// copies them itself, where `/` can only come with its submounts.
+    fn prepare(
+        &mut self,
+        source: &AbsPath,
+        recursive: bool,
+        idmap: Option<DiskIds>,
+        writable: bool,
+    ) -> Result<Option<usize>, PlanError> {
+        if !self.facts.root {
+            return Ok(None);
+        }
+        if idmap.is_some() && !self.facts.mount_setattr {
+            return Err(Refused::NoIdmap(source.clone()).into());
+        }
+        let slot = self.slots;
+        self.host.after_clone.push(HostStep::PrepareMount {
+            source: source.clone(),
+            recursive,
+            idmap,
+            writable,
+            slot,
         });
+        self.slots += 1;
+        Ok(Some(slot))
     }
-    if read_only_root {
-        jail.push(JailStep::RootReadOnly);
-    }
-    jail.push(JailStep::PivotRoot);
-    jail.push(JailStep::Hostname {
-        name: policy.hostname.clone(),
-    });
+}
+
+/// Once the mounts are in place: the new root, the jail's name, its loopback.
+fn naming(policy: &Policy) -> Vec<JailStep> {
+    let private_net = policy.namespaces.iter().any(|(ns, _)| *ns == Namespace::Net);
+    let mut jail = vec![
+        JailStep::PivotRoot,
+        JailStep::Hostname {
+            name: policy.hostname.clone(),
+        },
+    ];
     if private_net {
         jail.push(JailStep::LoopbackUp);
     }
-    if let Some(interface) = &policy.network.interface {
-        let (host_step, jail_step) = veth(interface, &options.veth);
-        // The veth is made once init exists, before it is told to go on.
-        host.after_clone.push(host_step);
-        jail.push(jail_step);
-    }
+    jail
+}
+
+/// What init gives up before the filter: rlimits, capabilities, new
+/// privileges, and the file system beyond its Landlock rules.
+fn restrictions(policy: &Policy) -> Vec<JailStep> {
+    let mut jail = Vec::new();
     if !policy.rlimits.is_empty() {
         jail.push(JailStep::Rlimits {
             limits: policy.rlimits.iter().map(|r| (r.resource, r.value)).collect(),
@@ -241,9 +315,18 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
             scopes: policy.landlock.scopes.clone(),
         });
     }
-    let syscalls = policy.syscalls.clone();
+    jail
+}
+
+/// The last step: the compiled seccomp filter, which this host must be able
+/// to hand a listener if the filter needs one.
+fn seccomp_step(
+    syscalls: &crate::policy::SyscallPolicy,
+    facts: &HostFacts,
+    options: &Options,
+) -> Result<JailStep, PlanError> {
     let filter = seccomp::compile(
-        &syscalls,
+        syscalls,
         &syscalls.abis,
         seccomp::Options {
             log_denials: options.log_denials,
@@ -257,29 +340,10 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
         })
         .into());
     }
-    jail.push(JailStep::Seccomp {
+    Ok(JailStep::Seccomp {
         program: filter.program,
         listener: filter.needs_listener,
-    });
-
-    let spawn = spawn(policy, options)?;
-    let plan = LaunchPlan {
-        name: policy.name.clone(),
-        // The table the filter was compiled from, which the supervisor's
-        // answers to notifications must follow.
-        policy: Policy {
-            syscalls,
-            ..policy.clone()
-        },
-        host,
-        jail,
-        spawn,
-        ids,
-        degraded,
-        keys,
-    };
-    super::check(&plan)?;
-    Ok(plan)
+    })
 }
 
 /// The host steps before the clone, the clone, and the first steps after it
@@ -396,76 +460,32 @@ fn id_maps(ids: &IdMapping, facts: &HostFacts) -> HostStep {
     }
 }
 
+/// The jail's cgroups: one directory per hierarchy, with the limits the
+/// policy sets written into it.
 fn cgroups(policy: &Policy, facts: &HostFacts) -> Result<Vec<HostStep>, PlanError> {
     let c = &policy.cgroup;
     if !facts.root {
-        // Without privilege no cgroup can be made here; limits then cannot be kept.
-        for (what, controller, set) in [
-            ("memory", "memory", c.memory.is_some()),
-            ("pids", "pids", c.pids.is_some()),
-            ("cpu", "cpu", c.cpu.is_some()),
-        ] {
-            if set {
-                return Err(Refused::NoController {
-                    what,
-                    controller,
-                    why: "an unprivileged user cannot create (run as root, or drop the limit)",
-                }
-                .into());
-            }
-        }
+        refuse_unprivileged_limits(c)?;
         return Ok(Vec::new());
     }
     let mut dirs: BTreeMap<PathBuf, Vec<(String, String)>> = BTreeMap::new();
     if let Some(v2) = &facts.cgroup.v2 {
         dirs.entry(cgroup_dir(v2, &policy.name)).or_default();
     }
-    let need = |what: &'static str, controller: &'static str| -> Result<PathBuf, PlanError> {
-        match facts.cgroup.controller(controller) {
-            Some(Hierarchy::V2) => Ok(cgroup_dir(facts.cgroup.v2.as_ref().expect("v2 present"), &policy.name)),
-            Some(Hierarchy::V1(mount)) => Ok(cgroup_dir(&mount, &policy.name)),
-            None => Err(Refused::NoController {
-                what,
-                controller,
-                why: "this machine does not mount",
-            }
-            .into()),
-        }
-    };
-    let v2 = |facts: &HostFacts, controller: &str| facts.cgroup.controller(controller) == Some(Hierarchy::V2);
+    let v2 = |controller: &str| facts.cgroup.controller(controller) == Some(Hierarchy::V2);
+    let mut limits: Vec<(&'static str, Vec<(String, String)>)> = Vec::new();
     if let Some(m) = c.memory {
-        let dir = need("memory", "memory")?;
-        let files = if v2(facts, "memory") {
-            vec![("memory.max", m.0.to_string()), ("?memory.swap.max", "0".into())]
-        } else {
-            vec![
-                ("memory.limit_in_bytes", m.0.to_string()),
-                ("?memory.memsw.limit_in_bytes", m.0.to_string()),
-            ]
-        };
-        dirs.entry(dir)
-            .or_default()
-            .extend(files.into_iter().map(|(k, v)| (k.to_string(), v)));
+        limits.push(("memory", memory_files(m.0, v2("memory"))));
     }
     if let Some(p) = c.pids {
-        let dir = need("pids", "pids")?;
-        dirs.entry(dir).or_default().push(("pids.max".into(), p.to_string()));
+        limits.push(("pids", vec![("pids.max".into(), p.to_string())]));
     }
     if let Some(cpu) = c.cpu {
-        // A 100 ms period; the quota is the share of it.
-        let quota = u64::from(cpu.0) * 100;
-        let dir = need("cpu", "cpu")?;
-        let files = if v2(facts, "cpu") {
-            vec![("cpu.max", format!("{quota} 100000"))]
-        } else {
-            vec![
-                ("cpu.cfs_period_us", "100000".into()),
-                ("cpu.cfs_quota_us", quota.to_string()),
-            ]
-        };
-        dirs.entry(dir)
-            .or_default()
-            .extend(files.into_iter().map(|(k, v)| (k.to_string(), v)));
+        limits.push(("cpu", cpu_files(u64::from(cpu.0), v2("cpu"))));
+    }
+    for (controller, files) in limits {
+        let dir = controller_dir(policy, facts, controller)?;
+        dirs.entry(dir).or_default().extend(files);
     }
     // Accounting only: memory, pids and CPU use are shown by `ls -v`.
     for controller in ["memory", "pids", "cpuacct"] {
@@ -477,6 +497,66 @@ fn cgroups(policy: &Policy, facts: &HostFacts) -> Result<Vec<HostStep>, PlanErro
         .into_iter()
         .map(|(path, limits)| HostStep::CreateCgroup { path, limits })
         .collect())
+}
+
+/// Without privilege no cgroup can be made here; limits then cannot be kept.
+fn refuse_unprivileged_limits(c: &crate::policy::Cgroup) -> Result<(), PlanError> {
+    for (controller, set) in [
+        ("memory", c.memory.is_some()),
+        ("pids", c.pids.is_some()),
+        ("cpu", c.cpu.is_some()),
+    ] {
+        if set {
+            return Err(Refused::NoController {
+                what: controller,
+                controller,
+                why: "an unprivileged user cannot create (run as root, or drop the limit)",
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The jail's directory in the hierarchy that holds `controller`.
+fn controller_dir(policy: &Policy, facts: &HostFacts, controller: &'static str) -> Result<PathBuf, PlanError> {
+    match facts.cgroup.controller(controller) {
+        Some(Hierarchy::V2) => Ok(cgroup_dir(facts.cgroup.v2.as_ref().expect("v2 present"), &policy.name)),
+        Some(Hierarchy::V1(mount)) => Ok(cgroup_dir(&mount, &policy.name)),
+        None => Err(Refused::NoController {
+            what: controller,
+            controller,
+            why: "this machine does not mount",
+        }
+        .into()),
+    }
+}
+
+/// The memory limit; swap is not allowed past it (`?`: if the file exists).
+fn memory_files(bytes: u64, v2: bool) -> Vec<(String, String)> {
+    let files = if v2 {
+        [("memory.max", bytes.to_string()), ("?memory.swap.max", "0".into())]
+    } else {
+        [
+            ("memory.limit_in_bytes", bytes.to_string()),
+            ("?memory.memsw.limit_in_bytes", bytes.to_string()),
+        ]
+    };
+    files.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// The CPU limit: a 100 ms period; the quota is the share of it.
+fn cpu_files(millis: u64, v2: bool) -> Vec<(String, String)> {
+    let quota = millis * 100;
+    let files = if v2 {
+        vec![("cpu.max", format!("{quota} 100000"))]
+    } else {
+        vec![
+            ("cpu.cfs_period_us", "100000".into()),
+            ("cpu.cfs_quota_us", quota.to_string()),
+        ]
+    };
+    files.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 fn spawn(policy: &Policy, options: &Options) -> Result<Spawn, PlanError> {
@@ -529,8 +609,6 @@ pub fn rlim(value: RlimitValue) -> u64 {
 /// addresses to itself.
 fn veth(i: &crate::policy::network::Interface, host_name: &str) -> (HostStep, JailStep) {
     use crate::policy::network::UplinkPolicy;
-    use std::net::IpAddr;
-    let full = |ip: &IpAddr| if ip.is_ipv4() { 32 } else { 128 };
     let (bridge, gateways, host_holds) = match &i.uplink {
         UplinkPolicy::None => (None, Vec::new(), false),
         UplinkPolicy::Bridge { bridge, v4, v6 } => (Some(bridge.clone()), gateways(*v4, *v6), false),
@@ -541,39 +619,13 @@ fn veth(i: &crate::policy::network::Interface, host_name: &str) -> (HostStep, Ja
     for gw in &gateways {
         // The prefix of the jail's first address of the gateway's family.
         let own = i.addresses.iter().find(|(a, _)| a.is_ipv4() == gw.is_ipv4());
-        let within = own.is_some_and(|(a, p)| same_prefix(*a, *gw, *p));
-        if !within {
-            jail_routes.push(Route {
-                dst: *gw,
-                prefix: full(gw),
-                via: None,
-                dev: Some(i.name.clone()),
-            });
-        }
-        jail_routes.push(Route {
-            dst: if gw.is_ipv4() {
-                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-            } else {
-                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
-            },
-            prefix: 0,
-            via: Some(*gw),
-            dev: None,
-        });
+        jail_routes.extend(routes_via(i, *gw, own));
         if host_holds {
-            host_addresses.push((*gw, own.map_or(full(gw), |(_, p)| *p)));
+            host_addresses.push((*gw, own.map_or(full_prefix(gw), |(_, p)| *p)));
         }
     }
     let host_routes = if host_holds {
-        i.addresses
-            .iter()
-            .map(|(a, _)| Route {
-                dst: *a,
-                prefix: full(a),
-                via: None,
-                dev: Some(host_name.to_string()),
-            })
-            .collect()
+        routes_to_jail(i, host_name)
     } else {
         Vec::new()
     };
@@ -591,6 +643,54 @@ fn veth(i: &crate::policy::network::Interface, host_name: &str) -> (HostStep, Ja
             routes: jail_routes,
         },
     )
+}
+
+/// The prefix of one address alone: /32 or /128.
+fn full_prefix(ip: &std::net::IpAddr) -> u8 {
+    if ip.is_ipv4() { 32 } else { 128 }
+}
+
+/// The jail's routes through gateway `gw`: a direct route to it if it lies
+/// outside `own` (the jail's address of its family), then the default route.
+fn routes_via(
+    i: &crate::policy::network::Interface,
+    gw: std::net::IpAddr,
+    own: Option<&(std::net::IpAddr, u8)>,
+) -> Vec<Route> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut routes = Vec::new();
+    if !own.is_some_and(|(a, p)| same_prefix(*a, gw, *p)) {
+        routes.push(Route {
+            dst: gw,
+            prefix: full_prefix(&gw),
+            via: None,
+            dev: Some(i.name.clone()),
+        });
+    }
+    routes.push(Route {
+        dst: if gw.is_ipv4() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        },
+        prefix: 0,
+        via: Some(gw),
+        dev: None,
+    });
+    routes
+}
+
+/// Point to point, the host routes each of the jail's addresses to its end.
+fn routes_to_jail(i: &crate::policy::network::Interface, host_name: &str) -> Vec<Route> {
+    i.addresses
+        .iter()
+        .map(|(a, _)| Route {
+            dst: *a,
+            prefix: full_prefix(a),
+            via: None,
+            dev: Some(host_name.to_string()),
+        })
+        .collect()
 }
 
 fn gateways(v4: Option<std::net::Ipv4Addr>, v6: Option<std::net::Ipv6Addr>) -> Vec<std::net::IpAddr> {

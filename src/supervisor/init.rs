@@ -20,9 +20,10 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
 use super::channel::Channel;
-use super::proto::{FromInit, Status, ToInit};
+use super::proto::{Awaited, Cause, FromInit, InitError, Status, StepFailure, ToInit, step_path};
 use crate::plan::{LaunchPlan, Spawn};
 use crate::policy::MountOp;
+use crate::sys::jail::{Outcome, StepError};
 use crate::sys::kernel::{HostSources, Real};
 use crate::sys::{jail, raw, spawn};
 
@@ -39,18 +40,45 @@ pub fn run(plan: &LaunchPlan, chan: Channel, sources: &HostSources) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-fn prctl(option: i32, value: u64, what: &str) -> Result<(), String> {
-    raw::prctl(option, value)
-        .map(drop)
-        .map_err(|e| format!("prctl({what}): {e}"))
+/// Init's life: detach from the caller, await the go-ahead, set the jail up,
+/// hand over the seccomp listener, then serve. `Ok(1)` when the supervisor
+/// died on the way.
+fn main(plan: &LaunchPlan, chan: &Channel, sources: &HostSources) -> Result<i32, InitError> {
+    detach(chan)?;
+    let Some(prepared) = await_go(chan)? else {
+        return Ok(1);
+    };
+    let outcome = set_up(plan, sources, prepared)?;
+    // Changing credentials cleared the parent-death signal (commit_creds does):
+    // arm it again. If the supervisor died meanwhile, the report below fails.
+    prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, "PR_SET_PDEATHSIG")?;
+    if !report_ready(chan, outcome)? {
+        return Ok(1);
+    }
+    serve(plan, chan)
 }
 
-fn main(plan: &LaunchPlan, chan: &Channel, sources: &HostSources) -> Result<i32, String> {
-    // Die with the supervisor.
+fn prctl(option: i32, value: u64, name: &str) -> Result<(), InitError> {
+    raw::prctl(option, value).map(drop).map_err(|e| InitError::Prctl {
+        option: name.to_string(),
+        cause: Cause::from(&e),
+    })
+}
+
+fn detached(call: &str) -> impl FnOnce(Cause) -> InitError + '_ {
+    move |cause| InitError::Detach {
+        call: call.to_string(),
+        cause,
+    }
+}
+
+/// Dies with the supervisor, and keeps nothing of the caller's: not its
+/// session, not its descriptors.
+fn detach(chan: &Channel) -> Result<(), InitError> {
     prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, "PR_SET_PDEATHSIG")?;
     // Leave the caller's session: its terminal is never a jail process's
     // controlling terminal, init's included.
-    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    nix::unistd::setsid().map_err(|e| detached("setsid")(e.into()))?;
     // Nor does init keep the caller's descriptors 0-2 (a terminal, a log):
     // the command gets what the supervisor passes it, init reports through
     // its channel.
@@ -58,11 +86,11 @@ fn main(plan: &LaunchPlan, chan: &Channel, sources: &HostSources) -> Result<i32,
         .read(true)
         .write(true)
         .open("/dev/null")
-        .map_err(|e| format!("/dev/null: {e}"))?;
+        .map_err(|e| detached("/dev/null")((&e).into()))?;
     for fd in 0..3 {
         // SAFETY: dup2 onto this process's own 0-2, which no Rust object owns.
         if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
-            return Err(format!("dup2: {}", std::io::Error::last_os_error()));
+            return Err(detached("dup2")((&std::io::Error::last_os_error()).into()));
         }
     }
     drop(null);
@@ -73,18 +101,38 @@ fn main(plan: &LaunchPlan, chan: &Channel, sources: &HostSources) -> Result<i32,
         // Rust objects holding them are never dropped here (init _exits).
         unsafe { libc::close(fd) };
     }
-    raw::close_from(keep as u32 + 1).map_err(|e| format!("close_range: {e}"))?;
+    raw::close_from(keep as u32 + 1).map_err(|e| detached("close_range")((&e).into()))
+}
 
+/// The go-ahead and the prepared mounts; `None` if the supervisor died first.
+fn await_go(chan: &Channel) -> Result<Option<Vec<OwnedFd>>, InitError> {
     let (prepared, fds) = match chan.recv::<ToInit>() {
         Ok(Some((ToInit::Go { prepared }, fds))) => (prepared, fds),
-        // The supervisor died before the go-ahead.
-        Ok(None) => return Ok(1),
-        Ok(Some((other, _))) => return Err(format!("expected the go-ahead, got {other:?}")),
-        Err(e) => return Err(format!("reading the go-ahead: {e}")),
+        Ok(None) => return Ok(None),
+        Ok(Some((other, _))) => {
+            return Err(InitError::OutOfTurn {
+                awaited: Awaited::GoAhead,
+                got: other.name().to_string(),
+            });
+        }
+        Err(e) => {
+            return Err(InitError::Channel {
+                awaited: Awaited::GoAhead,
+                cause: Cause::from(&e),
+            });
+        }
     };
     if fds.len() != prepared {
-        return Err(format!("expected {prepared} prepared mounts, got {}", fds.len()));
+        return Err(InitError::PreparedMissing {
+            expected: prepared,
+            got: fds.len(),
+        });
     }
+    Ok(Some(fds))
+}
+
+/// Carries out the plan's jail steps.
+fn set_up(plan: &LaunchPlan, sources: &HostSources, fds: Vec<OwnedFd>) -> Result<Outcome<OwnedFd>, InitError> {
     // The supervisor has written the id maps, which needs /proc/PID files that
     // a non-dumpable process denies an unprivileged supervisor. Now stay out of
     // the jail's reach: not dumpable, jailed processes can neither ptrace init
@@ -92,16 +140,29 @@ fn main(plan: &LaunchPlan, chan: &Channel, sources: &HostSources) -> Result<i32,
     prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
     // What jailed processes see of init: its role and the jail, no host path.
     crate::sys::privs::set_cmdline(&format!("sysjail-init {}", plan.name))
-        .map_err(|e| format!("setting init's command line: {e}"))?;
+        .map_err(|e| InitError::Cmdline(Cause::from(&e)))?;
     let mut prepared: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
     let mut kernel = Real::new(sources.clone());
-    let outcome = jail::run(&plan.jail, &mut kernel, &mut prepared).map_err(|e| match plan.key_of(e.index - 1) {
-        Some(key) => format!("{e} (the definition's {key})"),
-        None => e.to_string(),
-    })?;
-    // Changing credentials cleared the parent-death signal (commit_creds does):
-    // arm it again. If the supervisor died meanwhile, the report below fails.
-    prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, "PR_SET_PDEATHSIG")?;
+    jail::run(&plan.jail, &mut kernel, &mut prepared).map_err(|e| step_failed(plan, e))
+}
+
+/// The failed step as init reports it, typed by the kind of step.
+fn step_failed(plan: &LaunchPlan, e: StepError) -> InitError {
+    let step = &plan.jail[e.index - 1];
+    StepFailure {
+        index: e.index,
+        total: e.total,
+        path: step_path(step),
+        cause: Cause::from(&e.error),
+        key: plan.key_of(e.index - 1).map(str::to_string),
+        step: e.step,
+    }
+    .into_error(step)
+}
+
+/// Tells the supervisor the jail is set up, and lets it take the seccomp
+/// listener; `false` if the supervisor died meanwhile.
+fn report_ready(chan: &Channel, outcome: Outcome<OwnedFd>) -> Result<bool, InitError> {
     // The supervisor takes the listener with pidfd_getfd: a descriptor sent
     // over the channel would take a sendmsg(2), which the new filter may
     // hand to the supervisor, not yet listening. Taking it needs init
@@ -114,18 +175,28 @@ fn main(plan: &LaunchPlan, chan: &Channel, sources: &HostSources) -> Result<i32,
         notes: outcome.notes,
         listener: listener.as_ref().map(|fd| fd.as_raw_fd()),
     };
-    chan.send(&ready, &[])
-        .map_err(|e| format!("reporting readiness: {e}"))?;
+    chan.send(&ready, &[]).map_err(|e| InitError::Report(Cause::from(&e)))?;
     if listener.is_some() {
         match chan.recv::<ToInit>() {
             Ok(Some((ToInit::ListenerTaken, _))) => {}
-            Ok(None) => return Ok(1),
-            other => return Err(format!("expected the listener to be taken, got {other:?}")),
+            Ok(None) => return Ok(false),
+            Ok(Some((other, _))) => {
+                return Err(InitError::OutOfTurn {
+                    awaited: Awaited::ListenerTaken,
+                    got: other.name().to_string(),
+                });
+            }
+            Err(e) => {
+                return Err(InitError::Channel {
+                    awaited: Awaited::ListenerTaken,
+                    cause: Cause::from(&e),
+                });
+            }
         }
         prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
         drop(listener);
     }
-    serve(plan, chan)
+    Ok(true)
 }
 
 /// Where the jail's devpts is mounted, inside the jail.
@@ -136,98 +207,147 @@ fn devpts(plan: &LaunchPlan) -> PathBuf {
 
 /// Starts a requested process. With a terminal and no descriptors, it gets a
 /// terminal of the jail's own devpts, whose master goes back to the supervisor.
-fn start(plan: &LaunchPlan, what: &Spawn, fds: Vec<OwnedFd>, devpts: &Path) -> Result<(i32, Option<OwnedFd>), String> {
+fn start(
+    plan: &LaunchPlan,
+    what: &Spawn,
+    fds: Vec<OwnedFd>,
+    devpts: &Path,
+) -> Result<(i32, Option<OwnedFd>), InitError> {
     let (stdio, master) = if what.tty && fds.is_empty() {
-        let (master, slave) = spawn::open_pty(devpts).map_err(|e| format!("opening a terminal of the jail: {e}"))?;
-        let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("dup: {e}"));
+        let terminal = |e: std::io::Error| InitError::Terminal(Cause::from(&e));
+        let (master, slave) = spawn::open_pty(devpts).map_err(terminal)?;
+        let dup = |fd: &OwnedFd| fd.try_clone().map_err(terminal);
         ([dup(&slave)?, dup(&slave)?, slave], Some(master))
     } else {
         (
-            <[OwnedFd; 3]>::try_from(fds).map_err(|_| "stdin, stdout and stderr missing".to_string())?,
+            <[OwnedFd; 3]>::try_from(fds).map_err(|_| InitError::StdioMissing)?,
             None,
         )
     };
-    let pid = spawn::spawn(what, stdio, &plan.ids, plan.ids.single.is_some())?;
+    let pid = spawn::spawn(what, stdio, &plan.ids, plan.ids.single.is_some())
+        .map_err(|message| InitError::Spawn { message })?;
     Ok((pid, master))
 }
 
-/// Init's life after setup.
-fn serve(plan: &LaunchPlan, chan: &Channel) -> Result<i32, String> {
+fn reaper(call: &str) -> impl FnOnce(nix::errno::Errno) -> InitError + '_ {
+    move |e| InitError::Reaper {
+        call: call.to_string(),
+        cause: e.into(),
+    }
+}
+
+/// Init's life after setup: start what the supervisor asks, reap what ends,
+/// until the last process of the jail has exited.
+fn serve(plan: &LaunchPlan, chan: &Channel) -> Result<i32, InitError> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None).map_err(|e| e.to_string())?;
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None).map_err(reaper("sigprocmask"))?;
     let sigfd =
-        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| e.to_string())?;
-    let devpts = devpts(plan);
-    // Spawned processes: pid -> (request id, is the jail's command).
-    let mut spawned: BTreeMap<i32, (u64, bool)> = BTreeMap::new();
-    let mut main_status: Option<Status> = None;
-    let mut main_started = false;
-    let mut supervisor_gone = false;
+        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(reaper("signalfd"))?;
+    let mut jail = Processes {
+        devpts: devpts(plan),
+        ..Processes::default()
+    };
     loop {
         let mut fds = [
             PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(chan.fd().as_fd(), PollFlags::POLLIN),
         ];
-        let n = if supervisor_gone { 1 } else { 2 };
+        let n = if jail.supervisor_gone { 1 } else { 2 };
         match poll(&mut fds[..n], PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(reaper("poll")(e)),
             Ok(_) => {}
         }
         if n == 2 && fds[1].revents().is_some_and(|r| !r.is_empty()) {
-            match chan.recv::<ToInit>() {
-                Ok(Some((ToInit::Spawn { id, spawn: what, main }, fds))) => match start(plan, &what, fds, &devpts) {
-                    Ok((pid, master)) => {
-                        spawned.insert(pid, (id, main));
-                        main_started |= main;
-                        let fds: Vec<i32> = master.iter().map(|m| m.as_raw_fd()).collect();
-                        let _ = chan.send(&FromInit::Spawned { id, pid }, &fds);
-                    }
-                    Err(error) => {
-                        if main {
-                            main_started = true;
-                            main_status = Some(Status::Code(127));
-                        }
-                        let _ = chan.send(&FromInit::SpawnFailed { id, error }, &[]);
-                    }
-                },
-                Ok(Some((ToInit::Signal { id, signal }, _))) => {
-                    let target = match id {
-                        None => -1,
-                        Some(id) => match spawned.iter().find(|(_, (i, _))| *i == id) {
-                            Some((pid, _)) => *pid,
-                            None => continue,
-                        },
-                    };
-                    // SAFETY: kill(2) with integer arguments; -1 is every
-                    // process of the jail's pid namespace but init.
-                    unsafe { libc::kill(target, signal) };
-                }
-                Ok(Some((ToInit::Go { .. } | ToInit::ListenerTaken, _))) => {}
-                // The supervisor is gone: PR_SET_PDEATHSIG kills init anyway.
-                Ok(None) | Err(_) => supervisor_gone = true,
-            }
+            jail.on_request(plan, chan);
         }
         // Reap everything that ended, the jail's orphans included.
         while sigfd.read_signal().ok().flatten().is_some() {}
+        if let Some(code) = jail.reap(chan)? {
+            return Ok(code);
+        }
+    }
+}
+
+/// What init knows of the jail's processes.
+#[derive(Default)]
+struct Processes {
+    /// Where the jail's devpts is.
+    devpts: PathBuf,
+    /// Spawned processes: pid -> (request id, is the jail's command).
+    spawned: BTreeMap<i32, (u64, bool)>,
+    main_status: Option<Status>,
+    main_started: bool,
+    supervisor_gone: bool,
+}
+
+impl Processes {
+    /// Handles one message of the supervisor.
+    fn on_request(&mut self, plan: &LaunchPlan, chan: &Channel) {
+        match chan.recv::<ToInit>() {
+            Ok(Some((ToInit::Spawn { id, spawn: what, main }, fds))) => {
+                self.spawn(plan, chan, id, &what, main, fds);
+            }
+            Ok(Some((ToInit::Signal { id, signal }, _))) => self.signal(id, signal),
+            Ok(Some((ToInit::Go { .. } | ToInit::ListenerTaken, _))) => {}
+            // The supervisor is gone: PR_SET_PDEATHSIG kills init anyway.
+            Ok(None) | Err(_) => self.supervisor_gone = true,
+        }
+    }
+
+    fn spawn(&mut self, plan: &LaunchPlan, chan: &Channel, id: u64, what: &Spawn, main: bool, fds: Vec<OwnedFd>) {
+        match start(plan, what, fds, &self.devpts) {
+            Ok((pid, master)) => {
+                self.spawned.insert(pid, (id, main));
+                self.main_started |= main;
+                let fds: Vec<i32> = master.iter().map(|m| m.as_raw_fd()).collect();
+                let _ = chan.send(&FromInit::Spawned { id, pid }, &fds);
+            }
+            Err(error) => {
+                if main {
+                    self.main_started = true;
+                    self.main_status = Some(Status::Code(127));
+                }
+                let _ = chan.send(&FromInit::SpawnFailed { id, error }, &[]);
+            }
+        }
+    }
+
+    /// Signals a spawned process, or with no id every process of the jail.
+    fn signal(&self, id: Option<u64>, signal: i32) {
+        let target = match id {
+            None => -1,
+            Some(id) => match self.spawned.iter().find(|(_, (i, _))| *i == id) {
+                Some((pid, _)) => *pid,
+                None => return,
+            },
+        };
+        // SAFETY: kill(2) with integer arguments; -1 is every
+        // process of the jail's pid namespace but init.
+        unsafe { libc::kill(target, signal) };
+    }
+
+    /// Reaps every process that ended; `Some(status)` once none is left and
+    /// init's work is done.
+    fn reap(&mut self, chan: &Channel) -> Result<Option<i32>, InitError> {
         loop {
             let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => (pid, Status::Code(code)),
                 Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Status::Signal(sig as i32)),
-                Ok(WaitStatus::StillAlive) => break,
+                Ok(WaitStatus::StillAlive) => return Ok(None),
                 Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
                 Err(nix::errno::Errno::ECHILD) => {
-                    if main_started || supervisor_gone {
-                        return Ok(main_status.map_or(0, Status::exit_code));
+                    if self.main_started || self.supervisor_gone {
+                        return Ok(Some(self.main_status.map_or(0, Status::exit_code)));
                     }
-                    break;
+                    return Ok(None);
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(reaper("waitpid")(e)),
             };
-            if let Some((id, main)) = spawned.remove(&pid.as_raw()) {
+            if let Some((id, main)) = self.spawned.remove(&pid.as_raw()) {
                 if main {
-                    main_status = Some(status);
+                    self.main_status = Some(status);
                 }
                 let _ = chan.send(&FromInit::Exited { id, status }, &[]);
             }

@@ -26,13 +26,25 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use channel::Channel;
-use proto::{FromInit, Reply, Request, Status, ToInit};
+use proto::{FromInit, InitError, Reply, Request, Status, ToInit};
 
-pub use crate::launch::{Launch, UpError};
+pub use crate::launch::{Awaiting, Launch, UpError};
 use crate::plan::{LaunchPlan, Spawn, SpawnUser};
 use crate::state::{JailState, Record, Registry};
 use crate::sys::logfile::{self, LogFile};
 use crate::sys::{raw, setup};
+
+/// Init ended, or said something out of turn, where it had to answer.
+fn silent_init(received: io::Result<Option<(FromInit, Vec<OwnedFd>)>>, awaiting: Awaiting) -> UpError {
+    match received {
+        Ok(None) => UpError::InitExited,
+        Ok(Some((msg, _))) => UpError::InitOutOfTurn {
+            awaiting,
+            got: msg.name(),
+        },
+        Err(error) => UpError::InitUnreadable { awaiting, error },
+    }
+}
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> UpError {
     let what = what.into();
@@ -278,7 +290,7 @@ struct Running<'p> {
     clients: Vec<Client>,
     next_id: u64,
     main_status: Option<Status>,
-    main_error: Option<String>,
+    main_error: Option<InitError>,
     /// The main command's terminal, relayed to ours.
     master: Option<OwnedFd>,
     raw_mode: Option<tty::RawMode>,
@@ -369,11 +381,11 @@ impl<'p> Running<'p> {
             }
             Ok(Some((FromInit::SetupFailed { error }, _))) => {
                 self.wait_init();
-                Err(UpError::Setup(error))
+                Err(UpError::Init(error))
             }
             other => {
                 self.kill();
-                Err(UpError::Setup(format!("init exited during setup ({other:?})")))
+                Err(silent_init(other, Awaiting::Setup))
             }
         }
     }
@@ -491,7 +503,7 @@ impl<'p> Running<'p> {
             // and ended the jail at once (jail root's reboot(2) kills init).
             // The event loop reports how init ended.
             Ok(None) => Ok(()),
-            other => Err(UpError::Setup(format!("init did not answer the spawn ({other:?})"))),
+            other => Err(silent_init(other, Awaiting::Spawn)),
         }
     }
 
@@ -506,40 +518,7 @@ impl<'p> Running<'p> {
                 None => PollTimeout::NONE,
             };
             let (events, n_fixed) = self.poll(timeout);
-            let ready = |i: usize| events.get(i).copied().unwrap_or(false);
-            if ready(0) {
-                init_alive = false;
-            }
-            if ready(1) {
-                self.read_init();
-            }
-            if ready(2) {
-                self.on_signals(registry, record);
-            }
-            if ready(3) {
-                self.accept();
-            }
-            if ready(4) {
-                self.notification();
-            }
-            if ready(5) {
-                self.relay_output();
-            }
-            if ready(6) {
-                self.relay_input();
-            }
-            if ready(7) {
-                self.relay_log();
-            }
-            for i in 0..2 {
-                if ready(8 + i) {
-                    self.relay_file(i);
-                }
-            }
-            let client_events: Vec<usize> = (0..self.clients.len()).filter(|i| ready(n_fixed + i)).collect();
-            for i in client_events.into_iter().rev() {
-                self.read_client(i);
-            }
+            init_alive = self.dispatch(&events, n_fixed, registry, record);
             if let Some(d) = self.stop_deadline
                 && Instant::now() >= d
             {
@@ -547,17 +526,65 @@ impl<'p> Running<'p> {
                 self.stop_deadline = None;
             }
         }
-        // Drain what init said before it exited (the command's status).
+        self.drain();
+        let (code, signal) = self.wait_init();
+        drop(self.raw_mode.take());
+        self.tell_clients_killed();
+        self.report_denials();
+        self.exit_status(code, signal)
+    }
+
+    /// Handles each ready source, by the slots of [`Running::poll`]; returns
+    /// whether init is still alive.
+    fn dispatch(&mut self, events: &[bool], n_fixed: usize, registry: &Registry, record: &mut Record) -> bool {
+        let ready = |i: usize| events.get(i).copied().unwrap_or(false);
+        if ready(1) {
+            self.read_init();
+        }
+        if ready(2) {
+            self.on_signals(registry, record);
+        }
+        if ready(3) {
+            self.accept();
+        }
+        if ready(4) {
+            self.notification();
+        }
+        if ready(5) {
+            self.relay_output();
+        }
+        if ready(6) {
+            self.relay_input();
+        }
+        if ready(7) {
+            self.relay_log();
+        }
+        for i in 0..2 {
+            if ready(8 + i) {
+                self.relay_file(i);
+            }
+        }
+        let client_events: Vec<usize> = (0..self.clients.len()).filter(|i| ready(n_fixed + i)).collect();
+        for i in client_events.into_iter().rev() {
+            self.read_client(i);
+        }
+        !ready(0)
+    }
+
+    /// Once init has exited: what it said before (the command's status), and
+    /// the output still in the terminal or the pipes.
+    fn drain(&mut self) {
         while let Ok(Some((msg, fds))) = self.chan.recv::<FromInit>() {
             self.handle_init(msg, fds);
         }
-        // The command's output may still be in the terminal, or the pipe.
         while self.master.is_some() && self.relay_output() {}
         while self.relay_log() {}
         while self.relay_file(0) || self.relay_file(1) {}
         self.notifier.finish();
-        let (code, signal) = self.wait_init();
-        drop(self.raw_mode.take());
+    }
+
+    /// Clients whose command was still running learn that it was killed.
+    fn tell_clients_killed(&self) {
         for c in &self.clients {
             if c.id.is_some() {
                 let _ = c.chan.send(
@@ -568,6 +595,9 @@ impl<'p> Running<'p> {
                 );
             }
         }
+    }
+
+    fn report_denials(&self) {
         let summary = self.notifier.summary();
         if !summary.is_empty() {
             let total: u64 = self.notifier.denied.values().sum();
@@ -577,6 +607,10 @@ impl<'p> Running<'p> {
                 eprintln!("sysjail: {line}");
             }
         }
+    }
+
+    /// The jail's exit status, from how the command and init ended.
+    fn exit_status(&self, code: i32, signal: i32) -> i32 {
         if let Some(signal) = self.halted {
             eprintln!("sysjail: {}: halted by reboot(2) from jail root", self.plan.name);
             return 128 + signal;
@@ -662,6 +696,7 @@ impl<'p> Running<'p> {
             FromInit::SpawnFailed { id, error } => {
                 if let Some(i) = client(self, id) {
                     let c = self.clients.remove(i);
+                    let error = error.to_string();
                     let _ = c.chan.send(&Reply::Failed { error }, &[]);
                 }
             }

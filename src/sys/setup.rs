@@ -86,7 +86,7 @@ pub enum Failure {
     #[error("{why}: {}", raw::errno_name(.error))]
     Explained {
         /// The likely cause.
-        why: String,
+        why: &'static str,
         /// The error.
         error: io::Error,
     },
@@ -372,7 +372,7 @@ fn clone_error(error: io::Error, flags: u64) -> Failure {
         Some(libc::ENOSYS) => "clone3(2) needs Linux 5.3",
         _ => return Failure::Io(error),
     };
-    Failure::Explained { why: why.into(), error }
+    Failure::Explained { why, error }
 }
 
 #[cfg(test)]
