@@ -224,8 +224,7 @@ fn start(
             None,
         )
     };
-    let pid = spawn::spawn(what, stdio, &plan.ids, plan.ids.single.is_some())
-        .map_err(|message| InitError::Spawn { message })?;
+    let pid = spawn::spawn(what, stdio, &plan.ids, plan.ids.single.is_some()).map_err(InitError::Spawn)?;
     Ok((pid, master))
 }
 

@@ -191,12 +191,8 @@ pub enum InitError {
     Terminal(Cause),
     /// A spawn request came without its three descriptors.
     StdioMissing,
-    /// The process could not start. [`crate::sys::spawn`] says why in words:
-    /// the stage that failed and its errno.
-    Spawn {
-        /// What it says, such as `cannot start /bin/x: execve: ENOENT (...)`.
-        message: String,
-    },
+    /// The process could not start: the stage that failed and its errno.
+    Spawn(crate::sys::spawn::SpawnError),
 }
 
 /// The message init awaits from the supervisor.
@@ -340,7 +336,7 @@ impl InitError {
             InitError::Reaper { .. } => "init::reaper-failed",
             InitError::Terminal(_) => "init::terminal-failed",
             InitError::StdioMissing => "init::stdio-missing",
-            InitError::Spawn { .. } => "init::spawn-failed",
+            InitError::Spawn(_) => "init::spawn-failed",
         }
     }
 
@@ -365,7 +361,7 @@ impl InitError {
             InitError::Report(cause) => write!(f, "reporting readiness: {cause}"),
             InitError::Terminal(cause) => write!(f, "opening a terminal of the jail: {cause}"),
             InitError::StdioMissing => f.write_str("stdin, stdout and stderr missing"),
-            InitError::Spawn { message } => f.write_str(message),
+            InitError::Spawn(e) => write!(f, "{e}"),
         }
     }
 }

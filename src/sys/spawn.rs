@@ -15,10 +15,51 @@ use crate::plan::{IdMapping, Login, Spawn, SpawnUser};
 use crate::users;
 
 /// Resolves the credentials, in the jail's own databases where they come from.
-fn resolve(spawn: &Spawn, ids: &IdMapping) -> io::Result<Login> {
+/// Why a process of the jail did not start; it crosses the init channel.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+pub enum SpawnError {
+    /// The user is not in the jail's /etc/passwd.
+    #[error("user {0} is not in the jail's /etc/passwd")]
+    NoUser(String),
+    /// A group is not in the jail's /etc/group.
+    #[error("group {0} is not in the jail's /etc/group")]
+    NoGroup(String),
+    /// The user's uid or gid is not mapped into the jail.
+    #[error("{what} {id} of {user} is outside the jail's id range")]
+    Unmapped {
+        /// "uid" or "gid".
+        what: String,
+        /// The id.
+        id: u32,
+        /// The user.
+        user: String,
+    },
+    /// An argument, a variable or the directory holds a NUL byte.
+    #[error("{0} holds a NUL byte")]
+    Nul(String),
+    /// A call of init's before the fork failed.
+    #[error("{call}: {}", raw::errno_name(&io::Error::from_raw_os_error(*errno)))]
+    Init {
+        /// The call.
+        call: String,
+        /// Its errno.
+        errno: i32,
+    },
+    /// The child failed at `stage` (its ids, its directory, execve...).
+    #[error("cannot start {program}: {stage}: {}", raw::errno_name(&io::Error::from_raw_os_error(*errno)))]
+    Child {
+        /// The command's first word.
+        program: String,
+        /// The call that failed.
+        stage: String,
+        /// Its errno.
+        errno: i32,
+    },
+}
+
+fn resolve(spawn: &Spawn, ids: &IdMapping) -> Result<Login, SpawnError> {
     let passwd = users::parse_passwd(&std::fs::read_to_string("/etc/passwd").unwrap_or_default());
     let group = users::parse_group(&std::fs::read_to_string("/etc/group").unwrap_or_default());
-    let not_found = |what: String| io::Error::new(io::ErrorKind::NotFound, what);
     let mut who = match &spawn.user {
         SpawnUser::Resolved(login) => login.clone(),
         SpawnUser::Root | SpawnUser::Jail(_) => {
@@ -26,8 +67,7 @@ fn resolve(spawn: &Spawn, ids: &IdMapping) -> io::Result<Login> {
                 SpawnUser::Jail(r) => r.clone(),
                 _ => IdRef::Id(0),
             };
-            let p = users::find_user(&passwd, &wanted)
-                .ok_or_else(|| not_found(format!("user {wanted} is not in the jail's /etc/passwd")))?;
+            let p = users::find_user(&passwd, &wanted).ok_or_else(|| SpawnError::NoUser(wanted.to_string()))?;
             let groups = users::groups_of(&group, &p);
             Login {
                 name: p.name,
@@ -42,18 +82,16 @@ fn resolve(spawn: &Spawn, ids: &IdMapping) -> io::Result<Login> {
     if let Some(list) = &spawn.groups {
         who.groups = list
             .iter()
-            .map(|g| {
-                users::find_group(&group, g)
-                    .ok_or_else(|| not_found(format!("group {g} is not in the jail's /etc/group")))
-            })
-            .collect::<io::Result<_>>()?;
+            .map(|g| users::find_group(&group, g).ok_or_else(|| SpawnError::NoGroup(g.to_string())))
+            .collect::<Result<_, _>>()?;
     }
     for (what, id) in [("uid", who.uid), ("gid", who.gid)] {
         if !ids.maps(id) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{what} {id} of {} is outside the jail's id range", who.name),
-            ));
+            return Err(SpawnError::Unmapped {
+                what: what.to_string(),
+                id,
+                user: who.name.clone(),
+            });
         }
     }
     who.groups.retain(|g| ids.maps(*g));
@@ -92,49 +130,49 @@ fn candidates(argv0: &str, env: &BTreeMap<String, String>) -> Vec<String> {
 /// Starts `spawn` with `stdio` as its descriptors 0, 1 and 2; returns its pid.
 /// The child reports a failure before execve through a pipe, so that the
 /// caller can say what went wrong instead of a bare exit status.
-pub fn spawn(spawn: &Spawn, stdio: [OwnedFd; 3], ids: &IdMapping, rootless: bool) -> Result<i32, String> {
-    let who = resolve(spawn, ids).map_err(|e| e.to_string())?;
+pub fn spawn(spawn: &Spawn, stdio: [OwnedFd; 3], ids: &IdMapping, rootless: bool) -> Result<i32, SpawnError> {
+    let who = resolve(spawn, ids)?;
     let env = environment(spawn, &who);
-    let argv: Vec<CString> = spawn
-        .argv
-        .iter()
-        .map(|a| cstring(a))
-        .collect::<io::Result<_>>()
-        .map_err(|e| e.to_string())?;
-    let envp: Vec<CString> = env
-        .iter()
-        .map(|(k, v)| cstring(&format!("{k}={v}")))
-        .collect::<io::Result<_>>()
-        .map_err(|e| e.to_string())?;
-    let programs: Vec<CString> = candidates(&spawn.argv[0], &env)
-        .iter()
-        .map(|p| cstring(p))
-        .collect::<io::Result<_>>()
-        .map_err(|e| e.to_string())?;
-    let workdir = cstring(&spawn.workdir).map_err(|e| e.to_string())?;
-    let (err_read, err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    let strings = |what: &'static str, all: Vec<String>| -> Result<Vec<CString>, SpawnError> {
+        all.iter()
+            .map(|a| cstring(a).map_err(|_| SpawnError::Nul(what.to_string())))
+            .collect()
+    };
+    let argv = strings("an argument", spawn.argv.clone())?;
+    let envp = strings("a variable", env.iter().map(|(k, v)| format!("{k}={v}")).collect())?;
+    let programs = strings("the command", candidates(&spawn.argv[0], &env))?;
+    let workdir = cstring(&spawn.workdir).map_err(|_| SpawnError::Nul("the directory".into()))?;
+    let init = |call: &str| {
+        let call = call.to_string();
+        move |e: nix::errno::Errno| SpawnError::Init { call, errno: e as i32 }
+    };
+    let (err_read, err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(init("pipe2"))?;
 
     // SAFETY: init is single-threaded, so the child may allocate; it execs or exits.
-    match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
+    match unsafe { nix::unistd::fork() }.map_err(init("fork"))? {
         nix::unistd::ForkResult::Child => {
             drop(err_read);
-            let stage = child(spawn, &who, &stdio, &argv, &envp, &programs, &workdir, rootless);
-            let (what, e) = stage;
-            let msg = format!("{what}: {}", raw::errno_name(&e));
-            let _ = nix::unistd::write(&err_write, msg.as_bytes());
+            let (stage, e) = child(spawn, &who, &stdio, &argv, &envp, &programs, &workdir, rootless);
+            // The errno, then the stage's name.
+            let mut msg = e.raw_os_error().unwrap_or(libc::EIO).to_ne_bytes().to_vec();
+            msg.extend(stage.as_bytes());
+            let _ = nix::unistd::write(&err_write, &msg);
             // SAFETY: _exit skips Rust's cleanup, which a forked child must not run twice.
             unsafe { libc::_exit(127) }
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(err_write);
             drop(stdio);
-            let mut msg = String::new();
-            let _ = std::fs::File::from(err_read).read_to_string(&mut msg);
-            if msg.is_empty() {
-                Ok(child.as_raw())
-            } else {
+            let mut msg = Vec::new();
+            let _ = std::fs::File::from(err_read).read_to_end(&mut msg);
+            match msg.split_first_chunk::<4>() {
+                None => Ok(child.as_raw()),
                 // The child exits 127; init reaps it as any other.
-                Err(format!("cannot start {}: {msg}", spawn.argv[0]))
+                Some((errno, stage)) => Err(SpawnError::Child {
+                    program: spawn.argv[0].clone(),
+                    stage: String::from_utf8_lossy(stage).into_owned(),
+                    errno: i32::from_ne_bytes(*errno),
+                }),
             }
         }
     }
