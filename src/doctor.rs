@@ -39,19 +39,34 @@ fn finding(ok: bool, what: impl Into<String>, consequence: &str) -> Finding {
 
 /// Everything doctor reports.
 pub fn examine(facts: &HostFacts) -> Vec<Finding> {
-    let mut out = vec![
-        Finding {
-            ok: facts.max_user_namespaces.is_none_or(|n| n > 0),
-            what: format!(
-                "user namespaces{}",
-                facts
-                    .max_user_namespaces
-                    .map(|n| format!(" (user.max_user_namespaces = {n})"))
-                    .unwrap_or_default()
-            ),
-            consequence: Some("no jail can start: jail root must not be host root".into()),
-            essential: true,
-        },
+    let mut out = vec![user_namespaces(facts)];
+    out.extend(kernel_calls(facts));
+    out.push(landlock(facts.landlock_abi));
+    out.extend(cgroups(facts));
+    out.push(ping(facts));
+    out.extend(launcher(facts));
+    out
+}
+
+/// User namespaces: without them no jail starts.
+fn user_namespaces(facts: &HostFacts) -> Finding {
+    Finding {
+        ok: facts.max_user_namespaces.is_none_or(|n| n > 0),
+        what: format!(
+            "user namespaces{}",
+            facts
+                .max_user_namespaces
+                .map(|n| format!(" (user.max_user_namespaces = {n})"))
+                .unwrap_or_default()
+        ),
+        consequence: Some("no jail can start: jail root must not be host root".into()),
+        essential: true,
+    }
+}
+
+/// The system calls of the kernel that sysjail relies on.
+fn kernel_calls(facts: &HostFacts) -> [Finding; 4] {
+    [
         finding(
             facts.seccomp_notify,
             "seccomp filters with user notification",
@@ -76,8 +91,11 @@ pub fn examine(facts: &HostFacts) -> Vec<Finding> {
             "pidfd_getfd (Linux 5.6)",
             "the supervisor cannot act on a jail's sockets: listen(2) of a never-bound socket fails with ENOSYS",
         ),
-    ];
-    out.push(match facts.landlock_abi {
+    ]
+}
+
+fn landlock(abi: Option<u8>) -> Finding {
+    match abi {
         None => finding(
             false,
             "Landlock",
@@ -94,7 +112,11 @@ pub fn examine(facts: &HostFacts) -> Vec<Finding> {
             format!("Landlock ABI {v}: file system rules, signal and abstract socket scopes"),
             "",
         ),
-    });
+    }
+}
+
+/// The controllers that enforce [limits], and the socket-address programs.
+fn cgroups(facts: &HostFacts) -> [Finding; 2] {
     let cg = &facts.cgroup;
     let place = |c: &str| match cg.controller(c) {
         Some(Hierarchy::V2) => format!("{c} (v2)"),
@@ -103,30 +125,35 @@ pub fn examine(facts: &HostFacts) -> Vec<Finding> {
     };
     let controllers: Vec<String> = ["memory", "pids", "cpu"].iter().map(|c| place(c)).collect();
     let all = ["memory", "pids", "cpu"].iter().all(|c| cg.controller(c).is_some());
-    out.push(finding(
-        all && facts.root,
-        format!(
-            "cgroups: {}{}",
-            cg.v2
-                .as_ref()
-                .map(|p| format!("unified at {}; ", p.display()))
-                .unwrap_or_default(),
-            controllers.join(", ")
+    [
+        finding(
+            all && facts.root,
+            format!(
+                "cgroups: {}{}",
+                cg.v2
+                    .as_ref()
+                    .map(|p| format!("unified at {}; ", p.display()))
+                    .unwrap_or_default(),
+                controllers.join(", ")
+            ),
+            if facts.root {
+                "[limits] that need a missing controller make the jail refuse to start"
+            } else {
+                "without root, [limits] memory, pids and cpu make a jail refuse to start"
+            },
         ),
-        if facts.root {
-            "[limits] that need a missing controller make the jail refuse to start"
-        } else {
-            "without root, [limits] memory, pids and cpu make a jail refuse to start"
-        },
-    ));
-    out.push(finding(
-        facts.root && cg.v2.is_some(),
-        "cgroup socket-address and packet programs (root, unified hierarchy)",
-        "host-stack jails with addresses refuse to start: nothing else confines their sockets without a race; \
-         private-network jails start, their binds to the wildcard not rewritten",
-    ));
+        finding(
+            facts.root && cg.v2.is_some(),
+            "cgroup socket-address and packet programs (root, unified hierarchy)",
+            "host-stack jails with addresses refuse to start: nothing else confines their sockets without a race; \
+             private-network jails start, their binds to the wildcard not rewritten",
+        ),
+    ]
+}
+
+fn ping(facts: &HostFacts) -> Finding {
     let ping = facts.ping_groups.is_some_and(|(first, last)| first <= last);
-    out.push(finding(
+    finding(
         ping,
         format!(
             "ICMP echo sockets for unprivileged groups (net.ipv4.ping_group_range = {})",
@@ -137,29 +164,34 @@ pub fn examine(facts: &HostFacts) -> Vec<Finding> {
         "ping fails with EACCES in host-stack jails: there no group may open ICMP echo sockets, and raw \
          sockets never work on the host's stack (jail root holds CAP_NET_RAW over its own user namespace \
          only, so `allow = [\"raw-sockets\"]` takes effect in private-network jails alone)",
-    ));
+    )
+}
+
+/// What the launcher itself holds: CAP_SYS_RESOURCE, and root.
+fn launcher(facts: &HostFacts) -> [Finding; 2] {
     let resource = crate::policy::Capability::SYS_RESOURCE.number();
-    out.push(finding(
-        facts.has_cap(resource),
-        "CAP_SYS_RESOURCE of the launcher",
-        "`allow = [\"rlimit\"]` cannot raise hard limits: only a holder of CAP_SYS_RESOURCE over the host can, \
-         and this launcher (a container, most likely) lacks it",
-    ));
-    out.push(Finding {
-        ok: facts.root,
-        what: if facts.root {
-            "running as root".into()
-        } else {
-            format!("running as uid {}", facts.uid)
-        },
-        consequence: Some(
-            "one id maps into the jail, supplementary groups cannot be set, no cgroup limits, no id-mapped \
-             roots, and the host's / comes with its submounts"
-                .into(),
+    [
+        finding(
+            facts.has_cap(resource),
+            "CAP_SYS_RESOURCE of the launcher",
+            "`allow = [\"rlimit\"]` cannot raise hard limits: only a holder of CAP_SYS_RESOURCE over the host can, \
+             and this launcher (a container, most likely) lacks it",
         ),
-        essential: false,
-    });
-    out
+        Finding {
+            ok: facts.root,
+            what: if facts.root {
+                "running as root".into()
+            } else {
+                format!("running as uid {}", facts.uid)
+            },
+            consequence: Some(
+                "one id maps into the jail, supplementary groups cannot be set, no cgroup limits, no id-mapped \
+                 roots, and the host's / comes with its submounts"
+                    .into(),
+            ),
+            essential: false,
+        },
+    ]
 }
 
 /// The report as text; the exit status is 1 when no jail can start.

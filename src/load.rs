@@ -15,6 +15,7 @@ use crate::config::{self, Files, HostFiles, Loaded, RawJail};
 use crate::diag::{self, Code, Diagnostic, FileId, Omitted, Severity, SourceMap, Span};
 use crate::model::{self, IdRef, Identity, Jail};
 use crate::plan::DiskIds;
+use crate::sys::hostpath::{self, HostPathError};
 use crate::users;
 
 /// The outcome of checking one file.
@@ -235,28 +236,40 @@ fn finish(loaded: Loaded, sources: SourceMap, host: Option<bool>) -> Result<Defi
 /// and groups exist where they are looked up. `idmap` is false for `up
 /// --no-idmap`.
 pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files, idmap: bool) -> Vec<Diagnostic> {
-    use crate::sys::hostpath::{self, HostPathError};
-    let mut out = Vec::new();
-    let refused = |e: &HostPathError, missing: Code, span: Span, what: &str, help: &'static str| {
-        let (code, help) = match e {
-            HostPathError::UntrustedLink { .. } | HostPathError::TooManyLinks { .. } => (
-                Code::HostPathLink,
-                "name the real directory: a jail or a user could have planted this link",
-            ),
-            _ => (missing, help),
-        };
-        Diagnostic::new(code, span, format!("{what}: {e}")).help(help)
+    let mut out = root_checks(raw, jail, file, idmap);
+    out.extend(mount_checks(raw, jail));
+    let db_root = user_checks(raw, jail, files, &mut out);
+    out.extend(group_checks(raw, jail, files, db_root));
+    out
+}
+
+/// A host path that [`hostpath::open`] refused: a planted link, or `missing`.
+fn refused(e: &HostPathError, missing: Code, span: Span, what: &str, help: &'static str) -> Diagnostic {
+    let (code, help) = match e {
+        HostPathError::UntrustedLink { .. } | HostPathError::TooManyLinks { .. } => (
+            Code::HostPathLink,
+            "name the real directory: a jail or a user could have planted this link",
+        ),
+        _ => (missing, help),
     };
-    // The id mapping a launch would make of a mount, checked as the
-    // executor checks it (crate::plan::DiskIds::maps).
-    let disk_ids = |span: Span, what: String, how: DiskIds, stat: &hostpath::Stat| {
-        how.maps(stat.uid, stat.gid, true, 0, crate::policy::JAIL_IDS).err().map(|e| {
-            Diagnostic::new(Code::HostRootOwned, span, format!("{what}: {e}")).help(match how {
-                DiskIds::Tree => "its root directory's owner becomes jail root: give the tree an unprivileged owner range, or set read-only = true",
-                DiskIds::Owner => "its owner becomes jail root: bind a directory owned by the user the jail writes as, or set read-only = true",
-            })
+    Diagnostic::new(code, span, format!("{what}: {e}")).help(help)
+}
+
+/// The id mapping a launch would make of a mount, checked as the executor
+/// checks it (crate::plan::DiskIds::maps).
+fn disk_ids(span: Span, what: String, how: DiskIds, stat: &hostpath::Stat) -> Option<Diagnostic> {
+    how.maps(stat.uid, stat.gid, true, 0, crate::policy::JAIL_IDS).err().map(|e| {
+        Diagnostic::new(Code::HostRootOwned, span, format!("{what}: {e}")).help(match how {
+            DiskIds::Tree => "its root directory's owner becomes jail root: give the tree an unprivileged owner range, or set read-only = true",
+            DiskIds::Owner => "its owner becomes jail root: bind a directory owned by the user the jail writes as, or set read-only = true",
         })
-    };
+    })
+}
+
+/// `path`: a directory, and, when writable and id-mapped, neither owned so
+/// that jail root would be host root nor reachable by every host user.
+fn root_checks(raw: &RawJail, jail: &Jail, file: FileId, idmap: bool) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
     let path_span = raw.path.as_ref().map_or(Span::file_start(file), |f| f.span);
     match hostpath::open(jail.root.path.as_path()) {
         Ok(found) if !found.stat.is_dir() => out.push(
@@ -295,6 +308,13 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files, 
             "create the jail's tree first, or use path = \"/\" to share the host's root read-only",
         )),
     }
+    out
+}
+
+/// Bind sources: they exist, and a writable id-mapped one is not owned so
+/// that jail root would be host root.
+fn mount_checks(raw: &RawJail, jail: &Jail) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
     for (i, m) in raw.mount.iter().flat_map(|f| f.value.iter()).enumerate() {
         let Some(src) = &m.value.source else { continue };
         match hostpath::open(Path::new(&src.value)) {
@@ -323,6 +343,12 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files, 
             )),
         }
     }
+    out
+}
+
+/// The user named by `user` or `host-user` exists in the database it is looked
+/// up in. Returns the root of that database: the jail's tree or the host's.
+fn user_checks<'j>(raw: &RawJail, jail: &'j Jail, files: &dyn Files, out: &mut Vec<Diagnostic>) -> Option<&'j Path> {
     let (db_root, key) = match &jail.identity {
         Identity::JailRoot => (None, None),
         Identity::Jail(_) => (Some(jail.root.path.as_path()), raw.user.as_ref()),
@@ -343,24 +369,32 @@ pub fn host_checks(raw: &RawJail, jail: &Jail, file: FileId, files: &dyn Files, 
             );
         }
     }
-    if let (Some(groups), Some(field)) = (&jail.groups, &raw.groups) {
-        let root = db_root.unwrap_or(jail.root.path.as_path());
-        let db = users::parse_group(&user_database(files, &root.join("etc/group")));
-        // A set, not a scan per group: both lists may be long.
-        let names: BTreeSet<&str> = db.iter().map(|g| g.name.as_str()).collect();
-        for (g, spanned) in groups.iter().zip(&field.value) {
-            if let IdRef::Name(name) = g
-                && !names.contains(name.as_str())
-            {
-                out.push(
-                    Diagnostic::new(
-                        Code::HostUserMissing,
-                        spanned.span,
-                        format!("no group \"{g}\" in {}", root.join("etc/group").display()),
-                    )
-                    .help("add the group to that file, or give a numeric gid"),
-                );
-            }
+    db_root
+}
+
+/// Every group named in `groups` exists in the user's database (the jail's,
+/// when the jail runs as jail root).
+fn group_checks(raw: &RawJail, jail: &Jail, files: &dyn Files, db_root: Option<&Path>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let (Some(groups), Some(field)) = (&jail.groups, &raw.groups) else {
+        return out;
+    };
+    let root = db_root.unwrap_or(jail.root.path.as_path());
+    let db = users::parse_group(&user_database(files, &root.join("etc/group")));
+    // A set, not a scan per group: both lists may be long.
+    let names: BTreeSet<&str> = db.iter().map(|g| g.name.as_str()).collect();
+    for (g, spanned) in groups.iter().zip(&field.value) {
+        if let IdRef::Name(name) = g
+            && !names.contains(name.as_str())
+        {
+            out.push(
+                Diagnostic::new(
+                    Code::HostUserMissing,
+                    spanned.span,
+                    format!("no group \"{g}\" in {}", root.join("etc/group").display()),
+                )
+                .help("add the group to that file, or give a numeric gid"),
+            );
         }
     }
     out

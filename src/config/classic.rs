@@ -61,9 +61,41 @@ impl Line {
     }
 }
 
+/// An argument's place in the source text.
+type Range = std::ops::Range<usize>;
+
+/// The classic command line written out as source text: each argument with
+/// the range it occupies there.
+struct Written {
+    file: FileId,
+    len: usize,
+    /// `-4`, `-6`, `-u` and `-U`, with their values.
+    flags: Vec<(&'static str, String, Range)>,
+    clean: Option<Range>,
+    allows: Vec<(String, Range)>,
+    positional: Vec<(String, Range)>,
+}
+
 /// Builds the jail definition of a classic command line. `argv0` is the name
 /// it was invoked as, for the source text.
 pub fn load(argv0: &str, c: &Classic, sources: &mut SourceMap) -> Loaded {
+    let written = write(argv0, c, sources);
+    let table = tree(&written);
+    let mut diags = Vec::new();
+    let raw = decode_jail(table, written.file, &mut diags);
+    Loaded {
+        raw: Some(raw),
+        file: written.file,
+        path: argv0.into(),
+        chain: Vec::new(),
+        diags,
+        digest: 0,
+        complete: true,
+    }
+}
+
+/// Writes the command line as the source text diagnostics quote, options first.
+fn write(argv0: &str, c: &Classic, sources: &mut SourceMap) -> Written {
     let mut line = Line {
         text: String::new(),
         file: None,
@@ -71,7 +103,7 @@ pub fn load(argv0: &str, c: &Classic, sources: &mut SourceMap) -> Loaded {
     for word in argv0.split(' ') {
         line.push(word);
     }
-    let mut flags: Vec<(&str, String, std::ops::Range<usize>)> = Vec::new();
+    let mut flags = Vec::new();
     for (flag, values) in [("-4", &c.ipv4), ("-6", &c.ipv6)] {
         for v in values {
             line.push(flag);
@@ -85,93 +117,139 @@ pub fn load(argv0: &str, c: &Classic, sources: &mut SourceMap) -> Loaded {
         }
     }
     let clean = c.clean_env.then(|| line.push("-l"));
-    let allows: Vec<(String, std::ops::Range<usize>)> = c
+    let allows = c
         .allow
         .iter()
         .map(|a| (a.clone(), line.push(&format!("--allow-{a}"))))
         .collect();
-    let positional: Vec<(String, std::ops::Range<usize>)> =
-        c.positional.iter().map(|p| (p.clone(), line.push(p))).collect();
+    let positional = c.positional.iter().map(|p| (p.clone(), line.push(p))).collect();
     let file = sources.add("<command line>", line.text.as_str());
     line.file = Some(file);
+    Written {
+        file,
+        len: line.text.len(),
+        flags,
+        clean,
+        allows,
+        positional,
+    }
+}
 
-    let span = |r: &std::ops::Range<usize>| Span::new(file, r.clone());
-    let string = |v: &str, r: &std::ops::Range<usize>| Node {
-        value: Value::String(v.to_string()),
-        span: span(r),
+/// The table a definition file with the same meaning would hold.
+fn tree(w: &Written) -> Table {
+    let mut t = Tree {
+        file: w.file,
+        table: Table::default(),
     };
-    let mut table = Table::default();
-    let mut put = |key: &str, value: Node| {
-        table.insert(Entry {
+    let all = Span::new(w.file, 0..w.len);
+    let (mut ipv4, mut ipv6) = (Vec::new(), Vec::new());
+    for (flag, v, r) in &w.flags {
+        match *flag {
+            "-4" => ipv4.push(t.string(v, r)),
+            "-6" => ipv6.push(t.string(v, r)),
+            "-u" => t.put("host-user", t.string(v, r)),
+            _ => t.put("user", t.string(v, r)),
+        }
+    }
+    let mut rest = w.positional.iter();
+    if let Some((p, r)) = rest.next() {
+        t.put("path", t.string(p, r));
+    }
+    if let Some((h, r)) = rest.next() {
+        t.put("hostname", t.string(h, r));
+        // Classic jails are named by their host name.
+        t.put("name", t.string(h, r));
+    }
+    // FreeBSD's older form: an address third, the command after it.
+    let freebsd = w.positional.len() >= 4 && w.positional[2].0.parse::<std::net::IpAddr>().is_ok();
+    if freebsd && let Some((ip, r)) = rest.next() {
+        if ip.contains(':') {
+            ipv6.push(t.string(ip, r))
+        } else {
+            ipv4.push(t.string(ip, r))
+        }
+    }
+    t.command(rest);
+    t.options(w.clean.as_ref(), &w.allows, all);
+    t.put("network", network(ipv4, ipv6, all));
+    t.table
+}
+
+/// The table being built, in the command line's file.
+struct Tree {
+    file: FileId,
+    table: Table,
+}
+
+impl Tree {
+    fn span(&self, r: &Range) -> Span {
+        Span::new(self.file, r.clone())
+    }
+
+    fn string(&self, v: &str, r: &Range) -> Node {
+        Node {
+            value: Value::String(v.to_string()),
+            span: self.span(r),
+        }
+    }
+
+    fn put(&mut self, key: &str, value: Node) {
+        self.table.insert(Entry {
             key: key.to_string(),
             key_span: value.span,
             value,
         });
-    };
-    // FreeBSD's older form: an address third, the command after it.
-    let freebsd = positional.len() >= 4 && positional[2].0.parse::<std::net::IpAddr>().is_ok();
-    let (mut ipv4, mut ipv6): (Vec<Node>, Vec<Node>) = (Vec::new(), Vec::new());
-    for (flag, v, r) in &flags {
-        match *flag {
-            "-4" => ipv4.push(string(v, r)),
-            "-6" => ipv6.push(string(v, r)),
-            "-u" => put("host-user", string(v, r)),
-            _ => put("user", string(v, r)),
+    }
+
+    /// The words after the path, host name (and address): the command.
+    fn command<'a>(&mut self, rest: impl Iterator<Item = &'a (String, Range)>) {
+        let command: Vec<Node> = rest.map(|(a, r)| self.string(a, r)).collect();
+        if command.is_empty() {
+            return;
         }
-    }
-    let mut rest = positional.iter();
-    if let Some((p, r)) = rest.next() {
-        put("path", string(p, r));
-    }
-    if let Some((h, r)) = rest.next() {
-        put("hostname", string(h, r));
-        // Classic jails are named by their host name.
-        put("name", string(h, r));
-    }
-    if freebsd && let Some((ip, r)) = rest.next() {
-        if ip.contains(':') {
-            ipv6.push(string(ip, r))
-        } else {
-            ipv4.push(string(ip, r))
-        }
-    }
-    let command: Vec<Node> = rest.map(|(a, r)| string(a, r)).collect();
-    let all = Span::new(file, 0..line.text.len());
-    if !command.is_empty() {
-        let cspan = Span {
-            file,
+        let span = Span {
+            file: self.file,
             start: command[0].span.start,
             end: command.last().expect("non-empty").span.end,
         };
-        put(
+        self.put(
             "command",
             Node {
                 value: Value::Array(command),
-                span: cspan,
+                span,
             },
         );
     }
-    if let Some(r) = clean {
-        put(
-            "clean-env",
-            Node {
-                value: Value::Boolean(true),
-                span: span(&r),
-            },
-        );
+
+    /// `-l` and the `--allow-*` options.
+    fn options(&mut self, clean: Option<&Range>, allows: &[(String, Range)], all: Span) {
+        if let Some(r) = clean {
+            let span = self.span(r);
+            self.put(
+                "clean-env",
+                Node {
+                    value: Value::Boolean(true),
+                    span,
+                },
+            );
+        }
+        if !allows.is_empty() {
+            let nodes = allows.iter().map(|(a, r)| self.string(a, r)).collect();
+            self.put(
+                "allow",
+                Node {
+                    value: Value::Array(nodes),
+                    span: all,
+                },
+            );
+        }
     }
-    if !allows.is_empty() {
-        let nodes = allows.iter().map(|(a, r)| string(a, r)).collect();
-        put(
-            "allow",
-            Node {
-                value: Value::Array(nodes),
-                span: all,
-            },
-        );
-    }
-    // With an address the jail shares the host's stack, as the old tools did;
-    // without one it has loopback only, and IPv4 and IPv6 are denied either way.
+}
+
+/// The `network` table. With an address the jail shares the host's stack, as
+/// the old tools did; without one it has loopback only, and IPv4 and IPv6 are
+/// denied either way.
+fn network(ipv4: Vec<Node>, ipv6: Vec<Node>, all: Span) -> Node {
     let mut net = Table::default();
     let has_addresses = !(ipv4.is_empty() && ipv6.is_empty());
     let mode = if has_addresses { "host" } else { "private" };
@@ -195,22 +273,8 @@ pub fn load(argv0: &str, c: &Classic, sources: &mut SourceMap) -> Loaded {
             });
         }
     }
-    put(
-        "network",
-        Node {
-            value: Value::Table(net),
-            span: all,
-        },
-    );
-    let mut diags = Vec::new();
-    let raw = decode_jail(table, file, &mut diags);
-    Loaded {
-        raw: Some(raw),
-        file,
-        path: argv0.into(),
-        chain: Vec::new(),
-        diags,
-        digest: 0,
-        complete: true,
+    Node {
+        value: Value::Table(net),
+        span: all,
     }
 }

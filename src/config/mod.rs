@@ -141,6 +141,17 @@ struct Layers {
     complete: bool,
 }
 
+impl Layers {
+    /// A file that parsed, whose base was not read.
+    fn incomplete(table: Table) -> Layers {
+        Layers {
+            table,
+            parsed: true,
+            complete: false,
+        }
+    }
+}
+
 /// Parses `src`, then the chain of bases below it, and layers them.
 fn layered(
     src: Source<'_>,
@@ -162,78 +173,16 @@ fn layered(
             complete: parsed,
         };
     };
-    let incomplete = |table| Layers {
-        table,
-        parsed: true,
-        complete: false,
-    };
-    let Value::String(base) = &extends.value.value else {
-        Decoder::new(diags).nested("extends", |d| d.wrong_type(&extends.value, "a string (a file path)"));
-        table.remove("extends");
-        return incomplete(table);
-    };
     table.remove("extends");
-    let base_path = src.path.parent().unwrap_or(Path::new("")).join(base);
-    // Only definitions are bases: a file of another kind (/etc/shadow, a key,
-    // an environment file) would have its lines quoted in diagnostics, in the
-    // logs of a CI that lints untrusted definitions.
-    if base_path.extension().is_none_or(|e| e != "toml") {
-        diags.push(
-            Diagnostic::new(
-                Code::ExtendsNotToml,
-                extends.value.span,
-                format!("`extends` names {}, which is not a .toml file", base_path.display()),
-            )
-            .help("a base is another jail definition, a file ending in .toml"),
-        );
-        return incomplete(table);
-    }
-    let canonical_chain: Vec<PathBuf> = chain.iter().filter_map(|p| files.canonical(p).ok()).collect();
-    let links = |chain: &[PathBuf]| -> Vec<String> {
-        chain
-            .windows(2)
-            .map(|p| format!("{} extends {}", p[0].display(), p[1].display()))
-            .collect()
+    let Some(base_path) = extends_target(&src.path, &extends.value, diags) else {
+        return Layers::incomplete(table);
     };
-    if let Ok(canonical) = files.canonical(&base_path)
-        && canonical_chain.contains(&canonical)
-    {
-        let mut diag = Diagnostic::new(
-            Code::ExtendsCycle,
-            extends.value.span,
-            format!("`extends` forms a cycle: {} is already being read", base_path.display()),
-        )
-        .label("this file extends one of its own descendants")
-        .help("remove one `extends` of the chain, or move the shared keys into a template");
-        diag.notes = links(chain);
-        diag.notes
-            .push(format!("{} extends {}", src.path.display(), base_path.display()));
+    if let Some(diag) = chain_problem(&src.path, &base_path, extends.value.span, files, chain) {
         diags.push(diag);
-        return incomplete(table);
+        return Layers::incomplete(table);
     }
-    if chain.len() >= MAX_EXTENDS {
-        let mut diag = Diagnostic::new(
-            Code::ExtendsTooDeep,
-            extends.value.span,
-            format!("`extends` chain is longer than {MAX_EXTENDS} files"),
-        )
-        .help("merge some of the bases: a chain this long is no longer reviewable");
-        diag.notes = links(chain);
-        diags.push(diag);
-        return incomplete(table);
-    }
-    let text = match files.read(&base_path, MAX_DEFINITION) {
-        Ok(text) => text,
-        Err(e) => {
-            let mut diag = unreadable(&e, &base_path, extends.value.span, Code::ExtendsMissing);
-            if matches!(e, FileError::Io(_)) {
-                diag.help = Some("`extends` is relative to the file that contains it".into());
-            }
-            diag.message = format!("cannot read base file {}: {e}", base_path.display());
-            diag.notes = links(chain);
-            diags.push(diag);
-            return incomplete(table);
-        }
+    let Some(text) = read_base(&base_path, extends.value.span, files, chain, diags) else {
+        return Layers::incomplete(table);
     };
     let base_file = sources.add(&base_path, text.as_str());
     let base = layered(
@@ -258,6 +207,99 @@ fn layered(
         table: below,
         parsed: true,
         complete: base.parsed && base.complete,
+    }
+}
+
+/// The base file that `extends` names, relative to the file that contains it:
+/// a string, and a definition (only .toml files are bases).
+fn extends_target(path: &Path, extends: &Node, diags: &mut Vec<Diagnostic>) -> Option<PathBuf> {
+    let Value::String(base) = &extends.value else {
+        Decoder::new(diags).nested("extends", |d| d.wrong_type(extends, "a string (a file path)"));
+        return None;
+    };
+    let base_path = path.parent().unwrap_or(Path::new("")).join(base);
+    // Only definitions are bases: a file of another kind (/etc/shadow, a key,
+    // an environment file) would have its lines quoted in diagnostics, in the
+    // logs of a CI that lints untrusted definitions.
+    if base_path.extension().is_none_or(|e| e != "toml") {
+        diags.push(
+            Diagnostic::new(
+                Code::ExtendsNotToml,
+                extends.span,
+                format!("`extends` names {}, which is not a .toml file", base_path.display()),
+            )
+            .help("a base is another jail definition, a file ending in .toml"),
+        );
+        return None;
+    }
+    Some(base_path)
+}
+
+/// "a extends b", for each link of the chain read so far.
+fn links(chain: &[PathBuf]) -> Vec<String> {
+    chain
+        .windows(2)
+        .map(|p| format!("{} extends {}", p[0].display(), p[1].display()))
+        .collect()
+}
+
+/// A cycle, or a chain grown too long, if reading `base_path` would make one.
+fn chain_problem(
+    path: &Path,
+    base_path: &Path,
+    span: Span,
+    files: &dyn Files,
+    chain: &[PathBuf],
+) -> Option<Diagnostic> {
+    let canonical_chain: Vec<PathBuf> = chain.iter().filter_map(|p| files.canonical(p).ok()).collect();
+    if let Ok(canonical) = files.canonical(base_path)
+        && canonical_chain.contains(&canonical)
+    {
+        let mut diag = Diagnostic::new(
+            Code::ExtendsCycle,
+            span,
+            format!("`extends` forms a cycle: {} is already being read", base_path.display()),
+        )
+        .label("this file extends one of its own descendants")
+        .help("remove one `extends` of the chain, or move the shared keys into a template");
+        diag.notes = links(chain);
+        diag.notes
+            .push(format!("{} extends {}", path.display(), base_path.display()));
+        return Some(diag);
+    }
+    if chain.len() >= MAX_EXTENDS {
+        let mut diag = Diagnostic::new(
+            Code::ExtendsTooDeep,
+            span,
+            format!("`extends` chain is longer than {MAX_EXTENDS} files"),
+        )
+        .help("merge some of the bases: a chain this long is no longer reviewable");
+        diag.notes = links(chain);
+        return Some(diag);
+    }
+    None
+}
+
+/// The text of a base file, or the diagnostic of why it was not read.
+fn read_base(
+    base_path: &Path,
+    span: Span,
+    files: &dyn Files,
+    chain: &[PathBuf],
+    diags: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    match files.read(base_path, MAX_DEFINITION) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            let mut diag = unreadable(&e, base_path, span, Code::ExtendsMissing);
+            if matches!(e, FileError::Io(_)) {
+                diag.help = Some("`extends` is relative to the file that contains it".into());
+            }
+            diag.message = format!("cannot read base file {}: {e}", base_path.display());
+            diag.notes = links(chain);
+            diags.push(diag);
+            None
+        }
     }
 }
 

@@ -476,38 +476,10 @@ impl Checker {
         ipv6: Option<&[Addr<Ipv6Addr>]>,
     ) -> Option<Private> {
         let mut ok = true;
-        let mut ifname = |this: &mut Self, f: &Opt<String>, key: &str| -> Option<String> {
-            let f = f.as_ref()?;
-            match check_ifname(&f.value) {
-                Ok(()) if key == "interface" && f.value == "lo" => {
-                    this.report(
-                        Diagnostic::new(
-                            Code::NotApplicable,
-                            f.span,
-                            "the jail's interface cannot be named \"lo\"",
-                        )
-                        .help("loopback always exists; choose another name, such as \"eth0\""),
-                    );
-                    ok = false;
-                    None
-                }
-                Ok(()) => Some(f.value.clone()),
-                Err(why) => {
-                    this.report(
-                        Diagnostic::new(
-                            Code::InvalidName,
-                            f.span,
-                            format!("interface name \"{}\" {why}", f.value),
-                        )
-                        .help("interface names such as \"br0\" or \"eth0\" work"),
-                    );
-                    ok = false;
-                    None
-                }
-            }
-        };
-        let interface = ifname(self, &net.interface, "interface").unwrap_or_else(|| "eth0".into());
-        let bridge = ifname(self, &net.bridge, "bridge");
+        let interface = self
+            .ifname(&net.interface, "interface", &mut ok)
+            .unwrap_or_else(|| "eth0".into());
+        let bridge = self.ifname(&net.bridge, "bridge", &mut ok);
         let v4 = self.gateway::<Ipv4Addr>(&net.gateway, "gateway", ipv4.map(<[_]>::is_empty), |ip| match ip {
             IpAddr::V4(a) => Some(a),
             IpAddr::V6(_) => None,
@@ -531,6 +503,39 @@ impl Checker {
         };
         ok &= v4.is_some() && v6.is_some();
         ok.then_some(Private { uplink, interface })
+    }
+
+    /// `network.interface` or `network.bridge`: a valid interface name, and
+    /// not loopback's. Clears `ok` when it reports.
+    fn ifname(&mut self, f: &Opt<String>, key: &str, ok: &mut bool) -> Option<String> {
+        let f = f.as_ref()?;
+        match check_ifname(&f.value) {
+            Ok(()) if key == "interface" && f.value == "lo" => {
+                self.report(
+                    Diagnostic::new(
+                        Code::NotApplicable,
+                        f.span,
+                        "the jail's interface cannot be named \"lo\"",
+                    )
+                    .help("loopback always exists; choose another name, such as \"eth0\""),
+                );
+                *ok = false;
+                None
+            }
+            Ok(()) => Some(f.value.clone()),
+            Err(why) => {
+                self.report(
+                    Diagnostic::new(
+                        Code::InvalidName,
+                        f.span,
+                        format!("interface name \"{}\" {why}", f.value),
+                    )
+                    .help("interface names such as \"br0\" or \"eth0\" work"),
+                );
+                *ok = false;
+                None
+            }
+        }
     }
 
     /// `Some(None)`: not set; `Some(Some(a))`: valid; `None`: reported.
@@ -598,93 +603,17 @@ impl Checker {
         host: bool,
         family: impl Fn(IpAddr) -> Option<A>,
     ) -> Option<Vec<Addr<A>>> {
-        let (fam, other, full) = if key == "ipv4" {
-            ("IPv4", "ipv6", 32)
-        } else {
-            ("IPv6", "ipv4", 128)
-        };
         let mut out: Vec<Addr<A>> = Vec::new();
         // Where each address was first listed: a map, so that a long list costs
         // n log n, not n squared.
         let mut first: BTreeMap<A, Span> = BTreeMap::new();
         let mut ok = true;
         for item in field.iter().flat_map(|f| f.value.iter()) {
-            let (addr_text, prefix_text) = match item.value.split_once('/') {
-                Some((a, p)) => (a, Some(p)),
-                None => (item.value.as_str(), None),
-            };
-            let Ok(ip) = addr_text.parse::<IpAddr>() else {
-                self.report(
-                    Diagnostic::new(
-                        Code::InvalidAddress,
-                        item.span,
-                        format!("\"{}\" is not an {fam} address", item.value),
-                    )
-                    .help(if key == "ipv4" {
-                        "write four decimal numbers, such as \"192.0.2.10\""
-                    } else {
-                        "write an IPv6 address, such as \"2001:db8::10\""
-                    }),
-                );
+            let Some(parsed) = self.address(item, key, host, &family) else {
                 ok = false;
                 continue;
             };
-            let Some(addr) = family(ip) else {
-                self.report(
-                    Diagnostic::new(
-                        Code::WrongFamily,
-                        item.span,
-                        format!("\"{addr_text}\" is not an {fam} address"),
-                    )
-                    .help(format!("move it to `{other}`")),
-                );
-                ok = false;
-                continue;
-            };
-            if let Some(why) = unusable(ip) {
-                self.report(
-                    Diagnostic::new(
-                        Code::UnusableAddress,
-                        item.span,
-                        format!("\"{addr_text}\" cannot be a jail's address: it is {why}"),
-                    )
-                    .help("list the jail's own unicast addresses; the first is where wildcard binds go"),
-                );
-                ok = false;
-                continue;
-            }
-            let prefix = match prefix_text {
-                None => full,
-                Some(_) if host => {
-                    self.report(
-                        Diagnostic::new(
-                            Code::NotApplicable,
-                            item.span,
-                            "a prefix length applies to private networks only",
-                        )
-                        .help(format!(
-                            "a host-stack jail uses the host's addresses as they are: write \"{addr_text}\""
-                        )),
-                    );
-                    ok = false;
-                    continue;
-                }
-                Some(p) => match p.parse::<u8>() {
-                    Ok(n) if n >= 1 && n <= full => n,
-                    _ => {
-                        self.report(
-                            Diagnostic::new(
-                                Code::InvalidAddress,
-                                item.span,
-                                format!("\"/{p}\" is not an {fam} prefix length"),
-                            )
-                            .help(format!("prefix lengths range from 1 to {full}")),
-                        );
-                        ok = false;
-                        continue;
-                    }
-                },
-            };
+            let addr = parsed.addr;
             if let Some(&first_span) = first.get(&addr) {
                 self.report(
                     Diagnostic::new(
@@ -698,10 +627,109 @@ impl Checker {
                 ok = false;
                 continue;
             }
-            out.push(Addr { addr, prefix });
+            out.push(parsed);
             first.insert(addr, item.span);
         }
         ok.then_some(out)
+    }
+
+    /// One entry of `ipv4` or `ipv6`: an address of the family, usable as a
+    /// jail's own, with its prefix length.
+    fn address<A: Copy>(
+        &mut self,
+        item: &Spanned<String>,
+        key: &str,
+        host: bool,
+        family: &impl Fn(IpAddr) -> Option<A>,
+    ) -> Option<Addr<A>> {
+        let (fam, other, _) = family_words(key);
+        let (addr_text, prefix_text) = match item.value.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (item.value.as_str(), None),
+        };
+        let Ok(ip) = addr_text.parse::<IpAddr>() else {
+            self.report(
+                Diagnostic::new(
+                    Code::InvalidAddress,
+                    item.span,
+                    format!("\"{}\" is not an {fam} address", item.value),
+                )
+                .help(if key == "ipv4" {
+                    "write four decimal numbers, such as \"192.0.2.10\""
+                } else {
+                    "write an IPv6 address, such as \"2001:db8::10\""
+                }),
+            );
+            return None;
+        };
+        let Some(addr) = family(ip) else {
+            self.report(
+                Diagnostic::new(
+                    Code::WrongFamily,
+                    item.span,
+                    format!("\"{addr_text}\" is not an {fam} address"),
+                )
+                .help(format!("move it to `{other}`")),
+            );
+            return None;
+        };
+        if let Some(why) = unusable(ip) {
+            self.report(
+                Diagnostic::new(
+                    Code::UnusableAddress,
+                    item.span,
+                    format!("\"{addr_text}\" cannot be a jail's address: it is {why}"),
+                )
+                .help("list the jail's own unicast addresses; the first is where wildcard binds go"),
+            );
+            return None;
+        }
+        let prefix = self.prefix(item, addr_text, prefix_text, key, host)?;
+        Some(Addr { addr, prefix })
+    }
+
+    /// The prefix length after the address: the family's full length when
+    /// there is none; none at all on the host's stack.
+    fn prefix(
+        &mut self,
+        item: &Spanned<String>,
+        addr_text: &str,
+        text: Option<&str>,
+        key: &str,
+        host: bool,
+    ) -> Option<u8> {
+        let (fam, _, full) = family_words(key);
+        let p = match text {
+            None => return Some(full),
+            Some(_) if host => {
+                self.report(
+                    Diagnostic::new(
+                        Code::NotApplicable,
+                        item.span,
+                        "a prefix length applies to private networks only",
+                    )
+                    .help(format!(
+                        "a host-stack jail uses the host's addresses as they are: write \"{addr_text}\""
+                    )),
+                );
+                return None;
+            }
+            Some(p) => p,
+        };
+        match p.parse::<u8>() {
+            Ok(n) if n >= 1 && n <= full => Some(n),
+            _ => {
+                self.report(
+                    Diagnostic::new(
+                        Code::InvalidAddress,
+                        item.span,
+                        format!("\"/{p}\" is not an {fam} prefix length"),
+                    )
+                    .help(format!("prefix lengths range from 1 to {full}")),
+                );
+                None
+            }
+        }
     }
 
     fn limits(&mut self, field: &Opt<RawLimits>) -> Limits {
@@ -730,17 +758,7 @@ impl Checker {
                 "at least 4M: less cannot start a program",
             );
         }
-        for (counter, field) in [
-            (Counter::InotifyInstances, &l.inotify_instances),
-            (Counter::InotifyWatches, &l.inotify_watches),
-        ] {
-            if let Some(v) = field {
-                let key = format!("limits.{}", counter.key());
-                if let Some(n) = self.range(v, &key, 1, i64::from(i32::MAX), "between 1 and 2147483647") {
-                    out.counters.insert(counter, n as u32);
-                }
-            }
-        }
+        self.counters(l, &mut out);
         if let Some(m) = &l.shm {
             out.shm = self.size(m, "limits.shm", Some(4 << 10), "at least 4K");
         }
@@ -756,20 +774,46 @@ impl Checker {
                 .map(|n| n as u32);
         }
         if let Some(c) = &l.cpu {
-            let millis = c.value * 1000.0;
-            if c.value.is_finite() && (10.0..=1_024_000.0).contains(&millis) {
-                out.cpu = Some(MilliCpu(millis.round() as u32));
-            } else {
-                self.report(
-                    Diagnostic::new(
-                        Code::OutOfRange,
-                        c.span,
-                        format!("`limits.cpu` = {} is out of range", c.value),
-                    )
-                    .help("give cores between 0.01 and 1024, such as 0.5 for half a core"),
-                );
+            out.cpu = self.cpu(c);
+        }
+        self.rlimits(l, &mut out);
+        out
+    }
+
+    /// The per-user counters: inotify instances and watches.
+    fn counters(&mut self, l: &RawLimits, out: &mut Limits) {
+        for (counter, field) in [
+            (Counter::InotifyInstances, &l.inotify_instances),
+            (Counter::InotifyWatches, &l.inotify_watches),
+        ] {
+            if let Some(v) = field {
+                let key = format!("limits.{}", counter.key());
+                if let Some(n) = self.range(v, &key, 1, i64::from(i32::MAX), "between 1 and 2147483647") {
+                    out.counters.insert(counter, n as u32);
+                }
             }
         }
+    }
+
+    /// `limits.cpu`, in cores: 0.01 to 1024.
+    fn cpu(&mut self, c: &Field<f64>) -> Option<MilliCpu> {
+        let millis = c.value * 1000.0;
+        if c.value.is_finite() && (10.0..=1_024_000.0).contains(&millis) {
+            return Some(MilliCpu(millis.round() as u32));
+        }
+        self.report(
+            Diagnostic::new(
+                Code::OutOfRange,
+                c.span,
+                format!("`limits.cpu` = {} is out of range", c.value),
+            )
+            .help("give cores between 0.01 and 1024, such as 0.5 for half a core"),
+        );
+        None
+    }
+
+    /// The resource limits, each with whether it is a size and its least value.
+    fn rlimits(&mut self, l: &RawLimits, out: &mut Limits) {
         let rlimits: [(Rlimit, &Opt<IntOrText>, bool, u64); 7] = [
             (Rlimit::Nofile, &l.nofile, false, 1),
             (Rlimit::Nproc, &l.nproc, false, 1),
@@ -786,7 +830,6 @@ impl Checker {
                 out.rlimits.insert(which, v);
             }
         }
-        out
     }
 
     fn range(&mut self, f: &Field<i64>, key: &str, min: i64, max: i64, help: &str) -> Option<i64> {
@@ -943,10 +986,29 @@ impl Checker {
 
     /// One mount, and the span of its target (for conflicts).
     fn mount(&mut self, index: usize, m: &RawMount, span: Span) -> Option<(Mount, Span)> {
+        let kind = self.mount_type(index, m, span)?;
+        let (target, target_span) = self.mount_target(index, m, span)?;
         let key = |k: &str| format!("mount[{index}].{k}");
-        let kind = match (&m.kind, &m.source) {
-            (Some(k), _) => k.value,
-            (None, Some(_)) => MountType::Bind,
+        let mount_kind = match kind {
+            MountType::Bind => self.bind_mount(index, m, span)?,
+            MountType::Tmpfs => self.tmpfs_mount(m, &key)?,
+            MountType::Proc | MountType::Dev => self.kernel_mount(kind, m, &key),
+        };
+        Some((
+            Mount {
+                target: target?,
+                kind: mount_kind,
+                index: Some(index),
+            },
+            target_span,
+        ))
+    }
+
+    /// `type`, or a bind mount when only `source` is set.
+    fn mount_type(&mut self, index: usize, m: &RawMount, span: Span) -> Option<MountType> {
+        match (&m.kind, &m.source) {
+            (Some(k), _) => Some(k.value),
+            (None, Some(_)) => Some(MountType::Bind),
             (None, None) => {
                 self.report(
                     Diagnostic::new(
@@ -956,9 +1018,14 @@ impl Checker {
                     )
                     .help("a bind mount needs `source`; other mounts need type = \"tmpfs\", \"proc\" or \"dev\""),
                 );
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// `target`: set, and not the root. `Some((None, _))`: set but invalid,
+    /// reported, and the rest of the mount still checked.
+    fn mount_target(&mut self, index: usize, m: &RawMount, span: Span) -> Option<(Option<AbsPath>, Span)> {
         let Some(target_field) = &m.target else {
             self.report(
                 Diagnostic::new(Code::MissingKey, span, format!("mount[{index}] has no `target`"))
@@ -966,7 +1033,12 @@ impl Checker {
             );
             return None;
         };
-        let target = self.path(&target_field.value, target_field.span, &key("target"), true);
+        let target = self.path(
+            &target_field.value,
+            target_field.span,
+            &format!("mount[{index}].target"),
+            true,
+        );
         if target.as_ref().is_some_and(AbsPath::is_root) {
             self.report(
                 Diagnostic::new(
@@ -978,79 +1050,80 @@ impl Checker {
             );
             return None;
         }
-        let not_for = |this: &mut Self, f: Option<Span>, k: &str, what: &str| {
-            if let Some(s) = f {
-                this.report(
-                    Diagnostic::new(Code::NotApplicable, s, format!("`{k}` does not apply to {what} mounts"))
-                        .help("remove it"),
-                );
-            }
+        Some((target, target_field.span))
+    }
+
+    /// Reports a key set on a mount of a type it does not apply to.
+    fn not_for(&mut self, f: Option<Span>, key: &str, what: &str) {
+        if let Some(s) = f {
+            self.report(
+                Diagnostic::new(
+                    Code::NotApplicable,
+                    s,
+                    format!("`{key}` does not apply to {what} mounts"),
+                )
+                .help("remove it"),
+            );
+        }
+    }
+
+    fn bind_mount(&mut self, index: usize, m: &RawMount, span: Span) -> Option<MountKind> {
+        let key = |k: &str| format!("mount[{index}].{k}");
+        self.not_for(key_span(&m.size), &key("size"), "bind");
+        self.not_for(key_span(&m.mode), &key("mode"), "bind");
+        let Some(src) = &m.source else {
+            self.report(
+                Diagnostic::new(Code::MissingKey, span, format!("bind mount[{index}] has no `source`"))
+                    .help("set the host path to bind, such as source = \"/usr\""),
+            );
+            return None;
         };
-        let read_only = m.read_only.as_ref().map(|f| f.value);
-        let mount_kind = match kind {
-            MountType::Bind => {
-                not_for(self, key_span(&m.size), &key("size"), "bind");
-                not_for(self, key_span(&m.mode), &key("mode"), "bind");
-                let Some(src) = &m.source else {
-                    self.report(
-                        Diagnostic::new(Code::MissingKey, span, format!("bind mount[{index}] has no `source`"))
-                            .help("set the host path to bind, such as source = \"/usr\""),
-                    );
-                    return None;
-                };
-                MountKind::Bind {
-                    source: self.path(&src.value, src.span, &key("source"), false)?,
-                    read_only: read_only.unwrap_or(true),
-                    recursive: m.recursive.as_ref().is_some_and(|f| f.value),
-                    idmap: m.idmap.as_ref().is_some_and(|f| f.value),
-                }
-            }
-            MountType::Tmpfs => {
-                let kinds = "tmpfs";
-                not_for(self, key_span(&m.source), &key("source"), kinds);
-                not_for(self, key_span(&m.recursive), &key("recursive"), kinds);
-                not_for(self, key_span(&m.idmap), &key("idmap"), kinds);
-                let size = match &m.size {
-                    Some(f) => self.size(f, &key("size"), Some(4096), "at least 4K (one page)")?,
-                    None => Bytes(64 << 20),
-                };
-                let mode = match &m.mode {
-                    Some(f) => self.mode(f, &key("mode"))?,
-                    None => 0o755,
-                };
-                MountKind::Tmpfs {
-                    size,
-                    mode,
-                    read_only: read_only.unwrap_or(false),
-                }
-            }
-            MountType::Proc | MountType::Dev => {
-                let what = kind.as_str();
-                for (f, k) in [
-                    (key_span(&m.source), "source"),
-                    (key_span(&m.recursive), "recursive"),
-                    (key_span(&m.idmap), "idmap"),
-                    (key_span(&m.read_only), "read-only"),
-                ] {
-                    not_for(self, f, &key(k), what);
-                }
-                not_for(self, key_span(&m.size), &key("size"), what);
-                not_for(self, key_span(&m.mode), &key("mode"), what);
-                if kind == MountType::Proc {
-                    MountKind::Proc
-                } else {
-                    MountKind::Dev
-                }
-            }
+        Some(MountKind::Bind {
+            source: self.path(&src.value, src.span, &key("source"), false)?,
+            read_only: m.read_only.as_ref().is_none_or(|f| f.value),
+            recursive: m.recursive.as_ref().is_some_and(|f| f.value),
+            idmap: m.idmap.as_ref().is_some_and(|f| f.value),
+        })
+    }
+
+    fn tmpfs_mount(&mut self, m: &RawMount, key: &dyn Fn(&str) -> String) -> Option<MountKind> {
+        let kinds = "tmpfs";
+        self.not_for(key_span(&m.source), &key("source"), kinds);
+        self.not_for(key_span(&m.recursive), &key("recursive"), kinds);
+        self.not_for(key_span(&m.idmap), &key("idmap"), kinds);
+        let size = match &m.size {
+            Some(f) => self.size(f, &key("size"), Some(4096), "at least 4K (one page)")?,
+            None => Bytes(64 << 20),
         };
-        Some((
-            Mount {
-                target: target?,
-                kind: mount_kind,
-                index: Some(index),
-            },
-            target_field.span,
-        ))
+        let mode = match &m.mode {
+            Some(f) => self.mode(f, &key("mode"))?,
+            None => 0o755,
+        };
+        Some(MountKind::Tmpfs {
+            size,
+            mode,
+            read_only: m.read_only.as_ref().is_some_and(|f| f.value),
+        })
+    }
+
+    /// `proc` and `dev`: the kernel's file systems, which take no options.
+    fn kernel_mount(&mut self, kind: MountType, m: &RawMount, key: &dyn Fn(&str) -> String) -> MountKind {
+        let what = kind.as_str();
+        for (f, k) in [
+            (key_span(&m.source), "source"),
+            (key_span(&m.recursive), "recursive"),
+            (key_span(&m.idmap), "idmap"),
+            (key_span(&m.read_only), "read-only"),
+            (key_span(&m.size), "size"),
+            (key_span(&m.mode), "mode"),
+        ] {
+            self.not_for(f, &key(k), what);
+        }
+        if kind == MountType::Proc {
+            MountKind::Proc
+        } else {
+            MountKind::Dev
+        }
     }
 
     fn mode(&mut self, f: &Field<IntOrText>, key: &str) -> Option<u32> {
@@ -1107,6 +1180,15 @@ impl Checker {
             timeout,
             signal: signal.as_ref().map_or(StopSignal::Term, |f| f.value),
         }
+    }
+}
+
+/// The family of `ipv4` or `ipv6`, the other list, and the full prefix length.
+fn family_words(key: &str) -> (&'static str, &'static str, u8) {
+    if key == "ipv4" {
+        ("IPv4", "ipv6", 32)
+    } else {
+        ("IPv6", "ipv4", 128)
     }
 }
 

@@ -88,6 +88,18 @@ pub fn compile(mounts: &[MountEntry], abi: Option<u8>, degraded: &mut Vec<Degrad
         });
         Vec::new()
     };
+    let rules = rules(mounts);
+    LandlockPolicy {
+        abi,
+        why: host_why(format!("Landlock ABI {version}")),
+        rules,
+        scopes,
+    }
+}
+
+/// A rule per mount: read, read-write or devices, as mounted. Masked and
+/// read-only parts of /proc need none: the mount already decides.
+fn rules(mounts: &[MountEntry]) -> Vec<Rule> {
     let mut rules = Vec::new();
     for m in mounts {
         let access = match &m.op {
@@ -118,10 +130,5 @@ pub fn compile(mounts: &[MountEntry], abi: Option<u8>, degraded: &mut Vec<Degrad
             why: m.why.clone(),
         });
     }
-    LandlockPolicy {
-        abi,
-        why: host_why(format!("Landlock ABI {version}")),
-        rules,
-        scopes,
-    }
+    rules
 }

@@ -212,50 +212,21 @@ pub fn compile(jail: &Jail, facts: &HostFacts) -> Result<Policy, Refused> {
     let landlock = landlock::compile(&mounts, facts.landlock_abi, &mut degraded);
     let network = network::compile(jail, facts, &mut degraded)?;
     let syscalls = syscalls::compile(jail, facts, &mut degraded);
-    // Every table has calls the supervisor answers (reboot(2) at least).
-    let notifies = syscalls.rules.iter().any(|r| {
-        std::iter::once(r.otherwise)
-            .chain(r.arms.iter().map(|a| a.then))
-            .any(|a| matches!(a, Action::Notify(_)))
-    });
-    if (notifies || jail.log_denials.is_some()) && !facts.seccomp_notify {
+    if (notifies(&syscalls) || jail.log_denials.is_some()) && !facts.seccomp_notify {
         return Err(Refused::NoNotify("this policy"));
-    }
-    let mut namespaces: Vec<(Namespace, Why)> = [
-        (Namespace::User, "jail root is not host root"),
-        (Namespace::Pid, "promise: processes outside the jail are invisible"),
-        (Namespace::Mount, "the jail's own root and mounts"),
-        (Namespace::Uts, "promise: the hostname is the jail's"),
-        (Namespace::Ipc, "SysV IPC and message queues of the jail only"),
-        (Namespace::Cgroup, "the jail sees its own cgroup as the root"),
-    ]
-    .into_iter()
-    .map(|(ns, why)| (ns, Why::Default(why)))
-    .collect();
-    if matches!(jail.network.mode, crate::model::NetworkMode::Private(_)) {
-        namespaces.push((Namespace::Net, Why::Key("network.mode".into())));
     }
     Ok(Policy {
         name: jail.name.to_string(),
         hostname: jail.hostname.to_string(),
         process: process(jail),
-        namespaces,
+        namespaces: namespaces(jail),
         ids: IdMap {
             count: if facts.root { JAIL_IDS } else { 1 },
             idmapped_root: facts.root && !jail.root.is_host_root(),
         },
         mounts,
         capabilities: caps::compile(jail),
-        rlimits: jail
-            .limits
-            .rlimits
-            .iter()
-            .map(|(&resource, &value)| RlimitEntry {
-                resource,
-                value,
-                why: Why::Key(format!("limits.{}", resource.key())),
-            })
-            .collect(),
+        rlimits: rlimits(jail),
         counters: jail
             .limits
             .counters
@@ -276,6 +247,47 @@ pub fn compile(jail: &Jail, facts: &HostFacts) -> Result<Policy, Refused> {
             degraded,
         },
     })
+}
+
+/// Whether the supervisor answers some call of the table. Every table has
+/// such calls (reboot(2) at least).
+fn notifies(syscalls: &SyscallPolicy) -> bool {
+    syscalls.rules.iter().any(|r| {
+        std::iter::once(r.otherwise)
+            .chain(r.arms.iter().map(|a| a.then))
+            .any(|a| matches!(a, Action::Notify(_)))
+    })
+}
+
+/// The namespaces every jail gets, and a network namespace for a private one.
+fn namespaces(jail: &Jail) -> Vec<(Namespace, Why)> {
+    let mut namespaces: Vec<(Namespace, Why)> = [
+        (Namespace::User, "jail root is not host root"),
+        (Namespace::Pid, "promise: processes outside the jail are invisible"),
+        (Namespace::Mount, "the jail's own root and mounts"),
+        (Namespace::Uts, "promise: the hostname is the jail's"),
+        (Namespace::Ipc, "SysV IPC and message queues of the jail only"),
+        (Namespace::Cgroup, "the jail sees its own cgroup as the root"),
+    ]
+    .into_iter()
+    .map(|(ns, why)| (ns, Why::Default(why)))
+    .collect();
+    if matches!(jail.network.mode, crate::model::NetworkMode::Private(_)) {
+        namespaces.push((Namespace::Net, Why::Key("network.mode".into())));
+    }
+    namespaces
+}
+
+fn rlimits(jail: &Jail) -> Vec<RlimitEntry> {
+    jail.limits
+        .rlimits
+        .iter()
+        .map(|(&resource, &value)| RlimitEntry {
+            resource,
+            value,
+            why: Why::Key(format!("limits.{}", resource.key())),
+        })
+        .collect()
 }
 
 fn process(jail: &Jail) -> Process {

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::Why;
 use super::host::{Degraded, why as host_why};
-use crate::model::{AbsPath, Bytes, Jail, MountKind};
+use crate::model::{AbsPath, Bytes, Jail, Mount, MountKind};
 
 /// One entry of the mount table.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -112,53 +112,61 @@ pub fn compile(jail: &Jail, root: bool, degraded: &mut Vec<Degraded>) -> Vec<Mou
         why: Why::Key("path".into()),
     }];
     for m in &jail.mounts {
-        let why = match m.index {
-            Some(i) => Why::Key(format!("mount[{i}]")),
-            None => Why::Default(match m.kind {
-                MountKind::Proc => "every jail has its own /proc",
-                _ => "every jail has its own minimal /dev",
-            }),
-        };
-        let op = match &m.kind {
-            MountKind::Bind {
-                source,
-                read_only,
-                recursive,
-                idmap,
-            } => {
-                if *idmap && !root {
-                    degraded.push(Degraded {
-                        what: format!("{source} is bound without id mapping: its files keep the host's owners"),
-                        why: host_why("id-mapped mounts take root"),
-                    });
-                }
-                MountOp::Bind {
-                    source: source.clone(),
-                    read_only: *read_only,
-                    recursive: *recursive,
-                    idmap: *idmap && root,
-                }
-            }
-            MountKind::Tmpfs { size, mode, read_only } => MountOp::Tmpfs {
-                size: *size,
-                mode: *mode,
-                read_only: *read_only,
-            },
-            MountKind::Proc => MountOp::Proc,
-            MountKind::Dev => MountOp::Dev {
-                shm: jail.limits.shm.unwrap_or(crate::model::Limits::SHM_DEFAULT),
-            },
-        };
         out.push(MountEntry {
             target: m.target.clone(),
-            op,
-            why,
+            op: op(jail, &m.kind, root, degraded),
+            why: mount_why(m),
         });
         if m.kind == MountKind::Proc {
             out.extend(proc_protection(&m.target));
         }
     }
     out
+}
+
+/// The key that made a mount, or why every jail has it.
+fn mount_why(m: &Mount) -> Why {
+    match m.index {
+        Some(i) => Why::Key(format!("mount[{i}]")),
+        None => Why::Default(match m.kind {
+            MountKind::Proc => "every jail has its own /proc",
+            _ => "every jail has its own minimal /dev",
+        }),
+    }
+}
+
+/// What the executor does for one mount of the jail. Id mapping takes root.
+fn op(jail: &Jail, kind: &MountKind, root: bool, degraded: &mut Vec<Degraded>) -> MountOp {
+    match kind {
+        MountKind::Bind {
+            source,
+            read_only,
+            recursive,
+            idmap,
+        } => {
+            if *idmap && !root {
+                degraded.push(Degraded {
+                    what: format!("{source} is bound without id mapping: its files keep the host's owners"),
+                    why: host_why("id-mapped mounts take root"),
+                });
+            }
+            MountOp::Bind {
+                source: source.clone(),
+                read_only: *read_only,
+                recursive: *recursive,
+                idmap: *idmap && root,
+            }
+        }
+        MountKind::Tmpfs { size, mode, read_only } => MountOp::Tmpfs {
+            size: *size,
+            mode: *mode,
+            read_only: *read_only,
+        },
+        MountKind::Proc => MountOp::Proc,
+        MountKind::Dev => MountOp::Dev {
+            shm: jail.limits.shm.unwrap_or(crate::model::Limits::SHM_DEFAULT),
+        },
+    }
 }
 
 fn proc_protection(proc: &AbsPath) -> impl Iterator<Item = MountEntry> + '_ {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::Why;
 use super::host::{Degraded, Refused};
 use crate::facts::HostFacts;
-use crate::model::{Addr, Jail, NetworkMode, Uplink};
+use crate::model::{Addr, Jail, Network, NetworkMode, Private, Uplink};
 
 /// The network section of a policy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -115,6 +115,25 @@ pub fn on_loopback(ip: IpAddr) -> bool {
 /// jail with addresses is refused.
 pub fn compile(jail: &Jail, facts: &HostFacts, degraded: &mut Vec<Degraded>) -> Result<NetworkPolicy, Refused> {
     let net = &jail.network;
+    let rewrite = rewrite(net, facts, degraded)?;
+    let (mode, interface) = match &net.mode {
+        NetworkMode::Host => ("host", None),
+        NetworkMode::Private(p) => ("private", interface(net, p)),
+    };
+    if interface.is_some() && !facts.root {
+        return Err(Refused::RootlessVeth);
+    }
+    Ok(NetworkPolicy {
+        mode,
+        ipv4: family(&net.ipv4, "ipv4"),
+        ipv6: family(&net.ipv6, "ipv6"),
+        rewrite,
+        interface,
+    })
+}
+
+/// The address rule's programs, for a jail with addresses.
+fn rewrite(net: &Network, facts: &HostFacts, degraded: &mut Vec<Degraded>) -> Result<Option<Rewrite>, Refused> {
     let has_addresses = !(net.ipv4.is_empty() && net.ipv6.is_empty());
     // The hooks of the families with addresses (crate::rewrite::compile).
     let hooks = [
@@ -124,7 +143,7 @@ pub fn compile(jail: &Jail, facts: &HostFacts, degraded: &mut Vec<Degraded>) -> 
     // The packet hooks, for both families: every path to a local address
     // that the call hooks miss (UDP autobind, ping sockets) ends there.
     let packet_hooks = ["ingress", "egress"];
-    let rewrite = match (has_addresses, super::host::address_programs(facts)) {
+    Ok(match (has_addresses, super::host::address_programs(facts)) {
         (false, _) => None,
         (true, Ok(why)) => Some(Rewrite {
             hooks: hooks
@@ -150,42 +169,30 @@ pub fn compile(jail: &Jail, facts: &HostFacts, degraded: &mut Vec<Degraded>) -> 
             });
             None
         }
+    })
+}
+
+/// A private jail's veth, when it has an address off loopback.
+fn interface(net: &Network, p: &Private) -> Option<Interface> {
+    let addresses: Vec<(IpAddr, u8)> = net
+        .ipv4
+        .iter()
+        .map(|a| (IpAddr::V4(a.addr), a.prefix))
+        .chain(net.ipv6.iter().map(|a| (IpAddr::V6(a.addr), a.prefix)))
+        .filter(|(ip, _)| !on_loopback(*ip))
+        .collect();
+    let uplink = match &p.uplink {
+        Uplink::None => UplinkPolicy::None,
+        Uplink::Bridge { bridge, v4, v6 } => UplinkPolicy::Bridge {
+            bridge: bridge.clone(),
+            v4: *v4,
+            v6: *v6,
+        },
+        Uplink::Gateway { v4, v6 } => UplinkPolicy::Gateway { v4: *v4, v6: *v6 },
     };
-    let (mode, interface) = match &net.mode {
-        NetworkMode::Host => ("host", None),
-        NetworkMode::Private(p) => {
-            let addresses: Vec<(IpAddr, u8)> = net
-                .ipv4
-                .iter()
-                .map(|a| (IpAddr::V4(a.addr), a.prefix))
-                .chain(net.ipv6.iter().map(|a| (IpAddr::V6(a.addr), a.prefix)))
-                .filter(|(ip, _)| !on_loopback(*ip))
-                .collect();
-            let uplink = match &p.uplink {
-                Uplink::None => UplinkPolicy::None,
-                Uplink::Bridge { bridge, v4, v6 } => UplinkPolicy::Bridge {
-                    bridge: bridge.clone(),
-                    v4: *v4,
-                    v6: *v6,
-                },
-                Uplink::Gateway { v4, v6 } => UplinkPolicy::Gateway { v4: *v4, v6: *v6 },
-            };
-            let interface = (!addresses.is_empty()).then(|| Interface {
-                name: p.interface.clone(),
-                addresses,
-                uplink,
-            });
-            ("private", interface)
-        }
-    };
-    if interface.is_some() && !facts.root {
-        return Err(Refused::RootlessVeth);
-    }
-    Ok(NetworkPolicy {
-        mode,
-        ipv4: family(&net.ipv4, "ipv4"),
-        ipv6: family(&net.ipv6, "ipv6"),
-        rewrite,
-        interface,
+    (!addresses.is_empty()).then(|| Interface {
+        name: p.interface.clone(),
+        addresses,
+        uplink,
     })
 }

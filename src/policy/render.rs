@@ -37,6 +37,29 @@ impl Out {
 pub fn render_text(p: &Policy) -> String {
     let mut o = Out { text: String::new() };
     process(&mut o, p);
+    host(&mut o, p);
+    o.head("namespaces (each new and private)");
+    for (ns, why) in &p.namespaces {
+        o.line(&format!("{ns:?}").to_lowercase(), why);
+    }
+    ids(&mut o, p);
+    mounts(&mut o, p);
+    capabilities(&mut o, p);
+    rlimits(&mut o, p);
+    counters(&mut o, p);
+    syscalls(&mut o, p);
+    landlock(&mut o, p);
+    network(&mut o, p);
+    cgroup(&mut o, p);
+    o.head("denial log");
+    match &p.denial_log {
+        Some(path) => o.line(&path.to_string(), &"log-denials"),
+        None => o.plain("off"),
+    }
+    o.text
+}
+
+fn host(o: &mut Out, p: &Policy) {
     o.head(&format!("host ({})", p.host.summary));
     if p.host.degraded.is_empty() {
         o.plain("every promise below is enforced with its full mechanism");
@@ -45,10 +68,9 @@ pub fn render_text(p: &Policy) -> String {
         o.plain(&format!("degraded: {}", d.what));
         o.plain(&format!("  # {}", d.why));
     }
-    o.head("namespaces (each new and private)");
-    for (ns, why) in &p.namespaces {
-        o.line(&format!("{ns:?}").to_lowercase(), why);
-    }
+}
+
+fn ids(o: &mut Out, p: &Policy) {
     o.head("ids");
     if p.ids.count == 1 {
         o.line(
@@ -67,13 +89,9 @@ pub fn render_text(p: &Policy) -> String {
             &"path: a dedicated tree keeps its on-disk owners",
         );
     }
-    mounts(&mut o, p);
-    capabilities(&mut o, p);
-    rlimits(&mut o, p);
-    counters(&mut o, p);
-    syscalls(&mut o, p);
-    landlock(&mut o, p);
-    network(&mut o, p);
+}
+
+fn cgroup(o: &mut Out, p: &Policy) {
     o.head("cgroup (one per jail, removed with it)");
     let c = &p.cgroup;
     if c.memory.is_none() && c.pids.is_none() && c.cpu.is_none() {
@@ -88,12 +106,6 @@ pub fn render_text(p: &Policy) -> String {
     if let Some(cpu) = c.cpu {
         o.line(&format!("cpu {cpu} cores"), &"limits.cpu");
     }
-    o.head("denial log");
-    match &p.denial_log {
-        Some(path) => o.line(&path.to_string(), &"log-denials"),
-        None => o.plain("off"),
-    }
-    o.text
 }
 
 fn process(o: &mut Out, p: &Policy) {
@@ -302,31 +314,8 @@ fn landlock(o: &mut Out, p: &Policy) {
 fn network(o: &mut Out, p: &Policy) {
     let n = &p.network;
     o.head(&format!("network ({} stack)", n.mode));
-    let fam = |first: Option<String>, rest: Vec<String>| match first {
-        None => "denied (socket: EAFNOSUPPORT)".to_string(),
-        Some(f) if rest.is_empty() => format!("{f} (rewrite target)"),
-        Some(f) => format!("{f} (rewrite target); {} unchanged", rest.join(", ")),
-    };
-    o.line(
-        &format!(
-            "ipv4  {}",
-            fam(
-                n.ipv4.first.map(|a| a.to_string()),
-                n.ipv4.unchanged.iter().map(ToString::to_string).collect()
-            )
-        ),
-        &n.ipv4.why,
-    );
-    o.line(
-        &format!(
-            "ipv6  {}",
-            fam(
-                n.ipv6.first.map(|a| a.to_string()),
-                n.ipv6.unchanged.iter().map(ToString::to_string).collect()
-            )
-        ),
-        &n.ipv6.why,
-    );
+    o.line(&format!("ipv4  {}", family(&n.ipv4)), &n.ipv4.why);
+    o.line(&format!("ipv6  {}", family(&n.ipv6)), &n.ipv6.why);
     if let Some(r) = &n.rewrite {
         o.plain(&format!(
             "rewrite: cgroup programs {} (calls: the kernel's copy of the address; packets: their local address)",
@@ -339,39 +328,54 @@ fn network(o: &mut Out, p: &Policy) {
         ));
     }
     if let Some(i) = &n.interface {
-        let addrs: Vec<_> = i.addresses.iter().map(|(a, p)| format!("{a}/{p}")).collect();
-        o.plain(&format!("interface {}: {}", i.name, addrs.join(" ")));
-        let gws = |v4: &Option<std::net::Ipv4Addr>, v6: &Option<std::net::Ipv6Addr>| -> String {
-            let all: Vec<String> = v4
-                .map(|a| a.to_string())
-                .into_iter()
-                .chain(v6.map(|a| a.to_string()))
-                .collect();
-            all.join(" and ")
-        };
-        let uplink = match &i.uplink {
-            super::network::UplinkPolicy::None => "host end left unconfigured".to_string(),
-            super::network::UplinkPolicy::Bridge {
-                bridge,
-                v4: None,
-                v6: None,
-            } => {
-                format!("host end on bridge {bridge}; no default route")
-            }
-            super::network::UplinkPolicy::Bridge { bridge, v4, v6 } => {
-                format!("host end on bridge {bridge}; default route through {}", gws(v4, v6))
-            }
-            super::network::UplinkPolicy::Gateway { v4, v6 } => {
-                format!("host end holds gateway {}; default route through it", gws(v4, v6))
-            }
-        };
-        o.plain(&uplink);
+        interface(o, i);
     } else if n.mode == "private" {
         o.plain("loopback only");
     }
     if n.rewrite.is_none() && (n.ipv4.allowed || n.ipv6.allowed) {
         o.plain("rewrite: not enforced on this host (see host, above)");
     }
+}
+
+/// One family's addresses: the rewrite target first, or denied.
+fn family<A: std::fmt::Display + Copy>(f: &super::network::Family<A>) -> String {
+    let rest: Vec<String> = f.unchanged.iter().map(ToString::to_string).collect();
+    match f.first.map(|a| a.to_string()) {
+        None => "denied (socket: EAFNOSUPPORT)".to_string(),
+        Some(f) if rest.is_empty() => format!("{f} (rewrite target)"),
+        Some(f) => format!("{f} (rewrite target); {} unchanged", rest.join(", ")),
+    }
+}
+
+/// A private jail's veth: its addresses and where the host end goes.
+fn interface(o: &mut Out, i: &super::network::Interface) {
+    let addrs: Vec<_> = i.addresses.iter().map(|(a, p)| format!("{a}/{p}")).collect();
+    o.plain(&format!("interface {}: {}", i.name, addrs.join(" ")));
+    let gws = |v4: &Option<std::net::Ipv4Addr>, v6: &Option<std::net::Ipv6Addr>| -> String {
+        let all: Vec<String> = v4
+            .map(|a| a.to_string())
+            .into_iter()
+            .chain(v6.map(|a| a.to_string()))
+            .collect();
+        all.join(" and ")
+    };
+    let uplink = match &i.uplink {
+        super::network::UplinkPolicy::None => "host end left unconfigured".to_string(),
+        super::network::UplinkPolicy::Bridge {
+            bridge,
+            v4: None,
+            v6: None,
+        } => {
+            format!("host end on bridge {bridge}; no default route")
+        }
+        super::network::UplinkPolicy::Bridge { bridge, v4, v6 } => {
+            format!("host end on bridge {bridge}; default route through {}", gws(v4, v6))
+        }
+        super::network::UplinkPolicy::Gateway { v4, v6 } => {
+            format!("host end holds gateway {}; default route through it", gws(v4, v6))
+        }
+    };
+    o.plain(&uplink);
 }
 
 fn wrap(words: &[&str], width: usize) -> Vec<String> {

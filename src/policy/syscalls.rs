@@ -1058,11 +1058,8 @@ fn arm(when: Vec<Cond>, then: Action, reason: &'static str, lifted_by: Option<Al
     }
 }
 
-/// Compiles the syscall table of a jail for a host: the filter covers the
-/// ABIs its kernel runs, and `allow rlimit` needs CAP_SYS_RESOURCE there.
-pub fn compile(jail: &Jail, facts: &HostFacts, degraded: &mut Vec<Degraded>) -> SyscallPolicy {
-    use Sysno::*;
-    let allows = |a: Allow| jail.allow.contains(&a);
+/// The calls every jail is allowed, and those every jail is denied.
+fn fixed_rules() -> Vec<Rule> {
     let mut rules: Vec<Rule> = ALLOWED
         .iter()
         .map(|&call| rule(call, Action::Allow, why("ordinary programs need it"), None))
@@ -1072,9 +1069,13 @@ pub fn compile(jail: &Jail, facts: &HostFacts, degraded: &mut Vec<Degraded>) -> 
             .iter()
             .map(|&(call, e, reason)| rule(call, errno(e), why(reason), None)),
     );
+    rules
+}
 
-    // SysV IPC: the old manual's EPERM unless `ipc`.
-    for call in [
+/// SysV IPC: the old manual's EPERM unless `ipc`.
+fn ipc_rules(jail: &Jail) -> impl Iterator<Item = Rule> + '_ {
+    use Sysno::*;
+    [
         msgget,
         msgsnd,
         msgrcv,
@@ -1089,8 +1090,10 @@ pub fn compile(jail: &Jail, facts: &HostFacts, degraded: &mut Vec<Degraded>) -> 
         shmdt,
         shmctl,
         ipc,
-    ] {
-        rules.push(if allows(Allow::Ipc) {
+    ]
+    .into_iter()
+    .map(|call| {
+        if jail.allow.contains(&Allow::Ipc) {
             rule(call, Action::Allow, Why::Allow(Allow::Ipc), None)
         } else {
             rule(
@@ -1099,9 +1102,17 @@ pub fn compile(jail: &Jail, facts: &HostFacts, degraded: &mut Vec<Degraded>) -> 
                 why("promise: SysV IPC denied (old manual: EPERM)"),
                 Some(Allow::Ipc),
             )
-        });
-    }
+        }
+    })
+}
 
+/// Compiles the syscall table of a jail for a host: the filter covers the
+/// ABIs its kernel runs, and `allow rlimit` needs CAP_SYS_RESOURCE there.
+pub fn compile(jail: &Jail, facts: &HostFacts, degraded: &mut Vec<Degraded>) -> SyscallPolicy {
+    use Sysno::*;
+    let allows = |a: Allow| jail.allow.contains(&a);
+    let mut rules = fixed_rules();
+    rules.extend(ipc_rules(jail));
     rules.push(socket_rule(jail, socket));
     rules.push(socketpair_rule(jail));
     rules.push(socketcall_rule(jail));
@@ -1138,95 +1149,12 @@ pub fn compile(jail: &Jail, facts: &HostFacts, degraded: &mut Vec<Degraded>) -> 
 }
 
 fn socket_rule(jail: &Jail, call: Sysno) -> Rule {
-    let mut arms = Vec::new();
-    if jail.network.ipv4.is_empty() {
-        arms.push(arm(
-            vec![cond(0, "domain", ArgKind::Domain, Test::Eq(AF_INET))],
-            errno(Errno::EAFNOSUPPORT),
-            "promise: IPv4 denied when the jail has no IPv4 address",
-            None,
-        ));
-    }
-    if jail.network.ipv6.is_empty() {
-        arms.push(arm(
-            vec![cond(0, "domain", ArgKind::Domain, Test::Eq(AF_INET6))],
-            errno(Errno::EAFNOSUPPORT),
-            "promise: IPv6 denied when the jail has no IPv6 address",
-            None,
-        ));
-    }
+    let mut arms = family_arms(jail);
     if !jail.allow.contains(&Allow::AllDomains) {
-        arms.push(arm(
-            vec![cond(
-                0,
-                "domain",
-                ArgKind::Domain,
-                Test::NotIn(sorted(vec![AF_UNIX, AF_INET, AF_INET6, AF_NETLINK])),
-            )],
-            errno(Errno::EPROTONOSUPPORT),
-            "promise: only unix, inet, inet6 and route sockets (old manual: EPROTONOSUPPORT)",
-            Some(Allow::AllDomains),
-        ));
-        arms.push(arm(
-            vec![
-                cond(0, "domain", ArgKind::Domain, Test::Eq(AF_NETLINK)),
-                cond(
-                    2,
-                    "protocol",
-                    ArgKind::NetlinkProtocol,
-                    Test::NotIn(vec![NETLINK_ROUTE]),
-                ),
-            ],
-            errno(Errno::EPROTONOSUPPORT),
-            "promise: of netlink, only route sockets (AF_ROUTE's heir)",
-            Some(Allow::AllDomains),
-        ));
-        // The obsolete SOCK_PACKET type makes a packet socket (AF_PACKET)
-        // whatever the domain says; packet sockets bypass IP and so the
-        // address programs too.
-        arms.push(arm(
-            vec![cond(
-                1,
-                "type",
-                ArgKind::SockType,
-                Test::MaskedEq {
-                    mask: SOCK_TYPE_MASK,
-                    value: SOCK_PACKET,
-                },
-            )],
-            errno(Errno::EPROTONOSUPPORT),
-            "promise: only unix, inet, inet6 and route sockets: SOCK_PACKET is a packet socket",
-            Some(Allow::AllDomains),
-        ));
+        arms.extend(domain_arms());
     }
     if !jail.allow.contains(&Allow::RawSockets) {
-        // Netlink sockets are SOCK_RAW by nature; the promise is about packets.
-        arms.push(arm(
-            vec![
-                cond(0, "domain", ArgKind::Domain, Test::NotIn(vec![AF_NETLINK])),
-                cond(
-                    1,
-                    "type",
-                    ArgKind::SockType,
-                    Test::MaskedEq {
-                        mask: SOCK_TYPE_MASK,
-                        value: SOCK_RAW,
-                    },
-                ),
-            ],
-            errno(Errno::EPERM),
-            "promise: SOCK_RAW denied unless raw-sockets",
-            Some(Allow::RawSockets),
-        ));
-        arms.push(arm(
-            vec![
-                cond(0, "domain", ArgKind::Domain, Test::In(vec![AF_INET, AF_INET6])),
-                cond(2, "protocol", ArgKind::IpProtocol, Test::Eq(IPPROTO_RAW)),
-            ],
-            errno(Errno::EPERM),
-            "promise: IPPROTO_RAW denied unless raw-sockets",
-            Some(Allow::RawSockets),
-        ));
+        arms.extend(raw_arms());
     }
     if jail.network.mode == NetworkMode::Host && call == Sysno::socket {
         arms.extend(host_stack_protocols());
@@ -1246,6 +1174,109 @@ fn socket_rule(jail: &Jail, call: Sysno) -> Rule {
         why: why_allow,
         lifted_by: None,
     }
+}
+
+/// IPv4 and IPv6 sockets only for a jail with an address of the family.
+fn family_arms(jail: &Jail) -> Vec<Arm> {
+    let mut arms = Vec::new();
+    if jail.network.ipv4.is_empty() {
+        arms.push(arm(
+            vec![cond(0, "domain", ArgKind::Domain, Test::Eq(AF_INET))],
+            errno(Errno::EAFNOSUPPORT),
+            "promise: IPv4 denied when the jail has no IPv4 address",
+            None,
+        ));
+    }
+    if jail.network.ipv6.is_empty() {
+        arms.push(arm(
+            vec![cond(0, "domain", ArgKind::Domain, Test::Eq(AF_INET6))],
+            errno(Errno::EAFNOSUPPORT),
+            "promise: IPv6 denied when the jail has no IPv6 address",
+            None,
+        ));
+    }
+    arms
+}
+
+/// Unless `all-domains`: unix, inet, inet6 and route sockets only.
+fn domain_arms() -> [Arm; 3] {
+    [
+        arm(
+            vec![cond(
+                0,
+                "domain",
+                ArgKind::Domain,
+                Test::NotIn(sorted(vec![AF_UNIX, AF_INET, AF_INET6, AF_NETLINK])),
+            )],
+            errno(Errno::EPROTONOSUPPORT),
+            "promise: only unix, inet, inet6 and route sockets (old manual: EPROTONOSUPPORT)",
+            Some(Allow::AllDomains),
+        ),
+        arm(
+            vec![
+                cond(0, "domain", ArgKind::Domain, Test::Eq(AF_NETLINK)),
+                cond(
+                    2,
+                    "protocol",
+                    ArgKind::NetlinkProtocol,
+                    Test::NotIn(vec![NETLINK_ROUTE]),
+                ),
+            ],
+            errno(Errno::EPROTONOSUPPORT),
+            "promise: of netlink, only route sockets (AF_ROUTE's heir)",
+            Some(Allow::AllDomains),
+        ),
+        // The obsolete SOCK_PACKET type makes a packet socket (AF_PACKET)
+        // whatever the domain says; packet sockets bypass IP and so the
+        // address programs too.
+        arm(
+            vec![cond(
+                1,
+                "type",
+                ArgKind::SockType,
+                Test::MaskedEq {
+                    mask: SOCK_TYPE_MASK,
+                    value: SOCK_PACKET,
+                },
+            )],
+            errno(Errno::EPROTONOSUPPORT),
+            "promise: only unix, inet, inet6 and route sockets: SOCK_PACKET is a packet socket",
+            Some(Allow::AllDomains),
+        ),
+    ]
+}
+
+/// Unless `raw-sockets`: no SOCK_RAW and no IPPROTO_RAW.
+fn raw_arms() -> [Arm; 2] {
+    [
+        // Netlink sockets are SOCK_RAW by nature; the promise is about packets.
+        arm(
+            vec![
+                cond(0, "domain", ArgKind::Domain, Test::NotIn(vec![AF_NETLINK])),
+                cond(
+                    1,
+                    "type",
+                    ArgKind::SockType,
+                    Test::MaskedEq {
+                        mask: SOCK_TYPE_MASK,
+                        value: SOCK_RAW,
+                    },
+                ),
+            ],
+            errno(Errno::EPERM),
+            "promise: SOCK_RAW denied unless raw-sockets",
+            Some(Allow::RawSockets),
+        ),
+        arm(
+            vec![
+                cond(0, "domain", ArgKind::Domain, Test::In(vec![AF_INET, AF_INET6])),
+                cond(2, "protocol", ArgKind::IpProtocol, Test::Eq(IPPROTO_RAW)),
+            ],
+            errno(Errno::EPERM),
+            "promise: IPPROTO_RAW denied unless raw-sockets",
+            Some(Allow::RawSockets),
+        ),
+    ]
 }
 
 /// On the host's stack, inet sockets of TCP, UDP and ICMP echo only: the
