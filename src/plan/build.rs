@@ -570,7 +570,7 @@ fn spawn(policy: &Policy, options: &Options) -> Result<Spawn, PlanError> {
             home: u.home.clone(),
             shell: u.shell.clone(),
         }),
-        (None, Some(who)) if p.user.database == "jail" => SpawnUser::Jail(who.clone()),
+        (None, Some(who)) if p.user.database == crate::policy::UserDatabase::Jail => SpawnUser::Jail(who.clone()),
         _ => SpawnUser::Root,
     };
     Ok(Spawn {

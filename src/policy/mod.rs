@@ -144,11 +144,30 @@ pub struct Process {
     pub stop_timeout_ms: u64,
 }
 
+/// Where a user and its groups are looked up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserDatabase {
+    /// The jail's /etc/passwd and /etc/group.
+    Jail,
+    /// The host's.
+    Host,
+}
+
+impl std::fmt::Display for UserDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UserDatabase::Jail => "jail",
+            UserDatabase::Host => "host",
+        })
+    }
+}
+
 /// Whose credentials, looked up where.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct User {
-    /// "jail" (the jail's /etc/passwd) or "host" (the host's).
-    pub database: &'static str,
+    /// Where the user is looked up.
+    pub database: UserDatabase,
     /// The user; `None` is jail root.
     pub name: Option<IdRef>,
     /// Supplementary groups; `None`: the user's groups from the group file.
@@ -292,9 +311,9 @@ fn rlimits(jail: &Jail) -> Vec<RlimitEntry> {
 
 fn process(jail: &Jail) -> Process {
     let (database, name, why) = match &jail.identity {
-        Identity::JailRoot => ("jail", None, Why::Default("jail root")),
-        Identity::Jail(u) => ("jail", Some(u.clone()), Why::Key("user".into())),
-        Identity::Host(u) => ("host", Some(u.clone()), Why::Key("host-user".into())),
+        Identity::JailRoot => (UserDatabase::Jail, None, Why::Default("jail root")),
+        Identity::Jail(u) => (UserDatabase::Jail, Some(u.clone()), Why::Key("user".into())),
+        Identity::Host(u) => (UserDatabase::Host, Some(u.clone()), Why::Key("host-user".into())),
     };
     Process {
         command: jail.command.clone(),
