@@ -905,8 +905,7 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
 /// bound came first. The caller compares the final hard limit
 /// (`getrlimit-nofile`) with the original.
 fn setrlimit_race(quota: u32) -> Outcome {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    use std::time::{Duration, Instant};
+    use std::sync::atomic::AtomicU64;
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -923,24 +922,32 @@ fn setrlimit_race(quota: u32) -> Outcome {
     let (lower, raise) = (lim.rlim_max - 1, lim.rlim_max + 1000);
     // Laid out as struct rlimit: two u64 words, shared with the flipper.
     let shared = [AtomicU64::new(lim.rlim_cur.min(lower)), AtomicU64::new(lower)];
+    let (ok, refused, calls) = race_setrlimit(&shared, [raise, lower], quota);
+    Outcome {
+        ret: calls,
+        errno: if ok >= quota && refused >= quota {
+            0
+        } else {
+            libc::ETIMEDOUT
+        },
+        addr: None,
+    }
+}
+
+/// Calls setrlimit(RLIMIT_NOFILE, shared) while a thread flips the hard limit
+/// in `shared` between the two `values`, once it flips, until `quota` calls
+/// succeeded and `quota` were refused, bounded by 1000 x `quota` calls and
+/// 5 seconds. Returns how many succeeded, were refused, and were made.
+fn race_setrlimit(shared: &[std::sync::atomic::AtomicU64; 2], values: [u64; 2], quota: u32) -> (u32, u32, i64) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
     let stop = AtomicBool::new(false);
     let flipping = AtomicBool::new(false);
     let (mut ok, mut refused, mut calls) = (0u32, 0u32, 0i64);
     let start = Instant::now();
     let bound = |calls: i64| calls >= i64::from(quota) * 1000 || start.elapsed() > Duration::from_secs(5);
     std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut flips = 0u64;
-            while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(10) {
-                for _ in 0..1024 {
-                    let v = if flips.is_multiple_of(2) { raise } else { lower };
-                    shared[1].store(v, Ordering::Relaxed);
-                    flips += 1;
-                    std::hint::spin_loop();
-                }
-                flipping.store(true, Ordering::Relaxed);
-            }
-        });
+        s.spawn(|| flip_hard_limit(&shared[1], values, &stop, &flipping, start));
         while !flipping.load(Ordering::Relaxed) && !bound(0) {
             std::thread::yield_now();
         }
@@ -958,14 +965,27 @@ fn setrlimit_race(quota: u32) -> Outcome {
         }
         stop.store(true, Ordering::Relaxed);
     });
-    Outcome {
-        ret: calls,
-        errno: if ok >= quota && refused >= quota {
-            0
-        } else {
-            libc::ETIMEDOUT
-        },
-        addr: None,
+    (ok, refused, calls)
+}
+
+/// Until `stop` (or 10 s after `start`): stores the two `values` into `word`
+/// in turn, setting `flipping` after each first batch of flips.
+fn flip_hard_limit(
+    word: &std::sync::atomic::AtomicU64,
+    values: [u64; 2],
+    stop: &std::sync::atomic::AtomicBool,
+    flipping: &std::sync::atomic::AtomicBool,
+    start: std::time::Instant,
+) {
+    use std::sync::atomic::Ordering;
+    let mut flips = 0u64;
+    while !stop.load(Ordering::Relaxed) && start.elapsed() < std::time::Duration::from_secs(10) {
+        for _ in 0..1024 {
+            word.store(values[(flips % 2) as usize], Ordering::Relaxed);
+            flips += 1;
+            std::hint::spin_loop();
+        }
+        flipping.store(true, Ordering::Relaxed);
     }
 }
 
@@ -1098,62 +1118,13 @@ fn abstract_self(name: &str) -> Outcome {
 /// Receives one descriptor over the unix socket at `path` and opens `name`
 /// relative to it: what a descriptor smuggled in from the host reaches.
 fn recv_fd_open(path: &str, name: &str) -> Outcome {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, connect, recvmsg};
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let Ok(sock) = nix::sys::socket::socket(
-        nix::sys::socket::AddressFamily::Unix,
-        nix::sys::socket::SockType::Stream,
-        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        None,
-    ) else {
-        return Outcome::of(-1);
-    };
-    let Ok(addr) = UnixAddr::new(path) else {
-        return Outcome {
-            ret: -1,
-            errno: libc::EINVAL,
-            ..Outcome::default()
-        };
-    };
-    if let Err(e) = connect(sock.as_raw_fd(), &addr) {
-        return Outcome {
-            ret: -1,
-            errno: e as i32,
-            ..Outcome::default()
-        };
-    }
-    let mut byte = [0u8; 1];
-    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let dir = match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
-        Ok(msg) => msg.cmsgs().ok().and_then(|mut c| {
-            c.find_map(|m| match m {
-                // SAFETY: the kernel just installed this descriptor for us.
-                ControlMessageOwned::ScmRights(fds) => fds.first().map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                _ => None,
-            })
-        }),
-        Err(e) => {
-            return Outcome {
-                ret: -1,
-                errno: e as i32,
-                ..Outcome::default()
-            };
-        }
-    };
-    let Some(dir) = dir else {
-        return Outcome {
-            ret: -1,
-            errno: libc::EBADMSG,
-            ..Outcome::default()
-        };
+    use std::os::fd::AsRawFd;
+    let dir = match recv_fd(path) {
+        Ok(dir) => dir,
+        Err(failed) => return failed,
     };
     let Ok(name) = CString::new(name) else {
-        return Outcome {
-            ret: -1,
-            errno: libc::EINVAL,
-            ..Outcome::default()
-        };
+        return refused(libc::EINVAL);
     };
     // SAFETY: openat(2) beneath a descriptor we own; closed below.
     let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
@@ -1165,10 +1136,58 @@ fn recv_fd_open(path: &str, name: &str) -> Outcome {
     r
 }
 
+/// A failed call's outcome with `errno`.
+fn refused(errno: i32) -> Outcome {
+    Outcome {
+        ret: -1,
+        errno,
+        ..Outcome::default()
+    }
+}
+
+/// Connects to the unix socket at `path` and receives one descriptor; the
+/// failed step's outcome otherwise.
+fn recv_fd(path: &str) -> Result<std::os::fd::OwnedFd, Outcome> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, connect, recvmsg};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let Ok(sock) = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return Err(Outcome::of(-1));
+    };
+    let addr = UnixAddr::new(path).map_err(|_| refused(libc::EINVAL))?;
+    connect(sock.as_raw_fd(), &addr).map_err(|e| refused(e as i32))?;
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(|e| refused(e as i32))?;
+    let dir = msg.cmsgs().ok().and_then(|mut c| {
+        c.find_map(|m| match m {
+            // SAFETY: the kernel just installed this descriptor for us.
+            ControlMessageOwned::ScmRights(fds) => fds.first().map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            _ => None,
+        })
+    });
+    dir.ok_or_else(|| refused(libc::EBADMSG))
+}
+
 /// Facts about the probe's process and its view of the system.
 pub fn facts() -> BTreeMap<String, serde_json::Value> {
-    use serde_json::json;
     let mut f = BTreeMap::new();
+    identity_facts(&mut f);
+    system_facts(&mut f);
+    session_facts(&mut f);
+    limit_facts(&mut f);
+    f
+}
+
+/// Ids, groups, capabilities, no_new_privs and seccomp mode.
+fn identity_facts(f: &mut BTreeMap<String, serde_json::Value>) {
+    use serde_json::json;
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |key: &str| {
         status
@@ -1211,6 +1230,12 @@ pub fn facts() -> BTreeMap<String, serde_json::Value> {
     ] {
         f.insert(key.to_lowercase(), json!(field(&format!("{key}:")).unwrap_or_default()));
     }
+}
+
+/// Hostname, working directory, environment, visible pids, mounts, cgroup
+/// and network interfaces.
+fn system_facts(f: &mut BTreeMap<String, serde_json::Value>) {
+    use serde_json::json;
     f.insert(
         "hostname".into(),
         json!(
@@ -1249,6 +1274,11 @@ pub fn facts() -> BTreeMap<String, serde_json::Value> {
         .filter_map(|l| l.split(':').next().map(|n| n.trim().to_string()))
         .collect();
     f.insert("interfaces".into(), json!(ifaces));
+}
+
+/// The probe's terminal and session, and what the jail sees of its init.
+fn session_facts(f: &mut BTreeMap<String, serde_json::Value>) {
+    use serde_json::json;
     f.insert(
         "tty".into(),
         json!(
@@ -1282,6 +1312,11 @@ pub fn facts() -> BTreeMap<String, serde_json::Value> {
                 .unwrap_or(-1)
         ),
     );
+}
+
+/// The size of /dev/shm and the RLIMIT_NOFILE limits.
+fn limit_facts(f: &mut BTreeMap<String, serde_json::Value>) {
+    use serde_json::json;
     f.insert(
         "shm_bytes".into(),
         json!(
@@ -1297,7 +1332,6 @@ pub fn facts() -> BTreeMap<String, serde_json::Value> {
     // SAFETY: getrlimit fills lim.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     f.insert("nofile".into(), json!([lim.rlim_cur, lim.rlim_max]));
-    f
 }
 
 /// Runs the probe: `checks` are `NAME` or `NAME=ARG`. Prints the report as JSON.
