@@ -26,18 +26,8 @@ struct Row<'r> {
 }
 
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
-    let registry = match Registry::open(&global.state_dir()) {
+    let records = match records(global) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("sysjail: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let records = match registry.lock() {
-        Ok(lock) => {
-            registry.clean_stale(&lock);
-            registry.list(&lock)
-        }
         Err(e) => {
             eprintln!("sysjail: {e}");
             return ExitCode::FAILURE;
@@ -69,42 +59,56 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         let r = row.record;
         println!("{:>4}  {:<24} {:<28} {}", r.id, addresses(r), r.hostname, r.path);
         if args.verbose {
-            let u = &row.usage;
-            let mem = |b: Option<u64>| b.map_or("-".to_string(), human);
-            let limit = |b: Option<u64>| b.map_or(String::new(), |b| format!(" of {}", human(b)));
-            println!(
-                "      name {}  state {}  mode {}  supervisor {}  init {}",
-                r.name,
-                r.state,
-                r.mode,
-                r.supervisor_pid,
-                r.init_pid.map_or("-".into(), |p| p.to_string())
-            );
-            println!(
-                "      processes {}{}  uptime {}  memory {}{} (peak {})  cpu {}",
-                u.tasks.map_or("-".into(), |n| n.to_string()),
-                r.limits.pids.map_or(String::new(), |p| format!(" of {p}")),
-                duration(row.uptime_seconds),
-                mem(u.memory),
-                limit(r.limits.memory),
-                mem(u.memory_peak),
-                u.cpu_usec.map_or("-".into(), |us| format!("{:.2}s", us as f64 / 1e6)),
-            );
-            println!(
-                "      allow {}  definition {}",
-                if r.allow.is_empty() {
-                    "-".to_string()
-                } else {
-                    r.allow.join(",")
-                },
-                r.definition.as_ref().map_or("-".into(), |p| p.display().to_string())
-            );
-            for event in &row.events {
-                println!("      {event}");
-            }
+            print_details(row);
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The records of the registry, stale ones cleaned away first.
+fn records(global: &super::Global) -> Result<Vec<Record>, state::StateError> {
+    let registry = Registry::open(&global.state_dir())?;
+    let lock = registry.lock()?;
+    registry.clean_stale(&lock);
+    Ok(registry.list(&lock))
+}
+
+/// The lines `-v` adds under a jail's row.
+fn print_details(row: &Row) {
+    let r = row.record;
+    let u = &row.usage;
+    let mem = |b: Option<u64>| b.map_or("-".to_string(), human);
+    let limit = |b: Option<u64>| b.map_or(String::new(), |b| format!(" of {}", human(b)));
+    println!(
+        "      name {}  state {}  mode {}  supervisor {}  init {}",
+        r.name,
+        r.state,
+        r.mode,
+        r.supervisor_pid,
+        r.init_pid.map_or("-".into(), |p| p.to_string())
+    );
+    println!(
+        "      processes {}{}  uptime {}  memory {}{} (peak {})  cpu {}",
+        u.tasks.map_or("-".into(), |n| n.to_string()),
+        r.limits.pids.map_or(String::new(), |p| format!(" of {p}")),
+        duration(row.uptime_seconds),
+        mem(u.memory),
+        limit(r.limits.memory),
+        mem(u.memory_peak),
+        u.cpu_usec.map_or("-".into(), |us| format!("{:.2}s", us as f64 / 1e6)),
+    );
+    println!(
+        "      allow {}  definition {}",
+        if r.allow.is_empty() {
+            "-".to_string()
+        } else {
+            r.allow.join(",")
+        },
+        r.definition.as_ref().map_or("-".into(), |p| p.display().to_string())
+    );
+    for event in &row.events {
+        println!("      {event}");
+    }
 }
 
 fn human(bytes: u64) -> String {

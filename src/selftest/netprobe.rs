@@ -41,49 +41,12 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         // tcp-listen=ADDR[/HOLD_MS]: bind, listen, say where; hold it open.
         "tcp-listen" => {
             let (addr, hold) = parse(arg?)?;
-            match TcpListener::bind(addr).and_then(|l| l.local_addr().map(|a| (l, a))) {
-                Ok((listener, local)) => {
-                    // Peers that connect meanwhile get a greeting naming them.
-                    serve_for(&listener, Duration::from_millis(hold));
-                    seen(local)
-                }
-                Err(e) => failed(e),
-            }
+            tcp_listen(addr, Duration::from_millis(hold))
         }
         // tcp-connect=ADDR: connect, say from where; reads the greeting.
-        "tcp-connect" => {
-            let (addr, _) = parse(arg?)?;
-            match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
-                Ok(mut s) => {
-                    let local = s.local_addr();
-                    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                    let mut greeting = String::new();
-                    let _ = s.read_to_string(&mut greeting);
-                    match local {
-                        Ok(l) => seen(l),
-                        Err(e) => failed(e),
-                    }
-                }
-                Err(e) => failed(e),
-            }
-        }
+        "tcp-connect" => tcp_connect(parse(arg?)?.0),
         // bind=ADDR: where a TCP socket bound to ADDR ends up.
-        "bind" => {
-            use std::os::fd::AsRawFd;
-            let (addr, _) = parse(arg?)?;
-            let (ss, len) = raw(addr);
-            match socket(&addr, libc::SOCK_STREAM) {
-                // SAFETY: ss holds a sockaddr of len bytes.
-                Ok(s) if unsafe { libc::bind(s.as_raw_fd(), &ss as *const _ as *const libc::sockaddr, len) } == 0 => {
-                    match local(s.as_raw_fd()) {
-                        Ok(a) => seen(a),
-                        Err(e) => failed(e),
-                    }
-                }
-                Ok(_) => failed(std::io::Error::last_os_error()),
-                Err(e) => failed(e),
-            }
-        }
+        "bind" => bind_tcp(parse(arg?)?.0),
         // udp-send=ADDR: a datagram from a socket never bound.
         "udp-send" => {
             let (addr, _) = parse(arg?)?;
@@ -166,6 +129,52 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         }
         _ => return None,
     })
+}
+
+/// Binds and listens on `addr`, says where, and holds the listener open for
+/// `hold`: peers that connect meanwhile get a greeting naming them.
+fn tcp_listen(addr: SocketAddr, hold: Duration) -> Outcome {
+    match TcpListener::bind(addr).and_then(|l| l.local_addr().map(|a| (l, a))) {
+        Ok((listener, local)) => {
+            serve_for(&listener, hold);
+            seen(local)
+        }
+        Err(e) => failed(e),
+    }
+}
+
+/// Connects to `addr`, reads the greeting, and says from where.
+fn tcp_connect(addr: SocketAddr) -> Outcome {
+    match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+        Ok(mut s) => {
+            let local = s.local_addr();
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut greeting = String::new();
+            let _ = s.read_to_string(&mut greeting);
+            match local {
+                Ok(l) => seen(l),
+                Err(e) => failed(e),
+            }
+        }
+        Err(e) => failed(e),
+    }
+}
+
+/// Where a TCP socket bound to `addr` ends up.
+fn bind_tcp(addr: SocketAddr) -> Outcome {
+    use std::os::fd::AsRawFd;
+    let (ss, len) = raw(addr);
+    match socket(&addr, libc::SOCK_STREAM) {
+        // SAFETY: ss holds a sockaddr of len bytes.
+        Ok(s) if unsafe { libc::bind(s.as_raw_fd(), &ss as *const _ as *const libc::sockaddr, len) } == 0 => {
+            match local(s.as_raw_fd()) {
+                Ok(a) => seen(a),
+                Err(e) => failed(e),
+            }
+        }
+        Ok(_) => failed(std::io::Error::last_os_error()),
+        Err(e) => failed(e),
+    }
 }
 
 /// Accepts peers until `hold` has passed, greeting each with its address.
@@ -493,7 +502,7 @@ fn udp_loop(addr: SocketAddr, n: u64) -> Outcome {
 /// times (bounded to 15 s). Every socket that ended up listening, or that
 /// sent, says where it is bound; the caller checks none is unlisted.
 fn dup2_race(dest: Option<SocketAddr>, n: u32) -> Outcome {
-    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::fd::OwnedFd;
     let ty = if dest.is_some() {
         libc::SOCK_DGRAM
     } else {
@@ -509,53 +518,92 @@ fn dup2_race(dest: Option<SocketAddr>, n: u32) -> Outcome {
     // The descriptor the calls name, first a copy of the unix socket.
     // SAFETY: dup(2) of our own descriptor.
     let target = unsafe { libc::dup(unix) };
+    let to = raw(dest.unwrap_or(family));
+    let ok = race_dup2(target, unix, &pool, dest.map(|_| &to), n);
+    let at = used_addresses(&pool);
+    // SAFETY: closing our own descriptors.
+    unsafe {
+        libc::close(target);
+        libc::close(unix);
+    }
+    Outcome {
+        ret: ok,
+        errno: 0,
+        addr: Some(at.into_iter().collect::<Vec<_>>().join(",")),
+    }
+}
+
+/// Calls listen(target), or sendto(target, dest), `n` times and on until
+/// one succeeded (the swapping thread may be slow to start on a loaded
+/// machine), 15 s at most, while a thread swaps `target` between `unix` and
+/// the sockets of `pool`. Returns how many calls succeeded.
+fn race_dup2(
+    target: libc::c_int,
+    unix: libc::c_int,
+    pool: &[std::os::fd::OwnedFd],
+    dest: Option<&(libc::sockaddr_storage, libc::socklen_t)>,
+    n: u32,
+) -> i64 {
     let stop = AtomicBool::new(false);
     let start = Instant::now();
     let mut ok = 0i64;
-    let (ss, len) = raw(dest.unwrap_or(family));
     std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut i = 0usize;
-            while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(20) {
-                let from = if i.is_multiple_of(2) {
-                    unix
-                } else {
-                    pool[(i / 2) % pool.len()].as_raw_fd()
-                };
-                // SAFETY: dup2 between descriptors this process owns.
-                unsafe { libc::dup2(from, target) };
-                i += 1;
-            }
-        });
-        // n calls, and on until one succeeded (the swapping thread may be
-        // slow to start on a loaded machine); 15 s at most.
+        s.spawn(|| swap_dup2(target, unix, pool, &stop, start));
         for i in 0.. {
             if start.elapsed() > Duration::from_secs(15) || (i >= n && ok > 0) {
                 break;
             }
-            // SAFETY: listen or sendto on a descriptor we own, with a buffer
-            // and an address that outlive the call.
-            let r = unsafe {
-                match dest {
-                    None => libc::listen(target, 1) as isize,
-                    Some(_) => libc::sendto(
-                        target,
-                        b"race".as_ptr().cast(),
-                        4,
-                        libc::MSG_DONTWAIT,
-                        &ss as *const _ as *const libc::sockaddr,
-                        len,
-                    ),
-                }
-            };
-            if r >= 0 {
+            if listen_or_send(target, dest) >= 0 {
                 ok += 1;
             }
         }
         stop.store(true, Ordering::Relaxed);
     });
+    ok
+}
+
+/// Until `stop` (or 20 s after `start`): dup2(2) onto `target` the unix
+/// socket and each socket of `pool` in turn.
+fn swap_dup2(target: libc::c_int, unix: libc::c_int, pool: &[std::os::fd::OwnedFd], stop: &AtomicBool, start: Instant) {
+    use std::os::fd::AsRawFd;
+    let mut i = 0usize;
+    while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(20) {
+        let from = if i.is_multiple_of(2) {
+            unix
+        } else {
+            pool[(i / 2) % pool.len()].as_raw_fd()
+        };
+        // SAFETY: dup2 between descriptors this process owns.
+        unsafe { libc::dup2(from, target) };
+        i += 1;
+    }
+}
+
+/// listen(fd), or with `dest` a datagram sendto(fd, dest); the call's return.
+fn listen_or_send(fd: libc::c_int, dest: Option<&(libc::sockaddr_storage, libc::socklen_t)>) -> isize {
+    // SAFETY: listen or sendto on a descriptor we own, with a buffer and an
+    // address that outlive the call.
+    unsafe {
+        match dest {
+            None => libc::listen(fd, 1) as isize,
+            Some((ss, len)) => libc::sendto(
+                fd,
+                b"race".as_ptr().cast(),
+                4,
+                libc::MSG_DONTWAIT,
+                ss as *const _ as *const libc::sockaddr,
+                *len,
+            ),
+        }
+    }
+}
+
+/// The addresses of the sockets of `pool` that listen or are bound (a
+/// datagram sent binds its socket).
+fn used_addresses(pool: &[std::os::fd::OwnedFd]) -> std::collections::BTreeSet<String> {
+    use std::os::fd::AsRawFd;
     let mut at = std::collections::BTreeSet::new();
-    for sock in &pool {
+    for sock in pool {
         let fd = sock.as_raw_fd();
         let mut on: libc::c_int = 0;
         let mut olen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -575,16 +623,7 @@ fn dup2_race(dest: Option<SocketAddr>, n: u32) -> Outcome {
             at.insert(l.ip().to_string());
         }
     }
-    // SAFETY: closing our own descriptors.
-    unsafe {
-        libc::close(target);
-        libc::close(unix);
-    }
-    Outcome {
-        ret: ok,
-        errno: 0,
-        addr: Some(at.into_iter().collect::<Vec<_>>().join(",")),
-    }
+    at
 }
 
 /// The race that ended the old sysjail, on bind(2): one thread flips the
@@ -800,55 +839,10 @@ fn udp_pktinfo(src: std::net::Ipv4Addr, dest: std::net::SocketAddrV4, i386: bool
     let mut info = 0i32.to_ne_bytes().to_vec();
     info.extend(src.octets());
     info.extend([0; 4]);
-    let level_type = |v: &mut Vec<u8>| {
-        v.extend(libc::IPPROTO_IP.to_ne_bytes());
-        v.extend(libc::IP_PKTINFO.to_ne_bytes());
-    };
     let r = if i386 {
-        use super::probe::{int80, low_buffer};
-        // struct cmsghdr of i386: u32 len, int level, int type, then data.
-        let mut cmsg = (12u32 + 12).to_ne_bytes().to_vec();
-        level_type(&mut cmsg);
-        cmsg.extend(&info);
-        let data = low_buffer(b"probe");
-        let iov: Vec<u8> = [data, 5].iter().flat_map(|v| v.to_ne_bytes()).collect();
-        let (name, iov, control) = (low_buffer(&sin), low_buffer(&iov), low_buffer(&cmsg));
-        let msg: Vec<u8> = [name, 16, iov, 1, control, cmsg.len() as u32, 0]
-            .iter()
-            .flat_map(|v| v.to_ne_bytes())
-            .collect();
-        int80(370, [fd as u32, low_buffer(&msg), 0, 0, 0, 0])
+        sendmsg_pktinfo_i386(fd, &sin, &info)
     } else {
-        let head = std::mem::size_of::<libc::cmsghdr>();
-        let mut cmsg = ((head + 12) as libc::size_t).to_ne_bytes().to_vec();
-        level_type(&mut cmsg);
-        cmsg.extend(&info);
-        cmsg.resize(cmsg.len().next_multiple_of(8), 0);
-        let mut payload = *b"probe";
-        let mut iov = libc::iovec {
-            iov_base: payload.as_mut_ptr().cast(),
-            iov_len: payload.len(),
-        };
-        // SAFETY: msghdr is plain data; its pointers point at locals that
-        // outlive the call.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_name = sin.as_mut_ptr().cast();
-        msg.msg_namelen = sin.len() as libc::socklen_t;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cmsg.as_mut_ptr().cast();
-        msg.msg_controllen = cmsg.len() as _;
-        // SAFETY: as above.
-        let r = unsafe { libc::sendmsg(fd, &msg, 0) };
-        if r < 0 {
-            failed(std::io::Error::last_os_error())
-        } else {
-            Outcome {
-                ret: r as i64,
-                errno: 0,
-                addr: None,
-            }
-        }
+        sendmsg_pktinfo(fd, sin, &info)
     };
     if r.ret < 0 {
         return r;
@@ -856,6 +850,64 @@ fn udp_pktinfo(src: std::net::Ipv4Addr, dest: std::net::SocketAddrV4, i386: bool
     match local(fd) {
         Ok(a) => seen(a),
         Err(e) => failed(e),
+    }
+}
+
+/// A cmsghdr's level and type for IP_PKTINFO.
+fn push_pktinfo_level_type(v: &mut Vec<u8>) {
+    v.extend(libc::IPPROTO_IP.to_ne_bytes());
+    v.extend(libc::IP_PKTINFO.to_ne_bytes());
+}
+
+/// i386's sendmsg(2) on `fd` of a datagram to `sin` with the in_pktinfo
+/// `info`, its structures in low memory.
+fn sendmsg_pktinfo_i386(fd: libc::c_int, sin: &[u8], info: &[u8]) -> Outcome {
+    use super::probe::{int80, low_buffer};
+    // struct cmsghdr of i386: u32 len, int level, int type, then data.
+    let mut cmsg = (12u32 + 12).to_ne_bytes().to_vec();
+    push_pktinfo_level_type(&mut cmsg);
+    cmsg.extend(info);
+    let data = low_buffer(b"probe");
+    let iov: Vec<u8> = [data, 5].iter().flat_map(|v| v.to_ne_bytes()).collect();
+    let (name, iov, control) = (low_buffer(sin), low_buffer(&iov), low_buffer(&cmsg));
+    let msg: Vec<u8> = [name, 16, iov, 1, control, cmsg.len() as u32, 0]
+        .iter()
+        .flat_map(|v| v.to_ne_bytes())
+        .collect();
+    int80(370, [fd as u32, low_buffer(&msg), 0, 0, 0, 0])
+}
+
+/// sendmsg(2) on `fd` of a datagram to `sin` with the in_pktinfo `info`.
+fn sendmsg_pktinfo(fd: libc::c_int, mut sin: Vec<u8>, info: &[u8]) -> Outcome {
+    let head = std::mem::size_of::<libc::cmsghdr>();
+    let mut cmsg = ((head + 12) as libc::size_t).to_ne_bytes().to_vec();
+    push_pktinfo_level_type(&mut cmsg);
+    cmsg.extend(info);
+    cmsg.resize(cmsg.len().next_multiple_of(8), 0);
+    let mut payload = *b"probe";
+    let mut iov = libc::iovec {
+        iov_base: payload.as_mut_ptr().cast(),
+        iov_len: payload.len(),
+    };
+    // SAFETY: msghdr is plain data; its pointers point at locals that
+    // outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = sin.as_mut_ptr().cast();
+    msg.msg_namelen = sin.len() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.len() as _;
+    // SAFETY: as above.
+    let r = unsafe { libc::sendmsg(fd, &msg, 0) };
+    if r < 0 {
+        failed(std::io::Error::last_os_error())
+    } else {
+        Outcome {
+            ret: r as i64,
+            errno: 0,
+            addr: None,
+        }
     }
 }
 
@@ -908,82 +960,113 @@ fn echo(kind: u8, id: u16) -> [u8; 8] {
     m
 }
 
+/// A ping socket bound to `src` (port: the echo identifier; 0.0.0.0:0 leaves
+/// it unbound) sends `dest` an echo request, then counts the replies of
+/// `wait`; natively or through i386's calls. Says the send's errno and the
+/// socket's address.
 fn ping(src: SocketAddr, dest: IpAddr, wait: Duration, i386: bool) -> Outcome {
-    use super::probe::{int80, low_buffer};
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::AsRawFd;
     if !src.is_ipv4() || !dest.is_ipv4() {
         return failed(std::io::Error::from_raw_os_error(libc::EAFNOSUPPORT));
     }
+    let s = match ping_socket(i386) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let fd = s.as_raw_fd();
+    if (!src.ip().is_unspecified() || src.port() != 0)
+        && let Err(o) = bind_ping(fd, src, i386)
+    {
+        return o;
+    }
+    let errno = send_echo(fd, dest, src.port(), i386);
+    let bound = local(fd).map(|a| a.to_string()).unwrap_or_default();
+    Outcome {
+        ret: count_received(fd, wait),
+        errno,
+        addr: Some(bound),
+    }
+}
+
+/// An ICMP ping socket, made natively or by i386's socket(2); the failed
+/// call's outcome otherwise.
+fn ping_socket(i386: bool) -> Result<std::os::fd::OwnedFd, Outcome> {
+    use super::probe::int80;
+    use std::os::fd::{FromRawFd, OwnedFd};
     let (af, ty, proto) = (libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::IPPROTO_ICMP);
     let fd = if i386 {
         let r = int80(359, [af as u32, ty as u32, proto as u32, 0, 0, 0]);
         if r.ret < 0 {
-            return r;
+            return Err(r);
         }
         r.ret as i32
     } else {
         // SAFETY: socket(2); owned below.
         let fd = unsafe { libc::socket(af, ty, proto) };
         if fd < 0 {
-            return failed(std::io::Error::last_os_error());
+            return Err(failed(std::io::Error::last_os_error()));
         }
         fd
     };
     // SAFETY: a new descriptor, ours alone.
-    let s = unsafe { OwnedFd::from_raw_fd(fd) };
-    let fd = s.as_raw_fd();
-    if !src.ip().is_unspecified() || src.port() != 0 {
-        let (ss, len) = raw(src);
-        if i386 {
-            // SAFETY: ss is plain data of at least len bytes.
-            let bytes = unsafe { std::slice::from_raw_parts(&ss as *const _ as *const u8, len as usize) };
-            let r = int80(361, [fd as u32, low_buffer(bytes), len, 0, 0, 0]);
-            if r.ret < 0 {
-                return r;
-            }
-        // SAFETY: ss holds a sockaddr of len bytes.
-        } else if unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) } < 0 {
-            return failed(std::io::Error::last_os_error());
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The bytes of the sockaddr `ss`, `len` long.
+fn sockaddr_bytes(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> &[u8] {
+    // SAFETY: ss is plain data of at least len bytes.
+    unsafe { std::slice::from_raw_parts(ss as *const _ as *const u8, len as usize) }
+}
+
+/// Binds ping socket `fd` to `src`, natively or by i386's bind(2).
+fn bind_ping(fd: libc::c_int, src: SocketAddr, i386: bool) -> Result<(), Outcome> {
+    use super::probe::{int80, low_buffer};
+    let (ss, len) = raw(src);
+    if i386 {
+        let r = int80(361, [fd as u32, low_buffer(sockaddr_bytes(&ss, len)), len, 0, 0, 0]);
+        if r.ret < 0 {
+            return Err(r);
         }
+    // SAFETY: ss holds a sockaddr of len bytes.
+    } else if unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) } < 0 {
+        return Err(failed(std::io::Error::last_os_error()));
     }
+    Ok(())
+}
+
+/// Sends `dest` an echo request with identifier `id` through ping socket
+/// `fd`, natively or by i386's sendto(2); the send's errno.
+fn send_echo(fd: libc::c_int, dest: IpAddr, id: u16, i386: bool) -> i32 {
+    use super::probe::{int80, low_buffer};
     let (ss, len) = raw(SocketAddr::new(dest, 0));
-    let request = echo(8, src.port());
-    let errno = if i386 {
-        // SAFETY: ss is plain data of at least len bytes.
-        let to = unsafe { std::slice::from_raw_parts(&ss as *const _ as *const u8, len as usize) };
-        let r = int80(
-            369,
-            [
-                fd as u32,
-                low_buffer(&request),
-                request.len() as u32,
-                0,
-                low_buffer(to),
-                len,
-            ],
-        );
-        r.errno
-    } else {
-        // SAFETY: sendto with a buffer and an address we own.
-        let sent = unsafe {
-            libc::sendto(
-                fd,
-                request.as_ptr().cast(),
-                request.len(),
-                0,
-                &ss as *const _ as *const libc::sockaddr,
-                len,
-            )
-        };
-        if sent < 0 {
-            std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
-        } else {
-            0
-        }
+    let request = echo(8, id);
+    if i386 {
+        let to = low_buffer(sockaddr_bytes(&ss, len));
+        let r = int80(369, [fd as u32, low_buffer(&request), request.len() as u32, 0, to, len]);
+        return r.errno;
+    }
+    // SAFETY: sendto with a buffer and an address we own.
+    let sent = unsafe {
+        libc::sendto(
+            fd,
+            request.as_ptr().cast(),
+            request.len(),
+            0,
+            &ss as *const _ as *const libc::sockaddr,
+            len,
+        )
     };
-    let bound = local(fd).map(|a| a.to_string()).unwrap_or_default();
+    if sent < 0 {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    } else {
+        0
+    }
+}
+
+/// How many messages arrive on `fd` within `wait`.
+fn count_received(fd: libc::c_int, wait: Duration) -> i64 {
     let start = Instant::now();
-    let mut replies = 0;
+    let mut received = 0;
     while let Some(left) = wait.checked_sub(start.elapsed()) {
         set_timeout(fd, libc::SO_RCVTIMEO, left);
         let mut buf = [0u8; 64];
@@ -991,13 +1074,9 @@ fn ping(src: SocketAddr, dest: IpAddr, wait: Duration, i386: bool) -> Outcome {
         if unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) } < 0 {
             break;
         }
-        replies += 1;
+        received += 1;
     }
-    Outcome {
-        ret: replies,
-        errno,
-        addr: Some(bound),
-    }
+    received
 }
 
 fn icmp_replies(to: &[SocketAddr], for_: Duration) -> Outcome {

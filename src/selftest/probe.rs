@@ -473,15 +473,7 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         "ipc-msgget" => sys(SYS_msgget, [IPC_PRIVATE as u64, 0o600, 0, 0, 0, 0]),
         "ipc-semget" => sys(SYS_semget, [IPC_PRIVATE as u64, 1, 0o600, 0, 0, 0]),
         "ipc-shmget" => sys(SYS_shmget, [IPC_PRIVATE as u64, 4096, 0o600, 0, 0, 0]),
-        "mq-open" => {
-            let name = c"sysjail-probe";
-            let r = sys(
-                SYS_mq_open,
-                [name.as_ptr() as u64, (O_CREAT | O_RDWR) as u64, 0o600, 0, 0, 0],
-            );
-            sys(SYS_mq_unlink, [name.as_ptr() as u64, 0, 0, 0, 0, 0]);
-            r
-        }
+        "mq-open" => mq_open_unlink(),
         "sethostname" => sys(SYS_sethostname, [hostname.as_ptr() as u64, 5, 0, 0, 0, 0]),
         "setdomainname" => sys(SYS_setdomainname, [hostname.as_ptr() as u64, 5, 0, 0, 0, 0]),
         "ioctl-tiocsti" => {
@@ -492,43 +484,8 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
             let c = b'x';
             sys(SYS_ioctl, [0, TIOCSTI | 1 << 32, &c as *const u8 as u64, 0, 0, 0])
         }
-        "ioctl-siocsifflags" | "ioctl-siocaddrt" => {
-            // SAFETY: socket(2) with integer arguments.
-            let fd = unsafe { socket(AF_UNIX, SOCK_DGRAM, 0) };
-            // SAFETY: ifreq is plain data.
-            let mut req: ifreq = unsafe { std::mem::zeroed() };
-            req.ifr_name[0] = b'l' as c_char;
-            req.ifr_name[1] = b'o' as c_char;
-            let cmd = if name == "ioctl-siocsifflags" {
-                SIOCSIFFLAGS
-            } else {
-                SIOCADDRT
-            };
-            let r = sys(SYS_ioctl, [fd as u64, cmd, &mut req as *mut ifreq as u64, 0, 0, 0]);
-            // SAFETY: closing our own descriptor.
-            unsafe { close(fd) };
-            r
-        }
-        "ioctl-setflags" => {
-            // The nodump flag needs no privilege: only the filter stands in the way.
-            let path = CString::new(arg.unwrap_or("/tmp/.sysjail-probe-flags")).ok()?;
-            // SAFETY: open(2) of a file in a writable directory of the jail.
-            let fd = unsafe { open(path.as_ptr(), O_CREAT | O_RDWR | O_CLOEXEC, 0o600) };
-            if fd < 0 {
-                return Some(Outcome::of(-1));
-            }
-            let flags: c_long = FS_NODUMP_FL as c_long;
-            let r = sys(
-                SYS_ioctl,
-                [fd as u64, FS_IOC_SETFLAGS, &flags as *const c_long as u64, 0, 0, 0],
-            );
-            // SAFETY: as above.
-            unsafe {
-                close(fd);
-                unlink(path.as_ptr());
-            }
-            r
-        }
+        "ioctl-siocsifflags" | "ioctl-siocaddrt" => ioctl_lo(name),
+        "ioctl-setflags" => ioctl_setflags(arg)?,
         "init-module" => sys(SYS_init_module, [0, 0, c"".as_ptr() as u64, 0, 0, 0]),
         "finit-module" => sys(SYS_finit_module, [u64::MAX, c"".as_ptr() as u64, 0, 0, 0, 0]),
         "delete-module" => sys(SYS_delete_module, [c"probe".as_ptr() as u64, 0, 0, 0, 0, 0]),
@@ -600,63 +557,10 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         "syslog" => sys(SYS_syslog, [3, 0, 0, 0, 0, 0]),
         "personality-query" => sys(SYS_personality, [0xffff_ffff, 0, 0, 0, 0, 0]),
         "personality-read-implies-exec" => sys(SYS_personality, [READ_IMPLIES_EXEC as u64, 0, 0, 0, 0, 0]),
-        "setrlimit-raise" => {
-            let mut lim = rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: getrlimit fills lim.
-            unsafe { getrlimit(RLIMIT_NOFILE, &mut lim) };
-            if lim.rlim_max == RLIM_INFINITY {
-                return Some(Outcome {
-                    ret: -1,
-                    errno: EINVAL,
-                    ..Outcome::default()
-                });
-            }
-            let raised = rlimit {
-                rlim_cur: lim.rlim_cur,
-                rlim_max: lim.rlim_max + 1,
-            };
-            sys(
-                SYS_setrlimit,
-                [RLIMIT_NOFILE as u64, &raised as *const rlimit as u64, 0, 0, 0, 0],
-            )
-        }
-        "setrlimit-lower" => {
-            let mut lim = rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: getrlimit fills lim.
-            unsafe { getrlimit(RLIMIT_CORE, &mut lim) };
-            let lower = rlimit {
-                rlim_cur: 0,
-                rlim_max: lim.rlim_max,
-            };
-            sys(
-                SYS_setrlimit,
-                [RLIMIT_CORE as u64, &lower as *const rlimit as u64, 0, 0, 0, 0],
-            )
-        }
+        "setrlimit-raise" => setrlimit_raise(),
+        "setrlimit-lower" => setrlimit_lower(),
         "setrlimit-race" => setrlimit_race(arg?.parse().ok()?),
-        "getrlimit-nofile" => {
-            let mut lim = rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: getrlimit fills lim.
-            let r = unsafe { getrlimit(RLIMIT_NOFILE, &mut lim) };
-            if r < 0 {
-                Outcome::of(r.into())
-            } else {
-                Outcome {
-                    ret: lim.rlim_max as i64,
-                    errno: 0,
-                    ..Outcome::default()
-                }
-            }
-        }
+        "getrlimit-nofile" => getrlimit_nofile(),
         "kill" => {
             // kill:PID:SIG
             let (pid, sig) = arg?.split_once(':')?;
@@ -699,49 +603,9 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
             let path = CString::new(arg?).ok()?;
             sys(SYS_fchmodat, [AT_FDCWD as u64, path.as_ptr() as u64, 0o4755, 0, 0, 0])
         }
-        "create-setuid" => {
-            let path = CString::new(arg?).ok()?;
-            // SAFETY: openat(2) of a path; closed below.
-            let fd = unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), O_CREAT | O_WRONLY | O_CLOEXEC, 0o4755) };
-            if fd >= 0 {
-                // SAFETY: ours.
-                unsafe { close(fd) };
-            }
-            Outcome::of(fd.into())
-        }
-        "setcap" => {
-            // A version 2 capability set: CAP_SETUID (7) permitted and effective.
-            let path = CString::new(arg?).ok()?;
-            let caps: [u32; 5] = [0x0200_0001, 1 << 7, 0, 0, 0];
-            // SAFETY: the name and the value are valid for the lengths given.
-            Outcome::of(
-                unsafe {
-                    libc::setxattr(
-                        path.as_ptr(),
-                        c"security.capability".as_ptr(),
-                        caps.as_ptr().cast(),
-                        std::mem::size_of_val(&caps),
-                        0,
-                    )
-                }
-                .into(),
-            )
-        }
-        "openat2" => {
-            // struct open_how { flags, mode, resolve }: O_RDONLY of "/".
-            let how = [0u64; 3];
-            sys(
-                libc::SYS_openat2,
-                [
-                    libc::AT_FDCWD as u64,
-                    c"/".as_ptr() as u64,
-                    how.as_ptr() as u64,
-                    24,
-                    0,
-                    0,
-                ],
-            )
-        }
+        "create-setuid" => create_setuid(arg?)?,
+        "setcap" => setcap(arg?)?,
+        "openat2" => openat2_root(),
         "i386-chmod-setuid" => int80(15, [low_buffer(&nul_terminated(arg?)), 0o4755, 0, 0, 0, 0]),
         "i386-create-setuid" => int80(
             5,
@@ -754,17 +618,7 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
                 0,
             ],
         ),
-        "connect-abstract" => {
-            // Connects to @NAME, an abstract unix socket.
-            let (addr, len) = abstract_address(arg?);
-            // SAFETY: socket(2).
-            let fd = unsafe { socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) };
-            // SAFETY: addr is valid for len bytes.
-            let r = Outcome::of(unsafe { connect(fd, &addr as *const sockaddr_un as *const sockaddr, len) }.into());
-            // SAFETY: ours.
-            unsafe { close(fd) };
-            r
-        }
+        "connect-abstract" => connect_abstract(arg?),
         "getppid" => sys(SYS_getppid, [0; 6]),
         // The process's name (comm), which the jail chooses: whatever a
         // denial log prints of it must stay on one line.
@@ -800,26 +654,7 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
         // A jail tampering with its log through its own stdout.
         "ftruncate-stdout" => sys(SYS_ftruncate, [1, 0, 0, 0, 0, 0]),
         "lseek-stdout" => sys(SYS_lseek, [1, 0, SEEK_SET as u64, 0, 0, 0]),
-        "repeat" => {
-            // repeat=N:CHECK[=ARG]: runs a check N times; returns the mean
-            // nanoseconds per run (for bench/), the errno of the last run.
-            let (n, inner) = arg?.split_once(':')?;
-            let n: u32 = n.parse().ok().filter(|&n| n > 0)?;
-            let (name, arg) = match inner.split_once('=') {
-                Some((c, a)) => (c, Some(a)),
-                None => (inner, None),
-            };
-            let start = std::time::Instant::now();
-            let mut last = None;
-            for _ in 0..n {
-                last = Some(check(name, arg)?);
-            }
-            Outcome {
-                ret: (start.elapsed().as_nanos() / u128::from(n)) as i64,
-                errno: last?.errno,
-                ..Outcome::default()
-            }
-        }
+        "repeat" => repeat(arg?)?,
         "alloc" => {
             // alloc=BYTES[:HOLD_MS]: allocates and touches BYTES, holds them.
             let (bytes, hold) = match arg?.split_once(':') {
@@ -893,6 +728,208 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
     })
 }
 
+/// Creates a message queue and removes it again.
+fn mq_open_unlink() -> Outcome {
+    use libc::*;
+    let name = c"sysjail-probe";
+    let r = sys(
+        SYS_mq_open,
+        [name.as_ptr() as u64, (O_CREAT | O_RDWR) as u64, 0o600, 0, 0, 0],
+    );
+    sys(SYS_mq_unlink, [name.as_ptr() as u64, 0, 0, 0, 0, 0]);
+    r
+}
+
+/// SIOCSIFFLAGS or SIOCADDRT (by check `name`) on the loopback interface.
+fn ioctl_lo(name: &str) -> Outcome {
+    use libc::*;
+    // SAFETY: socket(2) with integer arguments.
+    let fd = unsafe { socket(AF_UNIX, SOCK_DGRAM, 0) };
+    // SAFETY: ifreq is plain data.
+    let mut req: ifreq = unsafe { std::mem::zeroed() };
+    req.ifr_name[0] = b'l' as c_char;
+    req.ifr_name[1] = b'o' as c_char;
+    let cmd = if name == "ioctl-siocsifflags" {
+        SIOCSIFFLAGS
+    } else {
+        SIOCADDRT
+    };
+    let r = sys(SYS_ioctl, [fd as u64, cmd, &mut req as *mut ifreq as u64, 0, 0, 0]);
+    // SAFETY: closing our own descriptor.
+    unsafe { close(fd) };
+    r
+}
+
+/// FS_IOC_SETFLAGS (nodump) on a file made at `arg` or in /tmp.
+fn ioctl_setflags(arg: Option<&str>) -> Option<Outcome> {
+    use libc::*;
+    // The nodump flag needs no privilege: only the filter stands in the way.
+    let path = CString::new(arg.unwrap_or("/tmp/.sysjail-probe-flags")).ok()?;
+    // SAFETY: open(2) of a file in a writable directory of the jail.
+    let fd = unsafe { open(path.as_ptr(), O_CREAT | O_RDWR | O_CLOEXEC, 0o600) };
+    if fd < 0 {
+        return Some(Outcome::of(-1));
+    }
+    let flags: c_long = FS_NODUMP_FL as c_long;
+    let r = sys(
+        SYS_ioctl,
+        [fd as u64, FS_IOC_SETFLAGS, &flags as *const c_long as u64, 0, 0, 0],
+    );
+    // SAFETY: as above.
+    unsafe {
+        close(fd);
+        unlink(path.as_ptr());
+    }
+    Some(r)
+}
+
+/// Raises RLIMIT_NOFILE's hard limit by one; EINVAL when it is unlimited.
+fn setrlimit_raise() -> Outcome {
+    use libc::*;
+    let mut lim = rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills lim.
+    unsafe { getrlimit(RLIMIT_NOFILE, &mut lim) };
+    if lim.rlim_max == RLIM_INFINITY {
+        return Outcome {
+            ret: -1,
+            errno: EINVAL,
+            ..Outcome::default()
+        };
+    }
+    let raised = rlimit {
+        rlim_cur: lim.rlim_cur,
+        rlim_max: lim.rlim_max + 1,
+    };
+    sys(
+        SYS_setrlimit,
+        [RLIMIT_NOFILE as u64, &raised as *const rlimit as u64, 0, 0, 0, 0],
+    )
+}
+
+/// Lowers RLIMIT_CORE's soft limit to 0.
+fn setrlimit_lower() -> Outcome {
+    use libc::*;
+    let mut lim = rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills lim.
+    unsafe { getrlimit(RLIMIT_CORE, &mut lim) };
+    let lower = rlimit {
+        rlim_cur: 0,
+        rlim_max: lim.rlim_max,
+    };
+    sys(
+        SYS_setrlimit,
+        [RLIMIT_CORE as u64, &lower as *const rlimit as u64, 0, 0, 0, 0],
+    )
+}
+
+/// RLIMIT_NOFILE's hard limit, as the return value.
+fn getrlimit_nofile() -> Outcome {
+    use libc::*;
+    let mut lim = rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills lim.
+    let r = unsafe { getrlimit(RLIMIT_NOFILE, &mut lim) };
+    if r < 0 {
+        Outcome::of(r.into())
+    } else {
+        Outcome {
+            ret: lim.rlim_max as i64,
+            errno: 0,
+            ..Outcome::default()
+        }
+    }
+}
+
+/// Creates `arg` with the set-uid bit.
+fn create_setuid(arg: &str) -> Option<Outcome> {
+    use libc::*;
+    let path = CString::new(arg).ok()?;
+    // SAFETY: openat(2) of a path; closed below.
+    let fd = unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), O_CREAT | O_WRONLY | O_CLOEXEC, 0o4755) };
+    if fd >= 0 {
+        // SAFETY: ours.
+        unsafe { close(fd) };
+    }
+    Some(Outcome::of(fd.into()))
+}
+
+/// Gives `arg` file capabilities.
+fn setcap(arg: &str) -> Option<Outcome> {
+    // A version 2 capability set: CAP_SETUID (7) permitted and effective.
+    let path = CString::new(arg).ok()?;
+    let caps: [u32; 5] = [0x0200_0001, 1 << 7, 0, 0, 0];
+    // SAFETY: the name and the value are valid for the lengths given.
+    let r = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"security.capability".as_ptr(),
+            caps.as_ptr().cast(),
+            std::mem::size_of_val(&caps),
+            0,
+        )
+    };
+    Some(Outcome::of(r.into()))
+}
+
+/// openat2(2) of "/".
+fn openat2_root() -> Outcome {
+    // struct open_how { flags, mode, resolve }: O_RDONLY of "/".
+    let how = [0u64; 3];
+    sys(
+        libc::SYS_openat2,
+        [
+            libc::AT_FDCWD as u64,
+            c"/".as_ptr() as u64,
+            how.as_ptr() as u64,
+            24,
+            0,
+            0,
+        ],
+    )
+}
+
+/// Connects to @`arg`, an abstract unix socket.
+fn connect_abstract(arg: &str) -> Outcome {
+    use libc::*;
+    let (addr, len) = abstract_address(arg);
+    // SAFETY: socket(2).
+    let fd = unsafe { socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) };
+    // SAFETY: addr is valid for len bytes.
+    let r = Outcome::of(unsafe { connect(fd, &addr as *const sockaddr_un as *const sockaddr, len) }.into());
+    // SAFETY: ours.
+    unsafe { close(fd) };
+    r
+}
+
+/// repeat=N:CHECK[=ARG]: runs a check N times; returns the mean
+/// nanoseconds per run (for bench/), the errno of the last run.
+fn repeat(arg: &str) -> Option<Outcome> {
+    let (n, inner) = arg.split_once(':')?;
+    let n: u32 = n.parse().ok().filter(|&n| n > 0)?;
+    let (name, arg) = match inner.split_once('=') {
+        Some((c, a)) => (c, Some(a)),
+        None => (inner, None),
+    };
+    let start = std::time::Instant::now();
+    let mut last = None;
+    for _ in 0..n {
+        last = Some(check(name, arg)?);
+    }
+    Some(Outcome {
+        ret: (start.elapsed().as_nanos() / u128::from(n)) as i64,
+        errno: last?.errno,
+        ..Outcome::default()
+    })
+}
+
 /// The attack that ended the old sysjail, on setrlimit(2): one thread flips
 /// the hard limit in a `struct rlimit` between a lowering (hard - 1) and a
 /// raise (hard + 1000) while this thread calls setrlimit(RLIMIT_NOFILE) on
@@ -905,8 +942,7 @@ pub fn check(name: &str, arg: Option<&str>) -> Option<Outcome> {
 /// bound came first. The caller compares the final hard limit
 /// (`getrlimit-nofile`) with the original.
 fn setrlimit_race(quota: u32) -> Outcome {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    use std::time::{Duration, Instant};
+    use std::sync::atomic::AtomicU64;
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -923,24 +959,32 @@ fn setrlimit_race(quota: u32) -> Outcome {
     let (lower, raise) = (lim.rlim_max - 1, lim.rlim_max + 1000);
     // Laid out as struct rlimit: two u64 words, shared with the flipper.
     let shared = [AtomicU64::new(lim.rlim_cur.min(lower)), AtomicU64::new(lower)];
+    let (ok, refused, calls) = race_setrlimit(&shared, [raise, lower], quota);
+    Outcome {
+        ret: calls,
+        errno: if ok >= quota && refused >= quota {
+            0
+        } else {
+            libc::ETIMEDOUT
+        },
+        addr: None,
+    }
+}
+
+/// Calls setrlimit(RLIMIT_NOFILE, shared) while a thread flips the hard limit
+/// in `shared` between the two `values`, once it flips, until `quota` calls
+/// succeeded and `quota` were refused, bounded by 1000 x `quota` calls and
+/// 5 seconds. Returns how many succeeded, were refused, and were made.
+fn race_setrlimit(shared: &[std::sync::atomic::AtomicU64; 2], values: [u64; 2], quota: u32) -> (u32, u32, i64) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
     let stop = AtomicBool::new(false);
     let flipping = AtomicBool::new(false);
     let (mut ok, mut refused, mut calls) = (0u32, 0u32, 0i64);
     let start = Instant::now();
     let bound = |calls: i64| calls >= i64::from(quota) * 1000 || start.elapsed() > Duration::from_secs(5);
     std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut flips = 0u64;
-            while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(10) {
-                for _ in 0..1024 {
-                    let v = if flips.is_multiple_of(2) { raise } else { lower };
-                    shared[1].store(v, Ordering::Relaxed);
-                    flips += 1;
-                    std::hint::spin_loop();
-                }
-                flipping.store(true, Ordering::Relaxed);
-            }
-        });
+        s.spawn(|| flip_hard_limit(&shared[1], values, &stop, &flipping, start));
         while !flipping.load(Ordering::Relaxed) && !bound(0) {
             std::thread::yield_now();
         }
@@ -958,14 +1002,27 @@ fn setrlimit_race(quota: u32) -> Outcome {
         }
         stop.store(true, Ordering::Relaxed);
     });
-    Outcome {
-        ret: calls,
-        errno: if ok >= quota && refused >= quota {
-            0
-        } else {
-            libc::ETIMEDOUT
-        },
-        addr: None,
+    (ok, refused, calls)
+}
+
+/// Until `stop` (or 10 s after `start`): stores the two `values` into `word`
+/// in turn, setting `flipping` after each first batch of flips.
+fn flip_hard_limit(
+    word: &std::sync::atomic::AtomicU64,
+    values: [u64; 2],
+    stop: &std::sync::atomic::AtomicBool,
+    flipping: &std::sync::atomic::AtomicBool,
+    start: std::time::Instant,
+) {
+    use std::sync::atomic::Ordering;
+    let mut flips = 0u64;
+    while !stop.load(Ordering::Relaxed) && start.elapsed() < std::time::Duration::from_secs(10) {
+        for _ in 0..1024 {
+            word.store(values[(flips % 2) as usize], Ordering::Relaxed);
+            flips += 1;
+            std::hint::spin_loop();
+        }
+        flipping.store(true, Ordering::Relaxed);
     }
 }
 
@@ -1098,62 +1155,13 @@ fn abstract_self(name: &str) -> Outcome {
 /// Receives one descriptor over the unix socket at `path` and opens `name`
 /// relative to it: what a descriptor smuggled in from the host reaches.
 fn recv_fd_open(path: &str, name: &str) -> Outcome {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, connect, recvmsg};
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let Ok(sock) = nix::sys::socket::socket(
-        nix::sys::socket::AddressFamily::Unix,
-        nix::sys::socket::SockType::Stream,
-        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        None,
-    ) else {
-        return Outcome::of(-1);
-    };
-    let Ok(addr) = UnixAddr::new(path) else {
-        return Outcome {
-            ret: -1,
-            errno: libc::EINVAL,
-            ..Outcome::default()
-        };
-    };
-    if let Err(e) = connect(sock.as_raw_fd(), &addr) {
-        return Outcome {
-            ret: -1,
-            errno: e as i32,
-            ..Outcome::default()
-        };
-    }
-    let mut byte = [0u8; 1];
-    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let dir = match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
-        Ok(msg) => msg.cmsgs().ok().and_then(|mut c| {
-            c.find_map(|m| match m {
-                // SAFETY: the kernel just installed this descriptor for us.
-                ControlMessageOwned::ScmRights(fds) => fds.first().map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                _ => None,
-            })
-        }),
-        Err(e) => {
-            return Outcome {
-                ret: -1,
-                errno: e as i32,
-                ..Outcome::default()
-            };
-        }
-    };
-    let Some(dir) = dir else {
-        return Outcome {
-            ret: -1,
-            errno: libc::EBADMSG,
-            ..Outcome::default()
-        };
+    use std::os::fd::AsRawFd;
+    let dir = match recv_fd(path) {
+        Ok(dir) => dir,
+        Err(failed) => return failed,
     };
     let Ok(name) = CString::new(name) else {
-        return Outcome {
-            ret: -1,
-            errno: libc::EINVAL,
-            ..Outcome::default()
-        };
+        return refused(libc::EINVAL);
     };
     // SAFETY: openat(2) beneath a descriptor we own; closed below.
     let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
@@ -1165,10 +1173,58 @@ fn recv_fd_open(path: &str, name: &str) -> Outcome {
     r
 }
 
+/// A failed call's outcome with `errno`.
+fn refused(errno: i32) -> Outcome {
+    Outcome {
+        ret: -1,
+        errno,
+        ..Outcome::default()
+    }
+}
+
+/// Connects to the unix socket at `path` and receives one descriptor; the
+/// failed step's outcome otherwise.
+fn recv_fd(path: &str) -> Result<std::os::fd::OwnedFd, Outcome> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, connect, recvmsg};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let Ok(sock) = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return Err(Outcome::of(-1));
+    };
+    let addr = UnixAddr::new(path).map_err(|_| refused(libc::EINVAL))?;
+    connect(sock.as_raw_fd(), &addr).map_err(|e| refused(e as i32))?;
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(|e| refused(e as i32))?;
+    let dir = msg.cmsgs().ok().and_then(|mut c| {
+        c.find_map(|m| match m {
+            // SAFETY: the kernel just installed this descriptor for us.
+            ControlMessageOwned::ScmRights(fds) => fds.first().map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            _ => None,
+        })
+    });
+    dir.ok_or_else(|| refused(libc::EBADMSG))
+}
+
 /// Facts about the probe's process and its view of the system.
 pub fn facts() -> BTreeMap<String, serde_json::Value> {
-    use serde_json::json;
     let mut f = BTreeMap::new();
+    identity_facts(&mut f);
+    system_facts(&mut f);
+    session_facts(&mut f);
+    limit_facts(&mut f);
+    f
+}
+
+/// Ids, groups, capabilities, no_new_privs and seccomp mode.
+fn identity_facts(f: &mut BTreeMap<String, serde_json::Value>) {
+    use serde_json::json;
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |key: &str| {
         status
@@ -1211,6 +1267,12 @@ pub fn facts() -> BTreeMap<String, serde_json::Value> {
     ] {
         f.insert(key.to_lowercase(), json!(field(&format!("{key}:")).unwrap_or_default()));
     }
+}
+
+/// Hostname, working directory, environment, visible pids, mounts, cgroup
+/// and network interfaces.
+fn system_facts(f: &mut BTreeMap<String, serde_json::Value>) {
+    use serde_json::json;
     f.insert(
         "hostname".into(),
         json!(
@@ -1249,6 +1311,11 @@ pub fn facts() -> BTreeMap<String, serde_json::Value> {
         .filter_map(|l| l.split(':').next().map(|n| n.trim().to_string()))
         .collect();
     f.insert("interfaces".into(), json!(ifaces));
+}
+
+/// The probe's terminal and session, and what the jail sees of its init.
+fn session_facts(f: &mut BTreeMap<String, serde_json::Value>) {
+    use serde_json::json;
     f.insert(
         "tty".into(),
         json!(
@@ -1282,6 +1349,11 @@ pub fn facts() -> BTreeMap<String, serde_json::Value> {
                 .unwrap_or(-1)
         ),
     );
+}
+
+/// The size of /dev/shm and the RLIMIT_NOFILE limits.
+fn limit_facts(f: &mut BTreeMap<String, serde_json::Value>) {
+    use serde_json::json;
     f.insert(
         "shm_bytes".into(),
         json!(
@@ -1297,7 +1369,6 @@ pub fn facts() -> BTreeMap<String, serde_json::Value> {
     // SAFETY: getrlimit fills lim.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     f.insert("nofile".into(), json!([lim.rlim_cur, lim.rlim_max]));
-    f
 }
 
 /// Runs the probe: `checks` are `NAME` or `NAME=ARG`. Prints the report as JSON.

@@ -33,6 +33,42 @@ fn stdio(fd: i32) -> BorrowedFd<'static> {
 /// Runs `exec` through the supervisor at the other end of `chan`; returns the
 /// command's exit status (128 + N for a signal).
 pub fn exec(chan: Channel, exec: Exec) -> io::Result<Result<i32, String>> {
+    let mut relay = Relay::default();
+    let master = match start(&chan, exec, &mut relay)? {
+        Started::Running(master) => master,
+        Started::Finished(outcome) => return Ok(outcome),
+    };
+    let sigfd = relayed_signals()?;
+    let raw = master.as_ref().and_then(|_| tty::RawMode::enter(stdio(0)));
+    if let (Some(m), Some((rows, cols))) = (&master, tty::winsize(stdio(0))) {
+        tty::set_winsize(m.as_fd(), rows, cols);
+    }
+    let mut session = Session {
+        chan: &chan,
+        stdin_open: master.is_some(),
+        master,
+        raw,
+        sigfd,
+        relay,
+    };
+    loop {
+        if let Some(outcome) = session.step()? {
+            return Ok(outcome);
+        }
+    }
+}
+
+/// What the supervisor answered to the request.
+enum Started {
+    /// The command runs; with the master end of its terminal if it has one.
+    Running(Option<OwnedFd>),
+    /// It failed to start, or has already exited.
+    Finished(Result<i32, String>),
+}
+
+/// Sends the request with the command's stdio and waits for it to start.
+fn start(chan: &Channel, exec: Exec, relay: &mut Relay) -> io::Result<Started> {
+    let tty = exec.tty;
     let request = Request::Exec {
         argv: exec.argv,
         user: exec.user,
@@ -44,8 +80,7 @@ pub fn exec(chan: Channel, exec: Exec) -> io::Result<Result<i32, String>> {
     // could overwrite: with a terminal the jail gets one of its own; without,
     // each such descriptor of 0-2 becomes a pipe this client relays, and the
     // others (pipes, sockets, /dev/null) are passed as they are.
-    let mut relay = Relay::default();
-    let passed: Vec<OwnedFd> = if exec.tty {
+    let passed: Vec<OwnedFd> = if tty {
         Vec::new()
     } else {
         (0..3).map(|fd| relay.stdio(fd)).collect::<io::Result<_>>()?
@@ -53,13 +88,18 @@ pub fn exec(chan: Channel, exec: Exec) -> io::Result<Result<i32, String>> {
     let raw: Vec<i32> = passed.iter().map(|f| f.as_raw_fd()).collect();
     chan.send(&request, &raw)?;
     drop(passed);
-    let master: Option<OwnedFd> = match chan.recv::<Reply>()? {
-        Some((Reply::Started { .. }, mut fds)) => fds.pop(),
-        Some((Reply::Failed { error }, _)) => return Ok(Err(error)),
-        Some((Reply::Exited { status }, _)) => return Ok(Ok(status.exit_code())),
-        Some((other, _)) => return Err(io::Error::other(format!("unexpected reply {other:?}"))),
-        None => return Err(io::Error::other("the supervisor closed the connection")),
-    };
+    match chan.recv::<Reply>()? {
+        Some((Reply::Started { .. }, mut fds)) => Ok(Started::Running(fds.pop())),
+        Some((Reply::Failed { error }, _)) => Ok(Started::Finished(Err(error))),
+        Some((Reply::Exited { status }, _)) => Ok(Started::Finished(Ok(status.exit_code()))),
+        Some((other, _)) => Err(io::Error::other(format!("unexpected reply {other:?}"))),
+        None => Err(io::Error::other("the supervisor closed the connection")),
+    }
+}
+
+/// Blocks the signals the client passes on to the command and returns a
+/// descriptor that reads them.
+fn relayed_signals() -> io::Result<SignalFd> {
     let mut signals = SigSet::empty();
     for s in [
         Signal::SIGINT,
@@ -72,95 +112,155 @@ pub fn exec(chan: Channel, exec: Exec) -> io::Result<Result<i32, String>> {
         signals.add(s);
     }
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)?;
-    let sigfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
-    let raw = master.as_ref().and_then(|_| tty::RawMode::enter(stdio(0)));
-    if let (Some(m), Some((rows, cols))) = (&master, tty::winsize(stdio(0))) {
-        tty::set_winsize(m.as_fd(), rows, cols);
+    Ok(SignalFd::with_flags(
+        &signals,
+        SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+    )?)
+}
+
+/// A started command: what the client relays until it exits.
+struct Session<'a> {
+    chan: &'a Channel,
+    /// The master end of the command's terminal, while it is open.
+    master: Option<OwnedFd>,
+    /// The caller's terminal in raw mode, restored on drop.
+    raw: Option<tty::RawMode>,
+    sigfd: SignalFd,
+    /// Whether the caller's stdin is still copied to the terminal.
+    stdin_open: bool,
+    relay: Relay,
+}
+
+/// Which of the descriptors a poll found ready.
+struct Ready {
+    reply: bool,
+    signal: bool,
+    master: bool,
+    input: bool,
+    /// One per open output pipe of the relay, in order.
+    outputs: Vec<bool>,
+}
+
+impl Session<'_> {
+    /// One round: waits for any descriptor and handles what is ready; the
+    /// command's outcome once it has exited.
+    fn step(&mut self) -> io::Result<Option<Result<i32, String>>> {
+        let Some(ready) = self.poll()? else {
+            return Ok(None);
+        };
+        if ready.master && !copy_to(self.master.as_ref().map(|m| m.as_fd()).expect("present"), 1, None) {
+            self.master = None;
+        }
+        if ready.input {
+            self.forward_input();
+        }
+        self.relay.copy_ready(&ready.outputs);
+        if ready.signal {
+            self.forward_signals();
+        }
+        if ready.reply {
+            return self.on_reply();
+        }
+        Ok(None)
     }
-    let mut master = master;
-    let mut stdin_open = master.is_some();
-    loop {
+
+    fn reads_stdin(&self) -> bool {
+        self.stdin_open || self.relay.input.is_some()
+    }
+
+    /// Polls the channel, the signals, the terminal, stdin and the output
+    /// pipes; None when interrupted.
+    fn poll(&self) -> io::Result<Option<Ready>> {
         let mut fds = vec![
-            PollFd::new(chan.fd().as_fd(), PollFlags::POLLIN),
-            PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.chan.fd().as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN),
         ];
-        if let Some(m) = &master {
+        if let Some(m) = &self.master {
             fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
         }
-        if stdin_open || relay.input.is_some() {
+        if self.reads_stdin() {
             fds.push(PollFd::new(stdio(0), PollFlags::POLLIN));
         }
-        let first_output = fds.len();
-        for out in relay.outputs.iter().flatten() {
+        for out in self.relay.outputs.iter().flatten() {
             fds.push(PollFd::new(out.0.as_fd(), PollFlags::POLLIN));
         }
         match poll(&mut fds, PollTimeout::NONE) {
-            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EINTR) => return Ok(None),
             Err(e) => return Err(e.into()),
             Ok(_) => {}
         }
-        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
-        drop(fds);
-        let mut i = 2;
-        if master.is_some() {
-            if ready[i] && !copy_to(master.as_ref().map(|m| m.as_fd()).expect("present"), 1, None) {
-                master = None;
+        let mut ready = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty()));
+        let mut next = |polled: bool| polled && ready.next().unwrap_or(false);
+        let (reply, signal) = (next(true), next(true));
+        let master = next(self.master.is_some());
+        let input = next(self.reads_stdin());
+        Ok(Some(Ready {
+            reply,
+            signal,
+            master,
+            input,
+            outputs: ready.collect(),
+        }))
+    }
+
+    /// Copies what the caller typed to the terminal or the stdin pipe.
+    fn forward_input(&mut self) {
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(stdio(0), &mut buf) {
+            Ok(0) | Err(_) => {
+                self.stdin_open = false;
+                // End of input: the jail's side of the pipe sees EOF.
+                self.relay.input = None;
             }
-            i += 1;
-        }
-        if (stdin_open || relay.input.is_some()) && ready[i] {
-            let mut buf = [0u8; 4096];
-            match nix::unistd::read(stdio(0), &mut buf) {
-                Ok(0) | Err(_) => {
-                    stdin_open = false;
-                    // End of input: the jail's side of the pipe sees EOF.
-                    relay.input = None;
+            Ok(n) => {
+                if let Some(m) = &self.master {
+                    let _ = nix::unistd::write(m, &buf[..n]);
                 }
-                Ok(n) => {
-                    if let Some(m) = &master {
-                        let _ = nix::unistd::write(m, &buf[..n]);
-                    }
-                    if let Some(p) = &relay.input
-                        && write_all(p.as_fd(), &buf[..n]).is_err()
-                    {
-                        relay.input = None;
-                    }
-                }
-            }
-        }
-        relay.copy_ready(&ready[first_output..]);
-        if ready[1] {
-            while let Ok(Some(info)) = sigfd.read_signal() {
-                match info.ssi_signo as i32 {
-                    libc::SIGWINCH | libc::SIGCONT => {
-                        if let Some(r) = &raw {
-                            r.reapply();
-                        }
-                        if let Some((rows, cols)) = tty::winsize(stdio(0)) {
-                            let _ = chan.send(&Request::Resize { rows, cols }, &[]);
-                        }
-                    }
-                    sig => {
-                        let _ = chan.send(&Request::Signal { signal: sig }, &[]);
-                    }
+                if let Some(p) = &self.relay.input
+                    && write_all(p.as_fd(), &buf[..n]).is_err()
+                {
+                    self.relay.input = None;
                 }
             }
         }
-        if ready[0] {
-            match chan.recv::<Reply>()? {
-                Some((Reply::Exited { status }, _)) => {
-                    // The rest of the output.
-                    if let Some(m) = &master {
-                        while copy_to(m.as_fd(), 1, Some(PollTimeout::ZERO)) {}
+    }
+
+    /// Passes the caller's signals on: a resize as the new window size, the
+    /// others to the command.
+    fn forward_signals(&self) {
+        while let Ok(Some(info)) = self.sigfd.read_signal() {
+            match info.ssi_signo as i32 {
+                libc::SIGWINCH | libc::SIGCONT => {
+                    if let Some(r) = &self.raw {
+                        r.reapply();
                     }
-                    relay.drain();
-                    drop(raw);
-                    return Ok(Ok(status.exit_code()));
+                    if let Some((rows, cols)) = tty::winsize(stdio(0)) {
+                        let _ = self.chan.send(&Request::Resize { rows, cols }, &[]);
+                    }
                 }
-                Some((Reply::Failed { error }, _)) => return Ok(Err(error)),
-                Some(_) => {}
-                None => return Err(io::Error::other("the jail stopped")),
+                sig => {
+                    let _ = self.chan.send(&Request::Signal { signal: sig }, &[]);
+                }
             }
+        }
+    }
+
+    /// Handles a reply of the supervisor; the outcome once the command has
+    /// exited or failed.
+    fn on_reply(&mut self) -> io::Result<Option<Result<i32, String>>> {
+        match self.chan.recv::<Reply>()? {
+            Some((Reply::Exited { status }, _)) => {
+                // The rest of the output.
+                if let Some(m) = &self.master {
+                    while copy_to(m.as_fd(), 1, Some(PollTimeout::ZERO)) {}
+                }
+                self.relay.drain();
+                drop(self.raw.take());
+                Ok(Some(Ok(status.exit_code())))
+            }
+            Some((Reply::Failed { error }, _)) => Ok(Some(Err(error))),
+            Some(_) => Ok(None),
+            None => Err(io::Error::other("the jail stopped")),
         }
     }
 }

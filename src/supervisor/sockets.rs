@@ -186,63 +186,13 @@ impl Caller {
             what: "reading our own status",
             source,
         })?;
-        let bad = |what: &'static str| MakeError::Caller {
-            what,
-            source: io::Error::from_raw_os_error(libc::EIO),
-        };
-        let uids = ids(&status, "Uid:").ok_or_else(|| bad("uids"))?;
-        let gids = ids(&status, "Gid:").ok_or_else(|| bad("gids"))?;
-        let inside = |map: &[(u32, u32, u32)], what: &'static str, id: u32| {
-            to_inside(map, id).ok_or(MakeError::Unmapped { what, id })
-        };
-        let uids = [
-            inside(&uid_map, "uid", uids[0])?,
-            inside(&uid_map, "uid", uids[1])?,
-            inside(&uid_map, "uid", uids[2])?,
-        ];
-        let gids = [
-            inside(&gid_map, "gid", gids[0])?,
-            inside(&gid_map, "gid", gids[1])?,
-            inside(&gid_map, "gid", gids[2])?,
-        ];
-        let theirs = groups(&status).ok_or_else(|| bad("groups"))?;
-        let groups = if groups(&ours).as_ref() == Some(&theirs) {
-            None
-        } else {
-            Some(
-                theirs
-                    .iter()
-                    .map(|g| inside(&gid_map, "group", *g))
-                    .collect::<Result<Vec<_>, _>>()?,
-            )
-        };
-        let cap = |key: &'static str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-                .ok_or_else(|| bad(key))
-        };
-        let caps = Caps {
-            effective: cap("CapEff:")?,
-            permitted: cap("CapPrm:")?,
-            inheritable: cap("CapInh:")?,
-        };
-        let mut join = 0;
-        for (ns, flag) in [("user", libc::CLONE_NEWUSER), ("net", libc::CLONE_NEWNET)] {
-            let id = |path: String| {
-                use std::os::unix::fs::MetadataExt;
-                std::fs::metadata(path)
-                    .map(|m| (m.dev(), m.ino()))
-                    .map_err(|source| MakeError::Caller {
-                        what: "namespaces",
-                        source,
-                    })
-            };
-            if id(format!("/proc/{tid}/ns/{ns}"))? != id(format!("/proc/thread-self/ns/{ns}"))? {
-                join |= flag;
-            }
-        }
+        let uids = ids(&status, "Uid:").ok_or_else(|| unreadable("uids"))?;
+        let gids = ids(&status, "Gid:").ok_or_else(|| unreadable("gids"))?;
+        let uids = inside_all(&uid_map, "uid", uids)?;
+        let gids = inside_all(&gid_map, "gid", gids)?;
+        let groups = groups_to_set(&status, &ours, &gid_map)?;
+        let caps = caps_of(&status)?;
+        let join = namespaces_to_join(tid)?;
         Ok(Caller {
             uids,
             gids,
@@ -251,6 +201,76 @@ impl Caller {
             join,
         })
     }
+}
+
+/// The error for a line of the caller's status that does not parse.
+fn unreadable(what: &'static str) -> MakeError {
+    MakeError::Caller {
+        what,
+        source: io::Error::from_raw_os_error(libc::EIO),
+    }
+}
+
+/// A host id as seen inside the caller's user namespace, through `map`.
+fn inside(map: &[(u32, u32, u32)], what: &'static str, id: u32) -> Result<u32, MakeError> {
+    to_inside(map, id).ok_or(MakeError::Unmapped { what, id })
+}
+
+/// A real, effective and saved id, each as seen inside.
+fn inside_all(map: &[(u32, u32, u32)], what: &'static str, ids: [u32; 3]) -> Result<[u32; 3], MakeError> {
+    Ok([
+        inside(map, what, ids[0])?,
+        inside(map, what, ids[1])?,
+        inside(map, what, ids[2])?,
+    ])
+}
+
+/// The caller's supplementary groups as seen inside; None when they are
+/// already ours (`ours` is our own status).
+fn groups_to_set(status: &str, ours: &str, gid_map: &[(u32, u32, u32)]) -> Result<Option<Vec<u32>>, MakeError> {
+    let theirs = groups(status).ok_or_else(|| unreadable("groups"))?;
+    if groups(ours).as_ref() == Some(&theirs) {
+        return Ok(None);
+    }
+    let inside = theirs.iter().map(|g| inside(gid_map, "group", *g));
+    Ok(Some(inside.collect::<Result<Vec<_>, _>>()?))
+}
+
+/// The effective, permitted and inheritable capabilities of a status file.
+fn caps_of(status: &str) -> Result<Caps, MakeError> {
+    let cap = |key: &'static str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .ok_or_else(|| unreadable(key))
+    };
+    Ok(Caps {
+        effective: cap("CapEff:")?,
+        permitted: cap("CapPrm:")?,
+        inheritable: cap("CapInh:")?,
+    })
+}
+
+/// CLONE_NEWUSER and CLONE_NEWNET, for those of thread `tid`'s namespaces
+/// that are not ours.
+fn namespaces_to_join(tid: u32) -> Result<i32, MakeError> {
+    let id = |path: String| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path)
+            .map(|m| (m.dev(), m.ino()))
+            .map_err(|source| MakeError::Caller {
+                what: "namespaces",
+                source,
+            })
+    };
+    let mut join = 0;
+    for (ns, flag) in [("user", libc::CLONE_NEWUSER), ("net", libc::CLONE_NEWNET)] {
+        if id(format!("/proc/{tid}/ns/{ns}"))? != id(format!("/proc/thread-self/ns/{ns}"))? {
+            join |= flag;
+        }
+    }
+    Ok(join)
 }
 
 /// Lines of a uid_map or gid_map: inside, outside (here: host), count.

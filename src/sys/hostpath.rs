@@ -194,11 +194,7 @@ pub struct Resolved<F> {
 
 /// Resolves `path` from the walker's root under the rule of this module.
 pub fn resolve<W: Walker>(w: &mut W, path: &Path) -> Result<Resolved<W::Fd>, HostPathError> {
-    let fail = |at: &Path, error: io::Error| HostPathError::Io {
-        path: path.to_path_buf(),
-        at: at.to_path_buf(),
-        error,
-    };
+    let fail = |at: &Path, error: io::Error| io_error(path, at, error);
     let root = w.root().map_err(|e| fail(Path::new("/"), e))?;
     let root_stat = w.stat(&root).map_err(|e| fail(Path::new("/"), e))?;
     // The components still to walk, last first, and the directories walked.
@@ -220,20 +216,8 @@ pub fn resolve<W: Walker>(w: &mut W, path: &Path) -> Result<Resolved<W::Fd>, Hos
         let fd = w.open_nofollow(dir, &name).map_err(|e| fail(&at, e))?;
         let stat = w.stat(&fd).map_err(|e| fail(&at, e))?;
         if stat.is_link() {
-            if let Some(why) = dir_stat.distrust() {
-                return Err(HostPathError::UntrustedLink {
-                    path: path.to_path_buf(),
-                    link: at,
-                    why,
-                });
-            }
             links += 1;
-            if links > MAX_LINKS {
-                return Err(HostPathError::TooManyLinks {
-                    path: path.to_path_buf(),
-                });
-            }
-            let target = w.readlink(&fd).map_err(|e| fail(&at, e))?;
+            let target = read_link(w, path, &fd, dir_stat, at, links)?;
             if target.is_absolute() {
                 stack.clear();
             }
@@ -257,6 +241,40 @@ pub fn resolve<W: Walker>(w: &mut W, path: &Path) -> Result<Resolved<W::Fd>, Hos
             path,
         },
     })
+}
+
+fn io_error(path: &Path, at: &Path, error: io::Error) -> HostPathError {
+    HostPathError::Io {
+        path: path.to_path_buf(),
+        at: at.to_path_buf(),
+        error,
+    }
+}
+
+/// The target of link `fd`, found at `at` in a directory of `dir_stat`
+/// while resolving `path`: refused in a directory others can write, or as
+/// the walk's `links`th link beyond MAX_LINKS.
+fn read_link<W: Walker>(
+    w: &mut W,
+    path: &Path,
+    fd: &W::Fd,
+    dir_stat: Stat,
+    at: PathBuf,
+    links: usize,
+) -> Result<PathBuf, HostPathError> {
+    if let Some(why) = dir_stat.distrust() {
+        return Err(HostPathError::UntrustedLink {
+            path: path.to_path_buf(),
+            link: at,
+            why,
+        });
+    }
+    if links > MAX_LINKS {
+        return Err(HostPathError::TooManyLinks {
+            path: path.to_path_buf(),
+        });
+    }
+    w.readlink(fd).map_err(|e| io_error(path, &at, e))
 }
 
 /// Pushes the components of `path` so that the first is popped first.

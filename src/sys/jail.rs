@@ -98,18 +98,7 @@ fn run_one<K: Kernel>(
         JailStep::UnshareCgroup => k.unshare_cgroup(),
         JailStep::PrivateMounts => k.make_private(),
         JailStep::Staging => k.staging(),
-        JailStep::Root { source, prepared: slot } => {
-            let tree = match slot {
-                Some(slot) => take(prepared, *slot)?,
-                // Without privilege `/` only comes with its submounts.
-                None => k.host_tree(source, source.is_root())?.0,
-            };
-            k.set_attr(&tree, BIND_ATTRS, false)?;
-            let (at, _) = k
-                .lookup(&AbsPath::root(), Create::No)?
-                .ok_or_else(|| missing(&AbsPath::root()))?;
-            k.attach(tree, &at)
-        }
+        JailStep::Root { source, prepared: slot } => root(k, source, slot.map(|s| take(prepared, s)).transpose()?),
         JailStep::Bind {
             source,
             target,
@@ -118,23 +107,8 @@ fn run_one<K: Kernel>(
             prepared: slot,
             create,
         } => {
-            let (tree, dir) = match slot {
-                Some(slot) => {
-                    let tree = take(prepared, *slot)?;
-                    let dir = k.is_dir(&tree)?;
-                    (tree, dir)
-                }
-                None => k.host_tree(source, *recursive)?,
-            };
-            let ro = if *read_only { attr::RDONLY } else { 0 };
-            k.set_attr(&tree, BIND_ATTRS | ro, *recursive)?;
-            let how = match (create, dir) {
-                (false, _) => Create::No,
-                (true, true) => Create::Dir,
-                (true, false) => Create::File,
-            };
-            let (at, _) = k.lookup(target, how)?.ok_or_else(|| missing(target))?;
-            k.attach(tree, &at)
+            let tree = slot.map(|s| take(prepared, s)).transpose()?;
+            bind(k, source, target, tree, *read_only, *recursive, *create)
         }
         JailStep::Tmpfs {
             target,
@@ -142,18 +116,7 @@ fn run_one<K: Kernel>(
             mode,
             read_only,
             create,
-        } => {
-            let ro = if *read_only { attr::RDONLY } else { 0 };
-            let fs = k.new_fs(
-                "tmpfs",
-                &[("size", size.0.to_string()), ("mode", format!("{mode:o}"))],
-                BIND_ATTRS | ro,
-            )?;
-            let (at, _) = k
-                .lookup(target, if *create { Create::Dir } else { Create::No })?
-                .ok_or_else(|| missing(target))?;
-            k.attach(fs, &at)
-        }
+        } => tmpfs(k, target, *size, *mode, *read_only, *create),
         JailStep::Proc { target, create } => {
             let fs = k.new_fs("proc", &[], attr::NOSUID | attr::NODEV | attr::NOEXEC)?;
             let (at, _) = k
@@ -167,24 +130,7 @@ fn run_one<K: Kernel>(
             shm,
             create,
         } => dev(k, target, *tty_gid, *shm, *create),
-        JailStep::Mask { target } => {
-            let Some((at, dir)) = k.lookup(target, Create::No)? else {
-                out.notes
-                    .push(format!("{target} is absent on this kernel: nothing to mask"));
-                return Ok(());
-            };
-            let cover = if dir {
-                k.new_fs(
-                    "tmpfs",
-                    &[("size", "4k".into()), ("mode", "555".into())],
-                    attr::RDONLY | BIND_ATTRS | attr::NOEXEC,
-                )?
-            } else {
-                let null = AbsPath::parse("/dev/null").expect("static");
-                k.host_tree(&null, false)?.0
-            };
-            k.attach(cover, &at)
-        }
+        JailStep::Mask { target } => mask(k, target, out),
         JailStep::ReadOnly { target } => {
             let Some((at, _)) = k.lookup(target, Create::No)? else {
                 return Ok(());
@@ -225,6 +171,91 @@ fn run_one<K: Kernel>(
             Ok(())
         }
     }
+}
+
+/// The jail's root: the prepared `tree`, or else `source` from the host.
+fn root<K: Kernel>(k: &mut K, source: &AbsPath, tree: Option<K::Fd>) -> io::Result<()> {
+    let tree = match tree {
+        Some(tree) => tree,
+        // Without privilege `/` only comes with its submounts.
+        None => k.host_tree(source, source.is_root())?.0,
+    };
+    k.set_attr(&tree, BIND_ATTRS, false)?;
+    let (at, _) = k
+        .lookup(&AbsPath::root(), Create::No)?
+        .ok_or_else(|| missing(&AbsPath::root()))?;
+    k.attach(tree, &at)
+}
+
+/// A bind mount of the prepared `tree`, or else of `source` from the host,
+/// at `target`; `create` makes a mount point of the source's kind.
+fn bind<K: Kernel>(
+    k: &mut K,
+    source: &AbsPath,
+    target: &AbsPath,
+    tree: Option<K::Fd>,
+    read_only: bool,
+    recursive: bool,
+    create: bool,
+) -> io::Result<()> {
+    let (tree, dir) = match tree {
+        Some(tree) => {
+            let dir = k.is_dir(&tree)?;
+            (tree, dir)
+        }
+        None => k.host_tree(source, recursive)?,
+    };
+    let ro = if read_only { attr::RDONLY } else { 0 };
+    k.set_attr(&tree, BIND_ATTRS | ro, recursive)?;
+    let how = match (create, dir) {
+        (false, _) => Create::No,
+        (true, true) => Create::Dir,
+        (true, false) => Create::File,
+    };
+    let (at, _) = k.lookup(target, how)?.ok_or_else(|| missing(target))?;
+    k.attach(tree, &at)
+}
+
+/// A tmpfs of `size` and `mode` at `target`.
+fn tmpfs<K: Kernel>(
+    k: &mut K,
+    target: &AbsPath,
+    size: Bytes,
+    mode: u32,
+    read_only: bool,
+    create: bool,
+) -> io::Result<()> {
+    let ro = if read_only { attr::RDONLY } else { 0 };
+    let fs = k.new_fs(
+        "tmpfs",
+        &[("size", size.0.to_string()), ("mode", format!("{mode:o}"))],
+        BIND_ATTRS | ro,
+    )?;
+    let (at, _) = k
+        .lookup(target, if create { Create::Dir } else { Create::No })?
+        .ok_or_else(|| missing(target))?;
+    k.attach(fs, &at)
+}
+
+/// Covers `target`: a directory with an empty read-only tmpfs, a file with
+/// /dev/null. An absent one is noted in `out`.
+fn mask<K: Kernel>(k: &mut K, target: &AbsPath, out: &mut Outcome<K::Fd>) -> io::Result<()> {
+    let Some((at, dir)) = k.lookup(target, Create::No)? else {
+        out.notes
+            .push(format!("{target} is absent on this kernel: nothing to mask"));
+        return Ok(());
+    };
+    let cover = if dir {
+        k.new_fs(
+            "tmpfs",
+            &[("size", "4k".into()), ("mode", "555".into())],
+            attr::RDONLY | BIND_ATTRS | attr::NOEXEC,
+        )?
+    } else {
+        let null = AbsPath::parse("/dev/null").expect("static");
+        k.host_tree(&null, false)?.0
+    };
+    k.attach(cover, &at)
 }
 
 /// The minimal /dev: a tmpfs, six host device nodes bound in, a private devpts,
