@@ -69,7 +69,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("sysjail: {e}");
+                eprintln!("sysjail: {}", e.report());
                 ExitCode::FAILURE
             }
         };
@@ -98,7 +98,7 @@ pub fn finish(result: Result<i32, launch::UpError>, prog: &str) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("{prog}: {e}");
+            eprintln!("{prog}: {}", e.report());
             ExitCode::FAILURE
         }
     }

@@ -93,6 +93,45 @@ impl std::fmt::Display for Awaiting {
 }
 
 impl UpError {
+    /// The error's stable code, for scripts and documentation; an init
+    /// error keeps its own (`init::...`).
+    ///
+    /// | code | when |
+    /// |---|---|
+    /// | `up::plan` | the policy or plan cannot be carried out on this host |
+    /// | `up::state` | the state directory or record refused |
+    /// | `up::log` | a log file cannot be opened safely |
+    /// | `up::host-user`, `up::jail-user` | the user to run as is unknown |
+    /// | `up::id-range` | no host id range is free |
+    /// | `up::host-path` | a host path broke the host-path rule, or is missing |
+    /// | `up::host-step` | a host step of the setup failed (numbered) |
+    /// | `up::init-exited`, `up::init-unreadable`, `up::init-out-of-turn` | init failed without an error of its own |
+    /// | `up::io` | something around the steps failed |
+    pub fn code(&self) -> &'static str {
+        match self {
+            UpError::Plan(_) => "up::plan",
+            UpError::State(_) => "up::state",
+            UpError::Log(_) => "up::log",
+            UpError::HostUser(_) => "up::host-user",
+            UpError::JailUser { .. } => "up::jail-user",
+            UpError::Range(_) => "up::id-range",
+            UpError::HostPath(_) => "up::host-path",
+            UpError::Host(_) => "up::host-step",
+            UpError::Init(e) => e.code(),
+            UpError::InitExited => "up::init-exited",
+            UpError::InitUnreadable { .. } => "up::init-unreadable",
+            UpError::InitOutOfTurn { .. } => "up::init-out-of-turn",
+            UpError::Io { .. } => "up::io",
+        }
+    }
+
+    /// The message with its code, as `sysjail up` prints it.
+    pub fn report(&self) -> String {
+        let text = self.to_string();
+        let code = self.code();
+        if text.contains(code) { text } else { format!("{text} [{code}]") }
+    }
+
     /// A failed system call, with what it was doing.
     pub fn io(what: impl Into<String>, error: impl Into<io::Error>) -> UpError {
         UpError::Io {
