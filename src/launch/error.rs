@@ -129,7 +129,11 @@ impl UpError {
     pub fn report(&self) -> String {
         let text = self.to_string();
         let code = self.code();
-        if text.contains(code) { text } else { format!("{text} [{code}]") }
+        if text.contains(code) {
+            text
+        } else {
+            format!("{text} [{code}]")
+        }
     }
 
     /// A failed system call, with what it was doing.

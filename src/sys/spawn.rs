@@ -178,6 +178,13 @@ pub fn spawn(spawn: &Spawn, stdio: [OwnedFd; 3], ids: &IdMapping, rootless: bool
     }
 }
 
+/// A failed step of the child: its name and the errno.
+type Failed = (&'static str, io::Error);
+
+fn failed(what: &'static str) -> Failed {
+    (what, io::Error::last_os_error())
+}
+
 /// The child's side; returns only on failure, with the stage that failed.
 #[allow(clippy::too_many_arguments)]
 fn child(
@@ -189,17 +196,29 @@ fn child(
     programs: &[CString],
     workdir: &CString,
     rootless: bool,
-) -> (&'static str, io::Error) {
-    let fail = |what| (what, io::Error::last_os_error());
+) -> Failed {
     // Init blocks SIGCHLD for its signalfd; the child starts clean.
     let empty = nix::sys::signal::SigSet::empty();
     if nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None).is_err() {
-        return fail("sigprocmask");
+        return failed("sigprocmask");
     }
     // A session of its own: the jail never shares the caller's terminal.
     if nix::unistd::setsid().is_err() {
-        return fail("setsid");
+        return failed("setsid");
     }
+    if let Err(e) = take_stdio(stdio, spawn.tty).and_then(|()| take_ids(who, rootless)) {
+        return e;
+    }
+    // SAFETY: workdir is a valid C string.
+    if unsafe { libc::chdir(workdir.as_ptr()) } < 0 {
+        return failed("chdir to the working directory");
+    }
+    exec(programs, argv, envp)
+}
+
+/// `stdio` as descriptors 0, 1 and 2 (with `tty`, 0 the controlling
+/// terminal), and nothing else of init's past execve.
+fn take_stdio(stdio: &[OwnedFd; 3], tty: bool) -> Result<(), Failed> {
     let raw: [RawFd; 3] = [stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()];
     // Move the descriptors above 2 first, so that dup2 cannot clobber one.
     let mut high = [0; 3];
@@ -207,51 +226,47 @@ fn child(
         // SAFETY: F_DUPFD_CLOEXEC on a valid descriptor.
         high[i] = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10) };
         if high[i] < 0 {
-            return fail("dup");
+            return Err(failed("dup"));
         }
     }
     for (target, fd) in high.iter().enumerate() {
         // SAFETY: dup2 onto 0..2 of descriptors we hold.
         if unsafe { libc::dup2(*fd, target as RawFd) } < 0 {
-            return fail("dup2");
+            return Err(failed("dup2"));
         }
     }
-    if spawn.tty {
-        // SAFETY: TIOCSCTTY on our stdin, a terminal of the jail's devpts.
-        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
-            return fail("ioctl(TIOCSCTTY)");
-        }
+    // SAFETY: TIOCSCTTY on our stdin, a terminal of the jail's devpts.
+    if tty && unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+        return Err(failed("ioctl(TIOCSCTTY)"));
     }
     // Nothing of init's reaches the program.
-    if raw::cloexec_from(3).is_err() {
-        return fail("close_range");
-    }
-    if !rootless {
-        let groups: Vec<libc::gid_t> = who.groups.clone();
-        // SAFETY: groups is a valid array of its length.
-        if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } < 0 {
-            return fail("setgroups");
-        }
+    raw::cloexec_from(3).map_err(|_| failed("close_range"))
+}
+
+/// The user's groups, gid and uid; no capability left for anyone but root.
+fn take_ids(who: &Login, rootless: bool) -> Result<(), Failed> {
+    // SAFETY: groups is a valid array of its length.
+    if !rootless && unsafe { libc::setgroups(who.groups.len(), who.groups.as_ptr()) } < 0 {
+        return Err(failed("setgroups"));
     }
     // SAFETY: plain id arguments.
     if unsafe { libc::setresgid(who.gid, who.gid, who.gid) } < 0 {
-        return fail("setresgid");
+        return Err(failed("setresgid"));
     }
     // SAFETY: as above.
     if unsafe { libc::setresuid(who.uid, who.uid, who.uid) } < 0 {
-        return fail("setresuid");
+        return Err(failed("setresuid"));
     }
-    if who.uid != 0 {
-        // The kernel clears them when the uid leaves 0; without privilege the
-        // uid never was 0, so clear them here.
-        if privs::capset(0, 0, 0).is_err() {
-            return fail("capset");
-        }
+    // The kernel clears them when the uid leaves 0; without privilege the
+    // uid never was 0, so clear them here.
+    if who.uid != 0 && privs::capset(0, 0, 0).is_err() {
+        return Err(failed("capset"));
     }
-    // SAFETY: workdir is a valid C string.
-    if unsafe { libc::chdir(workdir.as_ptr()) } < 0 {
-        return fail("chdir to the working directory");
-    }
+    Ok(())
+}
+
+/// execve of the first candidate that runs, as execvp searches.
+fn exec(programs: &[CString], argv: &[CString], envp: &[CString]) -> Failed {
     let argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
     let envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
     let mut last = ("execve", io::Error::from_raw_os_error(libc::ENOENT));
