@@ -202,7 +202,8 @@ impl ArgKind {
             ArgKind::Personality => &[(PER_LINUX, "PER_LINUX"), (PERSONALITY_QUERY, "0xffffffff (query)")],
             ArgKind::Int | ArgKind::CloneFlags | ArgKind::OpenFlags | ArgKind::Mode | ArgKind::Pointer => &[],
         };
-        if let Some((_, name)) = exact.iter().find(|(v, _)| *v == value) {
+        let net_config: &[(u32, &str)] = if self == ArgKind::IoctlRequest { NET_CONFIG_IOCTLS } else { &[] };
+        if let Some((_, name)) = exact.iter().chain(net_config).find(|(v, _)| *v == value) {
             return Some((*name).to_string());
         }
         let bits: &[(u32, &str)] = match self {
@@ -468,71 +469,14 @@ const NET_CONFIG_IOCTLS: &[(u32, &str)] = &[
     (0x89ff, "SIOCDEVPRIVATE+15"),
 ];
 
-/// Every ioctl request the rules test, by name.
+/// The ioctl requests the rules test, but for the network configuration
+/// ones ([`NET_CONFIG_IOCTLS`]), by name.
 const IOCTL_NAMES: &[(u32, &str)] = &[
     (TIOCSTI, "TIOCSTI"),
     (TIOCLINUX, "TIOCLINUX"),
     (FS_IOC_SETFLAGS, "FS_IOC_SETFLAGS"),
     (FS_IOC32_SETFLAGS, "FS_IOC32_SETFLAGS"),
     (FS_IOC_FSSETXATTR, "FS_IOC_FSSETXATTR"),
-    (0x890b, "SIOCADDRT"),
-    (0x890c, "SIOCDELRT"),
-    (0x890d, "SIOCRTMSG"),
-    (0x8911, "SIOCSIFLINK"),
-    (0x8914, "SIOCSIFFLAGS"),
-    (0x8916, "SIOCSIFADDR"),
-    (0x8918, "SIOCSIFDSTADDR"),
-    (0x891a, "SIOCSIFBRDADDR"),
-    (0x891c, "SIOCSIFNETMASK"),
-    (0x891e, "SIOCSIFMETRIC"),
-    (0x8920, "SIOCSIFMEM"),
-    (0x8922, "SIOCSIFMTU"),
-    (0x8923, "SIOCSIFNAME"),
-    (0x8924, "SIOCSIFHWADDR"),
-    (0x8926, "SIOCSIFENCAP"),
-    (0x8931, "SIOCADDMULTI"),
-    (0x8932, "SIOCDELMULTI"),
-    (0x8934, "SIOCSIFPFLAGS"),
-    (0x8936, "SIOCDIFADDR"),
-    (0x8937, "SIOCSIFHWBROADCAST"),
-    (0x8941, "SIOCSIFBR"),
-    (0x8943, "SIOCSIFTXQLEN"),
-    (0x8946, "SIOCETHTOOL"),
-    (0x8949, "SIOCSMIIREG"),
-    (0x894a, "SIOCWANDEV"),
-    (0x8953, "SIOCDARP"),
-    (0x8955, "SIOCSARP"),
-    (0x8960, "SIOCDRARP"),
-    (0x8962, "SIOCSRARP"),
-    (0x8971, "SIOCSIFMAP"),
-    (0x8980, "SIOCADDDLCI"),
-    (0x8981, "SIOCDELDLCI"),
-    (0x8983, "SIOCSIFVLAN"),
-    (0x8990, "SIOCBONDENSLAVE"),
-    (0x8991, "SIOCBONDRELEASE"),
-    (0x8992, "SIOCBONDSETHWADDR"),
-    (0x8995, "SIOCBONDCHANGEACTIVE"),
-    (0x89a0, "SIOCBRADDBR"),
-    (0x89a1, "SIOCBRDELBR"),
-    (0x89a2, "SIOCBRADDIF"),
-    (0x89a3, "SIOCBRDELIF"),
-    (0x89b0, "SIOCSHWTSTAMP"),
-    (0x89f0, "SIOCDEVPRIVATE"),
-    (0x89f1, "SIOCDEVPRIVATE+1"),
-    (0x89f2, "SIOCDEVPRIVATE+2"),
-    (0x89f3, "SIOCDEVPRIVATE+3"),
-    (0x89f4, "SIOCDEVPRIVATE+4"),
-    (0x89f5, "SIOCDEVPRIVATE+5"),
-    (0x89f6, "SIOCDEVPRIVATE+6"),
-    (0x89f7, "SIOCDEVPRIVATE+7"),
-    (0x89f8, "SIOCDEVPRIVATE+8"),
-    (0x89f9, "SIOCDEVPRIVATE+9"),
-    (0x89fa, "SIOCDEVPRIVATE+10"),
-    (0x89fb, "SIOCDEVPRIVATE+11"),
-    (0x89fc, "SIOCDEVPRIVATE+12"),
-    (0x89fd, "SIOCDEVPRIVATE+13"),
-    (0x89fe, "SIOCDEVPRIVATE+14"),
-    (0x89ff, "SIOCDEVPRIVATE+15"),
 ];
 
 /// Calls ordinary programs need, allowed whatever their arguments (modelled on
