@@ -487,10 +487,16 @@ fn cgroups(policy: &Policy, facts: &HostFacts) -> Result<Vec<HostStep>, PlanErro
         let dir = controller_dir(policy, facts, controller)?;
         dirs.entry(dir).or_default().extend(files);
     }
-    // Accounting only: memory, pids and CPU use are shown by `ls -v`.
-    for controller in ["memory", "pids", "cpuacct"] {
-        if let Some(Hierarchy::V1(mount)) = facts.cgroup.controller(controller) {
-            dirs.entry(cgroup_dir(&mount, &policy.name)).or_default();
+    // Accounting only: memory, pids and CPU use are shown by `ls -v`. A v1
+    // hierarchy costs the start an RCU grace period per join (about 10 ms),
+    // so a jail without limits has none where the unified hierarchy can
+    // track and kill it; a jail with limits pays for one join already.
+    let limited = c.memory.is_some() || c.pids.is_some() || c.cpu.is_some();
+    if limited || facts.cgroup.v2.is_none() {
+        for controller in ["memory", "pids", "cpuacct"] {
+            if let Some(Hierarchy::V1(mount)) = facts.cgroup.controller(controller) {
+                dirs.entry(cgroup_dir(&mount, &policy.name)).or_default();
+            }
         }
     }
     Ok(dirs
@@ -733,6 +739,36 @@ mod tests {
     }
 
     const BASE: &str = "name = \"p\"\npath = \"/\"\ncommand = [\"/bin/true\"]\n[limits]\npids = 8\n";
+
+    fn cgroup_dirs(plan: &LaunchPlan) -> Vec<String> {
+        plan.host
+            .steps()
+            .filter_map(|s| match s {
+                HostStep::CreateCgroup { path, .. } => Some(path.display().to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn without_limits_no_v1_cgroup_slows_the_start() {
+        // On a hybrid host a v1 join waits for an RCU grace period: a jail
+        // without limits lives in the unified hierarchy alone.
+        let plan = plan_of("name = \"p\"\npath = \"/\"\ncommand = [\"/bin/true\"]\n");
+        assert_eq!(cgroup_dirs(&plan), ["/sys/fs/cgroup/unified/sysjail/p"]);
+        assert!(!plan.host.steps().any(|s| matches!(s, HostStep::JoinCgroup { .. })));
+        // With a limit on v1, the v1 accounting comes along with the join
+        // it pays for anyway.
+        let limited = cgroup_dirs(&plan_of(BASE));
+        assert!(
+            limited.contains(&"/sys/fs/cgroup/pids/sysjail/p".to_string()),
+            "{limited:?}"
+        );
+        assert!(
+            limited.contains(&"/sys/fs/cgroup/memory/sysjail/p".to_string()),
+            "{limited:?}"
+        );
+    }
 
     #[test]
     fn point_to_point_gateway_routes_both_ways() {

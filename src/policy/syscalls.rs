@@ -202,7 +202,11 @@ impl ArgKind {
             ArgKind::Personality => &[(PER_LINUX, "PER_LINUX"), (PERSONALITY_QUERY, "0xffffffff (query)")],
             ArgKind::Int | ArgKind::CloneFlags | ArgKind::OpenFlags | ArgKind::Mode | ArgKind::Pointer => &[],
         };
-        let net_config: &[(u32, &str)] = if self == ArgKind::IoctlRequest { NET_CONFIG_IOCTLS } else { &[] };
+        let net_config: &[(u32, &str)] = if self == ArgKind::IoctlRequest {
+            NET_CONFIG_IOCTLS
+        } else {
+            &[]
+        };
         if let Some((_, name)) = exact.iter().chain(net_config).find(|(v, _)| *v == value) {
             return Some((*name).to_string());
         }
