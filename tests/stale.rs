@@ -19,7 +19,71 @@ fn main() {
         &[Need::Root],
         a_stale_record_is_torn_down_with_its_veth_and_cgroups,
     );
+    r.test(
+        "a_name_clash_leaves_the_other_cgroup_and_veth_alone",
+        &[Need::Root, Need::Pids, Need::Ip],
+        a_name_clash_leaves_the_other_cgroup_and_veth_alone,
+    );
     r.run()
+}
+
+/// A cgroup of the jail's name that is not this launch's (another state
+/// directory's jail, anyone's), with a process in it; and a veth of the name
+/// the launch would give its own. The launch fails on each, and its
+/// teardown touches neither.
+fn a_name_clash_leaves_the_other_cgroup_and_veth_alone(ctx: &Ctx) -> TestResult {
+    let mount = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .find(|m| Path::new(m).join("cgroup.procs").exists())
+        .ok_or("no cgroup hierarchy holds processes here")?;
+    let name = format!("clash{}", std::process::id());
+    let theirs = Path::new(mount).join("sysjail").join(&name);
+    fs::create_dir_all(&theirs).map_err(|e| format!("{}: {e}", theirs.display()))?;
+    let mut sleeper = Command::new("/bin/sleep").arg("600").spawn().unwrap();
+    let joined = fs::write(theirs.join("cgroup.procs"), sleeper.id().to_string());
+    let file = ctx.jail_named(&name, "[limits]\npids = 16\n");
+    let out = joined.map(|()| {
+        let mut up = ctx.sysjail(&["up"]);
+        up.arg(&file).args(["--", "/bin/true"]);
+        run_bounded(up, Duration::from_secs(30))
+    });
+    let alive = matches!(sleeper.try_wait(), Ok(None));
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let kept = theirs.exists();
+    let _ = fs::remove_dir(&theirs);
+    let out = out.map_err(|e| format!("{}: {e}", theirs.display()))?;
+    ensure(!out.status.success() && text(&out.stderr).contains("EEXIST"), || {
+        format!("the launch: {:?} {}", out.status.code(), text(&out.stderr))
+    })?;
+    ensure(alive && kept, || {
+        format!("the other cgroup: process alive {alive}, directory kept {kept}")
+    })?;
+
+    // The veth: `sj` and the supervisor's pid, which a shell that execs
+    // sysjail knows in advance.
+    let file = ctx.jail_named(
+        &format!("{name}v"),
+        "[network]\nmode = \"private\"\nipv4 = [\"10.89.7.2/24\"]\ngateway = \"10.89.7.1\"\n[limits]\npids = 16\n",
+    );
+    let script = format!(
+        "ip link add sj$$ type veth peer name xc$$ && echo sj$$ && exec {} --state-dir {} up {} -- /bin/true",
+        support::bin(),
+        ctx.state.display(),
+        file.display()
+    );
+    let mut sh = Command::new("/bin/sh");
+    sh.args(["-c", &script]);
+    let out = run_bounded(sh, Duration::from_secs(30));
+    let veth = text(&out.stdout).lines().next().unwrap_or_default().to_string();
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    let kept = !veth.is_empty() && text(&links.stdout).contains(&format!(" {veth}@"));
+    let _ = Command::new("ip").args(["link", "del", &veth]).output();
+    ensure(
+        !out.status.success() && text(&out.stderr).contains("File exists"),
+        || format!("the launch: {:?} {}", out.status.code(), text(&out.stderr)),
+    )?;
+    ensure(kept, || format!("the veth {veth} that was there before is gone"))
 }
 
 /// A supervisor killed with its janitor leaves a record, cgroups (one with a

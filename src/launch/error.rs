@@ -40,7 +40,7 @@ pub enum UpError {
     HostPath(#[from] HostPathError),
     /// A step of the supervisor's setup failed.
     #[error(transparent)]
-    Host(#[from] setup::StepError),
+    Host(Box<setup::StepError>),
     /// The jail's init failed to set the jail up; the error carries its
     /// stable code (see [`InitError`]).
     #[error("setting up the jail: {0}")]
@@ -72,6 +72,12 @@ pub enum UpError {
         /// The error.
         error: io::Error,
     },
+}
+
+impl From<setup::StepError> for UpError {
+    fn from(e: setup::StepError) -> UpError {
+        UpError::Host(Box::new(e))
+    }
 }
 
 /// What the supervisor awaited from init.

@@ -18,6 +18,10 @@ impl JailName {
         if !first_ok {
             return Err("must start with a letter or a digit".into());
         }
+        if s.bytes().all(|b| b.is_ascii_digit()) {
+            // `down 1` and `exec 1` mean JID 1.
+            return Err("may not be digits only, which name a JID".into());
+        }
         if let Some(bad) = s
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
@@ -181,6 +185,14 @@ mod tests {
         assert!(JailName::parse(".x").is_err());
         assert!(JailName::parse("a/b").is_err());
         assert!(JailName::parse("").is_err());
+    }
+
+    #[test]
+    fn jail_names_are_never_taken_for_a_jid() {
+        assert!(JailName::parse("1").is_err());
+        assert!(JailName::parse("2024").is_err());
+        assert!(JailName::parse("1a").is_ok());
+        assert!(JailName::parse("web1").is_ok());
     }
 
     #[test]

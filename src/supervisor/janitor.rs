@@ -63,7 +63,16 @@ pub fn start(registry: Registry, record: Record) -> std::io::Result<Janitor> {
             let mut f = std::fs::File::from(read);
             let told = matches!(f.read(&mut byte), Ok(1) if byte[0] == DONE);
             if !told {
-                let _ = state::teardown(&registry, &record);
+                // The record as the supervisor last wrote it: after a failed
+                // step it names only what the launch made.
+                let latest = registry
+                    .lock()
+                    .ok()
+                    .and_then(|lock| registry.find(&lock, &record.name).ok())
+                    .filter(|r| {
+                        r.supervisor_pid == record.supervisor_pid && r.supervisor_start == record.supervisor_start
+                    });
+                let _ = state::teardown(&registry, latest.as_ref().unwrap_or(&record));
             }
             // SAFETY: the child of a fork exits without the parent's destructors.
             unsafe { libc::_exit(0) }

@@ -201,6 +201,13 @@ fn handled_signals() -> SigSet {
     set
 }
 
+/// Writes the record, as far as the registry lets it.
+fn persist(registry: &crate::state::Registry, record: &Record) {
+    if let Ok(lock) = registry.lock() {
+        let _ = registry.write(&lock, record);
+    }
+}
+
 /// Runs the jail the plan describes until it ends; returns the exit status
 /// of `sysjail up`. The supervisor's steps go through [`setup::run`], init's
 /// through [`init::run`]; then the event loop serves the jail.
@@ -216,7 +223,17 @@ pub fn run(
     let sources = resolve_sources(plan)?;
     let (chan, init_chan) = Channel::pair().map_err(io_err("socketpair"))?;
     let mut host = setup::Real::new(move || init::run(plan, init_chan, &sources));
-    let started = setup::run(&plan.host, &plan.ids, &mut host)?;
+    let started = match setup::run(&plan.host, &plan.ids, &mut host) {
+        Ok(started) => started,
+        Err(e) => {
+            // Teardown removes what this launch made, never a cgroup or a
+            // veth of the same name that was there before.
+            record.cgroups.clone_from(&e.created.cgroups);
+            record.veth.clone_from(&e.created.veth);
+            persist(&launch.registry, record);
+            return Err(e.into());
+        }
+    };
     drop(host);
     let mut jail = Running::new(plan, chan, started.init.pidfd, sigfd, control, logs);
     jail.go(started.prepared)?;

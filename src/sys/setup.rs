@@ -99,6 +99,44 @@ pub enum Failure {
     NoInit,
 }
 
+impl Failure {
+    /// The step found its object there already: a cgroup or veth of the same
+    /// name belongs to someone else, and teardown must leave it alone.
+    fn found_existing(&self) -> bool {
+        let e = match self {
+            Failure::Io(e) | Failure::Explained { error: e, .. } => e,
+            _ => return false,
+        };
+        // The executor's errors keep the kind, not always the number.
+        e.raw_os_error() == Some(libc::EEXIST) || e.kind() == io::ErrorKind::AlreadyExists
+    }
+}
+
+/// The cgroups and the veth this launch made: what teardown may remove.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Created {
+    /// Cgroup directories, in order.
+    pub cgroups: Vec<std::path::PathBuf>,
+    /// The host end of the veth.
+    pub veth: Option<String>,
+}
+
+impl Created {
+    /// Notes what `step` made, whether or not it went on to succeed: a
+    /// cgroup whose limit was refused is ours all the same; one that was
+    /// there already is not.
+    fn note(&mut self, step: &HostStep, failure: Option<&Failure>) {
+        if failure.is_some_and(Failure::found_existing) {
+            return;
+        }
+        match step {
+            HostStep::CreateCgroup { path, .. } => self.cgroups.push(path.clone()),
+            HostStep::CreateVeth { host, .. } => self.veth = Some(host.clone()),
+            _ => {}
+        }
+    }
+}
+
 /// A host step that failed, numbered as `sysjail up --dry-run` shows it.
 #[derive(Debug, thiserror::Error)]
 #[error("host step {index}/{total} {step}: {failure}")]
@@ -111,6 +149,8 @@ pub struct StepError {
     pub step: String,
     /// Why.
     pub failure: Failure,
+    /// What the steps before it (and it, partly) made.
+    pub created: Box<Created>,
 }
 
 /// What the setup leaves: init, waiting, and the mounts it is to receive.
@@ -119,16 +159,23 @@ pub struct Started<I, F> {
     pub init: I,
     /// The prepared mounts, by slot.
     pub prepared: Vec<F>,
+    /// The cgroups and veth made.
+    pub created: Created,
 }
 
 /// Carries out the host steps in order. A failure after the clone kills init.
 pub fn run<H: Host>(steps: &HostSteps, ids: &IdMapping, h: &mut H) -> Result<Started<H::Init, H::Fd>, StepError> {
     let mut init = None;
     let mut prepared = Vec::new();
+    let mut created = Created::default();
     for (i, action) in steps.actions().enumerate() {
         let done = match action {
             HostAction::Clone(spec) => h.clone_init(spec).map(|cloned| init = Some(cloned)),
-            HostAction::Step(step) => run_one(step, init.as_ref(), ids, h, &mut prepared),
+            HostAction::Step(step) => {
+                let done = run_one(step, init.as_ref(), ids, h, &mut prepared);
+                created.note(step, done.as_ref().err());
+                done
+            }
         };
         if let Err(failure) = done {
             if let Some(init) = init.take() {
@@ -139,11 +186,16 @@ pub fn run<H: Host>(steps: &HostSteps, ids: &IdMapping, h: &mut H) -> Result<Sta
                 total: steps.len(),
                 step: action.to_string(),
                 failure,
+                created: Box::new(created),
             });
         }
     }
     let init = init.expect("the plan's steps hold the clone");
-    Ok(Started { init, prepared })
+    Ok(Started {
+        init,
+        prepared,
+        created,
+    })
 }
 
 fn run_one<H: Host>(
