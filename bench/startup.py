@@ -22,7 +22,7 @@ Memory is what each tool keeps resident while its jail runs: the proportional
 set size (PSS) of the tool's own processes (supervisor, init, monitor; not the
 jailed sleep).
 
-    sudo bench/startup.py [ROUNDS]        # as root; ROUNDS defaults to 200
+    sudo bench/startup.py [ROUNDS] [--guard]  # as root; ROUNDS defaults to 200
 """
 import os
 import random
@@ -34,7 +34,12 @@ import sys
 import tempfile
 import time
 
-ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+ROUNDS = int(ARGS[0]) if ARGS else 200
+# --guard: exit 1, loudly, when sysjail's start-up (without limits) is
+# slower than bubblewrap's in this same run (issue 13's regression guard;
+# timings are compared within one run, never against a fixed number).
+GUARD = "--guard" in sys.argv[1:]
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -180,6 +185,11 @@ def main():
         attach.sort()
         med, p90 = statistics.median(attach), attach[int(len(attach) * 0.9)]
         print(f"{'(kernel: one v1 attach)':<28} {med * 1e3:>7.2f}ms {p90 * 1e3:>7.2f}ms {med / base:>8.2f}x")
+    if GUARD and "bwrap --unshare-all" in times:
+        ratio = statistics.median(times["sysjail up (no limits)"]) / base
+        if ratio > 1.0:
+            sys.exit(f"GUARD FAILED: sysjail up starts {ratio:.2f}x bubblewrap's time in this run (limit 1.00x)")
+        print(f"guard: sysjail up at {ratio:.2f}x bubblewrap, within 1.00x")
 
 
 if __name__ == "__main__":
