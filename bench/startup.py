@@ -22,7 +22,7 @@ Memory is what each tool keeps resident while its jail runs: the proportional
 set size (PSS) of the tool's own processes (supervisor, init, monitor; not the
 jailed sleep).
 
-    sudo bench/startup.py [ROUNDS] [--guard]  # as root; ROUNDS defaults to 200
+    sudo bench/startup.py [ROUNDS] [--guard] [--scale=N]  # as root; ROUNDS defaults to 200
 """
 import os
 import random
@@ -40,6 +40,10 @@ ROUNDS = int(ARGS[0]) if ARGS else 200
 # slower than bubblewrap's in this same run (issue 13's regression guard;
 # timings are compared within one run, never against a fixed number).
 GUARD = "--guard" in sys.argv[1:]
+# --scale=N: N jails held at once (each a sleep, started in the background,
+# two launches in flight), the time to hold them all and to tear them down;
+# bubblewrap holding N sleeps the same way, for comparison.
+SCALE = next((int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--scale=")), 0)
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -135,6 +139,53 @@ def resident(cmd):
     return total
 
 
+def in_flight(commands, width=2):
+    """Runs `commands` with at most `width` at once; seconds for all."""
+    from concurrent.futures import ThreadPoolExecutor
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=width) as pool:
+        for r in pool.map(lambda c: subprocess.run(c, stdin=subprocess.DEVNULL, capture_output=True), commands):
+            if r.returncode != 0:
+                sys.exit(f"{' '.join(commands[0][:4])}...: {r.stderr.decode()}")
+    return time.perf_counter() - start
+
+
+def scale(sysjail, work, n):
+    """Seconds to hold n jails and to tear them down, sysjail and bwrap."""
+    state = os.path.join(work, "scale-state")
+    files = []
+    for i in range(n):
+        path = os.path.join(work, f"s{i}.toml")
+        with open(path, "w") as f:
+            f.write(f'name = "bench-scale-{i}"\npath = "/"\ncommand = ["/bin/sleep", "600"]\n')
+        files.append(path)
+    up = in_flight([[sysjail, "--state-dir", state, "up", "-b", f] for f in files])
+    down = in_flight([[sysjail, "--state-dir", state, "down", f"bench-scale-{i}"] for i in range(n)])
+    out = {"sysjail up -b / down": (up, down)}
+    if shutil.which("bwrap"):
+        # Held: the sandbox's command has said so; two launches in flight.
+        def launch(_):
+            p = subprocess.Popen(
+                ["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc",
+                 "--dev", "/dev", "/bin/sh", "-c", "echo ready; exec /bin/sleep 600"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+            p.stdout.readline()
+            return p
+        from concurrent.futures import ThreadPoolExecutor
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            procs = list(pool.map(launch, range(n)))
+        held = time.perf_counter() - start
+        start = time.perf_counter()
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+            p.stdout.close()
+        out["bwrap (--die-with-parent)"] = (held, time.perf_counter() - start)
+    return out
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit("run as root: sysjail maps a private id range and creates cgroups")
@@ -165,6 +216,7 @@ def main():
             a = v1_attach()
             if a is not None:
                 attach.append(a)
+        held = scale(sysjail, work, SCALE) if SCALE else {}
         rss = {}
         for name, cmd in commands.items():
             if name.startswith("/bin/true"):
@@ -185,6 +237,8 @@ def main():
         attach.sort()
         med, p90 = statistics.median(attach), attach[int(len(attach) * 0.9)]
         print(f"{'(kernel: one v1 attach)':<28} {med * 1e3:>7.2f}ms {p90 * 1e3:>7.2f}ms {med / base:>8.2f}x")
+    for name, (up, down) in held.items():
+        print(f"{SCALE} jails, {name:<24} held in {up:.2f}s, gone in {down:.2f}s")
     if GUARD and "bwrap --unshare-all" in times:
         ratio = statistics.median(times["sysjail up (no limits)"]) / base
         if ratio > 1.0:
