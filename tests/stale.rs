@@ -24,6 +24,11 @@ fn main() {
         &[Need::Root, Need::Pids, Need::Ip],
         a_name_clash_leaves_the_other_cgroup_and_veth_alone,
     );
+    r.test(
+        "a_jails_id_range_claim_goes_with_it",
+        &[Need::Root, Need::Pids],
+        a_jails_id_range_claim_goes_with_it,
+    );
     r.run()
 }
 
@@ -165,4 +170,32 @@ fn a_stale_record_is_torn_down_with_its_veth_and_cgroups(ctx: &Ctx) -> TestResul
         .filter(|n| n != "lock")
         .collect();
     ensure(left.is_empty(), || format!("left in the state directory: {left:?}"))
+}
+
+/// Teardown leaves no claim file behind: the range's lock file is removed
+/// by its holder before the lock is let go. The jail's record says which
+/// range it holds (its id base); the file is there while it runs, and gone
+/// after `down`.
+fn a_jails_id_range_claim_goes_with_it(ctx: &Ctx) -> TestResult {
+    let file = ctx.jail("command = [\"/bin/sleep\", \"30\"]\n[limits]\npids = 16\n");
+    let mut up = ctx.sysjail(&["up", "-b"]);
+    up.arg(&file);
+    let out = run_bounded(up, Duration::from_secs(30));
+    ensure(out.status.success(), || format!("up -b: {}", text(&out.stderr)))?;
+    let ls = run_bounded(ctx.sysjail(&["ls", "--json"]), Duration::from_secs(30));
+    let records: serde_json::Value = serde_json::from_slice(&ls.stdout).map_err(|e| format!("ls --json: {e}"))?;
+    let id_base = records
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["name"] == ctx.name.as_str()))
+        .and_then(|r| r["id_base"].as_u64())
+        .ok_or_else(|| format!("no id_base in {records}"))? as u32;
+    let number = (id_base - sysjail::launch::ID_BASE) / sysjail::policy::JAIL_IDS;
+    let claim = Path::new(sysjail::state::ranges::DIR).join(number.to_string());
+    let held = claim.exists();
+    let down = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(30));
+    ensure(down.status.success(), || format!("down: {}", text(&down.stderr)))?;
+    ensure(held, || format!("{} was not there while the jail ran", claim.display()))?;
+    ensure(!claim.exists(), || {
+        format!("{} is left after the jail", claim.display())
+    })
 }

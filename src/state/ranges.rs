@@ -22,12 +22,37 @@ pub const DIR: &str = "/run/sysjail-ranges";
 /// How many ranges there are to claim.
 pub const COUNT: u32 = 4096;
 
-/// A claimed range: its number, held while this lives.
+/// A claimed range: its number, held while this lives. Its file goes with
+/// it: removed while the lock is still held, so that a claimer that opened
+/// it meanwhile finds, once it has the lock, that the name is no longer its
+/// file, and tries again.
 #[derive(Debug)]
 pub struct Claim {
     /// The range's number.
     pub number: u32,
     _lock: File,
+    dir: OwnedFd,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let _ = nix::unistd::unlinkat(
+            self.dir.as_fd(),
+            self.number.to_string().as_str(),
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
+        // The fields drop after this: the lock goes after the name.
+    }
+}
+
+/// Whether `name` in `dir` is still the file `file` is open on.
+fn still_named(dir: &OwnedFd, name: &str, file: &File) -> io::Result<bool> {
+    let mine = nix::sys::stat::fstat(file.as_fd()).map_err(io::Error::from)?;
+    match nix::sys::stat::fstatat(dir.as_fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(st.st_dev == mine.st_dev && st.st_ino == mine.st_ino),
+        Err(nix::errno::Errno::ENOENT) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Why no range could be claimed.
@@ -50,26 +75,51 @@ pub fn claim(preferred: u32) -> Result<Claim, RangeError> {
     let dir = open_dir()?;
     let candidates = std::iter::once(preferred).chain((1..COUNT).filter(move |n| *n != preferred));
     for number in candidates.filter(|n| (1..COUNT).contains(n)) {
-        // O_NOFOLLOW, and the directory is root's alone.
-        let flags = OFlag::O_CREAT | OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
-        let fd = nix::fcntl::openat(
-            dir.as_fd(),
-            number.to_string().as_str(),
-            flags,
-            Mode::from_bits_truncate(0o600),
-        )
-        .map_err(io::Error::from)?;
-        let file = File::from(fd);
-        // SAFETY: flock(2) on our descriptor.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(Claim { number, _lock: file });
+        // A file removed by its last holder between our open and our lock
+        // is tried again, a few times.
+        for _ in 0..8 {
+            match try_claim(&dir, number)? {
+                Try::Claimed(lock) => {
+                    return Ok(Claim {
+                        number,
+                        _lock: lock,
+                        dir,
+                    });
+                }
+                Try::Held => break,
+                Try::Removed => continue,
+            }
         }
+    }
+    Err(RangeError::Exhausted)
+}
+
+enum Try {
+    Claimed(File),
+    Held,
+    Removed,
+}
+
+fn try_claim(dir: &OwnedFd, number: u32) -> Result<Try, RangeError> {
+    let name = number.to_string();
+    // O_NOFOLLOW, and the directory is root's alone.
+    let flags = OFlag::O_CREAT | OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+    let fd = nix::fcntl::openat(dir.as_fd(), name.as_str(), flags, Mode::from_bits_truncate(0o600))
+        .map_err(io::Error::from)?;
+    let file = File::from(fd);
+    // SAFETY: flock(2) on our descriptor.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
             return Err(e.into());
         }
+        return Ok(Try::Held);
     }
-    Err(RangeError::Exhausted)
+    Ok(if still_named(dir, &name, &file)? {
+        Try::Claimed(file)
+    } else {
+        Try::Removed
+    })
 }
 
 /// The directory of claims: made 0700 by root, and refused unless it is
