@@ -57,20 +57,10 @@ fn program_of(plan: &plan::LaunchPlan) -> &[Insn] {
 /// Argument vectors that hit every comparison of a rule, with and without
 /// the upper half of the registers set.
 fn vectors(rule: &Rule) -> Vec<[u64; 6]> {
-    let mut constants = vec![0u32, 1, 2, 3, u32::MAX];
+    let mut near = Test::In(vec![0, 1, 2, 3, u32::MAX]).edges();
     for c in rule.arms.iter().flat_map(|a| &a.when) {
-        match &c.test {
-            Test::Eq(v) => constants.push(*v),
-            Test::In(vs) | Test::NotIn(vs) => constants.extend(vs),
-            Test::MaskedEq { mask, value } => constants.extend([*value, *value | !*mask, *mask]),
-            Test::AnyBits(b) => constants.extend([*b, *b & b.wrapping_neg()]),
-            Test::Zero64 => {}
-        }
+        near.extend(c.test.edges());
     }
-    let near: Vec<u32> = constants
-        .iter()
-        .flat_map(|&c| [c, c.wrapping_add(1), c.wrapping_sub(1)])
-        .collect();
     let mut out = Vec::new();
     for &a in &near {
         for high in [0u64, 1 << 32] {

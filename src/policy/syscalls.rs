@@ -131,6 +131,24 @@ pub enum Test {
     Zero64,
 }
 
+impl Test {
+    /// The values where the test's answer can change: its constants and
+    /// their neighbours, for tests that hold a compiled filter to the table.
+    pub fn edges(&self) -> Vec<u32> {
+        let constants: Vec<u32> = match self {
+            Test::Eq(v) => vec![*v],
+            Test::In(vs) | Test::NotIn(vs) => vs.clone(),
+            Test::MaskedEq { mask, value } => vec![*value, *value | !*mask, *mask],
+            Test::AnyBits(b) => vec![*b, *b & b.wrapping_neg()],
+            Test::Zero64 => vec![],
+        };
+        constants
+            .iter()
+            .flat_map(|&c| [c, c.wrapping_add(1), c.wrapping_sub(1)])
+            .collect()
+    }
+}
+
 /// What an argument holds, so that its values can be named.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -39,24 +39,10 @@ impl XorShift {
 /// Argument vectors that hit every comparison of every rule: each constant the
 /// rules test, alone, with the upper half set, with neighbours, and random ones.
 fn argument_vectors(policy: &SyscallPolicy, rng: &mut XorShift) -> Vec<[u64; 6]> {
-    let mut constants = vec![0u32, 1, 2, 3, u32::MAX];
-    for rule in &policy.rules {
-        for arm in &rule.arms {
-            for c in &arm.when {
-                match &c.test {
-                    Test::Eq(v) => constants.push(*v),
-                    Test::In(vs) | Test::NotIn(vs) => constants.extend(vs),
-                    Test::MaskedEq { mask, value } => constants.extend([*value, *value | !*mask, *mask]),
-                    Test::AnyBits(b) => constants.extend([*b, *b & b.wrapping_neg()]),
-                    Test::Zero64 => {}
-                }
-            }
-        }
+    let mut near = Test::In(vec![0, 1, 2, 3, u32::MAX]).edges();
+    for c in policy.rules.iter().flat_map(|r| &r.arms).flat_map(|a| &a.when) {
+        near.extend(c.test.edges());
     }
-    let near: Vec<u32> = constants
-        .iter()
-        .flat_map(|&c| [c, c.wrapping_add(1), c.wrapping_sub(1)])
-        .collect();
     let mut out = Vec::new();
     for &c in &near {
         for high in [0u64, 1 << 32, 0xffff_ffff_0000_0000] {
