@@ -136,22 +136,13 @@ pub fn compile(jail: &Jail, facts: &HostFacts, degraded: &mut Vec<Degraded>) -> 
 fn rewrite(net: &Network, facts: &HostFacts, degraded: &mut Vec<Degraded>) -> Result<Option<Rewrite>, Refused> {
     let has_addresses = !(net.ipv4.is_empty() && net.ipv6.is_empty());
     // The hooks of the families with addresses (crate::rewrite::compile).
-    let hooks = [
-        (!net.ipv4.is_empty(), ["bind4", "connect4", "sendmsg4", "post_bind4"]),
-        (!net.ipv6.is_empty(), ["bind6", "connect6", "sendmsg6", "post_bind6"]),
-    ];
-    // The packet hooks, for both families: every path to a local address
-    // that the call hooks miss (UDP autobind, ping sockets) ends there.
-    let packet_hooks = ["ingress", "egress"];
+    // The packet hooks come with both families: every path to a local
+    // address that the call hooks miss (UDP autobind, ping sockets) ends there.
+    let hooks = crate::rewrite::hooks(!net.ipv4.is_empty(), !net.ipv6.is_empty());
     Ok(match (has_addresses, super::host::address_programs(facts)) {
         (false, _) => None,
         (true, Ok(why)) => Some(Rewrite {
-            hooks: hooks
-                .iter()
-                .filter(|(on, _)| *on)
-                .flat_map(|(_, h)| *h)
-                .chain(packet_hooks)
-                .collect(),
+            hooks: hooks.iter().map(|h| h.name()).collect(),
             supervised: vec!["listen"],
             why,
         }),

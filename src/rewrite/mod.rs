@@ -254,54 +254,41 @@ const ALLOW_PRIVILEGED_PORT: i32 = 3;
 /// );
 /// ```
 pub fn compile(addresses: &Addresses, jail_root: u32) -> Vec<Program> {
-    let mut out = Vec::new();
     let v4: Vec<[u8; 4]> = addresses.v4.iter().map(|a| a.octets()).collect();
     let v6: Vec<[u8; 16]> = addresses.v6.iter().map(|a| a.octets()).collect();
-    if !v4.is_empty() {
-        out.push(Program {
-            hook: Hook::Bind4,
-            insns: bind4(&v4, jail_root),
-        });
-        out.push(Program {
-            hook: Hook::Connect4,
-            insns: connect4(&v4),
-        });
-        out.push(Program {
-            hook: Hook::Sendmsg4,
-            insns: sendmsg4(&v4),
-        });
-        out.push(Program {
-            hook: Hook::PostBind4,
-            insns: post_bind4(&v4),
-        });
+    hooks(!v4.is_empty(), !v6.is_empty())
+        .into_iter()
+        .map(|hook| Program {
+            hook,
+            insns: match hook {
+                Hook::Bind4 => bind4(&v4, jail_root),
+                Hook::Connect4 => connect4(&v4),
+                Hook::Sendmsg4 => sendmsg4(&v4),
+                Hook::PostBind4 => post_bind4(&v4),
+                Hook::Bind6 => bind6(&v6, &v4, jail_root),
+                Hook::Connect6 => connect6(&v6, &v4),
+                Hook::Sendmsg6 => sendmsg6(&v6, &v4),
+                Hook::PostBind6 => post_bind6(&v6, &v4),
+                Hook::Ingress => packet(Local::Destination, &v4, &v6),
+                Hook::Egress => packet(Local::Source, &v4, &v6),
+            },
+        })
+        .collect()
+}
+
+/// The hooks [`compile`] gives a jail with addresses of these families, in
+/// order: the call hooks of each family with addresses, then the packet
+/// hooks, which cover both families.
+pub fn hooks(v4: bool, v6: bool) -> Vec<Hook> {
+    let mut out = Vec::new();
+    if v4 {
+        out.extend([Hook::Bind4, Hook::Connect4, Hook::Sendmsg4, Hook::PostBind4]);
     }
-    if !v6.is_empty() {
-        out.push(Program {
-            hook: Hook::Bind6,
-            insns: bind6(&v6, &v4, jail_root),
-        });
-        out.push(Program {
-            hook: Hook::Connect6,
-            insns: connect6(&v6, &v4),
-        });
-        out.push(Program {
-            hook: Hook::Sendmsg6,
-            insns: sendmsg6(&v6, &v4),
-        });
-        out.push(Program {
-            hook: Hook::PostBind6,
-            insns: post_bind6(&v6, &v4),
-        });
+    if v6 {
+        out.extend([Hook::Bind6, Hook::Connect6, Hook::Sendmsg6, Hook::PostBind6]);
     }
-    if !(v4.is_empty() && v6.is_empty()) {
-        out.push(Program {
-            hook: Hook::Ingress,
-            insns: packet(Local::Destination, &v4, &v6),
-        });
-        out.push(Program {
-            hook: Hook::Egress,
-            insns: packet(Local::Source, &v4, &v6),
-        });
+    if v4 || v6 {
+        out.extend([Hook::Ingress, Hook::Egress]);
     }
     out
 }
