@@ -783,69 +783,70 @@ fn ioctl_setflags(arg: Option<&str>) -> Option<Outcome> {
     Some(r)
 }
 
-/// Raises RLIMIT_NOFILE's hard limit by one; EINVAL when it is unlimited.
-fn setrlimit_raise() -> Outcome {
-    use libc::*;
-    let mut lim = rlimit {
+/// getrlimit(2) of `resource`, or the errno.
+fn limit(resource: libc::__rlimit_resource_t) -> Result<libc::rlimit, Outcome> {
+    let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit fills lim.
-    unsafe { getrlimit(RLIMIT_NOFILE, &mut lim) };
-    if lim.rlim_max == RLIM_INFINITY {
+    let r = unsafe { libc::getrlimit(resource, &mut lim) };
+    if r < 0 { Err(Outcome::of(r.into())) } else { Ok(lim) }
+}
+
+/// setrlimit(2) of `resource` to `lim`, as the raw call.
+fn set_limit(resource: libc::__rlimit_resource_t, lim: &libc::rlimit) -> Outcome {
+    sys(
+        libc::SYS_setrlimit,
+        [resource as u64, lim as *const libc::rlimit as u64, 0, 0, 0, 0],
+    )
+}
+
+/// Raises RLIMIT_NOFILE's hard limit by one; EINVAL when it is unlimited.
+fn setrlimit_raise() -> Outcome {
+    let lim = match limit(libc::RLIMIT_NOFILE) {
+        Ok(lim) => lim,
+        Err(e) => return e,
+    };
+    if lim.rlim_max == libc::RLIM_INFINITY {
         return Outcome {
             ret: -1,
-            errno: EINVAL,
+            errno: libc::EINVAL,
             ..Outcome::default()
         };
     }
-    let raised = rlimit {
+    let raised = libc::rlimit {
         rlim_cur: lim.rlim_cur,
         rlim_max: lim.rlim_max + 1,
     };
-    sys(
-        SYS_setrlimit,
-        [RLIMIT_NOFILE as u64, &raised as *const rlimit as u64, 0, 0, 0, 0],
-    )
+    set_limit(libc::RLIMIT_NOFILE, &raised)
 }
 
 /// Lowers RLIMIT_CORE's soft limit to 0.
 fn setrlimit_lower() -> Outcome {
-    use libc::*;
-    let mut lim = rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let lim = match limit(libc::RLIMIT_CORE) {
+        Ok(lim) => lim,
+        Err(e) => return e,
     };
-    // SAFETY: getrlimit fills lim.
-    unsafe { getrlimit(RLIMIT_CORE, &mut lim) };
-    let lower = rlimit {
-        rlim_cur: 0,
-        rlim_max: lim.rlim_max,
-    };
-    sys(
-        SYS_setrlimit,
-        [RLIMIT_CORE as u64, &lower as *const rlimit as u64, 0, 0, 0, 0],
+    set_limit(
+        libc::RLIMIT_CORE,
+        &libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: lim.rlim_max,
+        },
     )
 }
 
 /// RLIMIT_NOFILE's hard limit, as the return value.
 fn getrlimit_nofile() -> Outcome {
-    use libc::*;
-    let mut lim = rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills lim.
-    let r = unsafe { getrlimit(RLIMIT_NOFILE, &mut lim) };
-    if r < 0 {
-        Outcome::of(r.into())
-    } else {
-        Outcome {
+    limit(libc::RLIMIT_NOFILE).map_or_else(
+        |e| e,
+        |lim| Outcome {
             ret: lim.rlim_max as i64,
             errno: 0,
             ..Outcome::default()
-        }
-    }
+        },
+    )
 }
 
 /// Creates `arg` with the set-uid bit.
@@ -943,12 +944,10 @@ fn repeat(arg: &str) -> Option<Outcome> {
 /// (`getrlimit-nofile`) with the original.
 fn setrlimit_race(quota: u32) -> Outcome {
     use std::sync::atomic::AtomicU64;
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let lim = match limit(libc::RLIMIT_NOFILE) {
+        Ok(lim) => lim,
+        Err(e) => return e,
     };
-    // SAFETY: getrlimit fills lim.
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     if lim.rlim_max == libc::RLIM_INFINITY || lim.rlim_max < 2 {
         return Outcome {
             ret: -1,
@@ -1362,12 +1361,10 @@ fn limit_facts(f: &mut BTreeMap<String, serde_json::Value>) {
                 .unwrap_or(0)
         ),
     );
-    let mut lim = libc::rlimit {
+    let lim = limit(libc::RLIMIT_NOFILE).unwrap_or(libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills lim.
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    });
     f.insert("nofile".into(), json!([lim.rlim_cur, lim.rlim_max]));
 }
 
