@@ -165,25 +165,8 @@ fn live_record(name: &str, control: &Path) -> String {
     let me = std::process::id() as i32;
     let record = sysjail::state::Record {
         id: 7,
-        name: name.into(),
-        hostname: name.into(),
-        path: "/".into(),
-        mode: "private".into(),
-        ipv4: vec![],
-        ipv6: vec![],
-        allow: vec![],
-        supervisor_pid: me,
-        supervisor_start: sysjail::state::start_time(me).unwrap(),
-        init_pid: None,
         started: sysjail::state::now(),
-        definition: None,
-        digest: "0".into(),
-        id_base: 0,
-        cgroups: vec![],
-        veth: None,
-        control: control.to_path_buf(),
-        state: sysjail::state::JailState::Running,
-        limits: sysjail::state::Limits::default(),
+        ..support::record(name, me, sysjail::state::start_time(me).unwrap(), control)
     };
     serde_json::to_string(&record).unwrap()
 }

@@ -95,7 +95,7 @@ fn a_name_clash_leaves_the_other_cgroup_and_veth_alone(ctx: &Ctx) -> TestResult 
 /// process still in it) and a veth: `sysjail ls` finds the record stale and
 /// tears it all down, as the supervisor would have.
 fn a_stale_record_is_torn_down_with_its_veth_and_cgroups(ctx: &Ctx) -> TestResult {
-    use sysjail::state::{JailState, Limits, Record, Registry};
+    use sysjail::state::{Record, Registry};
     let registry = Registry::open(&ctx.state).map_err(|e| e.to_string())?;
     // A cgroup of the pids hierarchy (v1 here) or of the unified one.
     let mount = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
@@ -123,26 +123,9 @@ fn a_stale_record_is_torn_down_with_its_veth_and_cgroups(ctx: &Ctx) -> TestResul
     let mut dead = Command::new("/bin/true").spawn().unwrap();
     dead.wait().unwrap();
     let record = Record {
-        id: 1,
-        name: ctx.name.clone(),
-        hostname: ctx.name.clone(),
-        path: "/".into(),
-        mode: "private".into(),
-        ipv4: vec![],
-        ipv6: vec![],
-        allow: vec![],
-        supervisor_pid: dead.id() as i32,
-        supervisor_start: 1,
-        init_pid: None,
-        started: 0,
-        definition: None,
-        digest: "0".into(),
-        id_base: 0,
         cgroups: vec![cgroup.clone()],
         veth: Some(veth.clone()),
-        control: registry.control_path(&ctx.name),
-        state: JailState::Running,
-        limits: Limits::default(),
+        ..support::record(&ctx.name, dead.id() as i32, 1, &registry.control_path(&ctx.name))
     };
     {
         let lock = registry.lock().map_err(|e| e.to_string())?;

@@ -500,3 +500,30 @@ pub fn private_dir(ctx: &Ctx) -> PathBuf {
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
     dir
 }
+
+/// A registry record of a jail named `name` whose supervisor is `pid`
+/// (started at `start`), with nothing else to it; tests set what they need.
+pub fn record(name: &str, pid: i32, start: u64, control: &Path) -> sysjail::state::Record {
+    sysjail::state::Record {
+        id: 1,
+        name: name.into(),
+        hostname: name.into(),
+        path: "/".into(),
+        mode: "private".into(),
+        ipv4: vec![],
+        ipv6: vec![],
+        allow: vec![],
+        supervisor_pid: pid,
+        supervisor_start: start,
+        init_pid: None,
+        started: 0,
+        definition: None,
+        digest: "0".into(),
+        id_base: 0,
+        cgroups: vec![],
+        veth: None,
+        control: control.to_path_buf(),
+        state: sysjail::state::JailState::Running,
+        limits: sysjail::state::Limits::default(),
+    }
+}
