@@ -194,6 +194,43 @@ fn launcher(facts: &HostFacts) -> [Finding; 2] {
     ]
 }
 
+/// Host settings that decide how long a start waits for the kernel. sysjail
+/// reads them and never changes them: they are the administrator's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tuning {
+    /// Every v1 hierarchy of memory, pids and cpu is mounted with
+    /// `favordynmods` (or the kernel was booted with `cgroup_favordynmods=true`).
+    pub favordynmods: bool,
+    /// `/sys/kernel/rcu_expedited`, when readable.
+    pub rcu_expedited: Option<bool>,
+}
+
+/// What makes a start wait here, and the host settings that would remove the
+/// wait; empty when nothing does.
+pub fn start_up(facts: &HostFacts, tuning: &Tuning) -> Vec<String> {
+    let v1: Vec<&str> = ["memory", "pids", "cpu"]
+        .into_iter()
+        .filter(|c| matches!(facts.cgroup.controller(c), Some(Hierarchy::V1(_))))
+        .collect();
+    if v1.is_empty() || !facts.root || tuning.favordynmods || tuning.rcu_expedited == Some(true) {
+        return Vec::new();
+    }
+    vec![format!(
+        "a jail with [limits] on {} (cgroup v1) waits for an RCU grace period (about 10 ms) when its init \
+         is moved into them; sysjail overlaps the wait with the jail's setup. To remove it: boot with \
+         cgroup_favordynmods=true (Linux 6.7; v1 hierarchies cannot be remounted with favordynmods), or \
+         echo 1 > /sys/kernel/rcu_expedited (every synchronize_rcu of the host gets faster and costlier), or \
+         put the controllers on cgroup v2, where a jail enters its cgroup at clone. Jails without [limits] \
+         never wait",
+        v1.join(", ")
+    )]
+}
+
+/// The start-up hints as text, after the findings.
+pub fn render_start_up(hints: &[String]) -> String {
+    hints.iter().map(|h| format!("\nstart-up: {h}\n")).collect()
+}
+
 /// The report as text; the exit status is 1 when no jail can start.
 pub fn render(facts: &HostFacts, findings: &[Finding]) -> (String, i32) {
     let mut out = format!(
@@ -232,6 +269,31 @@ mod tests {
             text.ends_with("every promise of sysjail holds on this machine.\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn v1_limits_get_a_start_up_hint_unless_the_host_is_tuned() {
+        let mut facts = HostFacts::example();
+        let hybrid = facts.cgroup.v1.contains_key("memory");
+        facts.cgroup.v1.insert("memory".into(), "/sys/fs/cgroup/memory".into());
+        facts.root = true;
+        let slow = Tuning::default();
+        let hints = start_up(&facts, &slow);
+        assert_eq!(hints.len(), 1, "hybrid example: {hybrid}");
+        assert!(hints[0].contains("cgroup_favordynmods=true"), "{hints:?}");
+        assert!(hints[0].contains("rcu_expedited"), "{hints:?}");
+        let tuned = Tuning {
+            favordynmods: true,
+            ..Tuning::default()
+        };
+        assert!(start_up(&facts, &tuned).is_empty());
+        let expedited = Tuning {
+            rcu_expedited: Some(true),
+            ..Tuning::default()
+        };
+        assert!(start_up(&facts, &expedited).is_empty());
+        facts.cgroup.v1.clear();
+        assert!(start_up(&facts, &slow).is_empty(), "cgroup v2 only: no wait");
     }
 
     #[test]

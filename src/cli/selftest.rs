@@ -50,5 +50,7 @@ pub fn doctor() -> ExitCode {
     let findings = doctor::examine(&facts);
     let (text, code) = doctor::render(&facts, &findings);
     print!("{text}");
+    let tuning = sysjail::sys::probe::tuning(&facts);
+    print!("{}", doctor::render_start_up(&doctor::start_up(&facts, &tuning)));
     ExitCode::from(code as u8)
 }

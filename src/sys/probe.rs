@@ -46,6 +46,34 @@ pub fn probe() -> HostFacts {
     }
 }
 
+/// The host settings [`crate::doctor::start_up`] looks at.
+pub fn tuning(facts: &HostFacts) -> crate::doctor::Tuning {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let favored = |mount: &std::path::Path| {
+        mountinfo.lines().any(|line| {
+            let Some((left, right)) = line.split_once(" - ") else {
+                return false;
+            };
+            let at = left.split(' ').nth(4).map(std::path::Path::new);
+            let options = right.split(' ').nth(2).unwrap_or("");
+            at == Some(mount) && options.split(',').any(|o| o == "favordynmods")
+        })
+    };
+    let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let booted = cmdline.split_whitespace().any(|w| {
+        matches!(
+            w,
+            "cgroup_favordynmods=true" | "cgroup_favordynmods=1" | "cgroup_favordynmods=y"
+        )
+    });
+    crate::doctor::Tuning {
+        favordynmods: booted || (!facts.cgroup.v1.is_empty() && facts.cgroup.v1.values().all(|m| favored(m))),
+        rcu_expedited: fs::read_to_string("/sys/kernel/rcu_expedited")
+            .ok()
+            .map(|s| s.trim() != "0"),
+    }
+}
+
 fn landlock_abi() -> Option<u8> {
     const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
     // SAFETY: a null attr with size 0 and the VERSION flag only queries.
