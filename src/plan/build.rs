@@ -89,6 +89,7 @@ pub fn build(policy: &Policy, facts: &HostFacts, options: &Options) -> Result<La
         host.after_clone.push(host_step);
         jail.push(jail_step);
     }
+    jail.extend(cgroup_namespace(&host));
     jail.extend(restrictions(policy));
     let syscalls = policy.syscalls.clone();
     jail.push(seccomp_step(&syscalls, facts, options)?);
@@ -133,8 +134,8 @@ fn degraded(policy: &Policy) -> Vec<String> {
         .collect()
 }
 
-/// Init's first steps: its ids, the user counters, its own cgroup namespace,
-/// private mounts and the staging root the mounts are built in.
+/// Init's first steps: its ids, the user counters, private mounts and the
+/// staging root the mounts are built in.
 fn first_steps(policy: &Policy, ids: &IdMapping) -> Vec<JailStep> {
     let own = ids.single.unwrap_or(0);
     let mut jail = vec![JailStep::SwitchIds {
@@ -153,8 +154,17 @@ fn first_steps(policy: &Policy, ids: &IdMapping) -> Vec<JailStep> {
                 .collect(),
         });
     }
-    jail.extend([JailStep::UnshareCgroup, JailStep::PrivateMounts, JailStep::Staging]);
+    jail.extend([JailStep::PrivateMounts, JailStep::Staging]);
     jail
+}
+
+/// Init's own cgroup namespace, once it is in every cgroup of the jail: on a
+/// hybrid host the supervisor's v1 moves run while init builds the mounts,
+/// and are awaited only here, before the restrictions.
+fn cgroup_namespace(host: &HostSteps) -> Vec<JailStep> {
+    let joins = host.steps().any(|s| matches!(s, HostStep::JoinCgroup { .. }));
+    let wait = joins.then_some(JailStep::AwaitCgroups);
+    wait.into_iter().chain([JailStep::UnshareCgroup]).collect()
 }
 
 /// The policy's mounts as jail steps, with the host steps that prepare them.

@@ -31,6 +31,10 @@ pub enum Broken {
     /// that exists.
     #[error("internal error: the launch plan's prepared mount {0} is out of order or missing")]
     Slot(usize),
+    /// Init unshares its cgroup namespace once, before its seccomp filter
+    /// forbids it, and only after the v1 joins it has to wait for.
+    #[error("internal error: the launch plan unshares init's cgroup namespace out of order")]
+    CgroupNamespace,
 }
 
 /// Checks the rules of the launch order.
@@ -53,7 +57,30 @@ pub fn check(plan: &LaunchPlan) -> Result<(), Broken> {
         return Err(Broken::Uncreated(into.clone()));
     }
     after_clone(&host.after_clone, &created)?;
+    cgroup_namespace(plan)?;
     slots(plan)
+}
+
+fn cgroup_namespace(plan: &LaunchPlan) -> Result<(), Broken> {
+    let at = |wanted: fn(&JailStep) -> bool| plan.jail.iter().position(wanted);
+    let joins = plan.host.steps().any(|s| matches!(s, HostStep::JoinCgroup { .. }));
+    let unshares = plan
+        .jail
+        .iter()
+        .filter(|s| matches!(s, JailStep::UnshareCgroup))
+        .count();
+    let unshare = at(|s| matches!(s, JailStep::UnshareCgroup));
+    let wait = at(|s| matches!(s, JailStep::AwaitCgroups));
+    let filter = at(|s| matches!(s, JailStep::Seccomp { .. }));
+    let in_order = match (joins, wait, unshare) {
+        (true, Some(w), Some(u)) => w < u,
+        (false, None, Some(_)) => true,
+        _ => false,
+    };
+    if unshares != 1 || !in_order || unshare > filter {
+        return Err(Broken::CgroupNamespace);
+    }
+    Ok(())
 }
 
 fn after_clone(steps: &[HostStep], created: &[&PathBuf]) -> Result<(), Broken> {
@@ -170,6 +197,24 @@ mod tests {
             .after_clone
             .retain(|s| !matches!(s, HostStep::WriteIdMaps { .. }));
         assert!(check(&plan).is_err());
+    }
+
+    #[test]
+    fn a_cgroup_namespace_out_of_order_is_caught() {
+        let mut plan = web();
+        assert!(plan.host.steps().any(|s| matches!(s, HostStep::JoinCgroup { .. })));
+        let without_wait = |plan: &mut LaunchPlan| plan.jail.retain(|s| !matches!(s, JailStep::AwaitCgroups));
+        let mut early = plan.clone();
+        without_wait(&mut early);
+        assert_eq!(check(&early), Err(Broken::CgroupNamespace));
+        let at = plan
+            .jail
+            .iter()
+            .position(|s| matches!(s, JailStep::UnshareCgroup))
+            .unwrap();
+        let unshare = plan.jail.remove(at);
+        plan.jail.push(unshare);
+        assert_eq!(check(&plan), Err(Broken::CgroupNamespace));
     }
 
     #[test]

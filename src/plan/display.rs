@@ -158,6 +158,7 @@ impl fmt::Display for JailStep {
         match self {
             JailStep::UserCounters { set } => user_counters(f, set),
             JailStep::SwitchIds { uid, gid, clear_groups } => switch_ids(f, *uid, *gid, *clear_groups),
+            JailStep::AwaitCgroups => write!(f, "wait until the supervisor's cgroup.procs writes are done"),
             JailStep::UnshareCgroup => write!(f, "unshare(CLONE_NEWCGROUP)"),
             JailStep::PrivateMounts => write!(f, "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE)"),
             JailStep::Staging => write!(

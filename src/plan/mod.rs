@@ -357,7 +357,13 @@ pub enum JailStep {
         /// Files under /proc/sys/user/ and their values.
         set: Vec<(String, u32)>,
     },
-    /// A new cgroup namespace, rooted at the jail's cgroups.
+    /// Waits until the supervisor has moved init into the jail's v1
+    /// cgroups. Each move waits for an RCU grace period (about 10 ms), so
+    /// they go on while init sets the jail up; nothing of the jail runs
+    /// before they are done.
+    AwaitCgroups,
+    /// A new cgroup namespace, rooted at the jail's cgroups (after the v1
+    /// moves, so that it is rooted there in every hierarchy).
     UnshareCgroup,
     /// Stops mount events from propagating to or from the host.
     PrivateMounts,

@@ -11,6 +11,7 @@
 //! through a signalfd and of requests through its channel to the supervisor.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -48,7 +49,7 @@ fn main(plan: &LaunchPlan, chan: &Channel, sources: &HostSources) -> Result<i32,
     let Some(prepared) = await_go(chan)? else {
         return Ok(1);
     };
-    let outcome = set_up(plan, sources, prepared)?;
+    let outcome = set_up(plan, chan, sources, prepared)?;
     // Changing credentials cleared the parent-death signal (commit_creds does):
     // arm it again. If the supervisor died meanwhile, the report below fails.
     prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, "PR_SET_PDEATHSIG")?;
@@ -132,7 +133,12 @@ fn await_go(chan: &Channel) -> Result<Option<Vec<OwnedFd>>, InitError> {
 }
 
 /// Carries out the plan's jail steps.
-fn set_up(plan: &LaunchPlan, sources: &HostSources, fds: Vec<OwnedFd>) -> Result<Outcome<OwnedFd>, InitError> {
+fn set_up(
+    plan: &LaunchPlan,
+    chan: &Channel,
+    sources: &HostSources,
+    fds: Vec<OwnedFd>,
+) -> Result<Outcome<OwnedFd>, InitError> {
     // The supervisor has written the id maps, which needs /proc/PID files that
     // a non-dumpable process denies an unprivileged supervisor. Now stay out of
     // the jail's reach: not dumpable, jailed processes can neither ptrace init
@@ -142,8 +148,20 @@ fn set_up(plan: &LaunchPlan, sources: &HostSources, fds: Vec<OwnedFd>) -> Result
     crate::sys::privs::set_cmdline(&format!("sysjail-init {}", plan.name))
         .map_err(|e| InitError::Cmdline(Cause::from(&e)))?;
     let mut prepared: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
-    let mut kernel = Real::new(sources.clone());
+    let mut kernel = Real::new(sources.clone(), || cgroups_joined(chan));
     jail::run(&plan.jail, &mut kernel, &mut prepared).map_err(|e| step_failed(plan, e))
+}
+
+/// The supervisor's word that init is in the jail's v1 cgroups.
+fn cgroups_joined(chan: &Channel) -> io::Result<()> {
+    match chan.recv::<ToInit>()? {
+        Some((ToInit::CgroupsJoined, _)) => Ok(()),
+        Some((other, _)) => Err(io::Error::other(format!(
+            "expected the supervisor's cgroup moves, got {}",
+            other.name()
+        ))),
+        None => Err(io::Error::from_raw_os_error(libc::EPIPE)),
+    }
 }
 
 /// The failed step as init reports it, typed by the kind of step.
@@ -289,7 +307,7 @@ impl Processes {
                 self.spawn(plan, chan, id, &what, main, fds);
             }
             Ok(Some((ToInit::Signal { id, signal }, _))) => self.signal(id, signal),
-            Ok(Some((ToInit::Go { .. } | ToInit::ListenerTaken, _))) => {}
+            Ok(Some((ToInit::Go { .. } | ToInit::ListenerTaken | ToInit::CgroupsJoined, _))) => {}
             // The supervisor is gone: PR_SET_PDEATHSIG kills init anyway.
             Ok(None) | Err(_) => self.supervisor_gone = true,
         }

@@ -236,7 +236,7 @@ pub fn run(
     };
     drop(host);
     let mut jail = Running::new(plan, chan, started.init.pidfd, sigfd, control, logs);
-    jail.go(started.prepared)?;
+    jail.go(started.prepared, started.joins)?;
     record.init_pid = Some(started.init.pid);
     record.state = JailState::Running;
     let registry = &launch.registry;
@@ -362,9 +362,10 @@ impl<'p> Running<'p> {
         }
     }
 
-    /// Sends init its go-ahead with the prepared mounts, and waits until it
-    /// has set the jail up; takes its seccomp listener.
-    fn go(&mut self, prepared: Vec<OwnedFd>) -> Result<(), UpError> {
+    /// Sends init its go-ahead with the prepared mounts, tells it when its
+    /// cgroup moves are done, and waits until it has set the jail up; takes
+    /// its seccomp listener.
+    fn go(&mut self, prepared: Vec<OwnedFd>, joins: setup::Joins<setup::Moving>) -> Result<(), UpError> {
         let raw_fds: Vec<RawFd> = prepared.iter().map(|fd| fd.as_raw_fd()).collect();
         let sent = self.chan.send(
             &ToInit::Go {
@@ -374,8 +375,17 @@ impl<'p> Running<'p> {
         );
         drop(prepared);
         if let Err(e) = sent {
+            drop(joins.finish());
             self.kill();
             return Err(UpError::io("sending the go-ahead", e));
+        }
+        if joins.any() {
+            if let Err(e) = joins.finish() {
+                self.kill();
+                return Err(e.into());
+            }
+            // If init failed on the way, its report follows: read below.
+            let _ = self.chan.send(&ToInit::CgroupsJoined, &[]);
         }
         match self.chan.recv::<FromInit>() {
             Ok(Some((FromInit::Ready { notes, listener }, _))) => {

@@ -26,6 +26,9 @@ pub enum ToInit {
     },
     /// The supervisor holds the seccomp listener now.
     ListenerTaken,
+    /// Init is in every cgroup of the jail: it may unshare its cgroup
+    /// namespace ([`crate::plan::JailStep::AwaitCgroups`]).
+    CgroupsJoined,
     /// Sends a signal.
     Signal {
         /// A process started by Spawn, or `None` for every process of the jail.
@@ -81,6 +84,7 @@ impl ToInit {
             ToInit::Go { .. } => "Go",
             ToInit::Spawn { .. } => "Spawn",
             ToInit::ListenerTaken => "ListenerTaken",
+            ToInit::CgroupsJoined => "CgroupsJoined",
             ToInit::Signal { .. } => "Signal",
         }
     }
@@ -279,7 +283,7 @@ impl StepFailure {
     pub fn into_error(self, step: &JailStep) -> InitError {
         match step {
             JailStep::SwitchIds { .. } | JailStep::UserCounters { .. } => InitError::Ids(self),
-            JailStep::UnshareCgroup => InitError::Cgroup(self),
+            JailStep::AwaitCgroups | JailStep::UnshareCgroup => InitError::Cgroup(self),
             JailStep::PrivateMounts
             | JailStep::Staging
             | JailStep::Root { .. }

@@ -95,6 +95,7 @@ fn run_one<K: Kernel>(
             }
             Ok(())
         }
+        JailStep::AwaitCgroups => k.await_cgroups(),
         JailStep::UnshareCgroup => k.unshare_cgroup(),
         JailStep::PrivateMounts => k.make_private(),
         JailStep::Staging => k.staging(),

@@ -41,6 +41,8 @@ pub trait Kernel {
     fn user_counter(&mut self, file: &str, value: u32) -> io::Result<()>;
     /// unshare(CLONE_NEWCGROUP).
     fn unshare_cgroup(&mut self) -> io::Result<()>;
+    /// Waits until the supervisor has moved init into its v1 cgroups.
+    fn await_cgroups(&mut self) -> io::Result<()>;
     /// Makes every mount private.
     fn make_private(&mut self) -> io::Result<()>;
     /// A tmpfs becomes the root, the host's tree moves to /oldroot.
@@ -93,15 +95,20 @@ pub trait Kernel {
 pub type HostSources = std::collections::BTreeMap<AbsPath, PathBuf>;
 
 /// The real kernel.
-#[derive(Default)]
-pub struct Real {
+pub struct Real<'a> {
     sources: HostSources,
+    /// What [`Kernel::await_cgroups`] waits on: the supervisor's word.
+    cgroups_joined: Box<dyn FnMut() -> io::Result<()> + 'a>,
 }
 
-impl Real {
-    /// A kernel that finds host trees where the supervisor resolved them.
-    pub fn new(sources: HostSources) -> Real {
-        Real { sources }
+impl<'a> Real<'a> {
+    /// A kernel that finds host trees where the supervisor resolved them,
+    /// and learns from `cgroups_joined` that init is in its cgroups.
+    pub fn new(sources: HostSources, cgroups_joined: impl FnMut() -> io::Result<()> + 'a) -> Real<'a> {
+        Real {
+            sources,
+            cgroups_joined: Box::new(cgroups_joined),
+        }
     }
 }
 
@@ -154,7 +161,7 @@ fn open_dir(root: &OwnedFd, path: &Path) -> io::Result<OwnedFd> {
     )
 }
 
-impl Kernel for Real {
+impl Kernel for Real<'_> {
     type Fd = OwnedFd;
 
     fn switch_ids(&mut self, uid: u32, gid: u32, clear_groups: bool) -> io::Result<()> {
@@ -177,6 +184,10 @@ impl Kernel for Real {
 
     fn unshare_cgroup(&mut self) -> io::Result<()> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(io::Error::from)
+    }
+
+    fn await_cgroups(&mut self) -> io::Result<()> {
+        (self.cgroups_joined)()
     }
 
     fn make_private(&mut self) -> io::Result<()> {

@@ -43,6 +43,9 @@ impl Kernel for Recorder {
     fn unshare_cgroup(&mut self) -> io::Result<()> {
         self.call("unshare_cgroup")
     }
+    fn await_cgroups(&mut self) -> io::Result<()> {
+        self.call("await_cgroups")
+    }
     fn make_private(&mut self) -> io::Result<()> {
         self.call("make_private")
     }
@@ -105,6 +108,7 @@ impl Kernel for Recorder {
 impl Host for Recorder {
     type Init = ();
     type Fd = ();
+    type Joining = Vec<Result<(), Failure>>;
     fn create_cgroup(&mut self, _: &Path, _: &[(String, String)]) -> Result<(), Failure> {
         Ok(self.call("create_cgroup")?)
     }
@@ -114,8 +118,8 @@ impl Host for Recorder {
     fn clone_init(&mut self, _: &CloneSpec) -> Result<(), Failure> {
         Ok(self.call("clone_init")?)
     }
-    fn join_cgroup(&mut self, _: &(), _: &Path) -> Result<(), Failure> {
-        Ok(self.call("join_cgroup")?)
+    fn join_cgroups(&mut self, _: &(), paths: Vec<std::path::PathBuf>) -> Vec<Result<(), Failure>> {
+        paths.iter().map(|_| Ok(self.call("join_cgroup")?)).collect()
     }
     fn write_id_maps(&mut self, _: &(), _: &IdMapLines, _: &IdMapLines, _: bool) -> Result<(), Failure> {
         Ok(self.call("write_id_maps")?)

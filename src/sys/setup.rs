@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::host::{self, PrepareError};
 use super::raw;
@@ -23,6 +23,8 @@ pub trait Host {
     type Init;
     /// A mount prepared for init.
     type Fd;
+    /// Moves into cgroups, under way.
+    type Joining: Joining;
 
     /// Creates a cgroup and writes its limits.
     fn create_cgroup(&mut self, path: &Path, limits: &[(String, String)]) -> Result<(), Failure>;
@@ -30,8 +32,10 @@ pub trait Host {
     fn attach_rewrite(&mut self, cgroup: &Path, programs: &[Program]) -> Result<(), Failure>;
     /// Creates init; it waits for its go-ahead.
     fn clone_init(&mut self, spec: &CloneSpec) -> Result<Self::Init, Failure>;
-    /// Moves init into a cgroup.
-    fn join_cgroup(&mut self, init: &Self::Init, path: &Path) -> Result<(), Failure>;
+    /// Starts moving init into these cgroups, in order. On a v1 hierarchy a
+    /// move waits for an RCU grace period; init meanwhile sets the jail up,
+    /// and waits for the moves only before it unshares its cgroup namespace.
+    fn join_cgroups(&mut self, init: &Self::Init, paths: Vec<PathBuf>) -> Self::Joining;
     /// Writes init's uid_map, setgroups and gid_map.
     fn write_id_maps(
         &mut self,
@@ -46,6 +50,57 @@ pub trait Host {
     fn prepare_mount(&mut self, mount: Prepare<'_>, ids: &IdMapping) -> Result<Self::Fd, Failure>;
     /// Kills init and reaps it: a step after the clone failed.
     fn abandon(&mut self, init: Self::Init);
+}
+
+/// Cgroup moves under way.
+pub trait Joining {
+    /// Waits for them: one result per cgroup, in order.
+    fn wait(self) -> Vec<Result<(), Failure>>;
+}
+
+impl Joining for Vec<Result<(), Failure>> {
+    fn wait(self) -> Vec<Result<(), Failure>> {
+        self
+    }
+}
+
+/// The [`HostStep::JoinCgroup`] steps of a setup, under way until
+/// [`Joins::finish`].
+pub struct Joins<J> {
+    under_way: Option<J>,
+    /// Each step's number and text, for errors.
+    steps: Vec<(usize, String)>,
+    total: usize,
+    created: Created,
+}
+
+impl<J: Joining> Joins<J> {
+    /// Whether there are any.
+    pub fn any(&self) -> bool {
+        !self.steps.is_empty()
+    }
+
+    /// Waits for the moves; the first that failed, numbered as its step.
+    pub fn finish(mut self) -> Result<(), StepError> {
+        let Some(joining) = self.under_way.take() else {
+            return Ok(());
+        };
+        let failed = joining
+            .wait()
+            .into_iter()
+            .zip(&self.steps)
+            .find_map(|(r, step)| r.err().map(|e| (e, step)));
+        match failed {
+            None => Ok(()),
+            Some((failure, (index, step))) => Err(StepError {
+                index: *index,
+                total: self.total,
+                step: step.clone(),
+                failure,
+                created: Box::new(self.created),
+            }),
+        }
+    }
 }
 
 /// The veth of [`HostStep::CreateVeth`].
@@ -154,21 +209,37 @@ pub struct StepError {
 }
 
 /// What the setup leaves: init, waiting, and the mounts it is to receive.
-pub struct Started<I, F> {
+pub struct Started<I, F, J> {
     /// The jail's init.
     pub init: I,
     /// The prepared mounts, by slot.
     pub prepared: Vec<F>,
     /// The cgroups and veth made.
     pub created: Created,
+    /// Init's moves into v1 cgroups, under way.
+    pub joins: Joins<J>,
 }
 
-/// Carries out the host steps in order. A failure after the clone kills init.
-pub fn run<H: Host>(steps: &HostSteps, ids: &IdMapping, h: &mut H) -> Result<Started<H::Init, H::Fd>, StepError> {
+/// What [`run`] leaves on host `H`.
+pub type StartedOn<H> = Started<<H as Host>::Init, <H as Host>::Fd, <H as Host>::Joining>;
+
+/// Carries out the host steps in order; the cgroup joins are left under way
+/// (see [`Host::join_cgroups`]). A failure after the clone kills init.
+pub fn run<H: Host>(steps: &HostSteps, ids: &IdMapping, h: &mut H) -> Result<StartedOn<H>, StepError> {
     let mut init = None;
     let mut prepared = Vec::new();
     let mut created = Created::default();
+    let mut joins: Vec<(usize, String, PathBuf)> = Vec::new();
+    let mut joining = None;
     for (i, action) in steps.actions().enumerate() {
+        if let HostAction::Step(HostStep::JoinCgroup { path }) = action {
+            joins.push((i + 1, action.to_string(), path.clone()));
+            continue;
+        }
+        // The joins are consecutive: they start as soon as they are all known.
+        if let (Some(init), None, false) = (&init, &joining, joins.is_empty()) {
+            joining = Some(h.join_cgroups(init, joins.iter().map(|j| j.2.clone()).collect()));
+        }
         let done = match action {
             HostAction::Clone(spec) => h.clone_init(spec).map(|cloned| init = Some(cloned)),
             HostAction::Step(step) => {
@@ -178,6 +249,8 @@ pub fn run<H: Host>(steps: &HostSteps, ids: &IdMapping, h: &mut H) -> Result<Sta
             }
         };
         if let Err(failure) = done {
+            // No move may still be running once init is gone.
+            drop(joining.map(Joining::wait));
             if let Some(init) = init.take() {
                 h.abandon(init);
             }
@@ -191,7 +264,16 @@ pub fn run<H: Host>(steps: &HostSteps, ids: &IdMapping, h: &mut H) -> Result<Sta
         }
     }
     let init = init.expect("the plan's steps hold the clone");
+    if joining.is_none() && !joins.is_empty() {
+        joining = Some(h.join_cgroups(&init, joins.iter().map(|j| j.2.clone()).collect()));
+    }
     Ok(Started {
+        joins: Joins {
+            under_way: joining,
+            steps: joins.into_iter().map(|(i, s, _)| (i, s)).collect(),
+            total: steps.len(),
+            created: created.clone(),
+        },
         init,
         prepared,
         created,
@@ -209,7 +291,8 @@ fn run_one<H: Host>(
     match step {
         HostStep::CreateCgroup { path, limits } => h.create_cgroup(path, limits),
         HostStep::AttachRewrite { cgroup, programs, .. } => h.attach_rewrite(cgroup, programs),
-        HostStep::JoinCgroup { path } => h.join_cgroup(init()?, path),
+        // Collected by `run`, and started together.
+        HostStep::JoinCgroup { .. } => Ok(()),
         HostStep::WriteIdMaps {
             uid_map,
             gid_map,
@@ -275,6 +358,7 @@ impl<F: FnOnce() -> Infallible> Real<F> {
 impl<F: FnOnce() -> Infallible> Host for Real<F> {
     type Init = Init;
     type Fd = OwnedFd;
+    type Joining = Moving;
 
     fn create_cgroup(&mut self, path: &Path, limits: &[(String, String)]) -> Result<(), Failure> {
         Ok(host::create_cgroup(path, limits)?)
@@ -328,8 +412,23 @@ impl<F: FnOnce() -> Infallible> Host for Real<F> {
         }
     }
 
-    fn join_cgroup(&mut self, init: &Init, path: &Path) -> Result<(), Failure> {
-        Ok(host::join_cgroup(path, init.pid)?)
+    fn join_cgroups(&mut self, init: &Init, paths: Vec<PathBuf>) -> Moving {
+        let pid = init.pid;
+        let join = move || -> Vec<Result<(), Failure>> {
+            paths
+                .iter()
+                .map(|path| host::join_cgroup(path, pid).map_err(Failure::from))
+                .collect()
+        };
+        // The supervisor is single-threaded again once the moves are waited
+        // for, before it forks anything (`Joins::finish`, or a failed setup).
+        match std::thread::Builder::new()
+            .name("cgroup-join".into())
+            .spawn(join.clone())
+        {
+            Ok(thread) => Moving::Thread(thread),
+            Err(_) => Moving::Done(join()),
+        }
     }
 
     fn write_id_maps(
@@ -361,6 +460,25 @@ impl<F: FnOnce() -> Infallible> Host for Real<F> {
     fn abandon(&mut self, init: Init) {
         let _ = raw::pidfd_send_signal(init.pidfd.as_fd(), libc::SIGKILL);
         reap(&init.pidfd);
+    }
+}
+
+/// Moves into cgroups on a thread of their own, or done already.
+pub enum Moving {
+    /// Under way.
+    Thread(std::thread::JoinHandle<Vec<Result<(), Failure>>>),
+    /// Done in place: the thread could not be made.
+    Done(Vec<Result<(), Failure>>),
+}
+
+impl Joining for Moving {
+    fn wait(self) -> Vec<Result<(), Failure>> {
+        match self {
+            Moving::Thread(thread) => thread
+                .join()
+                .unwrap_or_else(|_| vec![Err(Failure::Io(io::Error::other("the cgroup moves panicked")))]),
+            Moving::Done(results) => results,
+        }
     }
 }
 

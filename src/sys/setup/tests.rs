@@ -67,6 +67,19 @@ fn a_failing_host_step_is_numbered_and_kills_init_after_the_clone() {
                 fail_at: Some(fail_at),
                 ..Recorder::default()
             };
+            let failing = plan.host.actions().nth(fail_at).unwrap();
+            if let HostAction::Step(HostStep::JoinCgroup { .. }) = failing {
+                // The moves run while init sets up: the setup goes on, and
+                // the failure comes with them, numbered as its step.
+                let started = run(&plan.host, &plan.ids, &mut k).expect("only a join failed");
+                let Err(err) = started.joins.finish() else {
+                    panic!("{name}: join {} failed unseen", fail_at + 1)
+                };
+                assert_eq!((err.index, err.total), (fail_at + 1, total), "{name}");
+                assert_eq!(err.step, failing.to_string());
+                assert_eq!(err.created.cgroups, plan.host.cgroups(), "{name}");
+                continue;
+            }
             let Err(err) = run(&plan.host, &plan.ids, &mut k) else {
                 panic!("{name}: step {} failed but the setup went on", fail_at + 1)
             };
