@@ -186,6 +186,12 @@ impl fmt::Display for JailStep {
                 under(NEWROOT, target)
             ),
             JailStep::RootReadOnly => write!(f, "mount_setattr(\"{NEWROOT}\", MOUNT_ATTR_RDONLY)"),
+            JailStep::File { target, content } => write!(
+                f,
+                "write {STAGING}{target} ({} bytes); bind it read-only over \"{}\", if present",
+                content.len(),
+                under(NEWROOT, target)
+            ),
             JailStep::PivotRoot => write!(
                 f,
                 "umount2(\"{OLDROOT}\", MNT_DETACH); chdir(\"{NEWROOT}\"); pivot_root(\".\", \".\"); umount2(\".\", MNT_DETACH)"

@@ -145,6 +145,7 @@ fn run_one<K: Kernel>(
                 .ok_or_else(|| missing(&AbsPath::root()))?;
             k.set_attr(&root, attr::RDONLY, false)
         }
+        JailStep::File { target, content } => file(k, target, content, out),
         JailStep::PivotRoot => k.enter(),
         JailStep::Hostname { name } => k.sethostname(name),
         JailStep::LoopbackUp => k.loopback_up(),
@@ -213,6 +214,28 @@ fn bind<K: Kernel>(
         (true, false) => Create::File,
     };
     let (at, _) = k.lookup(target, how)?.ok_or_else(|| missing(target))?;
+    k.attach(tree, &at)
+}
+
+/// `content` bound read-only over the file `target`. A tree without the file
+/// (or with a directory there) is noted and left as it is: the read-only root
+/// has no place for a new mount point.
+fn file<K: Kernel>(k: &mut K, target: &AbsPath, content: &str, out: &mut Outcome<K::Fd>) -> io::Result<()> {
+    let at = match k.lookup(target, Create::No)? {
+        Some((at, false)) => at,
+        Some((_, true)) => {
+            out.notes
+                .push(format!("{target} is a directory in the jail's tree: left as it is"));
+            return Ok(());
+        }
+        None => {
+            out.notes
+                .push(format!("{target} is absent from the jail's tree: none bound"));
+            return Ok(());
+        }
+    };
+    let tree = k.staged_file(target, content.as_bytes())?;
+    k.set_attr(&tree, BIND_ATTRS | attr::NOEXEC | attr::RDONLY, false)?;
     k.attach(tree, &at)
 }
 

@@ -70,6 +70,9 @@ impl Kernel for Recorder {
     fn attach(&mut self, _: (), _: &()) -> io::Result<()> {
         self.call("attach")
     }
+    fn staged_file(&mut self, _: &AbsPath, _: &[u8]) -> io::Result<()> {
+        self.call("staged_file")
+    }
     fn symlink(&mut self, _: &str, _: &AbsPath) -> io::Result<()> {
         self.call("symlink")
     }
