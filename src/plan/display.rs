@@ -188,7 +188,9 @@ impl fmt::Display for JailStep {
             JailStep::RootReadOnly => write!(f, "mount_setattr(\"{NEWROOT}\", MOUNT_ATTR_RDONLY)"),
             JailStep::File { target, content } => write!(
                 f,
-                "write {STAGING}{target} ({} bytes); bind it read-only over \"{}\", if present",
+                "write \"/{}\" of the staging root ({} bytes, O_EXCL|O_NOFOLLOW); open_tree(OPEN_TREE_CLONE); \
+                 MOUNT_ATTR_RDONLY; move_mount over \"{}\", if present",
+                target.as_str().rsplit('/').next().unwrap_or_default(),
                 content.len(),
                 under(NEWROOT, target)
             ),

@@ -359,8 +359,9 @@ mod tests {
 
     #[test]
     fn mounts_before_pivot_and_seccomp_last() {
-        const MOUNTING: [&str; 8] = [
+        const MOUNTING: [&str; 9] = [
             "staging",
+            "staged_file",
             "host_tree",
             "jail_tree",
             "new_fs",
@@ -370,8 +371,13 @@ mod tests {
             "symlink",
         ];
         for (name, plan) in plans() {
-            let mut k = Recorder::default();
+            let mut k = Recorder {
+                files: vec![AbsPath::parse("/etc/hosts").unwrap()],
+                ..Recorder::default()
+            };
             let outcome = run(&plan.jail, &mut k, &mut prepared(&plan)).expect("the recorder never fails");
+            let hosts = plan.jail.iter().any(|s| matches!(s, JailStep::File { .. }));
+            assert_eq!(k.calls.contains(&"staged_file"), hosts, "{name}: /etc/hosts");
             let calls = &k.calls;
             let enter = position(calls, "enter");
             assert_eq!(calls.iter().filter(|c| **c == "enter").count(), 1, "{name}");
@@ -396,6 +402,25 @@ mod tests {
             assert_eq!(seccomp, calls.len() - 1, "{name}: a call after seccomp: {calls:?}");
             assert!(outcome.notes.iter().any(|n| n == "landlock: recorded"));
         }
+    }
+
+    #[test]
+    fn a_file_step_binds_over_a_file_only() {
+        let step = JailStep::File {
+            target: AbsPath::parse("/etc/hosts").unwrap(),
+            content: "127.0.0.1\tlocalhost\n".into(),
+        };
+        let mut k = Recorder {
+            files: vec![AbsPath::parse("/etc/hosts").unwrap()],
+            ..Recorder::default()
+        };
+        run(std::slice::from_ref(&step), &mut k, &mut []).unwrap();
+        assert_eq!(k.calls, ["lookup", "staged_file", "set_attr", "attach"]);
+        // A directory there is left alone, and said so.
+        let mut k = Recorder::default();
+        let outcome = run(std::slice::from_ref(&step), &mut k, &mut []).unwrap();
+        assert_eq!(k.calls, ["lookup"]);
+        assert!(outcome.notes.iter().any(|n| n.contains("/etc/hosts is a directory")));
     }
 
     #[test]
