@@ -143,8 +143,9 @@ fn host_loopback_unreachable(ctx: &Ctx) -> TestResult {
 }
 
 fn hostname_resolves(ctx: &Ctx) -> TestResult {
-    let host_hosts = fs::read("/etc/hosts").ok();
-    let script = "getent hosts \"$(hostname)\"; getent hosts localhost; \
+    let host_files = || [fs::read("/etc/hosts").ok(), fs::read("/etc/hostname").ok()];
+    let before = host_files();
+    let script = "getent hosts \"$(hostname)\"; getent hosts localhost; cat /etc/hostname; \
                   if echo 203.0.113.9 evil >> /etc/hosts; then echo writable; fi";
     for (mode, address) in [("private", "127.0.1.1"), ("disabled", "127.0.1.1")] {
         let file = ctx.jail(&format!(
@@ -163,6 +164,11 @@ fn hostname_resolves(ctx: &Ctx) -> TestResult {
         ensure(lines.get(1).is_some_and(|l| l.contains(&"localhost")), || {
             format!("{mode}: localhost: {stdout:?}")
         })?;
+        // Bound over the host's file; a tree without one gets none.
+        let hostname = Path::new("/etc/hostname").exists().then(|| vec!["resolve.example"]);
+        ensure(lines.get(2).cloned() == hostname, || {
+            format!("{mode}: /etc/hostname: {stdout:?}")
+        })?;
         ensure(!stdout.contains("writable"), || {
             format!("{mode}: /etc/hosts was writable")
         })?;
@@ -170,8 +176,8 @@ fn hostname_resolves(ctx: &Ctx) -> TestResult {
             format!("{mode}: appending to /etc/hosts: {}", text(&out.stderr))
         })?;
     }
-    ensure(fs::read("/etc/hosts").ok() == host_hosts, || {
-        "the host's /etc/hosts changed".to_string()
+    ensure(host_files() == before, || {
+        "the host's /etc/hosts or /etc/hostname changed".to_string()
     })
 }
 

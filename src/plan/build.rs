@@ -277,8 +277,8 @@ impl<'a> Mounts<'a> {
     }
 }
 
-/// Once the mounts are in place: the jail's /etc/hosts, the new root, the
-/// jail's name, its loopback.
+/// Once the mounts are in place: the jail's /etc/hosts and /etc/hostname,
+/// the new root, the jail's name, its loopback.
 fn naming(policy: &Policy) -> Vec<JailStep> {
     let private_net = policy.namespaces.iter().any(|(ns, _)| *ns == Namespace::Net);
     let mut jail = Vec::new();
@@ -286,6 +286,11 @@ fn naming(policy: &Policy) -> Vec<JailStep> {
         jail.push(JailStep::File {
             target: AbsPath::parse("/etc/hosts").expect("static"),
             content: crate::policy::network::hosts_file(names, *address),
+        });
+        // Read by tools in place of the UTS name; the host's would name the host.
+        jail.push(JailStep::File {
+            target: AbsPath::parse("/etc/hostname").expect("static"),
+            content: format!("{}\n", policy.hostname),
         });
     }
     jail.extend([
@@ -883,6 +888,10 @@ mod tests {
         let content = hosts(&plan).expect("a read-only root gets /etc/hosts");
         assert!(content.contains("127.0.1.1\tbuild.example build\n"), "{content}");
         assert!(content.contains("127.0.0.1\tlocalhost\n"), "{content}");
+        assert!(plan.jail.contains(&JailStep::File {
+            target: AbsPath::parse("/etc/hostname").unwrap(),
+            content: "build.example\n".into()
+        }));
         // Bound before the root is left.
         let file = plan.jail.iter().position(|s| matches!(s, JailStep::File { .. }));
         let pivot = plan.jail.iter().position(|s| *s == JailStep::PivotRoot);

@@ -27,13 +27,13 @@ pub struct NetworkPolicy {
     pub hosts: Hosts,
 }
 
-/// The jail's /etc/hosts.
+/// The jail's /etc/hosts, and with it /etc/hostname.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Hosts {
     /// A file init writes in its own staging tmpfs and binds read-only over
     /// the jail's /etc/hosts (when the jail's tree has one): localhost, and
-    /// the jail's hostname on `address`.
+    /// the jail's hostname on `address`; likewise /etc/hostname.
     Generated {
         /// The jail's hostname, and its first label when it has several.
         names: Vec<String>,

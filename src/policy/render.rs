@@ -342,12 +342,12 @@ fn network(o: &mut Out, p: &Policy) {
     match &n.hosts {
         super::network::Hosts::Generated { names, address, why } => o.line(
             &format!(
-                "/etc/hosts: {} on {address}, localhost (generated, read-only)",
+                "/etc/hosts: {} on {address}, localhost; /etc/hostname (generated, read-only)",
                 names.join(" ")
             ),
             why,
         ),
-        super::network::Hosts::Kept { why } => o.line("/etc/hosts: the jail's own", why),
+        super::network::Hosts::Kept { why } => o.line("/etc/hosts, /etc/hostname: the jail's own", why),
     }
 }
 
