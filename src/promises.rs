@@ -12,7 +12,7 @@
 //! Adding a promise is one row here (and, for a new call, one check in the
 //! probe).
 
-use crate::model::{Allow, Identity, Jail, NetworkMode};
+use crate::model::{Allow, Identity, Jail};
 use crate::syscalls::{Abi, Sysno};
 
 /// errno values of the answers (Linux numbers, the same on every ABI).
@@ -36,13 +36,13 @@ pub enum When {
     JailRoot,
     /// The jail runs as another user.
     NotJailRoot,
-    /// The jail has an IPv4 address.
+    /// The jail may open IPv4 sockets (an address, or loopback only).
     Ipv4,
-    /// The jail has no IPv4 address.
+    /// The jail may not open IPv4 sockets.
     NoIpv4,
-    /// The jail has an IPv6 address.
+    /// The jail may open IPv6 sockets (an address, or loopback only).
     Ipv6,
-    /// The jail has no IPv6 address.
+    /// The jail may not open IPv6 sockets.
     NoIpv6,
     /// The jail has a network stack of its own.
     Private,
@@ -147,9 +147,10 @@ pub enum Outcome {
 pub struct Setting {
     /// Jail root runs the checks.
     pub root: bool,
-    /// The jail has an IPv4 address.
+    /// The jail may open IPv4 sockets: it has an IPv4 address, or a
+    /// loopback-only private network.
     pub ipv4: bool,
-    /// The jail has an IPv6 address.
+    /// The same for IPv6.
     pub ipv6: bool,
     /// A private network stack.
     pub private: bool,
@@ -168,9 +169,9 @@ impl Setting {
     pub fn of(jail: &Jail, abis: &[Abi], can_raise: bool) -> Setting {
         Setting {
             root: jail.identity == Identity::JailRoot,
-            ipv4: !jail.network.ipv4.is_empty(),
-            ipv6: !jail.network.ipv6.is_empty(),
-            private: matches!(jail.network.mode, NetworkMode::Private(_)),
+            ipv4: jail.network.ipv4_allowed(),
+            ipv6: jail.network.ipv6_allowed(),
+            private: jail.network.own_namespace(),
             host_root: jail.root.is_host_root(),
             can_raise,
             abis: abis.to_vec(),
@@ -507,7 +508,7 @@ pub const CATALOGUE: &[Promise] = &[
     },
     // Address families: inet needs an address of its family.
     Promise {
-        text: "IPv4 works: the jail has an IPv4 address",
+        text: "IPv4 works: the jail has an IPv4 address, or its own loopback only",
         native: &["socket-inet", "socket-inet-high-bits", "socket-inet-dgram"],
         i386: &["i386-socket-inet", "i386-socketcall-socket"],
         when: &[When::Ipv4],
@@ -517,7 +518,7 @@ pub const CATALOGUE: &[Promise] = &[
         call: socket(AF_INET | 1 << 32, SOCK_STREAM, 0),
     },
     Promise {
-        text: "IPv4 is denied without an address (EAFNOSUPPORT)",
+        text: "IPv4 is denied without an address, unless the network is loopback only (EAFNOSUPPORT)",
         native: &["socket-inet", "socket-inet-high-bits", "socket-inet-dgram"],
         i386: &["i386-socket-inet", "i386-socketcall-socket"],
         when: &[When::NoIpv4],
@@ -527,7 +528,7 @@ pub const CATALOGUE: &[Promise] = &[
         call: socket(AF_INET | 1 << 32, SOCK_STREAM, 0),
     },
     Promise {
-        text: "IPv6 works: the jail has an IPv6 address",
+        text: "IPv6 works: the jail has an IPv6 address, or its own loopback only",
         native: &["socket-inet6"],
         i386: &[],
         when: &[When::Ipv6],
@@ -537,7 +538,7 @@ pub const CATALOGUE: &[Promise] = &[
         call: socket(AF_INET6, SOCK_STREAM, 0),
     },
     Promise {
-        text: "IPv6 is denied without an address (EAFNOSUPPORT)",
+        text: "IPv6 is denied without an address, unless the network is loopback only (EAFNOSUPPORT)",
         native: &["socket-inet6"],
         i386: &[],
         when: &[When::NoIpv6],

@@ -247,12 +247,12 @@ impl Tree {
 }
 
 /// The `network` table. With an address the jail shares the host's stack, as
-/// the old tools did; without one it has loopback only, and IPv4 and IPv6 are
-/// denied either way.
+/// the old tools did; without one it has a stack of its own and no IPv4 or
+/// IPv6 socket at all (the old manual: a family without an address is denied).
 fn network(ipv4: Vec<Node>, ipv6: Vec<Node>, all: Span) -> Node {
     let mut net = Table::default();
     let has_addresses = !(ipv4.is_empty() && ipv6.is_empty());
-    let mode = if has_addresses { "host" } else { "private" };
+    let mode = if has_addresses { "host" } else { "disabled" };
     net.insert(Entry {
         key: "mode".into(),
         key_span: all,

@@ -72,9 +72,12 @@ toml_table! {
 toml_table! {
     /// The `[network]` table.
     pub struct RawNetwork {
-        /// "private" (default): the jail's own network stack, with loopback and,
-        /// when it has addresses, a veth interface holding exactly them. "host":
-        /// the host's stack, every socket confined to the listed addresses.
+        /// "private": the jail's own network stack, with its own loopback
+        /// (127.0.0.1 and ::1) and, when it has addresses, a veth interface
+        /// holding exactly them. "host": the host's stack, every socket
+        /// confined to the listed addresses. "disabled": the jail's own
+        /// network stack and no IPv4 or IPv6 socket at all. Default: "private"
+        /// when the jail lists an address, "disabled" otherwise.
         "mode" => mode: NetMode,
         /// IPv4 addresses. The first is the rewrite target: binds and connections
         /// on any unlisted address use it. Later ones pass unchanged. Empty: IPv4
@@ -177,6 +180,8 @@ toml_enum! {
         Host = "host",
         /// The jail's own network namespace.
         Private = "private",
+        /// The jail's own network namespace, without inet sockets.
+        Disabled = "disabled",
     }
 }
 

@@ -106,10 +106,37 @@ pub enum Identity {
 pub struct Network {
     /// Host stack or private stack.
     pub mode: NetworkMode,
-    /// IPv4 addresses; the first is the rewrite target. Empty: IPv4 denied.
+    /// IPv4 addresses; the first is the rewrite target. Empty: IPv4 denied,
+    /// unless the jail's network is loopback only ([`Network::loopback_only`]).
     pub ipv4: Vec<Addr<Ipv4Addr>>,
-    /// IPv6 addresses; the first is the rewrite target. Empty: IPv6 denied.
+    /// IPv6 addresses, as `ipv4`.
     pub ipv6: Vec<Addr<Ipv6Addr>>,
+}
+
+impl Network {
+    /// True for a private network without an address off loopback: it has no
+    /// veth, so an inet socket of either family reaches the jail's own
+    /// loopback and nothing else.
+    pub fn loopback_only(&self) -> bool {
+        matches!(self.mode, NetworkMode::Private(_))
+            && self.ipv4.iter().all(|a| a.addr.is_loopback())
+            && self.ipv6.iter().all(|a| a.addr.is_loopback())
+    }
+
+    /// True when the jail has a network namespace of its own.
+    pub fn own_namespace(&self) -> bool {
+        !matches!(self.mode, NetworkMode::Host)
+    }
+
+    /// Whether IPv4 sockets may be created: an IPv4 address, or loopback only.
+    pub fn ipv4_allowed(&self) -> bool {
+        !self.ipv4.is_empty() || self.loopback_only()
+    }
+
+    /// Whether IPv6 sockets may be created, as [`Network::ipv4_allowed`].
+    pub fn ipv6_allowed(&self) -> bool {
+        !self.ipv6.is_empty() || self.loopback_only()
+    }
 }
 
 /// An address with its prefix length (private mode; host mode uses the full length).
@@ -126,8 +153,12 @@ pub struct Addr<A> {
 pub enum NetworkMode {
     /// The host's stack, every socket confined to the listed addresses.
     Host,
-    /// The jail's own network namespace.
+    /// The jail's own network namespace: loopback, and a veth holding the
+    /// addresses beyond it.
     Private(Private),
+    /// The jail's own network namespace, and no IPv4 or IPv6 socket at all
+    /// (the old `jail` without an address; FreeBSD's `ip4 = disable`).
+    Disabled,
 }
 
 /// Settings of a private network.

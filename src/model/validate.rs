@@ -420,7 +420,18 @@ impl Checker {
     fn network(&mut self, field: &Opt<RawNetwork>) -> Option<Network> {
         let empty = RawNetwork::default();
         let net = field.as_ref().map_or(&empty, |f| &f.value);
-        let host = net.mode.as_ref().is_some_and(|m| m.value == NetMode::Host);
+        let listed = |l: &Opt<Vec<Spanned<String>>>| l.as_ref().is_some_and(|f| !f.value.is_empty());
+        // Without a mode, a jail that lists no address keeps the old manual's
+        // promise: no address, no inet socket.
+        let mode = net.mode.as_ref().map_or(
+            if listed(&net.ipv4) || listed(&net.ipv6) {
+                NetMode::Private
+            } else {
+                NetMode::Disabled
+            },
+            |m| m.value,
+        );
+        let host = mode == NetMode::Host;
         let ipv4 = self.addresses(&net.ipv4, "ipv4", host, |ip| match ip {
             IpAddr::V4(a) => Some(a),
             IpAddr::V6(_) => None,
@@ -429,44 +440,77 @@ impl Checker {
             IpAddr::V6(a) => Some(a),
             IpAddr::V4(_) => None,
         });
-        let mode = if host {
-            for (key, f) in [
-                ("bridge", &net.bridge),
-                ("gateway", &net.gateway),
-                ("gateway6", &net.gateway6),
-                ("interface", &net.interface),
-            ] {
-                if let Some(f) = f {
+        let mode = match mode {
+            NetMode::Host => {
+                self.private_keys_unused(net, "the jail uses the host's network stack");
+                if ipv4.as_ref().is_some_and(Vec::is_empty) && ipv6.as_ref().is_some_and(Vec::is_empty) {
+                    let span = net.mode.as_ref().map_or(Span::file_start(self.file), |m| m.span);
                     self.report(
-                        Diagnostic::new(
-                            Code::NotApplicable,
-                            f.key_span,
-                            format!("`network.{key}` applies to private networks only"),
-                        )
-                        .related(
-                            net.mode.as_ref().map_or(f.key_span, |m| m.span),
-                            "the jail uses the host's network stack",
-                        )
-                        .help("remove it, or set mode = \"private\""),
+                        Diagnostic::new(Code::NoAddresses, span, "a host-stack jail without addresses can open no IPv4 or IPv6 socket")
+                            .help("list the addresses the jail may use in `ipv4` or `ipv6`, or use mode = \"private\" for a jail with loopback only"),
                     );
                 }
+                NetworkMode::Host
             }
-            if ipv4.as_ref().is_some_and(Vec::is_empty) && ipv6.as_ref().is_some_and(Vec::is_empty) {
-                let span = net.mode.as_ref().map_or(Span::file_start(self.file), |m| m.span);
-                self.report(
-                    Diagnostic::new(Code::NoAddresses, span, "a host-stack jail without addresses can open no IPv4 or IPv6 socket")
-                        .help("list the addresses the jail may use in `ipv4` or `ipv6`, or use mode = \"private\" for a jail with loopback only"),
-                );
+            NetMode::Disabled => {
+                self.private_keys_unused(net, "the jail has no IPv4 or IPv6 socket");
+                self.no_addresses_when_disabled(net)?;
+                NetworkMode::Disabled
             }
-            NetworkMode::Host
-        } else {
-            NetworkMode::Private(self.private(net, ipv4.as_deref(), ipv6.as_deref())?)
+            NetMode::Private => NetworkMode::Private(self.private(net, ipv4.as_deref(), ipv6.as_deref())?),
         };
         Some(Network {
             mode,
             ipv4: ipv4?,
             ipv6: ipv6?,
         })
+    }
+
+    /// The keys of a private network's veth, set where there is none.
+    fn private_keys_unused(&mut self, net: &RawNetwork, because: &str) {
+        let mode = net.mode.as_ref().map(|m| (m.span, m.value));
+        for (key, f) in [
+            ("bridge", &net.bridge),
+            ("gateway", &net.gateway),
+            ("gateway6", &net.gateway6),
+            ("interface", &net.interface),
+        ] {
+            if let Some(f) = f {
+                let d = Diagnostic::new(
+                    Code::NotApplicable,
+                    f.key_span,
+                    format!("`network.{key}` applies to private networks only"),
+                )
+                .related(mode.map_or(f.key_span, |m| m.0), because);
+                self.report(if mode.is_some() {
+                    d.help("remove it, or set mode = \"private\"")
+                } else {
+                    d.help("list the jail's addresses in `ipv4` or `ipv6`, or set mode = \"private\"")
+                });
+            }
+        }
+    }
+
+    /// `mode = "disabled"` with an address: the jail could use none of them.
+    fn no_addresses_when_disabled(&mut self, net: &RawNetwork) -> Option<()> {
+        // Without a mode, "disabled" is only the default when nothing is listed.
+        let Some(mode) = net.mode.as_ref() else { return Some(()) };
+        let mut ok = true;
+        for (key, f) in [("ipv4", &net.ipv4), ("ipv6", &net.ipv6)] {
+            if let Some(f) = f.as_ref().filter(|f| !f.value.is_empty()) {
+                self.report(
+                    Diagnostic::new(
+                        Code::KeyConflict,
+                        f.key_span,
+                        format!("`network.{key}` lists addresses, but mode = \"disabled\" gives the jail no IPv4 or IPv6 socket"),
+                    )
+                    .related(mode.span, "no inet sockets here")
+                    .help("use mode = \"private\" (its own stack with these addresses) or \"host\", or remove the addresses"),
+                );
+                ok = false;
+            }
+        }
+        ok.then_some(())
     }
 
     fn private(

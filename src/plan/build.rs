@@ -8,6 +8,7 @@ use super::{
 };
 use crate::facts::{Hierarchy, HostFacts};
 use crate::model::{AbsPath, IdRef, RlimitValue};
+use crate::policy::network::Hosts;
 use crate::policy::{JAIL_IDS, MountOp, Namespace, Policy, Refused};
 use crate::seccomp;
 use crate::users::Passwd;
@@ -286,15 +287,28 @@ impl<'a> Mounts<'a> {
     }
 }
 
-/// Once the mounts are in place: the new root, the jail's name, its loopback.
+/// Once the mounts are in place: the jail's /etc/hosts and /etc/hostname,
+/// the new root, the jail's name, its loopback.
 fn naming(policy: &Policy) -> Vec<JailStep> {
     let private_net = policy.namespaces.iter().any(|(ns, _)| *ns == Namespace::Net);
-    let mut jail = vec![
+    let mut jail = Vec::new();
+    if let Hosts::Generated { names, address, .. } = &policy.network.hosts {
+        jail.push(JailStep::File {
+            target: AbsPath::parse("/etc/hosts").expect("static"),
+            content: crate::policy::network::hosts_file(names, *address),
+        });
+        // Read by tools in place of the UTS name; the host's would name the host.
+        jail.push(JailStep::File {
+            target: AbsPath::parse("/etc/hostname").expect("static"),
+            content: format!("{}\n", policy.hostname),
+        });
+    }
+    jail.extend([
         JailStep::PivotRoot,
         JailStep::Hostname {
             name: policy.hostname.clone(),
         },
-    ];
+    ]);
     if private_net {
         jail.push(JailStep::LoopbackUp);
     }
@@ -869,6 +883,36 @@ mod tests {
         assert!(!plan.host.steps().any(|s| matches!(s, HostStep::CreateVeth { .. })));
         assert!(plan.jail.contains(&JailStep::LoopbackUp));
         assert!(!plan.jail.iter().any(|s| matches!(s, JailStep::Interface { .. })));
+    }
+
+    #[test]
+    fn the_hostname_resolves_through_a_generated_hosts_file() {
+        let hosts = |plan: &LaunchPlan| {
+            plan.jail.iter().find_map(|s| match s {
+                JailStep::File { target, content } if target.as_str() == "/etc/hosts" => Some(content.clone()),
+                _ => None,
+            })
+        };
+        let text = format!("hostname = \"build.example\"\n{BASE}[network]\nmode = \"private\"\n");
+        let plan = plan_of(&text);
+        let content = hosts(&plan).expect("a read-only root gets /etc/hosts");
+        assert!(content.contains("127.0.1.1\tbuild.example build\n"), "{content}");
+        assert!(content.contains("127.0.0.1\tlocalhost\n"), "{content}");
+        assert!(plan.jail.contains(&JailStep::File {
+            target: AbsPath::parse("/etc/hostname").unwrap(),
+            content: "build.example\n".into()
+        }));
+        // Bound before the root is left.
+        let file = plan.jail.iter().position(|s| matches!(s, JailStep::File { .. }));
+        let pivot = plan.jail.iter().position(|s| *s == JailStep::PivotRoot);
+        assert!(file < pivot);
+        // The first address, when there is one.
+        let plan = plan_of(&format!("{BASE}[network]\nipv6 = [\"fd00::2/64\"]\n"));
+        assert!(hosts(&plan).unwrap().contains("fd00::2\tp\n"));
+        // A writable tree of the jail's own keeps its file.
+        let own =
+            "name = \"p\"\npath = \"/srv/jails/p\"\nread-only = false\ncommand = [\"/bin/true\"]\n[limits]\npids = 8\n";
+        assert_eq!(hosts(&plan_of(own)), None);
     }
 
     #[test]

@@ -187,6 +187,14 @@ impl fmt::Display for JailStep {
                 under(NEWROOT, target)
             ),
             JailStep::RootReadOnly => write!(f, "mount_setattr(\"{NEWROOT}\", MOUNT_ATTR_RDONLY)"),
+            JailStep::File { target, content } => write!(
+                f,
+                "write \"/{}\" of the staging root ({} bytes, O_EXCL|O_NOFOLLOW); open_tree(OPEN_TREE_CLONE); \
+                 MOUNT_ATTR_RDONLY; move_mount over \"{}\", if present",
+                target.as_str().rsplit('/').next().unwrap_or_default(),
+                content.len(),
+                under(NEWROOT, target)
+            ),
             JailStep::PivotRoot => write!(
                 f,
                 "umount2(\"{OLDROOT}\", MNT_DETACH); chdir(\"{NEWROOT}\"); pivot_root(\".\", \".\"); umount2(\".\", MNT_DETACH)"

@@ -434,6 +434,15 @@ pub enum JailStep {
     },
     /// Makes the root mount read-only, now that its mount points exist.
     RootReadOnly,
+    /// Writes `content` to a file of the staging tmpfs (init's own, which
+    /// nothing else reaches) and binds it read-only over `target`, if the
+    /// jail's tree has one.
+    File {
+        /// Inside the jail.
+        target: AbsPath,
+        /// The file's text.
+        content: String,
+    },
     /// Enters `/newroot` and detaches the staging root and the host's tree.
     PivotRoot,
     /// Sets the UTS host name.

@@ -291,7 +291,7 @@ fn namespaces(jail: &Jail) -> Vec<(Namespace, Why)> {
     .into_iter()
     .map(|(ns, why)| (ns, Why::Default(why)))
     .collect();
-    if matches!(jail.network.mode, crate::model::NetworkMode::Private(_)) {
+    if jail.network.own_namespace() {
         namespaces.push((Namespace::Net, Why::Key("network.mode".into())));
     }
     namespaces

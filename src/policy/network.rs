@@ -13,7 +13,7 @@ use crate::model::{Addr, Jail, Network, NetworkMode, Private, Uplink};
 /// The network section of a policy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NetworkPolicy {
-    /// "host" or "private".
+    /// "host", "private" or "disabled".
     pub mode: &'static str,
     /// IPv4.
     pub ipv4: Family<Ipv4Addr>,
@@ -23,6 +23,30 @@ pub struct NetworkPolicy {
     pub rewrite: Option<Rewrite>,
     /// The veth interface of a private jail with addresses beyond loopback.
     pub interface: Option<Interface>,
+    /// What the jail's /etc/hosts says.
+    pub hosts: Hosts,
+}
+
+/// The jail's /etc/hosts, and with it /etc/hostname.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hosts {
+    /// A file init writes in its own staging tmpfs and binds read-only over
+    /// the jail's /etc/hosts (when the jail's tree has one): localhost, and
+    /// the jail's hostname on `address`; likewise /etc/hostname.
+    Generated {
+        /// The jail's hostname, and its first label when it has several.
+        names: Vec<String>,
+        /// The jail's first address, or a loopback one.
+        address: IpAddr,
+        /// Why that address.
+        why: Why,
+    },
+    /// The jail's tree keeps its own file.
+    Kept {
+        /// Why.
+        why: Why,
+    },
 }
 
 /// One address family.
@@ -88,16 +112,24 @@ pub enum UplinkPolicy {
     },
 }
 
-fn family<A: Copy>(list: &[Addr<A>], key: &'static str) -> Family<A> {
+fn family<A: Copy>(net: &Network, list: &[Addr<A>], key: &'static str) -> Family<A> {
+    let why = match &net.mode {
+        _ if !list.is_empty() => Why::Key(format!("network.{key}")),
+        // Nothing but the jail's own loopback to reach: the namespace
+        // confines the family, no address rule is needed.
+        NetworkMode::Private(_) if net.loopback_only() => Why::Key("network.mode".into()),
+        NetworkMode::Disabled => Why::Default(
+            "promise: no inet socket without an address (old manual; mode \"disabled\", the default without addresses)",
+        ),
+        // With a veth, an unlisted family would still reach the host end's
+        // link-local address.
+        _ => Why::Default("promise: a family without addresses is denied (old manual)"),
+    };
     Family {
-        allowed: !list.is_empty(),
+        allowed: !list.is_empty() || net.loopback_only(),
         first: list.first().map(|a| a.addr),
         unchanged: list.iter().skip(1).map(|a| a.addr).collect(),
-        why: if list.is_empty() {
-            Why::Default("promise: a family without addresses is denied (old manual)")
-        } else {
-            Why::Key(format!("network.{key}"))
-        },
+        why,
     }
 }
 
@@ -119,17 +151,62 @@ pub fn compile(jail: &Jail, facts: &HostFacts, degraded: &mut Vec<Degraded>) -> 
     let (mode, interface) = match &net.mode {
         NetworkMode::Host => ("host", None),
         NetworkMode::Private(p) => ("private", interface(net, p)),
+        NetworkMode::Disabled => ("disabled", None),
     };
     if interface.is_some() && !facts.root {
         return Err(Refused::RootlessVeth);
     }
     Ok(NetworkPolicy {
         mode,
-        ipv4: family(&net.ipv4, "ipv4"),
-        ipv6: family(&net.ipv6, "ipv6"),
+        ipv4: family(net, &net.ipv4, "ipv4"),
+        ipv6: family(net, &net.ipv6, "ipv6"),
         rewrite,
         interface,
+        hosts: hosts(jail),
     })
+}
+
+/// The jail's /etc/hosts: generated, so that the hostname resolves inside,
+/// unless the jail's own writable tree holds the file (it is the jail's to
+/// keep, as a FreeBSD jail's administrator keeps it) or a mount provides it.
+fn hosts(jail: &Jail) -> Hosts {
+    let etc_hosts = crate::model::AbsPath::parse("/etc/hosts").expect("static");
+    if let Some(m) = jail.mounts.iter().find(|m| m.target == etc_hosts) {
+        return Hosts::Kept {
+            why: Why::Key(format!("mount[{}]", m.index.unwrap_or_default())),
+        };
+    }
+    if !jail.root.read_only && !jail.root.is_host_root() {
+        return Hosts::Kept {
+            why: Why::Default("the jail's own writable root keeps its /etc/hosts"),
+        };
+    }
+    let net = &jail.network;
+    let (address, why) = match (net.ipv4.first(), net.ipv6.first()) {
+        (Some(a), _) => (IpAddr::V4(a.addr), Why::Key("network.ipv4".into())),
+        (None, Some(a)) => (IpAddr::V6(a.addr), Why::Key("network.ipv6".into())),
+        // Debian's address for the machine's own name: on loopback, and not
+        // 127.0.0.1, which stays `localhost`.
+        (None, None) => (
+            IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1)),
+            Why::Default("no address: the hostname on loopback, as Debian's 127.0.1.1"),
+        ),
+    };
+    let name = jail.hostname.as_str().to_string();
+    let short = name.split('.').next().filter(|s| *s != name).map(str::to_string);
+    Hosts::Generated {
+        names: std::iter::once(name).chain(short).collect(),
+        address,
+        why,
+    }
+}
+
+/// The text of a generated /etc/hosts.
+pub fn hosts_file(names: &[String], address: IpAddr) -> String {
+    format!(
+        "# Written by sysjail for this jail.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{address}\t{}\n",
+        names.join(" ")
+    )
 }
 
 /// The address rule's programs, for a jail with addresses.

@@ -313,9 +313,12 @@ fn landlock(o: &mut Out, p: &Policy) {
 
 fn network(o: &mut Out, p: &Policy) {
     let n = &p.network;
-    o.head(&format!("network ({} stack)", n.mode));
-    o.line(&format!("ipv4  {}", family(&n.ipv4)), &n.ipv4.why);
-    o.line(&format!("ipv6  {}", family(&n.ipv6)), &n.ipv6.why);
+    o.head(&match n.mode {
+        "disabled" => "network (disabled: a stack of its own, no IPv4 or IPv6 socket)".to_string(),
+        mode => format!("network ({mode} stack)"),
+    });
+    o.line(&format!("ipv4  {}", family(&n.ipv4, "127.0.0.1/8")), &n.ipv4.why);
+    o.line(&format!("ipv6  {}", family(&n.ipv6, "::1")), &n.ipv6.why);
     if let Some(r) = &n.rewrite {
         o.plain(&format!(
             "rewrite: cgroup programs {} (calls: the kernel's copy of the address; packets: their local address)",
@@ -330,17 +333,30 @@ fn network(o: &mut Out, p: &Policy) {
     if let Some(i) = &n.interface {
         interface(o, i);
     } else if n.mode == "private" {
-        o.plain("loopback only");
+        o.plain("loopback only: no interface, nothing of the host is reachable");
     }
-    if n.rewrite.is_none() && (n.ipv4.allowed || n.ipv6.allowed) {
+    let listed = n.ipv4.first.is_some() || n.ipv6.first.is_some();
+    if n.rewrite.is_none() && listed {
         o.plain("rewrite: not enforced on this host (see host, above)");
+    }
+    match &n.hosts {
+        super::network::Hosts::Generated { names, address, why } => o.line(
+            &format!(
+                "/etc/hosts: {} on {address}, localhost; /etc/hostname (generated, read-only)",
+                names.join(" ")
+            ),
+            why,
+        ),
+        super::network::Hosts::Kept { why } => o.line("/etc/hosts, /etc/hostname: the jail's own", why),
     }
 }
 
-/// One family's addresses: the rewrite target first, or denied.
-fn family<A: std::fmt::Display + Copy>(f: &super::network::Family<A>) -> String {
+/// One family's addresses: the rewrite target first, the jail's own
+/// loopback, or denied.
+fn family<A: std::fmt::Display + Copy>(f: &super::network::Family<A>, loopback: &str) -> String {
     let rest: Vec<String> = f.unchanged.iter().map(ToString::to_string).collect();
     match f.first.map(|a| a.to_string()) {
+        None if f.allowed => format!("allowed: {loopback} on the jail's own loopback, nothing else reachable"),
         None => "denied (socket: EAFNOSUPPORT)".to_string(),
         Some(f) if rest.is_empty() => format!("{f} (rewrite target)"),
         Some(f) => format!("{f} (rewrite target); {} unchanged", rest.join(", ")),

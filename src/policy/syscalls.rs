@@ -1142,10 +1142,11 @@ fn socket_rule(jail: &Jail, call: Sysno) -> Rule {
     }
 }
 
-/// IPv4 and IPv6 sockets only for a jail with an address of the family.
+/// IPv4 and IPv6 sockets only for a jail with an address of the family, or
+/// whose network is its own loopback alone.
 fn family_arms(jail: &Jail) -> Vec<Arm> {
     let mut arms = Vec::new();
-    if jail.network.ipv4.is_empty() {
+    if !jail.network.ipv4_allowed() {
         arms.push(arm(
             vec![cond(0, "domain", ArgKind::Domain, Test::Eq(AF_INET))],
             errno(Errno::EAFNOSUPPORT),
@@ -1153,7 +1154,7 @@ fn family_arms(jail: &Jail) -> Vec<Arm> {
             None,
         ));
     }
-    if jail.network.ipv6.is_empty() {
+    if !jail.network.ipv6_allowed() {
         arms.push(arm(
             vec![cond(0, "domain", ArgKind::Domain, Test::Eq(AF_INET6))],
             errno(Errno::EAFNOSUPPORT),
@@ -1582,6 +1583,44 @@ mod tests {
             &crate::config::HostFiles,
         );
         crate::model::validate(&loaded).jail.unwrap()
+    }
+
+    fn jail_with(network: &str) -> Jail {
+        let mut sources = crate::diag::SourceMap::new();
+        let loaded = crate::config::load_text(
+            "t.toml".as_ref(),
+            &format!("path = \"/\"\ncommand = [\"x\"]\n[network]\n{network}"),
+            &mut sources,
+            &crate::config::HostFiles,
+        );
+        crate::model::validate(&loaded).jail.unwrap()
+    }
+
+    #[test]
+    fn inet_sockets_follow_the_network_mode() {
+        let inet = |policy: &SyscallPolicy, domain: i32| {
+            let rule = policy.rule(Sysno::socket).expect("a socket rule");
+            rule.decide(&[domain as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]).0
+        };
+        let denied = errno(Errno::EAFNOSUPPORT);
+        for (network, v4, v6) in [
+            // The old manual's promise: no address, no inet socket.
+            ("", denied, denied),
+            ("mode = \"disabled\"\n", denied, denied),
+            // The jail's own loopback and nothing else: the namespace confines both.
+            ("mode = \"private\"\n", Action::Allow, Action::Allow),
+            (
+                "mode = \"private\"\nipv4 = [\"127.0.0.1\"]\n",
+                Action::Allow,
+                Action::Allow,
+            ),
+            // A veth: the unlisted family would reach the host end's link-local address.
+            ("ipv4 = [\"10.0.0.2/24\"]\n", Action::Allow, denied),
+        ] {
+            let policy = compile(&jail_with(network));
+            assert_eq!(inet(&policy, AF_INET as i32), v4, "{network:?} AF_INET");
+            assert_eq!(inet(&policy, AF_INET6 as i32), v6, "{network:?} AF_INET6");
+        }
     }
 
     #[test]

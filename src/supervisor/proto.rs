@@ -294,6 +294,7 @@ impl StepFailure {
             | JailStep::Mask { .. }
             | JailStep::ReadOnly { .. }
             | JailStep::RootReadOnly
+            | JailStep::File { .. }
             | JailStep::PivotRoot => InitError::Mount(self),
             JailStep::Hostname { .. } | JailStep::LoopbackUp | JailStep::Interface { .. } => InitError::Network(self),
             JailStep::Rlimits { .. } => InitError::Limits(self),

@@ -146,6 +146,7 @@ fn run_one<K: Kernel>(
                 .ok_or_else(|| missing(&AbsPath::root()))?;
             k.set_attr(&root, attr::RDONLY, false)
         }
+        JailStep::File { target, content } => file(k, target, content, out),
         JailStep::PivotRoot => k.enter(),
         JailStep::Hostname { name } => k.sethostname(name),
         JailStep::LoopbackUp => k.loopback_up(),
@@ -214,6 +215,28 @@ fn bind<K: Kernel>(
         (true, false) => Create::File,
     };
     let (at, _) = k.lookup(target, how)?.ok_or_else(|| missing(target))?;
+    k.attach(tree, &at)
+}
+
+/// `content` bound read-only over the file `target`. A tree without the file
+/// (or with a directory there) is noted and left as it is: the read-only root
+/// has no place for a new mount point.
+fn file<K: Kernel>(k: &mut K, target: &AbsPath, content: &str, out: &mut Outcome<K::Fd>) -> io::Result<()> {
+    let at = match k.lookup(target, Create::No)? {
+        Some((at, false)) => at,
+        Some((_, true)) => {
+            out.notes
+                .push(format!("{target} is a directory in the jail's tree: left as it is"));
+            return Ok(());
+        }
+        None => {
+            out.notes
+                .push(format!("{target} is absent from the jail's tree: none bound"));
+            return Ok(());
+        }
+    };
+    let tree = k.staged_file(target, content.as_bytes())?;
+    k.set_attr(&tree, BIND_ATTRS | attr::NOEXEC | attr::RDONLY, false)?;
     k.attach(tree, &at)
 }
 
@@ -337,8 +360,9 @@ mod tests {
 
     #[test]
     fn mounts_before_pivot_and_seccomp_last() {
-        const MOUNTING: [&str; 8] = [
+        const MOUNTING: [&str; 9] = [
             "staging",
+            "staged_file",
             "host_tree",
             "jail_tree",
             "new_fs",
@@ -348,8 +372,13 @@ mod tests {
             "symlink",
         ];
         for (name, plan) in plans() {
-            let mut k = Recorder::default();
+            let mut k = Recorder {
+                files: vec![AbsPath::parse("/etc/hosts").unwrap()],
+                ..Recorder::default()
+            };
             let outcome = run(&plan.jail, &mut k, &mut prepared(&plan)).expect("the recorder never fails");
+            let hosts = plan.jail.iter().any(|s| matches!(s, JailStep::File { .. }));
+            assert_eq!(k.calls.contains(&"staged_file"), hosts, "{name}: /etc/hosts");
             let calls = &k.calls;
             let enter = position(calls, "enter");
             assert_eq!(calls.iter().filter(|c| **c == "enter").count(), 1, "{name}");
@@ -374,6 +403,25 @@ mod tests {
             assert_eq!(seccomp, calls.len() - 1, "{name}: a call after seccomp: {calls:?}");
             assert!(outcome.notes.iter().any(|n| n == "landlock: recorded"));
         }
+    }
+
+    #[test]
+    fn a_file_step_binds_over_a_file_only() {
+        let step = JailStep::File {
+            target: AbsPath::parse("/etc/hosts").unwrap(),
+            content: "127.0.0.1\tlocalhost\n".into(),
+        };
+        let mut k = Recorder {
+            files: vec![AbsPath::parse("/etc/hosts").unwrap()],
+            ..Recorder::default()
+        };
+        run(std::slice::from_ref(&step), &mut k, &mut []).unwrap();
+        assert_eq!(k.calls, ["lookup", "staged_file", "set_attr", "attach"]);
+        // A directory there is left alone, and said so.
+        let mut k = Recorder::default();
+        let outcome = run(std::slice::from_ref(&step), &mut k, &mut []).unwrap();
+        assert_eq!(k.calls, ["lookup"]);
+        assert!(outcome.notes.iter().any(|n| n.contains("/etc/hosts is a directory")));
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub trait Kernel {
     fn lookup(&mut self, target: &AbsPath, create: Create) -> io::Result<Option<(Self::Fd, bool)>>;
     /// Attaches a detached mount.
     fn attach(&mut self, mount: Self::Fd, at: &Self::Fd) -> io::Result<()>;
+    /// A detached mount of a new file holding `content`, written in the
+    /// staging root under `target`'s name.
+    fn staged_file(&mut self, target: &AbsPath, content: &[u8]) -> io::Result<Self::Fd>;
     /// Creates a symbolic link inside the new root.
     fn symlink(&mut self, dest: &str, link: &AbsPath) -> io::Result<()>;
     /// Detaches the host's tree and pivots into the new root.
@@ -264,6 +267,24 @@ impl Kernel for Real<'_> {
 
     fn attach(&mut self, mount: OwnedFd, at: &OwnedFd) -> io::Result<()> {
         raw::move_mount(mount.as_fd(), at.as_fd())
+    }
+
+    fn staged_file(&mut self, target: &AbsPath, content: &[u8]) -> io::Result<OwnedFd> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        // The staging root is init's own tmpfs, mode 0700: no one else can
+        // plant anything there, and O_EXCL|O_NOFOLLOW would refuse it anyway.
+        let (_, name) = split(target);
+        let path = PathBuf::from(format!("/{name}"));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)?;
+        f.write_all(content)?;
+        drop(f);
+        raw::open_tree(None, &path, false)
     }
 
     fn symlink(&mut self, dest: &str, link: &AbsPath) -> io::Result<()> {

@@ -20,6 +20,8 @@ pub struct Recorder {
     pub calls: Vec<&'static str>,
     /// The call that fails.
     pub fail_at: Option<usize>,
+    /// Paths the recorded tree holds as files; everything else is a directory.
+    pub files: Vec<AbsPath>,
 }
 
 impl Recorder {
@@ -67,11 +69,15 @@ impl Kernel for Recorder {
     fn is_dir(&mut self, _: &()) -> io::Result<bool> {
         self.call("is_dir").map(|()| true)
     }
-    fn lookup(&mut self, _: &AbsPath, _: Create) -> io::Result<Option<((), bool)>> {
-        self.call("lookup").map(|()| Some(((), true)))
+    fn lookup(&mut self, target: &AbsPath, _: Create) -> io::Result<Option<((), bool)>> {
+        let dir = !self.files.contains(target);
+        self.call("lookup").map(|()| Some(((), dir)))
     }
     fn attach(&mut self, _: (), _: &()) -> io::Result<()> {
         self.call("attach")
+    }
+    fn staged_file(&mut self, _: &AbsPath, _: &[u8]) -> io::Result<()> {
+        self.call("staged_file")
     }
     fn symlink(&mut self, _: &str, _: &AbsPath) -> io::Result<()> {
         self.call("symlink")

@@ -37,14 +37,10 @@ fn a_minimal_jail_is_valid_with_documented_defaults() {
     assert!(jail.root.read_only, "the host's root is read-only by default");
     assert_eq!(jail.workdir, AbsPath::root());
     assert_eq!(jail.identity, Identity::JailRoot);
-    assert_eq!(
-        jail.network.mode,
-        NetworkMode::Private(Private {
-            uplink: Uplink::None,
-            interface: "eth0".into()
-        })
-    );
+    // No address, no inet socket: the old manual's promise stays the default.
+    assert_eq!(jail.network.mode, NetworkMode::Disabled);
     assert!(jail.network.ipv4.is_empty() && jail.network.ipv6.is_empty());
+    assert!(!jail.network.ipv4_allowed() && !jail.network.ipv6_allowed());
     assert_eq!(
         jail.stop,
         Stop {
@@ -94,6 +90,44 @@ fn host_mode_takes_no_prefix_and_no_private_keys() {
     let text = "path = \"/\"\ncommand = [\"x\"]\n[network]\nmode = \"host\"\nipv4 = [\"192.0.2.1/24\"]\nbridge = \"br0\"\n[limits]\npids = 8\n";
     let (_, found) = check("n", text);
     assert_eq!(found, vec![(Code::NotApplicable, 5, 9), (Code::NotApplicable, 6, 1)]);
+}
+
+#[test]
+fn network_mode_defaults_to_private_with_an_address_and_disabled_without() {
+    let net = |body: &str| {
+        let (v, found) = check(
+            "n",
+            &format!("path = \"/\"\ncommand = [\"x\"]\n{body}[limits]\npids = 8\n"),
+        );
+        assert_eq!(found, vec![], "{body}");
+        v.jail.unwrap().network
+    };
+    assert_eq!(net("[network]\n").mode, NetworkMode::Disabled);
+    assert!(matches!(
+        net("[network]\nipv6 = [\"fd00::2/64\"]\n").mode,
+        NetworkMode::Private(_)
+    ));
+    // Explicitly private without addresses: the jail's own loopback, both families.
+    let lo = net("[network]\nmode = \"private\"\n");
+    assert!(lo.loopback_only() && lo.ipv4_allowed() && lo.ipv6_allowed());
+    // Loopback addresses need no veth either.
+    assert!(net("[network]\nmode = \"private\"\nipv4 = [\"127.0.0.1\"]\n").ipv6_allowed());
+    // With a veth, a family without addresses stays denied.
+    let veth = net("[network]\nipv4 = [\"10.0.0.2/24\"]\n");
+    assert!(!veth.loopback_only() && veth.ipv4_allowed() && !veth.ipv6_allowed());
+}
+
+#[test]
+fn disabled_mode_takes_no_addresses_and_no_private_keys() {
+    let text = "path = \"/\"\ncommand = [\"x\"]\n[network]\nmode = \"disabled\"\nipv4 = [\"10.0.0.2\"]\nipv6 = []\ninterface = \"eth1\"\n[limits]\npids = 8\n";
+    let (v, found) = check("n", text);
+    assert_eq!(found, vec![(Code::KeyConflict, 5, 1), (Code::NotApplicable, 7, 1)]);
+    assert!(v.jail.is_none());
+    let conflict = v.diags.iter().find(|d| d.code == Code::KeyConflict).unwrap();
+    assert_eq!(conflict.labels.len(), 2, "the mode is shown too");
+    // Without a mode, a veth key alone is not applicable either.
+    let text = "path = \"/\"\ncommand = [\"x\"]\n[network]\nbridge = \"br0\"\n[limits]\npids = 8\n";
+    assert_eq!(check("n", text).1, vec![(Code::NotApplicable, 4, 1)]);
 }
 
 #[test]
