@@ -243,6 +243,11 @@ pub fn run(
     if let Ok(lock) = registry.lock() {
         registry.write(&lock, record)?;
     }
+    // -i in the foreground: the JID comes first on our standard output,
+    // before anything the command writes there.
+    if launch.print_id && !launch.background {
+        let _ = writeln!(std::io::stdout(), "{}", record.id);
+    }
     jail.start_main(launch)?;
     if let Some(report) = detached {
         report.running(record.id);
