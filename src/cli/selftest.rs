@@ -32,12 +32,15 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("selftest of jail {name}, from inside it:");
+    let mut text = format!("selftest of jail {name}, from inside it:\n");
     for v in &verdicts {
-        println!("  {v}");
+        text.push_str(&format!("  {v}\n"));
     }
     let failed = verdicts.iter().filter(|v| !v.pass).count();
-    println!("{} passed, {failed} failed", verdicts.len() - failed);
+    text.push_str(&format!("{} passed, {failed} failed\n", verdicts.len() - failed));
+    if let Err(code) = super::out::print(&text) {
+        return code;
+    }
     if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -49,6 +52,5 @@ pub fn doctor() -> ExitCode {
     let facts = sysjail::sys::probe::probe();
     let findings = doctor::examine(&facts);
     let (text, code) = doctor::render(&facts, &findings);
-    print!("{text}");
-    ExitCode::from(code as u8)
+    super::out::print(&text).err().unwrap_or(ExitCode::from(code as u8))
 }
