@@ -694,3 +694,29 @@ fn every_flag_of_every_command_is_in_the_manual() {
     assert!(flags.lines().count() > 40, "{flags}");
     assert!(missing.is_empty(), "sysjail(1) lacks:\n{}", missing.join("\n"));
 }
+
+#[test]
+fn arguments_that_are_not_utf8_are_no_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"\xffjail.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_sysjail"))
+        .arg("check")
+        .arg(bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("jail.toml: no such file or directory"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Where a word must be text, clap says so.
+    let out = Command::new(env!("CARGO_BIN_EXE_sysjail"))
+        .args(["jail", "/"])
+        .arg(bad)
+        .arg("/bin/true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("invalid UTF-8"), "{}", text(&out.stderr));
+}

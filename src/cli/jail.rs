@@ -69,7 +69,7 @@ pub struct Args {
 }
 
 /// Parses the classic arguments (argv\[0\] included) and runs the jail.
-pub fn main(argv: Vec<String>) -> ExitCode {
+pub fn main(argv: Vec<std::ffi::OsString>) -> ExitCode {
     let args = Args::parse_from(argv);
     run(args, "jail")
 }

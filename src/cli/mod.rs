@@ -96,7 +96,8 @@ pub const USAGE: u8 = 2;
 pub const FAILED: u8 = 125;
 
 pub fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
+    // Arguments need not be UTF-8 (paths): std::env::args would panic.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // Called as `jail`, `jls`, `jexec`... the binary speaks their command line.
     if let Some(code) = names::main(&argv) {
         return code;
@@ -125,10 +126,11 @@ pub fn main() -> ExitCode {
 
 /// Prints clap's error or help, with a hint where `exec` was given its
 /// command without `--`.
-fn usage(e: &clap::Error, argv: &[String]) -> ExitCode {
+fn usage(e: &clap::Error, argv: &[std::ffi::OsString]) -> ExitCode {
     let _ = e.print();
+    let words: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     if e.use_stderr()
-        && let Some(hint) = exec::hint(argv)
+        && let Some(hint) = exec::hint(&words)
     {
         eprintln!("{hint}");
     }

@@ -80,7 +80,7 @@ pub fn commands() -> Vec<clap::Command> {
 
 /// Runs the binary as the name it was called by, when that is one of the
 /// other names; `None` for `sysjail` (or any other name).
-pub fn main(argv: &[String]) -> Option<ExitCode> {
+pub fn main(argv: &[std::ffi::OsString]) -> Option<ExitCode> {
     let name = argv.first().and_then(|a| Path::new(a).file_name())?.to_str()?;
     Some(match name {
         "jail" => super::jail::main(argv.to_vec()),
