@@ -31,6 +31,11 @@ fn main() {
         &[Need::Root],
         cli_other_names_of_the_binary,
     );
+    r.test(
+        "cli_the_command_gets_the_default_sigpipe",
+        &[Need::Root],
+        cli_the_command_gets_the_default_sigpipe,
+    );
     r.run()
 }
 
@@ -348,4 +353,36 @@ fn other_names(ctx: &Ctx, jid: &str) -> TestResult {
         code == Some(0) && report.starts_with(&format!("selftest of jail {name}-t")) && report.ends_with(" 0 failed\n"),
         || format!("sjtest: {code:?} {report}{stderr}"),
     )
+}
+
+/// Whether signal `sig` is ignored, from a `SigIgn:` line of /proc/PID/status.
+fn ignores(status: &str, sig: i32) -> Option<bool> {
+    let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?.trim();
+    let mask = u64::from_str_radix(mask, 16).ok()?;
+    Some(mask & (1 << (sig - 1)) != 0)
+}
+
+fn cli_the_command_gets_the_default_sigpipe(ctx: &Ctx) -> TestResult {
+    // Rust ignores SIGPIPE in sysjail itself; neither the jail's command nor
+    // exec's inherits that.
+    let file = ctx.jail(LIMITS);
+    let (code, stdout, stderr) = run({
+        let mut c = ctx.sysjail(&["up"]);
+        c.arg(&file)
+            .args(["--", "/bin/sh", "-c", "grep SigIgn /proc/self/status; yes | head -1"]);
+        c
+    });
+    ensure(
+        code == Some(0) && ignores(&stdout, libc::SIGPIPE) == Some(false),
+        || format!("up: exit {code:?}: {stdout}{stderr}"),
+    )?;
+    ensure(!stderr.contains("Broken pipe"), || format!("yes | head -1: {stderr}"))?;
+    up_background(ctx, &file, &["/bin/sleep", "300"])?;
+    let got = run(ctx.sysjail(&["exec", &ctx.name, "--", "/bin/grep", "SigIgn", "/proc/self/status"]));
+    let down = run(ctx.sysjail(&["down", &ctx.name]));
+    ensure(
+        got.0 == Some(0) && ignores(&got.1, libc::SIGPIPE) == Some(false),
+        || format!("exec: {got:?}"),
+    )?;
+    ensure(down.0 == Some(0), || format!("down: {down:?}"))
 }

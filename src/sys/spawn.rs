@@ -218,6 +218,14 @@ fn child(
     if nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None).is_err() {
         return failed("sigprocmask");
     }
+    // Rust ignores SIGPIPE in sysjail's own processes, and an ignored signal
+    // stays ignored across execve: the command starts with the default, as
+    // std::process::Command gives it (else `yes | head -1` in a jail ends
+    // in "Broken pipe" errors instead of a quiet SIGPIPE).
+    // SAFETY: setting a signal's disposition to SIG_DFL installs no handler.
+    if unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) } == libc::SIG_ERR {
+        return failed("signal(SIGPIPE)");
+    }
     // A session of its own: the jail never shares the caller's terminal.
     if nix::unistd::setsid().is_err() {
         return failed("setsid");
