@@ -482,8 +482,8 @@ fn state_dir(name: &str) -> PathBuf {
 
 #[test]
 fn a_reader_that_went_away_ends_the_output_quietly() {
-    let state = state_dir("epipe");
-    let state = state.to_str().unwrap();
+    let state_path = state_dir("epipe");
+    let state = state_path.to_str().unwrap();
     let cases: [(&[&str], i32); 10] = [
         (&["policy", "--format", "json", "examples/jails/hello.toml"], 0),
         (&["policy", "examples/jails/hello.toml"], 0),
@@ -523,6 +523,7 @@ fn a_reader_that_went_away_ends_the_output_quietly() {
         "{}",
         text(&out.stderr)
     );
+    fs::remove_dir_all(state_path.parent().unwrap()).unwrap();
 }
 
 /// `dir/NAME`, a link to sysjail: the binary called by another of its names.
@@ -553,6 +554,7 @@ fn an_unknown_classic_option_is_a_usage_error_not_a_path() {
             assert!(!stderr.contains(&format!("/{option}")), "taken as a path: {stderr}");
         }
     }
+    fs::remove_dir_all(&links).unwrap();
 }
 
 #[test]
@@ -610,6 +612,7 @@ fn completions_for_every_shell_offer_the_visible_commands() {
     fs::write(&file, sysjail(&["completions", "bash"]).stdout).unwrap();
     let out = Command::new("bash").arg("-n").arg(&file).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
+    fs::remove_dir_all(&dir).unwrap();
     assert_eq!(sysjail(&["completions", "tcsh"]).status.code(), Some(2));
 }
 
