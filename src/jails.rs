@@ -80,7 +80,7 @@ pub fn connect(dir: &Path, which: &str) -> Result<(Record, Channel), JailsError>
 
 /// Runs a command in jail `which`, as `sysjail exec` does: the command's
 /// exit status, or why it could not start (`Ok(Err(_))`).
-pub fn join(dir: &Path, which: &str, exec: Exec) -> Result<Result<i32, String>, JailsError> {
+pub fn join(dir: &Path, which: &str, exec: Exec) -> Result<Result<i32, client::NotStarted>, JailsError> {
     let (record, chan) = connect(dir, which)?;
     client::exec(chan, exec).map_err(|source| JailsError::Talk {
         jail: record.name,

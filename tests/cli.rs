@@ -305,7 +305,9 @@ fn extends_and_named_files_must_be_regular_files_of_at_most_1_mib() {
             args.push(base);
             let out = sysjail_bounded(&args, &secret, limit);
             let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
-            assert_eq!(out.status.code(), Some(1), "{args:?}: {all}");
+            // A launch that sysjail refuses exits 125, apart from the command's statuses.
+            let status = if cmd[0] == "up" { 125 } else { 1 };
+            assert_eq!(out.status.code(), Some(status), "{args:?}: {all}");
             assert!(all.contains(&format!("cannot read {base}: ")), "{args:?}: {all}");
             assert!(all.contains(why), "{args:?}: {all}");
             assert!(!all.contains(&secret), "the environment leaked: {all}");
@@ -393,7 +395,7 @@ fn an_error_at_the_end_of_a_100000_character_line_renders_with_its_column() {
     // The classic command line is rendered the same way.
     let user = "u".repeat(100_000);
     let out = sysjail(&["jail", "-u", &user, "/", "host", "/bin/true"]);
-    assert_eq!(out.status.code(), Some(1), "{}", &text(&out.stderr)[..2000]);
+    assert_eq!(out.status.code(), Some(125), "{}", &text(&out.stderr)[..2000]);
     assert!(text(&out.stderr).contains("sysjail::user::invalid"));
 }
 
@@ -458,4 +460,266 @@ fn a_megabyte_of_mounts_and_addresses_checks_in_linear_time() {
         took < std::time::Duration::from_secs(2),
         "15,000 mounts and addresses took {took:?}"
     );
+}
+
+/// A pipe whose reader is gone before the command writes: every write to it
+/// fails with EPIPE, as at `sysjail policy --format json | head -1` once head
+/// has exited.
+fn closed_pipe() -> std::os::fd::OwnedFd {
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    write
+}
+
+/// A state directory as sysjail accepts one: the user's own, mode 0700.
+fn state_dir(name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir(name).join("state");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+#[test]
+fn a_reader_that_went_away_ends_the_output_quietly() {
+    let state_path = state_dir("epipe");
+    let state = state_path.to_str().unwrap();
+    let cases: [(&[&str], i32); 10] = [
+        (&["policy", "--format", "json", "examples/jails/hello.toml"], 0),
+        (&["policy", "examples/jails/hello.toml"], 0),
+        (&["schema"], 0),
+        (
+            &["check", "--format", "json", "examples/invalid/three-problems.toml"],
+            1,
+        ),
+        (&["check", "--format", "github", "examples/jails"], 0),
+        (&["--state-dir", state, "ls"], 0),
+        (&["--state-dir", state, "ls", "--json"], 0),
+        (&["completions", "zsh"], 0),
+        (&["__flags"], 0),
+        (&["up", "--dry-run", "examples/jails/hello.toml"], 0),
+    ];
+    for (args, status) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_sysjail"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(closed_pipe())
+            .output()
+            .unwrap();
+        // The command's own status, neither a panic (101) nor SIGPIPE.
+        assert_eq!(out.status.code(), Some(status), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stderr), "", "{args:?} said something about the pipe");
+    }
+    // Other write errors are reported, and fail.
+    let full = fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sysjail"))
+        .arg("schema")
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("sysjail: writing to standard output: No space left on device"),
+        "{}",
+        text(&out.stderr)
+    );
+    fs::remove_dir_all(state_path.parent().unwrap()).unwrap();
+}
+
+/// `dir/NAME`, a link to sysjail: the binary called by another of its names.
+fn link(dir: &std::path::Path, name: &str) -> Command {
+    let path = dir.join(name);
+    if !path.exists() {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_sysjail"), &path).unwrap();
+    }
+    let mut c = Command::new(path);
+    c.env("NO_COLOR", "1");
+    c
+}
+
+#[test]
+fn an_unknown_classic_option_is_a_usage_error_not_a_path() {
+    let links = tempdir("classic-links");
+    for option in ["--allow-foo", "-x"] {
+        let args = [option, "/", "web", "/bin/true"];
+        let by_link = link(&links, "jail").args(args).output().unwrap();
+        let by_sub = sysjail(&[&["jail"][..], &args].concat());
+        for out in [by_link, by_sub] {
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{stderr}");
+            assert!(
+                stderr.contains(&format!("error: unexpected argument '{option}' found")),
+                "{stderr}"
+            );
+            assert!(!stderr.contains(&format!("/{option}")), "taken as a path: {stderr}");
+        }
+    }
+    fs::remove_dir_all(&links).unwrap();
+}
+
+#[test]
+fn exec_without_dashes_hints_where_the_command_goes() {
+    let out = sysjail(&["exec", "web", "id", "-u"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("error: unexpected argument"), "{stderr}");
+    assert!(
+        stderr.ends_with("hint: put the command after --: sysjail exec web -- id -u\n"),
+        "{stderr}"
+    );
+    let out = sysjail(&["exec", "-u", "www", "web"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("hint: put the command after --: sysjail exec -u www web -- CMD..."),
+        "{}",
+        text(&out.stderr)
+    );
+    // Other commands' errors get no such hint.
+    let out = sysjail(&["down"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!text(&out.stderr).contains("hint:"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn completions_for_every_shell_offer_the_visible_commands() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = sysjail(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        for word in [
+            "check",
+            "policy",
+            "schema",
+            "up",
+            "ls",
+            "exec",
+            "down",
+            "selftest",
+            "doctor",
+            "completions",
+            "state-dir",
+            "dry-run",
+        ] {
+            assert!(script.contains(word), "{shell}: no {word}");
+        }
+        for hidden in ["__flags", "probe)", "\"probe\"", "'probe'", "probe:"] {
+            assert!(!script.contains(hidden), "{shell} offers the hidden {hidden}");
+        }
+    }
+    // The bash script is one that bash reads.
+    let dir = tempdir("completions");
+    let file = dir.join("sysjail.bash");
+    fs::write(&file, sysjail(&["completions", "bash"]).stdout).unwrap();
+    let out = Command::new("bash").arg("-n").arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(sysjail(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+/// The words after `Fl` in the lines of `text`: the flags it names.
+fn fl_words(text: &str) -> Vec<String> {
+    text.lines()
+        .flat_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            words
+                .windows(2)
+                .filter(|w| w[0] == "Fl")
+                .map(|w| w[1].replace("\\-", "-"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Whether a flag is among the `Fl` words: `--long` as itself, `-x` as
+/// itself or in a cluster such as `Fl bdhilv`.
+fn names(words: &[String], flag: &str) -> bool {
+    match flag.strip_prefix("--") {
+        Some(long) => words.iter().any(|w| w.strip_prefix('-') == Some(long)),
+        None => {
+            let short = flag.trim_start_matches('-');
+            words
+                .iter()
+                .any(|w| !w.starts_with('-') && w.chars().all(|c| c.is_ascii_alphanumeric()) && w.contains(short))
+        }
+    }
+}
+
+/// The SYNOPSIS lines of `program` (`sysjail`, `sysjail check`, `jail`, `jls`...).
+fn synopsis(man: &str, program: &str) -> String {
+    let section = man
+        .split(".Sh SYNOPSIS")
+        .nth(1)
+        .unwrap()
+        .split("\n.Sh ")
+        .next()
+        .unwrap();
+    // Each form starts at `.Nm`, with `.Cm SUB` on the next line for a subcommand.
+    let mut forms = section.split("\n.Nm").skip(1);
+    let (name, sub) = program.split_once(' ').unwrap_or((program, ""));
+    let wanted = |form: &&str| {
+        let mut lines = form.lines();
+        let first = lines.next().unwrap_or("").trim();
+        let called = if first.is_empty() { "sysjail" } else { first };
+        let cm = lines.next().and_then(|l| l.strip_prefix(".Cm ")).unwrap_or("");
+        called == name && (cm == sub || sub.is_empty() && !form.contains("\n.Cm "))
+    };
+    forms.find(wanted).map(str::to_string).unwrap_or_default()
+}
+
+#[test]
+fn every_flag_of_every_command_is_in_the_manual() {
+    let man = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/sysjail.1")).unwrap();
+    let described: Vec<String> = fl_words(
+        &man.lines()
+            .filter(|l| l.starts_with(".It "))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let out = sysjail(&["__flags"]);
+    assert_eq!(out.status.code(), Some(0));
+    let flags = text(&out.stdout);
+    let mut missing = Vec::new();
+    for line in flags.lines() {
+        let mut fields = line.split('\t');
+        let program = fields.next().unwrap();
+        let forms: Vec<&str> = fields.collect();
+        // `sysjail jail` is the classic command line, under `jail`'s synopsis.
+        let program = if program == "sysjail jail" { "jail" } else { program };
+        // The synopsis shows one form of each option; its entry, every form.
+        let synopsis = fl_words(&synopsis(&man, program));
+        if !forms.iter().any(|f| names(&synopsis, f)) {
+            missing.push(format!("{} of {program}: not in its SYNOPSIS", forms.join(", ")));
+        }
+        for flag in forms.iter().filter(|f| !names(&described, f)) {
+            missing.push(format!("{flag} of {program}: no .It entry"));
+        }
+    }
+    assert!(flags.lines().count() > 40, "{flags}");
+    assert!(missing.is_empty(), "sysjail(1) lacks:\n{}", missing.join("\n"));
+}
+
+#[test]
+fn arguments_that_are_not_utf8_are_no_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"\xffjail.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_sysjail"))
+        .arg("check")
+        .arg(bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("jail.toml: no such file or directory"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Where a word must be text, clap says so.
+    let out = Command::new(env!("CARGO_BIN_EXE_sysjail"))
+        .args(["jail", "/"])
+        .arg(bad)
+        .arg("/bin/true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("invalid UTF-8"), "{}", text(&out.stderr));
 }

@@ -318,7 +318,7 @@ fn ls_exec_down_on_a_background_jail(ctx: &Ctx) -> TestResult {
     let table = text(&out.stdout);
     ensure(
         table.lines().nth(1).is_some_and(|l| {
-            l.split_whitespace().collect::<Vec<_>>() == [jid.to_string().as_str(), "-", "bg.example", "/"]
+            l.split_whitespace().collect::<Vec<_>>() == [jid.to_string().as_str(), &ctx.name, "-", "bg.example", "/"]
         }),
         || table.clone(),
     )?;
@@ -377,7 +377,7 @@ fn names_are_unique(ctx: &Ctx) -> TestResult {
         },
         Duration::from_secs(30),
     );
-    ensure(out.status.code() == Some(1), || format!("{:?}", out.status))?;
+    ensure(out.status.code() == Some(125), || format!("{:?}", out.status))?;
     ensure(
         text(&out.stderr).contains(&format!("a jail named {} is already running", ctx.name)),
         || text(&out.stderr),
@@ -567,7 +567,7 @@ fn classic_command_lines(ctx: &Ctx) -> TestResult {
         Duration::from_secs(30),
     );
     ensure(
-        out.status.code() == Some(1) && text(&out.stderr).contains("[<command line>:1:17]"),
+        out.status.code() == Some(125) && text(&out.stderr).contains("[<command line>:1:17]"),
         || text(&out.stderr),
     )
 }
@@ -610,7 +610,7 @@ fn rootless_jail_runs_and_limits_say_why_not(ctx: &Ctx) -> TestResult {
     let limited = ctx.jail_named(&format!("{}-l", ctx.name), LIMITS);
     let out = run(&limited, &["/bin/true"]);
     ensure(
-        out.status.code() == Some(1) && text(&out.stderr).contains("needs the pids cgroup controller")
+        out.status.code() == Some(125) && text(&out.stderr).contains("needs the pids cgroup controller")
             || text(&out.stderr).contains("needs the memory cgroup controller"),
         || text(&out.stderr),
     )

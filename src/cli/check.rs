@@ -61,8 +61,8 @@ pub fn run(args: Args) -> ExitCode {
             if errors == 1 { "" } else { "s" },
             if warnings == 1 { "" } else { "s" },
         );
-    } else {
-        print!("{out}");
+    } else if let Err(code) = super::out::print(&out) {
+        return code;
     }
     if errors > 0 || (args.deny_warnings && warnings > 0) {
         ExitCode::FAILURE

@@ -62,13 +62,14 @@ pub struct Args {
     /// Allow raising hard resource limits
     #[arg(long)]
     allow_rlimit: bool,
-    /// path hostname command... (or FreeBSD's path hostname ip command...)
-    #[arg(required = true, num_args = 3.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+    /// path hostname command... (or FreeBSD's path hostname ip command...).
+    /// Options end at the path: an unknown one is a usage error, never a path
+    #[arg(required = true, num_args = 3.., trailing_var_arg = true, value_name = "ARGS")]
     positional: Vec<String>,
 }
 
 /// Parses the classic arguments (argv\[0\] included) and runs the jail.
-pub fn main(argv: Vec<String>) -> ExitCode {
+pub fn main(argv: Vec<std::ffi::OsString>) -> ExitCode {
     let args = Args::parse_from(argv);
     run(args, "jail")
 }
@@ -99,7 +100,7 @@ pub fn run(args: Args, argv0: &str) -> ExitCode {
         Ok(def) => def,
         Err(rejected) => {
             super::print_rejected(&rejected);
-            return ExitCode::FAILURE;
+            return ExitCode::from(super::FAILED);
         }
     };
     let global = super::Global {

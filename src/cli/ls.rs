@@ -1,4 +1,5 @@
-//! `sysjail ls`: the jls(8) columns, and with -v what sjls showed and more.
+//! `sysjail ls`: the name and the jls(8) columns, and with -v what sjls
+//! showed and more.
 
 use std::process::ExitCode;
 
@@ -9,16 +10,16 @@ use sysjail::state::{self, Record, Registry, Usage};
 pub struct Args {
     /// Also show name, state, processes, uptime, memory, CPU and the allow list
     #[arg(short = 'v', long)]
-    verbose: bool,
+    pub(super) verbose: bool,
     /// One JSON array of every jail, with its usage, for scripts
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Serialize)]
-struct Row<'r> {
+pub(super) struct Row<'r> {
     #[serde(flatten)]
-    record: &'r Record,
+    pub(super) record: &'r Record,
     uptime_seconds: u64,
     usage: Usage,
     /// What the limits did so far.
@@ -33,8 +34,17 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let rows = rows(&records);
+    if args.json {
+        return super::out::print_status(&(serde_json::to_string_pretty(&rows).expect("JSON") + "\n"));
+    }
+    super::out::print_status(&table(&rows, Columns::Named, args.verbose))
+}
+
+/// Each record with its usage now.
+pub(super) fn rows(records: &[Record]) -> Vec<Row<'_>> {
     let now = state::now();
-    let rows: Vec<Row> = records
+    records
         .iter()
         .map(|r| {
             let usage = state::usage(&r.cgroups);
@@ -45,28 +55,56 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
                 usage,
             }
         })
-        .collect();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows).expect("JSON"));
-        return ExitCode::SUCCESS;
-    }
+        .collect()
+}
+
+/// The columns of the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Columns {
+    /// `sysjail ls`: JID, the name `exec` and `down` take, then jls(8)'s.
+    Named,
+    /// jls(8)'s own: JID, IP Address, Hostname, Path.
+    Classic,
+    /// jls(8)'s with -N: the name in place of the JID.
+    NameForJid,
+}
+
+/// The table, one row a jail, with `-v`'s lines under each.
+pub(super) fn table(rows: &[Row], columns: Columns, verbose: bool) -> String {
     let addresses = |r: &Record| {
         let all: Vec<&str> = r.ipv4.iter().chain(&r.ipv6).map(String::as_str).collect();
         if all.is_empty() { "-".to_string() } else { all.join(",") }
     };
-    println!("{:>4}  {:<24} {:<28} Path", "JID", "IP Address", "Hostname");
-    for row in &rows {
+    let name_width = rows.iter().map(|r| r.record.name.len()).max().unwrap_or(0).max(4);
+    let line = |first: &str, name: &str, ip: &str, host: &str, path: &str| {
+        let first = match columns {
+            Columns::Named => format!("{first:>4}  {name:<name_width$} "),
+            Columns::Classic => format!("{first:>4}  "),
+            Columns::NameForJid => format!("{first:<name_width$}  "),
+        };
+        format!("{first}{ip:<24} {host:<28} {path}\n")
+    };
+    let by_name = columns == Columns::NameForJid;
+    let mut out = line(
+        if by_name { "Name" } else { "JID" },
+        "Name",
+        "IP Address",
+        "Hostname",
+        "Path",
+    );
+    for row in rows {
         let r = row.record;
-        println!("{:>4}  {:<24} {:<28} {}", r.id, addresses(r), r.hostname, r.path);
-        if args.verbose {
-            print_details(row);
+        let first = if by_name { r.name.clone() } else { r.id.to_string() };
+        out.push_str(&line(&first, &r.name, &addresses(r), &r.hostname, &r.path));
+        if verbose {
+            out.push_str(&details(row));
         }
     }
-    ExitCode::SUCCESS
+    out
 }
 
 /// The records of the registry, stale ones cleaned away first.
-fn records(global: &super::Global) -> Result<Vec<Record>, state::StateError> {
+pub(super) fn records(global: &super::Global) -> Result<Vec<Record>, state::StateError> {
     let registry = Registry::open(&global.state_dir())?;
     let lock = registry.lock()?;
     registry.clean_stale(&lock);
@@ -74,21 +112,21 @@ fn records(global: &super::Global) -> Result<Vec<Record>, state::StateError> {
 }
 
 /// The lines `-v` adds under a jail's row.
-fn print_details(row: &Row) {
+fn details(row: &Row) -> String {
     let r = row.record;
     let u = &row.usage;
     let mem = |b: Option<u64>| b.map_or("-".to_string(), human);
     let limit = |b: Option<u64>| b.map_or(String::new(), |b| format!(" of {}", human(b)));
-    println!(
-        "      name {}  state {}  mode {}  supervisor {}  init {}",
+    let mut out = format!(
+        "      name {}  state {}  mode {}  supervisor {}  init {}\n",
         r.name,
         r.state,
         r.mode,
         r.supervisor_pid,
         r.init_pid.map_or("-".into(), |p| p.to_string())
     );
-    println!(
-        "      processes {}{}  uptime {}  memory {}{} (peak {})  cpu {}",
+    out.push_str(&format!(
+        "      processes {}{}  uptime {}  memory {}{} (peak {})  cpu {}\n",
         u.tasks.map_or("-".into(), |n| n.to_string()),
         r.limits.pids.map_or(String::new(), |p| format!(" of {p}")),
         duration(row.uptime_seconds),
@@ -96,19 +134,20 @@ fn print_details(row: &Row) {
         limit(r.limits.memory),
         mem(u.memory_peak),
         u.cpu_usec.map_or("-".into(), |us| format!("{:.2}s", us as f64 / 1e6)),
-    );
-    println!(
-        "      allow {}  definition {}",
+    ));
+    out.push_str(&format!(
+        "      allow {}  definition {}\n",
         if r.allow.is_empty() {
             "-".to_string()
         } else {
             r.allow.join(",")
         },
         r.definition.as_ref().map_or("-".into(), |p| p.display().to_string())
-    );
+    ));
     for event in &row.events {
-        println!("      {event}");
+        out.push_str(&format!("      {event}\n"));
     }
+    out
 }
 
 fn human(bytes: u64) -> String {

@@ -1,11 +1,14 @@
 //! Command-line parsing and dispatch.
 
 mod check;
+mod complete;
 mod down;
 mod exec;
 mod jail;
 mod log;
 mod ls;
+mod names;
+mod out;
 mod policy;
 mod selftest;
 mod up;
@@ -69,6 +72,12 @@ enum Command {
     /// The classic command line: jail [-bdilv] [-4 addr] [-6 addr] [-u user | -U user]
     /// [--allow-*] path hostname command...
     Jail(jail::Args),
+    /// Print a completion script for a shell
+    Completions(complete::Args),
+    /// Every option of every command and name, one a line (for the test
+    /// that sysjail(1) documents them all)
+    #[command(name = "__flags", hide = true)]
+    Flags,
     /// Run checks from inside a jail and print what each returned (used by
     /// selftest and the tests)
     #[command(hide = true)]
@@ -81,17 +90,22 @@ enum Command {
 /// Exit status for usage errors, as clap uses it.
 pub const USAGE: u8 = 2;
 
+/// Exit status when sysjail itself failed (a refused definition, a launch
+/// that failed, a jail that cannot be reached), apart from any status of the
+/// command: 125, 126 and 127 as env(1), chroot(1) and `docker run` use them.
+pub const FAILED: u8 = 125;
+
 pub fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    // Called as `jail`, the binary speaks the classic command line.
-    if argv
-        .first()
-        .and_then(|a| std::path::Path::new(a).file_name())
-        .is_some_and(|n| n == "jail")
-    {
-        return jail::main(argv);
+    // Arguments need not be UTF-8 (paths): std::env::args would panic.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Called as `jail`, `jls`, `jexec`... the binary speaks their command line.
+    if let Some(code) = names::main(&argv) {
+        return code;
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => return usage(&e, &argv),
+    };
     log::init(cli.global.debug);
     match cli.command {
         Command::Check(args) => check::run(args),
@@ -104,11 +118,23 @@ pub fn main() -> ExitCode {
         Command::Doctor => selftest::doctor(),
         Command::Jail(args) => jail::run(args, "sysjail jail"),
         Command::Probe { checks } => ExitCode::from(sysjail::selftest::probe_main(&checks) as u8),
-        Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&sysjail::schema()).expect("JSON"));
-            ExitCode::SUCCESS
-        }
+        Command::Schema => out::print_status(&(serde_json::to_string_pretty(&sysjail::schema()).expect("JSON") + "\n")),
+        Command::Completions(args) => complete::run(args),
+        Command::Flags => complete::flags(),
     }
+}
+
+/// Prints clap's error or help, with a hint where `exec` was given its
+/// command without `--`.
+fn usage(e: &clap::Error, argv: &[std::ffi::OsString]) -> ExitCode {
+    let _ = e.print();
+    let words: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    if e.use_stderr()
+        && let Some(hint) = exec::hint(&words)
+    {
+        eprintln!("{hint}");
+    }
+    ExitCode::from(e.exit_code().clamp(0, 255) as u8)
 }
 
 /// Colors on stderr when it is a terminal and NO_COLOR is not set.

@@ -75,9 +75,9 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match args.format {
-        OutputFormat::Text => print!("{}", policy::render_text(&policy)),
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&policy).expect("JSON")),
-    }
-    ExitCode::SUCCESS
+    let text = match args.format {
+        OutputFormat::Text => policy::render_text(&policy),
+        OutputFormat::Json => serde_json::to_string_pretty(&policy).expect("JSON") + "\n",
+    };
+    super::out::print_status(&text)
 }

@@ -32,12 +32,15 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("selftest of jail {name}, from inside it:");
+    let mut text = format!("selftest of jail {name}, from inside it:\n");
     for v in &verdicts {
-        println!("  {v}");
+        text.push_str(&format!("  {v}\n"));
     }
     let failed = verdicts.iter().filter(|v| !v.pass).count();
-    println!("{} passed, {failed} failed", verdicts.len() - failed);
+    text.push_str(&format!("{} passed, {failed} failed\n", verdicts.len() - failed));
+    if let Err(code) = super::out::print(&text) {
+        return code;
+    }
     if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -49,8 +52,7 @@ pub fn doctor() -> ExitCode {
     let facts = sysjail::sys::probe::probe();
     let findings = doctor::examine(&facts);
     let (text, code) = doctor::render(&facts, &findings);
-    print!("{text}");
     let tuning = sysjail::sys::probe::tuning(&facts);
-    print!("{}", doctor::render_start_up(&doctor::start_up(&facts, &tuning)));
-    ExitCode::from(code as u8)
+    let text = text + &doctor::render_start_up(&doctor::start_up(&facts, &tuning));
+    super::out::print(&text).err().unwrap_or(ExitCode::from(code as u8))
 }

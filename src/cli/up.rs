@@ -41,7 +41,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         super::load_for_launch(&args.file, !args.no_idmap)
     };
     let Some(def) = def else {
-        return ExitCode::FAILURE;
+        return ExitCode::from(super::FAILED);
     };
     let registry = match prepare(&def, global, "sysjail") {
         Ok(r) => r,
@@ -64,13 +64,10 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
             &sysjail::sys::probe::probe(),
             &launch::Caller::this_process(&launch),
         ) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
+            Ok(text) => super::out::print_status(&text),
             Err(e) => {
                 eprintln!("sysjail: {}", e.report());
-                ExitCode::FAILURE
+                ExitCode::from(super::FAILED)
             }
         };
     }
@@ -88,18 +85,19 @@ pub fn prepare(def: &Definition, global: &super::Global, prog: &str) -> Result<R
     }
     Registry::open(&global.state_dir()).map_err(|e| {
         eprintln!("{prog}: {e}");
-        ExitCode::FAILURE
+        ExitCode::from(super::FAILED)
     })
 }
 
-/// The exit status of `up` and `jail`: the command's, or failure with the
-/// reason on stderr.
+/// The exit status of `up` and `jail`: the command's (126 or 127 when it
+/// could not be started), or 125 with the reason on stderr when sysjail
+/// failed to launch the jail.
 pub fn finish(result: Result<i32, launch::UpError>, prog: &str) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("{prog}: {}", e.report());
-            ExitCode::FAILURE
+            ExitCode::from(super::FAILED)
         }
     }
 }

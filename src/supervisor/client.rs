@@ -25,6 +25,17 @@ pub struct Exec {
     pub workdir: Option<String>,
 }
 
+/// Why the command did not start.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct NotStarted {
+    /// The reason, with its code.
+    pub error: String,
+    /// The exit status for it: 127 when the program was not found, 126 when
+    /// it could not be executed, 125 when sysjail failed before that.
+    pub status: i32,
+}
+
 fn stdio(fd: i32) -> BorrowedFd<'static> {
     // SAFETY: 0, 1 and 2 are open for the life of the process.
     unsafe { BorrowedFd::borrow_raw(fd) }
@@ -32,7 +43,7 @@ fn stdio(fd: i32) -> BorrowedFd<'static> {
 
 /// Runs `exec` through the supervisor at the other end of `chan`; returns the
 /// command's exit status (128 + N for a signal).
-pub fn exec(chan: Channel, exec: Exec) -> io::Result<Result<i32, String>> {
+pub fn exec(chan: Channel, exec: Exec) -> io::Result<Result<i32, NotStarted>> {
     let mut relay = Relay::default();
     let master = match start(&chan, exec, &mut relay)? {
         Started::Running(master) => master,
@@ -63,7 +74,7 @@ enum Started {
     /// The command runs; with the master end of its terminal if it has one.
     Running(Option<OwnedFd>),
     /// It failed to start, or has already exited.
-    Finished(Result<i32, String>),
+    Finished(Result<i32, NotStarted>),
 }
 
 /// Sends the request with the command's stdio and waits for it to start.
@@ -90,7 +101,7 @@ fn start(chan: &Channel, exec: Exec, relay: &mut Relay) -> io::Result<Started> {
     drop(passed);
     match chan.recv::<Reply>()? {
         Some((Reply::Started { .. }, mut fds)) => Ok(Started::Running(fds.pop())),
-        Some((Reply::Failed { error }, _)) => Ok(Started::Finished(Err(error))),
+        Some((Reply::Failed { error, status }, _)) => Ok(Started::Finished(Err(NotStarted { error, status }))),
         Some((Reply::Exited { status }, _)) => Ok(Started::Finished(Ok(status.exit_code()))),
         Some((other, _)) => Err(io::Error::other(format!("unexpected reply {other:?}"))),
         None => Err(io::Error::other("the supervisor closed the connection")),
@@ -144,7 +155,7 @@ struct Ready {
 impl Session<'_> {
     /// One round: waits for any descriptor and handles what is ready; the
     /// command's outcome once it has exited.
-    fn step(&mut self) -> io::Result<Option<Result<i32, String>>> {
+    fn step(&mut self) -> io::Result<Option<Result<i32, NotStarted>>> {
         let Some(ready) = self.poll()? else {
             return Ok(None);
         };
@@ -247,7 +258,7 @@ impl Session<'_> {
 
     /// Handles a reply of the supervisor; the outcome once the command has
     /// exited or failed.
-    fn on_reply(&mut self) -> io::Result<Option<Result<i32, String>>> {
+    fn on_reply(&mut self) -> io::Result<Option<Result<i32, NotStarted>>> {
         match self.chan.recv::<Reply>()? {
             Some((Reply::Exited { status }, _)) => {
                 // The rest of the output.
@@ -258,7 +269,7 @@ impl Session<'_> {
                 drop(self.raw.take());
                 Ok(Some(Ok(status.exit_code())))
             }
-            Some((Reply::Failed { error }, _)) => Ok(Some(Err(error))),
+            Some((Reply::Failed { error, status }, _)) => Ok(Some(Err(NotStarted { error, status }))),
             Some(_) => Ok(None),
             None => Err(io::Error::other("the jail stopped")),
         }

@@ -243,6 +243,11 @@ pub fn run(
     if let Ok(lock) = registry.lock() {
         registry.write(&lock, record)?;
     }
+    // -i in the foreground: the JID comes first on our standard output,
+    // before anything the command writes there.
+    if launch.print_id && !launch.background {
+        let _ = writeln!(std::io::stdout(), "{}", record.id);
+    }
     jail.start_main(launch)?;
     if let Some(report) = detached {
         report.running(record.id);
@@ -644,7 +649,7 @@ impl<'p> Running<'p> {
         }
         if let Some(e) = &self.main_error {
             eprintln!("sysjail: {e}");
-            return 127;
+            return e.exit_status();
         }
         match (self.main_status, signal) {
             (Some(status), _) if signal == 0 || signal == libc::SIGKILL && self.stop_deadline.is_none() => {
@@ -723,8 +728,11 @@ impl<'p> Running<'p> {
             FromInit::SpawnFailed { id, error } => {
                 if let Some(i) = client(self, id) {
                     let c = self.clients.remove(i);
-                    let error = error.to_string();
-                    let _ = c.chan.send(&Reply::Failed { error }, &[]);
+                    let reply = Reply::Failed {
+                        status: error.exit_status(),
+                        error: error.to_string(),
+                    };
+                    let _ = c.chan.send(&reply, &[]);
                 }
             }
             // Only during setup; later it would be the jail speaking through a
@@ -861,7 +869,7 @@ impl<'p> Running<'p> {
         fds: Vec<OwnedFd>,
     ) {
         let fail = |c: &Client, error: String| {
-            let _ = c.chan.send(&Reply::Failed { error }, &[]);
+            let _ = c.chan.send(&Reply::Failed { error, status: 125 }, &[]);
         };
         if argv.is_empty() {
             return fail(&self.clients[i], "no command".into());

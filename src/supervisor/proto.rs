@@ -320,6 +320,17 @@ pub fn step_path(step: &JailStep) -> Option<String> {
 }
 
 impl InitError {
+    /// The exit status of `up` when the jail's command could not start for
+    /// this reason: 126 or 127 for its program (see
+    /// [`SpawnError::exit_status`](crate::sys::spawn::SpawnError::exit_status)),
+    /// 125 for sysjail's own failures.
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            InitError::Spawn(e) => e.exit_status(),
+            _ => 125,
+        }
+    }
+
     /// The stable code, as the table above lists it.
     pub fn code(&self) -> &'static str {
         match self {
@@ -445,6 +456,9 @@ pub enum Reply {
     Failed {
         /// Why.
         error: String,
+        /// The exit status for it: 127 not found, 126 not executable, 125
+        /// anything else ([`InitError::exit_status`]).
+        status: i32,
     },
     /// It ended.
     Exited {

@@ -57,6 +57,22 @@ pub enum SpawnError {
     },
 }
 
+impl SpawnError {
+    /// The exit status for this failure, as a shell gives it: 127 when the
+    /// program was not found, 126 when it was found but could not be
+    /// executed, 125 when sysjail failed before execve (the user, the
+    /// working directory, a call of init's).
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            SpawnError::Child { stage, errno, .. } if stage == "execve" => match *errno {
+                libc::ENOENT | libc::ENOTDIR => 127,
+                _ => 126,
+            },
+            _ => 125,
+        }
+    }
+}
+
 fn resolve(spawn: &Spawn, ids: &IdMapping) -> Result<Login, SpawnError> {
     let passwd = users::parse_passwd(&std::fs::read_to_string("/etc/passwd").unwrap_or_default());
     let group = users::parse_group(&std::fs::read_to_string("/etc/group").unwrap_or_default());
@@ -202,6 +218,14 @@ fn child(
     if nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None).is_err() {
         return failed("sigprocmask");
     }
+    // Rust ignores SIGPIPE in sysjail's own processes, and an ignored signal
+    // stays ignored across execve: the command starts with the default, as
+    // std::process::Command gives it (else `yes | head -1` in a jail ends
+    // in "Broken pipe" errors instead of a quiet SIGPIPE).
+    // SAFETY: setting a signal's disposition to SIG_DFL installs no handler.
+    if unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) } == libc::SIG_ERR {
+        return failed("signal(SIGPIPE)");
+    }
     // A session of its own: the jail never shares the caller's terminal.
     if nix::unistd::setsid().is_err() {
         return failed("setsid");
@@ -270,6 +294,9 @@ fn exec(programs: &[CString], argv: &[CString], envp: &[CString]) -> Failed {
     let argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
     let envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
     let mut last = ("execve", io::Error::from_raw_os_error(libc::ENOENT));
+    // As execvp: a candidate that exists but may not be run is what the
+    // search reports, though later candidates are missing.
+    let mut denied = None;
     for program in programs {
         // SAFETY: program, argv and envp are NUL-terminated arrays of C strings
         // that live until execve returns (it does only on failure).
@@ -277,12 +304,15 @@ fn exec(programs: &[CString], argv: &[CString], envp: &[CString]) -> Failed {
         let e = io::Error::last_os_error();
         // As execvp: keep searching past a missing or unexecutable candidate.
         let keep_looking = matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EACCES | libc::ENOTDIR));
+        if e.raw_os_error() == Some(libc::EACCES) {
+            denied = Some(io::Error::from_raw_os_error(libc::EACCES));
+        }
         last = ("execve", e);
         if !keep_looking {
-            break;
+            return last;
         }
     }
-    last
+    denied.map_or(last, |e| ("execve", e))
 }
 
 /// A placeholder descriptor for stdio that the caller does not provide.
