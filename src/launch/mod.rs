@@ -122,17 +122,17 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
     let mut options = options(launch, facts, &policy, &Caller::this_process(launch))?;
     let registry = &launch.registry;
     let lock = registry.lock()?;
-    let jid = if launch.jail.name.is_by_jid() {
-        let jid = registry.reserve_jid(&lock)?;
-        policy.name = JailName::of_jid(jid).to_string();
-        jid
-    } else {
-        registry.reserve(&lock, &policy.name)?
-    };
     // The host ids are claimed host-wide, whatever the state directory: two
     // jails sharing a range would share the kernel's per-user counters and
     // each other's files. Held until the jail is gone.
-    let range = facts.root.then(|| state::ranges::claim(jid)).transpose()?;
+    let (jid, range) = if launch.jail.name.is_by_jid() {
+        let (jid, range) = reserve_by_jid(registry, &lock, facts.root)?;
+        policy.name = JailName::of_jid(jid).to_string();
+        (jid, range)
+    } else {
+        let jid = registry.reserve(&lock, &policy.name)?;
+        (jid, facts.root.then(|| state::ranges::claim(jid)).transpose()?)
+    };
     options.id_base = range.as_ref().map_or(0, |claim| id_base(claim.number));
     let plan = plan::build(&policy, facts, &options)?;
     announce(&plan, jid);
@@ -155,6 +155,31 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
     janitor.done();
     drop(range);
     outcome
+}
+
+/// The JID of a jail named by it, and its range claim. The name is its
+/// cgroup's, which is host-wide: as root the JID is the number of a range
+/// claimed host-wide, so that jails named by JID in two state directories
+/// never share a cgroup.
+fn reserve_by_jid(
+    registry: &Registry,
+    lock: &state::Lock,
+    root: bool,
+) -> Result<(u32, Option<state::ranges::Claim>), UpError> {
+    let jid = registry.reserve_jid(lock)?;
+    if !root {
+        return Ok((jid, None));
+    }
+    // Claims held here are skipped by the next one; they go on return.
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let claim = state::ranges::claim(jid)?;
+        if registry.jid_free(lock, claim.number) {
+            return Ok((claim.number, Some(claim)));
+        }
+        held.push(claim);
+    }
+    Err(state::StateError::Full(state::MAX_JAILS).into())
 }
 
 /// The plan `up` would carry out, as text (`--dry-run`); creates nothing.

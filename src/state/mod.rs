@@ -457,6 +457,11 @@ impl Registry {
         self.clean_stale(lock);
         free_jid(&self.list(lock))
     }
+
+    /// True when no record has jid `id`, and it is a jid.
+    pub fn jid_free(&self, lock: &Lock, id: u32) -> bool {
+        (1..=MAX_JAILS).contains(&id) && !self.list(lock).iter().any(|r| r.id == id)
+    }
 }
 
 /// The smallest jid no record of `live` has.
