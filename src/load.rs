@@ -107,6 +107,20 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
     Ok(out)
 }
 
+/// The `*.toml` files directly in `dir`, sorted: the jails of a directory
+/// for `up` and `down` (which, unlike `check`, do not search below it).
+pub fn toml_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "toml") && !path.is_dir() {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Walks `dir`, each directory once: `seen` holds the (device, inode) of every
 /// directory entered, so that links back up the tree (which a repository under
 /// review may hold) cannot make the walk endless or exponential.

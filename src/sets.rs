@@ -10,8 +10,9 @@
 //! as `NAME.toml` beside the file that names it, then in the configuration
 //! directory.
 //!
-//! The ordering is pure: a graph of names in, the start order and the cycles
-//! out. Finding and loading files goes through a caller's function, so that
+//! The module is pure: the ordering takes a graph of names and gives the
+//! start order and the cycles; listing directories, loading definitions and
+//! asking which jails run go through a [`World`] the caller gives, so that
 //! the rules are tested without a file system.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,9 +76,6 @@ pub enum SetError {
     /// A directory could not be listed.
     #[error("{0}: {1}")]
     Unlistable(PathBuf, std::io::Error),
-    /// A directory without a jail in it.
-    #[error("{0}: no jail definitions (*.toml other than templates) in this directory")]
-    EmptyDir(PathBuf),
     /// Two definitions of the set give the same jail name.
     #[error("two definitions make the jail {name}: {} and {}", first.display(), second.display())]
     Duplicate {
@@ -99,19 +97,6 @@ pub enum SetError {
     Rejected(Box<Rejected>),
 }
 
-/// The `*.toml` files directly in `dir`, sorted.
-pub fn directory(dir: &Path) -> Result<Vec<PathBuf>, SetError> {
-    let unlistable = |e| SetError::Unlistable(dir.to_path_buf(), e);
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(unlistable)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml") && !p.is_dir())
-        .collect();
-    out.sort();
-    Ok(out)
-}
-
 /// One definition asked for: a file, the name it runs under when the
 /// argument gave one (`web@2`, `--name`), and whether a template there is
 /// skipped (it came from a directory) or an error.
@@ -126,26 +111,36 @@ pub struct Wanted {
 }
 
 /// The definitions that arguments name. `config_dir` holds `NAME.toml`.
-pub fn wanted(args: &[Arg], config_dir: &Path) -> Result<Vec<Wanted>, SetError> {
+pub fn wanted(args: &[Arg], config_dir: &Path, world: &dyn World) -> Result<Vec<Wanted>, SetError> {
     let mut out = Vec::new();
     for arg in args {
-        match arg {
-            Arg::Name(name) => out.push(Wanted {
-                file: definition_file(config_dir, name),
-                name: name.instance().is_some().then(|| name.clone()),
-                listed: false,
-            }),
-            // A name ending in .toml is a definition, refused unread if it is
-            // a directory: it is never searched.
-            Arg::Path(p) if p.is_dir() && p.extension().is_none_or(|e| e != "toml") => {
-                out.extend(directory(p)?.into_iter().map(|file| Wanted {
-                    file,
-                    name: None,
-                    listed: true,
-                }))
+        let path = match arg {
+            Arg::Name(name) => {
+                out.push(Wanted {
+                    file: definition_file(config_dir, name),
+                    name: name.instance().is_some().then(|| name.clone()),
+                    listed: false,
+                });
+                continue;
             }
-            Arg::Path(p) => out.push(Wanted {
-                file: p.clone(),
+            Arg::Path(path) => path,
+        };
+        // A name ending in .toml is a definition, refused unread if it is a
+        // directory: it is never searched.
+        let listed = if path.extension().is_none_or(|e| e != "toml") {
+            world.directory(path)
+        } else {
+            None
+        };
+        match listed {
+            Some(Ok(files)) => out.extend(files.into_iter().map(|file| Wanted {
+                file,
+                name: None,
+                listed: true,
+            })),
+            Some(Err(e)) => return Err(SetError::Unlistable(path.clone(), e)),
+            None => out.push(Wanted {
+                file: path.clone(),
                 name: None,
                 listed: false,
             }),
@@ -163,9 +158,13 @@ pub struct Member {
     pub given: bool,
 }
 
-/// How [`resolve`] reaches the world: loading a definition (`Ok(None)` for a
-/// template that may be skipped), whether a file exists, whether a jail runs.
+/// How [`wanted`] and [`resolve`] reach the world: listing a directory,
+/// loading a definition (`Ok(None)` for a template that may be skipped),
+/// whether a file exists, whether a jail runs.
 pub trait World {
+    /// The `*.toml` files directly in `path`, sorted; `None` when it is not a
+    /// directory.
+    fn directory(&self, path: &Path) -> Option<std::io::Result<Vec<PathBuf>>>;
     /// Loads `file`; `skip_template` makes a template `Ok(None)`, not an error.
     fn load(&mut self, file: &Path, skip_template: bool) -> Result<Option<Definition>, Rejected>;
     /// True when `file` exists.
@@ -505,6 +504,16 @@ mod tests {
     }
 
     impl World for Mem {
+        fn directory(&self, path: &Path) -> Option<std::io::Result<Vec<PathBuf>>> {
+            let files: Vec<PathBuf> = self
+                .files
+                .0
+                .keys()
+                .filter(|f| f.parent() == Some(path))
+                .cloned()
+                .collect();
+            (!files.is_empty()).then_some(Ok(files))
+        }
         fn load(&mut self, file: &Path, skip_template: bool) -> Result<Option<Definition>, Rejected> {
             let text = crate::config::Files::read(&self.files, file, 1 << 20).map_err(|_| Rejected {
                 diags: vec![],

@@ -307,6 +307,20 @@ fn names_and_instances_from_the_config_dir_run_at_once(ctx: &Ctx) -> TestResult 
     write(&config, &name, &jail("hostname = \"inst.example\"\n"));
     let config_arg = config.display().to_string();
     let instances = [format!("{name}@1"), format!("{name}@2")];
+    // check and policy find a name there too.
+    let out = run_bounded(
+        ctx.sysjail(&["--config-dir", &config_arg, "check", &name]),
+        Duration::from_secs(30),
+    );
+    ensure(out.status.success(), || format!("check {name}: {}", text(&out.stderr)))?;
+    let out = run_bounded(
+        ctx.sysjail(&["--config-dir", &config_arg, "policy", &instances[1]]),
+        Duration::from_secs(30),
+    );
+    ensure(
+        text(&out.stdout).starts_with(&format!("jail {}\n  hostname  inst.example\n", instances[1])),
+        || format!("policy {}: {}{}", instances[1], text(&out.stdout), text(&out.stderr)),
+    )?;
     for instance in &instances {
         let out = run_bounded(
             ctx.sysjail(&["--config-dir", &config_arg, "up", "-b", instance]),

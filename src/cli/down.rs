@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use sysjail::jails::{self, Stopping};
-use sysjail::sets::{self, Arg};
+use sysjail::sets::Arg;
 use sysjail::state::Record;
 
 #[derive(clap::Args, Debug)]
@@ -82,8 +82,8 @@ fn select(args: &[String], records: &[Record]) -> Result<BTreeSet<String>, ExitC
 /// have none).
 fn defined(path: &Path) -> Result<BTreeSet<String>, ExitCode> {
     let (files, listed) = if path.is_dir() && path.extension().is_none_or(|e| e != "toml") {
-        let files = sets::directory(path).map_err(|e| {
-            eprintln!("sysjail down: {e}");
+        let files = sysjail::load::toml_files_in(path).map_err(|e| {
+            eprintln!("sysjail down: {}: {e}", path.display());
             ExitCode::FAILURE
         })?;
         (files, true)

@@ -113,14 +113,6 @@ fn members(args: &Args, global: &super::Global) -> Result<Vec<Member>, ExitCode>
     };
     let parsed = parsed.map_err(|e| usage(&e))?;
     let config_dir = global.config_dir();
-    let mut wanted = sets::wanted(&parsed, &config_dir).map_err(|e| failure(&e))?;
-    if let Some(name) = &args.name {
-        let name = JailName::parse(name).map_err(|why| usage(&format!("--name {name}: the name {why}")))?;
-        match wanted.as_mut_slice() {
-            [one] if !one.listed => one.name = Some(name),
-            _ => return Err(usage(&"--name names one jail; give one definition")),
-        }
-    }
     let registry = Registry::open(&global.state_dir()).map_err(|e| failure(&e))?;
     let mut world = HostWorld {
         running: sysjail::jails::list(registry.dir())
@@ -130,6 +122,14 @@ fn members(args: &Args, global: &super::Global) -> Result<Vec<Member>, ExitCode>
             .collect(),
         idmap: (!args.dry_run).then_some(!args.no_idmap),
     };
+    let mut wanted = sets::wanted(&parsed, &config_dir, &world).map_err(|e| failure(&e))?;
+    if let Some(name) = &args.name {
+        let name = JailName::parse(name).map_err(|why| usage(&format!("--name {name}: the name {why}")))?;
+        match wanted.as_mut_slice() {
+            [one] if !one.listed => one.name = Some(name),
+            _ => return Err(usage(&"--name names one jail; give one definition")),
+        }
+    }
     let members = sets::resolve(&wanted, &config_dir, &mut world).map_err(|e| match e {
         SetError::Rejected(rejected) => {
             super::print_rejected(&rejected);
@@ -157,6 +157,9 @@ struct HostWorld {
 }
 
 impl World for HostWorld {
+    fn directory(&self, path: &Path) -> Option<std::io::Result<Vec<PathBuf>>> {
+        path.is_dir().then(|| load::toml_files_in(path))
+    }
     fn load(&mut self, file: &Path, skip_template: bool) -> Result<Option<Definition>, Rejected> {
         load::load_member(file, self.idmap, skip_template)
     }
