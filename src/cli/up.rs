@@ -80,16 +80,19 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
             // its jail has ended: it is done, and starts nothing more.
             return finish(outcome, "sysjail");
         }
-        let failed = !matches!(outcome, Ok(0));
         if foreground {
-            // The jail ran in the foreground: its status is up's.
+            // The jail was created and its command ran: its status is up's,
+            // and its dependencies stay. Only a jail that could not be
+            // created takes them down.
+            let created = outcome.is_ok();
             let code = finish(outcome, "sysjail");
-            if failed {
+            if !created {
                 stop_started(&started, global, &name);
             }
             return code;
         }
-        if failed {
+        // A background start reports its failure with a status of its own.
+        if !matches!(outcome, Ok(0)) {
             let code = finish(outcome, "sysjail");
             stop_started(&started, global, &name);
             return if code == ExitCode::SUCCESS {
