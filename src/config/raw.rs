@@ -12,7 +12,8 @@ toml_table! {
         /// without `.toml`.
         "name" => name: String,
         /// Marks a file that only other files extend: `check` does not require
-        /// `path` or `command`, and `up` refuses it. Not inherited.
+        /// `path` or `command`, and `up` refuses it when it is named and skips
+        /// it in a directory of jails. Not inherited.
         "template" => template: bool,
         /// A base definition merged under this one, relative to this file. Tables
         /// merge key by key; any other value set here replaces the base's.
