@@ -1,9 +1,13 @@
 //! Running jails, seen from outside: list them, join one (`exec`), stop one
-//! (`down`). Each talks to the jail's supervisor through its control socket
-//! in the state directory.
+//! or several in dependency order (`down`). Each talks to the jail's
+//! supervisor through its control socket in the state directory.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+use crate::model::JailName;
+use crate::sets::{self, Node};
 
 use crate::state::{self, Record, Registry, StateError};
 use crate::supervisor::channel::Channel;
@@ -119,4 +123,108 @@ pub fn stop(dir: &Path, which: &str, wait: Duration) -> Result<(), JailsError> {
         jail: record.name,
         pid: record.supervisor_pid,
     })
+}
+
+/// One jail of a `down` of several, in the order they are stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stopping {
+    /// The jail.
+    pub name: String,
+    /// Not asked for: it depends on this jail, which is stopped after it.
+    pub dependent_of: Option<String>,
+}
+
+/// The order in which `down` stops the running jails `selected` (names of
+/// `records`): each before the jails it depends on, the reverse of the start
+/// order. A running jail that depends on one of them is stopped too, first:
+/// what it needs is going away. Uses the `depend` each record kept from its
+/// definition at start.
+pub fn stop_order(records: &[Record], selected: &BTreeSet<String>) -> Vec<Stopping> {
+    let mut why: BTreeMap<&str, Option<String>> = selected.iter().map(|n| (n.as_str(), None)).collect();
+    // Dependents of what goes, and theirs, until nothing is added.
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for r in records {
+            if why.contains_key(r.name.as_str()) {
+                continue;
+            }
+            if let Some(dep) = r.depend.iter().find(|d| why.contains_key(d.as_str())) {
+                why.insert(&r.name, Some(dep.clone()));
+                grew = true;
+            }
+        }
+    }
+    let nodes: Vec<Node> = records
+        .iter()
+        .map(|r| Node {
+            // A record holds a name its jail ran under; an unparsable one
+            // (a JID-named jail) has no dependents.
+            name: JailName::parse(&r.name).unwrap_or_else(|_| JailName::by_jid()),
+            depend: r.depend.iter().filter_map(|d| JailName::parse(d).ok()).collect(),
+        })
+        .collect();
+    sets::order(&nodes)
+        .order
+        .iter()
+        .rev()
+        .filter_map(|&i| {
+            let name = &records[i].name;
+            why.get(name.as_str()).map(|because| Stopping {
+                name: name.clone(),
+                dependent_of: because.clone(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str, depend: &[&str]) -> Record {
+        let mut r: Record = serde_json::from_value(serde_json::json!({
+            "id": 1, "name": name, "hostname": "h", "path": "/", "mode": "private",
+            "ipv4": [], "ipv6": [], "allow": [], "supervisor_pid": 1, "supervisor_start": 1,
+            "init_pid": null, "started": 0, "definition": null, "digest": "0", "id_base": 0,
+            "cgroups": [], "control": "/x", "state": "running"
+        }))
+        .expect("a record without `depend`, as older ones are, still reads");
+        r.depend = depend.iter().map(|d| d.to_string()).collect();
+        r
+    }
+
+    fn order(records: &[Record], selected: &[&str]) -> Vec<(String, Option<String>)> {
+        let selected = selected.iter().map(|s| s.to_string()).collect();
+        stop_order(records, &selected)
+            .into_iter()
+            .map(|s| (s.name, s.dependent_of))
+            .collect()
+    }
+
+    #[test]
+    fn dependents_stop_first_and_are_added_when_what_they_need_goes() {
+        let records = [
+            record("db", &[]),
+            record("web", &["db", "cache"]),
+            record("cache", &[]),
+            record("other", &[]),
+            record("7", &[]),
+        ];
+        assert_eq!(
+            order(&records, &["db", "web", "cache", "other", "7"]),
+            [
+                ("7".into(), None),
+                ("other".into(), None),
+                ("web".into(), None),
+                ("cache".into(), None),
+                ("db".into(), None)
+            ]
+        );
+        assert_eq!(
+            order(&records, &["db"]),
+            [("web".into(), Some("db".into())), ("db".into(), None)]
+        );
+        assert_eq!(order(&records, &["web"]), [("web".into(), None)]);
+    }
 }

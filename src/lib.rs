@@ -52,6 +52,7 @@ pub mod promises;
 pub mod rewrite;
 pub mod seccomp;
 pub mod selftest;
+pub mod sets;
 pub mod state;
 pub mod supervisor;
 pub mod sys;

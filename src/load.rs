@@ -107,6 +107,20 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
     Ok(out)
 }
 
+/// The `*.toml` files directly in `dir`, sorted: the jails of a directory
+/// for `up` and `down` (which, unlike `check`, do not search below it).
+pub fn toml_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "toml") && !path.is_dir() {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Walks `dir`, each directory once: `seen` holds the (device, inode) of every
 /// directory entered, so that links back up the tree (which a repository under
 /// review may hold) cannot make the walk endless or exponential.
@@ -133,9 +147,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut BTreeSet<(u64, u64)>) -> 
 }
 
 /// Checks files (directories already expanded). With `host`, also checks what
-/// the definitions name on this machine.
-pub fn check(files: &[PathBuf], host: bool) -> Report {
+/// the definitions name on this machine. `depend` is checked across the
+/// files: a name is one of them, or NAME.toml beside the file or in
+/// `config_dir`, and no jails depend on each other in a circle.
+pub fn check(files: &[PathBuf], host: bool, config_dir: &Path) -> Report {
     let mut report = Report::default();
+    let mut all = Vec::new();
+    let mut jails = Vec::new();
     for path in files {
         let loaded = config::load(path, &mut report.sources, &HostFiles);
         let mut validated = model::validate(&loaded);
@@ -144,16 +162,42 @@ pub fn check(files: &[PathBuf], host: bool) -> Report {
         if host && let (Some(raw), Some(jail)) = (&loaded.raw, &validated.jail) {
             diags.extend(host_checks(raw, jail, loaded.file, &HostFiles, true));
         }
+        if let (Some(raw), Some(jail)) = (&loaded.raw, &validated.jail) {
+            jails.push((all.len(), depend_of(raw, jail, path)));
+        }
+        all.push((path.clone(), diags, validated.template));
+    }
+    let checked: Vec<crate::sets::Checked> = jails.iter().map(|(_, c)| c.clone()).collect();
+    for (i, diag) in crate::sets::check(&checked, config_dir, &|p: &Path| p.is_file()) {
+        all[jails[i].0].1.push(diag);
+    }
+    for (path, mut diags, template) in all {
         diag::sort(&mut diags);
         let omitted = diag::cap(&mut diags);
         report.files.push(FileReport {
-            path: path.clone(),
+            path,
             diags,
             omitted,
-            template: validated.template,
+            template,
         });
     }
     report
+}
+
+/// What the dependency rules need of a valid jail: its `depend` entries with
+/// their places.
+fn depend_of(raw: &RawJail, jail: &Jail, path: &Path) -> crate::sets::Checked {
+    let depend = raw
+        .depend
+        .iter()
+        .flat_map(|f| &f.value)
+        .filter_map(|e| model::JailName::parse(&e.value).ok().map(|n| (n, e.span)))
+        .collect();
+    crate::sets::Checked {
+        name: jail.name.clone(),
+        file: path.to_path_buf(),
+        depend,
+    }
 }
 
 /// Loads and validates a definition that is to be used (`policy`, `up`): a
@@ -172,6 +216,23 @@ pub fn load_for_launch(path: &Path, idmap: bool) -> Result<Definition, Rejected>
     let mut sources = SourceMap::new();
     let loaded = config::load(path, &mut sources, &HostFiles);
     finish(loaded, sources, Some(idmap))
+}
+
+/// A member of a set of jails: [`load`] (`idmap` `None`) or
+/// [`load_for_launch`], but with `skip_template` a template is `Ok(None)`:
+/// a directory of jails holds the templates they extend.
+pub fn load_member(path: &Path, idmap: Option<bool>, skip_template: bool) -> Result<Option<Definition>, Rejected> {
+    let mut sources = SourceMap::new();
+    let loaded = config::load(path, &mut sources, &HostFiles);
+    if skip_template
+        && loaded
+            .raw
+            .as_ref()
+            .is_some_and(|r| r.template.as_ref().is_some_and(|t| t.value))
+    {
+        return Ok(None);
+    }
+    finish(loaded, sources, idmap).map(Some)
 }
 
 /// Like [`load`], for a definition held in memory (such as `jail`'s command line).

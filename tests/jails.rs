@@ -641,7 +641,12 @@ fn debug_flags_add_notes_on_stderr(ctx: &Ctx) -> TestResult {
         },
         Duration::from_secs(30),
     );
-    ensure(text(&out.stderr).contains("sysjail: debug: jail classic-debug"), || {
-        text(&out.stderr)
-    })
+    // A classic jail has no name: its JID is its name.
+    let stderr = text(&out.stderr);
+    let named_by_jid = stderr.lines().any(|l| {
+        l.strip_prefix("sysjail: debug: jail ")
+            .and_then(|rest| rest.split_once(" (jid "))
+            .is_some_and(|(name, rest)| rest.starts_with(&format!("{name}):")))
+    });
+    ensure(named_by_jid, || stderr.clone())
 }

@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use sysjail::diag::{Format, Severity, render};
-use sysjail::load;
+use sysjail::{load, sets};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Definitions to check, or directories searched for *.toml files
+    /// Definitions to check, directories searched for *.toml files, or jail
+    /// names (NAME.toml of the configuration directory)
     #[arg(required = true, value_name = "FILE")]
     paths: Vec<PathBuf>,
     /// Output: miette reports (human), one JSON object per diagnostic (json), or
@@ -30,15 +31,17 @@ enum OutputFormat {
     Github,
 }
 
-pub fn run(args: Args) -> ExitCode {
-    let files = match load::expand(&args.paths) {
+pub fn run(args: Args, global: &super::Global) -> ExitCode {
+    let config_dir = global.config_dir();
+    let paths: Result<Vec<PathBuf>, _> = args.paths.iter().map(|p| named(p, &config_dir)).collect();
+    let files = match paths.and_then(|paths| load::expand(&paths).map_err(|e| e.to_string())) {
         Ok(files) => files,
         Err(e) => {
             eprintln!("sysjail check: {e}");
             return ExitCode::from(super::USAGE);
         }
     };
-    let report = load::check(&files, args.host);
+    let report = load::check(&files, args.host, &config_dir);
     let format = match args.format {
         OutputFormat::Human => Format::Human {
             color: super::stderr_color(),
@@ -68,5 +71,17 @@ pub fn run(args: Args) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// A path as given, or the file of a jail name. A bare word that names a
+/// file or directory here stays a path, as `check` has always read it.
+fn named(arg: &std::path::Path, config_dir: &std::path::Path) -> Result<PathBuf, String> {
+    if arg.exists() {
+        return Ok(arg.to_path_buf());
+    }
+    match sets::Arg::parse(&arg.to_string_lossy()) {
+        Ok(sets::Arg::Name(name)) => Ok(sets::definition_file(config_dir, &name)),
+        _ => Ok(arg.to_path_buf()),
     }
 }

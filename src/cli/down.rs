@@ -1,21 +1,107 @@
-//! `sysjail down`: stop a jail and wait until it is gone.
+//! `sysjail down`: stop jails, dependents first, and wait until they are gone.
 
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use sysjail::jails::{self, Stopping};
+use sysjail::sets::Arg;
+use sysjail::state::Record;
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The jail's name or JID
-    #[arg(value_name = "JAIL")]
-    jail: String,
+    /// Running jails by name or JID, or definition files and directories
+    /// (the jails of their definitions that run)
+    #[arg(value_name = "JAIL", required_unless_present = "all", conflicts_with = "all")]
+    jails: Vec<String>,
+    /// Every running jail
+    #[arg(short = 'a', long)]
+    all: bool,
 }
 
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
-    match sysjail::jails::stop(&global.state_dir(), &args.jail, Duration::from_secs(30)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let dir = global.state_dir();
+    let records = match jails::list(&dir) {
+        Ok(records) => records,
         Err(e) => {
             eprintln!("sysjail down: {e}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
+        }
+    };
+    let selected = if args.all {
+        records.iter().map(|r| r.name.clone()).collect()
+    } else {
+        match select(&args.jails, &records) {
+            Ok(selected) => selected,
+            Err(code) => return code,
+        }
+    };
+    let mut code = ExitCode::SUCCESS;
+    for Stopping { name, dependent_of } in jails::stop_order(&records, &selected) {
+        if let Some(dep) = dependent_of {
+            eprintln!("sysjail down: stopping {name} too: it depends on {dep}");
+        }
+        if let Err(e) = jails::stop(&dir, &name, Duration::from_secs(30)) {
+            eprintln!("sysjail down: {e}");
+            code = ExitCode::FAILURE;
         }
     }
+    code
+}
+
+/// The names of the running jails the arguments name; `Err` after saying
+/// which argument names none.
+fn select(args: &[String], records: &[Record]) -> Result<BTreeSet<String>, ExitCode> {
+    let mut selected = BTreeSet::new();
+    for arg in args {
+        if let Ok(Arg::Path(path)) = Arg::parse(arg) {
+            let names = defined(&path)?;
+            selected.extend(
+                records
+                    .iter()
+                    .filter(|r| names.contains(&r.name))
+                    .map(|r| r.name.clone()),
+            );
+            continue;
+        }
+        match records.iter().find(|r| r.name == *arg || r.id.to_string() == *arg) {
+            Some(r) => {
+                selected.insert(r.name.clone());
+            }
+            None => {
+                eprintln!("sysjail down: no running jail is named or numbered {arg}");
+                return Err(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(selected)
+}
+
+/// The jail names the definitions of a file or directory give (templates
+/// have none).
+fn defined(path: &Path) -> Result<BTreeSet<String>, ExitCode> {
+    let (files, listed) = if path.is_dir() && path.extension().is_none_or(|e| e != "toml") {
+        let files = sysjail::load::toml_files_in(path).map_err(|e| {
+            eprintln!("sysjail down: {}: {e}", path.display());
+            ExitCode::FAILURE
+        })?;
+        (files, true)
+    } else {
+        (vec![path.to_path_buf()], false)
+    };
+    let mut names = BTreeSet::new();
+    for file in files {
+        match sysjail::load::load_member(&file, None, listed) {
+            Ok(Some(def)) => {
+                names.insert(def.jail.name.to_string());
+            }
+            Ok(None) => {}
+            Err(rejected) => {
+                super::print_rejected(&rejected);
+                return Err(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(names)
 }

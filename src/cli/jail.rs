@@ -71,10 +71,12 @@ pub struct Args {
 /// Parses the classic arguments (argv\[0\] included) and runs the jail.
 pub fn main(argv: Vec<std::ffi::OsString>) -> ExitCode {
     let args = Args::parse_from(argv);
-    run(args, "jail")
+    run(args, "jail", None)
 }
 
-pub fn run(args: Args, argv0: &str) -> ExitCode {
+/// Runs the classic command line; `state_dir` is `sysjail --state-dir`,
+/// which `-j` overrides.
+pub fn run(args: Args, argv0: &str, state_dir: Option<PathBuf>) -> ExitCode {
     super::log::init(args.debug);
     let allow = [
         (args.allow_all_domains, "all-domains"),
@@ -105,7 +107,8 @@ pub fn run(args: Args, argv0: &str) -> ExitCode {
     };
     let global = super::Global {
         debug: args.debug,
-        state_dir: args.db,
+        state_dir: args.db.or(state_dir),
+        config_dir: None,
     };
     let registry = match super::up::prepare(&def, &global, "jail") {
         Ok(r) => r,

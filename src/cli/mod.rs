@@ -38,6 +38,11 @@ pub struct Global {
     /// runtime directory otherwise]
     #[arg(long, value_name = "DIR", global = true)]
     pub state_dir: Option<std::path::PathBuf>,
+    /// Where a jail NAME given instead of a file is found, as NAME.toml
+    /// [default: /etc/sysjail as root, $XDG_CONFIG_HOME/sysjail or
+    /// ~/.config/sysjail otherwise]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub config_dir: Option<std::path::PathBuf>,
 }
 
 impl Global {
@@ -46,6 +51,21 @@ impl Global {
         self.state_dir
             .clone()
             .unwrap_or_else(sysjail::state::Registry::default_dir)
+    }
+
+    /// The configuration directory to use.
+    pub fn config_dir(&self) -> std::path::PathBuf {
+        use std::path::PathBuf;
+        let env = |var| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+        self.config_dir.clone().unwrap_or_else(|| {
+            if nix::unistd::geteuid().is_root() {
+                PathBuf::from("/etc/sysjail")
+            } else if let Some(config) = env("XDG_CONFIG_HOME") {
+                config.join("sysjail")
+            } else {
+                env("HOME").unwrap_or_default().join(".config/sysjail")
+            }
+        })
     }
 }
 
@@ -108,15 +128,15 @@ pub fn main() -> ExitCode {
     };
     log::init(cli.global.debug);
     match cli.command {
-        Command::Check(args) => check::run(args),
-        Command::Policy(args) => policy::run(args),
+        Command::Check(args) => check::run(args, &cli.global),
+        Command::Policy(args) => policy::run(args, &cli.global),
         Command::Up(args) => up::run(args, &cli.global),
         Command::Ls(args) => ls::run(args, &cli.global),
         Command::Exec(args) => exec::run(args, &cli.global),
         Command::Down(args) => down::run(args, &cli.global),
         Command::Selftest(args) => selftest::run(args, &cli.global),
         Command::Doctor => selftest::doctor(),
-        Command::Jail(args) => jail::run(args, "sysjail jail"),
+        Command::Jail(args) => jail::run(args, "sysjail jail", cli.global.state_dir.clone()),
         Command::Probe { checks } => ExitCode::from(sysjail::selftest::probe_main(&checks) as u8),
         Command::Schema => out::print_status(&(serde_json::to_string_pretty(&sysjail::schema()).expect("JSON") + "\n")),
         Command::Completions(args) => complete::run(args),
@@ -140,6 +160,26 @@ fn usage(e: &clap::Error, argv: &[std::ffi::OsString]) -> ExitCode {
 /// Colors on stderr when it is a terminal and NO_COLOR is not set.
 pub fn stderr_color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// The definition file an argument names, and the name a jail of it gets
+/// when the argument says (`web@2`); `None` after saying why there is none.
+pub fn definition_arg(
+    arg: &std::path::Path,
+    global: &Global,
+) -> Option<(std::path::PathBuf, Option<sysjail::model::JailName>)> {
+    use sysjail::sets::{self, Arg};
+    match Arg::parse(&arg.to_string_lossy()) {
+        Ok(Arg::Path(path)) => Some((path, None)),
+        Ok(Arg::Name(name)) => {
+            let file = sets::definition_file(&global.config_dir(), &name);
+            Some((file, name.instance().is_some().then_some(name)))
+        }
+        Err(e) => {
+            eprintln!("sysjail: {e}");
+            None
+        }
+    }
 }
 
 /// Loads a definition; on errors prints them and gives `None`.

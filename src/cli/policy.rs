@@ -8,7 +8,8 @@ use sysjail::policy;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The jail definition
+    /// The jail definition, or a jail name (NAME.toml of the configuration
+    /// directory)
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// text: for people reviewing a change; json: for tools
@@ -56,10 +57,16 @@ fn facts(args: &Args) -> Result<HostFacts, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: not host facts: {e}", path.display()))
 }
 
-pub fn run(args: Args) -> ExitCode {
-    let Some(def) = super::load(&args.file) else {
+pub fn run(args: Args, global: &super::Global) -> ExitCode {
+    let Some((file, name)) = super::definition_arg(&args.file, global) else {
+        return ExitCode::from(super::USAGE);
+    };
+    let Some(mut def) = super::load(&file) else {
         return ExitCode::FAILURE;
     };
+    if let Some(name) = name {
+        def.jail.name = name;
+    }
     let facts = match facts(&args) {
         Ok(facts) => facts,
         Err(e) => {

@@ -1,18 +1,25 @@
 //! `sysjail up`.
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use sysjail::launch::{self, Launch};
-use sysjail::load::Definition;
+use sysjail::load::{self, Definition, Rejected};
+use sysjail::model::JailName;
+use sysjail::sets::{self, Arg, Member, SetError, World};
 use sysjail::state::Registry;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The jail definition
-    #[arg(value_name = "FILE")]
-    file: PathBuf,
-    /// Replaces the definition's command (for debugging and tests)
+    /// Jail definitions: files, directories (every *.toml in them but
+    /// templates), or jail names (NAME.toml of the configuration directory;
+    /// NAME@INSTANCE runs it as the jail NAME@INSTANCE). With more than one
+    /// jail, all go to the background
+    #[arg(value_name = "JAIL", required = true)]
+    jails: Vec<String>,
+    /// Replaces the definition's command (one jail only; for debugging and tests)
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
     /// Detach once the command runs; its output goes to `log` or /dev/null
@@ -24,54 +31,205 @@ pub struct Args {
     /// Print the launch plan and create nothing
     #[arg(long)]
     dry_run: bool,
-    /// Record every call the policy denies in FILE
+    /// Record every call the policy denies in FILE (one jail only)
     #[arg(long, value_name = "FILE")]
     log_denials: Option<PathBuf>,
     /// Mount a dedicated root as it is, without id mapping (for file systems
     /// that cannot be id-mapped): its files keep their host owners
     #[arg(long)]
     no_idmap: bool,
+    /// Run the jail under this name instead of its definition's, such as a
+    /// second instance of it (one jail only)
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
 }
 
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
-    // A dry run creates nothing, so it needs none of the host's trees.
-    let def = if args.dry_run {
-        super::load(&args.file)
-    } else {
-        super::load_for_launch(&args.file, !args.no_idmap)
-    };
-    let Some(def) = def else {
-        return ExitCode::from(super::FAILED);
-    };
-    let registry = match prepare(&def, global, "sysjail") {
-        Ok(r) => r,
+    let members = match members(&args, global) {
+        Ok(members) => members,
         Err(code) => return code,
     };
-    let launch = Launch {
-        jail: def.jail,
-        digest: def.digest,
-        command: (!args.command.is_empty()).then_some(args.command),
-        background: args.background,
-        print_id: args.print_id,
-        registry,
-        log_denials: args.log_denials,
-        no_idmap: args.no_idmap,
-        stdio: None,
-    };
+    let given = members.iter().filter(|m| m.given).count();
+    if given > 1 && (!args.command.is_empty() || args.log_denials.is_some()) {
+        eprintln!("sysjail up: `-- CMD` and --log-denials apply to one jail; {given} are given");
+        return ExitCode::from(super::USAGE);
+    }
     if args.dry_run {
-        return match launch::dry_run(
-            &launch,
-            &sysjail::sys::probe::probe(),
-            &launch::Caller::this_process(&launch),
-        ) {
-            Ok(text) => super::out::print_status(&text),
-            Err(e) => {
-                eprintln!("sysjail: {}", e.report());
-                ExitCode::from(super::FAILED)
+        return dry_run(members, &args, global);
+    }
+    // One jail given runs as asked; with several, none can have the terminal.
+    let background = args.background || given > 1;
+    let mut started: Vec<(String, Duration)> = Vec::new();
+    let count = members.len();
+    for (i, member) in members.into_iter().enumerate() {
+        let name = member.def.jail.name.to_string();
+        let stop = member.def.jail.stop.timeout;
+        // Only the last, the jail given, may run in the foreground.
+        let foreground = !background && i + 1 == count;
+        let launch = match launch_of(member, &args, global, !foreground) {
+            Ok(launch) => launch,
+            Err(code) => {
+                stop_started(&started, global, &name);
+                return code;
             }
         };
+        let me = std::process::id();
+        let outcome = launch::up(launch);
+        if std::process::id() != me {
+            // The detached supervisor of a background jail returns here once
+            // its jail has ended: it is done, and starts nothing more.
+            return finish(outcome, "sysjail");
+        }
+        if foreground {
+            // The jail was created and its command ran: its status is up's,
+            // and its dependencies stay. Only a jail that could not be
+            // created takes them down.
+            let created = outcome.is_ok();
+            let code = finish(outcome, "sysjail");
+            if !created {
+                stop_started(&started, global, &name);
+            }
+            return code;
+        }
+        // A background start reports its failure with a status of its own.
+        if !matches!(outcome, Ok(0)) {
+            let code = finish(outcome, "sysjail");
+            stop_started(&started, global, &name);
+            return if code == ExitCode::SUCCESS {
+                ExitCode::from(super::FAILED)
+            } else {
+                code
+            };
+        }
+        started.push((name, stop));
     }
-    finish(launch::up(launch), "sysjail")
+    ExitCode::SUCCESS
+}
+
+/// The jails to start, dependencies first, or the exit status after saying
+/// why there are none.
+fn members(args: &Args, global: &super::Global) -> Result<Vec<Member>, ExitCode> {
+    let parsed: Result<Vec<Arg>, SetError> = args.jails.iter().map(|a| Arg::parse(a)).collect();
+    let usage = |e: &dyn std::fmt::Display| {
+        eprintln!("sysjail up: {e}");
+        ExitCode::from(super::USAGE)
+    };
+    let parsed = parsed.map_err(|e| usage(&e))?;
+    let config_dir = global.config_dir();
+    let registry = Registry::open(&global.state_dir()).map_err(|e| failure(&e))?;
+    let mut world = HostWorld {
+        running: sysjail::jails::list(registry.dir())
+            .map_err(|e| failure(&e))?
+            .into_iter()
+            .map(|r| r.name)
+            .collect(),
+        idmap: (!args.dry_run).then_some(!args.no_idmap),
+    };
+    let mut wanted = sets::wanted(&parsed, &config_dir, &world).map_err(|e| failure(&e))?;
+    if let Some(name) = &args.name {
+        let name = JailName::parse(name).map_err(|why| usage(&format!("--name {name}: the name {why}")))?;
+        match wanted.as_mut_slice() {
+            [one] if !one.listed => one.name = Some(name),
+            _ => return Err(usage(&"--name names one jail; give one definition")),
+        }
+    }
+    let members = sets::resolve(&wanted, &config_dir, &mut world).map_err(|e| match e {
+        SetError::Rejected(rejected) => {
+            super::print_rejected(&rejected);
+            ExitCode::from(super::FAILED)
+        }
+        e => failure(&e),
+    })?;
+    if members.is_empty() {
+        return Err(failure(&"no jail to start: the directories hold only templates"));
+    }
+    Ok(members)
+}
+
+fn failure(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("sysjail up: {e}");
+    ExitCode::from(super::FAILED)
+}
+
+/// The host, as [`sets::resolve`] sees it.
+struct HostWorld {
+    /// Names of the running jails.
+    running: BTreeSet<String>,
+    /// `None` for a dry run, which needs none of the host's trees.
+    idmap: Option<bool>,
+}
+
+impl World for HostWorld {
+    fn directory(&self, path: &Path) -> Option<std::io::Result<Vec<PathBuf>>> {
+        path.is_dir().then(|| load::toml_files_in(path))
+    }
+    fn load(&mut self, file: &Path, skip_template: bool) -> Result<Option<Definition>, Rejected> {
+        load::load_member(file, self.idmap, skip_template)
+    }
+    fn exists(&self, file: &Path) -> bool {
+        file.is_file()
+    }
+    fn running(&self, name: &JailName) -> bool {
+        self.running.contains(name.as_str())
+    }
+}
+
+/// What `up` asks of the launcher for one jail of the set.
+fn launch_of(member: Member, args: &Args, global: &super::Global, background: bool) -> Result<Launch, ExitCode> {
+    let registry = prepare(&member.def, global, "sysjail")?;
+    // The command and the denial log are the given jail's, never a dependency's.
+    let given = member.given;
+    Ok(Launch {
+        jail: member.def.jail,
+        digest: member.def.digest,
+        command: (given && !args.command.is_empty()).then(|| args.command.clone()),
+        background,
+        print_id: args.print_id,
+        registry,
+        log_denials: args.log_denials.clone().filter(|_| given),
+        no_idmap: args.no_idmap,
+        stdio: None,
+    })
+}
+
+/// `--dry-run`: the plan of each jail, in start order.
+fn dry_run(members: Vec<Member>, args: &Args, global: &super::Global) -> ExitCode {
+    let facts = sysjail::sys::probe::probe();
+    let mut plans = Vec::new();
+    for member in members {
+        let launch = match launch_of(member, args, global, args.background) {
+            Ok(launch) => launch,
+            Err(code) => return code,
+        };
+        match launch::dry_run(&launch, &facts, &launch::Caller::this_process(&launch)) {
+            Ok(text) => plans.push(text),
+            Err(e) => {
+                eprintln!("sysjail: {}", e.report());
+                return ExitCode::from(super::FAILED);
+            }
+        }
+    }
+    super::out::print_status(&plans.join("\n"))
+}
+
+/// After `failed` did not start: stops the jails this `up` started, last
+/// first, so that no half of a set is left running, and says which.
+fn stop_started(started: &[(String, Duration)], global: &super::Global, failed: &str) {
+    if started.is_empty() {
+        return;
+    }
+    let dir = global.state_dir();
+    let mut stopped = Vec::new();
+    for (name, timeout) in started.iter().rev() {
+        match sysjail::jails::stop(&dir, name, *timeout + Duration::from_secs(10)) {
+            Ok(()) => stopped.push(name.as_str()),
+            Err(e) => eprintln!("sysjail up: stopping {name}: {e}"),
+        }
+    }
+    eprintln!(
+        "sysjail up: {failed} did not start; stopped what this `up` started: {}",
+        stopped.join(", ")
+    );
 }
 
 /// What `up` and the classic `jail` do before a launch: the definition's

@@ -91,6 +91,7 @@ pub fn load(argv0: &str, c: &Classic, sources: &mut SourceMap) -> Loaded {
         diags,
         digest: 0,
         complete: true,
+        named_by_jid: true,
     }
 }
 
@@ -156,9 +157,8 @@ fn tree(w: &Written) -> Table {
         t.put("path", t.string(p, r));
     }
     if let Some((h, r)) = rest.next() {
+        // No name: the JID is the name, so two jails of one host name can run.
         t.put("hostname", t.string(h, r));
-        // Classic jails are named by their host name.
-        t.put("name", t.string(h, r));
     }
     // FreeBSD's older form: an address third, the command after it.
     let freebsd = w.positional.len() >= 4 && w.positional[2].0.parse::<std::net::IpAddr>().is_ok();

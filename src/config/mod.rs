@@ -44,6 +44,9 @@ pub struct Loaded {
     /// False when a base file could not be read: keys it would have given are
     /// unknown, so their absence is not reported.
     pub complete: bool,
+    /// Without `name`, the jail is named by its JID (the classic command
+    /// line, as FreeBSD's jail(8)) rather than after the file.
+    pub named_by_jid: bool,
 }
 
 /// Reads the definition at `path` and every file it extends.
@@ -65,6 +68,7 @@ pub fn load(path: &Path, sources: &mut SourceMap, files: &dyn Files) -> Loaded {
                 diags,
                 digest: 0,
                 complete: false,
+                named_by_jid: false,
             };
         }
     };
@@ -123,6 +127,7 @@ fn finish(
         diags,
         digest: digest.finish(),
         complete: layers.complete,
+        named_by_jid: false,
     }
 }
 

@@ -12,11 +12,17 @@ toml_table! {
         /// without `.toml`.
         "name" => name: String,
         /// Marks a file that only other files extend: `check` does not require
-        /// `path` or `command`, and `up` refuses it. Not inherited.
+        /// `path` or `command`, and `up` refuses it when it is named and skips
+        /// it in a directory of jails. Not inherited.
         "template" => template: bool,
         /// A base definition merged under this one, relative to this file. Tables
         /// merge key by key; any other value set here replaces the base's.
         "extends" => extends: String,
+        /// Jails this one needs running first, by name: `up` starts them before
+        /// it (finding each among the jails it was given, then as NAME.toml
+        /// beside this file or in the configuration directory) and `down` stops
+        /// them after it. `check` reports cycles and names it cannot find.
+        "depend" => depend: Vec<Spanned<String>>,
         /// The jail's root directory on the host (absolute). "/" shares the host's
         /// root, read-only unless `read-only = false`.
         "path" => path: String,

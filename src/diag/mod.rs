@@ -121,6 +121,13 @@ catalogue! {
         ExtendsTooDeep = "extends::too-deep", Error;
     /// `extends` names a file that is not a definition (no .toml extension).
     ExtendsNotToml = "extends::not-toml", Error;
+    /// `depend` names the same jail twice.
+    DependDuplicate = "depend::duplicate", Warning;
+    /// `depend` names a jail that is neither among the definitions given nor
+    /// found as NAME.toml.
+    DependUnknown = "depend::unknown", Error;
+    /// Jails that depend on each other in a circle: none can start first.
+    DependCycle = "depend::cycle", Error;
     /// A template (`template = true`) given where a complete jail is needed.
     TemplateUsed = "template::not-a-jail", Error;
     /// The same `allow` entry twice.

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 pub use error::{Awaiting, UpError};
 
 use crate::facts::HostFacts;
-use crate::model::{Identity, Jail};
+use crate::model::{Identity, Jail, JailName};
 use crate::plan::{self, LaunchPlan};
 use crate::policy::{self, JAIL_IDS, Policy};
 use crate::state::{self, JailState, Record, Registry};
@@ -118,15 +118,21 @@ pub fn up_on(facts: &HostFacts, launch: Launch) -> Result<i32, UpError> {
 
 /// The launch, top to bottom.
 fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut Report>) -> Result<i32, UpError> {
-    let policy = policy::compile(&launch.jail, facts).map_err(plan::PlanError::from)?;
+    let mut policy = policy::compile(&launch.jail, facts).map_err(plan::PlanError::from)?;
     let mut options = options(launch, facts, &policy, &Caller::this_process(launch))?;
     let registry = &launch.registry;
     let lock = registry.lock()?;
-    let jid = registry.reserve(&lock, &policy.name)?;
     // The host ids are claimed host-wide, whatever the state directory: two
     // jails sharing a range would share the kernel's per-user counters and
     // each other's files. Held until the jail is gone.
-    let range = facts.root.then(|| state::ranges::claim(jid)).transpose()?;
+    let (jid, range) = if launch.jail.name.is_by_jid() {
+        let (jid, range) = reserve_by_jid(registry, &lock, facts.root)?;
+        policy.name = JailName::of_jid(jid).to_string();
+        (jid, range)
+    } else {
+        let jid = registry.reserve(&lock, &policy.name)?;
+        (jid, facts.root.then(|| state::ranges::claim(jid)).transpose()?)
+    };
     options.id_base = range.as_ref().map_or(0, |claim| id_base(claim.number));
     let plan = plan::build(&policy, facts, &options)?;
     announce(&plan, jid);
@@ -151,10 +157,38 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
     outcome
 }
 
+/// The JID of a jail named by it, and its range claim. The name is its
+/// cgroup's, which is host-wide: as root the JID is the number of a range
+/// claimed host-wide, so that jails named by JID in two state directories
+/// never share a cgroup.
+fn reserve_by_jid(
+    registry: &Registry,
+    lock: &state::Lock,
+    root: bool,
+) -> Result<(u32, Option<state::ranges::Claim>), UpError> {
+    let jid = registry.reserve_jid(lock)?;
+    if !root {
+        return Ok((jid, None));
+    }
+    // Claims held here are skipped by the next one; they go on return.
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let claim = state::ranges::claim(jid)?;
+        if registry.jid_free(lock, claim.number) {
+            return Ok((claim.number, Some(claim)));
+        }
+        held.push(claim);
+    }
+    Err(state::StateError::Full(state::MAX_JAILS).into())
+}
+
 /// The plan `up` would carry out, as text (`--dry-run`); creates nothing.
 /// The jail's id range is shown as the first one.
 pub fn dry_run(launch: &Launch, facts: &HostFacts, caller: &Caller) -> Result<String, UpError> {
-    let policy = policy::compile(&launch.jail, facts).map_err(plan::PlanError::from)?;
+    let mut policy = policy::compile(&launch.jail, facts).map_err(plan::PlanError::from)?;
+    if launch.jail.name.is_by_jid() {
+        policy.name = JailName::of_jid(1).to_string();
+    }
     let mut options = options(launch, facts, &policy, caller)?;
     options.id_base = id_base(1);
     Ok(plan::build(&policy, facts, &options)?.render())
@@ -225,6 +259,7 @@ fn record(launch: &Launch, plan: &LaunchPlan, jid: u32) -> Record {
         id: jid,
         name: plan.name.clone(),
         hostname: policy.hostname.clone(),
+        depend: jail.depend.iter().map(ToString::to_string).collect(),
         path: jail.root.path.to_string(),
         mode: policy.network.mode.to_string(),
         ipv4: jail.network.ipv4.iter().map(|a| a.addr.to_string()).collect(),

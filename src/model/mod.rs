@@ -26,6 +26,8 @@ pub const DEFAULT_LOG_SIZE: Bytes = Bytes(10 << 20);
 pub struct Jail {
     /// Unique among running jails.
     pub name: JailName,
+    /// Jails that must run before this one (`depend`), each once.
+    pub depend: Vec<JailName>,
     /// The file it was read from, if any.
     pub definition: Option<PathBuf>,
     /// The root directory.

@@ -2,35 +2,124 @@
 
 use std::fmt;
 
-/// A jail's name: 1 to 64 of `[A-Za-z0-9._-]`, starting with a letter or digit.
-/// It names state files and cgroups, so it must be a safe path component.
+/// A jail's name: 1 to 64 of `[A-Za-z0-9._-]`, starting with a letter or digit,
+/// optionally followed by one instance suffix `@INSTANCE` of the same
+/// characters (systemd's `web@2`: instance 2 of the definition `web`).
+///
+/// It names the state record, the control socket and the cgroup directory, so
+/// it must be a safe path component: no `/`, never `.` or `..`, and never the
+/// name of a file the kernel keeps in a cgroup directory (`tasks`,
+/// `cgroup.procs`, `memory.max`...), which a jail's cgroup would collide with.
+/// A name of digits only is the name of the jail with that JID (a classic jail
+/// without a name), never one a user writes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(transparent)]
 pub struct JailName(String);
 
+/// The controllers whose files (`CONTROLLER.*`) sit in every cgroup directory,
+/// on cgroup v2 and on v1 hierarchies.
+const CGROUP_PREFIXES: &[&str] = &[
+    "blkio",
+    "cgroup",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "devices",
+    "freezer",
+    "hugetlb",
+    "io",
+    "irq",
+    "memory",
+    "misc",
+    "net_cls",
+    "net_prio",
+    "perf_event",
+    "pids",
+    "rdma",
+];
+
+/// cgroup v1 files without a controller prefix.
+const CGROUP_FILES: &[&str] = &["tasks", "notify_on_release", "release_agent"];
+
 impl JailName {
     /// Checks `s`.
     pub fn parse(s: &str) -> Result<JailName, String> {
-        let first_ok = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
         if s.is_empty() || s.len() > 64 {
             return Err("must be 1 to 64 characters long".into());
         }
-        if !first_ok {
+        let (base, instance) = match s.split_once('@') {
+            Some((base, instance)) => (base, Some(instance)),
+            None => (s, None),
+        };
+        Self::check_part(base)?;
+        if let Some(instance) = instance {
+            if !instance.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+                return Err("must have an instance starting with a letter or a digit after `@`".into());
+            }
+            if let Some(bad) = instance.chars().find(|c| !Self::allowed(*c)) {
+                return Err(format!(
+                    "may not contain {bad:?} in its instance: only letters, digits, `.`, `_` and `-`"
+                ));
+            }
+        }
+        Ok(JailName(s.to_string()))
+    }
+
+    fn allowed(c: char) -> bool {
+        c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+    }
+
+    /// The part before any `@`.
+    fn check_part(s: &str) -> Result<(), String> {
+        if !s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
             return Err("must start with a letter or a digit".into());
         }
         if s.bytes().all(|b| b.is_ascii_digit()) {
             // `down 1` and `exec 1` mean JID 1.
             return Err("may not be digits only, which name a JID".into());
         }
-        if let Some(bad) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-        {
+        if let Some(bad) = s.chars().find(|c| !Self::allowed(*c)) {
             return Err(format!(
-                "may not contain {bad:?}: only letters, digits, `.`, `_` and `-`"
+                "may not contain {bad:?}: only letters, digits, `.`, `_` and `-` (and one `@` before an instance)"
             ));
         }
-        Ok(JailName(s.to_string()))
+        let prefix = s.split('.').next().unwrap_or(s);
+        if CGROUP_FILES.contains(&s) || (s.contains('.') && CGROUP_PREFIXES.contains(&prefix)) {
+            return Err(
+                "is the name of a file the kernel keeps in every cgroup directory, where the jail's cgroup is made"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The name of a jail that is to be named by its JID once the registry
+    /// gives it one ([`JailName::of_jid`]): empty until then, which no
+    /// parsed name is.
+    pub fn by_jid() -> JailName {
+        JailName(String::new())
+    }
+
+    /// True for [`JailName::by_jid`].
+    pub fn is_by_jid(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The name of the jail with id `jid`: a classic jail without a name
+    /// (FreeBSD's rule: without a name, the JID is the name).
+    pub fn of_jid(jid: u32) -> JailName {
+        JailName(jid.to_string())
+    }
+
+    /// The definition part of an instance name: `web` of `web@2`; the whole
+    /// name otherwise.
+    pub fn base(&self) -> &str {
+        self.0.split_once('@').map_or(self.0.as_str(), |(base, _)| base)
+    }
+
+    /// The instance of `web@2` (`2`), if any.
+    pub fn instance(&self) -> Option<&str> {
+        self.0.split_once('@').map(|(_, instance)| instance)
     }
 
     /// The name as a string.
@@ -188,11 +277,40 @@ mod tests {
     }
 
     #[test]
+    fn instance_names_have_one_at_between_two_safe_parts() {
+        let web2 = JailName::parse("web@2").unwrap();
+        assert_eq!((web2.base(), web2.instance()), ("web", Some("2")));
+        assert_eq!(JailName::parse("web").unwrap().instance(), None);
+        assert!(JailName::parse("db.prod@blue-1").is_ok());
+        for bad in ["@2", "web@", "web@2@3", "web@../x", "web@a/b", "1@x", "web@.", "w@ b"] {
+            assert!(JailName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn jail_names_never_collide_with_cgroup_files() {
+        for bad in [
+            "tasks",
+            "cgroup.procs",
+            "memory.max",
+            "pids.max",
+            "cpu.weight",
+            "release_agent",
+        ] {
+            assert!(JailName::parse(bad).is_err(), "{bad}");
+        }
+        for good in ["memory", "db.prod", "io-worker", "cpuinfo.x", "tasks2"] {
+            assert!(JailName::parse(good).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
     fn jail_names_are_never_taken_for_a_jid() {
         assert!(JailName::parse("1").is_err());
         assert!(JailName::parse("2024").is_err());
         assert!(JailName::parse("1a").is_ok());
         assert!(JailName::parse("web1").is_ok());
+        assert_eq!(JailName::of_jid(7).as_str(), "7");
     }
 
     #[test]

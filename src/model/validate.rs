@@ -41,7 +41,7 @@ pub fn validate(loaded: &Loaded) -> Validated {
         file: loaded.file,
         require: loaded.complete && !template,
     };
-    let jail = v.jail(raw, &loaded.path);
+    let jail = v.jail(raw, &loaded.path, loaded.named_by_jid);
     let has_error = v.diags.iter().any(Diagnostic::is_error);
     Validated {
         jail: if has_error || template { None } else { jail },
@@ -80,8 +80,12 @@ impl Checker {
         }
     }
 
-    fn jail(&mut self, raw: &RawJail, path: &Path) -> Option<Jail> {
-        let name = self.name(&raw.name, path);
+    fn jail(&mut self, raw: &RawJail, path: &Path, by_jid: bool) -> Option<Jail> {
+        let name = match (&raw.name, by_jid) {
+            (None, true) => Some(JailName::by_jid()),
+            _ => self.name(&raw.name, path),
+        };
+        let depend = self.depend(raw);
         let root = self.root(raw);
         let hostname = self.hostname(&raw.hostname, name.as_ref());
         let command = self.command(raw);
@@ -114,6 +118,7 @@ impl Checker {
         });
         Some(Jail {
             name: name?,
+            depend,
             definition: Some(path.to_path_buf()),
             root: root?,
             hostname: hostname?,
@@ -132,6 +137,34 @@ impl Checker {
             log_size: log_size?,
             log_denials,
         })
+    }
+
+    /// `depend`: names of jails, each once. Whether they exist is a question
+    /// of the set of definitions ([`crate::sets`]), not of this file.
+    fn depend(&mut self, raw: &RawJail) -> Vec<JailName> {
+        let mut out: Vec<JailName> = Vec::new();
+        for entry in raw.depend.iter().flat_map(|f| &f.value) {
+            match JailName::parse(&entry.value) {
+                Ok(n) if out.contains(&n) => self.report(
+                    Diagnostic::new(
+                        Code::DependDuplicate,
+                        entry.span,
+                        format!("`depend` names \"{n}\" twice"),
+                    )
+                    .help("remove one of them"),
+                ),
+                Ok(n) => out.push(n),
+                Err(why) => self.report(
+                    Diagnostic::new(
+                        Code::InvalidName,
+                        entry.span,
+                        format!("jail name \"{}\" {why}", entry.value),
+                    )
+                    .help("`depend` lists jail names, such as \"db\" or \"web@2\""),
+                ),
+            }
+        }
+        out
     }
 
     fn name(&mut self, field: &Opt<String>, path: &Path) -> Option<JailName> {

@@ -31,6 +31,10 @@ pub struct Record {
     pub name: String,
     /// Host name.
     pub hostname: String,
+    /// The jails it depends on (`depend`), which `down` stops after it
+    /// (older records have none).
+    #[serde(default)]
+    pub depend: Vec<String>,
     /// Root directory.
     pub path: String,
     /// "host" or "private".
@@ -446,10 +450,28 @@ impl Registry {
                 pid: r.supervisor_pid,
             });
         }
-        (1..=MAX_JAILS)
-            .find(|id| !live.iter().any(|r| r.id == *id))
-            .ok_or(StateError::Full(MAX_JAILS))
+        free_jid(&live)
     }
+
+    /// Reserves the smallest free jid for a jail named by it. No other jail
+    /// can have that name: written names are never digits only, and a jid
+    /// is free only when no jail has it.
+    pub fn reserve_jid(&self, lock: &Lock) -> Result<u32, StateError> {
+        self.clean_stale(lock);
+        free_jid(&self.list(lock))
+    }
+
+    /// True when no record has jid `id`, and it is a jid.
+    pub fn jid_free(&self, lock: &Lock, id: u32) -> bool {
+        (1..=MAX_JAILS).contains(&id) && !self.list(lock).iter().any(|r| r.id == id)
+    }
+}
+
+/// The smallest jid no record of `live` has.
+fn free_jid(live: &[Record]) -> Result<u32, StateError> {
+    (1..=MAX_JAILS)
+        .find(|id| !live.iter().any(|r| r.id == *id))
+        .ok_or(StateError::Full(MAX_JAILS))
 }
 
 /// The start time of a process, to tell it from a later one with the same pid.
@@ -486,6 +508,7 @@ mod tests {
             id,
             name: name.into(),
             hostname: name.into(),
+            depend: vec![],
             path: "/".into(),
             mode: "private".into(),
             ipv4: vec![],

@@ -141,13 +141,14 @@ pub fn background(print_id: bool) -> Result<Detach, UpError> {
                     }
                     Ok(Detach::Parent(0))
                 }
+                // 125: sysjail's own failure, as in the foreground.
                 Some(("error", why)) => {
                     eprintln!("sysjail: {why}");
-                    Ok(Detach::Parent(1))
+                    Ok(Detach::Parent(125))
                 }
                 _ => {
                     eprintln!("sysjail: the background supervisor exited before the jail ran");
-                    Ok(Detach::Parent(1))
+                    Ok(Detach::Parent(125))
                 }
             }
         }

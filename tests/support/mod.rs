@@ -508,6 +508,7 @@ pub fn record(name: &str, pid: i32, start: u64, control: &Path) -> sysjail::stat
         id: 1,
         name: name.into(),
         hostname: name.into(),
+        depend: vec![],
         path: "/".into(),
         mode: "private".into(),
         ipv4: vec![],

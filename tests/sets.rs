@@ -1,0 +1,422 @@
+//! Sets of jails, as a user runs them: a directory started in dependency
+//! order and stopped in reverse, cycles refused, names looked up in the
+//! configuration directory, instances of one definition and classic jails of
+//! one host name running side by side. They need root and run in CI;
+//! elsewhere they are reported as SKIP.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Ctx, Need, Runner, TestResult, alive, cgroup_dirs, ensure, ls, run_bounded, text};
+
+/// A jail that takes a second to stop: its shell, told to stop, sleeps first,
+/// so that the order in which `down` stops a set shows from outside.
+const SLOW_STOP: &str = "command = [\"/bin/sh\", \"-c\", \"trap 'sleep 1; exit 0' TERM; sleep 300 & wait\"]\n";
+
+fn main() {
+    let mut r = Runner::new();
+    use Need::*;
+    r.test(
+        "sets_dir_in_dependency_order",
+        &[Root],
+        a_directory_starts_in_dependency_order_and_stops_in_reverse,
+    );
+    r.test(
+        "sets_a_failure_stops_what_up_started",
+        &[Root],
+        a_failure_stops_what_up_started,
+    );
+    r.test(
+        "sets_a_dependency_cycle_is_refused_by_check_and_up",
+        &[Root],
+        a_dependency_cycle_is_refused_by_check_and_up,
+    );
+    r.test(
+        "sets_names_and_instances_from_the_config_dir_run_at_once",
+        &[Root],
+        names_and_instances_from_the_config_dir_run_at_once,
+    );
+    r.test(
+        "sets_classic_jails_of_one_hostname_run_at_once",
+        &[Root],
+        classic_jails_of_one_hostname_run_at_once,
+    );
+    r.run()
+}
+
+/// Writes `DIR/FILE.toml` with `body`.
+fn write(dir: &Path, file: &str, body: &str) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    let path = dir.join(format!("{file}.toml"));
+    fs::write(&path, body).unwrap();
+    path
+}
+
+/// A jail sharing the host's root read-only, with the limits the tests use.
+fn jail(extra: &str) -> String {
+    let command = if extra.contains("command =") {
+        ""
+    } else {
+        "command = [\"/bin/sleep\", \"300\"]\n"
+    };
+    format!("{extra}extends = \"base.toml\"\npath = \"/\"\n{command}")
+}
+
+fn base(dir: &Path) {
+    write(
+        dir,
+        "base",
+        "template = true\nclean-env = true\n[limits]\npids = 32\nmemory = \"128M\"\n",
+    );
+}
+
+/// Names of the running jails, by JID.
+fn running(ctx: &Ctx) -> Vec<String> {
+    ls(ctx)
+        .iter()
+        .filter_map(|j| j["name"].as_str().map(String::from))
+        .collect()
+}
+
+fn nothing_left(ctx: &Ctx, names: &[&str]) -> TestResult {
+    ensure(ls(ctx).is_empty(), || format!("records left: {:?}", running(ctx)))?;
+    for name in names {
+        ensure(cgroup_dirs(name).is_empty(), || {
+            format!("cgroups of {name} left: {:?}", cgroup_dirs(name))
+        })?;
+    }
+    Ok(())
+}
+
+fn a_directory_starts_in_dependency_order_and_stops_in_reverse(ctx: &Ctx) -> TestResult {
+    let dir = ctx.dir.join("jails");
+    base(&dir);
+    let [a, b, c] = ["a", "b", "c"].map(|s| format!("{}-{s}", ctx.name));
+    // Sorted a, b, c; a depends on c, so c starts first.
+    write(&dir, &a, &jail(&format!("depend = [\"{c}\"]\n{SLOW_STOP}")));
+    write(&dir, &b, &jail(SLOW_STOP));
+    write(&dir, &c, &jail(SLOW_STOP));
+    let out = run_bounded(
+        {
+            let mut c = ctx.sysjail(&["up", "-i"]);
+            c.arg(format!("{}/", dir.display()));
+            c
+        },
+        Duration::from_secs(60),
+    );
+    ensure(out.status.success(), || {
+        format!("up {:?}: {}", out.status.code(), text(&out.stderr))
+    })?;
+    // Several jails go to the background: each id printed, in start order.
+    ensure(text(&out.stdout) == "1\n2\n3\n", || text(&out.stdout))?;
+    // JIDs are given in start order; the template is not a jail.
+    let jails = ls(ctx);
+    let by_jid: Vec<(u64, String, String)> = jails
+        .iter()
+        .map(|j| {
+            (
+                j["id"].as_u64().unwrap_or(0),
+                j["name"].as_str().unwrap_or("").to_string(),
+                j["state"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    ensure(
+        by_jid
+            == [
+                (1, c.clone(), "running".into()),
+                (2, a.clone(), "running".into()),
+                (3, b.clone(), "running".into()),
+            ],
+        || format!("{by_jid:?}"),
+    )?;
+    ensure(jails[1]["depend"] == serde_json::json!([c]), || {
+        format!("the record keeps depend: {}", jails[1])
+    })?;
+    // down --all: the reverse of the start order, one jail at a time; each
+    // takes a second to stop, so the order in which records go shows it.
+    let mut down = ctx.sysjail(&["down", "--all"]);
+    let mut child = down
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let watched = watch_going(ctx, [&a, &b, &c].into_iter().cloned().collect());
+    let status = child.wait().unwrap();
+    let gone = watched?;
+    ensure(status.success(), || format!("down --all: {status:?}"))?;
+    ensure(gone == [b.clone(), a.clone(), c.clone()], || {
+        format!("stopped in order {gone:?}")
+    })?;
+    nothing_left(ctx, &[&a, &b, &c])
+}
+
+/// The order in which the jails `before` go from the registry, watched
+/// every 20 ms for at most a minute; an error if two go between two looks.
+fn watch_going(ctx: &Ctx, mut before: BTreeSet<String>) -> Result<Vec<String>, String> {
+    let mut gone = Vec::new();
+    let start = Instant::now();
+    while !before.is_empty() && start.elapsed() < Duration::from_secs(60) {
+        let now: BTreeSet<String> = running(ctx).into_iter().collect();
+        let went: Vec<String> = before.difference(&now).cloned().collect();
+        ensure(went.len() <= 1, || format!("two jails went at once: {went:?}"))?;
+        gone.extend(went);
+        before = now;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(gone)
+}
+
+fn a_failure_stops_what_up_started(ctx: &Ctx) -> TestResult {
+    let dir = ctx.dir.join("jails");
+    base(&dir);
+    let [db, web] = ["db", "web"].map(|s| format!("{}-{s}", ctx.name));
+    let db_file = write(&dir, &db, &jail(""));
+    let web_file = write(&dir, &web, &jail(&format!("depend = [\"{db}\"]\n")));
+    // web is already running: starting it again fails, after its dependency
+    // started, which goes again.
+    let out = run_bounded(
+        {
+            let mut c = ctx.sysjail(&["up", "-b"]);
+            c.arg(&web_file).args(["--", "/bin/sleep", "300"]);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    ensure(out.status.success(), || text(&out.stderr))?;
+    ensure(running(ctx) == [db.clone(), web.clone()], || {
+        format!("{:?}", running(ctx))
+    })?;
+    let out = run_bounded(ctx.sysjail(&["down", &db]), Duration::from_secs(60));
+    ensure(out.status.success(), || text(&out.stderr))?;
+    ensure(
+        text(&out.stderr).contains(&format!("stopping {web} too: it depends on {db}")),
+        || text(&out.stderr),
+    )?;
+    ensure(running(ctx).is_empty(), || format!("{:?}", running(ctx)))?;
+    // A second web runs alone; the set of db and web then fails on web.
+    let out = run_bounded(
+        {
+            let mut c = ctx.sysjail(&["up", "-b", "--name", &web]);
+            c.arg(&db_file);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    ensure(out.status.success(), || text(&out.stderr))?;
+    let out = run_bounded(
+        {
+            let mut c = ctx.sysjail(&["up"]);
+            c.arg(&db_file).arg(&web_file);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    let stderr = text(&out.stderr);
+    // 125: sysjail's own failure, apart from any command's status.
+    ensure(out.status.code() == Some(125), || format!("{:?}: {stderr}", out.status))?;
+    ensure(
+        stderr.contains(&format!("a jail named {web} is already running"))
+            && stderr.contains(&format!(
+                "sysjail up: {web} did not start; stopped what this `up` started: {db}"
+            )),
+        || stderr.clone(),
+    )?;
+    ensure(running(ctx) == [web.clone()], || format!("{:?}", running(ctx)))?;
+    let out = run_bounded(ctx.sysjail(&["down", &web]), Duration::from_secs(60));
+    ensure(out.status.success(), || text(&out.stderr))?;
+    nothing_left(ctx, &[&db, &web])
+}
+
+fn a_dependency_cycle_is_refused_by_check_and_up(ctx: &Ctx) -> TestResult {
+    let dir = ctx.dir.join("jails");
+    base(&dir);
+    let [x, y] = ["x", "y"].map(|s| format!("{}-{s}", ctx.name));
+    write(&dir, &x, &jail(&format!("depend = [\"{y}\"]\n")));
+    write(&dir, &y, &jail(&format!("depend = [\"nosuch\", \"{x}\"]\n")));
+    let out = run_bounded(
+        {
+            let mut c = ctx.sysjail(&["check", "--format", "json"]);
+            c.arg(&dir);
+            c
+        },
+        Duration::from_secs(30),
+    );
+    ensure(out.status.code() == Some(1), || format!("check: {:?}", out.status))?;
+    let found: Vec<(String, String, u64, u64)> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| {
+            let file = Path::new(v["file"].as_str().unwrap_or(""));
+            (
+                v["code"].as_str().unwrap_or("").to_string(),
+                file.file_name()
+                    .map_or(String::new(), |f| f.to_string_lossy().into_owned()),
+                v["line"].as_u64().unwrap_or(0),
+                v["column"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let expected = vec![
+        ("sysjail::depend::cycle".to_string(), format!("{x}.toml"), 1, 11),
+        ("sysjail::depend::unknown".to_string(), format!("{y}.toml"), 1, 11),
+    ];
+    ensure(found == expected, || format!("{found:?}\n{}", text(&out.stdout)))?;
+    // up refuses the set before it starts anything.
+    let out = run_bounded(
+        {
+            let mut c = ctx.sysjail(&["up", "-b"]);
+            c.arg(dir.join(format!("{x}.toml")));
+            c
+        },
+        Duration::from_secs(30),
+    );
+    ensure(out.status.code() == Some(125), || format!("up: {:?}", out.status))?;
+    ensure(
+        text(&out.stderr).contains("sysjail up: no definition of nosuch"),
+        || text(&out.stderr),
+    )?;
+    fs::write(dir.join(format!("{y}.toml")), jail(&format!("depend = [\"{x}\"]\n"))).unwrap();
+    let out = run_bounded(
+        {
+            let mut c = ctx.sysjail(&["up", "-b"]);
+            c.arg(dir.join(format!("{x}.toml")));
+            c
+        },
+        Duration::from_secs(30),
+    );
+    ensure(
+        out.status.code() == Some(125)
+            && text(&out.stderr).contains(&format!(
+                "the jails depend on each other in a circle: {x} -> {y} -> {x}"
+            )),
+        || format!("{:?}: {}", out.status, text(&out.stderr)),
+    )?;
+    nothing_left(ctx, &[&x, &y])
+}
+
+fn names_and_instances_from_the_config_dir_run_at_once(ctx: &Ctx) -> TestResult {
+    let config = ctx.dir.join("config");
+    base(&config);
+    let name = ctx.name.clone();
+    write(&config, &name, &jail("hostname = \"inst.example\"\n"));
+    let config_arg = config.display().to_string();
+    let instances = [format!("{name}@1"), format!("{name}@2")];
+    // check and policy find a name there too.
+    let out = run_bounded(
+        ctx.sysjail(&["--config-dir", &config_arg, "check", &name]),
+        Duration::from_secs(30),
+    );
+    ensure(out.status.success(), || format!("check {name}: {}", text(&out.stderr)))?;
+    let out = run_bounded(
+        ctx.sysjail(&["--config-dir", &config_arg, "policy", &instances[1]]),
+        Duration::from_secs(30),
+    );
+    ensure(
+        text(&out.stdout).starts_with(&format!("jail {}\n  hostname  inst.example\n", instances[1])),
+        || format!("policy {}: {}{}", instances[1], text(&out.stdout), text(&out.stderr)),
+    )?;
+    for instance in &instances {
+        let out = run_bounded(
+            ctx.sysjail(&["--config-dir", &config_arg, "up", "-b", instance]),
+            Duration::from_secs(60),
+        );
+        ensure(out.status.success(), || format!("up {instance}: {}", text(&out.stderr)))?;
+    }
+    // The bare name, from the same file, under its own name.
+    let out = run_bounded(
+        ctx.sysjail(&["--config-dir", &config_arg, "up", "-b", &name]),
+        Duration::from_secs(60),
+    );
+    ensure(out.status.success(), || format!("up {name}: {}", text(&out.stderr)))?;
+    let names = running(ctx);
+    let want = [instances[0].clone(), instances[1].clone(), name.clone()];
+    ensure(names == want, || format!("{names:?}"))?;
+    // Three jails of one definition: their own cgroups and processes, one
+    // host name.
+    let mut inits = Vec::new();
+    for n in &want {
+        ensure(
+            cgroup_dirs(n).len() == cgroup_dirs(&want[2]).len() && !cgroup_dirs(n).is_empty(),
+            || format!("cgroups of {n}: {:?}", cgroup_dirs(n)),
+        )?;
+        let out = run_bounded(
+            ctx.sysjail(&["exec", n, "--", "/bin/cat", "/proc/sys/kernel/hostname"]),
+            Duration::from_secs(30),
+        );
+        ensure(text(&out.stdout) == "inst.example\n", || {
+            format!("exec {n}: {} {}", text(&out.stdout), text(&out.stderr))
+        })?;
+    }
+    for j in ls(ctx) {
+        inits.push(j["init_pid"].as_i64().unwrap_or(0));
+    }
+    ensure(
+        inits.iter().all(|p| *p > 0 && alive(*p)) && inits.iter().collect::<BTreeSet<_>>().len() == 3,
+        || format!("inits {inits:?}"),
+    )?;
+    // A name that is no jail name is a usage error, never a path.
+    let out = run_bounded(ctx.sysjail(&["up", "memory.max"]), Duration::from_secs(30));
+    ensure(out.status.code() == Some(2), || {
+        format!("{:?}: {}", out.status, text(&out.stderr))
+    })?;
+    let mut down = ctx.sysjail(&["down"]);
+    down.args(&want);
+    let out = run_bounded(down, Duration::from_secs(60));
+    ensure(out.status.success(), || text(&out.stderr))?;
+    ensure(inits.iter().all(|p| !alive(*p)), || "an init outlived down".into())?;
+    nothing_left(ctx, &[&want[0], &want[1], &want[2]])
+}
+
+fn classic_jails_of_one_hostname_run_at_once(ctx: &Ctx) -> TestResult {
+    let hostname = format!("{}.example", ctx.name);
+    let mut jids = Vec::new();
+    for _ in 0..2 {
+        let mut c = Command::new(support::bin());
+        c.args(["jail", "-b", "-i", "-j"])
+            .arg(&ctx.state)
+            .args(["/", &hostname, "/bin/sleep", "300"])
+            .stdin(std::process::Stdio::null());
+        let out = run_bounded(c, Duration::from_secs(60));
+        ensure(out.status.success(), || text(&out.stderr))?;
+        let jid: u64 = text(&out.stdout)
+            .trim()
+            .parse()
+            .map_err(|e| format!("jail id {:?}: {e}", text(&out.stdout)))?;
+        jids.push(jid);
+    }
+    // Without a name, the JID is the name.
+    let jails = ls(ctx);
+    let seen: Vec<(String, String)> = jails
+        .iter()
+        .map(|j| {
+            (
+                j["name"].as_str().unwrap_or("").to_string(),
+                j["hostname"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = jids.iter().map(|j| (j.to_string(), hostname.clone())).collect();
+    ensure(jids[0] != jids[1] && seen == want, || format!("{seen:?} for {jids:?}"))?;
+    for jid in &jids {
+        let out = run_bounded(
+            ctx.sysjail(&["exec", &jid.to_string(), "--", "/bin/cat", "/proc/sys/kernel/hostname"]),
+            Duration::from_secs(30),
+        );
+        ensure(text(&out.stdout) == format!("{hostname}\n"), || {
+            format!("exec {jid}: {}", text(&out.stderr))
+        })?;
+    }
+    for jid in &jids {
+        let out = run_bounded(ctx.sysjail(&["down", &jid.to_string()]), Duration::from_secs(60));
+        ensure(out.status.success(), || text(&out.stderr))?;
+    }
+    let names: Vec<String> = jids.iter().map(u64::to_string).collect();
+    nothing_left(ctx, &names.iter().map(String::as_str).collect::<Vec<_>>())
+}
