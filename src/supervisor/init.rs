@@ -314,6 +314,16 @@ impl Processes {
     }
 
     fn spawn(&mut self, plan: &LaunchPlan, chan: &Channel, id: u64, what: &Spawn, main: bool, fds: Vec<OwnedFd>) {
+        let first = !self.main_started;
+        self.start(plan, chan, id, what, main, fds);
+        if first && self.main_started {
+            // Setup is over: from here init only reaps and starts processes.
+            crate::sys::memory::shed_text();
+            crate::sys::memory::trim_heap();
+        }
+    }
+
+    fn start(&mut self, plan: &LaunchPlan, chan: &Channel, id: u64, what: &Spawn, main: bool, fds: Vec<OwnedFd>) {
         match start(plan, what, fds, &self.devpts) {
             Ok((pid, master)) => {
                 self.spawned.insert(pid, (id, main));

@@ -59,6 +59,9 @@ pub fn start(registry: Registry, record: Record) -> std::io::Result<Janitor> {
                 // SAFETY: ignoring signals; no handler runs.
                 unsafe { libc::signal(sig, libc::SIG_IGN) };
             }
+            // It waits, for as long as the jail lives: the launch's text is
+            // not its to keep (its heap is still the supervisor's, untouched).
+            crate::sys::memory::shed_text();
             let mut byte = [0u8; 1];
             let mut f = std::fs::File::from(read);
             let told = matches!(f.read(&mut byte), Ok(1) if byte[0] == DONE);

@@ -253,6 +253,9 @@ pub fn run(
     if let Some(report) = detached {
         report.running(record.id);
     }
+    // The launch is done: the event loop is a small part of the program.
+    crate::sys::memory::shed_text();
+    crate::sys::memory::trim_heap();
     Ok(jail.serve(registry, record))
 }
 

@@ -11,6 +11,7 @@ pub mod hostpath;
 pub mod jail;
 pub mod kernel;
 pub mod logfile;
+pub mod memory;
 pub mod net;
 pub mod privs;
 pub mod probe;
