@@ -13,6 +13,9 @@ pub struct Args {
     /// One JSON array of every jail, with its usage, for scripts
     #[arg(long)]
     json: bool,
+    /// Show this one jail as `status` does, running or ended
+    #[arg(value_name = "JAIL")]
+    jail: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -26,6 +29,14 @@ struct Row<'r> {
 }
 
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
+    if let Some(jail) = &args.jail {
+        let format = if args.json {
+            super::status::Format::Json
+        } else {
+            super::status::Format::Human
+        };
+        return super::status::show(jail, format, global);
+    }
     let records = match records(global) {
         Ok(r) => r,
         Err(e) => {
@@ -70,7 +81,8 @@ fn records(global: &super::Global) -> Result<Vec<Record>, state::StateError> {
     let registry = Registry::open(&global.state_dir())?;
     let lock = registry.lock()?;
     registry.clean_stale(&lock);
-    Ok(registry.list(&lock))
+    // Ended jails' history shows in `status` and `ls NAME`.
+    Ok(registry.list(&lock).into_iter().filter(|r| !r.ended()).collect())
 }
 
 /// The lines `-v` adds under a jail's row.

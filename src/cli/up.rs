@@ -21,6 +21,10 @@ pub struct Args {
     /// Print the jail id
     #[arg(short = 'i', long)]
     print_id: bool,
+    /// With -b: how long the command must run before `up` reports it started
+    /// (overrides `start-window`), such as "2s"
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
+    wait: Option<std::time::Duration>,
     /// Print the launch plan and create nothing
     #[arg(long)]
     dry_run: bool,
@@ -40,9 +44,12 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     } else {
         super::load_for_launch(&args.file, !args.no_idmap)
     };
-    let Some(def) = def else {
+    let Some(mut def) = def else {
         return ExitCode::FAILURE;
     };
+    if let Some(wait) = args.wait {
+        def.jail.lifecycle.start_window = wait;
+    }
     let registry = match prepare(&def, global, "sysjail") {
         Ok(r) => r,
         Err(code) => return code,
@@ -75,6 +82,10 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         };
     }
     finish(launch::up(launch), "sysjail")
+}
+
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    sysjail::model::parse_duration(text)
 }
 
 /// What `up` and the classic `jail` do before a launch: the definition's

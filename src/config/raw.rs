@@ -51,6 +51,17 @@ toml_table! {
         "stop-timeout" => stop_timeout: IntOrText,
         /// The signal `down` sends first. Default: "SIGTERM".
         "stop-signal" => stop_signal: StopSignal,
+        /// How long a background jail's command must run before `up -b` reports
+        /// it started: a command that fails within it makes `up -b` fail. Seconds,
+        /// or a string such as "500ms". Default: "1s".
+        "start-window" => start_window: IntOrText,
+        /// Whether the supervisor starts the jail again when its command ends:
+        /// "no" (default), "on-failure" (a non-zero status, a signal, a limit
+        /// kill) or "always" (any end but `down` or the supervisor's SIGTERM).
+        "restart" => restart: Restart,
+        /// How many restarts in a row `restart` allows before the jail stays
+        /// down; a run that lasted 10 minutes resets the count. Default: 5.
+        "restart-limit" => restart_limit: i64,
         /// For background jails: a host file that receives the jail's output.
         /// Default: /dev/null.
         "log" => log: String,
@@ -191,6 +202,18 @@ toml_enum! {
         Proc = "proc",
         /// The jail's minimal /dev.
         Dev = "dev",
+    }
+}
+
+toml_enum! {
+    /// When the supervisor starts a jail again.
+    pub enum Restart {
+        /// Never.
+        No = "no",
+        /// When the command failed: a non-zero status or a signal.
+        OnFailure = "on-failure",
+        /// Whenever the command ended, but not when asked to stop.
+        Always = "always",
     }
 }
 

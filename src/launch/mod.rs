@@ -9,16 +9,18 @@
 mod error;
 
 use std::collections::BTreeMap;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 pub use error::{Awaiting, UpError};
 
 use crate::facts::HostFacts;
-use crate::model::{Identity, Jail};
+use crate::model::{Identity, Jail, Lifecycle, Restart};
 use crate::plan::{self, LaunchPlan};
 use crate::policy::{self, JAIL_IDS, Policy};
-use crate::state::{self, JailState, Record, Registry};
+use crate::state::{self, EndReason, JailState, Record, Registry};
+use crate::supervisor::lifecycle::Outcome;
 use crate::supervisor::{self, Logs, Report, control, janitor, tty};
 use crate::sys::probe;
 use crate::users;
@@ -70,7 +72,9 @@ impl Caller {
             unsafe { BorrowedFd::borrow_raw(fd) }
         });
         Caller {
-            env: std::env::vars().collect(),
+            // systemd's readiness socket is the supervisor's to speak on,
+            // not the jail's.
+            env: std::env::vars().filter(|(k, _)| k != "NOTIFY_SOCKET").collect(),
             pid: std::process::id(),
             tty: !launch.background && launch.stdio.is_none() && stdio.iter().any(|fd| tty::is_tty(*fd)),
         }
@@ -111,7 +115,8 @@ pub fn up_on(facts: &HostFacts, launch: Launch) -> Result<i32, UpError> {
     }
     let outcome = logs.and_then(|logs| start(facts, &launch, logs, detached.as_mut()));
     if let (Some(report), Err(e)) = (detached.as_mut(), &outcome) {
-        report.failed(&e.to_string());
+        // 125: sysjail's own failure, apart from the command's statuses.
+        report.failed(125, &e.to_string());
     }
     outcome
 }
@@ -137,18 +142,140 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
     drop(lock);
     let janitor =
         janitor::start(registry.clone(), record.clone()).map_err(|e| UpError::io("starting the janitor", e))?;
-    let outcome = supervisor::run(launch, &plan, &mut record, control, logs, detached);
-    // Why the jail ended, or what it suffered on the way, while the cgroups
-    // still hold their counters.
-    for event in state::limit_events(&state::usage(&record.cgroups), &record.limits) {
-        eprintln!("sysjail: {}: {event}", policy.name);
-    }
-    for problem in state::teardown(registry, &record) {
+    let mut outcome = supervise(launch, &plan, &mut record, &control, logs, detached);
+    let failed_start = outcome.as_mut().ok().and_then(|out| out.failed_start.take());
+    let problems = match &outcome {
+        // A background jail that ended by itself keeps its record as history
+        // (`status` shows how it ended) until `down` clears it.
+        Ok(out) if launch.background && !out.by_down => {
+            record.run.ended = Some(out.ended.clone());
+            state::teardown_keeping(registry, &record)
+        }
+        _ => state::teardown(registry, &record),
+    };
+    for problem in problems {
         eprintln!("sysjail: {problem}");
     }
     janitor.done();
     drop(range);
-    outcome
+    if let Some(failed) = failed_start {
+        failed.report();
+    }
+    outcome.map(|out| out.status)
+}
+
+/// Runs the jail until it ends for good: again after each end that its
+/// `restart` policy covers, with a growing pause in between, in fresh
+/// namespaces and cgroups each time (nothing of a crashed run survives into
+/// the next), under the same name, jid, id range and control socket.
+fn supervise(
+    launch: &Launch,
+    plan: &LaunchPlan,
+    record: &mut Record,
+    control: &OwnedFd,
+    logs: Logs,
+    mut detached: Option<&mut Report>,
+) -> Result<Outcome, UpError> {
+    let mut logs = Some(logs);
+    let mut streak = 0;
+    loop {
+        let logs = match logs.take() {
+            Some(logs) => logs,
+            None => {
+                let logs = Logs::open(launch)?;
+                if launch.background {
+                    // Our own messages follow the log into its new file.
+                    supervisor::detach_stdio(logs.output.as_ref());
+                }
+                logs
+            }
+        };
+        record.run.log = Logs::output_path(launch);
+        record.run.command.clone_from(&launch.command);
+        let listener = control.try_clone().map_err(|e| UpError::io("dup", e))?;
+        let began = Instant::now();
+        let mut out = supervisor::run(launch, plan, record, listener, logs, detached.take())?;
+        // Why the jail ended, or what it suffered on the way, while the
+        // cgroups still hold their counters.
+        let usage = state::usage(&record.cgroups);
+        out.ended.events = state::limit_events(&usage, &record.limits);
+        for event in &out.ended.events {
+            eprintln!("sysjail: {}: {event}", plan.name);
+        }
+        if usage.oom_kills.is_some_and(|n| n > 0) && out.ended.signal == Some(libc::SIGKILL) {
+            out.ended.reason = EndReason::MemoryLimit;
+        }
+        if began.elapsed() >= STREAK_RESET {
+            streak = 0;
+        }
+        let pause = if out.restart {
+            // Asked for: at once, and no failure to count.
+            eprintln!("sysjail: {}: restarting as asked", plan.name);
+            Duration::ZERO
+        } else if restarts(&launch.jail.lifecycle, &out, streak) {
+            streak += 1;
+            let pause = backoff(streak);
+            eprintln!(
+                "sysjail: {}: {}; restarting in {} ms ({streak}/{})",
+                plan.name,
+                out.ended,
+                pause.as_millis(),
+                launch.jail.lifecycle.restart_limit
+            );
+            pause
+        } else {
+            return Ok(out);
+        };
+        for problem in state::release(record) {
+            eprintln!("sysjail: {problem}");
+        }
+        record.run.restarts += 1;
+        record.run.ended = Some(out.ended.clone());
+        record.run.command_pid = None;
+        record.init_pid = None;
+        record.state = JailState::Restarting;
+        persist(launch, record);
+        supervisor::sd_notify("STATUS=restarting");
+        if let Some(cause) = supervisor::pause(control.as_fd(), pause) {
+            out.ended.reason = EndReason::Stopped;
+            out.by_down = cause == supervisor::lifecycle::StopCause::Down;
+            return Ok(out);
+        }
+        record.state = JailState::Starting;
+        record.started = state::now();
+        persist(launch, record);
+    }
+}
+
+/// A run that lasted this long starts the restart count anew.
+const STREAK_RESET: Duration = Duration::from_secs(600);
+
+/// Whether `restart` covers how the run ended: never after a stop on
+/// request, a halt (jail root asked for it), a start reported failed to
+/// `up -b`, or the limit of restarts in a row.
+fn restarts(lifecycle: &Lifecycle, out: &Outcome, streak: u32) -> bool {
+    let covered = match lifecycle.restart {
+        Restart::No => false,
+        Restart::OnFailure => out.status != 0,
+        Restart::Always => true,
+    };
+    covered
+        && !out.requested()
+        && out.ended.reason != EndReason::Halted
+        && out.failed_start.is_none()
+        && streak < lifecycle.restart_limit
+}
+
+/// The pause before restart `n` (from 1): 100 ms, doubling, at most 30 s.
+fn backoff(n: u32) -> Duration {
+    let ms = 100u64.saturating_mul(1 << n.saturating_sub(1).min(16));
+    Duration::from_millis(ms.min(30_000))
+}
+
+fn persist(launch: &Launch, record: &Record) {
+    if let Ok(lock) = launch.registry.lock() {
+        let _ = launch.registry.write(&lock, record);
+    }
 }
 
 /// The plan `up` would carry out, as text (`--dry-run`); creates nothing.
@@ -246,5 +373,6 @@ fn record(launch: &Launch, plan: &LaunchPlan, jid: u32) -> Record {
             pids: policy.cgroup.pids,
             cpu: policy.cgroup.cpu.map(|c| c.0),
         },
+        run: state::Run::default(),
     }
 }

@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::config::{Allow, StopSignal};
+pub use crate::config::{Allow, Restart, StopSignal};
 pub use names::{Hostname, IdRef, JailName, check_env_name, check_ifname};
 pub use path::{AbsPath, PathProblem};
 pub use units::{Bytes, MilliCpu, parse_duration};
@@ -54,6 +54,8 @@ pub struct Jail {
     pub mounts: Vec<Mount>,
     /// How `down` stops the jail.
     pub stop: Stop,
+    /// Start window and restart policy.
+    pub lifecycle: Lifecycle,
     /// Output file of a background jail.
     pub log: Option<AbsPath>,
     /// Size at which the logs are rotated.
@@ -314,6 +316,27 @@ pub enum MountKind {
     Proc,
     /// The jail's own minimal /dev.
     Dev,
+}
+
+/// What the supervisor does around the command's start and end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// How long a background command must run before `up -b` reports it started.
+    pub start_window: Duration,
+    /// When to start the jail again.
+    pub restart: Restart,
+    /// Restarts in a row before the jail stays down.
+    pub restart_limit: u32,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Lifecycle {
+        Lifecycle {
+            start_window: Duration::from_secs(1),
+            restart: Restart::No,
+            restart_limit: 5,
+        }
+    }
 }
 
 /// How a jail is stopped.

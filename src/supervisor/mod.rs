@@ -12,12 +12,13 @@ pub mod client;
 pub mod control;
 mod init;
 pub mod janitor;
+pub mod lifecycle;
 mod notify;
 pub mod proto;
 mod sockets;
 pub mod tty;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,8 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use channel::Channel;
+use lifecycle::{Outcome, Pending, StopCause};
+pub use lifecycle::{Report, pause, sd_notify};
 use proto::{FromInit, InitError, Reply, Request, Status, ToInit};
 
 pub use crate::launch::{Awaiting, Launch, UpError};
@@ -62,12 +65,27 @@ pub struct Logs {
 }
 
 impl Logs {
+    /// Where a background jail's output goes: `log`, or NAME.log in the
+    /// state directory.
+    pub fn output_path(launch: &Launch) -> Option<std::path::PathBuf> {
+        if !launch.background {
+            return None;
+        }
+        match &launch.jail.log {
+            Some(path) => Some(path.as_path().to_path_buf()),
+            None => {
+                let name = Registry::log_name(&launch.jail.name.to_string());
+                std::path::absolute(launch.registry.dir().join(name)).ok()
+            }
+        }
+    }
+
     /// Opens the logs `launch` asks for.
     pub fn open(launch: &Launch) -> Result<Logs, UpError> {
         let cap = launch.jail.log_size.0;
-        let output = match &launch.jail.log {
-            Some(path) if launch.background => Some(logfile::open_log(path.as_path(), cap)?),
-            _ => None,
+        let output = match Logs::output_path(launch) {
+            Some(path) => Some(logfile::open_log(&path, cap)?),
+            None => None,
         };
         let denials = match (&launch.log_denials, &launch.jail.log_denials) {
             // Relative to the working directory, whose path getcwd(3) gives
@@ -86,25 +104,6 @@ impl Logs {
 fn borrow(fd: RawFd) -> BorrowedFd<'static> {
     // SAFETY: 0, 1 and 2 stay open for the process's life.
     unsafe { BorrowedFd::borrow_raw(fd) }
-}
-
-/// How a background launch reports to the command that started it.
-pub struct Report {
-    pipe: Option<OwnedFd>,
-}
-
-impl Report {
-    fn running(&mut self, jid: u32) {
-        if let Some(p) = self.pipe.take() {
-            let _ = nix::unistd::write(&p, format!("ok {jid}").as_bytes());
-        }
-    }
-    /// Tells the waiting parent why the jail did not start.
-    pub fn failed(&mut self, why: &str) {
-        if let Some(p) = self.pipe.take() {
-            let _ = nix::unistd::write(&p, format!("error {why}").as_bytes());
-        }
-    }
 }
 
 /// Which side of the fork of a background launch this is.
@@ -129,25 +128,16 @@ pub fn background(print_id: bool) -> Result<Detach, UpError> {
     })? {
         nix::unistd::ForkResult::Parent { .. } => {
             drop(write);
-            // One read: the report is a single short write, and other processes
-            // of the jail's family may hold the pipe open long after.
-            let mut buf = [0u8; 512];
-            let n = std::fs::File::from(read).read(&mut buf).unwrap_or(0);
-            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-            match msg.split_once(' ') {
-                Some(("ok", jid)) => {
+            match lifecycle::read_report(read) {
+                Ok(jid) => {
                     if print_id {
                         println!("{jid}");
                     }
                     Ok(Detach::Parent(0))
                 }
-                Some(("error", why)) => {
+                Err((status, why)) => {
                     eprintln!("sysjail: {why}");
-                    Ok(Detach::Parent(1))
-                }
-                _ => {
-                    eprintln!("sysjail: the background supervisor exited before the jail ran");
-                    Ok(Detach::Parent(1))
+                    Ok(Detach::Parent(status))
                 }
             }
         }
@@ -218,7 +208,7 @@ pub fn run(
     control: OwnedFd,
     logs: Logs,
     detached: Option<&mut Report>,
-) -> Result<i32, UpError> {
+) -> Result<Outcome, UpError> {
     let sigfd = block_signals()?;
     let sources = resolve_sources(plan)?;
     let (chan, init_chan) = Channel::pair().map_err(io_err("socketpair"))?;
@@ -238,14 +228,27 @@ pub fn run(
     let mut jail = Running::new(plan, chan, started.init.pidfd, sigfd, control, logs);
     jail.go(started.prepared)?;
     record.init_pid = Some(started.init.pid);
-    record.state = JailState::Running;
     let registry = &launch.registry;
+    jail.start_main(launch)?;
+    record.run.command_pid = jail.command_pid(started.init.pid);
+    record.state = JailState::Running;
     if let Ok(lock) = registry.lock() {
         registry.write(&lock, record)?;
     }
-    jail.start_main(launch)?;
-    if let Some(report) = detached {
-        report.running(record.id);
+    match detached {
+        Some(report) => {
+            let window = launch.jail.lifecycle.start_window;
+            jail.pending = Some(Pending {
+                report: report.take(),
+                jid: record.id,
+                deadline: Instant::now() + window,
+                window,
+                early: Vec::new(),
+            });
+            jail.settle(false);
+        }
+        None if jail.main_error.is_none() => sd_notify("READY=1"),
+        None => {}
     }
     Ok(jail.serve(registry, record))
 }
@@ -323,6 +326,12 @@ struct Running<'p> {
     stop_signal: i32,
     notifier: notify::Notifier,
     output: Option<Output>,
+    /// A background start not yet reported to `up -b`.
+    pending: Option<Pending>,
+    /// A background start that failed, to report after teardown.
+    failed_start: Option<lifecycle::FailedStart>,
+    /// Why a stop was asked, and whether the stop timeout ran out.
+    stop_cause: Option<(StopCause, bool)>,
 }
 
 impl<'p> Running<'p> {
@@ -359,6 +368,56 @@ impl<'p> Running<'p> {
                 pipe: None,
                 failed: false,
             }),
+            pending: None,
+            failed_start: None,
+            stop_cause: None,
+        }
+    }
+
+    /// The command's pid on the host: init's only child right after the
+    /// spawn (/proc/PID/task/PID/children; `None` where the kernel lacks it).
+    fn command_pid(&self, init: i32) -> Option<i32> {
+        if self.main_error.is_some() {
+            return None;
+        }
+        let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).ok()?;
+        children.split_whitespace().next()?.parse().ok()
+    }
+
+    /// Reports a background start once it is decided: the command could not
+    /// be executed, ended within the start window (a failure unless it
+    /// exited 0), or lasted the window. `done`: the jail is over.
+    fn settle(&mut self, done: bool) {
+        let Some(pending) = &mut self.pending else { return };
+        let name = &self.plan.name;
+        let failure = if let Some(e) = &self.main_error {
+            Some((lifecycle::start_status(e), format!("{name}: {e}")))
+        } else {
+            match self.main_status {
+                Some(proto::Status::Code(0)) => None,
+                Some(status) => Some((status.exit_code(), pending.died(name, status))),
+                None if done => Some((1, format!("{name}: the jail ended within its start window"))),
+                None if Instant::now() < pending.deadline => return,
+                None => None,
+            }
+        };
+        let mut pending = self.pending.take().expect("checked above");
+        match failure {
+            // Reported once the jail is torn down: when `up -b` fails,
+            // only the history record is left. Whatever the command left
+            // running goes with the jail.
+            Some((status, why)) => {
+                let _ = raw::pidfd_send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
+                self.failed_start = Some(lifecycle::FailedStart {
+                    report: pending.report,
+                    status,
+                    why,
+                });
+            }
+            None => {
+                pending.report.running(pending.jid);
+                sd_notify("READY=1");
+            }
         }
     }
 
@@ -525,10 +584,14 @@ impl<'p> Running<'p> {
     }
 
     /// The event loop; returns the exit status once init has exited.
-    fn serve(mut self, registry: &Registry, record: &mut Record) -> i32 {
+    fn serve(mut self, registry: &Registry, record: &mut Record) -> Outcome {
         let mut init_alive = true;
         while init_alive {
-            let timeout = match self.stop_deadline {
+            let next = [self.stop_deadline, self.pending.as_ref().map(|p| p.deadline)]
+                .into_iter()
+                .flatten()
+                .min();
+            let timeout = match next {
                 Some(d) => {
                     PollTimeout::try_from(d.saturating_duration_since(Instant::now())).unwrap_or(PollTimeout::MAX)
                 }
@@ -541,14 +604,33 @@ impl<'p> Running<'p> {
             {
                 let _ = raw::pidfd_send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
                 self.stop_deadline = None;
+                if let Some((_, timed_out)) = &mut self.stop_cause {
+                    *timed_out = true;
+                }
             }
+            self.settle(false);
         }
         self.drain();
         let (code, signal) = self.wait_init();
+        self.settle(true);
         drop(self.raw_mode.take());
         self.tell_clients_killed();
         self.report_denials();
-        self.exit_status(code, signal)
+        let status = self.exit_status(code, signal);
+        Outcome {
+            status,
+            ended: lifecycle::ended(
+                status,
+                self.main_status,
+                signal,
+                self.main_error.is_some(),
+                self.halted.is_some(),
+                self.stop_cause,
+            ),
+            by_down: self.stop_cause.is_some_and(|(c, _)| c == StopCause::Down),
+            failed_start: self.failed_start.take(),
+            restart: self.stop_cause.is_some_and(|(c, _)| c == StopCause::Restart),
+        }
     }
 
     /// Handles each ready source, by the slots of [`Running::poll`]; returns
@@ -729,6 +811,9 @@ impl<'p> Running<'p> {
             let _ = raw::pidfd_send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
             return;
         }
+        if self.stop_cause.is_none_or(|(c, _)| c != StopCause::Restart) {
+            sd_notify("STOPPING=1");
+        }
         let _ = self.chan.send(
             &ToInit::Signal {
                 id: None,
@@ -744,6 +829,7 @@ impl<'p> Running<'p> {
             let sig = info.ssi_signo as i32;
             match sig {
                 libc::SIGTERM => {
+                    self.stop_cause.get_or_insert((StopCause::Signal, false));
                     self.mark_stopping(registry, record);
                     self.stop();
                 }
@@ -787,7 +873,7 @@ impl<'p> Running<'p> {
     }
 
     fn accept(&mut self) {
-        while let Ok(Some(chan)) = control::accept(&self.control) {
+        while let Ok(Some(chan)) = control::accept(self.control.as_fd()) {
             self.clients.push(Client {
                 chan,
                 id: None,
@@ -819,7 +905,13 @@ impl<'p> Running<'p> {
                     tty::set_winsize(m.as_fd(), rows, cols);
                 }
             }
-            Ok(Some((Request::Stop, _))) => {
+            Ok(Some((request @ (Request::Stop | Request::Restart), _))) => {
+                let cause = if matches!(request, Request::Stop) {
+                    StopCause::Down
+                } else {
+                    StopCause::Restart
+                };
+                self.stop_cause = Some((cause, self.stop_cause.is_some_and(|(_, t)| t)));
                 let _ = self.clients[i].chan.send(&Reply::Stopping, &[]);
                 self.stop();
             }
@@ -936,6 +1028,9 @@ impl<'p> Running<'p> {
                 false
             }
             Ok(n) => {
+                if let Some(p) = &mut self.pending {
+                    p.saw(&buf[..n]);
+                }
                 match output.log.write(&buf[..n]) {
                     // Our own messages follow the log to its new file.
                     Ok(true) => stdout_to(output.log.as_fd()),

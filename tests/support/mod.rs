@@ -525,5 +525,6 @@ pub fn record(name: &str, pid: i32, start: u64, control: &Path) -> sysjail::stat
         control: control.to_path_buf(),
         state: sysjail::state::JailState::Running,
         limits: sysjail::state::Limits::default(),
+        run: sysjail::state::Run::default(),
     }
 }

@@ -1,0 +1,405 @@
+//! A jail's life as a user manages it: honest background starts, `status`
+//! and the history of an ended jail, `logs`, the restart policy and
+//! `restart`, and readiness for systemd. Each test ends with nothing of its
+//! jail on the host.
+
+mod support;
+
+use std::fs;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Ctx, Need, Runner, TestResult, alive, cgroup_dirs, ensure, run_bounded, text, wait_for};
+
+fn main() {
+    let mut r = Runner::new();
+    r.test(
+        "lifecycle_missing_command_fails_up_b",
+        &[Need::Root],
+        lifecycle_missing_command_fails_up_b,
+    );
+    r.test(
+        "lifecycle_early_exit_fails_up_b_and_status_keeps_it",
+        &[Need::Root],
+        lifecycle_early_exit_fails_up_b_and_status_keeps_it,
+    );
+    r.test(
+        "lifecycle_start_window_is_settable",
+        &[Need::Root],
+        lifecycle_start_window_is_settable,
+    );
+    r.test(
+        "lifecycle_on_failure_restarts_a_killed_command",
+        &[Need::Root],
+        lifecycle_on_failure_restarts_a_killed_command,
+    );
+    r.test(
+        "lifecycle_restart_limit_ends_the_jail",
+        &[Need::Root],
+        lifecycle_restart_limit_ends_the_jail,
+    );
+    r.test(
+        "lifecycle_logs_tail_follow_and_rotation",
+        &[Need::Root],
+        lifecycle_logs_tail_follow_and_rotation,
+    );
+    r.test(
+        "lifecycle_sd_notify_ready_and_stopping",
+        &[Need::Root],
+        lifecycle_sd_notify_ready_and_stopping,
+    );
+    r.run()
+}
+
+/// `sysjail up -b FILE -- CMD...`, bounded.
+fn up_b(ctx: &Ctx, file: &Path, cmd: &[&str]) -> Output {
+    let mut c = ctx.sysjail(&["up", "-b"]);
+    c.arg(file).arg("--").args(cmd);
+    run_bounded(c, Duration::from_secs(60))
+}
+
+/// `sysjail status NAME --format json`.
+fn status(ctx: &Ctx) -> Result<Value, String> {
+    let out = run_bounded(
+        ctx.sysjail(&["status", &ctx.name, "--format", "json"]),
+        Duration::from_secs(30),
+    );
+    if !out.status.success() {
+        return Err(format!("status: {:?} {}", out.status, text(&out.stderr)));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("status JSON: {e}: {}", text(&out.stdout)))
+}
+
+/// Waits (bounded) until `status` satisfies `f`; the last status either way.
+fn await_status(ctx: &Ctx, limit: Duration, f: impl Fn(&Value) -> bool) -> Result<Value, String> {
+    let start = Instant::now();
+    loop {
+        let s = status(ctx)?;
+        if f(&s) || start.elapsed() > limit {
+            return Ok(s);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The entries of the state directory but its lock.
+fn state_entries(ctx: &Ctx) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(&ctx.state)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n != "lock")
+        .collect();
+    v.sort();
+    v
+}
+
+/// After the jail ended: no cgroup, only the history record (and default
+/// log); `down` clears them, and then the directory holds only its lock.
+fn ended_and_cleared(ctx: &Ctx, pids: &[i64]) -> TestResult {
+    ensure(pids.iter().all(|p| !alive(*p)), || format!("processes left: {pids:?}"))?;
+    ensure(
+        wait_for(Duration::from_secs(10), || cgroup_dirs(&ctx.name).is_empty()),
+        || format!("cgroups left: {:?}", cgroup_dirs(&ctx.name)),
+    )?;
+    let left = state_entries(ctx);
+    let record = format!("{}.json", ctx.name);
+    let log = format!("{}.log", ctx.name);
+    ensure(
+        left.contains(&record) && left.iter().all(|n| *n == record || n.starts_with(&log)),
+        || format!("the ended jail's state directory holds {left:?}"),
+    )?;
+    let out = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(30));
+    ensure(out.status.success(), || {
+        format!("down of an ended jail: {}", text(&out.stderr))
+    })?;
+    ensure(state_entries(ctx).is_empty(), || {
+        format!("after down: {:?}", state_entries(ctx))
+    })?;
+    let out = run_bounded(ctx.sysjail(&["status", &ctx.name]), Duration::from_secs(30));
+    ensure(!out.status.success(), || "status of a cleared jail succeeded".into())
+}
+
+fn pid(v: &Value, key: &str) -> Option<i64> {
+    match key {
+        "command" => v["run"]["command_pid"].as_i64(),
+        "init" => v["init_pid"].as_i64(),
+        _ => v["supervisor_pid"].as_i64(),
+    }
+}
+
+fn lifecycle_missing_command_fails_up_b(ctx: &Ctx) -> TestResult {
+    let file = ctx.jail("");
+    let out = up_b(ctx, &file, &["/nonexistent/daemon", "--serve"]);
+    ensure(out.status.code() == Some(127), || {
+        format!("up -b exited {:?}: {}", out.status, text(&out.stderr))
+    })?;
+    let err = text(&out.stderr);
+    ensure(
+        err.contains("/nonexistent/daemon") && err.contains("ENOENT") && err.contains(&ctx.name),
+        || format!("stderr: {err}"),
+    )?;
+    // Reported after teardown: the history is there at once.
+    let s = status(ctx)?;
+    ensure(
+        s["state"] == "exited" && s["run"]["ended"]["reason"] == "start-failed" && s["run"]["ended"]["status"] == 127,
+        || format!("status: {s:#}"),
+    )?;
+    let human = text(&run_bounded(ctx.sysjail(&["status", &ctx.name]), Duration::from_secs(30)).stdout);
+    ensure(human.contains("could not be executed"), || format!("status: {human}"))?;
+    // Not among the running jails.
+    ensure(support::ls(ctx).is_empty(), || format!("ls: {:?}", support::ls(ctx)))?;
+    ended_and_cleared(ctx, &[pid(&s, "supervisor").unwrap_or(0)])
+}
+
+fn lifecycle_early_exit_fails_up_b_and_status_keeps_it(ctx: &Ctx) -> TestResult {
+    let file = ctx.jail("");
+    let started = Instant::now();
+    let out = up_b(ctx, &file, &["/bin/sh", "-c", "echo cannot bind port 80 >&2; exit 3"]);
+    ensure(out.status.code() == Some(3), || {
+        format!("up -b exited {:?}: {}", out.status, text(&out.stderr))
+    })?;
+    let err = text(&out.stderr);
+    ensure(
+        err.contains("exited with status 3 within the start window") && err.contains("cannot bind port 80"),
+        || format!("stderr: {err}"),
+    )?;
+    // It failed at once: no waiting out the window.
+    ensure(started.elapsed() < Duration::from_secs(5), || {
+        format!("up -b took {:?}", started.elapsed())
+    })?;
+    let s = status(ctx)?;
+    ensure(
+        s["state"] == "exited"
+            && s["run"]["ended"]["code"] == 3
+            && s["run"]["ended"]["reason"] == "exited"
+            && s["run"]["restarts"] == 0,
+        || format!("status: {s:#}"),
+    )?;
+    // `ls NAME` shows the same.
+    let out = run_bounded(ctx.sysjail(&["ls", &ctx.name, "--json"]), Duration::from_secs(30));
+    let ls: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("ls NAME: {e}"))?;
+    ensure(ls["run"]["ended"]["code"] == 3, || format!("ls NAME: {ls:#}"))?;
+    // A new start replaces the history; a command that exits 0 at once
+    // started fine.
+    let out = up_b(ctx, &file, &["/bin/true"]);
+    ensure(out.status.success(), || {
+        format!("up -b of /bin/true: {}", text(&out.stderr))
+    })?;
+    let s = await_status(ctx, Duration::from_secs(10), |s| s["state"] == "exited")?;
+    ensure(s["run"]["ended"]["code"] == 0, || format!("status: {s:#}"))?;
+    ended_and_cleared(ctx, &[pid(&s, "supervisor").unwrap_or(0)])
+}
+
+fn lifecycle_start_window_is_settable(ctx: &Ctx) -> TestResult {
+    // Past a 200 ms window, the failure is the jail's own later business:
+    // `up -b` succeeds, and `status` tells how it ended.
+    let file = ctx.jail("start-window = \"200ms\"\n");
+    let started = Instant::now();
+    let out = up_b(ctx, &file, &["/bin/sh", "-c", "sleep 2; exit 4"]);
+    ensure(
+        out.status.success() && started.elapsed() < Duration::from_millis(1800),
+        || {
+            format!(
+                "up -b exited {:?} after {:?}: {}",
+                out.status,
+                started.elapsed(),
+                text(&out.stderr)
+            )
+        },
+    )?;
+    let s = status(ctx)?;
+    ensure(s["state"] == "running", || format!("status: {s:#}"))?;
+    let s = await_status(ctx, Duration::from_secs(15), |s| s["state"] == "exited")?;
+    ensure(
+        s["run"]["ended"]["code"] == 4 && s["run"]["ended"]["reason"] == "exited",
+        || format!("status: {s:#}"),
+    )?;
+    ensure(
+        text(&run_bounded(ctx.sysjail(&["status", &ctx.name]), Duration::from_secs(30)).stdout)
+            .contains("exited with status 4"),
+        || "status does not say how it ended".into(),
+    )?;
+    let out = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(30));
+    ensure(out.status.success(), || text(&out.stderr))?;
+    // --wait overrides the file's window: the same command fails within 3s.
+    let mut c = ctx.sysjail(&["up", "-b", "--wait", "3s"]);
+    c.arg(&file).args(["--", "/bin/sh", "-c", "sleep 1; exit 4"]);
+    let out = run_bounded(c, Duration::from_secs(60));
+    ensure(
+        out.status.code() == Some(4) && text(&out.stderr).contains("within the start window (3000 ms)"),
+        || format!("up -b --wait 3s: {:?} {}", out.status, text(&out.stderr)),
+    )?;
+    ended_and_cleared(ctx, &[])
+}
+
+fn lifecycle_on_failure_restarts_a_killed_command(ctx: &Ctx) -> TestResult {
+    let file = ctx.jail("restart = \"on-failure\"\n");
+    let out = up_b(ctx, &file, &["/bin/sh", "-c", "echo run; exec sleep 300"]);
+    ensure(out.status.success(), || format!("up -b: {}", text(&out.stderr)))?;
+    let first = status(ctx)?;
+    let (sup, cmd) = (pid(&first, "supervisor"), pid(&first, "command"));
+    let Some(cmd) = cmd else {
+        return Err(format!("no command pid: {first:#}"));
+    };
+    ensure(
+        fs::read(format!("/proc/{cmd}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\x00300")),
+        || format!("pid {cmd} is not the jail's command"),
+    )?;
+    // Killed from the host: a failure, which the policy answers.
+    // SAFETY: kill(2) of the jail's command, which this test started.
+    unsafe { libc::kill(cmd as i32, libc::SIGKILL) };
+    let s = await_status(ctx, Duration::from_secs(20), |s| {
+        s["run"]["restarts"] == 1 && s["state"] == "running" && pid(s, "command").is_some_and(|p| p != cmd)
+    })?;
+    ensure(
+        s["run"]["restarts"] == 1 && s["state"] == "running" && pid(&s, "supervisor") == sup,
+        || format!("after kill -9: {s:#}"),
+    )?;
+    ensure(
+        s["run"]["ended"]["signal"] == 9 && s["run"]["ended"]["reason"] == "signaled",
+        || format!("the last end: {s:#}"),
+    )?;
+    let human = text(&run_bounded(ctx.sysjail(&["status", &ctx.name]), Duration::from_secs(30)).stdout);
+    ensure(
+        human.contains("restarts   1") && human.contains("killed by signal 9 (SIGKILL)"),
+        || format!("status: {human}"),
+    )?;
+    // The new run's output joins the old in the log, with the reason between.
+    let logs = text(&run_bounded(ctx.sysjail(&["logs", &ctx.name]), Duration::from_secs(30)).stdout);
+    ensure(
+        logs.matches("run\n").count() == 2 && logs.contains("restarting in 100 ms (1/5)"),
+        || format!("logs: {logs}"),
+    )?;
+    // `restart` stops and starts it again in the same supervisor.
+    let before = pid(&s, "command");
+    let out = run_bounded(ctx.sysjail(&["restart", &ctx.name]), Duration::from_secs(60));
+    ensure(out.status.success(), || format!("restart: {}", text(&out.stderr)))?;
+    let s = status(ctx)?;
+    ensure(
+        s["run"]["restarts"] == 2
+            && s["state"] == "running"
+            && pid(&s, "command").is_some_and(|p| Some(p) != before)
+            && pid(&s, "supervisor") == sup,
+        || format!("after restart: {s:#}"),
+    )?;
+    let pids: Vec<i64> = [pid(&s, "init"), pid(&s, "command"), sup]
+        .into_iter()
+        .flatten()
+        .collect();
+    // `down` stops it and clears everything.
+    let out = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(60));
+    ensure(out.status.success(), || format!("down: {}", text(&out.stderr)))?;
+    ensure(
+        wait_for(Duration::from_secs(10), || pids.iter().all(|p| !alive(*p))),
+        || format!("processes left: {pids:?}"),
+    )?;
+    ensure(cgroup_dirs(&ctx.name).is_empty(), || {
+        format!("cgroups left: {:?}", cgroup_dirs(&ctx.name))
+    })?;
+    ensure(state_entries(ctx).is_empty(), || {
+        format!("after down: {:?}", state_entries(ctx))
+    })
+}
+
+fn lifecycle_restart_limit_ends_the_jail(ctx: &Ctx) -> TestResult {
+    // Fails after its start window, every time: two restarts, then it stays down.
+    let file = ctx.jail("restart = \"always\"\nrestart-limit = 2\nstart-window = \"100ms\"\n");
+    let out = up_b(ctx, &file, &["/bin/sh", "-c", "sleep 0.3; exit 7"]);
+    ensure(out.status.success(), || format!("up -b: {}", text(&out.stderr)))?;
+    let sup = pid(&status(ctx)?, "supervisor").unwrap_or(0);
+    let s = await_status(ctx, Duration::from_secs(20), |s| s["state"] == "exited")?;
+    ensure(
+        s["state"] == "exited" && s["run"]["restarts"] == 2 && s["run"]["ended"]["code"] == 7,
+        || format!("status: {s:#}"),
+    )?;
+    ended_and_cleared(ctx, &[sup])
+}
+
+fn lifecycle_logs_tail_follow_and_rotation(ctx: &Ctx) -> TestResult {
+    // About 190K of output through a 64K log: rotated once or more, the
+    // oldest lines gone, the two files each within the cap and one write.
+    let file = ctx.jail("log-size = \"64K\"\n");
+    let script =
+        "sleep 1; i=0; while [ $i -lt 5000 ]; do echo \"line $i of the jail's output, padded\"; i=$((i+1)); done";
+    let out = up_b(ctx, &file, &["/bin/sh", "-c", script]);
+    ensure(out.status.success(), || format!("up -b: {}", text(&out.stderr)))?;
+    // -f follows while the jail runs, and returns once it has ended.
+    let followed = run_bounded(ctx.sysjail(&["logs", "-f", &ctx.name]), Duration::from_secs(60));
+    ensure(followed.status.success(), || {
+        format!("logs -f: {}", text(&followed.stderr))
+    })?;
+    let followed = text(&followed.stdout);
+    ensure(followed.ends_with("line 4999 of the jail's output, padded\n"), || {
+        format!(
+            "logs -f ended with: {:?}",
+            &followed[followed.len().saturating_sub(200)..]
+        )
+    })?;
+    let s = await_status(ctx, Duration::from_secs(10), |s| s["state"] == "exited")?;
+    let out = run_bounded(ctx.sysjail(&["logs", "-n", "3", &ctx.name]), Duration::from_secs(30));
+    ensure(
+        text(&out.stdout)
+            == "line 4997 of the jail's output, padded\nline 4998 of the jail's output, padded\nline 4999 of the jail's output, padded\n",
+        || format!("logs -n 3: {:?} {}", text(&out.stdout), text(&out.stderr)),
+    )?;
+    let all = text(&run_bounded(ctx.sysjail(&["logs", &ctx.name]), Duration::from_secs(30)).stdout);
+    ensure(!all.contains("line 0 of") && all.contains("line 4999 of"), || {
+        format!("logs holds {} bytes, from {:?}", all.len(), all.lines().next())
+    })?;
+    let log = ctx.state.join(format!("{}.log", ctx.name));
+    let size = |p: &Path| fs::metadata(p).map_or(0, |m| m.len());
+    let rotated = ctx.state.join(format!("{}.log.1", ctx.name));
+    ensure(
+        size(&rotated) > 0 && size(&rotated) <= (64 << 10) + (16 << 10) && size(&log) <= (64 << 10) + (16 << 10),
+        || format!("log {} bytes, rotated {} bytes", size(&log), size(&rotated)),
+    )?;
+    ensure(!ctx.state.join(format!("{}.log.2", ctx.name)).exists(), || {
+        "a second rotated log".into()
+    })?;
+    ended_and_cleared(ctx, &[pid(&s, "supervisor").unwrap_or(0)])
+}
+
+fn lifecycle_sd_notify_ready_and_stopping(ctx: &Ctx) -> TestResult {
+    let sock_path = ctx.dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let file = ctx.jail("start-window = \"100ms\"\n");
+    let mut c = ctx.sysjail(&["up", "-b"]);
+    c.arg(&file)
+        .args(["--", "/bin/sleep", "300"])
+        .env("NOTIFY_SOCKET", &sock_path);
+    let out = run_bounded(c, Duration::from_secs(60));
+    ensure(out.status.success(), || format!("up -b: {}", text(&out.stderr)))?;
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).map_err(|e| format!("no READY=1: {e}"))?;
+    ensure(&buf[..n] == b"READY=1", || format!("got {:?}", text(&buf[..n])))?;
+    let s = status(ctx)?;
+    let pids: Vec<i64> = ["supervisor", "init", "command"]
+        .iter()
+        .filter_map(|k| pid(&s, k))
+        .collect();
+    // The jail's command does not see the socket.
+    let out = run_bounded(
+        ctx.sysjail(&["exec", &ctx.name, "--", "/bin/sh", "-c", "echo \"[$NOTIFY_SOCKET]\""]),
+        Duration::from_secs(30),
+    );
+    ensure(text(&out.stdout) == "[]\n", || {
+        format!("NOTIFY_SOCKET in the jail: {}", text(&out.stdout))
+    })?;
+    let out = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(60));
+    ensure(out.status.success(), || format!("down: {}", text(&out.stderr)))?;
+    let n = sock.recv(&mut buf).map_err(|e| format!("no STOPPING=1: {e}"))?;
+    ensure(&buf[..n] == b"STOPPING=1", || format!("got {:?}", text(&buf[..n])))?;
+    ensure(
+        wait_for(Duration::from_secs(10), || pids.iter().all(|p| !alive(*p))),
+        || format!("processes left: {pids:?}"),
+    )?;
+    ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())?;
+    ensure(state_entries(ctx).is_empty(), || {
+        format!("left: {:?}", state_entries(ctx))
+    })
+}
