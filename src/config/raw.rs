@@ -63,7 +63,7 @@ toml_table! {
         /// down; a run that lasted 10 minutes resets the count. Default: 5.
         "restart-limit" => restart_limit: i64,
         /// For background jails: a host file that receives the jail's output.
-        /// Default: /dev/null.
+        /// Default: NAME.log in the state directory, which `down` removes.
         "log" => log: String,
         /// How large `log` and `log-denials` grow before they are rotated (the
         /// file renamed with ".1" appended, replacing the previous one), such
