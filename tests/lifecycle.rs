@@ -47,6 +47,16 @@ fn main() {
         lifecycle_logs_tail_follow_and_rotation,
     );
     r.test(
+        "lifecycle_hooks_run_in_order_on_host_and_in_jail",
+        &[Need::Root],
+        lifecycle_hooks_run_in_order_on_host_and_in_jail,
+    );
+    r.test(
+        "lifecycle_failing_hooks_abort_the_start",
+        &[Need::Root],
+        lifecycle_failing_hooks_abort_the_start,
+    );
+    r.test(
         "lifecycle_sd_notify_ready_and_stopping",
         &[Need::Root],
         lifecycle_sd_notify_ready_and_stopping,
@@ -77,11 +87,12 @@ fn status(ctx: &Ctx) -> Result<Value, String> {
 fn await_status(ctx: &Ctx, limit: Duration, f: impl Fn(&Value) -> bool) -> Result<Value, String> {
     let start = Instant::now();
     loop {
-        let s = status(ctx)?;
-        if f(&s) || start.elapsed() > limit {
-            return Ok(s);
+        // No record yet (a foreground `up` just starting) counts as not yet.
+        match status(ctx) {
+            Ok(s) if f(&s) => return Ok(s),
+            last if start.elapsed() > limit => return last,
+            _ => std::thread::sleep(Duration::from_millis(50)),
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -401,5 +412,128 @@ fn lifecycle_sd_notify_ready_and_stopping(ctx: &Ctx) -> TestResult {
     ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())?;
     ensure(state_entries(ctx).is_empty(), || {
         format!("left: {:?}", state_entries(ctx))
+    })?;
+    // In the foreground, as systemd runs it (Type=notify): READY=1 once the
+    // command runs, while `up` still runs.
+    let mut c = ctx.sysjail(&["up"]);
+    c.arg(&file)
+        .args(["--", "/bin/sleep", "300"])
+        .env("NOTIFY_SOCKET", &sock_path);
+    let runner = std::thread::spawn(move || run_bounded(c, Duration::from_secs(60)));
+    let ready = sock.recv(&mut buf).map(|n| buf[..n].to_vec());
+    let down = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(60));
+    let out = runner.join().unwrap();
+    ensure(ready.as_deref().is_ok_and(|r| r == b"READY=1"), || {
+        format!("foreground: {ready:?}; up: {}", text(&out.stderr))
+    })?;
+    ensure(down.status.success(), || format!("down: {}", text(&down.stderr)))?;
+    ensure(state_entries(ctx).is_empty(), || {
+        format!("left: {:?}", state_entries(ctx))
     })
+}
+
+fn lifecycle_hooks_run_in_order_on_host_and_in_jail(ctx: &Ctx) -> TestResult {
+    // The jail's root is the host's /, read-only: a file a hook writes in
+    // the test's directory was written on the host.
+    let host_file = ctx.dir.join("host-side");
+    let body = format!(
+        "hostname = \"hooked.jail\"\n[hooks]\n\
+         prestart = [[\"/bin/sh\", \"-c\", \"echo prestart $SYSJAIL_NAME $SYSJAIL_JID > {f}; echo prestart on $(hostname)\"]]\n\
+         poststart = [[\"/bin/hostname\"], [\"/bin/sh\", \"-c\", \"echo poststart-2 as $(id -u)\"]]\n\
+         prestop = [[\"/bin/sh\", \"-c\", \"echo prestop in $(hostname)\"]]\n\
+         poststop = [[\"/bin/sh\", \"-c\", \"echo poststop $SYSJAIL_NAME >> {f}\"]]\n",
+        f = host_file.display()
+    );
+    let file = ctx.jail(&body);
+    // `policy` shows them, in order, with where they run.
+    let mut c = ctx.sysjail(&["policy"]);
+    c.arg(&file);
+    let policy = text(&run_bounded(c, Duration::from_secs(30)).stdout);
+    let at = |s: &str| policy.find(s);
+    ensure(
+        at("prestart   on the host").is_some()
+            && at("poststart  in the jail") < at("prestop    in the jail")
+            && at("prestop    in the jail") < at("poststop   on the host"),
+        || format!("policy: {policy}"),
+    )?;
+    // In the foreground, so that the output of each is on our pipe.
+    let mut up = ctx.sysjail(&["up"]);
+    up.arg(&file)
+        .args(["--", "/bin/sh", "-c", "echo command; exec sleep 300"]);
+    let runner = std::thread::spawn(move || run_bounded(up, Duration::from_secs(60)));
+    let running = await_status(ctx, Duration::from_secs(20), |s| s["state"] == "running");
+    // The poststart hooks ran once the command did; give them a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let down = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(60));
+    let out = runner.join().unwrap();
+    running?;
+    ensure(down.status.success(), || format!("down: {}", text(&down.stderr)))?;
+    let stdout = text(&out.stdout);
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let order = [
+        format!("prestart on {}", host.trim()),
+        "hooked.jail\n".to_string(),
+        "poststart-2 as 0\n".to_string(),
+        "prestop in hooked.jail\n".to_string(),
+    ];
+    let positions: Vec<Option<usize>> = order.iter().map(|s| stdout.find(s.as_str())).collect();
+    ensure(
+        positions.iter().all(Option::is_some) && positions.windows(2).all(|w| w[0] < w[1]),
+        || {
+            format!(
+                "hook output out of order: {positions:?} in {stdout:?}\nstderr: {}",
+                text(&out.stderr)
+            )
+        },
+    )?;
+    let jid = 1;
+    ensure(
+        fs::read_to_string(&host_file)
+            .is_ok_and(|t| t == format!("prestart {} {jid}\npoststop {}\n", ctx.name, ctx.name)),
+        || format!("host file: {:?}", fs::read_to_string(&host_file)),
+    )?;
+    ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())?;
+    ensure(state_entries(ctx).is_empty(), || {
+        format!("left: {:?}", state_entries(ctx))
+    })
+}
+
+fn lifecycle_failing_hooks_abort_the_start(ctx: &Ctx) -> TestResult {
+    // A failing prestart: nothing is made, and `up` exits with its status.
+    let marker = ctx.dir.join("never");
+    let file = ctx.jail(&format!(
+        "[hooks]\nprestart = [[\"/bin/sh\", \"-c\", \"echo no disk >&2; exit 5\"], [\"/bin/touch\", \"{}\"]]\n",
+        marker.display()
+    ));
+    for background in [true, false] {
+        let mut c = ctx.sysjail(&["up"]);
+        if background {
+            c.arg("-b");
+        }
+        c.arg(&file).args(["--", "/bin/sleep", "300"]);
+        let out = run_bounded(c, Duration::from_secs(60));
+        let err = text(&out.stderr);
+        ensure(
+            out.status.code() == Some(5) && err.contains("hooks.prestart") && err.contains("exited with status 5"),
+            || format!("background {background}: {:?} {err}", out.status),
+        )?;
+        ensure(!marker.exists(), || "the hook after the failed one ran".into())?;
+        ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())?;
+        ensure(state_entries(ctx).is_empty(), || {
+            format!("left: {:?}", state_entries(ctx))
+        })?;
+    }
+    // A failing poststart stops the jail, which `status` tells.
+    let file = ctx.jail("[hooks]\npoststart = [[\"/bin/sh\", \"-c\", \"exit 6\"]]\n");
+    let out = up_b(ctx, &file, &["/bin/sleep", "300"]);
+    ensure(
+        out.status.code() == Some(6) && text(&out.stderr).contains("hooks.poststart"),
+        || format!("poststart: {:?} {}", out.status, text(&out.stderr)),
+    )?;
+    let s = status(ctx)?;
+    ensure(
+        s["state"] == "exited" && s["run"]["ended"]["reason"] == "hook-failed",
+        || format!("status: {s:#}"),
+    )?;
+    ended_and_cleared(ctx, &[pid(&s, "supervisor").unwrap_or(0)])
 }

@@ -110,7 +110,9 @@ pub fn finish(result: Result<i32, launch::UpError>, prog: &str) -> ExitCode {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("{prog}: {}", e.report());
-            ExitCode::FAILURE
+            // A failed hook's own status, as jail(8) gives exec.prestart's.
+            e.hook_status()
+                .map_or(ExitCode::FAILURE, |s| ExitCode::from(s.clamp(1, 255) as u8))
         }
     }
 }

@@ -75,8 +75,35 @@ toml_table! {
         "network" => network: RawNetwork,
         /// Resource limits: cgroup limits and hard rlimits.
         "limits" => limits: RawLimits,
+        /// Commands run around the jail's life, as jail.conf's exec.prestart,
+        /// exec.poststart, exec.prestop and exec.poststop.
+        "hooks" => hooks: RawHooks,
         /// File systems mounted into the jail, in order.
         "mount" => mount: Vec<Spanned<RawMount>>,
+    }
+}
+
+toml_table! {
+    /// The `[hooks]` table: each key a list of commands (program and
+    /// arguments, the program an absolute path), run in order; each must
+    /// finish within `timeout`.
+    pub struct RawHooks {
+        /// On the host, as the user running sysjail, before the jail is made:
+        /// a failure aborts the start with the hook's status.
+        "prestart" => prestart: Vec<Spanned<Vec<Spanned<String>>>>,
+        /// Inside the jail, as `sysjail exec` runs a command, once the jail's
+        /// command has been executed: a failure stops the jail.
+        "poststart" => poststart: Vec<Spanned<Vec<Spanned<String>>>>,
+        /// Inside the jail, before the stop signal of `down`; a failure is
+        /// reported and the stop goes on.
+        "prestop" => prestop: Vec<Spanned<Vec<Spanned<String>>>>,
+        /// On the host, as the user running sysjail, after the jail is torn
+        /// down; a failure is reported.
+        "poststop" => poststop: Vec<Spanned<Vec<Spanned<String>>>>,
+        /// How long each hook may run before it is killed and counts as
+        /// failed: seconds, or a string such as "10s". At most "1h".
+        /// Default: "10s".
+        "timeout" => timeout: IntOrText,
     }
 }
 

@@ -20,6 +20,7 @@ use crate::model::{Identity, Jail, Lifecycle, Restart};
 use crate::plan::{self, LaunchPlan};
 use crate::policy::{self, JAIL_IDS, Policy};
 use crate::state::{self, EndReason, JailState, Record, Registry};
+use crate::supervisor::hooks::{HookError, Phase};
 use crate::supervisor::lifecycle::Outcome;
 use crate::supervisor::{self, Logs, Report, control, janitor, tty};
 use crate::sys::probe;
@@ -115,8 +116,9 @@ pub fn up_on(facts: &HostFacts, launch: Launch) -> Result<i32, UpError> {
     }
     let outcome = logs.and_then(|logs| start(facts, &launch, logs, detached.as_mut()));
     if let (Some(report), Err(e)) = (detached.as_mut(), &outcome) {
-        // 125: sysjail's own failure, apart from the command's statuses.
-        report.failed(125, &e.to_string());
+        // 125: sysjail's own failure, apart from the command's statuses;
+        // a failed hook's own.
+        report.failed(e.hook_status().unwrap_or(125), &e.to_string());
     }
     outcome
 }
@@ -156,6 +158,11 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
     for problem in problems {
         eprintln!("sysjail: {problem}");
     }
+    // After every run whose prestart hooks ran.
+    let prestart_failed = matches!(&outcome, Err(UpError::Hook(h)) if h.phase() == Phase::Prestart);
+    if !prestart_failed && let Err(e) = host_hooks(launch, &record, Phase::Poststop) {
+        eprintln!("sysjail: {}: {e}", policy.name);
+    }
     janitor.done();
     drop(range);
     if let Some(failed) = failed_start {
@@ -193,6 +200,7 @@ fn supervise(
         record.run.log = Logs::output_path(launch);
         record.run.command.clone_from(&launch.command);
         let listener = control.try_clone().map_err(|e| UpError::io("dup", e))?;
+        host_hooks(launch, record, Phase::Prestart)?;
         let began = Instant::now();
         let mut out = supervisor::run(launch, plan, record, listener, logs, detached.take())?;
         // Why the jail ended, or what it suffered on the way, while the
@@ -229,6 +237,9 @@ fn supervise(
         for problem in state::release(record) {
             eprintln!("sysjail: {problem}");
         }
+        if let Err(e) = host_hooks(launch, record, Phase::Poststop) {
+            eprintln!("sysjail: {}: {e}", plan.name);
+        }
         record.run.restarts += 1;
         record.run.ended = Some(out.ended.clone());
         record.run.command_pid = None;
@@ -245,6 +256,25 @@ fn supervise(
         record.started = state::now();
         persist(launch, record);
     }
+}
+
+/// Runs the host hooks of `phase` (prestart or poststop), with the jail's
+/// name, JID, root and host name in SYSJAIL_NAME, SYSJAIL_JID, SYSJAIL_PATH
+/// and SYSJAIL_HOSTNAME.
+fn host_hooks(launch: &Launch, record: &Record, phase: Phase) -> Result<(), HookError> {
+    let hooks = &launch.jail.lifecycle.hooks;
+    let commands = match phase {
+        Phase::Prestart => &hooks.prestart,
+        Phase::Poststop => &hooks.poststop,
+        Phase::Poststart | Phase::Prestop => return Ok(()),
+    };
+    let env = [
+        ("SYSJAIL_NAME", record.name.clone()),
+        ("SYSJAIL_JID", record.id.to_string()),
+        ("SYSJAIL_PATH", record.path.clone()),
+        ("SYSJAIL_HOSTNAME", record.hostname.clone()),
+    ];
+    supervisor::hooks::run_host(phase, commands, hooks.timeout, &env)
 }
 
 /// A run that lasted this long starts the restart count anew.

@@ -319,7 +319,7 @@ pub enum MountKind {
 }
 
 /// What the supervisor does around the command's start and end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lifecycle {
     /// How long a background command must run before `up -b` reports it started.
     pub start_window: Duration,
@@ -327,6 +327,53 @@ pub struct Lifecycle {
     pub restart: Restart,
     /// Restarts in a row before the jail stays down.
     pub restart_limit: u32,
+    /// Commands run around the jail's life.
+    pub hooks: Hooks,
+}
+
+/// Commands run around a jail's life (`[hooks]`), each a program (an
+/// absolute path) and its arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hooks {
+    /// On the host before the jail is made.
+    pub prestart: Vec<Vec<String>>,
+    /// In the jail once its command runs.
+    pub poststart: Vec<Vec<String>>,
+    /// In the jail before it is stopped.
+    pub prestop: Vec<Vec<String>>,
+    /// On the host after the jail is torn down.
+    pub poststop: Vec<Vec<String>>,
+    /// How long each may run.
+    pub timeout: Duration,
+}
+
+impl Default for Hooks {
+    fn default() -> Hooks {
+        Hooks {
+            prestart: Vec::new(),
+            poststart: Vec::new(),
+            prestop: Vec::new(),
+            poststop: Vec::new(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Hooks {
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.prestart.is_empty() && self.poststart.is_empty() && self.prestop.is_empty() && self.poststop.is_empty()
+    }
+
+    /// Each phase by its key, with its commands.
+    pub fn phases(&self) -> [(&'static str, &[Vec<String>]); 4] {
+        [
+            ("prestart", &self.prestart),
+            ("poststart", &self.poststart),
+            ("prestop", &self.prestop),
+            ("poststop", &self.poststop),
+        ]
+    }
 }
 
 impl Default for Lifecycle {
@@ -335,6 +382,7 @@ impl Default for Lifecycle {
             start_window: Duration::from_secs(1),
             restart: Restart::No,
             restart_limit: 5,
+            hooks: Hooks::default(),
         }
     }
 }

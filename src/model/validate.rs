@@ -7,12 +7,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{
-    AbsPath, Addr, Bytes, Counter, Hostname, IdRef, Identity, Jail, JailName, Lifecycle, Limits, MilliCpu, Mount,
-    MountKind, Network, NetworkMode, PathProblem, Private, Rlimit, RlimitValue, Root, Stop, Uplink, check_env_name,
-    check_ifname, parse_duration,
+    AbsPath, Addr, Bytes, Counter, Hooks, Hostname, IdRef, Identity, Jail, JailName, Lifecycle, Limits, MilliCpu,
+    Mount, MountKind, Network, NetworkMode, PathProblem, Private, Rlimit, RlimitValue, Root, Stop, Uplink,
+    check_env_name, check_ifname, parse_duration,
 };
 use crate::config::decode::{Field, IntOrText, Spanned};
-use crate::config::{Allow, Loaded, MountType, NetMode, RawJail, RawLimits, RawMount, RawNetwork, StopSignal};
+use crate::config::{
+    Allow, Loaded, MountType, NetMode, RawHooks, RawJail, RawLimits, RawMount, RawNetwork, StopSignal,
+};
 
 /// A duration's upper bound as the help line gives it ("1h", "1m").
 fn humantime_short(d: Duration) -> String {
@@ -1221,6 +1223,59 @@ impl Checker {
             out.restart_limit = self
                 .range(f, "restart-limit", 0, 1000, "between 0 (never restart) and 1000")
                 .map_or(out.restart_limit, |n| n as u32);
+        }
+        if let Some(h) = &raw.hooks {
+            out.hooks = self.hooks(&h.value);
+        }
+        out
+    }
+
+    /// `[hooks]`: every command non-empty, its program an absolute path.
+    fn hooks(&mut self, raw: &RawHooks) -> Hooks {
+        let mut out = Hooks::default();
+        let phases = [
+            (&raw.prestart, &mut out.prestart, "hooks.prestart"),
+            (&raw.poststart, &mut out.poststart, "hooks.poststart"),
+            (&raw.prestop, &mut out.prestop, "hooks.prestop"),
+            (&raw.poststop, &mut out.poststop, "hooks.poststop"),
+        ];
+        for (field, commands, key) in phases {
+            let Some(f) = field else { continue };
+            for cmd in &f.value {
+                let Some(first) = cmd.value.first() else {
+                    self.report(
+                        Diagnostic::new(Code::EmptyCommand, cmd.span, format!("a command of `{key}` is empty"))
+                            .help("give the program and its arguments, such as [\"/bin/mkdir\", \"-p\", \"/srv/run\"]"),
+                    );
+                    continue;
+                };
+                if !first.value.starts_with('/') {
+                    self.report(
+                        Diagnostic::new(
+                            Code::RelativePath,
+                            first.span,
+                            format!("the program of a `{key}` command is not an absolute path"),
+                        )
+                        .help(format!(
+                            "hooks run without a search path: write it from the root, such as \"/usr/bin/{}\"",
+                            first.value.trim_start_matches("./")
+                        )),
+                    );
+                    continue;
+                }
+                commands.push(cmd.value.iter().map(|s| s.value.clone()).collect());
+            }
+        }
+        if let Some(f) = &raw.timeout {
+            let max = Duration::from_secs(3600);
+            out.timeout = self
+                .duration(
+                    f,
+                    "hooks.timeout",
+                    max,
+                    "a hook that needs longer should run in the jail",
+                )
+                .unwrap_or(out.timeout);
         }
         out
     }

@@ -134,6 +134,8 @@ pub enum EndReason {
     Stopped,
     /// Stopped on request, and killed when the stop timeout ran out.
     StopTimeout,
+    /// A poststart hook failed, and the jail was stopped.
+    HookFailed,
 }
 
 impl std::fmt::Display for Ended {
@@ -150,6 +152,7 @@ impl std::fmt::Display for Ended {
             EndReason::Halted => write!(f, "halted by reboot(2) from jail root ({how})"),
             EndReason::Stopped => write!(f, "stopped ({how})"),
             EndReason::StopTimeout => write!(f, "stopped: killed after the stop timeout ({how})"),
+            EndReason::HookFailed => write!(f, "stopped: a poststart hook failed (status {})", self.status),
         }
     }
 }

@@ -10,7 +10,9 @@
 pub mod channel;
 pub mod client;
 pub mod control;
+pub mod hooks;
 mod init;
+mod jail_hooks;
 pub mod janitor;
 pub mod lifecycle;
 mod notify;
@@ -225,7 +227,8 @@ pub fn run(
         }
     };
     drop(host);
-    let mut jail = Running::new(plan, chan, started.init.pidfd, sigfd, control, logs);
+    let hooks = launch.jail.lifecycle.hooks.clone();
+    let mut jail = Running::new(plan, chan, started.init.pidfd, sigfd, control, logs, hooks);
     jail.go(started.prepared)?;
     record.init_pid = Some(started.init.pid);
     let registry = &launch.registry;
@@ -245,9 +248,11 @@ pub fn run(
                 window,
                 early: Vec::new(),
             });
+            jail.start_poststart();
             jail.settle(false);
         }
-        None if jail.main_error.is_none() => sd_notify("READY=1"),
+        // Ready once the command runs and its poststart hooks succeeded.
+        None if jail.main_error.is_none() && !jail.start_poststart() => sd_notify("READY=1"),
         None => {}
     }
     Ok(jail.serve(registry, record))
@@ -332,6 +337,16 @@ struct Running<'p> {
     failed_start: Option<lifecycle::FailedStart>,
     /// Why a stop was asked, and whether the stop timeout ran out.
     stop_cause: Option<(StopCause, bool)>,
+    /// `[hooks]`: poststart and prestop run here.
+    hook_commands: crate::model::Hooks,
+    /// The hooks running now.
+    hooks: Option<jail_hooks::JailHooks>,
+    /// Where hooks in the jail write: the command's output.
+    hook_out: Option<OwnedFd>,
+    /// A poststart hook failed: the jail stops, with its status.
+    hook_failure: Option<hooks::HookError>,
+    /// The prestop hooks ran (or must not).
+    prestop_done: bool,
 }
 
 impl<'p> Running<'p> {
@@ -342,6 +357,7 @@ impl<'p> Running<'p> {
         sigfd: SignalFd,
         control: OwnedFd,
         logs: Logs,
+        hook_commands: crate::model::Hooks,
     ) -> Self {
         Running {
             plan,
@@ -371,6 +387,11 @@ impl<'p> Running<'p> {
             pending: None,
             failed_start: None,
             stop_cause: None,
+            hook_commands,
+            hooks: None,
+            hook_out: None,
+            hook_failure: None,
+            prestop_done: false,
         }
     }
 
@@ -384,13 +405,23 @@ impl<'p> Running<'p> {
         children.split_whitespace().next()?.parse().ok()
     }
 
+    /// Starts the poststart hooks once the command runs; false if none started.
+    fn start_poststart(&mut self) -> bool {
+        self.main_error.is_none() && self.start_hooks(hooks::Phase::Poststart)
+    }
+
     /// Reports a background start once it is decided: the command could not
     /// be executed, ended within the start window (a failure unless it
     /// exited 0), or lasted the window. `done`: the jail is over.
     fn settle(&mut self, done: bool) {
         let Some(pending) = &mut self.pending else { return };
         let name = &self.plan.name;
-        let failure = if let Some(e) = &self.main_error {
+        let poststart = self.hooks.as_ref().is_some_and(|h| h.phase == hooks::Phase::Poststart);
+        let failure = if let Some(e) = &self.hook_failure {
+            Some((e.status(), format!("{name}: {e}")))
+        } else if poststart && !done {
+            return;
+        } else if let Some(e) = &self.main_error {
             Some((lifecycle::start_status(e), format!("{name}: {e}")))
         } else {
             match self.main_status {
@@ -549,6 +580,9 @@ impl<'p> Running<'p> {
         let mut spawn = self.plan.spawn.clone();
         spawn.tty = spawn.tty && !launch.background;
         let stdio = self.main_stdio(launch, spawn.tty)?;
+        if !(self.hook_commands.poststart.is_empty() && self.hook_commands.prestop.is_empty()) {
+            self.hook_out = Some(self.hook_output(&stdio)?);
+        }
         let fds: Vec<RawFd> = stdio.iter().map(|f| f.as_raw_fd()).collect();
         let request = ToInit::Spawn {
             id: 0,
@@ -583,14 +617,32 @@ impl<'p> Running<'p> {
         }
     }
 
+    /// Where the jail's hooks write: where the command does, or with a
+    /// terminal (which hooks never get) a pipe this supervisor relays to
+    /// its own output.
+    fn hook_output(&mut self, stdio: &[OwnedFd]) -> Result<OwnedFd, UpError> {
+        if let Some(out) = stdio.get(1) {
+            return out.try_clone().map_err(io_err("dup"));
+        }
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io_err("pipe")(e.into()))?;
+        nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+            .map_err(|e| io_err("pipe")(e.into()))?;
+        self.file_pipes[0] = Some(read);
+        Ok(write)
+    }
+
     /// The event loop; returns the exit status once init has exited.
     fn serve(mut self, registry: &Registry, record: &mut Record) -> Outcome {
         let mut init_alive = true;
         while init_alive {
-            let next = [self.stop_deadline, self.pending.as_ref().map(|p| p.deadline)]
-                .into_iter()
-                .flatten()
-                .min();
+            let next = [
+                self.stop_deadline,
+                self.pending.as_ref().map(|p| p.deadline),
+                self.hooks.as_ref().and_then(|h| h.deadline()),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let timeout = match next {
                 Some(d) => {
                     PollTimeout::try_from(d.saturating_duration_since(Instant::now())).unwrap_or(PollTimeout::MAX)
@@ -608,6 +660,7 @@ impl<'p> Running<'p> {
                     *timed_out = true;
                 }
             }
+            self.hook_timeouts();
             self.settle(false);
         }
         self.drain();
@@ -617,16 +670,20 @@ impl<'p> Running<'p> {
         self.tell_clients_killed();
         self.report_denials();
         let status = self.exit_status(code, signal);
+        let mut ended = lifecycle::ended(
+            status,
+            self.main_status,
+            signal,
+            self.main_error.is_some(),
+            self.halted.is_some(),
+            self.stop_cause,
+        );
+        if self.hook_failure.is_some() {
+            ended.reason = crate::state::EndReason::HookFailed;
+        }
         Outcome {
             status,
-            ended: lifecycle::ended(
-                status,
-                self.main_status,
-                signal,
-                self.main_error.is_some(),
-                self.halted.is_some(),
-                self.stop_cause,
-            ),
+            ended,
             by_down: self.stop_cause.is_some_and(|(c, _)| c == StopCause::Down),
             failed_start: self.failed_start.take(),
             restart: self.stop_cause.is_some_and(|(c, _)| c == StopCause::Restart),
@@ -714,9 +771,12 @@ impl<'p> Running<'p> {
             eprintln!("sysjail: {}: halted by reboot(2) from jail root", self.plan.name);
             return 128 + signal;
         }
+        if let Some(e) = &self.hook_failure {
+            return e.status();
+        }
         if let Some(e) = &self.main_error {
             eprintln!("sysjail: {e}");
-            return 127;
+            return lifecycle::start_status(e);
         }
         match (self.main_status, signal) {
             (Some(status), _) if signal == 0 || signal == libc::SIGKILL && self.stop_deadline.is_none() => {
@@ -777,6 +837,8 @@ impl<'p> Running<'p> {
         let client = |s: &mut Self, id: u64| s.clients.iter().position(|c| c.id == Some(id));
         match msg {
             FromInit::Exited { id: 0, status } => self.main_status = Some(status),
+            FromInit::Exited { id, status } if self.is_hook(id) => self.hook_ended(Some(status), None),
+            FromInit::SpawnFailed { id, error } if self.is_hook(id) => self.hook_ended(None, Some(error.to_string())),
             FromInit::Exited { id, status } => {
                 if let Some(i) = client(self, id) {
                     let c = self.clients.remove(i);
@@ -810,6 +872,17 @@ impl<'p> Running<'p> {
             // Asked twice: no more grace.
             let _ = raw::pidfd_send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
             return;
+        }
+        // Asked again while the prestop hooks run: they are cut short.
+        let prestop = self.hooks.as_ref().is_some_and(|h| h.phase == hooks::Phase::Prestop);
+        if prestop {
+            self.hooks = None;
+        } else if !self.prestop_done {
+            self.prestop_done = true;
+            // The stop goes on when they are done.
+            if self.start_hooks(hooks::Phase::Prestop) {
+                return;
+            }
         }
         if self.stop_cause.is_none_or(|(c, _)| c != StopCause::Restart) {
             sd_notify("STOPPING=1");
