@@ -42,6 +42,11 @@ fn main() {
         lifecycle_restart_limit_ends_the_jail,
     );
     r.test(
+        "lifecycle_memory_limit_kill_is_the_reason",
+        &[Need::Root, Need::Memory],
+        lifecycle_memory_limit_kill_is_the_reason,
+    );
+    r.test(
         "lifecycle_logs_tail_follow_and_rotation",
         &[Need::Root],
         lifecycle_logs_tail_follow_and_rotation,
@@ -327,7 +332,42 @@ fn lifecycle_restart_limit_ends_the_jail(ctx: &Ctx) -> TestResult {
         s["state"] == "exited" && s["run"]["restarts"] == 2 && s["run"]["ended"]["code"] == 7,
         || format!("status: {s:#}"),
     )?;
-    ended_and_cleared(ctx, &[sup])
+    // `restart` of the ended jail: `up -b` of its recorded definition and
+    // command, under a new supervisor that replaces the history.
+    let out = run_bounded(ctx.sysjail(&["restart", &ctx.name]), Duration::from_secs(60));
+    ensure(out.status.success(), || format!("restart: {}", text(&out.stderr)))?;
+    let again = status(ctx)?;
+    let second = pid(&again, "supervisor").unwrap_or(0);
+    ensure(second != sup && again["run"]["restarts"] == 0, || {
+        format!("after restart of the ended jail: {again:#}")
+    })?;
+    let s = await_status(ctx, Duration::from_secs(20), |s| s["state"] == "exited")?;
+    ensure(s["run"]["restarts"] == 2 && s["run"]["ended"]["code"] == 7, || {
+        format!("status: {s:#}")
+    })?;
+    ended_and_cleared(ctx, &[sup, second])
+}
+
+fn lifecycle_memory_limit_kill_is_the_reason(ctx: &Ctx) -> TestResult {
+    // tail keeps a line of /dev/zero, which never ends, until the OOM
+    // killer of the memory limit kills it.
+    let file = ctx.jail("[limits]\nmemory = \"32M\"\n");
+    let out = up_b(ctx, &file, &["/usr/bin/tail", "-n", "1", "/dev/zero"]);
+    let err = text(&out.stderr);
+    ensure(
+        out.status.code() == Some(137) && err.contains("killed by the memory limit (32M)"),
+        || format!("up -b: {:?} {err}", out.status),
+    )?;
+    let s = status(ctx)?;
+    ensure(
+        s["run"]["ended"]["reason"] == "memory-limit" && s["run"]["ended"]["signal"] == 9,
+        || format!("status: {s:#}"),
+    )?;
+    let human = text(&run_bounded(ctx.sysjail(&["status", &ctx.name]), Duration::from_secs(30)).stdout);
+    ensure(human.contains("by the memory limit (OOM)"), || {
+        format!("status: {human}")
+    })?;
+    ended_and_cleared(ctx, &[pid(&s, "supervisor").unwrap_or(0)])
 }
 
 fn lifecycle_logs_tail_follow_and_rotation(ctx: &Ctx) -> TestResult {

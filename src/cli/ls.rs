@@ -13,6 +13,9 @@ pub struct Args {
     /// One JSON array of every jail, with its usage, for scripts
     #[arg(long)]
     json: bool,
+    /// `json` is --json
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    format: Option<super::status::Format>,
     /// Show this one jail as `status` does, running or ended
     #[arg(value_name = "JAIL")]
     jail: Option<String>,
@@ -28,7 +31,8 @@ struct Row<'r> {
     events: Vec<String>,
 }
 
-pub fn run(args: Args, global: &super::Global) -> ExitCode {
+pub fn run(mut args: Args, global: &super::Global) -> ExitCode {
+    args.json |= args.format == Some(super::status::Format::Json);
     if let Some(jail) = &args.jail {
         let format = if args.json {
             super::status::Format::Json

@@ -112,7 +112,10 @@ pub fn up_on(facts: &HostFacts, launch: Launch) -> Result<i32, UpError> {
     // Opened by the detached supervisor, which reports a refusal.
     let logs = Logs::open(&launch);
     if launch.background {
-        supervisor::detach_stdio(logs.as_ref().ok().and_then(|l| l.output.as_ref()));
+        // Our messages go to the log once the name is ours: the refusal of a
+        // name in use belongs to the `up -b` that asked, not to the log of
+        // the jail that has it.
+        supervisor::detach_stdio(None);
     }
     let outcome = logs.and_then(|logs| start(facts, &launch, logs, detached.as_mut()));
     if let (Some(report), Err(e)) = (detached.as_mut(), &outcome) {
@@ -130,6 +133,9 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
     let registry = &launch.registry;
     let lock = registry.lock()?;
     let jid = registry.reserve(&lock, &policy.name)?;
+    if launch.background {
+        supervisor::detach_stdio(logs.output.as_ref());
+    }
     // The host ids are claimed host-wide, whatever the state directory: two
     // jails sharing a range would share the kernel's per-user counters and
     // each other's files. Held until the jail is gone.
@@ -165,7 +171,11 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
     }
     janitor.done();
     drop(range);
-    if let Some(failed) = failed_start {
+    if let Some(mut failed) = failed_start {
+        // What the limits did is part of why it failed.
+        for event in outcome.iter().flat_map(|out| &out.ended.events) {
+            failed.why.push_str(&format!("\n{}: {event}", policy.name));
+        }
         failed.report();
     }
     outcome.map(|out| out.status)
