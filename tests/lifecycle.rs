@@ -62,6 +62,16 @@ fn main() {
         lifecycle_failing_hooks_abort_the_start,
     );
     r.test(
+        "lifecycle_journal_log_reaches_journalctl",
+        &[Need::Root, Need::Journal],
+        lifecycle_journal_log_reaches_journalctl,
+    );
+    r.test(
+        "lifecycle_journal_log_is_refused_without_a_journal",
+        &[Need::Root, Need::NoJournal],
+        lifecycle_journal_log_is_refused_without_a_journal,
+    );
+    r.test(
         "lifecycle_sd_notify_ready_and_stopping",
         &[Need::Root],
         lifecycle_sd_notify_ready_and_stopping,
@@ -576,4 +586,39 @@ fn lifecycle_failing_hooks_abort_the_start(ctx: &Ctx) -> TestResult {
         || format!("status: {s:#}"),
     )?;
     ended_and_cleared(ctx, &[pid(&s, "supervisor").unwrap_or(0)])
+}
+
+fn lifecycle_journal_log_reaches_journalctl(ctx: &Ctx) -> TestResult {
+    let file = ctx.jail("log = \"journal\"\n");
+    let marker = format!("journal-marker-{}", std::process::id());
+    let out = up_b(
+        ctx,
+        &file,
+        &["/bin/sh", "-c", &format!("echo {marker}; exec sleep 300")],
+    );
+    ensure(out.status.success(), || format!("up -b: {}", text(&out.stderr)))?;
+    let found = wait_for(Duration::from_secs(20), || {
+        text(&run_bounded(ctx.sysjail(&["logs", &ctx.name]), Duration::from_secs(30)).stdout).contains(&marker)
+    });
+    let out = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(60));
+    ensure(found, || {
+        format!("`logs` (journalctl -t sysjail-{}) never showed {marker}", ctx.name)
+    })?;
+    ensure(out.status.success(), || format!("down: {}", text(&out.stderr)))?;
+    ensure(state_entries(ctx).is_empty(), || {
+        format!("left: {:?}", state_entries(ctx))
+    })
+}
+
+fn lifecycle_journal_log_is_refused_without_a_journal(ctx: &Ctx) -> TestResult {
+    let file = ctx.jail("log = \"journal\"\n");
+    let out = up_b(ctx, &file, &["/bin/sleep", "300"]);
+    ensure(
+        out.status.code() == Some(125) && text(&out.stderr).contains("this host has no systemd journal"),
+        || format!("up -b: {:?} {}", out.status, text(&out.stderr)),
+    )?;
+    ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())?;
+    ensure(state_entries(ctx).is_empty(), || {
+        format!("left: {:?}", state_entries(ctx))
+    })
 }

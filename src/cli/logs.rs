@@ -26,6 +26,9 @@ pub struct Args {
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let dir = global.state_dir();
     let record = sysjail::jails::find(&dir, &args.jail).ok();
+    if let Some(id) = record.as_ref().and_then(|r| r.run.journal.as_deref()) {
+        return journal(id, &args);
+    }
     // A jail that ran with the default log and whose record is gone still
     // has no log: `down` clears both. Its default name is tried all the same.
     let path = match record.as_ref().and_then(|r| r.run.log.clone()) {
@@ -46,6 +49,25 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sysjail logs: {}: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The output of a jail with `log = "journal"`, from journalctl.
+fn journal(identifier: &str, args: &Args) -> ExitCode {
+    let mut c = std::process::Command::new("journalctl");
+    c.args(["--no-pager", "-o", "cat", "-t", identifier]);
+    if args.follow {
+        c.arg("-f");
+    }
+    if let Some(n) = args.lines {
+        c.arg("-n").arg(n.to_string());
+    }
+    match c.status() {
+        Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("sysjail logs: journalctl: {e}");
             ExitCode::FAILURE
         }
     }

@@ -62,8 +62,9 @@ toml_table! {
         /// How many restarts in a row `restart` allows before the jail stays
         /// down; a run that lasted 10 minutes resets the count. Default: 5.
         "restart-limit" => restart_limit: i64,
-        /// For background jails: a host file that receives the jail's output.
-        /// Default: NAME.log in the state directory, which `down` removes.
+        /// For background jails: a host file that receives the jail's output,
+        /// or "journal" for the systemd journal. Default: NAME.log in the state
+        /// directory, which `down` removes.
         "log" => log: String,
         /// How large `log` and `log-denials` grow before they are rotated (the
         /// file renamed with ".1" appended, replacing the previous one), such

@@ -64,6 +64,9 @@ pub enum UpError {
         /// The message's name.
         got: &'static str,
     },
+    /// The journal cannot take the jail's output (`up::journal`).
+    #[error(transparent)]
+    Journal(#[from] crate::supervisor::journal::JournalError),
     /// A `[hooks]` command failed (`up::hook`).
     #[error(transparent)]
     Hook(#[from] crate::supervisor::hooks::HookError),
@@ -117,6 +120,7 @@ impl UpError {
     /// | `up::init-exited`, `up::init-unreadable`, `up::init-out-of-turn` | init failed without an error of its own |
     /// | `up::io` | something around the steps failed |
     /// | `up::hook` | a `[hooks]` command failed |
+    /// | `up::journal` | `log = "journal"` on a host without a journal |
     pub fn code(&self) -> &'static str {
         match self {
             UpError::Plan(_) => "up::plan",
@@ -133,6 +137,7 @@ impl UpError {
             UpError::InitOutOfTurn { .. } => "up::init-out-of-turn",
             UpError::Io { .. } => "up::io",
             UpError::Hook(_) => "up::hook",
+            UpError::Journal(_) => "up::journal",
         }
     }
 

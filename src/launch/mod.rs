@@ -22,7 +22,7 @@ use crate::policy::{self, JAIL_IDS, Policy};
 use crate::state::{self, EndReason, JailState, Record, Registry};
 use crate::supervisor::hooks::{HookError, Phase};
 use crate::supervisor::lifecycle::Outcome;
-use crate::supervisor::{self, Logs, Report, control, janitor, tty};
+use crate::supervisor::{self, Logs, Report, Sink, control, janitor, tty};
 use crate::sys::probe;
 use crate::users;
 
@@ -134,7 +134,7 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
     let lock = registry.lock()?;
     let jid = registry.reserve(&lock, &policy.name)?;
     if launch.background {
-        supervisor::detach_stdio(logs.output.as_ref());
+        supervisor::detach_stdio(logs.output.as_ref().map(Sink::fd));
     }
     // The host ids are claimed host-wide, whatever the state directory: two
     // jails sharing a range would share the kernel's per-user counters and
@@ -202,12 +202,14 @@ fn supervise(
                 let logs = Logs::open(launch)?;
                 if launch.background {
                     // Our own messages follow the log into its new file.
-                    supervisor::detach_stdio(logs.output.as_ref());
+                    supervisor::detach_stdio(logs.output.as_ref().map(Sink::fd));
                 }
                 logs
             }
         };
         record.run.log = Logs::output_path(launch);
+        record.run.journal =
+            matches!(&logs.output, Some(Sink::Journal(_))).then(|| supervisor::journal::identifier(&plan.name));
         record.run.command.clone_from(&launch.command);
         let listener = control.try_clone().map_err(|e| UpError::io("dup", e))?;
         host_hooks(launch, record, Phase::Prestart)?;
@@ -247,6 +249,7 @@ fn supervise(
         for problem in state::release(record) {
             eprintln!("sysjail: {problem}");
         }
+        reap_exited();
         if let Err(e) = host_hooks(launch, record, Phase::Poststop) {
             eprintln!("sysjail: {}: {e}", plan.name);
         }
@@ -285,6 +288,18 @@ fn host_hooks(launch: &Launch, record: &Record, phase: Phase) -> Result<(), Hook
         ("SYSJAIL_HOSTNAME", record.hostname.clone()),
     ];
     supervisor::hooks::run_host(phase, commands, hooks.timeout, &env)
+}
+
+/// Reaps the supervisor's children that have exited between two runs (the
+/// systemd-cat of the last run's journal output); init and the hooks are
+/// waited for already, and the janitor lives on.
+fn reap_exited() {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
 }
 
 /// A run that lasted this long starts the restart count anew.

@@ -56,8 +56,8 @@ pub struct Jail {
     pub stop: Stop,
     /// Start window and restart policy.
     pub lifecycle: Lifecycle,
-    /// Output file of a background jail.
-    pub log: Option<AbsPath>,
+    /// Where a background jail's output goes, if not to the default log.
+    pub log: Option<LogTarget>,
     /// Size at which the logs are rotated.
     pub log_size: Bytes,
     /// Where denied calls are recorded.
@@ -316,6 +316,15 @@ pub enum MountKind {
     Proc,
     /// The jail's own minimal /dev.
     Dev,
+}
+
+/// Where a background jail's output goes (`log`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    /// A host file, rotated at `log-size`.
+    File(AbsPath),
+    /// The systemd journal, through systemd-cat.
+    Journal,
 }
 
 /// What the supervisor does around the command's start and end.

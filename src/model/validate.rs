@@ -114,7 +114,10 @@ impl Checker {
         let mounts = self.mounts(&raw.mount);
         let stop = self.stop(&raw.stop_timeout, &raw.stop_signal);
         let lifecycle = self.lifecycle(raw);
-        let log = self.opt_path(&raw.log, "log", false);
+        let log = match &raw.log {
+            Some(f) if f.value == "journal" => Some(super::LogTarget::Journal),
+            _ => self.opt_path(&raw.log, "log", false).map(super::LogTarget::File),
+        };
         let log_denials = self.opt_path(&raw.log_denials, "log-denials", false);
         let log_size = raw.log_size.as_ref().map_or(Some(super::DEFAULT_LOG_SIZE), |f| {
             self.size(

@@ -91,6 +91,9 @@ pub struct Run {
     pub restarts: u32,
     /// The background jail's output log.
     pub log: Option<PathBuf>,
+    /// The journal identifier of its output, with `log = "journal"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<String>,
     /// The command given to `up` in place of the definition's, which
     /// `sysjail restart` of the ended jail gives again.
     pub command: Option<Vec<String>>,

@@ -14,6 +14,7 @@ pub mod hooks;
 mod init;
 mod jail_hooks;
 pub mod janitor;
+pub mod journal;
 pub mod lifecycle;
 mod notify;
 pub mod proto;
@@ -61,20 +62,55 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> UpError {
 /// caller's own).
 pub struct Logs {
     /// A background jail's output (`log`).
-    pub output: Option<LogFile>,
+    pub output: Option<Sink>,
     /// Denied calls (`log-denials`, `--log-denials`).
     pub denials: Option<LogFile>,
 }
 
+/// Where the supervisor puts a background jail's output.
+#[derive(Debug)]
+pub enum Sink {
+    /// A log file, rotated at its cap.
+    File(LogFile),
+    /// The journal, through systemd-cat.
+    Journal(journal::JournalCat),
+}
+
+impl Sink {
+    /// Appends `bytes`; true when a log file rotated (a new descriptor).
+    fn write(&mut self, bytes: &[u8]) -> io::Result<bool> {
+        match self {
+            Sink::File(log) => log.write(bytes),
+            Sink::Journal(cat) => cat.write(bytes).map(|()| false),
+        }
+    }
+
+    /// The descriptor the supervisor's own messages go to.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Sink::File(log) => log.as_fd(),
+            Sink::Journal(cat) => cat.as_fd(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Sink::File(log) => format!("log {}", log.path().display()),
+            Sink::Journal(_) => "the journal".to_string(),
+        }
+    }
+}
+
 impl Logs {
     /// Where a background jail's output goes: `log`, or NAME.log in the
-    /// state directory.
+    /// state directory; `None` for the journal or a jail in the foreground.
     pub fn output_path(launch: &Launch) -> Option<std::path::PathBuf> {
         if !launch.background {
             return None;
         }
         match &launch.jail.log {
-            Some(path) => Some(path.as_path().to_path_buf()),
+            Some(crate::model::LogTarget::File(path)) => Some(path.as_path().to_path_buf()),
+            Some(crate::model::LogTarget::Journal) => None,
             None => {
                 let name = Registry::log_name(&launch.jail.name.to_string());
                 std::path::absolute(launch.registry.dir().join(name)).ok()
@@ -86,7 +122,10 @@ impl Logs {
     pub fn open(launch: &Launch) -> Result<Logs, UpError> {
         let cap = launch.jail.log_size.0;
         let output = match Logs::output_path(launch) {
-            Some(path) => Some(logfile::open_log(&path, cap)?),
+            Some(path) => Some(Sink::File(logfile::open_log(&path, cap)?)),
+            None if launch.background && launch.jail.log == Some(crate::model::LogTarget::Journal) => Some(
+                Sink::Journal(journal::JournalCat::start(&launch.jail.name.to_string())?),
+            ),
             None => None,
         };
         let denials = match (&launch.log_denials, &launch.jail.log_denials) {
@@ -153,13 +192,13 @@ pub fn background(print_id: bool) -> Result<Detach, UpError> {
 
 /// A detached supervisor reads nothing and writes its messages to the jail's
 /// log, or nowhere (the old manual: standard input and output to /dev/null).
-pub fn detach_stdio(log: Option<&LogFile>) {
+pub fn detach_stdio(log: Option<BorrowedFd<'_>>) {
     let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") else {
         return;
     };
     // SAFETY: dup2 onto 0 of a descriptor we hold.
     unsafe { libc::dup2(null.as_raw_fd(), 0) };
-    stdout_to(log.map_or(null.as_fd(), |l| l.as_fd()));
+    stdout_to(log.unwrap_or(null.as_fd()));
 }
 
 /// Points the supervisor's stdout and stderr at `fd` (the log, again after
@@ -297,7 +336,7 @@ struct Client {
 /// supervisor copies it to the log. Holding the log itself, the jail could
 /// truncate or seek it, or fill the host's disk.
 struct Output {
-    log: LogFile,
+    log: Sink,
     /// The pipe's read end, once the command runs, until every writer is gone.
     pipe: Option<OwnedFd>,
     /// A write to the log failed: said once.
@@ -1106,13 +1145,13 @@ impl<'p> Running<'p> {
                 }
                 match output.log.write(&buf[..n]) {
                     // Our own messages follow the log to its new file.
-                    Ok(true) => stdout_to(output.log.as_fd()),
+                    Ok(true) => stdout_to(output.log.fd()),
                     Ok(false) => {}
                     // The output is dropped, but the pipe still drained: the
                     // jail never blocks on a log the host cannot take.
                     Err(e) if !output.failed => {
                         output.failed = true;
-                        tracing::warn!("log {}: {e}; the jail's output is dropped", output.log.path().display());
+                        tracing::warn!("{}: {e}; the jail's output is dropped", output.log.describe());
                     }
                     Err(_) => {}
                 }
