@@ -150,7 +150,8 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
     drop(lock);
     let janitor =
         janitor::start(registry.clone(), record.clone()).map_err(|e| UpError::io("starting the janitor", e))?;
-    let mut outcome = supervise(launch, &plan, &mut record, &control, logs, detached);
+    let mut owed = Owed::default();
+    let mut outcome = supervise(launch, &plan, &mut record, &control, logs, detached, &mut owed);
     let failed_start = outcome.as_mut().ok().and_then(|out| out.failed_start.take());
     let problems = match &outcome {
         // A background jail that ended by itself keeps its record as history
@@ -165,8 +166,9 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
         eprintln!("sysjail: {problem}");
     }
     // After every run whose prestart hooks ran.
-    let prestart_failed = matches!(&outcome, Err(UpError::Hook(h)) if h.phase() == Phase::Prestart);
-    if !prestart_failed && let Err(e) = host_hooks(launch, &record, Phase::Poststop) {
+    if owed.poststop
+        && let Err(e) = host_hooks(launch, &record, Phase::Poststop)
+    {
         eprintln!("sysjail: {}: {e}", policy.name);
     }
     janitor.done();
@@ -192,10 +194,17 @@ fn supervise(
     control: &OwnedFd,
     logs: Logs,
     mut detached: Option<&mut Report>,
+    owed: &mut Owed,
 ) -> Result<Outcome, UpError> {
     let mut logs = Some(logs);
     let mut streak = 0;
     loop {
+        // The last run's systemd-cat, which exits once its pipe is closed.
+        owed.cats.retain(|pid| {
+            let pid = nix::unistd::Pid::from_raw(*pid);
+            let flags = nix::sys::wait::WaitPidFlag::WNOHANG;
+            nix::sys::wait::waitpid(pid, Some(flags)) == Ok(nix::sys::wait::WaitStatus::StillAlive)
+        });
         let logs = match logs.take() {
             Some(logs) => logs,
             None => {
@@ -212,7 +221,11 @@ fn supervise(
             matches!(&logs.output, Some(Sink::Journal(_))).then(|| supervisor::journal::identifier(&plan.name));
         record.run.command.clone_from(&launch.command);
         let listener = control.try_clone().map_err(|e| UpError::io("dup", e))?;
+        if let Some(Sink::Journal(cat)) = &logs.output {
+            owed.cats.push(cat.pid());
+        }
         host_hooks(launch, record, Phase::Prestart)?;
+        owed.poststop = true;
         let began = Instant::now();
         let mut out = supervisor::run(launch, plan, record, listener, logs, detached.take())?;
         // Why the jail ended, or what it suffered on the way, while the
@@ -249,7 +262,7 @@ fn supervise(
         for problem in state::release(record) {
             eprintln!("sysjail: {problem}");
         }
-        reap_exited();
+        owed.poststop = false;
         if let Err(e) = host_hooks(launch, record, Phase::Poststop) {
             eprintln!("sysjail: {}: {e}", plan.name);
         }
@@ -290,16 +303,13 @@ fn host_hooks(launch: &Launch, record: &Record, phase: Phase) -> Result<(), Hook
     supervisor::hooks::run_host(phase, commands, hooks.timeout, &env)
 }
 
-/// Reaps the supervisor's children that have exited between two runs (the
-/// systemd-cat of the last run's journal output); init and the hooks are
-/// waited for already, and the janitor lives on.
-fn reap_exited() {
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-        if status == WaitStatus::StillAlive {
-            break;
-        }
-    }
+/// What a jail's runs leave to do.
+#[derive(Default)]
+struct Owed {
+    /// The poststop hooks of a run whose prestart hooks ran.
+    poststop: bool,
+    /// The systemd-cats of past runs, to reap.
+    cats: Vec<i32>,
 }
 
 /// A run that lasted this long starts the restart count anew.

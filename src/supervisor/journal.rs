@@ -50,6 +50,12 @@ impl JournalCat {
         Ok(JournalCat { stdin, _child: child })
     }
 
+    /// The pid of its systemd-cat, which exits once the last descriptor of
+    /// its pipe is closed, and which the supervisor reaps.
+    pub fn pid(&self) -> i32 {
+        self._child.id() as i32
+    }
+
     /// Passes `bytes` on.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stdin.write_all(bytes)
