@@ -274,6 +274,7 @@ fn supervise(
         persist(launch, record);
         supervisor::sd_notify("STATUS=restarting");
         if let Some(cause) = supervisor::pause(control.as_fd(), pause) {
+            supervisor::sd_notify("STOPPING=1");
             out.ended.reason = EndReason::Stopped;
             out.by_down = cause == supervisor::lifecycle::StopCause::Down;
             return Ok(out);
@@ -439,5 +440,66 @@ fn record(launch: &Launch, plan: &LaunchPlan, jid: u32) -> Record {
             cpu: policy.cgroup.cpu.map(|c| c.0),
         },
         run: state::Run::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Ended;
+
+    fn outcome(status: i32, reason: EndReason) -> Outcome {
+        Outcome {
+            status,
+            ended: Ended {
+                at: 0,
+                status,
+                code: Some(status),
+                signal: None,
+                reason,
+                events: Vec::new(),
+            },
+            by_down: false,
+            failed_start: None,
+            restart: false,
+        }
+    }
+
+    #[test]
+    fn the_restart_policy_covers_failures_or_every_end_but_requested_ones() {
+        let policy = |restart| Lifecycle {
+            restart,
+            restart_limit: 2,
+            ..Lifecycle::default()
+        };
+        let failed = outcome(3, EndReason::Exited);
+        let clean = outcome(0, EndReason::Exited);
+        assert!(!restarts(&policy(Restart::No), &failed, 0));
+        assert!(restarts(&policy(Restart::OnFailure), &failed, 0));
+        assert!(!restarts(&policy(Restart::OnFailure), &clean, 0));
+        assert!(restarts(&policy(Restart::Always), &clean, 0));
+        // The limit of restarts in a row.
+        assert!(restarts(&policy(Restart::Always), &failed, 1));
+        assert!(!restarts(&policy(Restart::Always), &failed, 2));
+        // Never after a stop on request or a halt.
+        for reason in [EndReason::Stopped, EndReason::StopTimeout, EndReason::Halted] {
+            assert!(
+                !restarts(&policy(Restart::Always), &outcome(143, reason), 0),
+                "{reason:?}"
+            );
+        }
+        // A kill by the memory limit is a failure.
+        assert!(restarts(
+            &policy(Restart::OnFailure),
+            &outcome(137, EndReason::MemoryLimit),
+            0
+        ));
+    }
+
+    #[test]
+    fn the_backoff_doubles_from_100ms_to_30s() {
+        let ms: Vec<u128> = (1..=11).map(|n| backoff(n).as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]);
+        assert_eq!(backoff(1000), Duration::from_secs(30));
     }
 }
