@@ -47,6 +47,11 @@ fn main() {
         lifecycle_memory_limit_kill_is_the_reason,
     );
     r.test(
+        "lifecycle_halt_is_the_reason_and_never_restarted",
+        &[Need::Root, Need::SeccompNotify],
+        lifecycle_halt_is_the_reason_and_never_restarted,
+    );
+    r.test(
         "lifecycle_logs_tail_follow_and_rotation",
         &[Need::Root],
         lifecycle_logs_tail_follow_and_rotation,
@@ -621,4 +626,20 @@ fn lifecycle_journal_log_is_refused_without_a_journal(ctx: &Ctx) -> TestResult {
     ensure(state_entries(ctx).is_empty(), || {
         format!("left: {:?}", state_entries(ctx))
     })
+}
+
+fn lifecycle_halt_is_the_reason_and_never_restarted(ctx: &Ctx) -> TestResult {
+    // Jail root's reboot(2) halts the jail: its own wish, which even
+    // restart = "always" respects.
+    let file = ctx.jail("restart = \"always\"\nstart-window = \"200ms\"\n");
+    let cmd = format!("sleep 1; exec {} probe reboot-halt", support::bin());
+    let out = up_b(ctx, &file, &["/bin/sh", "-c", &cmd]);
+    ensure(out.status.success(), || format!("up -b: {}", text(&out.stderr)))?;
+    let sup = pid(&status(ctx)?, "supervisor").unwrap_or(0);
+    let s = await_status(ctx, Duration::from_secs(20), |s| s["state"] == "exited")?;
+    ensure(
+        s["run"]["ended"]["reason"] == "halted" && s["run"]["restarts"] == 0,
+        || format!("status: {s:#}"),
+    )?;
+    ended_and_cleared(ctx, &[sup])
 }
