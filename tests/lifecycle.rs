@@ -52,6 +52,11 @@ fn main() {
         lifecycle_halt_is_the_reason_and_never_restarted,
     );
     r.test(
+        "lifecycle_a_failed_restart_is_kept_as_history",
+        &[Need::Root],
+        lifecycle_a_failed_restart_is_kept_as_history,
+    );
+    r.test(
         "lifecycle_logs_tail_follow_and_rotation",
         &[Need::Root],
         lifecycle_logs_tail_follow_and_rotation,
@@ -639,6 +644,29 @@ fn lifecycle_halt_is_the_reason_and_never_restarted(ctx: &Ctx) -> TestResult {
     let s = await_status(ctx, Duration::from_secs(20), |s| s["state"] == "exited")?;
     ensure(
         s["run"]["ended"]["reason"] == "halted" && s["run"]["restarts"] == 0,
+        || format!("status: {s:#}"),
+    )?;
+    ended_and_cleared(ctx, &[sup])
+}
+
+fn lifecycle_a_failed_restart_is_kept_as_history(ctx: &Ctx) -> TestResult {
+    // The prestart hook lets the first run start and refuses the second.
+    let marker = ctx.dir.join("started-once");
+    let file = ctx.jail(&format!(
+        "restart = \"on-failure\"\nstart-window = \"100ms\"\n[hooks]\n\
+         prestart = [[\"/bin/sh\", \"-c\", \"[ -e {m} ] && exit 9; touch {m}\"]]\n",
+        m = marker.display()
+    ));
+    let out = up_b(ctx, &file, &["/bin/sh", "-c", "sleep 0.3; exit 1"]);
+    ensure(out.status.success(), || format!("up -b: {}", text(&out.stderr)))?;
+    let sup = pid(&status(ctx)?, "supervisor").unwrap_or(0);
+    let s = await_status(ctx, Duration::from_secs(20), |s| s["state"] == "exited")?;
+    ensure(
+        s["run"]["ended"]["reason"] == "restart-failed"
+            && s["run"]["ended"]["status"] == 9
+            && s["run"]["ended"]["events"][0]
+                .as_str()
+                .is_some_and(|e| e.contains("hooks.prestart") && e.contains("status 9")),
         || format!("status: {s:#}"),
     )?;
     ended_and_cleared(ctx, &[sup])

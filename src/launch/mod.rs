@@ -160,6 +160,18 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
             record.run.ended = Some(out.ended.clone());
             state::teardown_keeping(registry, &record)
         }
+        // A jail that ran, and could not be started again: why, kept too.
+        Err(e) if launch.background && owed.ran => {
+            record.run.ended = Some(state::Ended {
+                at: state::now(),
+                status: e.hook_status().unwrap_or(125),
+                code: None,
+                signal: None,
+                reason: EndReason::RestartFailed,
+                events: vec![e.to_string()],
+            });
+            state::teardown_keeping(registry, &record)
+        }
         _ => state::teardown(registry, &record),
     };
     for problem in problems {
@@ -228,6 +240,7 @@ fn supervise(
         owed.poststop = true;
         let began = Instant::now();
         let mut out = supervisor::run(launch, plan, record, listener, logs, detached.take())?;
+        owed.ran = true;
         // Why the jail ended, or what it suffered on the way, while the
         // cgroups still hold their counters.
         let usage = state::usage(&record.cgroups);
@@ -311,6 +324,8 @@ struct Owed {
     poststop: bool,
     /// The systemd-cats of past runs, to reap.
     cats: Vec<i32>,
+    /// A run took place: a later failure to start again is history.
+    ran: bool,
 }
 
 /// A run that lasted this long starts the restart count anew.

@@ -139,6 +139,9 @@ pub enum EndReason {
     StopTimeout,
     /// A poststart hook failed, and the jail was stopped.
     HookFailed,
+    /// The supervisor could not start it again after a run (`restart`);
+    /// the events say why.
+    RestartFailed,
 }
 
 impl std::fmt::Display for Ended {
@@ -156,6 +159,7 @@ impl std::fmt::Display for Ended {
             EndReason::Stopped => write!(f, "stopped ({how})"),
             EndReason::StopTimeout => write!(f, "stopped: killed after the stop timeout ({how})"),
             EndReason::HookFailed => write!(f, "stopped: a poststart hook failed (status {})", self.status),
+            EndReason::RestartFailed => write!(f, "could not be started again (status {})", self.status),
         }
     }
 }
