@@ -595,6 +595,18 @@ fn lifecycle_failing_hooks_abort_the_start(ctx: &Ctx) -> TestResult {
         s["state"] == "exited" && s["run"]["ended"]["reason"] == "hook-failed",
         || format!("status: {s:#}"),
     )?;
+    ended_and_cleared(ctx, &[pid(&s, "supervisor").unwrap_or(0)])?;
+    // One that runs past hooks.timeout is killed, and fails as 124.
+    let file = ctx.jail("[hooks]\npoststart = [[\"/bin/sleep\", \"30\"]]\ntimeout = \"300ms\"\n");
+    let started = Instant::now();
+    let out = up_b(ctx, &file, &["/bin/sleep", "300"]);
+    ensure(
+        out.status.code() == Some(124)
+            && text(&out.stderr).contains("did not finish within 300 ms (hooks.timeout)")
+            && started.elapsed() < Duration::from_secs(10),
+        || format!("poststart past its timeout: {:?} {}", out.status, text(&out.stderr)),
+    )?;
+    let s = status(ctx)?;
     ended_and_cleared(ctx, &[pid(&s, "supervisor").unwrap_or(0)])
 }
 
