@@ -607,6 +607,17 @@ fn lifecycle_failing_hooks_abort_the_start(ctx: &Ctx) -> TestResult {
         || format!("poststart past its timeout: {:?} {}", out.status, text(&out.stderr)),
     )?;
     let s = status(ctx)?;
+    ended_and_cleared(ctx, &[pid(&s, "supervisor").unwrap_or(0)])?;
+    // One whose program the jail lacks: 127, with the exec error.
+    let file = ctx.jail("[hooks]\npoststart = [[\"/nonexistent/hook\"]]\n");
+    let out = up_b(ctx, &file, &["/bin/sleep", "300"]);
+    ensure(
+        out.status.code() == Some(127)
+            && text(&out.stderr).contains("could not be started")
+            && text(&out.stderr).contains("ENOENT"),
+        || format!("a missing poststart program: {:?} {}", out.status, text(&out.stderr)),
+    )?;
+    let s = status(ctx)?;
     ended_and_cleared(ctx, &[pid(&s, "supervisor").unwrap_or(0)])
 }
 

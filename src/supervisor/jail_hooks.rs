@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::Running;
 use super::hooks::{HookError, Phase};
-use super::proto::{Status, ToInit};
+use super::proto::{InitError, Status, ToInit};
 
 /// A phase of hooks in progress.
 pub(super) struct JailHooks {
@@ -111,7 +111,7 @@ impl Running<'_> {
     }
 
     /// The current hook ended with `status`, or could not start (`error`).
-    pub(super) fn hook_ended(&mut self, status: Option<Status>, error: Option<String>) {
+    pub(super) fn hook_ended(&mut self, status: Option<Status>, error: Option<&InitError>) {
         let Some(h) = &mut self.hooks else { return };
         let Some((_, argv, _)) = h.current.take() else { return };
         let phase = h.phase;
@@ -119,8 +119,8 @@ impl Running<'_> {
             (_, Some(error)) => Err(HookError::Start {
                 phase,
                 argv,
-                status: if error.contains("ENOENT") { 127 } else { 126 },
-                error,
+                status: super::lifecycle::start_status(error),
+                error: error.to_string(),
             }),
             _ if h.timed_out => Err(HookError::TimedOut {
                 phase,

@@ -877,7 +877,7 @@ impl<'p> Running<'p> {
         match msg {
             FromInit::Exited { id: 0, status } => self.main_status = Some(status),
             FromInit::Exited { id, status } if self.is_hook(id) => self.hook_ended(Some(status), None),
-            FromInit::SpawnFailed { id, error } if self.is_hook(id) => self.hook_ended(None, Some(error.to_string())),
+            FromInit::SpawnFailed { id, error } if self.is_hook(id) => self.hook_ended(None, Some(&error)),
             FromInit::Exited { id, status } => {
                 if let Some(i) = client(self, id) {
                     let c = self.clients.remove(i);
