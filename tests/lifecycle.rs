@@ -137,6 +137,9 @@ fn state_entries(ctx: &Ctx) -> Vec<String> {
 /// log); `down` clears them, and then the directory holds only its lock.
 fn ended_and_cleared(ctx: &Ctx, pids: &[i64]) -> TestResult {
     ensure(pids.iter().all(|p| !alive(*p)), || format!("processes left: {pids:?}"))?;
+    let dir = ctx.dir.display().to_string();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    ensure(!mounts.contains(&dir), || format!("host mounts under {dir} left"))?;
     ensure(
         wait_for(Duration::from_secs(10), || cgroup_dirs(&ctx.name).is_empty()),
         || format!("cgroups left: {:?}", cgroup_dirs(&ctx.name)),
