@@ -55,12 +55,37 @@ pub enum JailsError {
 }
 
 /// The jails running with records in `dir`; stale records (their supervisor
-/// gone) are cleaned up on the way.
+/// gone) are cleaned up on the way. History records of ended jails are not
+/// listed: [`find`] gives one.
 pub fn list(dir: &Path) -> Result<Vec<Record>, JailsError> {
     let registry = Registry::open(dir)?;
     let lock = registry.lock()?;
     registry.clean_stale(&lock);
-    Ok(registry.list(&lock))
+    Ok(registry.list(&lock).into_iter().filter(|r| !r.ended()).collect())
+}
+
+/// The record of jail `which` (its name or JID), running or ended.
+pub fn find(dir: &Path, which: &str) -> Result<Record, JailsError> {
+    let registry = Registry::open(dir)?;
+    let lock = registry.lock()?;
+    registry.clean_stale(&lock);
+    Ok(registry.find_any(&lock, which)?)
+}
+
+/// Clears the history record of ended jail `which`, with its default log;
+/// `Ok(false)` if it is not an ended jail's.
+pub fn clear(dir: &Path, which: &str) -> Result<bool, JailsError> {
+    let registry = Registry::open(dir)?;
+    let lock = registry.lock()?;
+    registry.clean_stale(&lock);
+    match registry.find_any(&lock, which) {
+        Ok(r) if r.ended() => {
+            registry.remove(&lock, &r.name);
+            Ok(true)
+        }
+        Ok(_) | Err(StateError::NotFound(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The record of jail `which` (its name or JID) and a channel to its
@@ -93,8 +118,12 @@ pub fn join(dir: &Path, which: &str, exec: Exec) -> Result<Result<i32, client::N
 }
 
 /// Stops jail `which` and waits, at most `wait`, until its supervisor has
-/// torn it down and exited.
+/// torn it down and exited; its record goes with it. An ended jail's history
+/// record is cleared.
 pub fn stop(dir: &Path, which: &str, wait: Duration) -> Result<(), JailsError> {
+    if clear(dir, which)? {
+        return Ok(());
+    }
     let (record, chan) = connect(dir, which)?;
     let talk = |source| JailsError::Talk {
         jail: record.name.clone(),
@@ -115,6 +144,9 @@ pub fn stop(dir: &Path, which: &str, wait: Duration) -> Result<(), JailsError> {
     let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
         if state::start_time(record.supervisor_pid) != Some(record.supervisor_start) {
+            // Had the jail ended by itself meanwhile, its supervisor kept
+            // history: `down` leaves none.
+            clear(dir, &record.name)?;
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -176,6 +208,50 @@ pub fn stop_order(records: &[Record], selected: &BTreeSet<String>) -> Vec<Stoppi
             })
         })
         .collect()
+}
+
+/// Restarts running jail `which` in place: its supervisor stops it as `down`
+/// would, then starts it again with the same definition, command and output.
+/// Waits, at most `wait`, until the new run's command runs; returns its record.
+pub fn restart(dir: &Path, which: &str, wait: Duration) -> Result<Record, JailsError> {
+    let (record, chan) = connect(dir, which)?;
+    let talk = |source| JailsError::Talk {
+        jail: record.name.clone(),
+        source,
+    };
+    chan.send(&Request::Restart, &[]).map_err(talk)?;
+    match chan.recv::<Reply>().map_err(talk)? {
+        Some((Reply::Stopping, _)) => {}
+        other => {
+            return Err(JailsError::Unexpected {
+                jail: record.name.clone(),
+                answer: format!("{other:?}"),
+            });
+        }
+    }
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        match find(dir, &record.name) {
+            Ok(now)
+                if now.supervisor_pid == record.supervisor_pid
+                    && now.run.restarts > record.run.restarts
+                    && now.state == state::JailState::Running =>
+            {
+                return Ok(now);
+            }
+            // It ended instead (its new run failed at once), or is gone.
+            Ok(now) if now.ended() => return Ok(now),
+            Err(JailsError::State(StateError::NotFound(_))) => {
+                return Err(StateError::NotFound(which.to_string()).into());
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(JailsError::Stuck {
+        jail: record.name,
+        pid: record.supervisor_pid,
+    })
 }
 
 #[cfg(test)]

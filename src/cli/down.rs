@@ -32,7 +32,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let selected = if args.all {
         records.iter().map(|r| r.name.clone()).collect()
     } else {
-        match select(&args.jails, &records) {
+        match select(&dir, &args.jails, &records) {
             Ok(selected) => selected,
             Err(code) => return code,
         }
@@ -50,9 +50,10 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     code
 }
 
-/// The names of the running jails the arguments name; `Err` after saying
-/// which argument names none.
-fn select(args: &[String], records: &[Record]) -> Result<BTreeSet<String>, ExitCode> {
+/// The names of the running jails the arguments name; the history record of
+/// an ended jail named is cleared on the way. `Err` after saying which
+/// argument names none.
+fn select(dir: &Path, args: &[String], records: &[Record]) -> Result<BTreeSet<String>, ExitCode> {
     let mut selected = BTreeSet::new();
     for arg in args {
         if let Ok(Arg::Path(path)) = Arg::parse(arg) {
@@ -69,10 +70,17 @@ fn select(args: &[String], records: &[Record]) -> Result<BTreeSet<String>, ExitC
             Some(r) => {
                 selected.insert(r.name.clone());
             }
-            None => {
-                eprintln!("sysjail down: no running jail is named or numbered {arg}");
-                return Err(ExitCode::FAILURE);
-            }
+            None => match jails::clear(dir, arg) {
+                Ok(true) => {}
+                Ok(false) => {
+                    eprintln!("sysjail down: no running jail is named or numbered {arg}");
+                    return Err(ExitCode::FAILURE);
+                }
+                Err(e) => {
+                    eprintln!("sysjail down: {e}");
+                    return Err(ExitCode::FAILURE);
+                }
+            },
         }
     }
     Ok(selected)

@@ -14,6 +14,12 @@ pub struct Args {
     /// One JSON array of every jail, with its usage, for scripts
     #[arg(long)]
     json: bool,
+    /// `json` is --json
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    format: Option<super::status::Format>,
+    /// Show this one jail as `status` does, running or ended
+    #[arg(value_name = "JAIL")]
+    jail: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -26,7 +32,16 @@ pub(super) struct Row<'r> {
     events: Vec<String>,
 }
 
-pub fn run(args: Args, global: &super::Global) -> ExitCode {
+pub fn run(mut args: Args, global: &super::Global) -> ExitCode {
+    args.json |= args.format == Some(super::status::Format::Json);
+    if let Some(jail) = &args.jail {
+        let format = if args.json {
+            super::status::Format::Json
+        } else {
+            super::status::Format::Human
+        };
+        return super::status::show(jail, format, global);
+    }
     let records = match records(global) {
         Ok(r) => r,
         Err(e) => {
@@ -108,7 +123,8 @@ pub(super) fn records(global: &super::Global) -> Result<Vec<Record>, state::Stat
     let registry = Registry::open(&global.state_dir())?;
     let lock = registry.lock()?;
     registry.clean_stale(&lock);
-    Ok(registry.list(&lock))
+    // Ended jails' history shows in `status` and `ls NAME`.
+    Ok(registry.list(&lock).into_iter().filter(|r| !r.ended()).collect())
 }
 
 /// The lines `-v` adds under a jail's row.

@@ -6,11 +6,14 @@ mod down;
 mod exec;
 mod jail;
 mod log;
+mod logs;
 mod ls;
 mod names;
 mod out;
 mod policy;
+mod restart;
 mod selftest;
+mod status;
 mod up;
 
 use std::io::IsTerminal;
@@ -83,8 +86,15 @@ enum Command {
     Ls(ls::Args),
     /// Run a command inside a running jail (jexec)
     Exec(exec::Args),
-    /// Stop a jail: its stop signal, then SIGKILL after its stop timeout
+    /// Stop a jail: its stop signal, then SIGKILL after its stop timeout; of an
+    /// ended jail, clear its record
     Down(down::Args),
+    /// A jail's state, processes, restarts, limits and usage, or how it ended
+    Status(status::Args),
+    /// A background jail's output
+    Logs(logs::Args),
+    /// Stop a jail and start it again
+    Restart(restart::Args),
     /// Launch a jail with a probe inside and check every promise of its policy (sjtest)
     Selftest(selftest::Args),
     /// What this kernel offers, and which promises depend on what is missing
@@ -134,6 +144,9 @@ pub fn main() -> ExitCode {
         Command::Ls(args) => ls::run(args, &cli.global),
         Command::Exec(args) => exec::run(args, &cli.global),
         Command::Down(args) => down::run(args, &cli.global),
+        Command::Status(args) => status::run(args, &cli.global),
+        Command::Logs(args) => logs::run(args, &cli.global),
+        Command::Restart(args) => restart::run(args, &cli.global),
         Command::Selftest(args) => selftest::run(args, &cli.global),
         Command::Doctor => selftest::doctor(),
         Command::Jail(args) => jail::run(args, "sysjail jail", cli.global.state_dir.clone()),

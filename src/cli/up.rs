@@ -28,6 +28,10 @@ pub struct Args {
     /// Print the jail id
     #[arg(short = 'i', long)]
     print_id: bool,
+    /// With -b: how long the command must run before `up` reports it started
+    /// (overrides `start-window`), such as "2s"
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
+    wait: Option<Duration>,
     /// Print the launch plan and create nothing
     #[arg(long)]
     dry_run: bool,
@@ -179,8 +183,12 @@ fn launch_of(member: Member, args: &Args, global: &super::Global, background: bo
     let registry = prepare(&member.def, global, "sysjail")?;
     // The command and the denial log are the given jail's, never a dependency's.
     let given = member.given;
+    let mut jail = member.def.jail;
+    if let Some(wait) = args.wait {
+        jail.lifecycle.start_window = wait;
+    }
     Ok(Launch {
-        jail: member.def.jail,
+        jail,
         digest: member.def.digest,
         command: (given && !args.command.is_empty()).then(|| args.command.clone()),
         background,
@@ -255,7 +263,13 @@ pub fn finish(result: Result<i32, launch::UpError>, prog: &str) -> ExitCode {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("{prog}: {}", e.report());
-            ExitCode::from(super::FAILED)
+            // A failed hook's own status, as jail(8) gives exec.prestart's.
+            e.hook_status()
+                .map_or(ExitCode::from(super::FAILED), |s| ExitCode::from(s.clamp(1, 255) as u8))
         }
     }
+}
+
+fn parse_wait(text: &str) -> Result<Duration, String> {
+    sysjail::model::parse_duration(text)
 }

@@ -16,7 +16,7 @@ use crate::diag::{Code, Diagnostic, FileId, SourceMap, Span};
 use decode::{Decode, Decoder};
 pub use files::{FileError, Files, HostFiles, MAX_DEFINITION, MemFiles};
 use node::{Node, Table, Value};
-pub use raw::{Allow, MountType, NetMode, RawJail, RawLimits, RawMount, RawNetwork, StopSignal};
+pub use raw::{Allow, MountType, NetMode, RawHooks, RawJail, RawLimits, RawMount, RawNetwork, Restart, StopSignal};
 
 /// The most files one chain of `extends` may hold: each file is bounded, and so
 /// must be their number, or a hostile tree of small files costs without end.

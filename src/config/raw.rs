@@ -57,8 +57,20 @@ toml_table! {
         "stop-timeout" => stop_timeout: IntOrText,
         /// The signal `down` sends first. Default: "SIGTERM".
         "stop-signal" => stop_signal: StopSignal,
-        /// For background jails: a host file that receives the jail's output.
-        /// Default: /dev/null.
+        /// How long a background jail's command must run before `up -b` reports
+        /// it started: a command that fails within it makes `up -b` fail. Seconds,
+        /// or a string such as "500ms". Default: "1s".
+        "start-window" => start_window: IntOrText,
+        /// Whether the supervisor starts the jail again when its command ends:
+        /// "no" (default), "on-failure" (a non-zero status, a signal, a limit
+        /// kill) or "always" (any end but `down` or the supervisor's SIGTERM).
+        "restart" => restart: Restart,
+        /// How many restarts in a row `restart` allows before the jail stays
+        /// down; a run that lasted 10 minutes resets the count. Default: 5.
+        "restart-limit" => restart_limit: i64,
+        /// For background jails: a host file that receives the jail's output,
+        /// or "journal" for the systemd journal. Default: NAME.log in the state
+        /// directory, which `down` removes.
         "log" => log: String,
         /// How large `log` and `log-denials` grow before they are rotated (the
         /// file renamed with ".1" appended, replacing the previous one), such
@@ -70,8 +82,35 @@ toml_table! {
         "network" => network: RawNetwork,
         /// Resource limits: cgroup limits and hard rlimits.
         "limits" => limits: RawLimits,
+        /// Commands run around the jail's life, as jail.conf's exec.prestart,
+        /// exec.poststart, exec.prestop and exec.poststop.
+        "hooks" => hooks: RawHooks,
         /// File systems mounted into the jail, in order.
         "mount" => mount: Vec<Spanned<RawMount>>,
+    }
+}
+
+toml_table! {
+    /// The `[hooks]` table: each key a list of commands (program and
+    /// arguments, the program an absolute path), run in order; each must
+    /// finish within `timeout`.
+    pub struct RawHooks {
+        /// On the host, as the user running sysjail, before the jail is made:
+        /// a failure aborts the start with the hook's status.
+        "prestart" => prestart: Vec<Spanned<Vec<Spanned<String>>>>,
+        /// Inside the jail, as `sysjail exec` runs a command, once the jail's
+        /// command has been executed: a failure stops the jail.
+        "poststart" => poststart: Vec<Spanned<Vec<Spanned<String>>>>,
+        /// Inside the jail, before the stop signal of `down`; a failure is
+        /// reported and the stop goes on.
+        "prestop" => prestop: Vec<Spanned<Vec<Spanned<String>>>>,
+        /// On the host, as the user running sysjail, after the jail is torn
+        /// down; a failure is reported.
+        "poststop" => poststop: Vec<Spanned<Vec<Spanned<String>>>>,
+        /// How long each hook may run before it is killed and counts as
+        /// failed: seconds, or a string such as "10s". At most "1h".
+        /// Default: "10s".
+        "timeout" => timeout: IntOrText,
     }
 }
 
@@ -202,6 +241,18 @@ toml_enum! {
         Proc = "proc",
         /// The jail's minimal /dev.
         Dev = "dev",
+    }
+}
+
+toml_enum! {
+    /// When the supervisor starts a jail again.
+    pub enum Restart {
+        /// Never.
+        No = "no",
+        /// When the command failed: a non-zero status or a signal.
+        OnFailure = "on-failure",
+        /// Whenever the command ended, but not when asked to stop.
+        Always = "always",
     }
 }
 

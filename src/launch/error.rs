@@ -64,6 +64,12 @@ pub enum UpError {
         /// The message's name.
         got: &'static str,
     },
+    /// The journal cannot take the jail's output (`up::journal`).
+    #[error(transparent)]
+    Journal(#[from] crate::supervisor::journal::JournalError),
+    /// A `[hooks]` command failed (`up::hook`).
+    #[error(transparent)]
+    Hook(#[from] crate::supervisor::hooks::HookError),
     /// Something the supervisor does around the steps failed.
     #[error("{what}: {error}")]
     Io {
@@ -113,6 +119,8 @@ impl UpError {
     /// | `up::host-step` | a host step of the setup failed (numbered) |
     /// | `up::init-exited`, `up::init-unreadable`, `up::init-out-of-turn` | init failed without an error of its own |
     /// | `up::io` | something around the steps failed |
+    /// | `up::hook` | a `[hooks]` command failed |
+    /// | `up::journal` | `log = "journal"` on a host without a journal |
     pub fn code(&self) -> &'static str {
         match self {
             UpError::Plan(_) => "up::plan",
@@ -128,6 +136,17 @@ impl UpError {
             UpError::InitUnreadable { .. } => "up::init-unreadable",
             UpError::InitOutOfTurn { .. } => "up::init-out-of-turn",
             UpError::Io { .. } => "up::io",
+            UpError::Hook(_) => "up::hook",
+            UpError::Journal(_) => "up::journal",
+        }
+    }
+
+    /// The exit status a failed hook gives `sysjail up` (its own, as
+    /// jail(8) gives exec.prestart's); `None` for sysjail's own failures.
+    pub fn hook_status(&self) -> Option<i32> {
+        match self {
+            UpError::Hook(h) => Some(h.status()),
+            _ => None,
         }
     }
 

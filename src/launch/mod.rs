@@ -9,17 +9,20 @@
 mod error;
 
 use std::collections::BTreeMap;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 pub use error::{Awaiting, UpError};
 
 use crate::facts::HostFacts;
-use crate::model::{Identity, Jail, JailName};
+use crate::model::{Identity, Jail, JailName, Lifecycle, Restart};
 use crate::plan::{self, LaunchPlan};
 use crate::policy::{self, JAIL_IDS, Policy};
-use crate::state::{self, JailState, Record, Registry};
-use crate::supervisor::{self, Logs, Report, control, janitor, tty};
+use crate::state::{self, EndReason, JailState, Record, Registry};
+use crate::supervisor::hooks::{HookError, Phase};
+use crate::supervisor::lifecycle::Outcome;
+use crate::supervisor::{self, Logs, Report, Sink, control, janitor, tty};
 use crate::sys::probe;
 use crate::users;
 
@@ -70,7 +73,9 @@ impl Caller {
             unsafe { BorrowedFd::borrow_raw(fd) }
         });
         Caller {
-            env: std::env::vars().collect(),
+            // systemd's readiness socket is the supervisor's to speak on,
+            // not the jail's.
+            env: std::env::vars().filter(|(k, _)| k != "NOTIFY_SOCKET").collect(),
             pid: std::process::id(),
             tty: !launch.background && launch.stdio.is_none() && stdio.iter().any(|fd| tty::is_tty(*fd)),
         }
@@ -107,11 +112,16 @@ pub fn up_on(facts: &HostFacts, launch: Launch) -> Result<i32, UpError> {
     // Opened by the detached supervisor, which reports a refusal.
     let logs = Logs::open(&launch);
     if launch.background {
-        supervisor::detach_stdio(logs.as_ref().ok().and_then(|l| l.output.as_ref()));
+        // Our messages go to the log once the name is ours: the refusal of a
+        // name in use belongs to the `up -b` that asked, not to the log of
+        // the jail that has it.
+        supervisor::detach_stdio(None);
     }
     let outcome = logs.and_then(|logs| start(facts, &launch, logs, detached.as_mut()));
     if let (Some(report), Err(e)) = (detached.as_mut(), &outcome) {
-        report.failed(&e.to_string());
+        // 125: sysjail's own failure, apart from the command's statuses;
+        // a failed hook's own.
+        report.failed(e.hook_status().unwrap_or(125), &e.to_string());
     }
     outcome
 }
@@ -133,6 +143,10 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
         let jid = registry.reserve(&lock, &policy.name)?;
         (jid, facts.root.then(|| state::ranges::claim(jid)).transpose()?)
     };
+    // Past the name check: a refusal is the caller's to read, not the log's.
+    if launch.background {
+        supervisor::detach_stdio(logs.output.as_ref().map(Sink::fd));
+    }
     options.id_base = range.as_ref().map_or(0, |claim| id_base(claim.number));
     let plan = plan::build(&policy, facts, &options)?;
     announce(&plan, jid);
@@ -143,18 +157,213 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
     drop(lock);
     let janitor =
         janitor::start(registry.clone(), record.clone()).map_err(|e| UpError::io("starting the janitor", e))?;
-    let outcome = supervisor::run(launch, &plan, &mut record, control, logs, detached);
-    // Why the jail ended, or what it suffered on the way, while the cgroups
-    // still hold their counters.
-    for event in state::limit_events(&state::usage(&record.cgroups), &record.limits) {
-        eprintln!("sysjail: {}: {event}", policy.name);
-    }
-    for problem in state::teardown(registry, &record) {
+    let mut owed = Owed::default();
+    let mut outcome = supervise(launch, &plan, &mut record, &control, logs, detached, &mut owed);
+    let failed_start = outcome.as_mut().ok().and_then(|out| out.failed_start.take());
+    let problems = match &outcome {
+        // A background jail that ended by itself keeps its record as history
+        // (`status` shows how it ended) until `down` clears it.
+        Ok(out) if launch.background && !out.by_down => {
+            record.run.ended = Some(out.ended.clone());
+            state::teardown_keeping(registry, &record)
+        }
+        // A jail that ran, and could not be started again: why, kept too.
+        Err(e) if launch.background && owed.ran => {
+            record.run.ended = Some(state::Ended {
+                at: state::now(),
+                status: e.hook_status().unwrap_or(125),
+                code: None,
+                signal: None,
+                reason: EndReason::RestartFailed,
+                events: vec![e.to_string()],
+            });
+            state::teardown_keeping(registry, &record)
+        }
+        _ => state::teardown(registry, &record),
+    };
+    for problem in problems {
         eprintln!("sysjail: {problem}");
+    }
+    // After every run whose prestart hooks ran.
+    if owed.poststop
+        && let Err(e) = host_hooks(launch, &record, Phase::Poststop)
+    {
+        eprintln!("sysjail: {}: {e}", policy.name);
     }
     janitor.done();
     drop(range);
-    outcome
+    if let Some(mut failed) = failed_start {
+        // What the limits did is part of why it failed.
+        for event in outcome.iter().flat_map(|out| &out.ended.events) {
+            failed.why.push_str(&format!("\n{}: {event}", policy.name));
+        }
+        failed.report();
+    }
+    outcome.map(|out| out.status)
+}
+
+/// Runs the jail until it ends for good: again after each end that its
+/// `restart` policy covers, with a growing pause in between, in fresh
+/// namespaces and cgroups each time (nothing of a crashed run survives into
+/// the next), under the same name, jid, id range and control socket.
+fn supervise(
+    launch: &Launch,
+    plan: &LaunchPlan,
+    record: &mut Record,
+    control: &OwnedFd,
+    logs: Logs,
+    mut detached: Option<&mut Report>,
+    owed: &mut Owed,
+) -> Result<Outcome, UpError> {
+    let mut logs = Some(logs);
+    let mut streak = 0;
+    loop {
+        // The last run's systemd-cat, which exits once its pipe is closed.
+        owed.cats.retain(|pid| {
+            let pid = nix::unistd::Pid::from_raw(*pid);
+            let flags = nix::sys::wait::WaitPidFlag::WNOHANG;
+            nix::sys::wait::waitpid(pid, Some(flags)) == Ok(nix::sys::wait::WaitStatus::StillAlive)
+        });
+        let logs = match logs.take() {
+            Some(logs) => logs,
+            None => {
+                let logs = Logs::open(launch)?;
+                if launch.background {
+                    // Our own messages follow the log into its new file.
+                    supervisor::detach_stdio(logs.output.as_ref().map(Sink::fd));
+                }
+                logs
+            }
+        };
+        record.run.log = Logs::output_path(launch);
+        record.run.journal =
+            matches!(&logs.output, Some(Sink::Journal(_))).then(|| supervisor::journal::identifier(&plan.name));
+        record.run.command.clone_from(&launch.command);
+        let listener = control.try_clone().map_err(|e| UpError::io("dup", e))?;
+        if let Some(Sink::Journal(cat)) = &logs.output {
+            owed.cats.push(cat.pid());
+        }
+        host_hooks(launch, record, Phase::Prestart)?;
+        owed.poststop = true;
+        let began = Instant::now();
+        let mut out = supervisor::run(launch, plan, record, listener, logs, detached.take())?;
+        owed.ran = true;
+        // Why the jail ended, or what it suffered on the way, while the
+        // cgroups still hold their counters.
+        let usage = state::usage(&record.cgroups);
+        out.ended.events = state::limit_events(&usage, &record.limits);
+        for event in &out.ended.events {
+            eprintln!("sysjail: {}: {event}", plan.name);
+        }
+        if usage.oom_kills.is_some_and(|n| n > 0) && out.ended.signal == Some(libc::SIGKILL) {
+            out.ended.reason = EndReason::MemoryLimit;
+        }
+        if began.elapsed() >= STREAK_RESET {
+            streak = 0;
+        }
+        let pause = if out.restart {
+            // Asked for: at once, and no failure to count.
+            eprintln!("sysjail: {}: restarting as asked", plan.name);
+            Duration::ZERO
+        } else if restarts(&launch.jail.lifecycle, &out, streak) {
+            streak += 1;
+            let pause = backoff(streak);
+            eprintln!(
+                "sysjail: {}: {}; restarting in {} ms ({streak}/{})",
+                plan.name,
+                out.ended,
+                pause.as_millis(),
+                launch.jail.lifecycle.restart_limit
+            );
+            pause
+        } else {
+            return Ok(out);
+        };
+        for problem in state::release(record) {
+            eprintln!("sysjail: {problem}");
+        }
+        owed.poststop = false;
+        if let Err(e) = host_hooks(launch, record, Phase::Poststop) {
+            eprintln!("sysjail: {}: {e}", plan.name);
+        }
+        record.run.restarts += 1;
+        record.run.ended = Some(out.ended.clone());
+        record.run.command_pid = None;
+        record.init_pid = None;
+        record.state = JailState::Restarting;
+        persist(launch, record);
+        supervisor::sd_notify("STATUS=restarting");
+        if let Some(cause) = supervisor::pause(control.as_fd(), pause) {
+            supervisor::sd_notify("STOPPING=1");
+            out.ended.reason = EndReason::Stopped;
+            out.by_down = cause == supervisor::lifecycle::StopCause::Down;
+            return Ok(out);
+        }
+        record.state = JailState::Starting;
+        record.started = state::now();
+        persist(launch, record);
+    }
+}
+
+/// Runs the host hooks of `phase` (prestart or poststop), with the jail's
+/// name, JID, root and host name in SYSJAIL_NAME, SYSJAIL_JID, SYSJAIL_PATH
+/// and SYSJAIL_HOSTNAME.
+fn host_hooks(launch: &Launch, record: &Record, phase: Phase) -> Result<(), HookError> {
+    let hooks = &launch.jail.lifecycle.hooks;
+    let commands = match phase {
+        Phase::Prestart => &hooks.prestart,
+        Phase::Poststop => &hooks.poststop,
+        Phase::Poststart | Phase::Prestop => return Ok(()),
+    };
+    let env = [
+        ("SYSJAIL_NAME", record.name.clone()),
+        ("SYSJAIL_JID", record.id.to_string()),
+        ("SYSJAIL_PATH", record.path.clone()),
+        ("SYSJAIL_HOSTNAME", record.hostname.clone()),
+    ];
+    supervisor::hooks::run_host(phase, commands, hooks.timeout, &env)
+}
+
+/// What a jail's runs leave to do.
+#[derive(Default)]
+struct Owed {
+    /// The poststop hooks of a run whose prestart hooks ran.
+    poststop: bool,
+    /// The systemd-cats of past runs, to reap.
+    cats: Vec<i32>,
+    /// A run took place: a later failure to start again is history.
+    ran: bool,
+}
+
+/// A run that lasted this long starts the restart count anew.
+const STREAK_RESET: Duration = Duration::from_secs(600);
+
+/// Whether `restart` covers how the run ended: never after a stop on
+/// request, a halt (jail root asked for it), a start reported failed to
+/// `up -b`, or the limit of restarts in a row.
+fn restarts(lifecycle: &Lifecycle, out: &Outcome, streak: u32) -> bool {
+    let covered = match lifecycle.restart {
+        Restart::No => false,
+        Restart::OnFailure => out.status != 0,
+        Restart::Always => true,
+    };
+    covered
+        && !out.requested()
+        && out.ended.reason != EndReason::Halted
+        && out.failed_start.is_none()
+        && streak < lifecycle.restart_limit
+}
+
+/// The pause before restart `n` (from 1): 100 ms, doubling, at most 30 s.
+fn backoff(n: u32) -> Duration {
+    let ms = 100u64.saturating_mul(1 << n.saturating_sub(1).min(16));
+    Duration::from_millis(ms.min(30_000))
+}
+
+fn persist(launch: &Launch, record: &Record) {
+    if let Ok(lock) = launch.registry.lock() {
+        let _ = launch.registry.write(&lock, record);
+    }
 }
 
 /// The JID of a jail named by it, and its range claim. The name is its
@@ -281,5 +490,67 @@ fn record(launch: &Launch, plan: &LaunchPlan, jid: u32) -> Record {
             pids: policy.cgroup.pids,
             cpu: policy.cgroup.cpu.map(|c| c.0),
         },
+        run: state::Run::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Ended;
+
+    fn outcome(status: i32, reason: EndReason) -> Outcome {
+        Outcome {
+            status,
+            ended: Ended {
+                at: 0,
+                status,
+                code: Some(status),
+                signal: None,
+                reason,
+                events: Vec::new(),
+            },
+            by_down: false,
+            failed_start: None,
+            restart: false,
+        }
+    }
+
+    #[test]
+    fn the_restart_policy_covers_failures_or_every_end_but_requested_ones() {
+        let policy = |restart| Lifecycle {
+            restart,
+            restart_limit: 2,
+            ..Lifecycle::default()
+        };
+        let failed = outcome(3, EndReason::Exited);
+        let clean = outcome(0, EndReason::Exited);
+        assert!(!restarts(&policy(Restart::No), &failed, 0));
+        assert!(restarts(&policy(Restart::OnFailure), &failed, 0));
+        assert!(!restarts(&policy(Restart::OnFailure), &clean, 0));
+        assert!(restarts(&policy(Restart::Always), &clean, 0));
+        // The limit of restarts in a row.
+        assert!(restarts(&policy(Restart::Always), &failed, 1));
+        assert!(!restarts(&policy(Restart::Always), &failed, 2));
+        // Never after a stop on request or a halt.
+        for reason in [EndReason::Stopped, EndReason::StopTimeout, EndReason::Halted] {
+            assert!(
+                !restarts(&policy(Restart::Always), &outcome(143, reason), 0),
+                "{reason:?}"
+            );
+        }
+        // A kill by the memory limit is a failure.
+        assert!(restarts(
+            &policy(Restart::OnFailure),
+            &outcome(137, EndReason::MemoryLimit),
+            0
+        ));
+    }
+
+    #[test]
+    fn the_backoff_doubles_from_100ms_to_30s() {
+        let ms: Vec<u128> = (1..=11).map(|n| backoff(n).as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]);
+        assert_eq!(backoff(1000), Duration::from_secs(30));
     }
 }

@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::config::{Allow, StopSignal};
+pub use crate::config::{Allow, Restart, StopSignal};
 pub use names::{Hostname, IdRef, JailName, check_env_name, check_ifname};
 pub use path::{AbsPath, PathProblem};
 pub use units::{Bytes, MilliCpu, parse_duration};
@@ -56,8 +56,10 @@ pub struct Jail {
     pub mounts: Vec<Mount>,
     /// How `down` stops the jail.
     pub stop: Stop,
-    /// Output file of a background jail.
-    pub log: Option<AbsPath>,
+    /// Start window and restart policy.
+    pub lifecycle: Lifecycle,
+    /// Where a background jail's output goes, if not to the default log.
+    pub log: Option<LogTarget>,
     /// Size at which the logs are rotated.
     pub log_size: Bytes,
     /// Where denied calls are recorded.
@@ -347,6 +349,84 @@ pub enum MountKind {
     Proc,
     /// The jail's own minimal /dev.
     Dev,
+}
+
+/// Where a background jail's output goes (`log`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    /// A host file, rotated at `log-size`.
+    File(AbsPath),
+    /// The systemd journal, through systemd-cat.
+    Journal,
+}
+
+/// What the supervisor does around the command's start and end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// How long a background command must run before `up -b` reports it started.
+    pub start_window: Duration,
+    /// When to start the jail again.
+    pub restart: Restart,
+    /// Restarts in a row before the jail stays down.
+    pub restart_limit: u32,
+    /// Commands run around the jail's life.
+    pub hooks: Hooks,
+}
+
+/// Commands run around a jail's life (`[hooks]`), each a program (an
+/// absolute path) and its arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hooks {
+    /// On the host before the jail is made.
+    pub prestart: Vec<Vec<String>>,
+    /// In the jail once its command runs.
+    pub poststart: Vec<Vec<String>>,
+    /// In the jail before it is stopped.
+    pub prestop: Vec<Vec<String>>,
+    /// On the host after the jail is torn down.
+    pub poststop: Vec<Vec<String>>,
+    /// How long each may run.
+    pub timeout: Duration,
+}
+
+impl Default for Hooks {
+    fn default() -> Hooks {
+        Hooks {
+            prestart: Vec::new(),
+            poststart: Vec::new(),
+            prestop: Vec::new(),
+            poststop: Vec::new(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Hooks {
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.prestart.is_empty() && self.poststart.is_empty() && self.prestop.is_empty() && self.poststop.is_empty()
+    }
+
+    /// Each phase by its key, with its commands.
+    pub fn phases(&self) -> [(&'static str, &[Vec<String>]); 4] {
+        [
+            ("prestart", &self.prestart),
+            ("poststart", &self.poststart),
+            ("prestop", &self.prestop),
+            ("poststop", &self.poststop),
+        ]
+    }
+}
+
+impl Default for Lifecycle {
+    fn default() -> Lifecycle {
+        Lifecycle {
+            start_window: Duration::from_secs(1),
+            restart: Restart::No,
+            restart_limit: 5,
+            hooks: Hooks::default(),
+        }
+    }
 }
 
 /// How a jail is stopped.

@@ -7,12 +7,23 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{
-    AbsPath, Addr, Bytes, Counter, Hostname, IdRef, Identity, Jail, JailName, Limits, MilliCpu, Mount, MountKind,
-    Network, NetworkMode, PathProblem, Private, Rlimit, RlimitValue, Root, Stop, Uplink, check_env_name, check_ifname,
-    parse_duration,
+    AbsPath, Addr, Bytes, Counter, Hooks, Hostname, IdRef, Identity, Jail, JailName, Lifecycle, Limits, MilliCpu,
+    Mount, MountKind, Network, NetworkMode, PathProblem, Private, Rlimit, RlimitValue, Root, Stop, Uplink,
+    check_env_name, check_ifname, parse_duration,
 };
 use crate::config::decode::{Field, IntOrText, Spanned};
-use crate::config::{Allow, Loaded, MountType, NetMode, RawJail, RawLimits, RawMount, RawNetwork, StopSignal};
+use crate::config::{
+    Allow, Loaded, MountType, NetMode, RawHooks, RawJail, RawLimits, RawMount, RawNetwork, StopSignal,
+};
+
+/// A duration's upper bound as the help line gives it ("1h", "1m").
+fn humantime_short(d: Duration) -> String {
+    match d.as_secs() {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
 use crate::diag::{Code, Diagnostic, FileId, Span};
 
 /// The outcome of validation.
@@ -106,7 +117,11 @@ impl Checker {
         let limits = self.limits(&raw.limits);
         let mounts = self.mounts(&raw.mount);
         let stop = self.stop(&raw.stop_timeout, &raw.stop_signal);
-        let log = self.opt_path(&raw.log, "log", false);
+        let lifecycle = self.lifecycle(raw);
+        let log = match &raw.log {
+            Some(f) if f.value == "journal" => Some(super::LogTarget::Journal),
+            _ => self.opt_path(&raw.log, "log", false).map(super::LogTarget::File),
+        };
         let log_denials = self.opt_path(&raw.log_denials, "log-denials", false);
         let log_size = raw.log_size.as_ref().map_or(Some(super::DEFAULT_LOG_SIZE), |f| {
             self.size(
@@ -133,6 +148,7 @@ impl Checker {
             limits,
             mounts,
             stop,
+            lifecycle,
             log,
             log_size: log_size?,
             log_denials,
@@ -1226,37 +1242,122 @@ impl Checker {
 
     fn stop(&mut self, timeout: &Opt<IntOrText>, signal: &Opt<StopSignal>) -> Stop {
         let default = Duration::from_secs(10);
-        let timeout = match timeout {
-            None => default,
-            Some(f) => {
-                let parsed = match &f.value {
-                    IntOrText::Int(n) if *n >= 0 => Ok(Duration::from_secs(*n as u64)),
-                    IntOrText::Int(n) => Err(format!("{n} is negative")),
-                    IntOrText::Text(s) => parse_duration(s),
-                };
-                match parsed {
-                    Ok(d) if d <= Duration::from_secs(3600) => d,
-                    Ok(_) => {
-                        self.report(
-                            Diagnostic::new(Code::OutOfRange, f.span, "`stop-timeout` is longer than an hour")
-                                .help("give at most \"1h\"; a jail that needs longer should stop itself"),
-                        );
-                        default
-                    }
-                    Err(why) => {
-                        self.report(
-                            Diagnostic::new(Code::InvalidDuration, f.span, format!("`stop-timeout`: {why}"))
-                                .help("write seconds as a number, or a string such as \"10s\", \"500ms\" or \"2m\""),
-                        );
-                        default
-                    }
-                }
-            }
-        };
+        let timeout = timeout.as_ref().map_or(default, |f| {
+            self.duration(
+                f,
+                "stop-timeout",
+                Duration::from_secs(3600),
+                "a jail that needs longer should stop itself",
+            )
+            .unwrap_or(default)
+        });
         Stop {
             timeout,
             signal: signal.as_ref().map_or(StopSignal::Term, |f| f.value),
         }
+    }
+
+    /// A duration key: seconds, or a string such as "10s"; at most `max`.
+    fn duration(&mut self, f: &Field<IntOrText>, key: &str, max: Duration, why_max: &str) -> Option<Duration> {
+        let parsed = match &f.value {
+            IntOrText::Int(n) if *n >= 0 => Ok(Duration::from_secs(*n as u64)),
+            IntOrText::Int(n) => Err(format!("{n} is negative")),
+            IntOrText::Text(s) => parse_duration(s),
+        };
+        match parsed {
+            Ok(d) if d <= max => Some(d),
+            Ok(_) => {
+                self.report(
+                    Diagnostic::new(
+                        Code::OutOfRange,
+                        f.span,
+                        format!("`{key}` is longer than {}", humantime_short(max)),
+                    )
+                    .help(format!("give at most \"{}\"; {why_max}", humantime_short(max))),
+                );
+                None
+            }
+            Err(why) => {
+                self.report(
+                    Diagnostic::new(Code::InvalidDuration, f.span, format!("`{key}`: {why}"))
+                        .help("write seconds as a number, or a string such as \"10s\", \"500ms\" or \"2m\""),
+                );
+                None
+            }
+        }
+    }
+
+    /// `start-window`, `restart` and `restart-limit`.
+    fn lifecycle(&mut self, raw: &RawJail) -> Lifecycle {
+        let mut out = Lifecycle::default();
+        if let Some(f) = &raw.start_window {
+            let max = Duration::from_secs(60);
+            out.start_window = self
+                .duration(f, "start-window", max, "`up -b` waits that long before it returns")
+                .unwrap_or(out.start_window);
+        }
+        if let Some(f) = &raw.restart {
+            out.restart = f.value;
+        }
+        if let Some(f) = &raw.restart_limit {
+            out.restart_limit = self
+                .range(f, "restart-limit", 0, 1000, "between 0 (never restart) and 1000")
+                .map_or(out.restart_limit, |n| n as u32);
+        }
+        if let Some(h) = &raw.hooks {
+            out.hooks = self.hooks(&h.value);
+        }
+        out
+    }
+
+    /// `[hooks]`: every command non-empty, its program an absolute path.
+    fn hooks(&mut self, raw: &RawHooks) -> Hooks {
+        let mut out = Hooks::default();
+        let phases = [
+            (&raw.prestart, &mut out.prestart, "hooks.prestart"),
+            (&raw.poststart, &mut out.poststart, "hooks.poststart"),
+            (&raw.prestop, &mut out.prestop, "hooks.prestop"),
+            (&raw.poststop, &mut out.poststop, "hooks.poststop"),
+        ];
+        for (field, commands, key) in phases {
+            let Some(f) = field else { continue };
+            for cmd in &f.value {
+                let Some(first) = cmd.value.first() else {
+                    self.report(
+                        Diagnostic::new(Code::EmptyCommand, cmd.span, format!("a command of `{key}` is empty"))
+                            .help("give the program and its arguments, such as [\"/bin/mkdir\", \"-p\", \"/srv/run\"]"),
+                    );
+                    continue;
+                };
+                if !first.value.starts_with('/') {
+                    self.report(
+                        Diagnostic::new(
+                            Code::RelativePath,
+                            first.span,
+                            format!("the program of a `{key}` command is not an absolute path"),
+                        )
+                        .help(format!(
+                            "hooks run without a search path: write it from the root, such as \"/usr/bin/{}\"",
+                            first.value.trim_start_matches("./")
+                        )),
+                    );
+                    continue;
+                }
+                commands.push(cmd.value.iter().map(|s| s.value.clone()).collect());
+            }
+        }
+        if let Some(f) = &raw.timeout {
+            let max = Duration::from_secs(3600);
+            out.timeout = self
+                .duration(
+                    f,
+                    "hooks.timeout",
+                    max,
+                    "a hook that needs longer should run in the jail",
+                )
+                .unwrap_or(out.timeout);
+        }
+        out
     }
 }
 

@@ -103,8 +103,46 @@ pub struct Policy {
     pub cgroup: Cgroup,
     /// Where denied calls are logged, if anywhere.
     pub denial_log: Option<AbsPath>,
+    /// The `[hooks]` commands, in the order they run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookEntry>,
     /// The host the table was compiled for, and what it lacks.
     pub host: HostPolicy,
+}
+
+/// A lifecycle hook: when and where it runs, and what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HookEntry {
+    /// Its key: "prestart", "poststart", "prestop" or "poststop".
+    pub phase: &'static str,
+    /// "host" (as the user running sysjail) or "jail" (as the jail's command).
+    pub runs: &'static str,
+    /// The program and its arguments.
+    pub argv: Vec<String>,
+    /// How long it may run, in milliseconds (`hooks.timeout`).
+    pub timeout_ms: u64,
+}
+
+/// The hooks of `jail`, phase by phase.
+fn hooks(jail: &Jail) -> Vec<HookEntry> {
+    let hooks = &jail.lifecycle.hooks;
+    hooks
+        .phases()
+        .into_iter()
+        .flat_map(|(phase, commands)| {
+            let runs = if matches!(phase, "prestart" | "poststop") {
+                "host"
+            } else {
+                "jail"
+            };
+            commands.iter().map(move |argv| HookEntry {
+                phase,
+                runs,
+                argv: argv.clone(),
+                timeout_ms: hooks.timeout.as_millis() as u64,
+            })
+        })
+        .collect()
 }
 
 /// Linux namespaces.
@@ -261,6 +299,7 @@ pub fn compile(jail: &Jail, facts: &HostFacts) -> Result<Policy, Refused> {
             cpu: jail.limits.cpu,
         },
         denial_log: jail.log_denials.clone(),
+        hooks: hooks(jail),
         host: HostPolicy {
             summary: host::summary(facts),
             degraded,

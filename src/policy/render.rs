@@ -56,6 +56,20 @@ pub fn render_text(p: &Policy) -> String {
         Some(path) => o.line(&path.to_string(), &"log-denials"),
         None => o.plain("off"),
     }
+    if !p.hooks.is_empty() {
+        o.head("hooks (in order)");
+        for h in &p.hooks {
+            let place = if h.runs == "host" {
+                "on the host, as the caller"
+            } else {
+                "in the jail, as its command"
+            };
+            o.plain(&format!(
+                "{:<10} {place}, within {} ms: {:?}",
+                h.phase, h.timeout_ms, h.argv
+            ));
+        }
+    }
     o.text
 }
 

@@ -73,6 +73,104 @@ pub struct Record {
     /// cgroup limits, for `ls -v`: memory bytes, pids, CPU thousandths.
     #[serde(default)]
     pub limits: Limits,
+    /// The command's pid, restarts, the output log and how the jail ended.
+    #[serde(default)]
+    pub run: Run,
+}
+
+impl Record {
+    /// True for the history record of a jail that has ended: it holds
+    /// nothing on the host but itself and its default log.
+    pub fn ended(&self) -> bool {
+        self.state == JailState::Exited
+    }
+}
+
+/// What a record says about the jail's runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    /// The command's pid on the host, while it runs.
+    pub command_pid: Option<i32>,
+    /// Times the supervisor started the jail again (`restart`).
+    pub restarts: u32,
+    /// The background jail's output log.
+    pub log: Option<PathBuf>,
+    /// The journal identifier of its output, with `log = "journal"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<String>,
+    /// The command given to `up` in place of the definition's, which
+    /// `sysjail restart` of the ended jail gives again.
+    pub command: Option<Vec<String>>,
+    /// How the last run ended.
+    pub ended: Option<Ended>,
+}
+
+/// How a run of the jail ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ended {
+    /// Unix time.
+    pub at: u64,
+    /// `sysjail up`'s exit status for it: the command's code, or 128 + signal.
+    pub status: i32,
+    /// The command's exit code, if it exited.
+    pub code: Option<i32>,
+    /// The signal that killed the command, if one did.
+    pub signal: Option<i32>,
+    /// Why.
+    pub reason: EndReason,
+    /// What the cgroup limits did on the way.
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+/// Why a jail's run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndReason {
+    /// The command exited (or the last process of the jail after it).
+    Exited,
+    /// A signal killed the command.
+    Signaled,
+    /// The command could not be executed.
+    StartFailed,
+    /// The memory limit's OOM killer killed it.
+    MemoryLimit,
+    /// Jail root called reboot(2), which halts the jail.
+    Halted,
+    /// Stopped on request (`down`, or SIGTERM to the supervisor).
+    Stopped,
+    /// Stopped on request, and killed when the stop timeout ran out.
+    StopTimeout,
+    /// A poststart hook failed, and the jail was stopped.
+    HookFailed,
+    /// The supervisor could not start it again after a run (`restart`);
+    /// the events say why.
+    RestartFailed,
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = match (self.code, self.signal) {
+            (_, Some(s)) => format!("killed by signal {s} ({})", signal_name(s)),
+            (Some(c), None) => format!("exited with status {c}"),
+            (None, None) => format!("status {}", self.status),
+        };
+        match self.reason {
+            EndReason::Exited | EndReason::Signaled => f.write_str(&how),
+            EndReason::StartFailed => write!(f, "the command could not be executed (status {})", self.status),
+            EndReason::MemoryLimit => write!(f, "{how} by the memory limit (OOM)"),
+            EndReason::Halted => write!(f, "halted by reboot(2) from jail root ({how})"),
+            EndReason::Stopped => write!(f, "stopped ({how})"),
+            EndReason::StopTimeout => write!(f, "stopped: killed after the stop timeout ({how})"),
+            EndReason::HookFailed => write!(f, "stopped: a poststart hook failed (status {})", self.status),
+            EndReason::RestartFailed => write!(f, "could not be started again (status {})", self.status),
+        }
+    }
+}
+
+/// The name of a signal, for messages ("SIGKILL").
+pub fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_string())
 }
 
 /// Where a jail is in its life; written in records as its name in lower
@@ -86,6 +184,10 @@ pub enum JailState {
     Running,
     /// Asked to stop; its processes have the grace period.
     Stopping,
+    /// Its command ended; the supervisor starts it again after a pause.
+    Restarting,
+    /// It ended; the record is kept (history) until `down` clears it.
+    Exited,
 }
 
 impl std::fmt::Display for JailState {
@@ -94,6 +196,8 @@ impl std::fmt::Display for JailState {
             JailState::Starting => "starting",
             JailState::Running => "running",
             JailState::Stopping => "stopping",
+            JailState::Restarting => "restarting",
+            JailState::Exited => "exited",
         })
     }
 }
@@ -111,7 +215,36 @@ pub fn teardown(registry: &Registry, record: &Record) -> Vec<String> {
     }
 }
 
-fn teardown_locked(registry: &Registry, lock: &Lock, record: &Record) -> Vec<String> {
+/// Removes what a jail's run left on the host, as [`teardown`] does, but
+/// keeps its record as history: `record`, marked ended, replaces the live one
+/// (if that is still this supervisor's), without a control socket.
+pub fn teardown_keeping(registry: &Registry, record: &Record) -> Vec<String> {
+    let lock = match registry.lock() {
+        Ok(lock) => lock,
+        Err(e) => return vec![e.to_string()],
+    };
+    let mut problems = release(record);
+    let ours = registry.list(&lock).into_iter().find(|r| r.name == record.name);
+    if ours.is_some_and(|r| r.supervisor_pid == record.supervisor_pid) {
+        let mut history = record.clone();
+        history.state = JailState::Exited;
+        history.init_pid = None;
+        history.run.command_pid = None;
+        let _ = unlinkat(
+            registry.fd(),
+            Registry::control_name(&record.name).as_str(),
+            UnlinkatFlags::NoRemoveDir,
+        );
+        if let Err(e) = registry.write(&lock, &history) {
+            problems.push(e.to_string());
+        }
+    }
+    problems
+}
+
+/// Removes the processes, cgroups and veth of a jail's run; keeps its record
+/// (a jail that restarts makes them anew). Returns what could not be removed.
+pub fn release(record: &Record) -> Vec<String> {
     let mut problems = Vec::new();
     if let Some(v) = &record.veth
         && let Err(e) = crate::sys::net::remove_veth(v)
@@ -124,6 +257,11 @@ fn teardown_locked(registry: &Registry, lock: &Lock, record: &Record) -> Vec<Str
             problems.push(e.to_string());
         }
     }
+    problems
+}
+
+fn teardown_locked(registry: &Registry, lock: &Lock, record: &Record) -> Vec<String> {
+    let problems = release(record);
     // Only its own record: a new jail of the same name may have taken it.
     registry.remove_if(lock, &record.name, record.supervisor_pid);
     problems
@@ -404,9 +542,21 @@ impl Registry {
         write().map_err(|e| StateError::Write(path, e))
     }
 
-    /// Removes a jail's record and control socket.
+    /// The name of a background jail's default output log in the directory
+    /// (rotated to NAME.log.1).
+    pub fn log_name(name: &str) -> String {
+        format!("{name}.log")
+    }
+
+    /// Removes a jail's record, control socket and default log.
     pub fn remove(&self, _lock: &Lock, name: &str) {
-        for entry in [Registry::record_name(name), Registry::control_name(name)] {
+        let log = Registry::log_name(name);
+        for entry in [
+            Registry::record_name(name),
+            Registry::control_name(name),
+            format!("{log}.1"),
+            log,
+        ] {
             let _ = unlinkat(self.fd(), entry.as_str(), UnlinkatFlags::NoRemoveDir);
         }
     }
@@ -429,10 +579,30 @@ impl Registry {
             .ok_or_else(|| StateError::NotFound(which.to_string()))
     }
 
+    /// Finds a jail by name or jid, live or ended (its history record); a
+    /// live one comes first.
+    pub fn find_any(&self, lock: &Lock, which: &str) -> Result<Record, StateError> {
+        let mut found: Vec<Record> = self
+            .list(lock)
+            .into_iter()
+            .filter(|r| alive(r) || r.ended())
+            .filter(|r| r.name == which || r.id.to_string() == which)
+            .collect();
+        found.sort_by_key(Record::ended);
+        found
+            .into_iter()
+            .next()
+            .ok_or_else(|| StateError::NotFound(which.to_string()))
+    }
+
     /// Removes records whose supervisor is gone, with what they left behind,
-    /// and returns them.
+    /// and returns them. History records stay.
     pub fn clean_stale(&self, lock: &Lock) -> Vec<Record> {
-        let stale: Vec<Record> = self.list(lock).into_iter().filter(|r| !alive(r)).collect();
+        let stale: Vec<Record> = self
+            .list(lock)
+            .into_iter()
+            .filter(|r| !alive(r) && !r.ended())
+            .collect();
         for r in &stale {
             let _ = teardown_locked(self, lock, r);
         }
@@ -442,7 +612,8 @@ impl Registry {
     /// Reserves a name: fails if a live jail has it; returns the smallest free jid.
     pub fn reserve(&self, lock: &Lock, name: &str) -> Result<u32, StateError> {
         self.clean_stale(lock);
-        let live = self.list(lock);
+        // An ended jail's history gives way to the new run's record.
+        let live: Vec<Record> = self.list(lock).into_iter().filter(|r| !r.ended()).collect();
         if let Some(r) = live.iter().find(|r| r.name == name) {
             return Err(StateError::NameTaken {
                 name: name.to_string(),
@@ -526,6 +697,7 @@ mod tests {
             control: PathBuf::from("/nonexistent"),
             state: JailState::Running,
             limits: Limits::default(),
+            run: Run::default(),
         }
     }
 

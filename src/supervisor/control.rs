@@ -44,7 +44,7 @@ pub fn listen(dir: BorrowedFd<'_>, name: &str) -> io::Result<OwnedFd> {
 }
 
 /// Accepts a client whose uid is the supervisor's or root's.
-pub fn accept(listener: &OwnedFd) -> io::Result<Option<Channel>> {
+pub fn accept(listener: BorrowedFd<'_>) -> io::Result<Option<Channel>> {
     let fd = match socket::accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
         Ok(fd) => fd,
         Err(nix::errno::Errno::EAGAIN) => return Ok(None),

@@ -10,14 +10,18 @@
 pub mod channel;
 pub mod client;
 pub mod control;
+pub mod hooks;
 mod init;
+mod jail_hooks;
 pub mod janitor;
+pub mod journal;
+pub mod lifecycle;
 mod notify;
 pub mod proto;
 mod sockets;
 pub mod tty;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -26,6 +30,8 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use channel::Channel;
+use lifecycle::{Outcome, Pending, StopCause};
+pub use lifecycle::{Report, pause, sd_notify};
 use proto::{FromInit, InitError, Reply, Request, Status, ToInit};
 
 pub use crate::launch::{Awaiting, Launch, UpError};
@@ -56,18 +62,71 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> UpError {
 /// caller's own).
 pub struct Logs {
     /// A background jail's output (`log`).
-    pub output: Option<LogFile>,
+    pub output: Option<Sink>,
     /// Denied calls (`log-denials`, `--log-denials`).
     pub denials: Option<LogFile>,
 }
 
+/// Where the supervisor puts a background jail's output.
+#[derive(Debug)]
+pub enum Sink {
+    /// A log file, rotated at its cap.
+    File(LogFile),
+    /// The journal, through systemd-cat.
+    Journal(journal::JournalCat),
+}
+
+impl Sink {
+    /// Appends `bytes`; true when a log file rotated (a new descriptor).
+    fn write(&mut self, bytes: &[u8]) -> io::Result<bool> {
+        match self {
+            Sink::File(log) => log.write(bytes),
+            Sink::Journal(cat) => cat.write(bytes).map(|()| false),
+        }
+    }
+
+    /// The descriptor the supervisor's own messages go to.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Sink::File(log) => log.as_fd(),
+            Sink::Journal(cat) => cat.as_fd(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Sink::File(log) => format!("log {}", log.path().display()),
+            Sink::Journal(_) => "the journal".to_string(),
+        }
+    }
+}
+
 impl Logs {
+    /// Where a background jail's output goes: `log`, or NAME.log in the
+    /// state directory; `None` for the journal or a jail in the foreground.
+    pub fn output_path(launch: &Launch) -> Option<std::path::PathBuf> {
+        if !launch.background {
+            return None;
+        }
+        match &launch.jail.log {
+            Some(crate::model::LogTarget::File(path)) => Some(path.as_path().to_path_buf()),
+            Some(crate::model::LogTarget::Journal) => None,
+            None => {
+                let name = Registry::log_name(&launch.jail.name.to_string());
+                std::path::absolute(launch.registry.dir().join(name)).ok()
+            }
+        }
+    }
+
     /// Opens the logs `launch` asks for.
     pub fn open(launch: &Launch) -> Result<Logs, UpError> {
         let cap = launch.jail.log_size.0;
-        let output = match &launch.jail.log {
-            Some(path) if launch.background => Some(logfile::open_log(path.as_path(), cap)?),
-            _ => None,
+        let output = match Logs::output_path(launch) {
+            Some(path) => Some(Sink::File(logfile::open_log(&path, cap)?)),
+            None if launch.background && launch.jail.log == Some(crate::model::LogTarget::Journal) => Some(
+                Sink::Journal(journal::JournalCat::start(&launch.jail.name.to_string())?),
+            ),
+            None => None,
         };
         let denials = match (&launch.log_denials, &launch.jail.log_denials) {
             // Relative to the working directory, whose path getcwd(3) gives
@@ -86,25 +145,6 @@ impl Logs {
 fn borrow(fd: RawFd) -> BorrowedFd<'static> {
     // SAFETY: 0, 1 and 2 stay open for the process's life.
     unsafe { BorrowedFd::borrow_raw(fd) }
-}
-
-/// How a background launch reports to the command that started it.
-pub struct Report {
-    pipe: Option<OwnedFd>,
-}
-
-impl Report {
-    fn running(&mut self, jid: u32) {
-        if let Some(p) = self.pipe.take() {
-            let _ = nix::unistd::write(&p, format!("ok {jid}").as_bytes());
-        }
-    }
-    /// Tells the waiting parent why the jail did not start.
-    pub fn failed(&mut self, why: &str) {
-        if let Some(p) = self.pipe.take() {
-            let _ = nix::unistd::write(&p, format!("error {why}").as_bytes());
-        }
-    }
 }
 
 /// Which side of the fork of a background launch this is.
@@ -129,26 +169,16 @@ pub fn background(print_id: bool) -> Result<Detach, UpError> {
     })? {
         nix::unistd::ForkResult::Parent { .. } => {
             drop(write);
-            // One read: the report is a single short write, and other processes
-            // of the jail's family may hold the pipe open long after.
-            let mut buf = [0u8; 512];
-            let n = std::fs::File::from(read).read(&mut buf).unwrap_or(0);
-            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-            match msg.split_once(' ') {
-                Some(("ok", jid)) => {
+            match lifecycle::read_report(read) {
+                Ok(jid) => {
                     if print_id {
                         println!("{jid}");
                     }
                     Ok(Detach::Parent(0))
                 }
-                // 125: sysjail's own failure, as in the foreground.
-                Some(("error", why)) => {
+                Err((status, why)) => {
                     eprintln!("sysjail: {why}");
-                    Ok(Detach::Parent(125))
-                }
-                _ => {
-                    eprintln!("sysjail: the background supervisor exited before the jail ran");
-                    Ok(Detach::Parent(125))
+                    Ok(Detach::Parent(status))
                 }
             }
         }
@@ -162,13 +192,13 @@ pub fn background(print_id: bool) -> Result<Detach, UpError> {
 
 /// A detached supervisor reads nothing and writes its messages to the jail's
 /// log, or nowhere (the old manual: standard input and output to /dev/null).
-pub fn detach_stdio(log: Option<&LogFile>) {
+pub fn detach_stdio(log: Option<BorrowedFd<'_>>) {
     let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") else {
         return;
     };
     // SAFETY: dup2 onto 0 of a descriptor we hold.
     unsafe { libc::dup2(null.as_raw_fd(), 0) };
-    stdout_to(log.map_or(null.as_fd(), |l| l.as_fd()));
+    stdout_to(log.unwrap_or(null.as_fd()));
 }
 
 /// Points the supervisor's stdout and stderr at `fd` (the log, again after
@@ -219,7 +249,7 @@ pub fn run(
     control: OwnedFd,
     logs: Logs,
     detached: Option<&mut Report>,
-) -> Result<i32, UpError> {
+) -> Result<Outcome, UpError> {
     let sigfd = block_signals()?;
     let sources = resolve_sources(plan)?;
     let (chan, init_chan) = Channel::pair().map_err(io_err("socketpair"))?;
@@ -236,22 +266,38 @@ pub fn run(
         }
     };
     drop(host);
-    let mut jail = Running::new(plan, chan, started.init.pidfd, sigfd, control, logs);
+    let hooks = launch.jail.lifecycle.hooks.clone();
+    let mut jail = Running::new(plan, chan, started.init.pidfd, sigfd, control, logs, hooks);
     jail.go(started.prepared, started.joins)?;
     record.init_pid = Some(started.init.pid);
-    record.state = JailState::Running;
     let registry = &launch.registry;
-    if let Ok(lock) = registry.lock() {
-        registry.write(&lock, record)?;
-    }
     // -i in the foreground: the JID comes first on our standard output,
     // before anything the command writes there.
     if launch.print_id && !launch.background {
         let _ = writeln!(std::io::stdout(), "{}", record.id);
     }
     jail.start_main(launch)?;
-    if let Some(report) = detached {
-        report.running(record.id);
+    record.run.command_pid = jail.command_pid(started.init.pid);
+    record.state = JailState::Running;
+    if let Ok(lock) = registry.lock() {
+        registry.write(&lock, record)?;
+    }
+    match detached {
+        Some(report) => {
+            let window = launch.jail.lifecycle.start_window;
+            jail.pending = Some(Pending {
+                report: report.take(),
+                jid: record.id,
+                deadline: Instant::now() + window,
+                window,
+                early: Vec::new(),
+            });
+            jail.start_poststart();
+            jail.settle(false);
+        }
+        // Ready once the command runs and its poststart hooks succeeded.
+        None if jail.main_error.is_none() && !jail.start_poststart() => sd_notify("READY=1"),
+        None => {}
     }
     // The launch is done: the event loop is a small part of the program.
     crate::sys::memory::shed_text();
@@ -298,7 +344,7 @@ struct Client {
 /// supervisor copies it to the log. Holding the log itself, the jail could
 /// truncate or seek it, or fill the host's disk.
 struct Output {
-    log: LogFile,
+    log: Sink,
     /// The pipe's read end, once the command runs, until every writer is gone.
     pipe: Option<OwnedFd>,
     /// A write to the log failed: said once.
@@ -332,6 +378,22 @@ struct Running<'p> {
     stop_signal: i32,
     notifier: notify::Notifier,
     output: Option<Output>,
+    /// A background start not yet reported to `up -b`.
+    pending: Option<Pending>,
+    /// A background start that failed, to report after teardown.
+    failed_start: Option<lifecycle::FailedStart>,
+    /// Why a stop was asked, and whether the stop timeout ran out.
+    stop_cause: Option<(StopCause, bool)>,
+    /// `[hooks]`: poststart and prestop run here.
+    hook_commands: crate::model::Hooks,
+    /// The hooks running now.
+    hooks: Option<jail_hooks::JailHooks>,
+    /// Where hooks in the jail write: the command's output.
+    hook_out: Option<OwnedFd>,
+    /// A poststart hook failed: the jail stops, with its status.
+    hook_failure: Option<hooks::HookError>,
+    /// The prestop hooks ran (or must not).
+    prestop_done: bool,
 }
 
 impl<'p> Running<'p> {
@@ -342,6 +404,7 @@ impl<'p> Running<'p> {
         sigfd: SignalFd,
         control: OwnedFd,
         logs: Logs,
+        hook_commands: crate::model::Hooks,
     ) -> Self {
         Running {
             plan,
@@ -368,6 +431,71 @@ impl<'p> Running<'p> {
                 pipe: None,
                 failed: false,
             }),
+            pending: None,
+            failed_start: None,
+            stop_cause: None,
+            hook_commands,
+            hooks: None,
+            hook_out: None,
+            hook_failure: None,
+            prestop_done: false,
+        }
+    }
+
+    /// The command's pid on the host: init's only child right after the
+    /// spawn (/proc/PID/task/PID/children; `None` where the kernel lacks it).
+    fn command_pid(&self, init: i32) -> Option<i32> {
+        if self.main_error.is_some() {
+            return None;
+        }
+        let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).ok()?;
+        children.split_whitespace().next()?.parse().ok()
+    }
+
+    /// Starts the poststart hooks once the command runs; false if none started.
+    fn start_poststart(&mut self) -> bool {
+        self.main_error.is_none() && self.start_hooks(hooks::Phase::Poststart)
+    }
+
+    /// Reports a background start once it is decided: the command could not
+    /// be executed, ended within the start window (a failure unless it
+    /// exited 0), or lasted the window. `done`: the jail is over.
+    fn settle(&mut self, done: bool) {
+        let Some(pending) = &mut self.pending else { return };
+        let name = &self.plan.name;
+        let poststart = self.hooks.as_ref().is_some_and(|h| h.phase == hooks::Phase::Poststart);
+        let failure = if let Some(e) = &self.hook_failure {
+            Some((e.status(), format!("{name}: {e}")))
+        } else if poststart && !done {
+            return;
+        } else if let Some(e) = &self.main_error {
+            Some((e.exit_status(), format!("{name}: {e}")))
+        } else {
+            match self.main_status {
+                Some(proto::Status::Code(0)) => None,
+                Some(status) => Some((status.exit_code(), pending.died(name, status))),
+                None if done => Some((1, format!("{name}: the jail ended within its start window"))),
+                None if Instant::now() < pending.deadline => return,
+                None => None,
+            }
+        };
+        let mut pending = self.pending.take().expect("checked above");
+        match failure {
+            // Reported once the jail is torn down: when `up -b` fails,
+            // only the history record is left. Whatever the command left
+            // running goes with the jail.
+            Some((status, why)) => {
+                let _ = raw::pidfd_send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
+                self.failed_start = Some(lifecycle::FailedStart {
+                    report: pending.report,
+                    status,
+                    why,
+                });
+            }
+            None => {
+                pending.report.running(pending.jid);
+                sd_notify("READY=1");
+            }
         }
     }
 
@@ -509,6 +637,9 @@ impl<'p> Running<'p> {
         let mut spawn = self.plan.spawn.clone();
         spawn.tty = spawn.tty && !launch.background;
         let stdio = self.main_stdio(launch, spawn.tty)?;
+        if !(self.hook_commands.poststart.is_empty() && self.hook_commands.prestop.is_empty()) {
+            self.hook_out = Some(self.hook_output(&stdio)?);
+        }
         let fds: Vec<RawFd> = stdio.iter().map(|f| f.as_raw_fd()).collect();
         let request = ToInit::Spawn {
             id: 0,
@@ -543,11 +674,33 @@ impl<'p> Running<'p> {
         }
     }
 
+    /// Where the jail's hooks write: where the command does, or with a
+    /// terminal (which hooks never get) a pipe this supervisor relays to
+    /// its own output.
+    fn hook_output(&mut self, stdio: &[OwnedFd]) -> Result<OwnedFd, UpError> {
+        if let Some(out) = stdio.get(1) {
+            return out.try_clone().map_err(io_err("dup"));
+        }
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io_err("pipe")(e.into()))?;
+        nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+            .map_err(|e| io_err("pipe")(e.into()))?;
+        self.file_pipes[0] = Some(read);
+        Ok(write)
+    }
+
     /// The event loop; returns the exit status once init has exited.
-    fn serve(mut self, registry: &Registry, record: &mut Record) -> i32 {
+    fn serve(mut self, registry: &Registry, record: &mut Record) -> Outcome {
         let mut init_alive = true;
         while init_alive {
-            let timeout = match self.stop_deadline {
+            let next = [
+                self.stop_deadline,
+                self.pending.as_ref().map(|p| p.deadline),
+                self.hooks.as_ref().and_then(|h| h.deadline()),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let timeout = match next {
                 Some(d) => {
                     PollTimeout::try_from(d.saturating_duration_since(Instant::now())).unwrap_or(PollTimeout::MAX)
                 }
@@ -560,14 +713,38 @@ impl<'p> Running<'p> {
             {
                 let _ = raw::pidfd_send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
                 self.stop_deadline = None;
+                if let Some((_, timed_out)) = &mut self.stop_cause {
+                    *timed_out = true;
+                }
             }
+            self.hook_timeouts();
+            self.settle(false);
         }
         self.drain();
         let (code, signal) = self.wait_init();
+        self.settle(true);
         drop(self.raw_mode.take());
         self.tell_clients_killed();
         self.report_denials();
-        self.exit_status(code, signal)
+        let status = self.exit_status(code, signal);
+        let mut ended = lifecycle::ended(
+            status,
+            self.main_status,
+            signal,
+            self.main_error.is_some(),
+            self.halted.is_some(),
+            self.stop_cause,
+        );
+        if self.hook_failure.is_some() {
+            ended.reason = crate::state::EndReason::HookFailed;
+        }
+        Outcome {
+            status,
+            ended,
+            by_down: self.stop_cause.is_some_and(|(c, _)| c == StopCause::Down),
+            failed_start: self.failed_start.take(),
+            restart: self.stop_cause.is_some_and(|(c, _)| c == StopCause::Restart),
+        }
     }
 
     /// Handles each ready source, by the slots of [`Running::poll`]; returns
@@ -651,6 +828,9 @@ impl<'p> Running<'p> {
             eprintln!("sysjail: {}: halted by reboot(2) from jail root", self.plan.name);
             return 128 + signal;
         }
+        if let Some(e) = &self.hook_failure {
+            return e.status();
+        }
         if let Some(e) = &self.main_error {
             eprintln!("sysjail: {e}");
             return e.exit_status();
@@ -714,6 +894,8 @@ impl<'p> Running<'p> {
         let client = |s: &mut Self, id: u64| s.clients.iter().position(|c| c.id == Some(id));
         match msg {
             FromInit::Exited { id: 0, status } => self.main_status = Some(status),
+            FromInit::Exited { id, status } if self.is_hook(id) => self.hook_ended(Some(status), None),
+            FromInit::SpawnFailed { id, error } if self.is_hook(id) => self.hook_ended(None, Some(&error)),
             FromInit::Exited { id, status } => {
                 if let Some(i) = client(self, id) {
                     let c = self.clients.remove(i);
@@ -751,6 +933,20 @@ impl<'p> Running<'p> {
             let _ = raw::pidfd_send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
             return;
         }
+        // Asked again while the prestop hooks run: they are cut short.
+        let prestop = self.hooks.as_ref().is_some_and(|h| h.phase == hooks::Phase::Prestop);
+        if prestop {
+            self.hooks = None;
+        } else if !self.prestop_done {
+            self.prestop_done = true;
+            // The stop goes on when they are done.
+            if self.start_hooks(hooks::Phase::Prestop) {
+                return;
+            }
+        }
+        if self.stop_cause.is_none_or(|(c, _)| c != StopCause::Restart) {
+            sd_notify("STOPPING=1");
+        }
         let _ = self.chan.send(
             &ToInit::Signal {
                 id: None,
@@ -766,6 +962,7 @@ impl<'p> Running<'p> {
             let sig = info.ssi_signo as i32;
             match sig {
                 libc::SIGTERM => {
+                    self.stop_cause.get_or_insert((StopCause::Signal, false));
                     self.mark_stopping(registry, record);
                     self.stop();
                 }
@@ -809,7 +1006,7 @@ impl<'p> Running<'p> {
     }
 
     fn accept(&mut self) {
-        while let Ok(Some(chan)) = control::accept(&self.control) {
+        while let Ok(Some(chan)) = control::accept(self.control.as_fd()) {
             self.clients.push(Client {
                 chan,
                 id: None,
@@ -841,7 +1038,13 @@ impl<'p> Running<'p> {
                     tty::set_winsize(m.as_fd(), rows, cols);
                 }
             }
-            Ok(Some((Request::Stop, _))) => {
+            Ok(Some((request @ (Request::Stop | Request::Restart), _))) => {
+                let cause = if matches!(request, Request::Stop) {
+                    StopCause::Down
+                } else {
+                    StopCause::Restart
+                };
+                self.stop_cause = Some((cause, self.stop_cause.is_some_and(|(_, t)| t)));
                 let _ = self.clients[i].chan.send(&Reply::Stopping, &[]);
                 self.stop();
             }
@@ -958,15 +1161,18 @@ impl<'p> Running<'p> {
                 false
             }
             Ok(n) => {
+                if let Some(p) = &mut self.pending {
+                    p.saw(&buf[..n]);
+                }
                 match output.log.write(&buf[..n]) {
                     // Our own messages follow the log to its new file.
-                    Ok(true) => stdout_to(output.log.as_fd()),
+                    Ok(true) => stdout_to(output.log.fd()),
                     Ok(false) => {}
                     // The output is dropped, but the pipe still drained: the
                     // jail never blocks on a log the host cannot take.
                     Err(e) if !output.failed => {
                         output.failed = true;
-                        tracing::warn!("log {}: {e}; the jail's output is dropped", output.log.path().display());
+                        tracing::warn!("{}: {e}; the jail's output is dropped", output.log.describe());
                     }
                     Err(_) => {}
                 }

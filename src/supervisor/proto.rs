@@ -441,6 +441,9 @@ pub enum Request {
     },
     /// Stops the jail: the stop signal, then SIGKILL after the timeout.
     Stop,
+    /// Stops the jail as [`Request::Stop`] does, then starts it again in
+    /// the same supervisor (`sysjail restart`).
+    Restart,
 }
 
 /// Supervisor to client.

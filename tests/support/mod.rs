@@ -38,6 +38,10 @@ pub enum Need {
     /// The launcher holds CAP_SYS_RESOURCE, which raising a hard limit for
     /// a jail takes. Containers often withhold it even from root.
     SysResource,
+    /// A systemd journal (journald's socket), which containers rarely run.
+    Journal,
+    /// No systemd journal, to see `log = "journal"` refused.
+    NoJournal,
 }
 
 impl Need {
@@ -45,7 +49,7 @@ impl Need {
     /// from root, so its tests report SKIP there even under
     /// SYSJAIL_REQUIRE_ALL.
     fn required_in_ci(self) -> bool {
-        self != Need::SysResource
+        !matches!(self, Need::SysResource | Need::Journal | Need::NoJournal)
     }
 }
 
@@ -103,6 +107,8 @@ impl Machine {
                 Need::Script => (!self.script).then(|| "util-linux's script is not installed".to_string()),
                 Need::SysResource => (!self.sys_resource)
                     .then(|| "the launcher lacks CAP_SYS_RESOURCE (withheld by this container)".to_string()),
+                Need::Journal => (!journal()).then(|| "no systemd journal runs here".to_string()),
+                Need::NoJournal => journal().then(|| "a systemd journal runs here".to_string()),
             };
             if let Some(why) = missing {
                 return Some((why, need.required_in_ci()));
@@ -114,6 +120,10 @@ impl Machine {
     fn controller(&self, name: &str) -> Option<String> {
         (!self.controllers.iter().any(|c| c == name)).then(|| format!("no {name} cgroup controller"))
     }
+}
+
+fn journal() -> bool {
+    Path::new("/run/systemd/journal/socket").exists()
 }
 
 fn rootless_userns() -> bool {
@@ -526,5 +536,6 @@ pub fn record(name: &str, pid: i32, start: u64, control: &Path) -> sysjail::stat
         control: control.to_path_buf(),
         state: sysjail::state::JailState::Running,
         limits: sysjail::state::Limits::default(),
+        run: sysjail::state::Run::default(),
     }
 }

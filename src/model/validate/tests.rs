@@ -365,3 +365,41 @@ fn raw_sockets_on_the_host_stack_are_said_to_take_no_effect() {
     let private = host.replace("mode = \"host\"", "mode = \"private\"");
     assert_eq!(check("p", &private).1, vec![]);
 }
+
+#[test]
+fn lifecycle_keys_and_hooks_are_validated_at_their_places() {
+    let (v, found) = check("web", MINIMAL);
+    assert_eq!(found, vec![]);
+    assert_eq!(v.jail.unwrap().lifecycle, Lifecycle::default());
+    let text = format!(
+        "start-window = \"250ms\"\nrestart = \"on-failure\"\nrestart-limit = 3\n{MINIMAL}\
+         [hooks]\nprestart = [[\"/bin/mkdir\", \"-p\", \"/srv/x\"]]\nprestop = [[\"/bin/true\"]]\ntimeout = 5\n"
+    );
+    let (v, found) = check("web", &text);
+    assert_eq!(found, vec![]);
+    let life = v.jail.unwrap().lifecycle;
+    assert_eq!(life.start_window, Duration::from_millis(250));
+    assert_eq!(life.restart, crate::config::Restart::OnFailure);
+    assert_eq!(life.restart_limit, 3);
+    assert_eq!(life.hooks.prestart, vec![vec!["/bin/mkdir", "-p", "/srv/x"]]);
+    assert_eq!(life.hooks.prestop, vec![vec!["/bin/true"]]);
+    assert_eq!(life.hooks.timeout, Duration::from_secs(5));
+    // Each mistake at its own place.
+    let text = format!(
+        "start-window = \"2m\"\nrestart = \"sometimes\"\nrestart-limit = -1\n{MINIMAL}\
+         [hooks]\nposttart = []\npoststart = [[\"mkdir\"], []]\ntimeout = \"soon\"\n"
+    );
+    let (_, found) = check("web", &text);
+    assert_eq!(
+        found,
+        vec![
+            (Code::OutOfRange, 1, 16),
+            (Code::UnknownValue, 2, 11),
+            (Code::OutOfRange, 3, 17),
+            (Code::UnknownKey, 9, 1),
+            (Code::RelativePath, 10, 15),
+            (Code::EmptyCommand, 10, 25),
+            (Code::InvalidDuration, 11, 11),
+        ]
+    );
+}

@@ -1,0 +1,65 @@
+//! `sysjail restart`: a running jail stopped and started again by its own
+//! supervisor; an ended jail started again in the background from its record.
+
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The jail's name or JID
+    #[arg(value_name = "JAIL")]
+    jail: String,
+}
+
+pub fn run(args: Args, global: &super::Global) -> ExitCode {
+    let dir = global.state_dir();
+    let record = match sysjail::jails::find(&dir, &args.jail) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sysjail restart: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !record.ended() {
+        // The stop timeout, then the new run's start: at most a minute more.
+        return match sysjail::jails::restart(&dir, &record.name, Duration::from_secs(90)) {
+            Ok(r) if r.ended() => {
+                let why = r.run.ended.map_or_else(|| "it ended".to_string(), |e| e.to_string());
+                eprintln!("sysjail restart: {}: {why}", r.name);
+                ExitCode::FAILURE
+            }
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sysjail restart: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let Some(definition) = &record.definition else {
+        eprintln!(
+            "sysjail restart: {} was not started from a file; start it again with `sysjail up`",
+            record.name
+        );
+        return ExitCode::FAILURE;
+    };
+    // `up -b` of the recorded definition and command, as a fresh launch:
+    // it replaces the history record, and reports as `up -b` does.
+    let mut up = match std::env::current_exe() {
+        Ok(exe) => Command::new(exe),
+        Err(e) => {
+            eprintln!("sysjail restart: this program's path: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    up.arg("--state-dir").arg(&dir).args(["up", "-b"]).arg(definition);
+    if let Some(cmd) = &record.run.command {
+        up.arg("--").args(cmd);
+    }
+    match up.status() {
+        Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("sysjail restart: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
