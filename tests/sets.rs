@@ -28,6 +28,11 @@ fn main() {
         a_directory_starts_in_dependency_order_and_stops_in_reverse,
     );
     r.test(
+        "sets_a_managed_directory_end_to_end",
+        &[Root],
+        a_managed_directory_end_to_end,
+    );
+    r.test(
         "sets_a_failure_stops_what_up_started",
         &[Root],
         a_failure_stops_what_up_started,
@@ -419,4 +424,131 @@ fn classic_jails_of_one_hostname_run_at_once(ctx: &Ctx) -> TestResult {
     }
     let names: Vec<String> = jids.iter().map(u64::to_string).collect();
     nothing_left(ctx, &names.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// `status NAME --format json`.
+fn status_of(ctx: &Ctx, name: &str) -> Result<Value, String> {
+    let out = run_bounded(
+        ctx.sysjail(&["status", name, "--format", "json"]),
+        Duration::from_secs(30),
+    );
+    if !out.status.success() {
+        return Err(format!("status {name}: {:?} {}", out.status, text(&out.stderr)));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("status JSON: {e}"))
+}
+
+/// Issue 14's whole story, as a user runs it: a directory of three jails
+/// with a dependency started at once; one killed from outside comes back by
+/// its restart policy and `status` counts it; its log holds both runs'
+/// output; `down --all` stops everything and nothing is left.
+fn a_managed_directory_end_to_end(ctx: &Ctx) -> TestResult {
+    let dir = ctx.dir.join("jails");
+    base(&dir);
+    let [db, web, worker] = ["db", "web", "worker"].map(|s| format!("{}-{s}", ctx.name));
+    let db_body = "restart = \"on-failure\"\nstart-window = \"200ms\"\n\
+                   command = [\"/bin/sh\", \"-c\", \"echo db ready; exec sleep 300\"]\n";
+    write(&dir, &db, &jail(db_body));
+    write(&dir, &web, &jail(&format!("depend = [\"{db}\"]\n")));
+    write(&dir, &worker, &jail(""));
+    let out = run_bounded(
+        {
+            let mut c = ctx.sysjail(&["up"]);
+            c.arg(&dir);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    ensure(out.status.success(), || {
+        format!("up: {:?} {}", out.status, text(&out.stderr))
+    })?;
+    let names: BTreeSet<String> = running(ctx).into_iter().collect();
+    let all: BTreeSet<String> = [&db, &web, &worker].into_iter().cloned().collect();
+    ensure(names == all, || format!("running: {names:?}"))?;
+    // db started before web, which depends on it.
+    let jid = |name: &str| {
+        ls(ctx)
+            .iter()
+            .find(|j| j["name"] == name)
+            .and_then(|j| j["id"].as_u64())
+    };
+    ensure(jid(&db) < jid(&web), || {
+        format!("db {:?}, web {:?}", jid(&db), jid(&web))
+    })?;
+
+    // Kill db's command from the host: on-failure brings it back.
+    let first = status_of(ctx, &db)?;
+    let Some(cmd) = first["run"]["command_pid"].as_i64() else {
+        return Err(format!("no command pid: {first}"));
+    };
+    // SAFETY: kill(2) with integer arguments, on the jail's command.
+    unsafe { libc::kill(cmd as i32, libc::SIGKILL) };
+    let start = Instant::now();
+    let back = loop {
+        let s = status_of(ctx, &db)?;
+        let restarted = s["run"]["restarts"] == 1
+            && s["state"] == "running"
+            && s["run"]["command_pid"].as_i64().is_some_and(|p| p != cmd);
+        if restarted {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(15) {
+            return Err(format!("db did not come back: {s}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    ensure(back["id"] == first["id"], || format!("{back}"))?;
+    let out = run_bounded(ctx.sysjail(&["status", &db]), Duration::from_secs(30));
+    ensure(text(&out.stdout).contains("restarts   1"), || text(&out.stdout))?;
+
+    // Its log holds the output of both runs.
+    let start = Instant::now();
+    loop {
+        let out = run_bounded(ctx.sysjail(&["logs", &db]), Duration::from_secs(30));
+        let lines = text(&out.stdout).lines().filter(|l| *l == "db ready").count();
+        if out.status.success() && lines == 2 {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            return Err(format!("logs: {:?} {:?}", out.status, text(&out.stdout)));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let pids: Vec<i64> = [&db, &web, &worker]
+        .iter()
+        .filter_map(|n| status_of(ctx, n).ok())
+        .flat_map(|s| {
+            [
+                s["supervisor_pid"].as_i64(),
+                s["init_pid"].as_i64(),
+                s["run"]["command_pid"].as_i64(),
+            ]
+        })
+        .flatten()
+        .collect();
+    ensure(pids.len() == 9, || format!("pids: {pids:?}"))?;
+    let out = run_bounded(ctx.sysjail(&["down", "--all"]), Duration::from_secs(60));
+    ensure(out.status.success(), || {
+        format!("down: {:?} {}", out.status, text(&out.stderr))
+    })?;
+    ensure(pids.iter().all(|p| !alive(*p)), || {
+        format!(
+            "left running: {:?}",
+            pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+        )
+    })?;
+    nothing_left(ctx, &[&db, &web, &worker])?;
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    ensure(!mounts.contains(&ctx.name), || "a mount of the set is left".to_string())?;
+    let left: Vec<String> = fs::read_dir(&ctx.state)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ensure(left.iter().all(|f| !all.iter().any(|n| f.contains(n.as_str()))), || {
+        format!("state left: {left:?}")
+    })
 }
