@@ -21,6 +21,10 @@ pub struct Args {
     /// Also check this machine: the root directory, bind sources, users and groups
     #[arg(long)]
     host: bool,
+    /// Compare the OCI bundle in DIR with what `sysjail export oci FILE` writes
+    /// (one FILE)
+    #[arg(long, value_name = "DIR")]
+    bundle: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +35,13 @@ enum OutputFormat {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    if let Some(bundle) = &args.bundle {
+        let [file] = args.paths.as_slice() else {
+            eprintln!("sysjail check: --bundle compares one definition");
+            return ExitCode::from(super::USAGE);
+        };
+        return super::export::check_bundle(file, bundle);
+    }
     let files = match load::expand(&args.paths) {
         Ok(files) => files,
         Err(e) => {

@@ -1,0 +1,232 @@
+//! `sysjail export oci`: a compiled policy as an OCI runtime-spec bundle that
+//! runc, crun and containerd run, and the report of how the bundle keeps each
+//! promise of the table.
+//!
+//! The runtime spec carries namespaces, id maps, mounts, capabilities,
+//! rlimits and cgroup limits, but it has no Landlock, no cgroup
+//! socket-address programs, and libseccomp cannot express the table's
+//! first-match argument rules on low 32 bits. So the bundle's process is
+//! sysjail itself (`sysjail oci-init`, copied into the bundle and bound
+//! read-only into the jail at [`IN_JAIL`]): it applies the exact Landlock
+//! ruleset and installs the exact filter of [`crate::seccomp`], then execs
+//! the command. The runtime's own profile ([`profile`]) is an outer layer
+//! that denies only what the exact filter denies for every argument, so the
+//! two agree; it is also the `Localhost` profile a Kubernetes Pod points at.
+//! The address programs are attached by a `createRuntime` hook (`sysjail
+//! hook rewrite`) to a cgroup of their own in the unified hierarchy.
+//!
+//! Everything here is pure: [`export`] turns a policy into data, the CLI
+//! writes it, and [`drift`] compares a bundle on disk with it.
+
+pub mod drift;
+pub mod profile;
+pub mod report;
+pub mod run;
+mod spec;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Login;
+use crate::policy::landlock::{Access, Scope};
+use crate::policy::{Policy, UserDatabase};
+
+pub use report::{How, Report};
+
+/// Where the bundle's sysjail directory appears inside the jail: below the
+/// runtime's own /dev tmpfs, so that the runtime creates the mount point
+/// there and never in the jail's tree (which may be the host's `/`).
+pub const IN_JAIL: &str = "/dev/.sysjail";
+/// The bundle's directory of sysjail files (the binary and [`INIT_FILE`]).
+pub const BUNDLE_DIR: &str = "sysjail";
+/// The init's instructions, in [`BUNDLE_DIR`].
+pub const INIT_FILE: &str = "init.json";
+/// The binary, in [`BUNDLE_DIR`].
+pub const BINARY: &str = "sysjail";
+/// The Kubernetes `Localhost` seccomp profile, in the bundle directory.
+pub const PROFILE_FILE: &str = "seccomp.json";
+/// The parent of the cgroups the rewrite hook creates, in the unified hierarchy.
+pub const HOOK_CGROUP: &str = "sysjail-oci";
+
+/// How to export.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The bundle directory, absolute (hooks name files in it).
+    pub bundle: PathBuf,
+    /// First host id of the jail's range (jail id 0).
+    pub id_base: u32,
+    /// The command instead of the definition's.
+    pub command: Option<Vec<String>>,
+    /// The jail's user, resolved in its database (jail root: uid 0).
+    pub login: Login,
+    /// The sysjail binary is linked dynamically: the jail's tree must hold
+    /// its libraries.
+    pub dynamic: bool,
+    /// The entries of the host's `/`, for a jail whose root it is.
+    pub host_root: Vec<RootEntry>,
+}
+
+/// An entry of the host's `/`. Runtimes cannot take `/` itself as the root
+/// (pivot_root refuses the current root), so the bundle's `rootfs` holds one
+/// entry for each, and the directories and files of the root file system are
+/// bound there; what is mounted on `/` (such as /proc or /sys) is an empty
+/// directory, as in the launcher's bind of `/` without its submounts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RootEntry {
+    /// Its name in `/`.
+    pub name: String,
+    /// What it is.
+    pub kind: RootKind,
+}
+
+/// What an entry of the host's `/` is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RootKind {
+    /// A directory of the root file system: bound.
+    Dir,
+    /// A regular file of the root file system: bound.
+    File,
+    /// A mount point: an empty directory.
+    MountPoint,
+    /// A symbolic link, to this target.
+    Link(String),
+}
+
+/// The directory of `rootfs` in the bundle, for a jail whose root is the host's `/`.
+pub const ROOTFS: &str = "rootfs";
+
+/// What the bundle's init applies before it execs the command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitFile {
+    /// The exact seccomp filter, as (code, jt, jf, k).
+    pub filter: Vec<(u16, u8, u8, u32)>,
+    /// Landlock path-beneath rules.
+    pub landlock: Vec<(String, Access)>,
+    /// Landlock scopes.
+    pub scopes: Vec<Scope>,
+    /// Whether Landlock is applied at all (the host the policy was compiled
+    /// for has it).
+    pub landlock_enabled: bool,
+    /// The address-rule programs the hook attaches, if any.
+    pub rewrite: Option<RewriteFile>,
+}
+
+/// What the `createRuntime` hook needs to build the address programs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewriteFile {
+    /// IPv4 addresses, the rewrite target first.
+    pub v4: Vec<std::net::Ipv4Addr>,
+    /// IPv6 addresses, the rewrite target first.
+    pub v6: Vec<std::net::Ipv6Addr>,
+    /// Host uid of jail root, which may bind ports below 1024.
+    pub jail_root: u32,
+}
+
+impl RewriteFile {
+    /// The programs, as the launcher compiles them.
+    pub fn programs(&self) -> Vec<crate::rewrite::Program> {
+        let addresses = crate::rewrite::Addresses {
+            v4: self.v4.clone(),
+            v6: self.v6.clone(),
+        };
+        crate::rewrite::compile(&addresses, self.jail_root)
+    }
+}
+
+/// An exported bundle, as data.
+#[derive(Clone, Debug)]
+pub struct Bundle {
+    /// config.json.
+    pub spec: oci_spec::runtime::Spec,
+    /// The init's instructions.
+    pub init: InitFile,
+    /// The seccomp profile (also in `spec`), for a `Localhost` seccompProfile.
+    pub profile: oci_spec::runtime::LinuxSeccomp,
+    /// Every promise and how the bundle keeps it.
+    pub report: Report,
+    /// The entries of the bundle's rootfs, for a jail whose root is the host's `/`.
+    pub host_root: Vec<RootEntry>,
+}
+
+/// Why a policy cannot become a bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The filter did not assemble.
+    #[error("the seccomp filter: {0}")]
+    Filter(#[from] crate::seccomp::asm::AsmError),
+    /// The spec did not pass oci-spec's checks.
+    #[error("the runtime spec: {0}")]
+    Spec(#[from] serde_json::Error),
+    /// The jail runs as a host user (`host-user`) whose uid lies beyond the
+    /// jail's mapped ids.
+    #[error("user {name} (uid {uid}) is not among the jail's {count} mapped ids")]
+    Unmapped {
+        /// Login name.
+        name: String,
+        /// Its uid.
+        uid: u32,
+        /// Mapped ids.
+        count: u32,
+    },
+}
+
+/// Exports `policy` as a bundle.
+pub fn export(policy: &Policy, options: &Options) -> Result<Bundle, ExportError> {
+    let count = crate::policy::JAIL_IDS;
+    if options.login.uid >= count || options.login.gid >= count {
+        return Err(ExportError::Unmapped {
+            name: options.login.name.clone(),
+            uid: options.login.uid,
+            count,
+        });
+    }
+    let (syscalls, unsupervised) = profile::unsupervised(&policy.syscalls);
+    let filter = crate::seccomp::compile(&syscalls, &syscalls.abis, crate::seccomp::Options::default())?;
+    let outer = profile::outer(&syscalls);
+    let init = InitFile {
+        filter: filter.program.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect(),
+        landlock: policy
+            .landlock
+            .rules
+            .iter()
+            .map(|r| (r.path.as_str().to_string(), r.access))
+            .collect(),
+        scopes: policy.landlock.scopes.clone(),
+        landlock_enabled: policy.landlock.abi.is_some(),
+        rewrite: policy.network.rewrite.as_ref().map(|_| {
+            let a = crate::rewrite::Addresses::of(&policy.network);
+            RewriteFile {
+                v4: a.v4,
+                v6: a.v6,
+                jail_root: options.id_base,
+            }
+        }),
+    };
+    let spec = spec::build(policy, options, &outer.profile, init.rewrite.is_some())?;
+    let report = report::build(policy, options, &unsupervised, &outer);
+    Ok(Bundle {
+        spec,
+        init,
+        profile: outer.profile,
+        report,
+        host_root: options.host_root.clone(),
+    })
+}
+
+/// The login of jail root when the jail's passwd has no entry for uid 0.
+pub fn jail_root() -> Login {
+    Login {
+        name: "root".into(),
+        uid: 0,
+        gid: 0,
+        groups: vec![],
+        home: "/root".into(),
+        shell: "/bin/sh".into(),
+    }
+}
+
+/// Where the policy's user is looked up, for messages.
+pub fn database(policy: &Policy) -> UserDatabase {
+    policy.process.user.database
+}
