@@ -162,7 +162,7 @@ fn write(b: &oci::Bundle, dir: &Path, host_root: bool) -> std::io::Result<()> {
     if host_root {
         write_rootfs(&b.host_root, dir)?;
     }
-    std::fs::write(dir.join("config.json"), pretty(&b.spec))?;
+    std::fs::write(dir.join("config.json"), pretty(&oci::config_json(&b.spec)))?;
     std::fs::write(dir.join(PROFILE_FILE), pretty(&b.profile))?;
     let own = dir.join(BUNDLE_DIR);
     std::fs::create_dir_all(&own)?;
@@ -266,7 +266,7 @@ pub fn check_bundle(file: &Path, bundle: &Path) -> ExitCode {
         let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         serde_json::from_slice(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))
     };
-    let found = match read("config.json") {
+    let mut found = match read("config.json") {
         Ok(v) => v,
         Err(e) => {
             eprintln!("sysjail check: {e}");
@@ -297,7 +297,8 @@ pub fn check_bundle(file: &Path, bundle: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut diffs = oci::drift::compare("config.json", &value(&expected.spec), &found);
+    oci::normalize(&mut found);
+    let mut diffs = oci::drift::compare("config.json", &oci::config_json(&expected.spec), &found);
     for (name, want) in [
         (PROFILE_FILE.to_string(), value(&expected.profile)),
         (format!("{BUNDLE_DIR}/{INIT_FILE}"), value(&expected.init)),

@@ -214,6 +214,29 @@ pub fn export(policy: &Policy, options: &Options) -> Result<Bundle, ExportError>
     })
 }
 
+/// config.json as written: oci-spec holds capability sets as hash sets, so
+/// they are sorted here, which makes the file deterministic.
+pub fn config_json(spec: &oci_spec::runtime::Spec) -> serde_json::Value {
+    let mut v = serde_json::to_value(spec).expect("a spec is JSON");
+    normalize(&mut v);
+    v
+}
+
+/// Sorts the capability sets of a config.json value: they are sets, so their
+/// order means nothing.
+pub fn normalize(config: &mut serde_json::Value) {
+    if let Some(caps) = config
+        .pointer_mut("/process/capabilities")
+        .and_then(|c| c.as_object_mut())
+    {
+        for set in caps.values_mut() {
+            if let Some(list) = set.as_array_mut() {
+                list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            }
+        }
+    }
+}
+
 /// The login of jail root when the jail's passwd has no entry for uid 0.
 pub fn jail_root() -> Login {
     Login {

@@ -124,7 +124,7 @@ pub fn outer(policy: &SyscallPolicy) -> Outer {
     let mut profile = LinuxSeccomp::default();
     profile.set_default_action(default);
     profile.set_default_errno_ret(default_errno);
-    profile.set_architectures(Some(policy.abis.iter().map(|&a| arch(a)).collect()));
+    profile.set_architectures(Some(architectures(&policy.abis)));
     profile.set_syscalls(Some(syscalls));
     Outer { profile, by_arguments }
 }
@@ -146,6 +146,17 @@ fn seccomp_action(kind: u8, errno: u32) -> (LinuxSeccompAction, Option<u32>) {
         1 => (LinuxSeccompAction::ScmpActErrno, Some(errno)),
         _ => (LinuxSeccompAction::ScmpActKillProcess, None),
     }
+}
+
+/// The profile's architectures. x32 is among them where x86_64 is: libseccomp
+/// otherwise kills its calls as a bad architecture, where the table answers
+/// ENOSYS (which the exact filter then gives).
+fn architectures(abis: &[Abi]) -> Vec<Arch> {
+    let mut out: Vec<Arch> = abis.iter().map(|&a| arch(a)).collect();
+    if abis.contains(&Abi::X86_64) {
+        out.push(Arch::ScmpArchX32);
+    }
+    out
 }
 
 fn arch(abi: Abi) -> Arch {

@@ -145,9 +145,14 @@ pub fn hook_cleanup(file: &Path, stdin: &mut impl Read) -> Result<(), RunError> 
         return Ok(());
     }
     let (id, _) = state(stdin)?;
-    let dir = own(&unified()?, &id);
+    let v2 = unified()?;
+    let dir = own(&v2, &id);
     match std::fs::remove_dir(&dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RunError::Cgroup(dir, e)),
-        _ => Ok(()),
+        _ => {
+            // The parent goes with the last container; another one's keeps it.
+            let _ = std::fs::remove_dir(v2.join(HOOK_CGROUP));
+            Ok(())
+        }
     }
 }

@@ -22,7 +22,6 @@ pub fn build(
         "maskedPaths": masked,
         "readonlyPaths": read_only,
         "resources": resources(policy),
-        "cgroupsPath": format!("/{}/{}", super::HOOK_CGROUP, policy.name),
         "seccomp": serde_json::to_value(profile)?,
     });
     let mut spec = json!({

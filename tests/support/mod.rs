@@ -38,6 +38,33 @@ pub enum Need {
     /// The launcher holds CAP_SYS_RESOURCE, which raising a hard limit for
     /// a jail takes. Containers often withhold it even from root.
     SysResource,
+    /// An OCI runtime or engine: runc, crun, or a running containerd with ctr.
+    Engine(Engine),
+}
+
+/// The OCI engines the export tests drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Runc,
+    Crun,
+    Containerd,
+}
+
+impl Engine {
+    /// The command that tells whether it is there (containerd: the daemon answers).
+    fn present(self) -> bool {
+        let (cmd, args): (&str, &[&str]) = match self {
+            Engine::Runc => ("runc", &["--version"]),
+            Engine::Crun => ("crun", &["--version"]),
+            Engine::Containerd => ("ctr", &["version"]),
+        };
+        Command::new(cmd)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
 }
 
 impl Need {
@@ -60,6 +87,7 @@ pub struct Machine {
     ip: bool,
     script: bool,
     sys_resource: bool,
+    engines: Vec<Engine>,
 }
 
 impl Machine {
@@ -80,6 +108,10 @@ impl Machine {
                 .output()
                 .is_ok_and(|o| o.status.success()),
             sys_resource: facts.has_cap(sysjail::policy::Capability::SYS_RESOURCE.number()),
+            engines: [Engine::Runc, Engine::Crun, Engine::Containerd]
+                .into_iter()
+                .filter(|e| e.present())
+                .collect(),
         }
     }
 
@@ -103,6 +135,10 @@ impl Machine {
                 Need::Script => (!self.script).then(|| "util-linux's script is not installed".to_string()),
                 Need::SysResource => (!self.sys_resource)
                     .then(|| "the launcher lacks CAP_SYS_RESOURCE (withheld by this container)".to_string()),
+                Need::Engine(e) => (!self.engines.contains(e)).then(|| match e {
+                    Engine::Containerd => "containerd is not running (or ctr is not installed)".to_string(),
+                    _ => format!("{e:?} is not installed").to_lowercase(),
+                }),
             };
             if let Some(why) = missing {
                 return Some((why, need.required_in_ci()));

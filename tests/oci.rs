@@ -1,0 +1,367 @@
+//! `sysjail export oci` (issue 15): exported bundles run under runc, crun and
+//! containerd, and what the jail promises holds inside them, seen by the
+//! probe: hostname, id map, capabilities, denied calls and their errnos on
+//! both ABIs, Landlock, the memory and pids limits, mounts and the address
+//! rule. Each engine is a Need: SKIP when missing, a failure under
+//! SYSJAIL_REQUIRE_ALL.
+
+mod support;
+
+use std::fs;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Ctx, Engine, Need, Probe, Runner, TestResult, ensure, run_bounded, text};
+
+fn main() {
+    let mut r = Runner::new();
+    use Need::Root;
+    macro_rules! per_engine {
+        ($($name:ident: $f:ident),* $(,)?) => {$(
+            r.test(concat!(stringify!($name), "_runc"), &[Root, Need::Engine(Engine::Runc)], |c| $f(c, Engine::Runc));
+            r.test(concat!(stringify!($name), "_crun"), &[Root, Need::Engine(Engine::Crun)], |c| $f(c, Engine::Crun));
+            r.test(
+                concat!(stringify!($name), "_containerd"),
+                &[Root, Need::Engine(Engine::Containerd)],
+                |c| $f(c, Engine::Containerd),
+            );
+        )*};
+    }
+    per_engine!(
+        oci_hello_example: hello_example,
+        oci_jail_promises: jail_promises,
+        oci_limits_hold: limits_hold,
+        oci_address_rule: address_rule,
+    );
+    r.test("oci_report_and_strict", &[Root], report_and_strict);
+    r.test("oci_drift_check", &[Root], drift_check);
+    r.run()
+}
+
+const HELLO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/jails/hello.toml");
+
+/// `sysjail export oci FILE --bundle DIR [-- CMD]`: the bundle and the report.
+fn export(ctx: &Ctx, file: &Path, cmd: &[&str]) -> Result<(PathBuf, String), String> {
+    let bundle = ctx.dir.join("bundle");
+    let mut c = ctx.sysjail(&["export", "oci"]);
+    c.arg(file).arg("--bundle").arg(&bundle);
+    if !cmd.is_empty() {
+        c.arg("--").args(cmd);
+    }
+    let out = run_bounded(c, Duration::from_secs(60));
+    ensure(out.status.success(), || {
+        format!("export: {:?}\n{}", out.status, text(&out.stderr))
+    })?;
+    Ok((bundle, text(&out.stdout)))
+}
+
+/// crun 1.8 refuses a hybrid host whose unified hierarchy has controllers;
+/// it then runs in a mount namespace where that hierarchy is moved beside
+/// (the rewrite hook finds it there, crun manages the v1 controllers).
+fn hybrid_with_v2_controllers() -> bool {
+    Path::new("/sys/fs/cgroup/memory").exists()
+        && fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").is_ok_and(|c| !c.trim().is_empty())
+}
+
+/// Runs the bundle under `engine` to completion (bounded), then deletes the
+/// container whatever happened.
+fn run(ctx: &Ctx, engine: Engine, bundle: &Path, tag: &str) -> Output {
+    let id = format!("sj-{}-{tag}", ctx.name);
+    let mut c = match engine {
+        Engine::Runc => {
+            let mut c = Command::new("runc");
+            c.args(["run", "--bundle"]).arg(bundle).arg(&id);
+            c
+        }
+        Engine::Crun if hybrid_with_v2_controllers() => {
+            let aside = ctx.dir.join("unified");
+            fs::create_dir_all(&aside).unwrap();
+            let mut c = Command::new("unshare");
+            c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(r#"mount --move /sys/fs/cgroup/unified "$1" && exec crun run --bundle "$2" "$3""#)
+                .arg("sh")
+                .arg(&aside)
+                .arg(bundle)
+                .arg(&id);
+            c
+        }
+        Engine::Crun => {
+            let mut c = Command::new("crun");
+            c.args(["run", "--bundle"]).arg(bundle).arg(&id);
+            c
+        }
+        Engine::Containerd => {
+            let mut c = Command::new("ctr");
+            c.args(["run", "--rm", "--config"])
+                .arg(bundle.join("config.json"))
+                .arg(&id);
+            c
+        }
+    };
+    c.stdin(Stdio::null());
+    let out = run_bounded(c, Duration::from_secs(90));
+    let cleanup: &[&str] = match engine {
+        Engine::Runc => &["runc", "delete", "-f"],
+        Engine::Crun => &["crun", "delete", "-f"],
+        Engine::Containerd => &["ctr", "container", "rm"],
+    };
+    let _ = Command::new(cleanup[0])
+        .args(&cleanup[1..])
+        .arg(&id)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    out
+}
+
+/// Exports `file` with the probe as its command, runs it, and parses the report.
+fn probe(ctx: &Ctx, engine: Engine, file: &Path, checks: &[&str]) -> Result<Probe, String> {
+    let mut cmd = vec![support::bin(), "probe"];
+    cmd.extend(checks);
+    let (bundle, _) = export(ctx, file, &cmd)?;
+    let out = run(ctx, engine, &bundle, "probe");
+    ensure(out.status.success(), || {
+        format!("{engine:?} exited {:?}: {}", out.status.code(), text(&out.stderr))
+    })?;
+    serde_json::from_slice(&out.stdout)
+        .map(Probe)
+        .map_err(|e| format!("probe output is not JSON ({e}): {}", text(&out.stdout)))
+}
+
+fn hello_example(ctx: &Ctx, engine: Engine) -> TestResult {
+    let (bundle, report) = export(ctx, Path::new(HELLO), &[])?;
+    ensure(report.contains("kept  the hostname is hello.jail"), || report.clone())?;
+    let out = run(ctx, engine, &bundle, "hello");
+    let stdout = text(&out.stdout);
+    ensure(out.status.success(), || {
+        format!("{engine:?}: {:?}\n{stdout}{}", out.status, text(&out.stderr))
+    })?;
+    ensure(
+        stdout.contains("hello from hello.jail\n") && stdout.contains("uid=0(root) gid=0(root)"),
+        || stdout.clone(),
+    )
+}
+
+/// A jail on the host's stack with a loopback address, limits and a tmpfs.
+fn limited_jail(ctx: &Ctx) -> PathBuf {
+    ctx.jail(
+        "hostname = \"oci.jail\"\n[network]\nmode = \"host\"\nipv4 = [\"127.0.0.2\"]\n[limits]\nmemory = \"64M\"\npids = 32\n\
+         [[mount]]\ntype = \"tmpfs\"\ntarget = \"/tmp\"\nsize = \"16M\"\nmode = \"1777\"\n",
+    )
+}
+
+/// Calls the filter answers, on both ABIs, and what each must return.
+const DENIED: &[(&str, i32)] = &[
+    ("sethostname", libc::EPERM),
+    ("setdomainname", libc::EPERM),
+    ("mount", libc::EPERM),
+    ("init-module", libc::EPERM),
+    ("socket-packet", libc::EPROTONOSUPPORT),
+    ("socket-inet6", libc::EAFNOSUPPORT),
+    ("ipc-msgget", libc::EPERM),
+    ("unshare-user", libc::EPERM),
+    ("reboot-cad-off", libc::EPERM),
+    ("x32-getpid", libc::ENOSYS),
+    ("i386-socket-packet", libc::EPROTONOSUPPORT),
+    ("i386-socket-inet", 0),
+    ("write-file=/etc/sysjail-oci-test", libc::EROFS),
+];
+
+fn jail_promises(ctx: &Ctx, engine: Engine) -> TestResult {
+    let file = limited_jail(ctx);
+    // An abstract socket of the host, which Landlock's scope keeps the jail
+    // from (the jail shares the host's network namespace, so it is there).
+    let name = format!("sysjail-oci-{}-{engine:?}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).map_err(|e| e.to_string())?;
+    let _listener = UnixListener::bind_addr(&addr).map_err(|e| e.to_string())?;
+    let connect = format!("connect-abstract={name}");
+    let mut checks: Vec<&str> = DENIED.iter().map(|(c, _)| *c).collect();
+    checks.push(&connect);
+    let p = probe(ctx, engine, &file, &checks)?;
+    let mut want: Vec<(&str, i32)> = DENIED.to_vec();
+    want.push((&connect, libc::EPERM));
+    p.expect(&want)?;
+    // The same answers and facts as `sysjail up` gives for the same jail.
+    let up = ctx.probe(&file, &checks)?;
+    for check in &checks {
+        ensure(p.errno(check)? == up.errno(check)?, || {
+            format!(
+                "{check}: {} in the bundle, {} under sysjail up",
+                p.errno(check).unwrap(),
+                up.errno(check).unwrap()
+            )
+        })?;
+    }
+    for fact in [
+        "uid",
+        "gid",
+        "hostname",
+        "capeff",
+        "capprm",
+        "capbnd",
+        "capinh",
+        "capamb",
+        "nonewprivs",
+        "seccomp",
+    ] {
+        ensure(p.fact(fact) == up.fact(fact), || {
+            format!(
+                "{fact}: {} in the bundle, {} under sysjail up",
+                p.fact(fact),
+                up.fact(fact)
+            )
+        })?;
+    }
+    ensure(p.fact("hostname") == "oci.jail", || {
+        format!("hostname {}", p.fact("hostname"))
+    })?;
+    ensure(
+        p.fact("capinh") == "0000000000000000" && p.fact("capamb") == "0000000000000000",
+        || format!("inheritable {} ambient {}", p.fact("capinh"), p.fact("capamb")),
+    )?;
+    ensure(p.fact("seccomp") == "2" && p.fact("nonewprivs") == "1", || {
+        format!("seccomp {} no_new_privs {}", p.fact("seccomp"), p.fact("nonewprivs"))
+    })?;
+    // Mounts: the jail's tmpfs, its /proc and /dev, and the root read-only.
+    let mounts: Vec<&str> = p
+        .fact("mounts")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for m in ["/", "/tmp", "/proc", "/dev", "/dev/pts", "/dev/shm"] {
+        ensure(mounts.contains(&m), || format!("no {m} in {mounts:?}"))?;
+    }
+    ensure(p.fact("pids") == &serde_json::json!([1]), || {
+        format!("pids {}", p.fact("pids"))
+    })?;
+    // Jail root is not host root: the bundle maps it to an unprivileged range.
+    let (bundle, _) = export(ctx, &file, &["/bin/cat", "/proc/self/uid_map", "/proc/self/gid_map"])?;
+    let out = run(ctx, engine, &bundle, "idmap");
+    let maps = text(&out.stdout);
+    let lines: Vec<Vec<&str>> = maps.lines().map(|l| l.split_whitespace().collect()).collect();
+    let base = sysjail::launch::ID_BASE.to_string();
+    ensure(
+        out.status.success() && lines.len() == 2 && lines.iter().all(|l| l == &["0", base.as_str(), "65536"]),
+        || format!("id maps: {maps:?} {}", text(&out.stderr)),
+    )
+}
+
+fn limits_hold(ctx: &Ctx, engine: Engine) -> TestResult {
+    let file = limited_jail(ctx);
+    // Within the memory limit the probe runs; past it the kernel kills it.
+    let small = format!("alloc={}", 16 << 20);
+    probe(ctx, engine, &file, &[&small])?.expect(&[(&small, 0)])?;
+    let (bundle, _) = export(ctx, &file, &[support::bin(), "probe", &format!("alloc={}", 256 << 20)])?;
+    let out = run(ctx, engine, &bundle, "oom");
+    ensure(!out.status.success() && out.stdout.is_empty(), || {
+        format!("256M in a 64M jail: {:?} {}", out.status, text(&out.stdout))
+    })?;
+    // pids = 32: the probe is pid 1 and 31 children; the 32nd fork fails.
+    let p = probe(ctx, engine, &file, &["forks=500:1000"])?;
+    let forks = &p.0["checks"]["forks=500:1000"];
+    ensure(forks["ret"] == 31 && forks["errno"] == libc::EAGAIN, || {
+        format!("forks: {forks}")
+    })
+}
+
+fn address_rule(ctx: &Ctx, engine: Engine) -> TestResult {
+    let file = limited_jail(ctx);
+    let checks = ["bind=0.0.0.0:0", "bind=127.0.0.1:0", "bind=127.0.0.2:0"];
+    let p = probe(ctx, engine, &file, &checks)?;
+    for c in checks {
+        let at = p.0["checks"][c]["addr"].as_str().unwrap_or_default();
+        ensure(at.starts_with("127.0.0.2:"), || {
+            format!("{c}: bound to {:?}", p.0["checks"][c])
+        })?;
+    }
+    // The hook's cgroup goes with the container.
+    let own = Path::new("/sys/fs/cgroup/unified/sysjail-oci").join(format!("sj-{}-probe", ctx.name));
+    ensure(!own.exists(), || format!("{} is left behind", own.display()))
+}
+
+fn report_and_strict(ctx: &Ctx) -> TestResult {
+    let file = limited_jail(ctx);
+    let (bundle, report) = export(ctx, &file, &[])?;
+    // Each promise is kept by something or lost for a reason.
+    let lines: Vec<&str> = report.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with("kept  ") || l.starts_with("LOST  ") {
+            let next = lines.get(i + 1).copied().unwrap_or_default();
+            ensure(next.starts_with("      ") && next.trim().len() > 5, || {
+                format!("{l}: no reason")
+            })?;
+        }
+    }
+    for kept in [
+        "kept  binds and connections end on the jail's addresses",
+        "kept  Landlock",
+        "kept  memory at most 67108864 bytes",
+        "kept  at most 32 processes",
+        "LOST  reboot(2) by jail root halts the jail",
+    ] {
+        ensure(report.contains(kept), || format!("no {kept:?} in\n{report}"))?;
+    }
+    for f in ["config.json", "seccomp.json", "sysjail/init.json", "sysjail/sysjail"] {
+        ensure(bundle.join(f).exists(), || format!("no {f}"))?;
+    }
+    let profile: Value =
+        serde_json::from_slice(&fs::read(bundle.join("seccomp.json")).unwrap()).map_err(|e| e.to_string())?;
+    ensure(
+        profile["defaultAction"] == "SCMP_ACT_ERRNO" && profile["defaultErrnoRet"] == 38,
+        || format!("profile {}", profile["defaultAction"]),
+    )?;
+    let mut c = ctx.sysjail(&["export", "oci", "--strict", "--bundle"]);
+    c.arg(&bundle).arg(&file);
+    let out = run_bounded(c, Duration::from_secs(60));
+    ensure(
+        out.status.code() == Some(1) && text(&out.stderr).contains("--strict"),
+        || format!("--strict: {:?} {}", out.status, text(&out.stderr)),
+    )
+}
+
+fn drift_check(ctx: &Ctx) -> TestResult {
+    let file = limited_jail(ctx);
+    let (bundle, _) = export(ctx, &file, &[support::bin(), "probe", "sethostname"])?;
+    let check = || {
+        let mut c = ctx.sysjail(&["check", "--bundle"]);
+        c.arg(&bundle).arg(&file);
+        run_bounded(c, Duration::from_secs(60))
+    };
+    let same = check();
+    ensure(same.status.success(), || {
+        format!(
+            "fresh bundle: {:?}\n{}{}",
+            same.status,
+            text(&same.stdout),
+            text(&same.stderr)
+        )
+    })?;
+    // Edited by hand: a capability added, the hostname changed.
+    let config = bundle.join("config.json");
+    let mut spec: Value = serde_json::from_slice(&fs::read(&config).unwrap()).map_err(|e| e.to_string())?;
+    spec["hostname"] = "edited".into();
+    spec["process"]["capabilities"]["bounding"]
+        .as_array_mut()
+        .ok_or("no bounding set")?
+        .push("CAP_SYS_ADMIN".into());
+    fs::write(&config, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+    let drift = check();
+    let stdout = text(&drift.stdout);
+    ensure(drift.status.code() == Some(1), || {
+        format!("{:?}\n{stdout}", drift.status)
+    })?;
+    for want in [
+        "config.json:/hostname: the export writes \"oci.jail\", the bundle has \"edited\"",
+        "config.json:/process/capabilities/bounding: ",
+        ": 2 differences from the export of ",
+    ] {
+        ensure(stdout.contains(want), || format!("no {want:?} in\n{stdout}"))?;
+    }
+    Ok(())
+}
