@@ -39,6 +39,12 @@ fn main() {
     );
     r.test("oci_report_and_strict", &[Root], report_and_strict);
     r.test("oci_drift_check", &[Root], drift_check);
+    // The committed profile is x86_64's, with i386.
+    r.test(
+        "oci_k8s_profile_is_the_exported_one",
+        &[Root, Need::I386],
+        k8s_profile_is_the_exported_one,
+    );
     r.run()
 }
 
@@ -364,4 +370,17 @@ fn drift_check(ctx: &Ctx) -> TestResult {
         ensure(stdout.contains(want), || format!("no {want:?} in\n{stdout}"))?;
     }
     Ok(())
+}
+
+fn k8s_profile_is_the_exported_one(ctx: &Ctx) -> TestResult {
+    // examples/k8s/hello-seccomp.json is what the export of hello writes on
+    // an x86_64 host with i386 (the ABIs are the profile's architectures).
+    let (bundle, _) = export(ctx, Path::new(HELLO), &[])?;
+    let exported = fs::read_to_string(bundle.join("seccomp.json")).unwrap();
+    let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/k8s/hello-seccomp.json");
+    ensure(exported == fs::read_to_string(committed).unwrap(), || {
+        format!(
+            "{committed} is stale: sysjail export oci examples/jails/hello.toml --bundle DIR, then copy DIR/seccomp.json"
+        )
+    })
 }
