@@ -36,7 +36,9 @@ fn main() {
         oci_jail_promises: jail_promises,
         oci_limits_hold: limits_hold,
         oci_address_rule: address_rule,
+        oci_jail_tree: jail_tree,
     );
+    r.test("oci_jail_user_runc", &[Root, Need::Engine(Engine::Runc)], jail_user);
     r.test("oci_report_and_strict", &[Root], report_and_strict);
     r.test("oci_drift_check", &[Root], drift_check);
     // The committed profile is x86_64's, with i386.
@@ -382,5 +384,92 @@ fn k8s_profile_is_the_exported_one(ctx: &Ctx) -> TestResult {
         format!(
             "{committed} is stale: sysjail export oci examples/jails/hello.toml --bundle DIR, then copy DIR/seccomp.json"
         )
+    })
+}
+
+fn jail_user(ctx: &Ctx) -> TestResult {
+    // A jail user: the bundle's credentials are those sysjail up gives.
+    let file = ctx.jail("user = \"nobody\"\n[limits]\npids = 32\n");
+    let checks = ["sethostname", "i386-socket-packet"];
+    let p = probe(ctx, Engine::Runc, &file, &checks)?;
+    let up = ctx.probe(&file, &checks)?;
+    p.expect(&[
+        ("sethostname", libc::EPERM),
+        ("i386-socket-packet", libc::EPROTONOSUPPORT),
+    ])?;
+    for fact in ["uid", "gid", "groups", "capeff", "capprm", "capbnd", "nonewprivs"] {
+        ensure(p.fact(fact) == up.fact(fact), || {
+            format!(
+                "{fact}: {} in the bundle, {} under sysjail up",
+                p.fact(fact),
+                up.fact(fact)
+            )
+        })?;
+    }
+    ensure(p.fact("uid") == 65534 && p.fact("capeff") == "0000000000000000", || {
+        format!("uid {} capeff {}", p.fact("uid"), p.fact("capeff"))
+    })
+}
+
+fn jail_tree(ctx: &Ctx, engine: Engine) -> TestResult {
+    // A jail of its own tree, owned by an unprivileged range: the bundle's id
+    // maps start at its owner, so the tree's files keep their owners, as
+    // under sysjail up with its id-mapped root. Read-only: the runtime mounts
+    // the root as jail root, who cannot pass the root-only directory that
+    // sysjail requires above a writable tree (the report says so).
+    let root = ctx.dir.join("root");
+    for d in ["etc", "usr", "proc", "dev", "tmp", "data"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    for link in ["bin", "lib", "lib64", "sbin"] {
+        std::os::unix::fs::symlink(format!("usr/{link}"), root.join(link)).unwrap();
+    }
+    fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    let bindir = support::bindir();
+    let mut at = root.clone();
+    for part in Path::new(&bindir).components().skip(1) {
+        at.push(part);
+        fs::create_dir_all(&at).unwrap();
+    }
+    support::shift_tree(&root);
+    let file = ctx.jail(&format!(
+        "path = \"{}\"\nread-only = true\nhostname = \"tree.jail\"\n[limits]\npids = 32\n[[mount]]\nsource = \"/usr\"\ntarget = \"/usr\"\n\
+         [[mount]]\nsource = \"{bindir}\"\ntarget = \"{bindir}\"\n",
+        root.display()
+    ));
+    let (_, report) = export(ctx, &file, &[])?;
+    let owner = format!("the id maps start at the tree's owner ({0}:{0})", support::TREE_IDS);
+    ensure(report.contains(&owner), || format!("no {owner:?} in\n{report}"))?;
+    let checks = [
+        "write-file=/data/x",
+        "sethostname",
+        "write-file=/usr/x",
+        "i386-socket-packet",
+    ];
+    let p = probe(ctx, engine, &file, &checks)?;
+    p.expect(&[
+        ("write-file=/data/x", libc::EROFS),
+        ("sethostname", libc::EPERM),
+        ("write-file=/usr/x", libc::EROFS),
+        ("i386-socket-packet", libc::EPROTONOSUPPORT),
+    ])?;
+    let up = ctx.probe(&file, &checks)?;
+    for check in checks {
+        ensure(p.errno(check)? == up.errno(check)?, || {
+            format!(
+                "{check}: {} in the bundle, {} under sysjail up",
+                p.errno(check).unwrap(),
+                up.errno(check).unwrap()
+            )
+        })?;
+    }
+    ensure(p.fact("hostname") == "tree.jail" && p.fact("uid") == 0, || {
+        format!("hostname {} uid {}", p.fact("hostname"), p.fact("uid"))
+    })?;
+    // The tree's files keep their owners: jail root's /etc/passwd is its own.
+    let (bundle, _) = export(ctx, &file, &["/usr/bin/stat", "-c", "%u:%g", "/etc/passwd"])?;
+    let out = run(ctx, engine, &bundle, "owner");
+    ensure(out.status.success() && text(&out.stdout) == "0:0\n", || {
+        format!("owner of /etc/passwd: {:?} {}", text(&out.stdout), text(&out.stderr))
     })
 }

@@ -24,9 +24,10 @@ pub struct Args {
     /// Exit with status 1 when the bundle loses any promise
     #[arg(long)]
     strict: bool,
-    /// First host id of the jail's 65536 ids
-    #[arg(long, value_name = "ID", default_value_t = sysjail::launch::ID_BASE)]
-    id_base: u32,
+    /// First host id of the jail's 65536 ids [default: the owner of an
+    /// id-mapped tree, 1879048192 otherwise]
+    #[arg(long, value_name = "ID")]
+    id_base: Option<u32>,
     /// text: the report for people; json: for tools
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     format_report: ReportFormat,
@@ -52,7 +53,7 @@ pub fn run(args: Args) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let command = (!args.command.is_empty()).then(|| args.command.clone());
-    let exported = match build(&policy, &bundle, args.id_base, command) {
+    let exported = match build(&policy, &bundle, args.id_base.map(|id| (id, id)), command) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("sysjail export: {e}");
@@ -99,10 +100,23 @@ fn prepare(file: &Path, bundle: &Path) -> Option<(Policy, PathBuf)> {
     }
 }
 
-fn build(policy: &Policy, bundle: &Path, id_base: u32, command: Option<Vec<String>>) -> Result<oci::Bundle, String> {
+/// Exports `policy` into `bundle`; `ids` are the first host uid and gid,
+/// by default the id-mapped tree's owner or the launcher's first range.
+fn build(
+    policy: &Policy,
+    bundle: &Path,
+    ids: Option<(u32, u32)>,
+    command: Option<Vec<String>>,
+) -> Result<oci::Bundle, String> {
+    let tree_owner = tree_owner(policy)?;
+    let (id_base, gid_base) = ids
+        .or(tree_owner)
+        .unwrap_or((sysjail::launch::ID_BASE, sysjail::launch::ID_BASE));
     let options = oci::Options {
         bundle: bundle.to_path_buf(),
         id_base,
+        gid_base,
+        tree_owner,
         command,
         login: login(policy)?,
         dynamic: std::env::current_exe().is_ok_and(|exe| dynamic(&exe)),
@@ -144,6 +158,14 @@ fn host_root() -> std::io::Result<Vec<RootEntry>> {
 fn write_rootfs(entries: &[RootEntry], dir: &Path) -> std::io::Result<()> {
     let rootfs = dir.join(oci::ROOTFS);
     if std::fs::symlink_metadata(&rootfs).is_ok() {
+        // Only what an export made goes: a tree of anyone else's stays.
+        if !exported_rootfs(&rootfs)? {
+            return Err(std::io::Error::other(format!(
+                "{} holds more than an export writes (empty directories and files, links); remove it or choose \
+                 another bundle directory",
+                rootfs.display()
+            )));
+        }
         std::fs::remove_dir_all(&rootfs)?;
     }
     std::fs::create_dir(&rootfs)?;
@@ -156,6 +178,24 @@ fn write_rootfs(entries: &[RootEntry], dir: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `rootfs` holds only what [`write_rootfs`] makes.
+fn exported_rootfs(rootfs: &Path) -> std::io::Result<bool> {
+    if !std::fs::symlink_metadata(rootfs)?.is_dir() {
+        return Ok(false);
+    }
+    for entry in std::fs::read_dir(rootfs)? {
+        let path = entry?.path();
+        let meta = std::fs::symlink_metadata(&path)?;
+        let ours = meta.file_type().is_symlink()
+            || (meta.is_file() && meta.len() == 0)
+            || (meta.is_dir() && std::fs::read_dir(&path)?.next().is_none());
+        if !ours {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn write(b: &oci::Bundle, dir: &Path, host_root: bool) -> std::io::Result<()> {
@@ -205,6 +245,21 @@ fn dynamic(exe: &Path) -> bool {
             .get(phoff + i * size..phoff + i * size + 4)
             .is_some_and(|t| t == 3u32.to_le_bytes())
     })
+}
+
+/// The owner of the jail's tree when the policy id-maps it (and so it is
+/// owned by an unprivileged range, which validation holds to).
+fn tree_owner(policy: &Policy) -> Result<Option<(u32, u32)>, String> {
+    let Some(source) = policy.mounts.iter().find_map(|m| match &m.op {
+        MountOp::Root {
+            source, idmap: true, ..
+        } => Some(source),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let tree = sysjail::sys::hostpath::open(source.as_path()).map_err(|e| e.to_string())?;
+    Ok((tree.stat.uid != 0 && tree.stat.gid != 0).then_some((tree.stat.uid, tree.stat.gid)))
 }
 
 /// Whether the jail's root is the host's `/`.
@@ -280,9 +335,8 @@ pub fn check_bundle(file: &Path, bundle: &Path) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let id_base = found["linux"]["uidMappings"][0]["hostID"]
-        .as_u64()
-        .map_or(sysjail::launch::ID_BASE, |v| v as u32);
+    let base = |map: &str| found["linux"][map][0]["hostID"].as_u64().map(|v| v as u32);
+    let ids = base("uidMappings").zip(base("gidMappings"));
     let command: Option<Vec<String>> = found["process"]["args"].as_array().map(|a| {
         a.iter()
             .skip_while(|v| v.as_str() != Some("--"))
@@ -290,7 +344,7 @@ pub fn check_bundle(file: &Path, bundle: &Path) -> ExitCode {
             .filter_map(|v| v.as_str().map(String::from))
             .collect()
     });
-    let expected = match build(&policy, &dir, id_base, command.filter(|c| !c.is_empty())) {
+    let expected = match build(&policy, &dir, ids, command.filter(|c| !c.is_empty())) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("sysjail check: {e}");

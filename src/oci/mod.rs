@@ -54,8 +54,14 @@ pub const HOOK_CGROUP: &str = "sysjail-oci";
 pub struct Options {
     /// The bundle directory, absolute (hooks name files in it).
     pub bundle: PathBuf,
-    /// First host id of the jail's range (jail id 0).
+    /// First host uid of the jail's range (jail uid 0).
     pub id_base: u32,
+    /// First host gid of the jail's range (jail gid 0).
+    pub gid_base: u32,
+    /// Owner (uid, gid) of the jail's own tree, when it is id-mapped: the
+    /// id maps starting there keep its files' owners without an id-mapped
+    /// mount, as LXC's unprivileged containers do.
+    pub tree_owner: Option<(u32, u32)>,
     /// The command instead of the definition's.
     pub command: Option<Vec<String>>,
     /// The jail's user, resolved in its database (jail root: uid 0).

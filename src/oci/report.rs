@@ -86,10 +86,10 @@ pub fn build(policy: &Policy, options: &Options, unsupervised: &[Unsupervised], 
     r.kept(
         "jail root is not host root",
         format!(
-            "linux.uidMappings/gidMappings: jail ids 0-{} are host ids {}-{}",
+            "linux.uidMappings/gidMappings: jail ids 0-{} are host uids from {}, gids from {}",
             crate::policy::JAIL_IDS - 1,
             options.id_base,
-            u64::from(options.id_base) + u64::from(crate::policy::JAIL_IDS) - 1
+            options.gid_base
         ),
     );
     r.lost_(
@@ -178,16 +178,31 @@ fn mounts(r: &mut Report, policy: &Policy, options: &Options) {
                     );
                 } else {
                     r.kept(format!("the jail's root is {source}{ro}"), "root.path, root.readonly");
+                    if !*read_only {
+                        r.lost_(
+                            "a writable tree lies below a directory no other host user can search",
+                            "runtimes mount the root as jail root, who cannot pass that root-only directory: \
+                             let the tree's owner alone search it, or make the tree read-only",
+                        );
+                    }
                 }
                 if *idmap {
-                    r.lost_(
-                        "the tree's files keep their owners (id-mapped root)",
-                        format!(
-                            "OCI cannot id-map the root; chown the tree to the jail's range (host ids from {}), \
-                             as for LXC",
-                            options.id_base
+                    let promise = "the tree's files keep their owners (id-mapped root)";
+                    match options.tree_owner {
+                        Some(owner) if owner == (options.id_base, options.gid_base) => r.kept(
+                            promise,
+                            format!(
+                                "the id maps start at the tree's owner ({}:{}): disk id owner + k is jail id k, as in \
+                                 LXC's unprivileged containers",
+                                owner.0, owner.1
+                            ),
                         ),
-                    );
+                        _ => r.lost_(
+                            promise,
+                            "OCI cannot id-map the root, and the tree's owner is not the start of the id maps \
+                             (--id-base): its files show as nobody's",
+                        ),
+                    }
                 }
                 if options.dynamic && !source.is_root() {
                     r.lost_(

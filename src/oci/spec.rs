@@ -18,7 +18,7 @@ pub fn build(
     let linux = json!({
         "namespaces": policy.namespaces.iter().map(|(ns, _)| json!({"type": namespace(*ns)})).collect::<Vec<_>>(),
         "uidMappings": [{"containerID": 0, "hostID": options.id_base, "size": JAIL_IDS}],
-        "gidMappings": [{"containerID": 0, "hostID": options.id_base, "size": JAIL_IDS}],
+        "gidMappings": [{"containerID": 0, "hostID": options.gid_base, "size": JAIL_IDS}],
         "maskedPaths": masked,
         "readonlyPaths": read_only,
         "resources": resources(policy),
