@@ -39,6 +39,11 @@ fn main() {
         oci_jail_tree: jail_tree,
     );
     r.test("oci_jail_user_runc", &[Root, Need::Engine(Engine::Runc)], jail_user);
+    r.test(
+        "oci_init_reaps_and_forwards_runc",
+        &[Root, Need::Engine(Engine::Runc)],
+        init_reaps_and_forwards,
+    );
     r.test("oci_report_and_strict", &[Root], report_and_strict);
     r.test("oci_drift_check", &[Root], drift_check);
     // The committed profile is x86_64's, with i386.
@@ -245,9 +250,17 @@ fn jail_promises(ctx: &Ctx, engine: Engine) -> TestResult {
     for m in ["/", "/tmp", "/proc", "/dev", "/dev/pts", "/dev/shm"] {
         ensure(mounts.contains(&m), || format!("no {m} in {mounts:?}"))?;
     }
-    ensure(p.fact("pids") == &serde_json::json!([1]), || {
+    // sysjail's init is pid 1, the probe its only other process.
+    let pids = p.fact("pids").as_array().map_or(0, Vec::len);
+    ensure(pids == 2 && p.fact("pids")[0] == 1, || {
         format!("pids {}", p.fact("pids"))
     })?;
+    ensure(
+        p.fact("init_cmdline")
+            .as_str()
+            .is_some_and(|c| c.contains(" oci-init ")),
+        || format!("pid 1 is {}", p.fact("init_cmdline")),
+    )?;
     // Jail root is not host root: the bundle maps it to an unprivileged range.
     let (bundle, _) = export(ctx, &file, &["/bin/cat", "/proc/self/uid_map", "/proc/self/gid_map"])?;
     let out = run(ctx, engine, &bundle, "idmap");
@@ -270,10 +283,10 @@ fn limits_hold(ctx: &Ctx, engine: Engine) -> TestResult {
     ensure(!out.status.success() && out.stdout.is_empty(), || {
         format!("256M in a 64M jail: {:?} {}", out.status, text(&out.stdout))
     })?;
-    // pids = 32: the probe is pid 1 and 31 children; the 32nd fork fails.
+    // pids = 32: init, the probe and 30 children; the 31st fork fails.
     let p = probe(ctx, engine, &file, &["forks=500:1000"])?;
     let forks = &p.0["checks"]["forks=500:1000"];
-    ensure(forks["ret"] == 31 && forks["errno"] == libc::EAGAIN, || {
+    ensure(forks["ret"] == 30 && forks["errno"] == libc::EAGAIN, || {
         format!("forks: {forks}")
     })
 }
@@ -471,5 +484,53 @@ fn jail_tree(ctx: &Ctx, engine: Engine) -> TestResult {
     let out = run(ctx, engine, &bundle, "owner");
     ensure(out.status.success() && text(&out.stdout) == "0:0\n", || {
         format!("owner of /etc/passwd: {:?} {}", text(&out.stdout), text(&out.stderr))
+    })
+}
+
+fn init_reaps_and_forwards(ctx: &Ctx) -> TestResult {
+    let file = ctx.jail("[limits]\npids = 32\n");
+    // The jail lives until its last process has exited: an orphan that
+    // outlives the command still prints.
+    let (bundle, _) = export(ctx, &file, &["/bin/sh", "-c", "(sleep 1; echo late) & echo early"])?;
+    let out = run(ctx, Engine::Runc, &bundle, "orphan");
+    ensure(out.status.success() && text(&out.stdout) == "early\nlate\n", || {
+        format!("{:?} {:?} {}", out.status, text(&out.stdout), text(&out.stderr))
+    })?;
+    // A signal from inside the jail to pid 1 is dropped: init lives on.
+    let kill = "kill=1:15";
+    let p = probe(ctx, Engine::Runc, &file, &[kill, "getppid"])?;
+    p.expect(&[(kill, 0), ("getppid", 0)])?;
+    // The engine's signal reaches the command, which dies of it.
+    let (bundle, _) = export(ctx, &file, &["/bin/sleep", "30"])?;
+    let id = format!("sj-{}-signal", ctx.name);
+    let mut c = Command::new("runc");
+    c.args(["run", "--bundle"]).arg(&bundle).arg(&id).stdin(Stdio::null());
+    let started = std::time::Instant::now();
+    let running = std::thread::spawn(move || run_bounded(c, Duration::from_secs(60)));
+    let state = || {
+        Command::new("runc")
+            .args(["state", &id])
+            .output()
+            .map(|o| text(&o.stdout))
+            .unwrap_or_default()
+    };
+    // Running, and init has started the command (its signals are set up).
+    let up = support::wait_for(Duration::from_secs(20), || {
+        let state: Value = serde_json::from_str(&state()).unwrap_or_default();
+        let pid = state["pid"].as_i64().unwrap_or(0);
+        state["status"] == "running"
+            && fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).is_ok_and(|c| !c.trim().is_empty())
+    });
+    let killed = Command::new("runc").args(["kill", &id, "TERM"]).status();
+    let out = running.join().map_err(|_| "the runc thread panicked")?;
+    let _ = Command::new("runc").args(["delete", "-f", &id]).status();
+    ensure(up && killed.is_ok_and(|s| s.success()), || {
+        "the container never ran".into()
+    })?;
+    ensure(out.status.code() == Some(128 + libc::SIGTERM), || {
+        format!("after runc kill TERM: {:?} {}", out.status, text(&out.stderr))
+    })?;
+    ensure(started.elapsed() < Duration::from_secs(25), || {
+        format!("sleep 30 ended after {:?}", started.elapsed())
     })
 }

@@ -389,7 +389,7 @@ pub fn check_bundle(file: &Path, bundle: &Path) -> ExitCode {
 /// `sysjail oci-init FILE -- CMD...`.
 pub fn init(file: &Path, command: &[String]) -> ExitCode {
     match oci::run::init(file, command) {
-        Ok(never) => match never {},
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("sysjail oci-init: {e}");
             ExitCode::from(127)

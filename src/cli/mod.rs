@@ -80,7 +80,7 @@ enum Command {
         checks: Vec<String>,
     },
     /// The process of an exported bundle: applies Landlock and the exact
-    /// filter, then execs the command
+    /// filter, then runs the command as the jail's init
     #[command(name = "oci-init", hide = true)]
     OciInit {
         /// The bundle's init file

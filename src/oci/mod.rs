@@ -8,15 +8,17 @@
 //! first-match argument rules on low 32 bits. So the bundle's process is
 //! sysjail itself (`sysjail oci-init`, copied into the bundle and bound
 //! read-only into the jail at [`IN_JAIL`]): it applies the exact Landlock
-//! ruleset and installs the exact filter of [`crate::seccomp`], then execs
-//! the command. The runtime's own profile ([`profile`]) is an outer layer
-//! that denies only what the exact filter denies for every argument, so the
-//! two agree; it is also the `Localhost` profile a Kubernetes Pod points at.
+//! ruleset and installs the exact filter of [`crate::seccomp`], then starts
+//! the command and stays as the jail's init. The runtime's own profile
+//! ([`profile`]) is an outer layer that denies only what the exact filter
+//! denies for every argument, so the two agree; it is also the `Localhost`
+//! profile a Kubernetes Pod points at.
 //! The address programs are attached by a `createRuntime` hook (`sysjail
 //! hook rewrite`) to a cgroup of their own in the unified hierarchy.
 //!
-//! Everything here is pure: [`export`] turns a policy into data, the CLI
-//! writes it, and [`drift`] compares a bundle on disk with it.
+//! All but [`run`] is pure: [`export`] turns a policy into data, the CLI
+//! writes it, and [`drift`] compares a bundle on disk with it. [`run`] is
+//! the bundle's side at run time, through the executor's calls.
 
 pub mod drift;
 pub mod profile;
@@ -102,7 +104,7 @@ pub enum RootKind {
 /// The directory of `rootfs` in the bundle, for a jail whose root is the host's `/`.
 pub const ROOTFS: &str = "rootfs";
 
-/// What the bundle's init applies before it execs the command.
+/// What the bundle's init applies before it starts the command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InitFile {
     /// The exact seccomp filter, as (code, jt, jf, k).

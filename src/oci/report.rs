@@ -102,10 +102,10 @@ pub fn build(policy: &Policy, options: &Options, unsupervised: &[Unsupervised], 
             "runtimes refuse user.* sysctls in linux.sysctl; the bundle keeps the host's per-user limits",
         );
     }
-    r.lost_(
-        "sysjail's own init is pid 1: it reaps orphans and ignores signals from the jail",
-        "the command is pid 1 (the runtime execs it); run a reaping init (tini, dumb-init) as the command where \
-         orphans matter",
+    r.kept(
+        "sysjail's own init is pid 1: it reaps orphans, ignores signals from the jail, and lives until the last \
+         process of the jail has exited",
+        format!("{INIT}, which forwards the engine's signals to every process of the jail"),
     );
     mounts(&mut r, policy, options);
     process(&mut r, policy);

@@ -2,9 +2,7 @@
 //! `createRuntime` hook on the host. Both carry out data the export wrote
 //! ([`InitFile`]) through the executor's own calls in [`crate::sys`].
 
-use std::convert::Infallible;
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use super::{HOOK_CGROUP, InitFile};
@@ -20,6 +18,9 @@ pub enum RunError {
     /// It is not an init file.
     #[error("{0}: not a sysjail init file: {1}")]
     Parse(PathBuf, serde_json::Error),
+    /// Init's signals could not be set up.
+    #[error("signals: {0}")]
+    Signals(std::io::Error),
     /// A Landlock rule names a path that is not absolute.
     #[error("{0}: a Landlock rule names {1:?}, which is not an absolute path")]
     Path(PathBuf, String),
@@ -32,8 +33,8 @@ pub enum RunError {
     /// No command to run.
     #[error("no command after --")]
     NoCommand,
-    /// exec failed.
-    #[error("exec {0}: {1}")]
+    /// The command could not be started, or init failed.
+    #[error("{0}: {1}")]
     Exec(String, std::io::Error),
     /// The runtime's state on stdin is not what the runtime spec says.
     #[error("the container state on stdin: {0}")]
@@ -52,9 +53,12 @@ fn load(file: &Path) -> Result<InitFile, RunError> {
 }
 
 /// `sysjail oci-init FILE -- CMD...`: applies the Landlock ruleset and the
-/// exact filter of `file`, then execs `command`. The runtime has already set
-/// no_new_privs, which both need.
-pub fn init(file: &Path, command: &[String]) -> Result<Infallible, RunError> {
+/// exact filter of `file`, then starts `command` and serves as the jail's
+/// init ([`crate::sys::reaper`]) until no process of the jail is left; the
+/// command's exit status. The runtime has already set no_new_privs, which
+/// Landlock and the filter need.
+pub fn init(file: &Path, command: &[String]) -> Result<i32, RunError> {
+    let reaper = crate::sys::reaper::Init::new().map_err(RunError::Signals)?;
     let init = load(file)?;
     let (program, args) = command.split_first().ok_or(RunError::NoCommand)?;
     if init.landlock_enabled {
@@ -75,8 +79,9 @@ pub fn init(file: &Path, command: &[String]) -> Result<Infallible, RunError> {
         .map(|&(code, jt, jf, k)| Insn { code, jt, jf, k })
         .collect();
     crate::sys::privs::install_filter(&filter, false).map_err(RunError::Seccomp)?;
-    let e = std::process::Command::new(program).args(args).exec();
-    Err(RunError::Exec(program.clone(), e))
+    reaper
+        .serve(std::process::Command::new(program).args(args))
+        .map_err(|e| RunError::Exec(program.clone(), e))
 }
 
 /// The container's id and pid from the state a runtime gives a hook on stdin.
