@@ -37,6 +37,7 @@ fn main() {
         oci_limits_hold: limits_hold,
         oci_address_rule: address_rule,
         oci_jail_tree: jail_tree,
+        oci_api_example: api_example,
     );
     r.test("oci_jail_user_runc", &[Root, Need::Engine(Engine::Runc)], jail_user);
     r.test(
@@ -532,5 +533,50 @@ fn init_reaps_and_forwards(ctx: &Ctx) -> TestResult {
     })?;
     ensure(started.elapsed() < Duration::from_secs(25), || {
         format!("sleep 30 ended after {:?}", started.elapsed())
+    })
+}
+
+fn api_example(ctx: &Ctx, engine: Engine) -> TestResult {
+    // api.toml (the host's / too) with the probe instead of its server: its
+    // user, hostname and families hold; its veth is the engine's to make, so
+    // a bind, rewritten to 10.89.0.2, finds no such address (as the report
+    // says); loopback is up.
+    let api = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/jails/api.toml");
+    let (_, report) = export(ctx, Path::new(api), &[])?;
+    let veth = "LOST  the jail's interface holds exactly [(10.89.0.2, 24)]";
+    ensure(report.contains(veth), || format!("no {veth:?} in\n{report}"))?;
+    let checks = [
+        "socket-inet",
+        "socket-inet6",
+        "i386-socket-inet",
+        "sethostname",
+        "bind=0.0.0.0:8080",
+    ];
+    let p = probe(ctx, engine, Path::new(api), &checks)?;
+    p.expect(&[
+        ("socket-inet", 0),
+        ("socket-inet6", libc::EAFNOSUPPORT),
+        ("i386-socket-inet", 0),
+        ("sethostname", libc::EPERM),
+        ("bind=0.0.0.0:8080", libc::EADDRNOTAVAIL),
+    ])?;
+    ensure(
+        p.fact("uid") == 65534
+            && p.fact("hostname") == "api.internal"
+            && p.fact("interfaces") == &serde_json::json!(["lo"]),
+        || {
+            format!(
+                "uid {} hostname {} interfaces {}",
+                p.fact("uid"),
+                p.fact("hostname"),
+                p.fact("interfaces")
+            )
+        },
+    )?;
+    // Loopback is up (the runtime's doing): IPv6's ::1 is assigned.
+    let (bundle, _) = export(ctx, Path::new(api), &["/bin/cat", "/proc/net/if_inet6"])?;
+    let out = run(ctx, engine, &bundle, "lo");
+    ensure(text(&out.stdout).contains(" lo\n"), || {
+        format!("loopback down: {:?} {}", text(&out.stdout), text(&out.stderr))
     })
 }

@@ -401,17 +401,17 @@ pub fn init(file: &Path, command: &[String]) -> ExitCode {
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hook {
     /// createRuntime: attach the address programs
-    Rewrite,
+    CreateRuntime,
     /// poststop: remove the cgroup of the programs
-    Cleanup,
+    Poststop,
 }
 
 /// `sysjail hook VERB FILE`, with the container state on stdin.
 pub fn hook(verb: Hook, file: &Path) -> ExitCode {
     let stdin = &mut std::io::stdin().lock();
     let result = match verb {
-        Hook::Rewrite => oci::run::hook_rewrite(file, stdin),
-        Hook::Cleanup => oci::run::hook_cleanup(file, stdin),
+        Hook::CreateRuntime => oci::run::hook_create_runtime(file, stdin),
+        Hook::Poststop => oci::run::hook_poststop(file, stdin),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,8 +13,9 @@
 //! ([`profile`]) is an outer layer that denies only what the exact filter
 //! denies for every argument, so the two agree; it is also the `Localhost`
 //! profile a Kubernetes Pod points at.
-//! The address programs are attached by a `createRuntime` hook (`sysjail
-//! hook rewrite`) to a cgroup of their own in the unified hierarchy.
+//! A `createRuntime` hook (`sysjail hook create-runtime`) attaches the
+//! address programs to a cgroup of the container's own in the unified
+//! hierarchy.
 //!
 //! All but [`run`] is pure: [`export`] turns a policy into data, the CLI
 //! writes it, and [`drift`] compares a bundle on disk with it. [`run`] is

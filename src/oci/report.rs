@@ -311,12 +311,16 @@ fn syscalls(r: &mut Report, policy: &Policy, unsupervised: &[Unsupervised], oute
                 "allow rlimit: raising a hard limit",
                 format!("{calls}: EPERM; the supervisor that copies the new limit once is not there"),
             ),
-            Notify::Listen => r.lost_(
+            Notify::Listen if policy.network.mode == "host" => r.lost_(
                 "listen(2) on a never-bound socket binds the jail's first address",
                 format!(
                     "{calls}: allowed, the socket gets the wildcard address; the packet programs drop what it \
                      receives at an unlisted address"
                 ),
+            ),
+            Notify::Listen => r.kept(
+                "listen(2) on a never-bound socket listens on the jail's addresses only",
+                format!("{calls}: allowed; the wildcard address of the jail's own network namespace is its own"),
             ),
             Notify::Socketcall => r.lost_(
                 "i386 socketcall(2) SOCKET, SOCKETPAIR and LISTEN get the direct call's answer",
@@ -359,13 +363,14 @@ fn network(r: &mut Report, policy: &Policy) {
     match (net.mode, &net.rewrite, &net.interface) {
         ("host", Some(_), _) => r.kept(
             "binds and connections end on the jail's addresses (host stack)",
-            "cgroup socket-address and packet programs, attached by the createRuntime hook (sysjail hook rewrite) to \
+            "cgroup socket-address and packet programs, attached by the createRuntime hook (sysjail hook create-runtime) to \
              a cgroup of the jail's own in the unified hierarchy",
         ),
         (_, _, Some(i)) => r.lost_(
             format!("the jail's interface holds exactly {:?}", i.addresses),
             "OCI leaves interfaces to the engine (CNI under Kubernetes and Nomad): the bundle's network namespace \
-             has loopback only",
+             has loopback only, and binds, rewritten to the jail's first address, fail with EADDRNOTAVAIL until \
+             the engine gives the namespace that address",
         ),
         _ if policy.namespaces.iter().any(|(n, _)| *n == Namespace::Net) => r.kept(
             "a network namespace with loopback only",

@@ -110,14 +110,15 @@ fn own(v2: &Path, id: &str) -> PathBuf {
     v2.join(HOOK_CGROUP).join(id)
 }
 
-/// `sysjail hook rewrite FILE`, the `createRuntime` hook: attaches the
-/// address programs to a cgroup that holds the container and nothing else.
+/// `sysjail hook create-runtime FILE`, the `createRuntime` hook: attaches
+/// the address programs to a cgroup that holds the container and nothing
+/// else.
 /// Under cgroup2 alone that is the runtime's cgroup of the container; on a
 /// hybrid host the runtime manages the v1 controllers only, so the hook moves
 /// the container's process into a unified cgroup of its own first. The
 /// process has not run the jail's command yet: runtimes call the hook before
 /// pivot_root.
-pub fn hook_rewrite(file: &Path, stdin: &mut impl Read) -> Result<(), RunError> {
+pub fn hook_create_runtime(file: &Path, stdin: &mut impl Read) -> Result<(), RunError> {
     let init = load(file)?;
     let Some(rewrite) = init.rewrite else {
         return Ok(());
@@ -142,9 +143,9 @@ pub fn hook_rewrite(file: &Path, stdin: &mut impl Read) -> Result<(), RunError> 
     crate::sys::bpf::attach_all(&dir, &rewrite.programs()).map_err(|e| RunError::Cgroup(dir, e))
 }
 
-/// `sysjail hook cleanup FILE`, the `poststop` hook: removes the cgroup the
-/// rewrite hook made, if it made one.
-pub fn hook_cleanup(file: &Path, stdin: &mut impl Read) -> Result<(), RunError> {
+/// `sysjail hook poststop FILE`, the `poststop` hook: removes the cgroup
+/// the `createRuntime` hook made, if it made one.
+pub fn hook_poststop(file: &Path, stdin: &mut impl Read) -> Result<(), RunError> {
     let init = load(file)?;
     if init.rewrite.is_none() {
         return Ok(());

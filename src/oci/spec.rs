@@ -42,7 +42,7 @@ pub fn build(
                 "timeout": 10,
             }])
         };
-        spec["hooks"] = json!({"createRuntime": hook("rewrite"), "poststop": hook("cleanup")});
+        spec["hooks"] = json!({"createRuntime": hook("create-runtime"), "poststop": hook("poststop")});
     }
     serde_json::from_value(spec)
 }
