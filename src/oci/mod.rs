@@ -262,3 +262,133 @@ pub fn jail_root() -> Login {
 pub fn database(policy: &Policy) -> UserDatabase {
     policy.process.user.database
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exported(example: &str) -> Bundle {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/jails/{example}.toml"));
+        let def = crate::load::load(&file).expect("valid");
+        let policy = crate::policy::compile(&def.jail, &crate::facts::HostFacts::example()).expect("runs");
+        let options = Options {
+            bundle: "/b".into(),
+            id_base: 0x7000_0000,
+            gid_base: 0x7000_0000,
+            tree_owner: None,
+            command: None,
+            login: jail_root(),
+            dynamic: false,
+            host_root: vec![
+                RootEntry {
+                    name: "usr".into(),
+                    kind: RootKind::Dir,
+                },
+                RootEntry {
+                    name: "proc".into(),
+                    kind: RootKind::MountPoint,
+                },
+                RootEntry {
+                    name: "bin".into(),
+                    kind: RootKind::Link("usr/bin".into()),
+                },
+            ],
+        };
+        export(&policy, &options).expect("exports")
+    }
+
+    #[test]
+    fn the_spec_carries_the_policy() {
+        let b = exported("hello");
+        let v = config_json(&b.spec);
+        assert_eq!(v["hostname"], "hello.jail");
+        assert_eq!(v["root"]["path"], "/b/rootfs");
+        // Directories of the root file system are bound, mount points not.
+        assert_eq!(v["mounts"][0]["destination"], "/usr");
+        assert!(v["mounts"][0]["options"].as_array().unwrap().contains(&"ro".into()));
+        assert!(!v["mounts"].as_array().unwrap().iter().any(|m| m["source"] == "/proc"));
+        assert_eq!(
+            v["linux"]["uidMappings"],
+            serde_json::json!([{"containerID": 0, "hostID": 0x7000_0000u32, "size": 65536}])
+        );
+        let ns: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(ns, ["user", "pid", "mount", "uts", "ipc", "cgroup", "network"]);
+        assert_eq!(
+            v["process"]["args"].as_array().unwrap()[..4],
+            ["/dev/.sysjail/sysjail", "oci-init", "/dev/.sysjail/init.json", "--"]
+        );
+        assert!(v["process"]["noNewPrivileges"].as_bool().unwrap());
+        assert_eq!(v["process"]["rlimits"][0]["type"], "RLIMIT_NOFILE");
+        assert_eq!(v["process"]["rlimits"][0]["hard"], 1024);
+        assert_eq!(v["linux"]["resources"]["memory"]["limit"], 256 << 20);
+        assert_eq!(v["linux"]["resources"]["pids"]["limit"], 128);
+        assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 100_000);
+        assert!(
+            v["linux"]["readonlyPaths"]
+                .as_array()
+                .unwrap()
+                .contains(&"/proc/sys".into())
+        );
+        assert!(
+            v["linux"]["maskedPaths"]
+                .as_array()
+                .unwrap()
+                .contains(&"/proc/kcore".into())
+        );
+        // No address rule, no hooks.
+        assert!(v.get("hooks").is_none());
+        assert!(!b.init.filter.is_empty() && b.init.landlock_enabled);
+    }
+
+    #[test]
+    fn the_report_says_what_is_lost_and_why() {
+        let api = exported("api");
+        let lost: Vec<&str> = api.report.lost().map(|e| e.promise.as_str()).collect();
+        assert!(
+            lost.contains(&"the jail's interface holds exactly [(10.89.0.2, 24)]"),
+            "{lost:?}"
+        );
+        assert!(lost.contains(&"reboot(2) by jail root halts the jail"), "{lost:?}");
+        let json = serde_json::to_value(&api.report).unwrap();
+        let reboot = json["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["promise"] == "reboot(2) by jail root halts the jail")
+            .unwrap();
+        assert_eq!(reboot["how"], "lost");
+        assert!(reboot["by"].as_str().unwrap().contains("EPERM"));
+        let text = api.report.to_string();
+        assert!(text.ends_with(&format!(
+            "{} promises: {} kept, {} lost\n",
+            api.report.entries.len(),
+            api.report.entries.len() - lost.len(),
+            lost.len()
+        )));
+    }
+
+    #[test]
+    fn a_host_stack_jail_gets_the_hooks() {
+        let web = exported("web");
+        let v = config_json(&web.spec);
+        assert_eq!(v["hooks"]["createRuntime"][0]["args"][2], "create-runtime");
+        assert_eq!(v["hooks"]["poststop"][0]["args"][2], "poststop");
+        let rewrite = web.init.rewrite.as_ref().expect("the address rule");
+        assert_eq!(rewrite.v4[0].to_string(), "192.0.2.10");
+        assert_eq!(rewrite.jail_root, 0x7000_0000);
+        assert!(!rewrite.programs().is_empty());
+        // Host stack: no network namespace.
+        assert!(
+            !v["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["type"] == "network")
+        );
+    }
+}
