@@ -49,7 +49,7 @@ enum ReportFormat {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let Some((policy, bundle)) = prepare(&args.file, &args.bundle) else {
+    let Some((policy, bundle)) = prepare(&args.file, &args.bundle, true, "sysjail export") else {
         return ExitCode::FAILURE;
     };
     let command = (!args.command.is_empty()).then(|| args.command.clone());
@@ -76,25 +76,27 @@ pub fn run(args: Args) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The policy of `file` on this host, and the bundle directory, absolute.
-fn prepare(file: &Path, bundle: &Path) -> Option<(Policy, PathBuf)> {
+/// The policy of `file` on this host, and the bundle directory, absolute;
+/// `create` makes the directory if it is missing (`export`, not `check`).
+fn prepare(file: &Path, bundle: &Path, create: bool, me: &str) -> Option<(Policy, PathBuf)> {
     let def = super::load_for_launch(file, true)?;
     let facts = sysjail::facts();
     let policy = match sysjail::compile(&def.jail, &facts) {
         Ok(p) => p,
         Err(refused) => {
-            eprintln!("sysjail export: {}: refused on this host: {refused}", def.jail.name);
+            eprintln!("{me}: {}: refused on this host: {refused}", def.jail.name);
             return None;
         }
     };
-    if let Err(e) = std::fs::create_dir_all(bundle) {
-        eprintln!("sysjail export: {}: {e}", bundle.display());
-        return None;
-    }
-    match std::fs::canonicalize(bundle) {
+    let dir = if create {
+        std::fs::create_dir_all(bundle).and_then(|()| std::fs::canonicalize(bundle))
+    } else {
+        std::fs::canonicalize(bundle)
+    };
+    match dir {
         Ok(dir) => Some((policy, dir)),
         Err(e) => {
-            eprintln!("sysjail export: {}: {e}", bundle.display());
+            eprintln!("{me}: {}: {e}", bundle.display());
             None
         }
     }
@@ -313,7 +315,7 @@ fn login(policy: &Policy) -> Result<Login, String> {
 /// export of `file` writes now, with the bundle's id base and command (the
 /// two export options).
 pub fn check_bundle(file: &Path, bundle: &Path) -> ExitCode {
-    let Some((policy, dir)) = prepare(file, bundle) else {
+    let Some((policy, dir)) = prepare(file, bundle, false, "sysjail check") else {
         return ExitCode::FAILURE;
     };
     let read = |name: &str| -> Result<serde_json::Value, String> {
