@@ -119,6 +119,89 @@ pub struct InitFile {
     pub landlock_enabled: bool,
     /// The address-rule programs the hook attaches, if any.
     pub rewrite: Option<RewriteFile>,
+    /// The veth of a private jail with addresses, which the hook creates.
+    pub veth: Option<VethFile>,
+}
+
+impl InitFile {
+    /// Whether the bundle needs its hooks.
+    pub fn hooks(&self) -> bool {
+        self.rewrite.is_some() || self.veth.is_some()
+    }
+}
+
+/// A private jail's veth, as the launcher makes it ([`crate::plan::veth`]);
+/// the host end's name, which must be unique on the host, is made from the
+/// container's id when it runs, in place of [`VETH_HOST`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VethFile {
+    /// The jail's end, inside its network namespace.
+    pub peer: String,
+    /// A bridge the host end joins.
+    pub bridge: Option<String>,
+    /// Addresses of the host end.
+    pub host_addresses: Vec<(std::net::IpAddr, u8)>,
+    /// Routes on the host (through [`VETH_HOST`]).
+    pub host_routes: Vec<crate::plan::Route>,
+    /// Exactly the jail's addresses.
+    pub addresses: Vec<(std::net::IpAddr, u8)>,
+    /// The jail's routes.
+    pub routes: Vec<crate::plan::Route>,
+}
+
+/// The host end's name in [`VethFile`], until the hook names it.
+pub const VETH_HOST: &str = "@host";
+
+impl VethFile {
+    /// The veth of `interface`.
+    pub fn of(interface: &crate::policy::network::Interface) -> VethFile {
+        use crate::plan::{HostStep, JailStep, veth};
+        let (
+            HostStep::CreateVeth {
+                bridge,
+                addresses: host_addresses,
+                routes: host_routes,
+                ..
+            },
+            JailStep::Interface {
+                name,
+                addresses,
+                routes,
+            },
+        ) = veth(interface, VETH_HOST)
+        else {
+            unreachable!("plan::veth gives a veth and an interface")
+        };
+        VethFile {
+            peer: name,
+            bridge,
+            host_addresses,
+            host_routes,
+            addresses,
+            routes,
+        }
+    }
+
+    /// The host end's name for container `id`: unique on the host, as an
+    /// interface name allows (15 bytes).
+    pub fn host_name(id: &str) -> String {
+        // FNV-1a: stable across runs and builds.
+        let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        format!("sjo{:010x}", hash & 0xff_ffff_ffff)
+    }
+
+    /// The host routes with the host end named `host`.
+    pub fn host_routes(&self, host: &str) -> Vec<crate::plan::Route> {
+        let mut routes = self.host_routes.clone();
+        for r in &mut routes {
+            if r.dev.as_deref() == Some(VETH_HOST) {
+                r.dev = Some(host.to_string());
+            }
+        }
+        routes
+    }
 }
 
 /// What the `createRuntime` hook needs to build the address programs.
@@ -203,6 +286,7 @@ pub fn export(policy: &Policy, options: &Options) -> Result<Bundle, ExportError>
             .collect(),
         scopes: policy.landlock.scopes.clone(),
         landlock_enabled: policy.landlock.abi.is_some(),
+        veth: policy.network.interface.as_ref().map(VethFile::of),
         rewrite: policy.network.rewrite.as_ref().map(|_| {
             let a = crate::rewrite::Addresses::of(&policy.network);
             RewriteFile {
@@ -212,7 +296,7 @@ pub fn export(policy: &Policy, options: &Options) -> Result<Bundle, ExportError>
             }
         }),
     };
-    let spec = spec::build(policy, options, &outer.profile, init.rewrite.is_some())?;
+    let spec = spec::build(policy, options, &outer.profile, init.hooks())?;
     let report = report::build(policy, options, &unsupervised, &outer);
     Ok(Bundle {
         spec,
@@ -349,11 +433,19 @@ mod tests {
     fn the_report_says_what_is_lost_and_why() {
         let api = exported("api");
         let lost: Vec<&str> = api.report.lost().map(|e| e.promise.as_str()).collect();
-        assert!(
-            lost.contains(&"the jail's interface holds exactly [(10.89.0.2, 24)]"),
-            "{lost:?}"
-        );
         assert!(lost.contains(&"reboot(2) by jail root halts the jail"), "{lost:?}");
+        // The veth is the hook's, as the launcher makes it.
+        assert!(!lost.iter().any(|l| l.contains("interface")), "{lost:?}");
+        let veth = api.init.veth.as_ref().expect("a veth");
+        assert_eq!(veth.addresses, [("10.89.0.2".parse().unwrap(), 24)]);
+        assert_eq!(veth.host_addresses, [("10.89.0.1".parse().unwrap(), 24)]);
+        let name = VethFile::host_name("sj-some-long-container-id-of-the-engine");
+        assert!(name.len() <= 15 && name.starts_with("sjo"), "{name}");
+        assert!(
+            veth.host_routes(&name)
+                .iter()
+                .all(|r| r.dev.as_deref() != Some(VETH_HOST))
+        );
         let json = serde_json::to_value(&api.report).unwrap();
         let reboot = json["entries"]
             .as_array()

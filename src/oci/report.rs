@@ -366,11 +366,11 @@ fn network(r: &mut Report, policy: &Policy) {
             "cgroup socket-address and packet programs, attached by the createRuntime hook (sysjail hook create-runtime) to \
              a cgroup of the jail's own in the unified hierarchy",
         ),
-        (_, _, Some(i)) => r.lost_(
+        (_, _, Some(i)) => r.kept(
             format!("the jail's interface holds exactly {:?}", i.addresses),
-            "OCI leaves interfaces to the engine (CNI under Kubernetes and Nomad): the bundle's network namespace \
-             has loopback only, and binds, rewritten to the jail's first address, fail with EADDRNOTAVAIL until \
-             the engine gives the namespace that address",
+            "a veth the createRuntime hook makes as sysjail up does (host end sjo + a hash of the container id, \
+             in the engine's network namespace), gone with the container; under Kubernetes and Nomad the \
+             network is the engine's (CNI) instead",
         ),
         _ if policy.namespaces.iter().any(|(n, _)| *n == Namespace::Net) => r.kept(
             "a network namespace with loopback only",

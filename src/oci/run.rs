@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::{HOOK_CGROUP, InitFile};
+use super::{HOOK_CGROUP, InitFile, VethFile};
 use crate::model::AbsPath;
 use crate::seccomp::bpf::Insn;
 
@@ -42,6 +42,9 @@ pub enum RunError {
     /// The host has no unified cgroup hierarchy for the programs.
     #[error("the address programs need the unified cgroup hierarchy (cgroup2), which this host lacks")]
     NoCgroup2,
+    /// The jail's veth could not be made or removed.
+    #[error("veth: {0}")]
+    Veth(std::io::Error),
     /// A cgroup operation failed.
     #[error("{0}: {1}")]
     Cgroup(PathBuf, std::io::Error),
@@ -110,9 +113,10 @@ fn own(v2: &Path, id: &str) -> PathBuf {
     v2.join(HOOK_CGROUP).join(id)
 }
 
-/// `sysjail hook create-runtime FILE`, the `createRuntime` hook: attaches
-/// the address programs to a cgroup that holds the container and nothing
-/// else.
+/// `sysjail hook create-runtime FILE`, the `createRuntime` hook: creates a
+/// private jail's veth as the launcher does (the host end named after the
+/// container), and attaches the address programs to a cgroup that holds
+/// the container and nothing else.
 /// Under cgroup2 alone that is the runtime's cgroup of the container; on a
 /// hybrid host the runtime manages the v1 controllers only, so the hook moves
 /// the container's process into a unified cgroup of its own first. The
@@ -120,10 +124,17 @@ fn own(v2: &Path, id: &str) -> PathBuf {
 /// pivot_root.
 pub fn hook_create_runtime(file: &Path, stdin: &mut impl Read) -> Result<(), RunError> {
     let init = load(file)?;
+    let (id, pid) = state(stdin)?;
+    if let Some(veth) = &init.veth {
+        let host = VethFile::host_name(&id);
+        let routes = veth.host_routes(&host);
+        let (bridge, addresses) = (veth.bridge.as_deref(), &veth.host_addresses);
+        crate::sys::net::create_veth(&host, &veth.peer, pid, bridge, addresses, &routes).map_err(RunError::Veth)?;
+        crate::sys::net::configure_in(pid, &veth.peer, &veth.addresses, &veth.routes).map_err(RunError::Veth)?;
+    }
     let Some(rewrite) = init.rewrite else {
         return Ok(());
     };
-    let (id, pid) = state(stdin)?;
     let v2 = unified()?;
     let facts = crate::sys::probe::probe();
     let current = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
@@ -143,14 +154,18 @@ pub fn hook_create_runtime(file: &Path, stdin: &mut impl Read) -> Result<(), Run
     crate::sys::bpf::attach_all(&dir, &rewrite.programs()).map_err(|e| RunError::Cgroup(dir, e))
 }
 
-/// `sysjail hook poststop FILE`, the `poststop` hook: removes the cgroup
-/// the `createRuntime` hook made, if it made one.
+/// `sysjail hook poststop FILE`, the `poststop` hook: removes the host end
+/// of the veth (if the kernel has not yet) and the cgroup the
+/// `createRuntime` hook made, if it made them.
 pub fn hook_poststop(file: &Path, stdin: &mut impl Read) -> Result<(), RunError> {
     let init = load(file)?;
+    let (id, _) = state(stdin)?;
+    if init.veth.is_some() {
+        crate::sys::net::remove_veth(&VethFile::host_name(&id)).map_err(RunError::Veth)?;
+    }
     if init.rewrite.is_none() {
         return Ok(());
     }
-    let (id, _) = state(stdin)?;
     let v2 = unified()?;
     let dir = own(&v2, &id);
     match std::fs::remove_dir(&dir) {
