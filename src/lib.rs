@@ -46,6 +46,7 @@ pub mod jails;
 pub mod launch;
 pub mod load;
 pub mod model;
+pub mod oci;
 pub mod plan;
 pub mod policy;
 pub mod promises;

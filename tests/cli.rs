@@ -623,7 +623,7 @@ fn fl_words(text: &str) -> Vec<String> {
             let words: Vec<&str> = line.split_whitespace().collect();
             words
                 .windows(2)
-                .filter(|w| w[0] == "Fl")
+                .filter(|w| w[0] == "Fl" || w[0] == ".Fl")
                 .map(|w| w[1].replace("\\-", "-"))
                 .collect::<Vec<_>>()
         })
@@ -661,9 +661,11 @@ fn synopsis(man: &str, program: &str) -> String {
         let first = lines.next().unwrap_or("").trim();
         let called = if first.is_empty() { "sysjail" } else { first };
         let cm = lines.next().and_then(|l| l.strip_prefix(".Cm ")).unwrap_or("");
+        let cm = cm.split_whitespace().next().unwrap_or("");
         called == name && (cm == sub || sub.is_empty() && !form.contains("\n.Cm "))
     };
-    forms.find(wanted).map(str::to_string).unwrap_or_default()
+    // A command may have several forms (`check FILE...`, `check --bundle`).
+    forms.filter(wanted).collect::<Vec<_>>().join("\n")
 }
 
 #[test]

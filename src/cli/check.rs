@@ -22,6 +22,10 @@ pub struct Args {
     /// Also check this machine: the root directory, bind sources, users and groups
     #[arg(long)]
     host: bool,
+    /// Compare the OCI bundle in DIR with what `sysjail export oci FILE` writes
+    /// (one FILE)
+    #[arg(long, value_name = "DIR")]
+    bundle: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +36,13 @@ enum OutputFormat {
 }
 
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
+    if let Some(bundle) = &args.bundle {
+        let [file] = args.paths.as_slice() else {
+            eprintln!("sysjail check: --bundle compares one definition");
+            return ExitCode::from(super::USAGE);
+        };
+        return super::export::check_bundle(file, bundle);
+    }
     let config_dir = global.config_dir();
     let paths: Result<Vec<PathBuf>, _> = args.paths.iter().map(|p| named(p, &config_dir)).collect();
     let files = match paths.and_then(|paths| load::expand(&paths).map_err(|e| e.to_string())) {

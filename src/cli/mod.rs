@@ -4,6 +4,7 @@ mod check;
 mod complete;
 mod down;
 mod exec;
+mod export;
 mod jail;
 mod log;
 mod logs;
@@ -99,6 +100,8 @@ enum Command {
     Selftest(selftest::Args),
     /// What this kernel offers, and which promises depend on what is missing
     Doctor,
+    /// Write a jail as an OCI runtime-spec bundle, and report how it keeps each promise
+    Export(export::Args),
     /// The classic command line: jail [-bdilv] [-4 addr] [-6 addr] [-u user | -U user]
     /// [--allow-*] path hostname command...
     Jail(jail::Args),
@@ -114,6 +117,25 @@ enum Command {
     Probe {
         /// Checks, as NAME or NAME=ARG
         checks: Vec<String>,
+    },
+    /// The process of an exported bundle: applies Landlock and the exact
+    /// filter, then runs the command as the jail's init
+    #[command(name = "oci-init", hide = true)]
+    OciInit {
+        /// The bundle's init file
+        file: std::path::PathBuf,
+        /// The command
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// An exported bundle's OCI hooks (the container state on stdin)
+    #[command(hide = true)]
+    Hook {
+        /// What to do
+        #[arg(value_enum)]
+        verb: export::Hook,
+        /// The bundle's init file
+        file: std::path::PathBuf,
     },
 }
 
@@ -149,6 +171,9 @@ pub fn main() -> ExitCode {
         Command::Restart(args) => restart::run(args, &cli.global),
         Command::Selftest(args) => selftest::run(args, &cli.global),
         Command::Doctor => selftest::doctor(),
+        Command::Export(args) => export::run(args),
+        Command::OciInit { file, command } => export::init(&file, &command),
+        Command::Hook { verb, file } => export::hook(verb, &file),
         Command::Jail(args) => jail::run(args, "sysjail jail", cli.global.state_dir.clone()),
         Command::Probe { checks } => ExitCode::from(sysjail::selftest::probe_main(&checks) as u8),
         Command::Schema => out::print_status(&(serde_json::to_string_pretty(&sysjail::schema()).expect("JSON") + "\n")),

@@ -637,7 +637,7 @@ pub fn rlim(value: RlimitValue) -> u64 {
 /// gets a direct route on the interface. Point to point, the host end holds
 /// the gateway with the prefix of the jail's address, and routes the jail's
 /// addresses to itself.
-fn veth(i: &crate::policy::network::Interface, host_name: &str) -> (HostStep, JailStep) {
+pub fn veth(i: &crate::policy::network::Interface, host_name: &str) -> (HostStep, JailStep) {
     use crate::policy::network::UplinkPolicy;
     let (bridge, gateways, host_holds) = match &i.uplink {
         UplinkPolicy::None => (None, Vec::new(), false),

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use build::{Options, PlanError, build, cgroup_dir, rlim};
+pub use build::{Options, PlanError, build, cgroup_dir, rlim, veth};
 pub use check::{Broken, check};
 
 use crate::model::{AbsPath, Bytes, IdRef, Rlimit, RlimitValue};
@@ -77,7 +77,7 @@ impl LaunchPlan {
 }
 
 /// A route: a destination, and a gateway or the interface itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Route {
     /// Destination network (prefix 0: the default route).
     pub dst: IpAddr,

@@ -13,7 +13,7 @@ use super::mounts::{MountEntry, MountOp};
 use crate::model::AbsPath;
 
 /// What a rule grants beneath its path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Access {
     /// Read files and directories, execute programs.
@@ -36,7 +36,7 @@ pub struct Rule {
 }
 
 /// Landlock scopes (ABI 6 and later).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scope {
     /// No signals to processes outside the jail's domain.

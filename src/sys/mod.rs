@@ -16,6 +16,7 @@ pub mod net;
 pub mod privs;
 pub mod probe;
 pub mod raw;
+pub mod reaper;
 #[cfg(test)]
 pub(crate) mod recorder;
 pub mod setup;

@@ -287,6 +287,20 @@ pub fn loopback_up() -> io::Result<()> {
     Netlink::open()?.link_up("lo", None)
 }
 
+/// [`configure`] in the network namespace of `pid`, from a thread that
+/// enters it (the caller's own namespace is left alone).
+pub fn configure_in(pid: i32, name: &str, addresses: &[(IpAddr, u8)], routes: &[Route]) -> io::Result<()> {
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+            configure(name, addresses, routes)
+        })
+        .join()
+        .map_err(|_| io::Error::other("the thread configuring the jail's interface panicked"))?
+    })
+}
+
 /// Whether a network interface of this name exists here.
 pub fn exists(name: &str) -> bool {
     index_of(name).is_ok()

@@ -42,6 +42,33 @@ pub enum Need {
     Journal,
     /// No systemd journal, to see `log = "journal"` refused.
     NoJournal,
+    /// An OCI runtime or engine: runc, crun, or a running containerd with ctr.
+    Engine(Engine),
+}
+
+/// The OCI engines the export tests drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Runc,
+    Crun,
+    Containerd,
+}
+
+impl Engine {
+    /// The command that tells whether it is there (containerd: the daemon answers).
+    fn present(self) -> bool {
+        let (cmd, args): (&str, &[&str]) = match self {
+            Engine::Runc => ("runc", &["--version"]),
+            Engine::Crun => ("crun", &["--version"]),
+            Engine::Containerd => ("ctr", &["version"]),
+        };
+        Command::new(cmd)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
 }
 
 impl Need {
@@ -64,6 +91,7 @@ pub struct Machine {
     ip: bool,
     script: bool,
     sys_resource: bool,
+    engines: Vec<Engine>,
 }
 
 impl Machine {
@@ -84,6 +112,10 @@ impl Machine {
                 .output()
                 .is_ok_and(|o| o.status.success()),
             sys_resource: facts.has_cap(sysjail::policy::Capability::SYS_RESOURCE.number()),
+            engines: [Engine::Runc, Engine::Crun, Engine::Containerd]
+                .into_iter()
+                .filter(|e| e.present())
+                .collect(),
         }
     }
 
@@ -109,6 +141,10 @@ impl Machine {
                     .then(|| "the launcher lacks CAP_SYS_RESOURCE (withheld by this container)".to_string()),
                 Need::Journal => (!journal()).then(|| "no systemd journal runs here".to_string()),
                 Need::NoJournal => journal().then(|| "a systemd journal runs here".to_string()),
+                Need::Engine(e) => (!self.engines.contains(e)).then(|| match e {
+                    Engine::Containerd => "containerd is not running (or ctr is not installed)".to_string(),
+                    _ => format!("{e:?} is not installed").to_lowercase(),
+                }),
             };
             if let Some(why) = missing {
                 return Some((why, need.required_in_ci()));

@@ -1,0 +1,179 @@
+//! The bundle's two runtime parts: sysjail's init inside the jail, and the
+//! `createRuntime` hook on the host. Both carry out data the export wrote
+//! ([`InitFile`]) through the executor's own calls in [`crate::sys`].
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::{HOOK_CGROUP, InitFile, VethFile};
+use crate::model::AbsPath;
+use crate::seccomp::bpf::Insn;
+
+/// Why the init or a hook failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The init file could not be read.
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    /// It is not an init file.
+    #[error("{0}: not a sysjail init file: {1}")]
+    Parse(PathBuf, serde_json::Error),
+    /// Init's signals could not be set up.
+    #[error("signals: {0}")]
+    Signals(std::io::Error),
+    /// A Landlock rule names a path that is not absolute.
+    #[error("{0}: a Landlock rule names {1:?}, which is not an absolute path")]
+    Path(PathBuf, String),
+    /// Landlock could not be applied.
+    #[error("landlock: {0}")]
+    Landlock(std::io::Error),
+    /// The filter could not be installed.
+    #[error("seccomp: {0}")]
+    Seccomp(std::io::Error),
+    /// No command to run.
+    #[error("no command after --")]
+    NoCommand,
+    /// The command could not be started, or init failed.
+    #[error("{0}: {1}")]
+    Exec(String, std::io::Error),
+    /// The runtime's state on stdin is not what the runtime spec says.
+    #[error("the container state on stdin: {0}")]
+    State(String),
+    /// The host has no unified cgroup hierarchy for the programs.
+    #[error("the address programs need the unified cgroup hierarchy (cgroup2), which this host lacks")]
+    NoCgroup2,
+    /// The jail's veth could not be made or removed.
+    #[error("veth: {0}")]
+    Veth(std::io::Error),
+    /// A cgroup operation failed.
+    #[error("{0}: {1}")]
+    Cgroup(PathBuf, std::io::Error),
+}
+
+fn load(file: &Path) -> Result<InitFile, RunError> {
+    let text = std::fs::read(file).map_err(|e| RunError::Read(file.into(), e))?;
+    serde_json::from_slice(&text).map_err(|e| RunError::Parse(file.into(), e))
+}
+
+/// `sysjail oci-init FILE -- CMD...`: applies the Landlock ruleset and the
+/// exact filter of `file`, then starts `command` and serves as the jail's
+/// init ([`crate::sys::reaper`]) until no process of the jail is left; the
+/// command's exit status. The runtime has already set no_new_privs, which
+/// Landlock and the filter need.
+pub fn init(file: &Path, command: &[String]) -> Result<i32, RunError> {
+    let reaper = crate::sys::reaper::Init::new().map_err(RunError::Signals)?;
+    let init = load(file)?;
+    let (program, args) = command.split_first().ok_or(RunError::NoCommand)?;
+    if init.landlock_enabled {
+        let rules = init
+            .landlock
+            .iter()
+            .map(|(p, a)| {
+                AbsPath::parse(p)
+                    .map(|p| (p, *a))
+                    .map_err(|_| RunError::Path(file.into(), p.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::sys::privs::landlock(&rules, &init.scopes).map_err(RunError::Landlock)?;
+    }
+    let filter: Vec<Insn> = init
+        .filter
+        .iter()
+        .map(|&(code, jt, jf, k)| Insn { code, jt, jf, k })
+        .collect();
+    crate::sys::privs::install_filter(&filter, false).map_err(RunError::Seccomp)?;
+    reaper
+        .serve(std::process::Command::new(program).args(args))
+        .map_err(|e| RunError::Exec(program.clone(), e))
+}
+
+/// The container's id and pid from the state a runtime gives a hook on stdin.
+fn state(stdin: &mut impl Read) -> Result<(String, i32), RunError> {
+    let mut text = String::new();
+    stdin
+        .read_to_string(&mut text)
+        .map_err(|e| RunError::State(e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| RunError::State(e.to_string()))?;
+    let id = v["id"].as_str().unwrap_or_default().to_string();
+    // The id names a directory: one plain component.
+    if id.is_empty() || id.contains('/') || id.starts_with('.') {
+        return Err(RunError::State(format!("id {id:?} is not a plain name")));
+    }
+    let pid = v["pid"].as_i64().unwrap_or(0) as i32;
+    Ok((id, pid))
+}
+
+/// The unified hierarchy's mount point.
+fn unified() -> Result<PathBuf, RunError> {
+    crate::sys::probe::probe().cgroup.v2.ok_or(RunError::NoCgroup2)
+}
+
+/// The cgroup of the hook's own, for container `id`.
+fn own(v2: &Path, id: &str) -> PathBuf {
+    v2.join(HOOK_CGROUP).join(id)
+}
+
+/// `sysjail hook create-runtime FILE`, the `createRuntime` hook: creates a
+/// private jail's veth as the launcher does (the host end named after the
+/// container), and attaches the address programs to a cgroup that holds
+/// the container and nothing else.
+/// Under cgroup2 alone that is the runtime's cgroup of the container; on a
+/// hybrid host the runtime manages the v1 controllers only, so the hook moves
+/// the container's process into a unified cgroup of its own first. The
+/// process has not run the jail's command yet: runtimes call the hook before
+/// pivot_root.
+pub fn hook_create_runtime(file: &Path, stdin: &mut impl Read) -> Result<(), RunError> {
+    let init = load(file)?;
+    let (id, pid) = state(stdin)?;
+    if let Some(veth) = &init.veth {
+        let host = VethFile::host_name(&id);
+        let routes = veth.host_routes(&host);
+        let (bridge, addresses) = (veth.bridge.as_deref(), &veth.host_addresses);
+        crate::sys::net::create_veth(&host, &veth.peer, pid, bridge, addresses, &routes).map_err(RunError::Veth)?;
+        crate::sys::net::configure_in(pid, &veth.peer, &veth.addresses, &veth.routes).map_err(RunError::Veth)?;
+    }
+    let Some(rewrite) = init.rewrite else {
+        return Ok(());
+    };
+    let v2 = unified()?;
+    let facts = crate::sys::probe::probe();
+    let current = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| RunError::Cgroup(format!("/proc/{pid}/cgroup").into(), e))?
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        .unwrap_or_default();
+    let dir = if facts.cgroup.v1.is_empty() && current != "/" && !current.is_empty() {
+        v2.join(current.trim_start_matches('/'))
+    } else {
+        let dir = own(&v2, &id);
+        std::fs::create_dir_all(&dir).map_err(|e| RunError::Cgroup(dir.clone(), e))?;
+        let procs = dir.join("cgroup.procs");
+        std::fs::write(&procs, pid.to_string()).map_err(|e| RunError::Cgroup(procs, e))?;
+        dir
+    };
+    crate::sys::bpf::attach_all(&dir, &rewrite.programs()).map_err(|e| RunError::Cgroup(dir, e))
+}
+
+/// `sysjail hook poststop FILE`, the `poststop` hook: removes the host end
+/// of the veth (if the kernel has not yet) and the cgroup the
+/// `createRuntime` hook made, if it made them.
+pub fn hook_poststop(file: &Path, stdin: &mut impl Read) -> Result<(), RunError> {
+    let init = load(file)?;
+    let (id, _) = state(stdin)?;
+    if init.veth.is_some() {
+        crate::sys::net::remove_veth(&VethFile::host_name(&id)).map_err(RunError::Veth)?;
+    }
+    if init.rewrite.is_none() {
+        return Ok(());
+    }
+    let v2 = unified()?;
+    let dir = own(&v2, &id);
+    match std::fs::remove_dir(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RunError::Cgroup(dir, e)),
+        _ => {
+            // The parent goes with the last container; another one's keeps it.
+            let _ = std::fs::remove_dir(v2.join(HOOK_CGROUP));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,648 @@
+//! `sysjail export oci` (issue 15): exported bundles run under runc, crun and
+//! containerd, and what the jail promises holds inside them, seen by the
+//! probe: hostname, id map, capabilities, denied calls and their errnos on
+//! both ABIs, Landlock, the memory and pids limits, mounts and the address
+//! rule. Each engine is a Need: SKIP when missing, a failure under
+//! SYSJAIL_REQUIRE_ALL.
+
+mod support;
+
+use std::fs;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Ctx, Engine, Need, Probe, Runner, TestResult, ensure, run_bounded, text};
+
+fn main() {
+    let mut r = Runner::new();
+    use Need::Root;
+    macro_rules! per_engine {
+        ($($name:ident: $f:ident),* $(,)?) => {$(
+            r.test(concat!(stringify!($name), "_runc"), &[Root, Need::Engine(Engine::Runc)], |c| $f(c, Engine::Runc));
+            r.test(concat!(stringify!($name), "_crun"), &[Root, Need::Engine(Engine::Crun)], |c| $f(c, Engine::Crun));
+            r.test(
+                concat!(stringify!($name), "_containerd"),
+                &[Root, Need::Engine(Engine::Containerd)],
+                |c| $f(c, Engine::Containerd),
+            );
+        )*};
+    }
+    per_engine!(
+        oci_hello_example: hello_example,
+        oci_jail_promises: jail_promises,
+        oci_limits_hold: limits_hold,
+        oci_address_rule: address_rule,
+        oci_jail_tree: jail_tree,
+    );
+    // The api example's veth gets a host end: in a namespace of the test's,
+    // which a containerd daemon (in the host's) cannot run it in.
+    r.test(
+        "oci_api_example_runc",
+        &[Root, Need::Ip, Need::Engine(Engine::Runc)],
+        |c| api_example(c, Engine::Runc),
+    );
+    r.test(
+        "oci_api_example_crun",
+        &[Root, Need::Ip, Need::Engine(Engine::Crun)],
+        |c| api_example(c, Engine::Crun),
+    );
+    r.test("oci_jail_user_runc", &[Root, Need::Engine(Engine::Runc)], jail_user);
+    r.test(
+        "oci_init_reaps_and_forwards_runc",
+        &[Root, Need::Engine(Engine::Runc)],
+        init_reaps_and_forwards,
+    );
+    r.test("oci_report_and_strict", &[Root], report_and_strict);
+    r.test("oci_drift_check", &[Root], drift_check);
+    // The committed profile is x86_64's, with i386.
+    r.test(
+        "oci_k8s_profile_is_the_exported_one",
+        &[Root, Need::I386],
+        k8s_profile_is_the_exported_one,
+    );
+    r.run()
+}
+
+const HELLO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/jails/hello.toml");
+
+/// `sysjail export oci FILE --bundle DIR [-- CMD]`: the bundle and the report.
+fn export(ctx: &Ctx, file: &Path, cmd: &[&str]) -> Result<(PathBuf, String), String> {
+    let bundle = ctx.dir.join("bundle");
+    let mut c = ctx.sysjail(&["export", "oci"]);
+    c.arg(file).arg("--bundle").arg(&bundle);
+    if !cmd.is_empty() {
+        c.arg("--").args(cmd);
+    }
+    let out = run_bounded(c, Duration::from_secs(60));
+    ensure(out.status.success(), || {
+        format!("export: {:?}\n{}", out.status, text(&out.stderr))
+    })?;
+    Ok((bundle, text(&out.stdout)))
+}
+
+/// crun 1.8 refuses a hybrid host whose unified hierarchy has controllers;
+/// it then runs in a mount namespace where that hierarchy is moved beside
+/// (the rewrite hook finds it there, crun manages the v1 controllers).
+fn hybrid_with_v2_controllers() -> bool {
+    Path::new("/sys/fs/cgroup/memory").exists()
+        && fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").is_ok_and(|c| !c.trim().is_empty())
+}
+
+/// Runs the bundle under `engine` to completion (bounded), then deletes the
+/// container whatever happened.
+fn run(ctx: &Ctx, engine: Engine, bundle: &Path, tag: &str) -> Output {
+    run_in(ctx, engine, bundle, tag, None)
+}
+
+/// [`run`], with the engine in the network namespace `netns` (of `ip netns`).
+fn run_in(ctx: &Ctx, engine: Engine, bundle: &Path, tag: &str, netns: Option<&str>) -> Output {
+    let id = format!("sj-{}-{tag}", ctx.name);
+    let mut c = match engine {
+        Engine::Runc => {
+            let mut c = Command::new("runc");
+            c.args(["run", "--bundle"]).arg(bundle).arg(&id);
+            c
+        }
+        Engine::Crun if hybrid_with_v2_controllers() => {
+            let aside = ctx.dir.join("unified");
+            fs::create_dir_all(&aside).unwrap();
+            let mut c = Command::new("unshare");
+            c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(r#"mount --move /sys/fs/cgroup/unified "$1" && exec crun run --bundle "$2" "$3""#)
+                .arg("sh")
+                .arg(&aside)
+                .arg(bundle)
+                .arg(&id);
+            c
+        }
+        Engine::Crun => {
+            let mut c = Command::new("crun");
+            c.args(["run", "--bundle"]).arg(bundle).arg(&id);
+            c
+        }
+        Engine::Containerd => {
+            let mut c = Command::new("ctr");
+            c.args(["run", "--rm", "--config"])
+                .arg(bundle.join("config.json"))
+                .arg(&id);
+            c
+        }
+    };
+    if let Some(ns) = netns {
+        let mut wrapped = Command::new("nsenter");
+        wrapped
+            .arg(format!("--net=/run/netns/{ns}"))
+            .arg(c.get_program())
+            .args(c.get_args());
+        c = wrapped;
+    }
+    c.stdin(Stdio::null());
+    let out = run_bounded(c, Duration::from_secs(90));
+    let cleanup: &[&str] = match engine {
+        Engine::Runc => &["runc", "delete", "-f"],
+        Engine::Crun => &["crun", "delete", "-f"],
+        Engine::Containerd => &["ctr", "container", "rm"],
+    };
+    let _ = Command::new(cleanup[0])
+        .args(&cleanup[1..])
+        .arg(&id)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    out
+}
+
+/// Exports `file` with the probe as its command, runs it, and parses the report.
+fn probe(ctx: &Ctx, engine: Engine, file: &Path, checks: &[&str]) -> Result<Probe, String> {
+    probe_in(ctx, engine, file, checks, None)
+}
+
+/// [`probe`] with the engine in the network namespace `netns`.
+fn probe_in(ctx: &Ctx, engine: Engine, file: &Path, checks: &[&str], netns: Option<&str>) -> Result<Probe, String> {
+    let mut cmd = vec![support::bin(), "probe"];
+    cmd.extend(checks);
+    let (bundle, _) = export(ctx, file, &cmd)?;
+    let out = run_in(ctx, engine, &bundle, "probe", netns);
+    ensure(out.status.success(), || {
+        format!("{engine:?} exited {:?}: {}", out.status.code(), text(&out.stderr))
+    })?;
+    serde_json::from_slice(&out.stdout)
+        .map(Probe)
+        .map_err(|e| format!("probe output is not JSON ({e}): {}", text(&out.stdout)))
+}
+
+fn hello_example(ctx: &Ctx, engine: Engine) -> TestResult {
+    let (bundle, report) = export(ctx, Path::new(HELLO), &[])?;
+    ensure(report.contains("kept  the hostname is hello.jail"), || report.clone())?;
+    let out = run(ctx, engine, &bundle, "hello");
+    let stdout = text(&out.stdout);
+    ensure(out.status.success(), || {
+        format!("{engine:?}: {:?}\n{stdout}{}", out.status, text(&out.stderr))
+    })?;
+    ensure(
+        stdout.contains("hello from hello.jail\n") && stdout.contains("uid=0(root) gid=0(root)"),
+        || stdout.clone(),
+    )
+}
+
+/// A jail on the host's stack with a loopback address, limits and a tmpfs.
+fn limited_jail(ctx: &Ctx) -> PathBuf {
+    ctx.jail(
+        "hostname = \"oci.jail\"\n[network]\nmode = \"host\"\nipv4 = [\"127.0.0.2\"]\n[limits]\nmemory = \"64M\"\npids = 32\n\
+         [[mount]]\ntype = \"tmpfs\"\ntarget = \"/tmp\"\nsize = \"16M\"\nmode = \"1777\"\n",
+    )
+}
+
+/// Calls the filter answers, on both ABIs, and what each must return.
+const DENIED: &[(&str, i32)] = &[
+    ("sethostname", libc::EPERM),
+    ("setdomainname", libc::EPERM),
+    ("mount", libc::EPERM),
+    ("init-module", libc::EPERM),
+    ("socket-packet", libc::EPROTONOSUPPORT),
+    ("socket-inet6", libc::EAFNOSUPPORT),
+    ("ipc-msgget", libc::EPERM),
+    ("unshare-user", libc::EPERM),
+    ("reboot-cad-off", libc::EPERM),
+    ("x32-getpid", libc::ENOSYS),
+    ("i386-socket-packet", libc::EPROTONOSUPPORT),
+    ("i386-socket-inet", 0),
+    ("write-file=/etc/sysjail-oci-test", libc::EROFS),
+];
+
+fn jail_promises(ctx: &Ctx, engine: Engine) -> TestResult {
+    let file = limited_jail(ctx);
+    // An abstract socket of the host, which Landlock's scope keeps the jail
+    // from (the jail shares the host's network namespace, so it is there).
+    let name = format!("sysjail-oci-{}-{engine:?}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).map_err(|e| e.to_string())?;
+    let _listener = UnixListener::bind_addr(&addr).map_err(|e| e.to_string())?;
+    let connect = format!("connect-abstract={name}");
+    let mut checks: Vec<&str> = DENIED.iter().map(|(c, _)| *c).collect();
+    checks.push(&connect);
+    let p = probe(ctx, engine, &file, &checks)?;
+    let mut want: Vec<(&str, i32)> = DENIED.to_vec();
+    want.push((&connect, libc::EPERM));
+    p.expect(&want)?;
+    // The same answers and facts as `sysjail up` gives for the same jail.
+    let up = ctx.probe(&file, &checks)?;
+    for check in &checks {
+        ensure(p.errno(check)? == up.errno(check)?, || {
+            format!(
+                "{check}: {} in the bundle, {} under sysjail up",
+                p.errno(check).unwrap(),
+                up.errno(check).unwrap()
+            )
+        })?;
+    }
+    for fact in [
+        "uid",
+        "gid",
+        "hostname",
+        "capeff",
+        "capprm",
+        "capbnd",
+        "capinh",
+        "capamb",
+        "nonewprivs",
+        "seccomp",
+    ] {
+        ensure(p.fact(fact) == up.fact(fact), || {
+            format!(
+                "{fact}: {} in the bundle, {} under sysjail up",
+                p.fact(fact),
+                up.fact(fact)
+            )
+        })?;
+    }
+    ensure(p.fact("hostname") == "oci.jail", || {
+        format!("hostname {}", p.fact("hostname"))
+    })?;
+    ensure(
+        p.fact("capinh") == "0000000000000000" && p.fact("capamb") == "0000000000000000",
+        || format!("inheritable {} ambient {}", p.fact("capinh"), p.fact("capamb")),
+    )?;
+    ensure(p.fact("seccomp") == "2" && p.fact("nonewprivs") == "1", || {
+        format!("seccomp {} no_new_privs {}", p.fact("seccomp"), p.fact("nonewprivs"))
+    })?;
+    // Mounts: the jail's tmpfs, its /proc and /dev, and the root read-only.
+    let mounts: Vec<&str> = p
+        .fact("mounts")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for m in ["/", "/tmp", "/proc", "/dev", "/dev/pts", "/dev/shm"] {
+        ensure(mounts.contains(&m), || format!("no {m} in {mounts:?}"))?;
+    }
+    // sysjail's init is pid 1, the probe its only other process.
+    let pids = p.fact("pids").as_array().map_or(0, Vec::len);
+    ensure(pids == 2 && p.fact("pids")[0] == 1, || {
+        format!("pids {}", p.fact("pids"))
+    })?;
+    ensure(
+        p.fact("init_cmdline")
+            .as_str()
+            .is_some_and(|c| c.contains(" oci-init ")),
+        || format!("pid 1 is {}", p.fact("init_cmdline")),
+    )?;
+    // Jail root is not host root: the bundle maps it to an unprivileged range.
+    let (bundle, _) = export(ctx, &file, &["/bin/cat", "/proc/self/uid_map", "/proc/self/gid_map"])?;
+    let out = run(ctx, engine, &bundle, "idmap");
+    let maps = text(&out.stdout);
+    let lines: Vec<Vec<&str>> = maps.lines().map(|l| l.split_whitespace().collect()).collect();
+    let base = sysjail::launch::ID_BASE.to_string();
+    ensure(
+        out.status.success() && lines.len() == 2 && lines.iter().all(|l| l == &["0", base.as_str(), "65536"]),
+        || format!("id maps: {maps:?} {}", text(&out.stderr)),
+    )
+}
+
+fn limits_hold(ctx: &Ctx, engine: Engine) -> TestResult {
+    let file = limited_jail(ctx);
+    // Within the memory limit the probe runs; past it the kernel kills it.
+    let small = format!("alloc={}", 16 << 20);
+    probe(ctx, engine, &file, &[&small])?.expect(&[(&small, 0)])?;
+    let (bundle, _) = export(ctx, &file, &[support::bin(), "probe", &format!("alloc={}", 256 << 20)])?;
+    let out = run(ctx, engine, &bundle, "oom");
+    ensure(!out.status.success() && out.stdout.is_empty(), || {
+        format!("256M in a 64M jail: {:?} {}", out.status, text(&out.stdout))
+    })?;
+    // pids = 32: init, the probe and 30 children; the 31st fork fails.
+    let p = probe(ctx, engine, &file, &["forks=500:1000"])?;
+    let forks = &p.0["checks"]["forks=500:1000"];
+    ensure(forks["ret"] == 30 && forks["errno"] == libc::EAGAIN, || {
+        format!("forks: {forks}")
+    })
+}
+
+fn address_rule(ctx: &Ctx, engine: Engine) -> TestResult {
+    let file = limited_jail(ctx);
+    let checks = ["bind=0.0.0.0:0", "bind=127.0.0.1:0", "bind=127.0.0.2:0"];
+    let p = probe(ctx, engine, &file, &checks)?;
+    for c in checks {
+        let at = p.0["checks"][c]["addr"].as_str().unwrap_or_default();
+        ensure(at.starts_with("127.0.0.2:"), || {
+            format!("{c}: bound to {:?}", p.0["checks"][c])
+        })?;
+    }
+    // The hook's cgroup goes with the container.
+    let own = Path::new("/sys/fs/cgroup/unified/sysjail-oci").join(format!("sj-{}-probe", ctx.name));
+    ensure(!own.exists(), || format!("{} is left behind", own.display()))
+}
+
+fn report_and_strict(ctx: &Ctx) -> TestResult {
+    let file = limited_jail(ctx);
+    let (bundle, report) = export(ctx, &file, &[])?;
+    // Each promise is kept by something or lost for a reason.
+    let lines: Vec<&str> = report.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with("kept  ") || l.starts_with("LOST  ") {
+            let next = lines.get(i + 1).copied().unwrap_or_default();
+            ensure(next.starts_with("      ") && next.trim().len() > 5, || {
+                format!("{l}: no reason")
+            })?;
+        }
+    }
+    for kept in [
+        "kept  binds and connections end on the jail's addresses",
+        "kept  Landlock",
+        "kept  memory at most 67108864 bytes",
+        "kept  at most 32 processes",
+        "LOST  reboot(2) by jail root halts the jail",
+    ] {
+        ensure(report.contains(kept), || format!("no {kept:?} in\n{report}"))?;
+    }
+    for f in ["config.json", "seccomp.json", "sysjail/init.json", "sysjail/sysjail"] {
+        ensure(bundle.join(f).exists(), || format!("no {f}"))?;
+    }
+    let profile: Value =
+        serde_json::from_slice(&fs::read(bundle.join("seccomp.json")).unwrap()).map_err(|e| e.to_string())?;
+    ensure(
+        profile["defaultAction"] == "SCMP_ACT_ERRNO" && profile["defaultErrnoRet"] == 38,
+        || format!("profile {}", profile["defaultAction"]),
+    )?;
+    let mut c = ctx.sysjail(&["export", "oci", "--strict", "--bundle"]);
+    c.arg(&bundle).arg(&file);
+    let out = run_bounded(c, Duration::from_secs(60));
+    ensure(
+        out.status.code() == Some(1) && text(&out.stderr).contains("--strict"),
+        || format!("--strict: {:?} {}", out.status, text(&out.stderr)),
+    )
+}
+
+fn drift_check(ctx: &Ctx) -> TestResult {
+    let file = limited_jail(ctx);
+    let (bundle, _) = export(ctx, &file, &[support::bin(), "probe", "sethostname"])?;
+    let check = || {
+        let mut c = ctx.sysjail(&["check", "--bundle"]);
+        c.arg(&bundle).arg(&file);
+        run_bounded(c, Duration::from_secs(60))
+    };
+    let same = check();
+    ensure(same.status.success(), || {
+        format!(
+            "fresh bundle: {:?}\n{}{}",
+            same.status,
+            text(&same.stdout),
+            text(&same.stderr)
+        )
+    })?;
+    // Edited by hand: a capability added, the hostname changed.
+    let config = bundle.join("config.json");
+    let mut spec: Value = serde_json::from_slice(&fs::read(&config).unwrap()).map_err(|e| e.to_string())?;
+    spec["hostname"] = "edited".into();
+    spec["process"]["capabilities"]["bounding"]
+        .as_array_mut()
+        .ok_or("no bounding set")?
+        .push("CAP_SYS_ADMIN".into());
+    fs::write(&config, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+    let drift = check();
+    let stdout = text(&drift.stdout);
+    ensure(drift.status.code() == Some(1), || {
+        format!("{:?}\n{stdout}", drift.status)
+    })?;
+    for want in [
+        "config.json:/hostname: the export writes \"oci.jail\", the bundle has \"edited\"",
+        "config.json:/process/capabilities/bounding: ",
+        ": 2 differences from the export of ",
+    ] {
+        ensure(stdout.contains(want), || format!("no {want:?} in\n{stdout}"))?;
+    }
+    Ok(())
+}
+
+fn k8s_profile_is_the_exported_one(ctx: &Ctx) -> TestResult {
+    // examples/k8s/hello-seccomp.json is what the export of hello writes on
+    // an x86_64 host with i386 (the ABIs are the profile's architectures).
+    let (bundle, _) = export(ctx, Path::new(HELLO), &[])?;
+    let exported = fs::read_to_string(bundle.join("seccomp.json")).unwrap();
+    let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/k8s/hello-seccomp.json");
+    ensure(exported == fs::read_to_string(committed).unwrap(), || {
+        format!(
+            "{committed} is stale: sysjail export oci examples/jails/hello.toml --bundle DIR, then copy DIR/seccomp.json"
+        )
+    })
+}
+
+fn jail_user(ctx: &Ctx) -> TestResult {
+    // A jail user: the bundle's credentials are those sysjail up gives.
+    let file = ctx.jail("user = \"nobody\"\n[limits]\npids = 32\n");
+    let checks = ["sethostname", "i386-socket-packet"];
+    let p = probe(ctx, Engine::Runc, &file, &checks)?;
+    let up = ctx.probe(&file, &checks)?;
+    p.expect(&[
+        ("sethostname", libc::EPERM),
+        ("i386-socket-packet", libc::EPROTONOSUPPORT),
+    ])?;
+    for fact in ["uid", "gid", "groups", "capeff", "capprm", "capbnd", "nonewprivs"] {
+        ensure(p.fact(fact) == up.fact(fact), || {
+            format!(
+                "{fact}: {} in the bundle, {} under sysjail up",
+                p.fact(fact),
+                up.fact(fact)
+            )
+        })?;
+    }
+    ensure(p.fact("uid") == 65534 && p.fact("capeff") == "0000000000000000", || {
+        format!("uid {} capeff {}", p.fact("uid"), p.fact("capeff"))
+    })
+}
+
+fn jail_tree(ctx: &Ctx, engine: Engine) -> TestResult {
+    // A jail of its own tree, owned by an unprivileged range: the bundle's id
+    // maps start at its owner, so the tree's files keep their owners, as
+    // under sysjail up with its id-mapped root. Read-only: the runtime mounts
+    // the root as jail root, who cannot pass the root-only directory that
+    // sysjail requires above a writable tree (the report says so).
+    let root = ctx.dir.join("root");
+    for d in ["etc", "usr", "proc", "dev", "tmp", "data"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    for link in ["bin", "lib", "lib64", "sbin"] {
+        std::os::unix::fs::symlink(format!("usr/{link}"), root.join(link)).unwrap();
+    }
+    fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    let bindir = support::bindir();
+    let mut at = root.clone();
+    for part in Path::new(&bindir).components().skip(1) {
+        at.push(part);
+        fs::create_dir_all(&at).unwrap();
+    }
+    support::shift_tree(&root);
+    let file = ctx.jail(&format!(
+        "path = \"{}\"\nread-only = true\nhostname = \"tree.jail\"\n[limits]\npids = 32\n[[mount]]\nsource = \"/usr\"\ntarget = \"/usr\"\n\
+         [[mount]]\nsource = \"{bindir}\"\ntarget = \"{bindir}\"\n",
+        root.display()
+    ));
+    let (_, report) = export(ctx, &file, &[])?;
+    let owner = format!("the id maps start at the tree's owner ({0}:{0})", support::TREE_IDS);
+    ensure(report.contains(&owner), || format!("no {owner:?} in\n{report}"))?;
+    let checks = [
+        "write-file=/data/x",
+        "sethostname",
+        "write-file=/usr/x",
+        "i386-socket-packet",
+    ];
+    let p = probe(ctx, engine, &file, &checks)?;
+    p.expect(&[
+        ("write-file=/data/x", libc::EROFS),
+        ("sethostname", libc::EPERM),
+        ("write-file=/usr/x", libc::EROFS),
+        ("i386-socket-packet", libc::EPROTONOSUPPORT),
+    ])?;
+    let up = ctx.probe(&file, &checks)?;
+    for check in checks {
+        ensure(p.errno(check)? == up.errno(check)?, || {
+            format!(
+                "{check}: {} in the bundle, {} under sysjail up",
+                p.errno(check).unwrap(),
+                up.errno(check).unwrap()
+            )
+        })?;
+    }
+    ensure(p.fact("hostname") == "tree.jail" && p.fact("uid") == 0, || {
+        format!("hostname {} uid {}", p.fact("hostname"), p.fact("uid"))
+    })?;
+    // The tree's files keep their owners: jail root's /etc/passwd is its own.
+    let (bundle, _) = export(ctx, &file, &["/usr/bin/stat", "-c", "%u:%g", "/etc/passwd"])?;
+    let out = run(ctx, engine, &bundle, "owner");
+    ensure(out.status.success() && text(&out.stdout) == "0:0\n", || {
+        format!("owner of /etc/passwd: {:?} {}", text(&out.stdout), text(&out.stderr))
+    })
+}
+
+fn init_reaps_and_forwards(ctx: &Ctx) -> TestResult {
+    let file = ctx.jail("[limits]\npids = 32\n");
+    // The jail lives until its last process has exited: an orphan that
+    // outlives the command still prints.
+    let (bundle, _) = export(ctx, &file, &["/bin/sh", "-c", "(sleep 1; echo late) & echo early"])?;
+    let out = run(ctx, Engine::Runc, &bundle, "orphan");
+    ensure(out.status.success() && text(&out.stdout) == "early\nlate\n", || {
+        format!("{:?} {:?} {}", out.status, text(&out.stdout), text(&out.stderr))
+    })?;
+    // A signal from inside the jail to pid 1 is dropped: init lives on.
+    let kill = "kill=1:15";
+    let p = probe(ctx, Engine::Runc, &file, &[kill, "getppid"])?;
+    p.expect(&[(kill, 0), ("getppid", 0)])?;
+    // The engine's signal reaches the command, which dies of it.
+    let (bundle, _) = export(ctx, &file, &["/bin/sleep", "30"])?;
+    let id = format!("sj-{}-signal", ctx.name);
+    let mut c = Command::new("runc");
+    c.args(["run", "--bundle"]).arg(&bundle).arg(&id).stdin(Stdio::null());
+    let started = std::time::Instant::now();
+    let running = std::thread::spawn(move || run_bounded(c, Duration::from_secs(60)));
+    let state = || {
+        Command::new("runc")
+            .args(["state", &id])
+            .output()
+            .map(|o| text(&o.stdout))
+            .unwrap_or_default()
+    };
+    // Running, and init has started the command (its signals are set up).
+    let up = support::wait_for(Duration::from_secs(20), || {
+        let state: Value = serde_json::from_str(&state()).unwrap_or_default();
+        let pid = state["pid"].as_i64().unwrap_or(0);
+        state["status"] == "running"
+            && fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).is_ok_and(|c| !c.trim().is_empty())
+    });
+    let killed = Command::new("runc").args(["kill", &id, "TERM"]).status();
+    let out = running.join().map_err(|_| "the runc thread panicked")?;
+    let _ = Command::new("runc").args(["delete", "-f", &id]).status();
+    ensure(up && killed.is_ok_and(|s| s.success()), || {
+        "the container never ran".into()
+    })?;
+    ensure(out.status.code() == Some(128 + libc::SIGTERM), || {
+        format!("after runc kill TERM: {:?} {}", out.status, text(&out.stderr))
+    })?;
+    ensure(started.elapsed() < Duration::from_secs(25), || {
+        format!("sleep 30 ended after {:?}", started.elapsed())
+    })
+}
+
+/// A network namespace of the test's (`ip netns`), deleted when dropped.
+struct Netns(String);
+
+impl Netns {
+    fn new(ctx: &Ctx) -> Result<Netns, String> {
+        let name = format!("sj-{}-{}", ctx.name, std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        ensure(ok, || format!("ip netns add {name} failed"))?;
+        Ok(Netns(name))
+    }
+
+    /// `ip -n NS ARGS`'s output.
+    fn ip(&self, args: &[&str]) -> String {
+        Command::new("ip")
+            .args(["-n", &self.0])
+            .args(args)
+            .output()
+            .map(|o| text(&o.stdout))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn api_example(ctx: &Ctx, engine: Engine) -> TestResult {
+    // api.toml (the host's / too) with the probe instead of its server: its
+    // user, hostname and families hold, and the createRuntime hook makes its
+    // veth as sysjail up does: the jail's end holds exactly 10.89.0.2/24,
+    // where a wildcard bind ends up; the host end holds the gateway.
+    let api = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/jails/api.toml");
+    let (_, report) = export(ctx, Path::new(api), &[])?;
+    let veth = "kept  the jail's interface holds exactly [(10.89.0.2, 24)]";
+    ensure(report.contains(veth), || format!("no {veth:?} in\n{report}"))?;
+    let ns = Netns::new(ctx)?;
+    let checks = [
+        "socket-inet",
+        "socket-inet6",
+        "i386-socket-inet",
+        "sethostname",
+        "bind=0.0.0.0:8080",
+        "bind=127.0.0.1:8081",
+    ];
+    let p = probe_in(ctx, engine, Path::new(api), &checks, Some(&ns.0))?;
+    p.expect(&[
+        ("socket-inet", 0),
+        ("socket-inet6", libc::EAFNOSUPPORT),
+        ("i386-socket-inet", 0),
+        ("sethostname", libc::EPERM),
+    ])?;
+    for (check, want) in [
+        ("bind=0.0.0.0:8080", "10.89.0.2:8080"),
+        ("bind=127.0.0.1:8081", "10.89.0.2:8081"),
+    ] {
+        let at = p.0["checks"][check]["addr"].as_str().unwrap_or_default();
+        ensure(at == want, || format!("{check}: {}", p.0["checks"][check]))?;
+    }
+    let interfaces = p.fact("interfaces").as_array().map(|a| a.len()).unwrap_or(0);
+    ensure(
+        p.fact("uid") == 65534 && p.fact("hostname") == "api.internal" && interfaces == 2,
+        || {
+            format!(
+                "uid {} hostname {} interfaces {}",
+                p.fact("uid"),
+                p.fact("hostname"),
+                p.fact("interfaces")
+            )
+        },
+    )?;
+    // The host end went with the container: the namespace has loopback only.
+    let links = ns.ip(&["-o", "link"]);
+    ensure(links.lines().count() == 1 && links.contains(": lo:"), || {
+        format!("left in the namespace: {links}")
+    })
+}
