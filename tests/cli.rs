@@ -654,7 +654,7 @@ fn synopsis(man: &str, program: &str) -> String {
         .next()
         .unwrap();
     // Each form starts at `.Nm`, with `.Cm SUB` on the next line for a subcommand.
-    let mut forms = section.split("\n.Nm").skip(1);
+    let forms = section.split("\n.Nm").skip(1);
     let (name, sub) = program.split_once(' ').unwrap_or((program, ""));
     let wanted = |form: &&str| {
         let mut lines = form.lines();
