@@ -33,6 +33,11 @@ fn main() {
         a_failure_stops_what_up_started,
     );
     r.test(
+        "sets_closed_stderr_neither_panics_nor_leaves_half_a_set",
+        &[Root],
+        a_closed_stderr_neither_panics_nor_leaves_half_a_set,
+    );
+    r.test(
         "sets_a_dependency_cycle_is_refused_by_check_and_up",
         &[Root],
         a_dependency_cycle_is_refused_by_check_and_up,
@@ -231,6 +236,94 @@ fn a_failure_stops_what_up_started(ctx: &Ctx) -> TestResult {
     ensure(running(ctx) == [web.clone()], || format!("{:?}", running(ctx)))?;
     let out = run_bounded(ctx.sysjail(&["down", &web]), Duration::from_secs(60));
     ensure(out.status.success(), || text(&out.stderr))?;
+    nothing_left(ctx, &[&db, &web])
+}
+
+/// Runs `c` with stderr a pipe whose reading end is closed (a log reader
+/// that died), stdout captured, for at most a minute.
+fn run_with_closed_stderr(mut c: Command) -> Result<std::process::Output, String> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe2(2) fills fds, which is two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe2: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: both descriptors were just made and are ours alone.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::from(write));
+    let mut child = c.spawn().map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    loop {
+        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
+            return child.wait_with_output().map_err(|e| e.to_string());
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("still running after 60s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A caller whose stderr is gone (`sysjail up ... 2>&1 | head -0`, a CI log
+/// collector that died) changes nothing of what sysjail does: no panic
+/// (status 101), a failed set is still stopped, `down` still stops the jails
+/// that depend on the one stopped, `check` still fails a bad file.
+fn a_closed_stderr_neither_panics_nor_leaves_half_a_set(ctx: &Ctx) -> TestResult {
+    let dir = ctx.dir.join("jails");
+    base(&dir);
+    let [db, web] = ["db", "web"].map(|s| format!("{}-{s}", ctx.name));
+    let db_file = write(&dir, &db, &jail(""));
+    let web_file = write(&dir, &web, &jail(&format!("depend = [\"{db}\"]\n")));
+    // A web runs alone; the set of db and web then fails on web, after db
+    // started, and says so on the closed stderr.
+    let out = run_bounded(
+        {
+            let mut c = ctx.sysjail(&["up", "-b", "--name", &web]);
+            c.arg(&db_file);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    ensure(out.status.success(), || text(&out.stderr))?;
+    let out = run_with_closed_stderr({
+        let mut c = ctx.sysjail(&["up"]);
+        c.arg(&db_file).arg(&web_file);
+        c
+    })?;
+    ensure(out.status.code() == Some(125), || format!("up: {:?}", out.status))?;
+    ensure(running(ctx) == [web.clone()], || {
+        format!("half a set left running: {:?}", running(ctx))
+    })?;
+    let out = run_bounded(ctx.sysjail(&["down", &web]), Duration::from_secs(60));
+    ensure(out.status.success(), || text(&out.stderr))?;
+    // down of a jail that another depends on says so, then stops both.
+    let out = run_bounded(
+        {
+            let mut c = ctx.sysjail(&["up", "-b"]);
+            c.arg(&web_file).args(["--", "/bin/sleep", "300"]);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    ensure(out.status.success(), || text(&out.stderr))?;
+    ensure(running(ctx) == [db.clone(), web.clone()], || {
+        format!("{:?}", running(ctx))
+    })?;
+    let out = run_with_closed_stderr(ctx.sysjail(&["down", &db]))?;
+    ensure(out.status.success(), || format!("down: {:?}", out.status))?;
+    ensure(running(ctx).is_empty(), || format!("left running: {:?}", running(ctx)))?;
+    // check of a bad file fails as it would with a reader.
+    let bad = write(&ctx.dir, "bad", "path = \"/\"\ncommand = \"not a list\"\n");
+    let out = run_with_closed_stderr({
+        let mut c = ctx.sysjail(&["check"]);
+        c.arg(&bad);
+        c
+    })?;
+    ensure(out.status.code() == Some(1), || format!("check: {:?}", out.status))?;
     nothing_left(ctx, &[&db, &web])
 }
 

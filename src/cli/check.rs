@@ -37,7 +37,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let files = match paths.and_then(|paths| load::expand(&paths).map_err(|e| e.to_string())) {
         Ok(files) => files,
         Err(e) => {
-            eprintln!("sysjail check: {e}");
+            sysjail::eprintln_lossy!("sysjail check: {e}");
             return ExitCode::from(super::USAGE);
         }
     };
@@ -56,9 +56,9 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let errors = report.count(Severity::Error);
     let warnings = report.count(Severity::Warning);
     if args.format == OutputFormat::Human {
-        eprint!("{out}");
+        sysjail::eprint_lossy!("{out}");
         let n = report.files.len();
-        eprintln!(
+        sysjail::eprintln_lossy!(
             "checked {n} file{}: {errors} error{}, {warnings} warning{}",
             if n == 1 { "" } else { "s" },
             if errors == 1 { "" } else { "s" },

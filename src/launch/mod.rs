@@ -147,10 +147,10 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
     // Why the jail ended, or what it suffered on the way, while the cgroups
     // still hold their counters.
     for event in state::limit_events(&state::usage(&record.cgroups), &record.limits) {
-        eprintln!("sysjail: {}: {event}", policy.name);
+        crate::eprintln_lossy!("sysjail: {}: {event}", policy.name);
     }
     for problem in state::teardown(registry, &record) {
-        eprintln!("sysjail: {problem}");
+        crate::eprintln_lossy!("sysjail: {problem}");
     }
     janitor.done();
     drop(range);
