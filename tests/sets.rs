@@ -48,6 +48,11 @@ fn main() {
         names_and_instances_from_the_config_dir_run_at_once,
     );
     r.test(
+        "sets_classic_jids_are_found_past_ranges_this_state_dir_uses",
+        &[Root],
+        classic_jids_are_found_past_ranges_this_state_dir_uses,
+    );
+    r.test(
         "sets_classic_jails_of_one_hostname_run_at_once",
         &[Root],
         classic_jails_of_one_hostname_run_at_once,
@@ -512,4 +517,70 @@ fn classic_jails_of_one_hostname_run_at_once(ctx: &Ctx) -> TestResult {
     }
     let names: Vec<String> = jids.iter().map(u64::to_string).collect();
     nothing_left(ctx, &names.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Starts `count` jails of `file` in the state directory `state`, named
+/// PREFIX1, PREFIX2...
+fn start_named(state: &Path, file: &Path, prefix: &str, count: u32) -> TestResult {
+    for i in 1..=count {
+        let mut c = Command::new(support::bin());
+        c.arg("--state-dir")
+            .arg(state)
+            .args(["up", "-b", "--name", &format!("{prefix}{i}")])
+            .arg(file)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null());
+        let out = run_bounded(c, Duration::from_secs(60));
+        ensure(out.status.success(), || format!("{prefix}{i}: {}", text(&out.stderr)))?;
+    }
+    Ok(())
+}
+
+/// A classic jail's JID must be free in its state directory and as a range
+/// host-wide. When the ranges free host-wide are the JIDs this directory
+/// uses (another directory's jails took the ranges of ours, then stopped),
+/// the search goes on past them rather than giving up after a few tries.
+fn classic_jids_are_found_past_ranges_this_state_dir_uses(ctx: &Ctx) -> TestResult {
+    let other = ctx.dir.join("state-b");
+    let dir = ctx.dir.join("jails");
+    base(&dir);
+    let file = write(&dir, &ctx.name, &jail(""));
+    let result = (|| {
+        start_named(&other, &file, &format!("{}-b", ctx.name), 10)?;
+        start_named(&ctx.state, &file, &format!("{}-a", ctx.name), 9)?;
+        for i in 1..=9 {
+            let mut c = Command::new(support::bin());
+            c.arg("--state-dir")
+                .arg(&other)
+                .args(["down", &format!("{}-b{i}", ctx.name)]);
+            let out = run_bounded(c, Duration::from_secs(60));
+            ensure(out.status.success(), || text(&out.stderr))?;
+        }
+        let mut jids = Vec::new();
+        for _ in 0..3 {
+            let mut c = Command::new(support::bin());
+            c.args(["jail", "-b", "-i", "-j"])
+                .arg(&ctx.state)
+                .args(["/", "classic-jids.example", "/bin/sleep", "300"])
+                .stdin(std::process::Stdio::null());
+            let out = run_bounded(c, Duration::from_secs(60));
+            ensure(out.status.success(), || {
+                format!("classic jail after {jids:?}: {:?} {}", out.status, text(&out.stderr))
+            })?;
+            jids.push(text(&out.stdout).trim().to_string());
+        }
+        let names = running(ctx);
+        ensure(jids.iter().all(|j| names.contains(j)), || {
+            format!("{jids:?} not in {names:?}")
+        })
+    })();
+    // Whatever happened, both directories are emptied.
+    for state in [&ctx.state, &other] {
+        let mut c = Command::new(support::bin());
+        c.arg("--state-dir").arg(state).args(["down", "--all"]);
+        let out = run_bounded(c, Duration::from_secs(120));
+        ensure(out.status.success(), || text(&out.stderr))?;
+    }
+    result?;
+    nothing_left(ctx, &[])
 }

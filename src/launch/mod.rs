@@ -8,7 +8,7 @@
 
 mod error;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -170,16 +170,25 @@ fn reserve_by_jid(
     if !root {
         return Ok((jid, None));
     }
-    // Claims held here are skipped by the next one; they go on return.
-    let mut held = Vec::new();
-    for _ in 0..8 {
-        let claim = state::ranges::claim(jid)?;
-        if registry.jid_free(lock, claim.number) {
-            return Ok((claim.number, Some(claim)));
-        }
-        held.push(claim);
+    // The number must be free twice: a JID of no jail of this state
+    // directory, and a range no one holds host-wide. Ranges held elsewhere
+    // may be any of this directory's free JIDs, so every one of them is a
+    // candidate, each tried once.
+    let used: BTreeSet<u32> = registry.list(lock).iter().map(|r| r.id).collect();
+    match state::ranges::claim_among(jid_candidates(jid, &used)) {
+        Ok(claim) => Ok((claim.number, Some(claim))),
+        Err(state::ranges::RangeError::Exhausted) => Err(state::StateError::Full(state::MAX_JAILS).into()),
+        Err(e) => Err(e.into()),
     }
-    Err(state::StateError::Full(state::MAX_JAILS).into())
+}
+
+/// The JIDs a jail named by its JID may get, in the order they are tried:
+/// `preferred` (the smallest JID this state directory has free), then every
+/// other JID from 1 to [`state::MAX_JAILS`] that `used` does not hold.
+fn jid_candidates(preferred: u32, used: &BTreeSet<u32>) -> impl Iterator<Item = u32> + '_ {
+    std::iter::once(preferred)
+        .chain((1..=state::MAX_JAILS).filter(move |n| *n != preferred))
+        .filter(move |n| (1..=state::MAX_JAILS).contains(n) && !used.contains(n))
 }
 
 /// The plan `up` would carry out, as text (`--dry-run`); creates nothing.
@@ -281,5 +290,40 @@ fn record(launch: &Launch, plan: &LaunchPlan, jid: u32) -> Record {
             pids: policy.cgroup.pids,
             cpu: policy.cgroup.cpu.map(|c| c.0),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jid_candidates_skip_used_jids_and_reach_every_free_one() {
+        // The attack: the claimable ranges are the JIDs this directory
+        // uses (1..=9), and the preferred one (10) is held elsewhere. The
+        // search must go on past them, not give up after a few tries.
+        let used: BTreeSet<u32> = (1..=9).collect();
+        let order: Vec<u32> = jid_candidates(10, &used).take(3).collect();
+        assert_eq!(order, [10, 11, 12]);
+        // A host where every range but 1..=9 and 300 is held: the first
+        // candidate that is claimable is 300, the 291st tried.
+        let claimable = |n: &u32| *n <= 9 || *n == 300;
+        assert_eq!(jid_candidates(10, &used).find(claimable), Some(300));
+        assert_eq!(jid_candidates(10, &used).position(|n| claimable(&n)), Some(290));
+        assert!(jid_candidates(10, &used).all(|n| !used.contains(&n)));
+        assert_eq!(jid_candidates(10, &used).count(), state::MAX_JAILS as usize - 9);
+        // With every JID but one in use, that one is still found.
+        let all_but: BTreeSet<u32> = (1..=state::MAX_JAILS).filter(|n| *n != 4000).collect();
+        assert_eq!(jid_candidates(4000, &all_but).collect::<Vec<_>>(), [4000]);
+        assert_eq!(jid_candidates(1, &all_but).collect::<Vec<_>>(), [4000]);
+        // Each JID is a candidate once; none is outside 1..=MAX_JAILS.
+        let none = BTreeSet::new();
+        let every: Vec<u32> = jid_candidates(7, &none).collect();
+        let mut sorted = every.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), every.len());
+        assert_eq!(sorted, (1..=state::MAX_JAILS).collect::<Vec<_>>());
+        assert_eq!(every[0], 7);
     }
 }
