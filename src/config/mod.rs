@@ -485,6 +485,28 @@ mod tests {
     }
 
     #[test]
+    fn a_base_outside_the_definitions_directory_is_refused_unread() {
+        let files = MemFiles::default()
+            .with("j/base.toml", "name = \"base\"\n")
+            .with("secret.toml", "token = \"x\"\n");
+        for base in ["../secret.toml", "/secret.toml", "sub/../../secret.toml"] {
+            let files = MemFiles(files.0.clone()).with("j/a.toml", &format!("extends = \"{base}\"\n"));
+            let (loaded, _) = load_mem(&files, "j/a.toml");
+            assert_eq!(loaded.chain, [PathBuf::from("j/a.toml")], "{base}: nothing else read");
+            assert!(
+                loaded.diags.iter().any(|d| d.code == Code::ExtendsOutside),
+                "{base}: {:?}",
+                loaded.diags
+            );
+        }
+        // `..` that stays inside is fine.
+        let files = MemFiles(files.0.clone()).with("j/a.toml", "extends = \"sub/../base.toml\"\n");
+        let (loaded, _) = load_mem(&files, "j/a.toml");
+        assert!(loaded.diags.is_empty(), "{:?}", loaded.diags);
+        assert_eq!(loaded.chain.len(), 2);
+    }
+
+    #[test]
     fn a_cycle_is_an_error_that_shows_the_chain() {
         let files = MemFiles::default()
             .with("a.toml", "extends = \"b.toml\"\n")
