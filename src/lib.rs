@@ -38,6 +38,45 @@
 
 #![warn(missing_docs)]
 
+/// Writes to standard error, ignoring failure: a message to a reader that
+/// went away (stderr a closed pipe, a full disk) is dropped. `eprintln!`
+/// panics there instead, which would abort whatever cleanup follows the
+/// message (stopping the jails a failed `up` started); no path of sysjail
+/// may panic because its stderr is gone.
+pub fn write_stderr(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
+
+/// `eprintln!` that never panics: see [`write_stderr`].
+#[macro_export]
+macro_rules! eprintln_lossy {
+    () => {
+        $crate::write_stderr(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprint!` that never panics: see [`write_stderr`].
+#[macro_export]
+macro_rules! eprint_lossy {
+    ($($arg:tt)*) => {
+        $crate::write_stderr(format_args!($($arg)*))
+    };
+}
+
+/// `println!` that never panics, for the few lines the library prints (the
+/// JID of a background jail): a reader of stdout that went away loses them.
+#[macro_export]
+macro_rules! println_lossy {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 pub mod config;
 pub mod diag;
 pub mod doctor;

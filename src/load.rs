@@ -89,31 +89,48 @@ pub enum UsageError {
     Unlistable(PathBuf, std::io::Error),
 }
 
+/// A definition file to check: named by the user, or found by a directory walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The file.
+    pub path: PathBuf,
+    /// Found by walking a directory: a link is refused unread.
+    pub listed: bool,
+}
+
 /// Expands directories to the `*.toml` files below them (sorted, recursively).
-pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
+/// The walk never enters a linked directory; a linked `*.toml` entry is
+/// listed, to be refused unread when it is loaded.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<Found>, UsageError> {
     let mut out = Vec::new();
     for p in paths {
         let meta = fs::metadata(p).map_err(|_| UsageError::Missing(p.clone()))?;
         if meta.is_dir() {
-            let before = out.len();
-            walk(p, &mut out, &mut BTreeSet::new())?;
-            if out.len() == before {
+            let mut found = Vec::new();
+            walk(p, &mut found, &mut BTreeSet::new())?;
+            if found.is_empty() {
                 return Err(UsageError::EmptyDir(p.clone()));
             }
+            out.extend(found.into_iter().map(|path| Found { path, listed: true }));
         } else {
-            out.push(p.clone());
+            out.push(Found {
+                path: p.clone(),
+                listed: false,
+            });
         }
     }
     Ok(out)
 }
 
 /// The `*.toml` files directly in `dir`, sorted: the jails of a directory
-/// for `up` and `down` (which, unlike `check`, do not search below it).
+/// for `up` and `down` (which, unlike `check`, do not search below it). A
+/// linked entry is listed, to be refused unread by [`load_member`].
 pub fn toml_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "toml") && !path.is_dir() {
+        let entry = entry?;
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "toml") && !entry.file_type()?.is_dir() {
             out.push(path);
         }
     }
@@ -133,11 +150,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut BTreeSet<(u64, u64)>) -> 
     let mut entries: Vec<_> = fs::read_dir(dir)
         .map_err(unlistable)?
         .filter_map(Result::ok)
-        .map(|e| e.path())
+        .filter_map(|e| Some((e.path(), e.file_type().ok()?)))
         .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, kind) in entries {
+        // The entry's own type (lstat's): a linked directory is not entered,
+        // as it may lead anywhere on the host.
+        if kind.is_dir() {
             walk(&path, out, seen)?;
         } else if path.extension().is_some_and(|e| e == "toml") {
             out.push(path);
@@ -150,12 +169,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut BTreeSet<(u64, u64)>) -> 
 /// the definitions name on this machine. `depend` is checked across the
 /// files: a name is one of them, or NAME.toml beside the file or in
 /// `config_dir`, and no jails depend on each other in a circle.
-pub fn check(files: &[PathBuf], host: bool, config_dir: &Path) -> Report {
+pub fn check(files: &[Found], host: bool, config_dir: &Path) -> Report {
     let mut report = Report::default();
     let mut all = Vec::new();
     let mut jails = Vec::new();
-    for path in files {
-        let loaded = config::load(path, &mut report.sources, &HostFiles);
+    for Found { path, listed } in files {
+        let loaded = if *listed {
+            config::load_listed(path, &mut report.sources, &HostFiles)
+        } else {
+            config::load(path, &mut report.sources, &HostFiles)
+        };
         let mut validated = model::validate(&loaded);
         let mut diags = loaded.diags.clone();
         diags.append(&mut validated.diags);
@@ -220,10 +243,16 @@ pub fn load_for_launch(path: &Path, idmap: bool) -> Result<Definition, Rejected>
 
 /// A member of a set of jails: [`load`] (`idmap` `None`) or
 /// [`load_for_launch`], but with `skip_template` a template is `Ok(None)`:
-/// a directory of jails holds the templates they extend.
+/// a directory of jails holds the templates they extend. `skip_template` is
+/// given for the files of a directory, so such a file is also loaded as
+/// [`config::load_listed`] does: a link is refused unread.
 pub fn load_member(path: &Path, idmap: Option<bool>, skip_template: bool) -> Result<Option<Definition>, Rejected> {
     let mut sources = SourceMap::new();
-    let loaded = config::load(path, &mut sources, &HostFiles);
+    let loaded = if skip_template {
+        config::load_listed(path, &mut sources, &HostFiles)
+    } else {
+        config::load(path, &mut sources, &HostFiles)
+    };
     if skip_template
         && loaded
             .raw

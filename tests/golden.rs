@@ -96,7 +96,15 @@ fn diagnostics_of_every_invalid_example() {
     let files: Vec<PathBuf> = toml_files("examples/invalid").iter().map(|p| relative(p)).collect();
     assert!(files.len() >= 4);
     for file in files {
-        let report = load::check(std::slice::from_ref(&file), false, std::path::Path::new("/nonexistent"));
+        let found = load::Found {
+            path: file.clone(),
+            listed: false,
+        };
+        let report = load::check(
+            std::slice::from_ref(&found),
+            false,
+            std::path::Path::new("/nonexistent"),
+        );
         let diags: Vec<_> = report.diags().cloned().collect();
         assert!(
             diags.iter().any(|d| d.is_error()),

@@ -34,6 +34,11 @@ fn main() {
         inherited_environment_and_host_user,
     );
     r.test("root_is_path_and_idmapped", &[Root], root_is_path_and_idmapped);
+    r.test(
+        "generated_files_are_not_bound_through_links_of_the_tree",
+        &[Root],
+        generated_files_are_not_bound_through_links_of_the_tree,
+    );
     r.test("host_secrets_stay_unreadable", &[Root], host_secrets_stay_unreadable);
     r.test(
         "double_forked_daemon_keeps_the_jail_alive",
@@ -249,6 +254,45 @@ fn root_is_path_and_idmapped(ctx: &Ctx) -> TestResult {
     })?;
     let p = ctx.probe(&file, &["write-file=/data/probe"])?;
     p.expect(&[("write-file=/data/probe", libc::EACCES)])
+}
+
+/// A tree whose /etc/hostname and /etc/hosts are links to its /etc/passwd
+/// (its owner's doing): the generated files are not bound over what the links
+/// lead to, which would hide any file of the jail; the links are left as they
+/// are, and `-dd` says so.
+fn generated_files_are_not_bound_through_links_of_the_tree(ctx: &Ctx) -> TestResult {
+    let root = own_tree(ctx);
+    for name in ["hostname", "hosts"] {
+        let path = root.join("etc").join(name);
+        let _ = fs::remove_file(&path);
+        std::os::unix::fs::symlink("passwd", &path).unwrap();
+    }
+    let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap();
+    let file = ctx.jail(&format!(
+        "path = \"{}\"\nread-only = true\nhostname = \"links.example\"\n{LIMITS}[network]\nmode = \"private\"\n[[mount]]\nsource = \"/usr\"\ntarget = \"/usr\"\n",
+        root.display()
+    ));
+    // Notes show at -dd.
+    let mut c = ctx.sysjail(&["-dd", "up"]);
+    c.arg(&file).args([
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /etc/passwd; echo ==; cat /etc/hostname; echo ==; grep -c hostname /proc/self/mountinfo || true",
+    ]);
+    let out = run_bounded(c, Duration::from_secs(60));
+    ensure(out.status.success(), || {
+        format!("{:?}: {}{}", out.status, text(&out.stdout), text(&out.stderr))
+    })?;
+    let stdout = text(&out.stdout);
+    // /etc/passwd and the link to it read the tree's passwd, not a hosts or
+    // hostname file; nothing is mounted over either.
+    ensure(stdout == format!("{passwd}==\n{passwd}==\n0\n"), || stdout.clone())?;
+    let stderr = text(&out.stderr);
+    ensure(
+        stderr.contains("/etc/hostname is a symbolic link") && stderr.contains("/etc/hosts is a symbolic link"),
+        || stderr.clone(),
+    )
 }
 
 fn host_secrets_stay_unreadable(ctx: &Ctx) -> TestResult {

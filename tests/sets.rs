@@ -38,6 +38,11 @@ fn main() {
         a_failure_stops_what_up_started,
     );
     r.test(
+        "sets_closed_stderr_neither_panics_nor_leaves_half_a_set",
+        &[Root],
+        a_closed_stderr_neither_panics_nor_leaves_half_a_set,
+    );
+    r.test(
         "sets_a_dependency_cycle_is_refused_by_check_and_up",
         &[Root],
         a_dependency_cycle_is_refused_by_check_and_up,
@@ -46,6 +51,11 @@ fn main() {
         "sets_names_and_instances_from_the_config_dir_run_at_once",
         &[Root],
         names_and_instances_from_the_config_dir_run_at_once,
+    );
+    r.test(
+        "sets_classic_jids_are_found_past_ranges_this_state_dir_uses",
+        &[Root],
+        classic_jids_are_found_past_ranges_this_state_dir_uses,
     );
     r.test(
         "sets_classic_jails_of_one_hostname_run_at_once",
@@ -236,6 +246,94 @@ fn a_failure_stops_what_up_started(ctx: &Ctx) -> TestResult {
     ensure(running(ctx) == [web.clone()], || format!("{:?}", running(ctx)))?;
     let out = run_bounded(ctx.sysjail(&["down", &web]), Duration::from_secs(60));
     ensure(out.status.success(), || text(&out.stderr))?;
+    nothing_left(ctx, &[&db, &web])
+}
+
+/// Runs `c` with stderr a pipe whose reading end is closed (a log reader
+/// that died), stdout captured, for at most a minute.
+fn run_with_closed_stderr(mut c: Command) -> Result<std::process::Output, String> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe2(2) fills fds, which is two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe2: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: both descriptors were just made and are ours alone.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::from(write));
+    let mut child = c.spawn().map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    loop {
+        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
+            return child.wait_with_output().map_err(|e| e.to_string());
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("still running after 60s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A caller whose stderr is gone (`sysjail up ... 2>&1 | head -0`, a CI log
+/// collector that died) changes nothing of what sysjail does: no panic
+/// (status 101), a failed set is still stopped, `down` still stops the jails
+/// that depend on the one stopped, `check` still fails a bad file.
+fn a_closed_stderr_neither_panics_nor_leaves_half_a_set(ctx: &Ctx) -> TestResult {
+    let dir = ctx.dir.join("jails");
+    base(&dir);
+    let [db, web] = ["db", "web"].map(|s| format!("{}-{s}", ctx.name));
+    let db_file = write(&dir, &db, &jail(""));
+    let web_file = write(&dir, &web, &jail(&format!("depend = [\"{db}\"]\n")));
+    // A web runs alone; the set of db and web then fails on web, after db
+    // started, and says so on the closed stderr.
+    let out = run_bounded(
+        {
+            let mut c = ctx.sysjail(&["up", "-b", "--name", &web]);
+            c.arg(&db_file);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    ensure(out.status.success(), || text(&out.stderr))?;
+    let out = run_with_closed_stderr({
+        let mut c = ctx.sysjail(&["up"]);
+        c.arg(&db_file).arg(&web_file);
+        c
+    })?;
+    ensure(out.status.code() == Some(125), || format!("up: {:?}", out.status))?;
+    ensure(running(ctx) == [web.clone()], || {
+        format!("half a set left running: {:?}", running(ctx))
+    })?;
+    let out = run_bounded(ctx.sysjail(&["down", &web]), Duration::from_secs(60));
+    ensure(out.status.success(), || text(&out.stderr))?;
+    // down of a jail that another depends on says so, then stops both.
+    let out = run_bounded(
+        {
+            let mut c = ctx.sysjail(&["up", "-b"]);
+            c.arg(&web_file).args(["--", "/bin/sleep", "300"]);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    ensure(out.status.success(), || text(&out.stderr))?;
+    ensure(running(ctx) == [db.clone(), web.clone()], || {
+        format!("{:?}", running(ctx))
+    })?;
+    let out = run_with_closed_stderr(ctx.sysjail(&["down", &db]))?;
+    ensure(out.status.success(), || format!("down: {:?}", out.status))?;
+    ensure(running(ctx).is_empty(), || format!("left running: {:?}", running(ctx)))?;
+    // check of a bad file fails as it would with a reader.
+    let bad = write(&ctx.dir, "bad", "path = \"/\"\ncommand = \"not a list\"\n");
+    let out = run_with_closed_stderr({
+        let mut c = ctx.sysjail(&["check"]);
+        c.arg(&bad);
+        c
+    })?;
+    ensure(out.status.code() == Some(1), || format!("check: {:?}", out.status))?;
     nothing_left(ctx, &[&db, &web])
 }
 
@@ -551,4 +649,70 @@ fn a_managed_directory_end_to_end(ctx: &Ctx) -> TestResult {
     ensure(left.iter().all(|f| !all.iter().any(|n| f.contains(n.as_str()))), || {
         format!("state left: {left:?}")
     })
+}
+
+/// Starts `count` jails of `file` in the state directory `state`, named
+/// PREFIX1, PREFIX2...
+fn start_named(state: &Path, file: &Path, prefix: &str, count: u32) -> TestResult {
+    for i in 1..=count {
+        let mut c = Command::new(support::bin());
+        c.arg("--state-dir")
+            .arg(state)
+            .args(["up", "-b", "--name", &format!("{prefix}{i}")])
+            .arg(file)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null());
+        let out = run_bounded(c, Duration::from_secs(60));
+        ensure(out.status.success(), || format!("{prefix}{i}: {}", text(&out.stderr)))?;
+    }
+    Ok(())
+}
+
+/// A classic jail's JID must be free in its state directory and as a range
+/// host-wide. When the ranges free host-wide are the JIDs this directory
+/// uses (another directory's jails took the ranges of ours, then stopped),
+/// the search goes on past them rather than giving up after a few tries.
+fn classic_jids_are_found_past_ranges_this_state_dir_uses(ctx: &Ctx) -> TestResult {
+    let other = ctx.dir.join("state-b");
+    let dir = ctx.dir.join("jails");
+    base(&dir);
+    let file = write(&dir, &ctx.name, &jail(""));
+    let result = (|| {
+        start_named(&other, &file, &format!("{}-b", ctx.name), 10)?;
+        start_named(&ctx.state, &file, &format!("{}-a", ctx.name), 9)?;
+        for i in 1..=9 {
+            let mut c = Command::new(support::bin());
+            c.arg("--state-dir")
+                .arg(&other)
+                .args(["down", &format!("{}-b{i}", ctx.name)]);
+            let out = run_bounded(c, Duration::from_secs(60));
+            ensure(out.status.success(), || text(&out.stderr))?;
+        }
+        let mut jids = Vec::new();
+        for _ in 0..3 {
+            let mut c = Command::new(support::bin());
+            c.args(["jail", "-b", "-i", "-j"])
+                .arg(&ctx.state)
+                .args(["/", "classic-jids.example", "/bin/sleep", "300"])
+                .stdin(std::process::Stdio::null());
+            let out = run_bounded(c, Duration::from_secs(60));
+            ensure(out.status.success(), || {
+                format!("classic jail after {jids:?}: {:?} {}", out.status, text(&out.stderr))
+            })?;
+            jids.push(text(&out.stdout).trim().to_string());
+        }
+        let names = running(ctx);
+        ensure(jids.iter().all(|j| names.contains(j)), || {
+            format!("{jids:?} not in {names:?}")
+        })
+    })();
+    // Whatever happened, both directories are emptied.
+    for state in [&ctx.state, &other] {
+        let mut c = Command::new(support::bin());
+        c.arg("--state-dir").arg(state).args(["down", "--all"]);
+        let out = run_bounded(c, Duration::from_secs(120));
+        ensure(out.status.success(), || text(&out.stderr))?;
+    }
+    result?;
+    nothing_left(ctx, &[])
 }

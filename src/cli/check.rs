@@ -38,7 +38,7 @@ enum OutputFormat {
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
     if let Some(bundle) = &args.bundle {
         let [file] = args.paths.as_slice() else {
-            eprintln!("sysjail check: --bundle compares one definition");
+            sysjail::eprintln_lossy!("sysjail check: --bundle compares one definition");
             return ExitCode::from(super::USAGE);
         };
         return super::export::check_bundle(file, bundle);
@@ -48,7 +48,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let files = match paths.and_then(|paths| load::expand(&paths).map_err(|e| e.to_string())) {
         Ok(files) => files,
         Err(e) => {
-            eprintln!("sysjail check: {e}");
+            sysjail::eprintln_lossy!("sysjail check: {e}");
             return ExitCode::from(super::USAGE);
         }
     };
@@ -67,9 +67,9 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let errors = report.count(Severity::Error);
     let warnings = report.count(Severity::Warning);
     if args.format == OutputFormat::Human {
-        eprint!("{out}");
+        sysjail::eprint_lossy!("{out}");
         let n = report.files.len();
-        eprintln!(
+        sysjail::eprintln_lossy!(
             "checked {n} file{}: {errors} error{}, {warnings} warning{}",
             if n == 1 { "" } else { "s" },
             if errors == 1 { "" } else { "s" },

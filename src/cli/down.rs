@@ -25,7 +25,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let records = match jails::list(&dir) {
         Ok(records) => records,
         Err(e) => {
-            eprintln!("sysjail down: {e}");
+            sysjail::eprintln_lossy!("sysjail down: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -40,10 +40,10 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     for Stopping { name, dependent_of } in jails::stop_order(&records, &selected) {
         if let Some(dep) = dependent_of {
-            eprintln!("sysjail down: stopping {name} too: it depends on {dep}");
+            sysjail::eprintln_lossy!("sysjail down: stopping {name} too: it depends on {dep}");
         }
         if let Err(e) = jails::stop(&dir, &name, Duration::from_secs(30)) {
-            eprintln!("sysjail down: {e}");
+            sysjail::eprintln_lossy!("sysjail down: {e}");
             code = ExitCode::FAILURE;
         }
     }
@@ -73,11 +73,11 @@ fn select(dir: &Path, args: &[String], records: &[Record]) -> Result<BTreeSet<St
             None => match jails::clear(dir, arg) {
                 Ok(true) => {}
                 Ok(false) => {
-                    eprintln!("sysjail down: no running jail is named or numbered {arg}");
+                    sysjail::eprintln_lossy!("sysjail down: no running jail is named or numbered {arg}");
                     return Err(ExitCode::FAILURE);
                 }
                 Err(e) => {
-                    eprintln!("sysjail down: {e}");
+                    sysjail::eprintln_lossy!("sysjail down: {e}");
                     return Err(ExitCode::FAILURE);
                 }
             },
@@ -91,7 +91,7 @@ fn select(dir: &Path, args: &[String], records: &[Record]) -> Result<BTreeSet<St
 fn defined(path: &Path) -> Result<BTreeSet<String>, ExitCode> {
     let (files, listed) = if path.is_dir() && path.extension().is_none_or(|e| e != "toml") {
         let files = sysjail::load::toml_files_in(path).map_err(|e| {
-            eprintln!("sysjail down: {}: {e}", path.display());
+            sysjail::eprintln_lossy!("sysjail down: {}: {e}", path.display());
             ExitCode::FAILURE
         })?;
         (files, true)

@@ -29,7 +29,7 @@ pub struct Args {
 
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let fail = |e: &dyn std::fmt::Display| {
-        eprintln!("sysjail exec: {e}");
+        sysjail::eprintln_lossy!("sysjail exec: {e}");
         ExitCode::from(super::FAILED)
     };
     let user = match args.user.as_deref().map(|u| match u.parse::<i64>() {
@@ -50,7 +50,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     match sysjail::jails::join(&global.state_dir(), &args.jail, exec) {
         Ok(Ok(code)) => ExitCode::from(code.clamp(0, 255) as u8),
         Ok(Err(e)) => {
-            eprintln!("sysjail exec: {e}");
+            sysjail::eprintln_lossy!("sysjail exec: {e}");
             ExitCode::from(e.status.clamp(0, 255) as u8)
         }
         Err(e) => fail(&e),

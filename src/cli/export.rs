@@ -56,12 +56,12 @@ pub fn run(args: Args) -> ExitCode {
     let exported = match build(&policy, &bundle, args.id_base.map(|id| (id, id)), command) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("sysjail export: {e}");
+            sysjail::eprintln_lossy!("sysjail export: {e}");
             return ExitCode::FAILURE;
         }
     };
     if let Err(e) = write(&exported, &bundle, host_rooted(&policy)) {
-        eprintln!("sysjail export: {}: {e}", bundle.display());
+        sysjail::eprintln_lossy!("sysjail export: {}: {e}", bundle.display());
         return ExitCode::FAILURE;
     }
     match args.format_report {
@@ -70,7 +70,7 @@ pub fn run(args: Args) -> ExitCode {
     }
     let lost = exported.report.lost().count();
     if args.strict && lost > 0 {
-        eprintln!("sysjail export: --strict: the bundle loses {lost} promises");
+        sysjail::eprintln_lossy!("sysjail export: --strict: the bundle loses {lost} promises");
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
@@ -84,7 +84,7 @@ fn prepare(file: &Path, bundle: &Path, create: bool, me: &str) -> Option<(Policy
     let policy = match sysjail::compile(&def.jail, &facts) {
         Ok(p) => p,
         Err(refused) => {
-            eprintln!("{me}: {}: refused on this host: {refused}", def.jail.name);
+            sysjail::eprintln_lossy!("{me}: {}: refused on this host: {refused}", def.jail.name);
             return None;
         }
     };
@@ -96,7 +96,7 @@ fn prepare(file: &Path, bundle: &Path, create: bool, me: &str) -> Option<(Policy
     match dir {
         Ok(dir) => Some((policy, dir)),
         Err(e) => {
-            eprintln!("{me}: {}: {e}", bundle.display());
+            sysjail::eprintln_lossy!("{me}: {}: {e}", bundle.display());
             None
         }
     }
@@ -326,12 +326,12 @@ pub fn check_bundle(file: &Path, bundle: &Path) -> ExitCode {
     let mut found = match read("config.json") {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("sysjail check: {e}");
+            sysjail::eprintln_lossy!("sysjail check: {e}");
             return ExitCode::FAILURE;
         }
     };
     if let Err(e) = serde_json::from_value::<oci_spec::runtime::Spec>(found.clone()) {
-        eprintln!(
+        sysjail::eprintln_lossy!(
             "sysjail check: {}: not a runtime spec: {e}",
             dir.join("config.json").display()
         );
@@ -349,7 +349,7 @@ pub fn check_bundle(file: &Path, bundle: &Path) -> ExitCode {
     let expected = match build(&policy, &dir, ids, command.filter(|c| !c.is_empty())) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("sysjail check: {e}");
+            sysjail::eprintln_lossy!("sysjail check: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -362,7 +362,7 @@ pub fn check_bundle(file: &Path, bundle: &Path) -> ExitCode {
         match read(&name) {
             Ok(v) => diffs.extend(oci::drift::compare(&name, &want, &v)),
             Err(e) => {
-                eprintln!("sysjail check: {e}");
+                sysjail::eprintln_lossy!("sysjail check: {e}");
                 return ExitCode::FAILURE;
             }
         }
@@ -393,7 +393,7 @@ pub fn init(file: &Path, command: &[String]) -> ExitCode {
     match oci::run::init(file, command) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("sysjail oci-init: {e}");
+            sysjail::eprintln_lossy!("sysjail oci-init: {e}");
             ExitCode::from(127)
         }
     }
@@ -418,7 +418,7 @@ pub fn hook(verb: Hook, file: &Path) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sysjail hook: {e}");
+            sysjail::eprintln_lossy!("sysjail hook: {e}");
             ExitCode::FAILURE
         }
     }

@@ -41,6 +41,9 @@ pub fn init(debug: u8) {
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
+        // Its own report of a failed write is an eprintln!, which panics when
+        // stderr is gone.
+        .log_internal_errors(false)
         .event_format(Plain)
         .try_init();
 }

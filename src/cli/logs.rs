@@ -34,7 +34,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let path = match record.as_ref().and_then(|r| r.run.log.clone()) {
         Some(p) => p,
         None if record.is_some() => {
-            eprintln!(
+            sysjail::eprintln_lossy!(
                 "sysjail logs: {} has no log: only a background jail's output is captured",
                 args.jail
             );
@@ -48,7 +48,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         // `logs | head`: the reader is gone, which is no error of ours.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sysjail logs: {}: {e}", path.display());
+            sysjail::eprintln_lossy!("sysjail logs: {}: {e}", path.display());
             ExitCode::FAILURE
         }
     }
@@ -67,7 +67,7 @@ fn journal(identifier: &str, args: &Args) -> ExitCode {
     match c.status() {
         Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("sysjail logs: journalctl: {e}");
+            sysjail::eprintln_lossy!("sysjail logs: journalctl: {e}");
             ExitCode::FAILURE
         }
     }

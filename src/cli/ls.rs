@@ -45,7 +45,7 @@ pub fn run(mut args: Args, global: &super::Global) -> ExitCode {
     let records = match records(global) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("sysjail: {e}");
+            sysjail::eprintln_lossy!("sysjail: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -190,7 +190,7 @@ fn usage(e: &clap::Error, argv: &[std::ffi::OsString]) -> ExitCode {
     if e.use_stderr()
         && let Some(hint) = exec::hint(&words)
     {
-        eprintln!("{hint}");
+        sysjail::eprintln_lossy!("{hint}");
     }
     ExitCode::from(e.exit_code().clamp(0, 255) as u8)
 }
@@ -214,7 +214,7 @@ pub fn definition_arg(
             Some((file, name.instance().is_some().then_some(name)))
         }
         Err(e) => {
-            eprintln!("sysjail: {e}");
+            sysjail::eprintln_lossy!("sysjail: {e}");
             None
         }
     }
@@ -237,7 +237,7 @@ fn loaded(result: Result<sysjail::load::Definition, sysjail::load::Rejected>) ->
 /// Prints a rejected definition's diagnostics on stderr.
 pub fn print_rejected(rejected: &sysjail::load::Rejected) {
     let format = sysjail::diag::Format::Human { color: stderr_color() };
-    eprint!(
+    sysjail::eprint_lossy!(
         "{}",
         sysjail::diag::render_all(&rejected.diags, &rejected.sources, format)
     );

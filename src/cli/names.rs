@@ -117,7 +117,7 @@ fn run_jls(jls: Jls) -> ExitCode {
     let records = match ls::records(&jls.global) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("jls: {e}");
+            sysjail::eprintln_lossy!("jls: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -125,7 +125,7 @@ fn run_jls(jls: Jls) -> ExitCode {
     if let Some(which) = &jls.jail {
         rows.retain(|row| row.record.name == *which || row.record.id.to_string() == *which);
         if rows.is_empty() {
-            eprintln!("jls: jail \"{which}\" not found");
+            sysjail::eprintln_lossy!("jls: jail \"{which}\" not found");
             return ExitCode::FAILURE;
         }
     }

@@ -15,7 +15,7 @@ pub fn print(text: &str) -> Result<(), ExitCode> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => {
-            eprintln!("sysjail: writing to standard output: {e}");
+            sysjail::eprintln_lossy!("sysjail: writing to standard output: {e}");
             Err(ExitCode::FAILURE)
         }
     }

@@ -70,7 +70,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let facts = match facts(&args) {
         Ok(facts) => facts,
         Err(e) => {
-            eprintln!("sysjail: {e}");
+            sysjail::eprintln_lossy!("sysjail: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -78,7 +78,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         Ok(policy) => policy,
         Err(refused) => {
             let host = policy::host::summary(&facts);
-            eprintln!("sysjail: {}: refused on the host ({host}): {refused}", def.jail.name);
+            sysjail::eprintln_lossy!("sysjail: {}: refused on the host ({host}): {refused}", def.jail.name);
             return ExitCode::FAILURE;
         }
     };

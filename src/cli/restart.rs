@@ -16,7 +16,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let record = match sysjail::jails::find(&dir, &args.jail) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("sysjail restart: {e}");
+            sysjail::eprintln_lossy!("sysjail restart: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -25,18 +25,18 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         return match sysjail::jails::restart(&dir, &record.name, Duration::from_secs(90)) {
             Ok(r) if r.ended() => {
                 let why = r.run.ended.map_or_else(|| "it ended".to_string(), |e| e.to_string());
-                eprintln!("sysjail restart: {}: {why}", r.name);
+                sysjail::eprintln_lossy!("sysjail restart: {}: {why}", r.name);
                 ExitCode::FAILURE
             }
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("sysjail restart: {e}");
+                sysjail::eprintln_lossy!("sysjail restart: {e}");
                 ExitCode::FAILURE
             }
         };
     }
     let Some(definition) = &record.definition else {
-        eprintln!(
+        sysjail::eprintln_lossy!(
             "sysjail restart: {} was not started from a file; start it again with `sysjail up`",
             record.name
         );
@@ -47,7 +47,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let mut up = match std::env::current_exe() {
         Ok(exe) => Command::new(exe),
         Err(e) => {
-            eprintln!("sysjail restart: this program's path: {e}");
+            sysjail::eprintln_lossy!("sysjail restart: this program's path: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -58,7 +58,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     match up.status() {
         Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("sysjail restart: {e}");
+            sysjail::eprintln_lossy!("sysjail restart: {e}");
             ExitCode::FAILURE
         }
     }

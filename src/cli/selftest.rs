@@ -20,7 +20,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let registry = match Registry::open(&global.state_dir()) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("sysjail selftest: {e}");
+            sysjail::eprintln_lossy!("sysjail selftest: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -28,7 +28,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let verdicts = match selftest::run(def.jail, registry) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("sysjail selftest: {e}");
+            sysjail::eprintln_lossy!("sysjail selftest: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -46,7 +46,7 @@ pub fn show(which: &str, format: Format, global: &super::Global) -> ExitCode {
     let record = match sysjail::jails::find(&global.state_dir(), which) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("sysjail status: {e}");
+            sysjail::eprintln_lossy!("sysjail status: {e}");
             return ExitCode::FAILURE;
         }
     };

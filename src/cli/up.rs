@@ -55,7 +55,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     };
     let given = members.iter().filter(|m| m.given).count();
     if given > 1 && (!args.command.is_empty() || args.log_denials.is_some()) {
-        eprintln!("sysjail up: `-- CMD` and --log-denials apply to one jail; {given} are given");
+        sysjail::eprintln_lossy!("sysjail up: `-- CMD` and --log-denials apply to one jail; {given} are given");
         return ExitCode::from(super::USAGE);
     }
     if args.dry_run {
@@ -73,7 +73,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         let launch = match launch_of(member, &args, global, !foreground) {
             Ok(launch) => launch,
             Err(code) => {
-                stop_started(&started, global, &name);
+                say(&stop_started(&started, global, &name));
                 return code;
             }
         };
@@ -88,17 +88,22 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
             // The jail was created and its command ran: its status is up's,
             // and its dependencies stay. Only a jail that could not be
             // created takes them down.
-            let created = outcome.is_ok();
+            // Cleanup comes before any message, so that nothing about
+            // printing can leave half a set running.
+            let stopped = if outcome.is_ok() {
+                Vec::new()
+            } else {
+                stop_started(&started, global, &name)
+            };
             let code = finish(outcome, "sysjail");
-            if !created {
-                stop_started(&started, global, &name);
-            }
+            say(&stopped);
             return code;
         }
         // A background start reports its failure with a status of its own.
         if !matches!(outcome, Ok(0)) {
+            let stopped = stop_started(&started, global, &name);
             let code = finish(outcome, "sysjail");
-            stop_started(&started, global, &name);
+            say(&stopped);
             return if code == ExitCode::SUCCESS {
                 ExitCode::from(super::FAILED)
             } else {
@@ -115,7 +120,7 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
 fn members(args: &Args, global: &super::Global) -> Result<Vec<Member>, ExitCode> {
     let parsed: Result<Vec<Arg>, SetError> = args.jails.iter().map(|a| Arg::parse(a)).collect();
     let usage = |e: &dyn std::fmt::Display| {
-        eprintln!("sysjail up: {e}");
+        sysjail::eprintln_lossy!("sysjail up: {e}");
         ExitCode::from(super::USAGE)
     };
     let parsed = parsed.map_err(|e| usage(&e))?;
@@ -151,7 +156,7 @@ fn members(args: &Args, global: &super::Global) -> Result<Vec<Member>, ExitCode>
 }
 
 fn failure(e: &dyn std::fmt::Display) -> ExitCode {
-    eprintln!("sysjail up: {e}");
+    sysjail::eprintln_lossy!("sysjail up: {e}");
     ExitCode::from(super::FAILED)
 }
 
@@ -212,7 +217,7 @@ fn dry_run(members: Vec<Member>, args: &Args, global: &super::Global) -> ExitCod
         match launch::dry_run(&launch, &facts, &launch::Caller::this_process(&launch)) {
             Ok(text) => plans.push(text),
             Err(e) => {
-                eprintln!("sysjail: {}", e.report());
+                sysjail::eprintln_lossy!("sysjail: {}", e.report());
                 return ExitCode::from(super::FAILED);
             }
         }
@@ -221,23 +226,33 @@ fn dry_run(members: Vec<Member>, args: &Args, global: &super::Global) -> ExitCod
 }
 
 /// After `failed` did not start: stops the jails this `up` started, last
-/// first, so that no half of a set is left running, and says which.
-fn stop_started(started: &[(String, Duration)], global: &super::Global, failed: &str) {
+/// first, so that no half of a set is left running. Gives the lines that say
+/// what was stopped, for the caller to print once the cleanup is done.
+fn stop_started(started: &[(String, Duration)], global: &super::Global, failed: &str) -> Vec<String> {
     if started.is_empty() {
-        return;
+        return Vec::new();
     }
     let dir = global.state_dir();
     let mut stopped = Vec::new();
+    let mut lines = Vec::new();
     for (name, timeout) in started.iter().rev() {
         match sysjail::jails::stop(&dir, name, *timeout + Duration::from_secs(10)) {
             Ok(()) => stopped.push(name.as_str()),
-            Err(e) => eprintln!("sysjail up: stopping {name}: {e}"),
+            Err(e) => lines.push(format!("sysjail up: stopping {name}: {e}")),
         }
     }
-    eprintln!(
+    lines.push(format!(
         "sysjail up: {failed} did not start; stopped what this `up` started: {}",
         stopped.join(", ")
-    );
+    ));
+    lines
+}
+
+/// Prints lines on stderr.
+fn say(lines: &[String]) {
+    for line in lines {
+        sysjail::eprintln_lossy!("{line}");
+    }
 }
 
 /// What `up` and the classic `jail` do before a launch: the definition's
@@ -247,10 +262,10 @@ pub fn prepare(def: &Definition, global: &super::Global, prog: &str) -> Result<R
         let format = sysjail::diag::Format::Human {
             color: super::stderr_color(),
         };
-        eprint!("{}", sysjail::diag::render_all(&def.warnings, &def.sources, format));
+        sysjail::eprint_lossy!("{}", sysjail::diag::render_all(&def.warnings, &def.sources, format));
     }
     Registry::open(&global.state_dir()).map_err(|e| {
-        eprintln!("{prog}: {e}");
+        sysjail::eprintln_lossy!("{prog}: {e}");
         ExitCode::from(super::FAILED)
     })
 }
@@ -262,7 +277,7 @@ pub fn finish(result: Result<i32, launch::UpError>, prog: &str) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("{prog}: {}", e.report());
+            sysjail::eprintln_lossy!("{prog}: {}", e.report());
             // A failed hook's own status, as jail(8) gives exec.prestart's.
             e.hook_status()
                 .map_or(ExitCode::from(super::FAILED), |s| ExitCode::from(s.clamp(1, 255) as u8))

@@ -27,6 +27,13 @@ pub enum FileError {
         /// The limit, in bytes.
         limit: u64,
     },
+    /// A symbolic link, or a path through one, where links are not followed
+    /// (a file that `extends` names or that a directory walk found).
+    #[error("it is a symbolic link or is reached through one, and such a file is not followed")]
+    Link,
+    /// A path that leaves the directory it must stay beneath.
+    #[error("it is outside the directory of the definition")]
+    Outside,
     /// Not UTF-8, so not TOML.
     #[error("it is not UTF-8 text")]
     NotUtf8,
@@ -45,6 +52,9 @@ pub fn human_size(bytes: u64) -> String {
 pub trait Files {
     /// Reads a whole file as UTF-8, if it is a regular file of at most `limit` bytes.
     fn read(&self, path: &Path, limit: u64) -> Result<String, FileError>;
+    /// Reads `rel` beneath the directory `root` without following any link
+    /// and without leaving `root`, like [`Files::read`] otherwise.
+    fn read_beneath(&self, root: &Path, rel: &Path, limit: u64) -> Result<String, FileError>;
     /// The canonical form of a path, used to detect `extends` cycles.
     fn canonical(&self, path: &Path) -> io::Result<PathBuf>;
     /// Reads a file that a jail or an unprivileged user may have written (a
@@ -60,6 +70,10 @@ pub struct HostFiles;
 impl Files for HostFiles {
     fn read(&self, path: &Path, limit: u64) -> Result<String, FileError> {
         let bytes = crate::sys::definition::read(path, limit)?;
+        String::from_utf8(bytes).map_err(|_| FileError::NotUtf8)
+    }
+    fn read_beneath(&self, root: &Path, rel: &Path, limit: u64) -> Result<String, FileError> {
+        let bytes = crate::sys::definition::read_beneath(root, rel, limit)?;
         String::from_utf8(bytes).map_err(|_| FileError::NotUtf8)
     }
     fn canonical(&self, path: &Path) -> io::Result<PathBuf> {
@@ -93,6 +107,12 @@ impl Files for MemFiles {
         }
         Ok(text.clone())
     }
+    fn read_beneath(&self, root: &Path, rel: &Path, limit: u64) -> Result<String, FileError> {
+        if leaves(rel) {
+            return Err(FileError::Outside);
+        }
+        self.read(&root.join(rel), limit)
+    }
     fn canonical(&self, path: &Path) -> io::Result<PathBuf> {
         let p = normalize(path);
         if self.0.contains_key(&p) {
@@ -116,4 +136,23 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// Whether the relative path `rel` leaves the directory it is relative to,
+/// read lexically (an absolute path always does): what openat2's
+/// `RESOLVE_BENEATH` refuses of a path that holds no link.
+pub fn leaves(rel: &Path) -> bool {
+    let mut depth = 0usize;
+    for c in rel.components() {
+        match c {
+            std::path::Component::Normal(_) => depth += 1,
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return true,
+            },
+            std::path::Component::RootDir | std::path::Component::Prefix(_) => return true,
+        }
+    }
+    false
 }

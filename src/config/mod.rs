@@ -50,11 +50,40 @@ pub struct Loaded {
 }
 
 /// Reads the definition at `path` and every file it extends.
+///
+/// The directory that holds `path` is the definition's root: every file of
+/// its `extends` chain is read beneath it, by a path that holds no link
+/// (`../` is fine while it stays inside; an absolute path or an escape is
+/// refused unread). `path` itself, named by the user, may be a link.
 pub fn load(path: &Path, sources: &mut SourceMap, files: &dyn Files) -> Loaded {
+    load_top(path, false, sources, files)
+}
+
+/// [`load`] for a file that a directory walk found rather than the user
+/// named: a link is refused unread, as any file reached by `extends` is.
+pub fn load_listed(path: &Path, sources: &mut SourceMap, files: &dyn Files) -> Loaded {
+    load_top(path, true, sources, files)
+}
+
+/// The root of the definition at `path` (the directory that holds it) and
+/// its name there.
+fn root_of(path: &Path) -> (PathBuf, PathBuf) {
+    let root = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    let rel = path.file_name().map_or_else(|| path.to_path_buf(), PathBuf::from);
+    (root, rel)
+}
+
+fn load_top(path: &Path, listed: bool, sources: &mut SourceMap, files: &dyn Files) -> Loaded {
     let mut diags = Vec::new();
     let mut chain = Vec::new();
     let mut digest = Digest::new();
-    let text = match files.read(path, MAX_DEFINITION) {
+    let (root, rel) = root_of(path);
+    let read = if listed {
+        files.read_beneath(&root, &rel, MAX_DEFINITION)
+    } else {
+        files.read(path, MAX_DEFINITION)
+    };
+    let text = match read {
         Ok(text) => text,
         Err(e) => {
             // Nothing of the file is kept: a refused file is never quoted.
@@ -76,9 +105,11 @@ pub fn load(path: &Path, sources: &mut SourceMap, files: &dyn Files) -> Loaded {
     let layers = layered(
         Source {
             path: path.to_path_buf(),
+            rel,
             file,
             text: &text,
         },
+        &root,
         sources,
         files,
         &mut chain,
@@ -95,12 +126,15 @@ pub fn load_text(name: &Path, text: &str, sources: &mut SourceMap, files: &dyn F
     let mut chain = Vec::new();
     let mut digest = Digest::new();
     let file = sources.add(name, text);
+    let (root, rel) = root_of(name);
     let layers = layered(
         Source {
             path: name.to_path_buf(),
+            rel,
             file,
             text,
         },
+        &root,
         sources,
         files,
         &mut chain,
@@ -132,7 +166,10 @@ fn finish(
 }
 
 struct Source<'t> {
+    /// The path as shown: the named file's, or its directory joined with `extends`.
     path: PathBuf,
+    /// The path beneath the definition's root, by which it is read.
+    rel: PathBuf,
     file: FileId,
     text: &'t str,
 }
@@ -160,6 +197,7 @@ impl Layers {
 /// Parses `src`, then the chain of bases below it, and layers them.
 fn layered(
     src: Source<'_>,
+    root: &Path,
     sources: &mut SourceMap,
     files: &dyn Files,
     chain: &mut Vec<PathBuf>,
@@ -179,23 +217,25 @@ fn layered(
         };
     };
     table.remove("extends");
-    let Some(base_path) = extends_target(&src.path, &extends.value, diags) else {
+    let Some((base_path, base_rel)) = extends_target(&src, &extends.value, diags) else {
         return Layers::incomplete(table);
     };
     if let Some(diag) = chain_problem(&src.path, &base_path, extends.value.span, files, chain) {
         diags.push(diag);
         return Layers::incomplete(table);
     }
-    let Some(text) = read_base(&base_path, extends.value.span, files, chain, diags) else {
+    let Some(text) = read_base(root, &base_path, &base_rel, extends.value.span, files, chain, diags) else {
         return Layers::incomplete(table);
     };
     let base_file = sources.add(&base_path, text.as_str());
     let base = layered(
         Source {
             path: base_path,
+            rel: base_rel,
             file: base_file,
             text: &text,
         },
+        root,
         sources,
         files,
         chain,
@@ -216,13 +256,14 @@ fn layered(
 }
 
 /// The base file that `extends` names, relative to the file that contains it:
-/// a string, and a definition (only .toml files are bases).
-fn extends_target(path: &Path, extends: &Node, diags: &mut Vec<Diagnostic>) -> Option<PathBuf> {
+/// a string, a definition (only .toml files are bases), and beneath the
+/// definition's root. Gives the path as shown and the path beneath the root.
+fn extends_target(src: &Source<'_>, extends: &Node, diags: &mut Vec<Diagnostic>) -> Option<(PathBuf, PathBuf)> {
     let Value::String(base) = &extends.value else {
         Decoder::new(diags).nested("extends", |d| d.wrong_type(extends, "a string (a file path)"));
         return None;
     };
-    let base_path = path.parent().unwrap_or(Path::new("")).join(base);
+    let base_path = src.path.parent().unwrap_or(Path::new("")).join(base);
     // Only definitions are bases: a file of another kind (/etc/shadow, a key,
     // an environment file) would have its lines quoted in diagnostics, in the
     // logs of a CI that lints untrusted definitions.
@@ -237,7 +278,27 @@ fn extends_target(path: &Path, extends: &Node, diags: &mut Vec<Diagnostic>) -> O
         );
         return None;
     }
-    Some(base_path)
+    let base_rel = src.rel.parent().unwrap_or(Path::new("")).join(base);
+    // A definition under review may name any file of the host; only files
+    // beside it or below are its bases.
+    if files::leaves(&base_rel) {
+        diags.push(
+            Diagnostic::new(
+                Code::ExtendsOutside,
+                extends.span,
+                format!(
+                    "`extends` names {}, which is outside the directory of the definition",
+                    base_path.display()
+                ),
+            )
+            .help(
+                "a base is a relative path to a file in the directory that holds the definition \
+                 named, or below it",
+            ),
+        );
+        return None;
+    }
+    Some((base_path, base_rel))
 }
 
 /// "a extends b", for each link of the chain read so far.
@@ -287,13 +348,15 @@ fn chain_problem(
 
 /// The text of a base file, or the diagnostic of why it was not read.
 fn read_base(
+    root: &Path,
     base_path: &Path,
+    base_rel: &Path,
     span: Span,
     files: &dyn Files,
     chain: &[PathBuf],
     diags: &mut Vec<Diagnostic>,
 ) -> Option<String> {
-    match files.read(base_path, MAX_DEFINITION) {
+    match files.read_beneath(root, base_rel, MAX_DEFINITION) {
         Ok(text) => Some(text),
         Err(e) => {
             let mut diag = unreadable(&e, base_path, span, Code::ExtendsMissing);
@@ -322,6 +385,16 @@ fn unreadable(e: &FileError, path: &Path, span: Span, missing: Code) -> Diagnost
                  and files of /proc or /sys are refused unread",
                 files::human_size(MAX_DEFINITION)
             ),
+        ),
+        FileError::Link => (
+            Code::FileLink,
+            "a definition found in a directory or named by `extends` is a regular file reached \
+             without a symbolic link; name a link's target on the command line instead"
+                .to_string(),
+        ),
+        FileError::Outside => (
+            Code::ExtendsOutside,
+            "a base is a file in the directory that holds the definition named, or below it".to_string(),
         ),
         FileError::TooLarge { .. } => (
             Code::FileTooLarge,
@@ -409,6 +482,28 @@ mod tests {
         let hostname = loaded.raw.unwrap().hostname.unwrap();
         assert_eq!(sources.file(hostname.span.file).path(), Path::new("base.toml"));
         assert_eq!(sources.snippet(hostname.span), "\"base\"");
+    }
+
+    #[test]
+    fn a_base_outside_the_definitions_directory_is_refused_unread() {
+        let files = MemFiles::default()
+            .with("j/base.toml", "name = \"base\"\n")
+            .with("secret.toml", "token = \"x\"\n");
+        for base in ["../secret.toml", "/secret.toml", "sub/../../secret.toml"] {
+            let files = MemFiles(files.0.clone()).with("j/a.toml", &format!("extends = \"{base}\"\n"));
+            let (loaded, _) = load_mem(&files, "j/a.toml");
+            assert_eq!(loaded.chain, [PathBuf::from("j/a.toml")], "{base}: nothing else read");
+            assert!(
+                loaded.diags.iter().any(|d| d.code == Code::ExtendsOutside),
+                "{base}: {:?}",
+                loaded.diags
+            );
+        }
+        // `..` that stays inside is fine.
+        let files = MemFiles(files.0.clone()).with("j/a.toml", "extends = \"sub/../base.toml\"\n");
+        let (loaded, _) = load_mem(&files, "j/a.toml");
+        assert!(loaded.diags.is_empty(), "{:?}", loaded.diags);
+        assert_eq!(loaded.chain.len(), 2);
     }
 
     #[test]

@@ -57,6 +57,9 @@ catalogue! {
     /// A directory, device, FIFO, socket or pseudo-file (proc, sysfs) named as a
     /// definition or by `extends`: refused without reading it.
     FileRefused = "file::not-regular", Error;
+    /// A symbolic link, or a path through one, found by a directory walk or
+    /// named by `extends`: refused without reading it.
+    FileLink = "file::link", Error;
     /// A definition larger than the limit (1 MiB).
     FileTooLarge = "file::too-large", Error;
     /// A key that the format does not have.
@@ -121,6 +124,9 @@ catalogue! {
         ExtendsTooDeep = "extends::too-deep", Error;
     /// `extends` names a file that is not a definition (no .toml extension).
     ExtendsNotToml = "extends::not-toml", Error;
+    /// `extends` names a file outside the directory of the definition (an
+    /// absolute path, or `..` that leaves it).
+    ExtendsOutside = "extends::outside", Error;
     /// `depend` names the same jail twice.
     DependDuplicate = "depend::duplicate", Warning;
     /// `depend` names a jail that is neither among the definitions given nor

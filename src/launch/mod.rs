@@ -8,7 +8,7 @@
 
 mod error;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -182,13 +182,13 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
         _ => state::teardown(registry, &record),
     };
     for problem in problems {
-        eprintln!("sysjail: {problem}");
+        crate::eprintln_lossy!("sysjail: {problem}");
     }
     // After every run whose prestart hooks ran.
     if owed.poststop
         && let Err(e) = host_hooks(launch, &record, Phase::Poststop)
     {
-        eprintln!("sysjail: {}: {e}", policy.name);
+        crate::eprintln_lossy!("sysjail: {}: {e}", policy.name);
     }
     janitor.done();
     drop(range);
@@ -253,7 +253,7 @@ fn supervise(
         let usage = state::usage(&record.cgroups);
         out.ended.events = state::limit_events(&usage, &record.limits);
         for event in &out.ended.events {
-            eprintln!("sysjail: {}: {event}", plan.name);
+            crate::eprintln_lossy!("sysjail: {}: {event}", plan.name);
         }
         if usage.oom_kills.is_some_and(|n| n > 0) && out.ended.signal == Some(libc::SIGKILL) {
             out.ended.reason = EndReason::MemoryLimit;
@@ -263,12 +263,12 @@ fn supervise(
         }
         let pause = if out.restart {
             // Asked for: at once, and no failure to count.
-            eprintln!("sysjail: {}: restarting as asked", plan.name);
+            crate::eprintln_lossy!("sysjail: {}: restarting as asked", plan.name);
             Duration::ZERO
         } else if restarts(&launch.jail.lifecycle, &out, streak) {
             streak += 1;
             let pause = backoff(streak);
-            eprintln!(
+            crate::eprintln_lossy!(
                 "sysjail: {}: {}; restarting in {} ms ({streak}/{})",
                 plan.name,
                 out.ended,
@@ -280,11 +280,11 @@ fn supervise(
             return Ok(out);
         };
         for problem in state::release(record) {
-            eprintln!("sysjail: {problem}");
+            crate::eprintln_lossy!("sysjail: {problem}");
         }
         owed.poststop = false;
         if let Err(e) = host_hooks(launch, record, Phase::Poststop) {
-            eprintln!("sysjail: {}: {e}", plan.name);
+            crate::eprintln_lossy!("sysjail: {}: {e}", plan.name);
         }
         record.run.restarts += 1;
         record.run.ended = Some(out.ended.clone());
@@ -379,16 +379,25 @@ fn reserve_by_jid(
     if !root {
         return Ok((jid, None));
     }
-    // Claims held here are skipped by the next one; they go on return.
-    let mut held = Vec::new();
-    for _ in 0..8 {
-        let claim = state::ranges::claim(jid)?;
-        if registry.jid_free(lock, claim.number) {
-            return Ok((claim.number, Some(claim)));
-        }
-        held.push(claim);
+    // The number must be free twice: a JID of no jail of this state
+    // directory, and a range no one holds host-wide. Ranges held elsewhere
+    // may be any of this directory's free JIDs, so every one of them is a
+    // candidate, each tried once.
+    let used: BTreeSet<u32> = registry.list(lock).iter().map(|r| r.id).collect();
+    match state::ranges::claim_among(jid_candidates(jid, &used)) {
+        Ok(claim) => Ok((claim.number, Some(claim))),
+        Err(state::ranges::RangeError::Exhausted) => Err(state::StateError::Full(state::MAX_JAILS).into()),
+        Err(e) => Err(e.into()),
     }
-    Err(state::StateError::Full(state::MAX_JAILS).into())
+}
+
+/// The JIDs a jail named by its JID may get, in the order they are tried:
+/// `preferred` (the smallest JID this state directory has free), then every
+/// other JID from 1 to [`state::MAX_JAILS`] that `used` does not hold.
+fn jid_candidates(preferred: u32, used: &BTreeSet<u32>) -> impl Iterator<Item = u32> + '_ {
+    std::iter::once(preferred)
+        .chain((1..=state::MAX_JAILS).filter(move |n| *n != preferred))
+        .filter(move |n| (1..=state::MAX_JAILS).contains(n) && !used.contains(n))
 }
 
 /// The plan `up` would carry out, as text (`--dry-run`); creates nothing.
@@ -552,5 +561,35 @@ mod tests {
         let ms: Vec<u128> = (1..=11).map(|n| backoff(n).as_millis()).collect();
         assert_eq!(ms, [100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]);
         assert_eq!(backoff(1000), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn jid_candidates_skip_used_jids_and_reach_every_free_one() {
+        // The attack: the claimable ranges are the JIDs this directory
+        // uses (1..=9), and the preferred one (10) is held elsewhere. The
+        // search must go on past them, not give up after a few tries.
+        let used: BTreeSet<u32> = (1..=9).collect();
+        let order: Vec<u32> = jid_candidates(10, &used).take(3).collect();
+        assert_eq!(order, [10, 11, 12]);
+        // A host where every range but 1..=9 and 300 is held: the first
+        // candidate that is claimable is 300, the 291st tried.
+        let claimable = |n: &u32| *n <= 9 || *n == 300;
+        assert_eq!(jid_candidates(10, &used).find(claimable), Some(300));
+        assert_eq!(jid_candidates(10, &used).position(|n| claimable(&n)), Some(290));
+        assert!(jid_candidates(10, &used).all(|n| !used.contains(&n)));
+        assert_eq!(jid_candidates(10, &used).count(), state::MAX_JAILS as usize - 9);
+        // With every JID but one in use, that one is still found.
+        let all_but: BTreeSet<u32> = (1..=state::MAX_JAILS).filter(|n| *n != 4000).collect();
+        assert_eq!(jid_candidates(4000, &all_but).collect::<Vec<_>>(), [4000]);
+        assert_eq!(jid_candidates(1, &all_but).collect::<Vec<_>>(), [4000]);
+        // Each JID is a candidate once; none is outside 1..=MAX_JAILS.
+        let none = BTreeSet::new();
+        let every: Vec<u32> = jid_candidates(7, &none).collect();
+        let mut sorted = every.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), every.len());
+        assert_eq!(sorted, (1..=state::MAX_JAILS).collect::<Vec<_>>());
+        assert_eq!(every[0], 7);
     }
 }

@@ -1385,12 +1385,12 @@ pub fn run(checks: &[String]) -> i32 {
                 report.checks.insert(c.clone(), outcome);
             }
             None => {
-                eprintln!("sysjail probe: unknown check {name}");
+                crate::eprintln_lossy!("sysjail probe: unknown check {name}");
                 return 2;
             }
         }
     }
-    println!("{}", serde_json::to_string(&report).expect("JSON"));
+    crate::println_lossy!("{}", serde_json::to_string(&report).expect("JSON"));
     0
 }
 

@@ -72,9 +72,15 @@ pub enum RangeError {
 /// Claims a range, `preferred` first (the JID, so that ranges are stable for
 /// a jail while nothing else claims them), then the lowest free one.
 pub fn claim(preferred: u32) -> Result<Claim, RangeError> {
+    claim_among(std::iter::once(preferred).chain((1..COUNT).filter(move |n| *n != preferred)))
+}
+
+/// Claims the first free range of `candidates`, in their order; numbers
+/// outside the ranges are skipped. Each number is tried once (a lock
+/// attempt, no wait), so the search costs at most one try per range.
+pub fn claim_among(candidates: impl IntoIterator<Item = u32>) -> Result<Claim, RangeError> {
     let dir = open_dir()?;
-    let candidates = std::iter::once(preferred).chain((1..COUNT).filter(move |n| *n != preferred));
-    for number in candidates.filter(|n| (1..COUNT).contains(n)) {
+    for number in candidates.into_iter().filter(|n| (1..COUNT).contains(n)) {
         // A file removed by its last holder between our open and our lock
         // is tried again, a few times.
         for _ in 0..8 {

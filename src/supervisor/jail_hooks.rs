@@ -168,7 +168,7 @@ impl Running<'_> {
                 }
             }
             (Phase::Poststart, Err(e)) => {
-                eprintln!("sysjail: {}: {e}; stopping the jail", self.plan.name);
+                crate::eprintln_lossy!("sysjail: {}: {e}; stopping the jail", self.plan.name);
                 self.hook_failure = Some(e);
                 // It never ran as a whole: no prestop.
                 self.prestop_done = true;
@@ -176,7 +176,7 @@ impl Running<'_> {
             }
             (_, Ok(())) => self.stop(),
             (_, Err(e)) => {
-                eprintln!("sysjail: {}: {e}; stopping all the same", self.plan.name);
+                crate::eprintln_lossy!("sysjail: {}: {e}; stopping all the same", self.plan.name);
                 self.stop();
             }
         }

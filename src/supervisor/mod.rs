@@ -172,12 +172,12 @@ pub fn background(print_id: bool) -> Result<Detach, UpError> {
             match lifecycle::read_report(read) {
                 Ok(jid) => {
                     if print_id {
-                        println!("{jid}");
+                        crate::println_lossy!("{jid}");
                     }
                     Ok(Detach::Parent(0))
                 }
                 Err((status, why)) => {
-                    eprintln!("sysjail: {why}");
+                    crate::eprintln_lossy!("sysjail: {why}");
                     Ok(Detach::Parent(status))
                 }
             }
@@ -815,9 +815,9 @@ impl<'p> Running<'p> {
         if !summary.is_empty() {
             let total: u64 = self.notifier.denied.values().sum();
             let calls = if total == 1 { "call" } else { "calls" };
-            eprintln!("sysjail: {}: the policy denied {total} {calls}:", self.plan.name);
+            crate::eprintln_lossy!("sysjail: {}: the policy denied {total} {calls}:", self.plan.name);
             for line in summary {
-                eprintln!("sysjail: {line}");
+                crate::eprintln_lossy!("sysjail: {line}");
             }
         }
     }
@@ -825,14 +825,14 @@ impl<'p> Running<'p> {
     /// The jail's exit status, from how the command and init ended.
     fn exit_status(&self, code: i32, signal: i32) -> i32 {
         if let Some(signal) = self.halted {
-            eprintln!("sysjail: {}: halted by reboot(2) from jail root", self.plan.name);
+            crate::eprintln_lossy!("sysjail: {}: halted by reboot(2) from jail root", self.plan.name);
             return 128 + signal;
         }
         if let Some(e) = &self.hook_failure {
             return e.status();
         }
         if let Some(e) = &self.main_error {
-            eprintln!("sysjail: {e}");
+            crate::eprintln_lossy!("sysjail: {e}");
             return e.exit_status();
         }
         match (self.main_status, signal) {

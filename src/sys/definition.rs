@@ -10,7 +10,11 @@
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
+
+use crate::sys::raw::resolve::{
+    BENEATH as RESOLVE_BENEATH, NO_MAGICLINKS as RESOLVE_NO_MAGICLINKS, NO_SYMLINKS as RESOLVE_NO_SYMLINKS,
+};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -50,6 +54,47 @@ pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
         .custom_flags(libc::O_PATH)
         .open(path)
         .map_err(FileError::Io)?;
+    read_located(located, path, limit)
+}
+
+/// Reads the regular file `rel` beneath the directory `root`, at most `limit`
+/// bytes of it, as [`read`] does, but reached by a path that holds no
+/// symbolic link and never leaves `root` (openat2 with `RESOLVE_BENEATH` and
+/// `RESOLVE_NO_SYMLINKS`): the rule for a file that an untrusted definition
+/// names (`extends`) or that a directory walk found. `root` itself is the
+/// user's and may be reached through links.
+pub fn read_beneath(root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
+    let root = if root.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        root
+    };
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(root)
+        .map_err(FileError::Io)?;
+    let located = crate::sys::raw::openat2(
+        dir.as_fd(),
+        rel,
+        libc::O_PATH,
+        0,
+        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    )
+    .map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) => FileError::Link,
+        Some(libc::EXDEV) => FileError::Outside,
+        Some(libc::ENOSYS) => FileError::Io(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "opening a definition without following links needs openat2(2), Linux 5.6",
+        )),
+        _ => FileError::Io(e),
+    })?;
+    read_located(File::from(located), &root.join(rel), limit)
+}
+
+/// Reads through an `O_PATH` descriptor, once what it holds is judged.
+fn read_located(located: File, path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
     let checked = check(&located, limit)?;
     let file = reopen(&located, path)?;
     let meta = file.metadata().map_err(FileError::Io)?;

@@ -220,16 +220,25 @@ fn bind<K: Kernel>(
 
 /// `content` bound read-only over the file `target`. A tree without the file
 /// (or with a directory there) is noted and left as it is: the read-only root
-/// has no place for a new mount point.
+/// has no place for a new mount point. So is a symbolic link, or a path
+/// through one: binding over what it leads to would let the tree's owner
+/// hide any file of the jail (/etc/hostname -> /bin/sh).
 fn file<K: Kernel>(k: &mut K, target: &AbsPath, content: &str, out: &mut Outcome<K::Fd>) -> io::Result<()> {
-    let at = match k.lookup(target, Create::No)? {
-        Some((at, false)) => at,
-        Some((_, true)) => {
-            out.notes
-                .push(format!("{target} is a directory in the jail's tree: left as it is"));
+    use super::kernel::Plain;
+    let at = match k.lookup_plain(target)? {
+        Plain::File(at) => at,
+        Plain::Link => {
+            out.notes.push(format!(
+                "{target} is a symbolic link, or is reached through one, in the jail's tree: left as it is"
+            ));
             return Ok(());
         }
-        None => {
+        Plain::Other(what) => {
+            out.notes
+                .push(format!("{target} is {what} in the jail's tree: left as it is"));
+            return Ok(());
+        }
+        Plain::Missing => {
             out.notes
                 .push(format!("{target} is absent from the jail's tree: none bound"));
             return Ok(());
@@ -360,7 +369,7 @@ mod tests {
 
     #[test]
     fn mounts_before_pivot_and_seccomp_last() {
-        const MOUNTING: [&str; 9] = [
+        const MOUNTING: [&str; 10] = [
             "staging",
             "staged_file",
             "host_tree",
@@ -368,6 +377,7 @@ mod tests {
             "new_fs",
             "set_attr",
             "lookup",
+            "lookup_plain",
             "attach",
             "symlink",
         ];
@@ -416,12 +426,25 @@ mod tests {
             ..Recorder::default()
         };
         run(std::slice::from_ref(&step), &mut k, &mut []).unwrap();
-        assert_eq!(k.calls, ["lookup", "staged_file", "set_attr", "attach"]);
+        assert_eq!(k.calls, ["lookup_plain", "staged_file", "set_attr", "attach"]);
         // A directory there is left alone, and said so.
         let mut k = Recorder::default();
         let outcome = run(std::slice::from_ref(&step), &mut k, &mut []).unwrap();
-        assert_eq!(k.calls, ["lookup"]);
+        assert_eq!(k.calls, ["lookup_plain"]);
         assert!(outcome.notes.iter().any(|n| n.contains("/etc/hosts is a directory")));
+        // So is a link: nothing is bound over what it leads to.
+        let mut k = Recorder {
+            links: vec![AbsPath::parse("/etc/hosts").unwrap()],
+            ..Recorder::default()
+        };
+        let outcome = run(std::slice::from_ref(&step), &mut k, &mut []).unwrap();
+        assert_eq!(k.calls, ["lookup_plain"]);
+        assert!(
+            outcome
+                .notes
+                .iter()
+                .any(|n| n.contains("/etc/hosts is a symbolic link"))
+        );
     }
 
     #[test]

@@ -30,6 +30,20 @@ pub enum Create {
     File,
 }
 
+/// What a path of the new root is, resolved through no symbolic link: where
+/// a generated file may be bound over a file of the tree.
+#[derive(Debug)]
+pub enum Plain<F> {
+    /// A regular file, reached through no link.
+    File(F),
+    /// Nothing there.
+    Missing,
+    /// The path is, or goes through, a symbolic link.
+    Link,
+    /// Something other than a regular file: what it is.
+    Other(&'static str),
+}
+
 /// The calls the jail's setup makes.
 pub trait Kernel {
     /// A mount or a place in the tree.
@@ -61,6 +75,10 @@ pub trait Kernel {
     /// Resolves a path inside the new root. `None` when it is missing and
     /// `create` is [`Create::No`]. The flag says whether it is a directory.
     fn lookup(&mut self, target: &AbsPath, create: Create) -> io::Result<Option<(Self::Fd, bool)>>;
+    /// Resolves a path inside the new root without following any link
+    /// (`RESOLVE_NO_SYMLINKS`): a file bound over must be the tree's own
+    /// file at that path, not the target of a link the tree's owner planted.
+    fn lookup_plain(&mut self, target: &AbsPath) -> io::Result<Plain<Self::Fd>>;
     /// Attaches a detached mount.
     fn attach(&mut self, mount: Self::Fd, at: &Self::Fd) -> io::Result<()>;
     /// A detached mount of a new file holding `content`, written in the
@@ -263,6 +281,28 @@ impl Kernel for Real<'_> {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    fn lookup_plain(&mut self, target: &AbsPath) -> io::Result<Plain<OwnedFd>> {
+        let root = newroot()?;
+        let fd = match raw::openat2(
+            root.as_fd(),
+            &rel(target),
+            libc::O_PATH,
+            0,
+            resolve::BENEATH | resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS,
+        ) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(Plain::Missing),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(Plain::Link),
+            Err(e) => return Err(e),
+        };
+        let st = nix::sys::stat::fstat(fd.as_fd()).map_err(io::Error::from)?;
+        Ok(match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => Plain::File(fd),
+            libc::S_IFDIR => Plain::Other("a directory"),
+            _ => Plain::Other("not a regular file"),
+        })
     }
 
     fn attach(&mut self, mount: OwnedFd, at: &OwnedFd) -> io::Result<()> {

@@ -22,6 +22,8 @@ pub struct Recorder {
     pub fail_at: Option<usize>,
     /// Paths the recorded tree holds as files; everything else is a directory.
     pub files: Vec<AbsPath>,
+    /// Paths the recorded tree holds as symbolic links.
+    pub links: Vec<AbsPath>,
 }
 
 impl Recorder {
@@ -72,6 +74,17 @@ impl Kernel for Recorder {
     fn lookup(&mut self, target: &AbsPath, _: Create) -> io::Result<Option<((), bool)>> {
         let dir = !self.files.contains(target);
         self.call("lookup").map(|()| Some(((), dir)))
+    }
+    fn lookup_plain(&mut self, target: &AbsPath) -> io::Result<super::kernel::Plain<()>> {
+        use super::kernel::Plain;
+        self.call("lookup_plain")?;
+        Ok(if self.links.contains(target) {
+            Plain::Link
+        } else if self.files.contains(target) {
+            Plain::File(())
+        } else {
+            Plain::Other("a directory")
+        })
     }
     fn attach(&mut self, _: (), _: &()) -> io::Result<()> {
         self.call("attach")
