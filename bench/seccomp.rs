@@ -600,4 +600,30 @@ fn main() {
         println!();
     }
     println!("(the last figure of each cell: ns added to the call without a filter)");
+    regression_check(&stacks, &timed, &none);
+}
+
+/// The per-call cost must stay where it is: for every call, sysjail's filter
+/// adds no more than libseccomp's default (Docker's kind of profile) adds in
+/// this same run, with 10 ns of slack for noise. Fails the bench loudly
+/// otherwise; a timed assertion never goes into `cargo test`.
+fn regression_check(stacks: &[(&str, Vec<&[Insn]>)], timed: &[Vec<(f64, i32)>], none: &[(f64, i32)]) {
+    let at = |label: &str| stacks.iter().position(|(l, _)| *l == label).expect("measured");
+    let (ours, theirs) = (&timed[at("sysjail")], &timed[at("libseccomp default")]);
+    let mut worse = Vec::new();
+    for (i, call) in CALLS.iter().enumerate() {
+        let (a, b) = (ours[i].0 - none[i].0, theirs[i].0 - none[i].0);
+        if a > b + 10.0 {
+            worse.push(format!("{}: sysjail +{a:.0} ns, libseccomp +{b:.0} ns", call.what));
+        }
+    }
+    if worse.is_empty() {
+        println!("regression check: every call costs sysjail's filter no more than libseccomp's default");
+    } else {
+        eprintln!("REGRESSION: sysjail's filter costs more than libseccomp's default on:");
+        for w in &worse {
+            eprintln!("  {w}");
+        }
+        std::process::exit(1);
+    }
 }
