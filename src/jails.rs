@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::model::JailName;
 use crate::sets::{self, Node};
 
-use crate::state::{self, Record, Registry, StateError};
+use crate::state::{Record, Registry, StateError};
 use crate::supervisor::channel::Channel;
 use crate::supervisor::client::{self, Exec};
 use crate::supervisor::proto::{Reply, Request};
@@ -59,8 +59,7 @@ pub enum JailsError {
 pub fn list(dir: &Path) -> Result<Vec<Record>, JailsError> {
     let registry = Registry::open(dir)?;
     let lock = registry.lock()?;
-    registry.clean_stale(&lock);
-    Ok(registry.list(&lock))
+    Ok(registry.live(&lock).0)
 }
 
 /// The record of jail `which` (its name or JID) and a channel to its
@@ -69,7 +68,9 @@ pub fn connect(dir: &Path, which: &str) -> Result<(Record, Channel), JailsError>
     let registry = Registry::open(dir)?;
     let record = {
         let lock = registry.lock()?;
-        registry.clean_stale(&lock);
+        // By name, the record alone; stale records are cleaned by `ls`, `up`
+        // and `down`'s listing (reading every record costs milliseconds with
+        // hundreds of jails).
         registry.find(&lock, which)?
     };
     // The socket of the record's name in this directory, whatever path the
@@ -110,14 +111,10 @@ pub fn stop(dir: &Path, which: &str, wait: Duration) -> Result<(), JailsError> {
             });
         }
     }
-    // The supervisor closes the socket when it exits, after teardown.
+    // The supervisor closes the socket before its teardown; it exits after.
     while let Ok(Some(_)) = chan.recv::<Reply>() {}
-    let deadline = Instant::now() + wait;
-    while Instant::now() < deadline {
-        if state::start_time(record.supervisor_pid) != Some(record.supervisor_start) {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    if crate::sys::host::wait_exit(record.supervisor_pid, record.supervisor_start, wait) {
+        return Ok(());
     }
     Err(JailsError::Stuck {
         jail: record.name,
