@@ -135,7 +135,7 @@ pub fn main() -> ExitCode {
         Command::Exec(args) => exec::run(args, &cli.global),
         Command::Down(args) => down::run(args, &cli.global),
         Command::Selftest(args) => selftest::run(args, &cli.global),
-        Command::Doctor => selftest::doctor(),
+        Command::Doctor => selftest::doctor(&cli.global),
         Command::Jail(args) => jail::run(args, "sysjail jail", cli.global.state_dir.clone()),
         Command::Probe { checks } => ExitCode::from(sysjail::selftest::probe_main(&checks) as u8),
         Command::Schema => out::print_status(&(serde_json::to_string_pretty(&sysjail::schema()).expect("JSON") + "\n")),

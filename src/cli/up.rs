@@ -194,14 +194,22 @@ fn launch_of(member: Member, args: &Args, global: &super::Global, background: bo
 
 /// `--dry-run`: the plan of each jail, in start order.
 fn dry_run(members: Vec<Member>, args: &Args, global: &super::Global) -> ExitCode {
-    let facts = sysjail::sys::probe::probe();
     let mut plans = Vec::new();
+    let mut facts = None;
     for member in members {
         let launch = match launch_of(member, args, global, args.background) {
             Ok(launch) => launch,
             Err(code) => return code,
         };
-        match launch::dry_run(&launch, &facts, &launch::Caller::this_process(&launch)) {
+        // The facts `up` would launch on; a dry run writes no cache.
+        let facts = facts.get_or_insert_with(|| {
+            launch
+                .registry
+                .read_facts()
+                .and_then(|c| c.valid_for(&sysjail::sys::probe::key(), sysjail::state::now()).cloned())
+                .unwrap_or_else(sysjail::sys::probe::probe)
+        });
+        match launch::dry_run(&launch, facts, &launch::Caller::this_process(&launch)) {
             Ok(text) => plans.push(text),
             Err(e) => {
                 eprintln!("sysjail: {}", e.report());

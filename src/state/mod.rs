@@ -15,11 +15,13 @@ use nix::fcntl::{OFlag, renameat};
 use nix::sys::stat::{Mode, fstat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
+mod facts;
 pub mod ranges;
 mod usage;
 
 use serde::{Deserialize, Serialize};
 
+pub use facts::FACTS_FILE;
 pub use usage::{Usage, limit_events, read as usage};
 
 /// One running jail.
