@@ -107,6 +107,18 @@ impl std::fmt::Display for JailState {
 /// namespace, its id range's claim with the supervisor. Returns what could
 /// not be removed.
 pub fn teardown(registry: &Registry, record: &Record) -> Vec<String> {
+    if record.supervisor_pid == std::process::id() as i32 {
+        // Its own supervisor: while it lives, its record keeps the name, and
+        // so the names of its cgroups and veth, from every other jail. What
+        // the jail left goes without holding up every other command behind
+        // the lock (an exiting task can keep a cgroup busy for a while).
+        let mut problems = remove_leftovers(record);
+        match registry.lock() {
+            Ok(lock) => registry.remove_if(&lock, &record.name, record.supervisor_pid),
+            Err(e) => problems.push(e.to_string()),
+        }
+        return problems;
+    }
     match registry.lock() {
         Ok(lock) => teardown_locked(registry, &lock, record),
         Err(e) => vec![e.to_string()],
@@ -114,6 +126,14 @@ pub fn teardown(registry: &Registry, record: &Record) -> Vec<String> {
 }
 
 fn teardown_locked(registry: &Registry, lock: &Lock, record: &Record) -> Vec<String> {
+    let problems = remove_leftovers(record);
+    // Only its own record: a new jail of the same name may have taken it.
+    registry.remove_if(lock, &record.name, record.supervisor_pid);
+    problems
+}
+
+/// The jail's processes left in its cgroups, the cgroups and the veth.
+fn remove_leftovers(record: &Record) -> Vec<String> {
     let mut problems = Vec::new();
     if let Some(v) = &record.veth
         && let Err(e) = crate::sys::net::remove_veth(v)
@@ -126,8 +146,6 @@ fn teardown_locked(registry: &Registry, lock: &Lock, record: &Record) -> Vec<Str
             problems.push(e.to_string());
         }
     }
-    // Only its own record: a new jail of the same name may have taken it.
-    registry.remove_if(lock, &record.name, record.supervisor_pid);
     problems
 }
 
@@ -496,12 +514,16 @@ fn free_jid(live: &[Record]) -> Result<u32, StateError> {
 
 /// The start time of a process, to tell it from a later one with the same pid.
 pub fn start_time(pid: i32) -> Option<u64> {
-    // One read into a buffer of the usual size: called for every record.
-    let mut stat = String::with_capacity(512);
-    File::open(format!("/proc/{pid}/stat"))
-        .ok()?
-        .read_to_string(&mut stat)
-        .ok()?;
+    // Called for every record: open, one read, close. procfs returns the
+    // whole line (a few hundred bytes) in one read when the buffer holds it.
+    let mut file = File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 1024];
+    let n = file.read(&mut buf).ok()?;
+    let mut bytes = buf[..n].to_vec();
+    if n == buf.len() {
+        file.read_to_end(&mut bytes).ok()?;
+    }
+    let stat = String::from_utf8_lossy(&bytes);
     // The command name may hold spaces and parentheses: fields follow the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let mut fields = rest.split(' ');
