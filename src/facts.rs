@@ -161,3 +161,105 @@ impl HostKind {
     /// Every kind.
     pub const ALL: [HostKind; 3] = [HostKind::Rootless, HostKind::RootCgroup1, HostKind::RootCgroup2];
 }
+
+/// How long a cached copy of the facts is trusted, in seconds. An
+/// administrator can change sysctls (user namespaces, ping groups) and mount
+/// or unmount cgroup hierarchies at any time, and nothing tells sysjail: the
+/// copy is probed again after this long, at the latest.
+pub const FACTS_MAX_AGE: u64 = 60;
+
+/// What a cached copy of the facts was probed under; a copy is used only by
+/// a launch with the same key. Everything in it is cheap to read again
+/// (about a tenth of a full probe).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FactsKey {
+    /// /proc/sys/kernel/random/boot_id: a reboot makes another machine.
+    pub boot_id: String,
+    /// `uname -r`.
+    pub kernel: String,
+    /// The version of sysjail that probed (and the shape of its facts).
+    pub version: String,
+    /// Effective uid of the caller.
+    pub uid: u32,
+    /// Effective gid of the caller.
+    pub gid: u32,
+    /// Effective capabilities of the caller.
+    pub caps: u64,
+}
+
+/// The facts as cached in the state directory (`facts.cache`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CachedFacts {
+    /// What they were probed under.
+    pub key: FactsKey,
+    /// When, in seconds since the epoch.
+    pub probed: u64,
+    /// The facts.
+    pub facts: HostFacts,
+}
+
+impl CachedFacts {
+    /// The facts, if a launch under `key` at time `now` (seconds since the
+    /// epoch) may use them: same key, and probed less than
+    /// [`FACTS_MAX_AGE`] seconds ago (a clock set back makes them stale too).
+    pub fn valid_for(&self, key: &FactsKey, now: u64) -> Option<&HostFacts> {
+        let age = now.checked_sub(self.probed)?;
+        (self.key == *key && age < FACTS_MAX_AGE).then_some(&self.facts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> FactsKey {
+        FactsKey {
+            boot_id: "0c45ba6f-158c-4384-8591-a1c4648c97cb".into(),
+            kernel: "6.18.0".into(),
+            version: "0.1.0".into(),
+            uid: 0,
+            gid: 0,
+            caps: (1 << 41) - 1,
+        }
+    }
+
+    fn cached(probed: u64) -> CachedFacts {
+        CachedFacts {
+            key: key(),
+            probed,
+            facts: HostFacts::example(),
+        }
+    }
+
+    #[test]
+    fn cached_facts_serve_the_same_key_until_they_are_max_age_old() {
+        let c = cached(1_000);
+        assert_eq!(c.valid_for(&key(), 1_000), Some(&HostFacts::example()));
+        assert!(c.valid_for(&key(), 1_000 + FACTS_MAX_AGE - 1).is_some());
+        // An administrator may have changed a sysctl or a mount since.
+        assert_eq!(c.valid_for(&key(), 1_000 + FACTS_MAX_AGE), None);
+        // A clock set back: the age is unknown, so the copy is stale.
+        assert_eq!(c.valid_for(&key(), 999), None);
+    }
+
+    #[test]
+    fn cached_facts_are_another_machines_when_any_part_of_the_key_differs() {
+        let c = cached(1_000);
+        type Change = fn(&mut FactsKey);
+        let changes: [(&str, Change); 6] = [
+            ("a reboot", |k| k.boot_id = "another boot".into()),
+            ("another kernel", |k| k.kernel = "6.19.0".into()),
+            ("another sysjail", |k| k.version = "0.2.0".into()),
+            ("another user", |k| k.uid = 1000),
+            ("another group", |k| k.gid = 1000),
+            ("fewer capabilities", |k| k.caps &= !(1 << 21)),
+        ];
+        for (what, change) in changes {
+            let mut k = key();
+            change(&mut k);
+            assert_eq!(c.valid_for(&k, 1_001), None, "{what} must invalidate the cache");
+        }
+    }
+}

@@ -60,8 +60,7 @@ pub enum JailsError {
 pub fn list(dir: &Path) -> Result<Vec<Record>, JailsError> {
     let registry = Registry::open(dir)?;
     let lock = registry.lock()?;
-    registry.clean_stale(&lock);
-    Ok(registry.list(&lock).into_iter().filter(|r| !r.ended()).collect())
+    Ok(registry.live(&lock).0)
 }
 
 /// The record of jail `which` (its name or JID), running or ended.
@@ -94,7 +93,9 @@ pub fn connect(dir: &Path, which: &str) -> Result<(Record, Channel), JailsError>
     let registry = Registry::open(dir)?;
     let record = {
         let lock = registry.lock()?;
-        registry.clean_stale(&lock);
+        // By name, the record alone; stale records are cleaned by `ls`, `up`
+        // and `down`'s listing (reading every record costs milliseconds with
+        // hundreds of jails).
         registry.find(&lock, which)?
     };
     // The socket of the record's name in this directory, whatever path the
@@ -139,17 +140,13 @@ pub fn stop(dir: &Path, which: &str, wait: Duration) -> Result<(), JailsError> {
             });
         }
     }
-    // The supervisor closes the socket when it exits, after teardown.
+    // The supervisor closes the socket before its teardown; it exits after.
     while let Ok(Some(_)) = chan.recv::<Reply>() {}
-    let deadline = Instant::now() + wait;
-    while Instant::now() < deadline {
-        if state::start_time(record.supervisor_pid) != Some(record.supervisor_start) {
-            // Had the jail ended by itself meanwhile, its supervisor kept
-            // history: `down` leaves none.
-            clear(dir, &record.name)?;
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    if crate::sys::host::wait_exit(record.supervisor_pid, record.supervisor_start, wait) {
+        // Had the jail ended by itself meanwhile, its supervisor kept
+        // history: `down` leaves none.
+        clear(dir, &record.name)?;
+        return Ok(());
     }
     Err(JailsError::Stuck {
         jail: record.name,

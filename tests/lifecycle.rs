@@ -127,7 +127,8 @@ fn state_entries(ctx: &Ctx) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n != "lock")
+        // The lock and the host facts cache belong to the directory, not a jail.
+        .filter(|n| n != "lock" && n != "facts.cache")
         .collect();
     v.sort();
     v

@@ -170,7 +170,7 @@ pub fn main() -> ExitCode {
         Command::Logs(args) => logs::run(args, &cli.global),
         Command::Restart(args) => restart::run(args, &cli.global),
         Command::Selftest(args) => selftest::run(args, &cli.global),
-        Command::Doctor => selftest::doctor(),
+        Command::Doctor => selftest::doctor(&cli.global),
         Command::Export(args) => export::run(args),
         Command::OciInit { file, command } => export::init(&file, &command),
         Command::Hook { verb, file } => export::hook(verb, &file),

@@ -48,8 +48,13 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     }
 }
 
-pub fn doctor() -> ExitCode {
-    let facts = sysjail::sys::probe::probe();
+pub fn doctor(global: &super::Global) -> ExitCode {
+    // Always probed afresh, whatever is cached; the cache of the state
+    // directory, when there is one, is rewritten with what doctor saw.
+    let facts = match Registry::open(&global.state_dir()) {
+        Ok(registry) => registry.probe_facts(sysjail::sys::probe::key(), sysjail::sys::probe::probe),
+        Err(_) => sysjail::sys::probe::probe(),
+    };
     let findings = doctor::examine(&facts);
     let (text, code) = doctor::render(&facts, &findings);
     let tuning = sysjail::sys::probe::tuning(&facts);

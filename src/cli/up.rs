@@ -127,11 +127,8 @@ fn members(args: &Args, global: &super::Global) -> Result<Vec<Member>, ExitCode>
     let config_dir = global.config_dir();
     let registry = Registry::open(&global.state_dir()).map_err(|e| failure(&e))?;
     let mut world = HostWorld {
-        running: sysjail::jails::list(registry.dir())
-            .map_err(|e| failure(&e))?
-            .into_iter()
-            .map(|r| r.name)
-            .collect(),
+        registry: registry.dir().to_path_buf(),
+        running: std::cell::OnceCell::new(),
         idmap: (!args.dry_run).then_some(!args.no_idmap),
     };
     let mut wanted = sets::wanted(&parsed, &config_dir, &world).map_err(|e| failure(&e))?;
@@ -162,8 +159,12 @@ fn failure(e: &dyn std::fmt::Display) -> ExitCode {
 
 /// The host, as [`sets::resolve`] sees it.
 struct HostWorld {
-    /// Names of the running jails.
-    running: BTreeSet<String>,
+    /// The state directory.
+    registry: PathBuf,
+    /// Names of the running jails, read when a dependency is first looked
+    /// up: reading every record costs milliseconds with hundreds of jails,
+    /// and most jails have no `depend`.
+    running: std::cell::OnceCell<BTreeSet<String>>,
     /// `None` for a dry run, which needs none of the host's trees.
     idmap: Option<bool>,
 }
@@ -179,7 +180,15 @@ impl World for HostWorld {
         file.is_file()
     }
     fn running(&self, name: &JailName) -> bool {
-        self.running.contains(name.as_str())
+        self.running
+            .get_or_init(|| {
+                // Unreadable, none runs: the dependency is then started, and
+                // its launch says what is wrong with the state directory.
+                sysjail::jails::list(&self.registry)
+                    .map(|records| records.into_iter().map(|r| r.name).collect())
+                    .unwrap_or_default()
+            })
+            .contains(name.as_str())
     }
 }
 
@@ -207,14 +216,22 @@ fn launch_of(member: Member, args: &Args, global: &super::Global, background: bo
 
 /// `--dry-run`: the plan of each jail, in start order.
 fn dry_run(members: Vec<Member>, args: &Args, global: &super::Global) -> ExitCode {
-    let facts = sysjail::sys::probe::probe();
     let mut plans = Vec::new();
+    let mut facts = None;
     for member in members {
         let launch = match launch_of(member, args, global, args.background) {
             Ok(launch) => launch,
             Err(code) => return code,
         };
-        match launch::dry_run(&launch, &facts, &launch::Caller::this_process(&launch)) {
+        // The facts `up` would launch on; a dry run writes no cache.
+        let facts = facts.get_or_insert_with(|| {
+            launch
+                .registry
+                .read_facts()
+                .and_then(|c| c.valid_for(&sysjail::sys::probe::key(), sysjail::state::now()).cloned())
+                .unwrap_or_else(sysjail::sys::probe::probe)
+        });
+        match launch::dry_run(&launch, facts, &launch::Caller::this_process(&launch)) {
             Ok(text) => plans.push(text),
             Err(e) => {
                 sysjail::eprintln_lossy!("sysjail: {}", e.report());

@@ -94,7 +94,14 @@ impl Caller {
 
 /// Launches the jail and supervises it; returns the exit status of `sysjail up`.
 pub fn up(launch: Launch) -> Result<i32, UpError> {
-    up_on(&probe::probe(), launch)
+    up_on(&facts(&launch.registry), launch)
+}
+
+/// The host's facts for a launch with this registry: probed once and
+/// cached in its directory while they stay valid (see
+/// [`crate::facts::CachedFacts::valid_for`]).
+pub fn facts(registry: &Registry) -> HostFacts {
+    registry.facts(probe::key(), probe::probe)
 }
 
 /// [`up`] on facts the caller probed already (selftest derives its

@@ -465,7 +465,7 @@ pub enum SelftestError {
 /// Launches `jail` with the probe inside and judges every promise.
 pub fn run(mut jail: Jail, registry: crate::state::Registry) -> Result<Vec<Verdict>, SelftestError> {
     let (probe, scratch) = bind_probe(&mut jail)?;
-    let host = crate::sys::probe::probe();
+    let host = crate::launch::facts(&registry);
     let (checks, facts) = enforced_expectations(&jail, &host, scratch.as_str())?;
     let mut command = vec![probe.to_string(), "probe".to_string()];
     command.extend(self::checks(&checks));

@@ -15,11 +15,13 @@ use nix::fcntl::{OFlag, renameat};
 use nix::sys::stat::{Mode, fstat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
+mod facts;
 pub mod ranges;
 mod usage;
 
 use serde::{Deserialize, Serialize};
 
+pub use facts::FACTS_FILE;
 pub use usage::{Usage, limit_events, read as usage};
 
 /// One running jail.
@@ -209,6 +211,18 @@ impl std::fmt::Display for JailState {
 /// namespace, its id range's claim with the supervisor. Returns what could
 /// not be removed.
 pub fn teardown(registry: &Registry, record: &Record) -> Vec<String> {
+    if record.supervisor_pid == std::process::id() as i32 {
+        // Its own supervisor: while it lives, its record keeps the name, and
+        // so the names of its cgroups and veth, from every other jail. What
+        // the jail left goes without holding up every other command behind
+        // the lock (an exiting task can keep a cgroup busy for a while).
+        let mut problems = release(record);
+        match registry.lock() {
+            Ok(lock) => registry.remove_if(&lock, &record.name, record.supervisor_pid),
+            Err(e) => problems.push(e.to_string()),
+        }
+        return problems;
+    }
     match registry.lock() {
         Ok(lock) => teardown_locked(registry, &lock, record),
         Err(e) => vec![e.to_string()],
@@ -489,7 +503,9 @@ impl Registry {
         if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_size as u64 > MAX_RECORD {
             return None;
         }
-        let mut bytes = Vec::new();
+        // Sized from fstat: one read (and one at EOF) instead of a growing
+        // series; `list` reads every record.
+        let mut bytes = Vec::with_capacity(st.st_size as usize + 1);
         File::from(fd).take(MAX_RECORD).read_to_end(&mut bytes).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
@@ -564,7 +580,9 @@ impl Registry {
     /// Removes a jail's record and control socket if the record is still
     /// the one of supervisor `pid`.
     pub fn remove_if(&self, lock: &Lock, name: &str, pid: i32) {
-        let ours = self.list(lock).into_iter().find(|r| r.name == name);
+        // Its own file only: listing every record costs milliseconds with
+        // hundreds of jails running.
+        let ours = self.read_record(&Registry::record_name(name));
         if ours.is_some_and(|r| r.supervisor_pid == pid) {
             self.remove(lock, name);
         }
@@ -572,6 +590,16 @@ impl Registry {
 
     /// Finds a live jail by name or jid.
     pub fn find(&self, lock: &Lock, which: &str) -> Result<Record, StateError> {
+        // By name: its own file (written names are never digits only). A
+        // name that is no plain file name is never one of a record.
+        let plain = !which.is_empty() && !which.contains('/') && !which.starts_with('.');
+        if plain
+            && let Some(r) = self.read_record(&Registry::record_name(which))
+            && r.name == which
+            && alive(&r)
+        {
+            return Ok(r);
+        }
         self.list(lock)
             .into_iter()
             .filter(alive)
@@ -598,22 +626,25 @@ impl Registry {
     /// Removes records whose supervisor is gone, with what they left behind,
     /// and returns them. History records stay.
     pub fn clean_stale(&self, lock: &Lock) -> Vec<Record> {
-        let stale: Vec<Record> = self
-            .list(lock)
-            .into_iter()
-            .filter(|r| !alive(r) && !r.ended())
-            .collect();
+        self.live(lock).1
+    }
+
+    /// The live records, by jid, after removing the stale ones (returned
+    /// second): one pass over the directory. History records of ended jails
+    /// are in neither.
+    pub fn live(&self, lock: &Lock) -> (Vec<Record>, Vec<Record>) {
+        let (live, stale): (Vec<Record>, Vec<Record>) =
+            self.list(lock).into_iter().filter(|r| !r.ended()).partition(alive);
         for r in &stale {
             let _ = teardown_locked(self, lock, r);
         }
-        stale
+        (live, stale)
     }
 
     /// Reserves a name: fails if a live jail has it; returns the smallest free jid.
     pub fn reserve(&self, lock: &Lock, name: &str) -> Result<u32, StateError> {
-        self.clean_stale(lock);
         // An ended jail's history gives way to the new run's record.
-        let live: Vec<Record> = self.list(lock).into_iter().filter(|r| !r.ended()).collect();
+        let (live, _) = self.live(lock);
         if let Some(r) = live.iter().find(|r| r.name == name) {
             return Err(StateError::NameTaken {
                 name: name.to_string(),
@@ -628,6 +659,7 @@ impl Registry {
     /// can have that name: written names are never digits only, and a jid
     /// is free only when no jail has it.
     pub fn reserve_jid(&self, lock: &Lock) -> Result<u32, StateError> {
+        // Not the jid of a history record either: the name would be its.
         self.clean_stale(lock);
         free_jid(&self.list(lock))
     }
@@ -647,7 +679,16 @@ fn free_jid(live: &[Record]) -> Result<u32, StateError> {
 
 /// The start time of a process, to tell it from a later one with the same pid.
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Called for every record: open, one read, close. procfs returns the
+    // whole line (a few hundred bytes) in one read when the buffer holds it.
+    let mut file = File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 1024];
+    let n = file.read(&mut buf).ok()?;
+    let mut bytes = buf[..n].to_vec();
+    if n == buf.len() {
+        file.read_to_end(&mut bytes).ok()?;
+    }
+    let stat = String::from_utf8_lossy(&bytes);
     // The command name may hold spaces and parentheses: fields follow the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let mut fields = rest.split(' ');

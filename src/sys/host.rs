@@ -94,6 +94,10 @@ pub fn kill_cgroup(path: &Path) {
 /// release exiting tasks.
 pub fn remove_cgroup(path: &Path) -> io::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(5);
+    // Tasks killed a moment ago are released within microseconds, rarely
+    // more: start the backoff small (a fixed 10 ms per retry made teardown
+    // of 200 jails take seconds) and let it grow for a stuck one.
+    let mut backoff = Duration::from_micros(50);
     loop {
         match fs::remove_dir(path) {
             Ok(()) => {
@@ -106,9 +110,35 @@ pub fn remove_cgroup(path: &Path) -> io::Result<()> {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_millis(10));
             }
             Err(e) => return Err(ctx(e, format!("rmdir {}", path.display()))),
+        }
+    }
+}
+
+/// Waits, at most `wait`, until process `pid` that started at `start` (see
+/// [`crate::state::start_time`]) has exited; true once it has. Its pidfd
+/// turns readable at exit, zombie or reaped, so no polling with sleeps.
+pub fn wait_exit(pid: i32, start: u64, wait: Duration) -> bool {
+    let Ok(pidfd) = raw::pidfd_open(pid) else {
+        // ESRCH: gone, and reaped.
+        return true;
+    };
+    // Opened after the check of the start time, the pidfd could be of a
+    // later process with the same pid: check again now that it is held.
+    if crate::state::start_time(pid) != Some(start) {
+        return true;
+    }
+    let timeout = nix::poll::PollTimeout::try_from(wait).unwrap_or(nix::poll::PollTimeout::MAX);
+    let deadline = Instant::now() + wait;
+    loop {
+        let mut fds = [nix::poll::PollFd::new(pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(n) if n > 0 => return true,
+            Err(nix::errno::Errno::EINTR) if Instant::now() < deadline => continue,
+            _ => return false,
         }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
-use crate::facts::{CgroupLayout, HostFacts};
+use crate::facts::{CgroupLayout, FactsKey, HostFacts};
 use crate::syscalls::Abi;
 
 /// What this machine offers.
@@ -18,15 +18,7 @@ pub fn probe() -> HostFacts {
         uid,
         gid,
         root: uid == 0,
-        caps: std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines().find_map(|l| {
-                    l.strip_prefix("CapEff:")
-                        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-                })
-            })
-            .unwrap_or(0),
+        caps: effective_caps(),
         abis: Abi::native().to_vec(),
         landlock_abi: landlock_abi(),
         seccomp_notify: fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail")
@@ -44,6 +36,52 @@ pub fn probe() -> HostFacts {
                 Some((it.next()??, it.next()??))
             }),
     }
+}
+
+/// What facts cached by [`probe`] are valid for (see
+/// [`crate::facts::CachedFacts::valid_for`]): a few calls, no parsing of
+/// /proc beyond one short file.
+pub fn key() -> FactsKey {
+    FactsKey {
+        boot_id: fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+        kernel: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+        caps: effective_caps(),
+    }
+}
+
+/// The caller's effective capabilities, from capget(2).
+fn effective_caps() -> u64 {
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: a version 3 header and the two data structs it asks for.
+    let r = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    if r != 0 {
+        return 0;
+    }
+    u64::from(data[0].effective) | u64::from(data[1].effective) << 32
 }
 
 /// The host settings [`crate::doctor::start_up`] looks at.
