@@ -18,11 +18,20 @@ v2 has CLONE_INTO_CGROUP, v1 has no such path). The last row times that one
 write by itself, so that it can be told apart; runc and crun pay it too,
 bubblewrap and unshare create no cgroups.
 
-Memory is what each tool keeps resident while its jail runs: the proportional
-set size (PSS) of the tool's own processes (supervisor, init, monitor; not the
-jailed sleep).
+Memory is what each tool keeps resident while its jail runs: the resident
+set (RSS) and the proportional set size (PSS, shared pages split between the
+processes that map them) of the tool's own processes (supervisor, janitor,
+init, monitor; not the jailed sleep).
 
-    sudo bench/startup.py [ROUNDS] [--guard] [--scale=N]  # as root; ROUNDS defaults to 200
+runc and crun, where installed, run the same jail as an OCI bundle that
+`sysjail export oci` writes (its process is sysjail's own init, which
+installs the jail's exact filter and Landlock); a runtime that cannot run
+here (crun refuses some hybrid cgroup hosts) is left out with the reason.
+
+--markdown also prints the table as Markdown, headed by the date and the
+machine, for bench/README.md.
+
+    sudo bench/startup.py [ROUNDS] [--guard] [--scale=N] [--markdown]  # as root; ROUNDS defaults to 200
 """
 import os
 import random
@@ -44,6 +53,7 @@ GUARD = "--guard" in sys.argv[1:]
 # two launches in flight), the time to hold them all and to tear them down;
 # bubblewrap holding N sleeps the same way, for comparison.
 SCALE = next((int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--scale=")), 0)
+MARKDOWN = "--markdown" in sys.argv[1:]
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -75,8 +85,34 @@ def tools(sysjail, work):
             "unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount",
             "--uts", "--ipc", "--net", "--mount-proc", "/bin/true",
         ]
+    for engine in ("runc", "crun"):
+        if shutil.which(engine):
+            bundle = os.path.join(work, f"{engine}-bundle")
+            subprocess.run([sysjail, "export", "oci", without, "--bundle", bundle, "--", "/bin/true"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            root = os.path.join(work, f"{engine}-root")
+            out[f"{engine} (sysjail's bundle)"] = OciRun(engine, bundle, root)
     out["/bin/true (no jail)"] = ["/bin/true"]
     return out
+
+
+class OciRun(list):
+    """`ENGINE run` of a bundle under a fresh container id each time; as a list,
+    the command for one run (the id changes after each use)."""
+
+    def __init__(self, engine, bundle, root):
+        self.engine, self.bundle, self.root, self.n = engine, bundle, root, 0
+        super().__init__(self.command())
+
+    def command(self, bundle=None):
+        self.n += 1
+        return [self.engine, "--root", self.root, "run", "--bundle", bundle or self.bundle,
+                f"bench-{os.getpid()}-{self.n}"]
+
+    def __iter__(self):
+        cmd = self.command()
+        self[:] = cmd
+        return iter(cmd)
 
 
 def v1_attach():
@@ -118,25 +154,27 @@ def tree(root):
 
 
 def resident(cmd):
-    """KiB (PSS) of a running jail's tool processes, the payload excluded."""
+    """KiB (RSS, PSS) of a running jail's tool processes, the payload excluded."""
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     time.sleep(1)
-    total = 0
+    rss = pss = 0
     for pid in tree(p.pid):
         try:
             with open(f"/proc/{pid}/comm") as f:
                 if f.read().strip() == "sleep":
                     continue
             # PSS: shared pages split between the processes that map them, so
-            # forks of one binary are not counted twice.
+            # forks of one binary are not counted twice; RSS counts them in each.
             with open(f"/proc/{pid}/smaps_rollup") as f:
                 for line in f:
                     if line.startswith("Pss:"):
-                        total += int(line.split()[1])
+                        pss += int(line.split()[1])
+                    elif line.startswith("Rss:"):
+                        rss += int(line.split()[1])
         except OSError:
             pass
     p.wait()
-    return total
+    return rss, pss
 
 
 def in_flight(commands, width=2):
@@ -159,7 +197,9 @@ def scale(sysjail, work, n):
         with open(path, "w") as f:
             f.write(f'name = "bench-scale-{i}"\npath = "/"\ncommand = ["/bin/sleep", "600"]\n')
         files.append(path)
-    up = in_flight([[sysjail, "--state-dir", state, "up", "-b", f] for f in files])
+    # Held once each command runs (--wait 0s: no start window), as bwrap's
+    # sandbox is once its shell says so.
+    up = in_flight([[sysjail, "--state-dir", state, "up", "-b", "--wait", "0s", f] for f in files])
     down = in_flight([[sysjail, "--state-dir", state, "down", f"bench-scale-{i}"] for i in range(n)])
     out = {"sysjail up -b / down": (up, down)}
     if shutil.which("bwrap"):
@@ -191,12 +231,19 @@ def main():
         sys.exit("run as root: sysjail maps a private id range and creates cgroups")
     sysjail = build()
     with tempfile.TemporaryDirectory() as work:
+        # The OCI runtimes mount the bundle's root as the jail's root user,
+        # which must be able to pass through the directories above it.
+        os.chmod(work, 0o755)
         commands = tools(sysjail, work)
-        # Warm caches and check every tool works here.
-        for name, cmd in commands.items():
+        # Warm caches and check every tool works here; a peer that cannot
+        # run on this machine is left out, loudly; sysjail must run.
+        for name, cmd in list(commands.items()):
             r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
             if r.returncode != 0:
-                sys.exit(f"{name} failed: {r.stderr.decode()}")
+                if name.startswith("sysjail"):
+                    sys.exit(f"{name} failed: {r.stderr.decode()}")
+                print(f"left out: {name}: {r.stderr.decode().strip()[:200]}")
+                del commands[name]
         times = {name: [] for name in commands}
         attach = []
         order = list(commands.items())
@@ -222,28 +269,61 @@ def main():
             if name.startswith("/bin/true"):
                 continue
             payload = ["/bin/sleep", "2"]
-            rss[name] = resident(cmd + ["--"] + payload if name.startswith("sysjail") else cmd[:-1] + payload)
+            if isinstance(cmd, OciRun):
+                sleeping = os.path.join(work, f"{cmd.engine}-sleep")
+                subprocess.run([sysjail, "export", "oci", os.path.join(work, "plain.toml"), "--bundle", sleeping,
+                                "--"] + payload, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                rss[name] = resident(cmd.command(sleeping))
+            elif name.startswith("sysjail"):
+                rss[name] = resident(cmd + ["--"] + payload)
+            else:
+                rss[name] = resident(cmd[:-1] + payload)
     base = statistics.median(times.get("bwrap --unshare-all", times["/bin/true (no jail)"]))
     print(f"start-up of /bin/true in a jail, {ROUNDS} rounds, kernel {os.uname().release}")
-    bw_rss = rss.get("bwrap --unshare-all")
-    print(f"{'tool':<28} {'median':>9} {'p90':>9} {'vs bwrap':>9} {'PSS':>10} {'vs bwrap':>9}")
+    bw = rss.get("bwrap --unshare-all")
+    print(f"{'tool':<28} {'median':>9} {'p90':>9} {'vs bwrap':>9} {'RSS':>10} {'PSS':>10} {'PSS/bwrap':>10}")
+    rows = []
     for name, t in times.items():
         t = sorted(t)
         med, p90 = statistics.median(t), t[int(len(t) * 0.9)]
-        mem = f"{rss[name]:>7}KiB" if name in rss else f"{'-':>10}"
-        mem_ratio = f"{rss[name] / bw_rss:>8.2f}x" if name in rss and bw_rss else f"{'-':>9}"
+        r, q = rss.get(name, (None, None))
+        mem = f"{r:>7}KiB {q:>7}KiB" if r is not None else f"{'-':>10} {'-':>10}"
+        mem_ratio = f"{q / bw[1]:>9.2f}x" if r is not None and bw else f"{'-':>10}"
         print(f"{name:<28} {med * 1e3:>7.2f}ms {p90 * 1e3:>7.2f}ms {med / base:>8.2f}x {mem} {mem_ratio}")
+        rows.append((name, med, p90, r, q))
     if attach:
         attach.sort()
         med, p90 = statistics.median(attach), attach[int(len(attach) * 0.9)]
         print(f"{'(kernel: one v1 attach)':<28} {med * 1e3:>7.2f}ms {p90 * 1e3:>7.2f}ms {med / base:>8.2f}x")
     for name, (up, down) in held.items():
         print(f"{SCALE} jails, {name:<24} held in {up:.2f}s, gone in {down:.2f}s")
+    if MARKDOWN:
+        markdown(rows, base, bw, held)
     if GUARD and "bwrap --unshare-all" in times:
         ratio = statistics.median(times["sysjail up (no limits)"]) / base
         if ratio > 1.0:
             sys.exit(f"GUARD FAILED: sysjail up starts {ratio:.2f}x bubblewrap's time in this run (limit 1.00x)")
         print(f"guard: sysjail up at {ratio:.2f}x bubblewrap, within 1.00x")
+
+
+def markdown(rows, base, bw, held):
+    """The table for bench/README.md, headed by the date and the machine."""
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print()
+    print(f"Measured {time.strftime('%Y-%m-%d')}, `bench/startup.py {ROUNDS}"
+          f"{f' --scale={SCALE}' if SCALE else ''}` ({os.cpu_count()} cores, {cpu}, Linux {os.uname().release}):")
+    print()
+    print("| tool | median | p90 | vs bwrap | RSS | PSS | PSS vs bwrap |")
+    print("|---|---|---|---|---|---|---|")
+    for name, med, p90, r, q in rows:
+        mem = f"{r} KiB | {q} KiB | {q / bw[1]:.2f}x" if r is not None and bw else "- | - | -"
+        print(f"| {name} | {med * 1e3:.2f} ms | {p90 * 1e3:.2f} ms | {med / base:.2f}x | {mem} |")
+    if held:
+        print()
+        print(f"| launcher | all {SCALE} held | all gone |")
+        print("|---|---|---|")
+        for name, (up, down) in held.items():
+            print(f"| {name} | {up:.2f} s | {down:.2f} s |")
 
 
 if __name__ == "__main__":
