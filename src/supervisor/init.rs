@@ -96,13 +96,8 @@ fn detach(chan: &Channel) -> Result<(), InitError> {
     }
     drop(null);
     // Nothing of the supervisor's but the channel stays open.
-    let keep = chan.fd().as_raw_fd();
-    for fd in 3..keep {
-        // SAFETY: closing descriptors this copy of the process does not use;
-        // Rust objects holding them are never dropped here (init _exits).
-        unsafe { libc::close(fd) };
-    }
-    raw::close_from(keep as u32 + 1).map_err(|e| detached("close_range")((&e).into()))
+    // Rust objects holding them are never dropped here (init _exits).
+    raw::close_all_but(&[0, 1, 2, chan.fd().as_raw_fd() as u32]).map_err(|e| detached("close_range")((&e).into()))
 }
 
 /// The go-ahead and the prepared mounts; `None` if the supervisor died first.

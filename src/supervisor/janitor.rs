@@ -38,14 +38,8 @@ pub fn start(registry: Registry, record: Record) -> std::io::Result<Janitor> {
             // Hold nothing of the supervisor's but the pipe and the state
             // directory (records are removed through its descriptor): a pipe
             // the janitor kept open would never tell its reader that all is done.
-            let keep = [read.as_raw_fd(), registry.fd().as_raw_fd()];
-            let last = keep.iter().copied().max().unwrap_or(0);
-            for fd in (0..last).filter(|fd| !keep.contains(fd)) {
-                // SAFETY: closing inherited descriptors this process never uses;
-                // it _exits, so no Rust object closes them again.
-                unsafe { libc::close(fd) };
-            }
-            let _ = crate::sys::raw::close_from(last as u32 + 1);
+            // It _exits, so no Rust object closes them again.
+            let _ = crate::sys::raw::close_all_but(&[read.as_raw_fd() as u32, registry.fd().as_raw_fd() as u32]);
             let _ = nix::unistd::setsid();
             for sig in [
                 libc::SIGINT,
