@@ -58,6 +58,12 @@ fn main() {
     );
     r.test("oci_report_and_strict", &[Root], report_and_strict);
     r.test("oci_drift_check", &[Root], drift_check);
+    r.test(
+        "oci_export_bundle_links_untouched",
+        &[Root],
+        export_bundle_links_untouched,
+    );
+    r.test("oci_check_untrusted_bundle", &[Root], check_untrusted_bundle);
     // The committed profile is x86_64's, with i386.
     r.test(
         "oci_k8s_profile_is_the_exported_one",
@@ -415,6 +421,191 @@ fn drift_check(ctx: &Ctx) -> TestResult {
         ensure(stdout.contains(want), || format!("no {want:?} in\n{stdout}"))?;
     }
     Ok(())
+}
+
+/// `sysjail export oci FILE --bundle DIR`, as root, to completion.
+fn export_to(ctx: &Ctx, file: &Path, bundle: &Path) -> Output {
+    let mut c = ctx.sysjail(&["export", "oci"]);
+    c.arg(file).arg("--bundle").arg(bundle);
+    run_bounded(c, Duration::from_secs(60))
+}
+
+fn export_bundle_links_untouched(ctx: &Ctx) -> TestResult {
+    use std::os::unix::fs::{PermissionsExt, lchown, symlink};
+    let victim = ctx.dir.join("victim");
+    fs::create_dir(&victim).unwrap();
+    for f in ["cfg", "passwd", "seccomp"] {
+        fs::write(victim.join(f), "precious\n").unwrap();
+    }
+    let unchanged = || -> TestResult {
+        for f in ["cfg", "passwd", "seccomp"] {
+            let now = fs::read_to_string(victim.join(f)).unwrap();
+            ensure(now == "precious\n", || format!("victim {f} overwritten: {now:.60?}"))?;
+        }
+        for f in ["init.json", "sysjail", ".sysjail.new"] {
+            ensure(!victim.join(f).exists(), || {
+                format!("export wrote {f} into the victim directory")
+            })?;
+        }
+        Ok(())
+    };
+    let refused = |out: &Output, want: &str| -> TestResult {
+        let err = text(&out.stderr);
+        ensure(!out.status.success() && err.contains(want), || {
+            format!("{:?}: no {want:?} in\n{err}", out.status)
+        })
+    };
+    // Another user's bundle with links planted in it (and in sysjail/).
+    let ub = ctx.dir.join("ub");
+    fs::create_dir_all(ub.join("sysjail")).unwrap();
+    symlink(victim.join("cfg"), ub.join("config.json")).unwrap();
+    symlink(victim.join("passwd"), ub.join("sysjail/.sysjail.new")).unwrap();
+    symlink(victim.join("seccomp"), ub.join("seccomp.json")).unwrap();
+    for p in [
+        &ub,
+        &ub.join("sysjail"),
+        &ub.join("config.json"),
+        &ub.join("seccomp.json"),
+    ] {
+        lchown(p, Some(65534), Some(65534)).unwrap();
+    }
+    lchown(ub.join("sysjail/.sysjail.new"), Some(65534), Some(65534)).unwrap();
+    refused(&export_to(ctx, Path::new(HELLO), &ub), "owned by uid 65534")?;
+    unchanged()?;
+    // Root's, but others or its group may write it.
+    for (mode, want) in [(0o777, "writable by others"), (0o775, "writable by its group")] {
+        let open = ctx.dir.join(format!("open{mode:o}"));
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(mode)).unwrap();
+        refused(&export_to(ctx, Path::new(HELLO), &open), want)?;
+        ensure(!open.join("config.json").exists(), || {
+            format!("{mode:o}: config.json written")
+        })?;
+    }
+    // Root's own bundle: a link in place of a file is replaced, not
+    // followed; a link in place of sysjail/ refuses the export.
+    let rb = ctx.dir.join("rb");
+    fs::create_dir(&rb).unwrap();
+    fs::set_permissions(&rb, fs::Permissions::from_mode(0o755)).unwrap();
+    symlink(victim.join("cfg"), rb.join("config.json")).unwrap();
+    symlink(&victim, rb.join("sysjail")).unwrap();
+    refused(&export_to(ctx, Path::new(HELLO), &rb), "sysjail: is not a directory")?;
+    ensure(fs::symlink_metadata(rb.join("config.json")).unwrap().is_file(), || {
+        "config.json is still a link".into()
+    })?;
+    unchanged()?;
+    // The bundle path itself a link.
+    let real = ctx.dir.join("real");
+    fs::create_dir(&real).unwrap();
+    symlink(&real, ctx.dir.join("linked")).unwrap();
+    refused(
+        &export_to(ctx, Path::new(HELLO), &ctx.dir.join("linked")),
+        "is not a directory",
+    )?;
+    ensure(!real.join("config.json").exists(), || "written through the link".into())?;
+    // And a clean one is written, the caller's, with export's modes.
+    let ok = ctx.dir.join("ok");
+    let out = export_to(ctx, Path::new(HELLO), &ok);
+    ensure(out.status.success(), || {
+        format!("{:?} {}", out.status, text(&out.stderr))
+    })?;
+    for (f, mode) in [
+        ("", 0o755),
+        ("config.json", 0o644),
+        ("seccomp.json", 0o644),
+        ("sysjail", 0o755),
+        ("sysjail/init.json", 0o644),
+        ("sysjail/sysjail", 0o755),
+    ] {
+        let m = fs::symlink_metadata(ok.join(f)).unwrap();
+        ensure(m.permissions().mode() & 0o7777 == mode, || {
+            format!("{f}: mode {:o}", m.permissions().mode() & 0o7777)
+        })?;
+    }
+    ensure(!ok.join("sysjail/.sysjail.new").exists(), || {
+        "temporary copy left".into()
+    })
+}
+
+fn check_untrusted_bundle(ctx: &Ctx) -> TestResult {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let (bundle, _) = export(ctx, Path::new(HELLO), &[])?;
+    let check = || {
+        let mut c = ctx.sysjail(&["check", "--bundle"]);
+        c.arg(&bundle).arg(HELLO);
+        let start = std::time::Instant::now();
+        let out = run_bounded(c, Duration::from_secs(30));
+        (out, start.elapsed())
+    };
+    let (fresh, _) = check();
+    ensure(fresh.status.success(), || {
+        format!(
+            "fresh: {:?}\n{}{}",
+            fresh.status,
+            text(&fresh.stdout),
+            text(&fresh.stderr)
+        )
+    })?;
+    let config = bundle.join("config.json");
+    let fifo = std::ffi::CString::new(ctx.dir.join("fifo").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: a valid C string.
+    ensure(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) } == 0, || "mkfifo".into())?;
+    let big = ctx.dir.join("big");
+    fs::File::create(&big).unwrap().set_len(64 << 20).unwrap();
+    type Plant = fn(&Path, &Path);
+    let cases: [(&str, Plant, &str); 4] = [
+        ("/dev/zero", |c, _| symlink("/dev/zero", c).unwrap(), "symbolic link"),
+        (
+            "/etc/shadow",
+            |c, _| symlink("/etc/shadow", c).unwrap(),
+            "symbolic link",
+        ),
+        (
+            "a FIFO",
+            |c, d| fs::rename(d.join("fifo"), c).unwrap(),
+            "not a regular file",
+        ),
+        ("64 MiB", |c, d| fs::rename(d.join("big"), c).unwrap(), "larger than"),
+    ];
+    for (what, plant, want) in cases {
+        fs::remove_file(&config).unwrap();
+        plant(&config, &ctx.dir);
+        let (out, took) = check();
+        let err = text(&out.stderr);
+        ensure(out.status.code() == Some(1) && err.contains(want), || {
+            format!("config.json as {what}: {:?} after {took:?}\n{err}", out.status)
+        })?;
+        ensure(took < Duration::from_secs(20), || format!("{what}: {took:?}"))?;
+        ensure(!text(&out.stdout).contains("root:") && !err.contains("root:"), || {
+            format!("{what}: /etc/shadow quoted")
+        })?;
+        // A fresh export for the next case.
+        export(ctx, Path::new(HELLO), &[])?;
+    }
+    // The binary swapped for a script, sysjail/ opened to everyone, a file
+    // given away: each is a difference.
+    let binary = bundle.join("sysjail/sysjail");
+    fs::remove_file(&binary).unwrap();
+    fs::write(&binary, "#!/bin/sh\nexec /bin/sh\n").unwrap();
+    fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(bundle.join("sysjail"), fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::chown(bundle.join("seccomp.json"), Some(65534), None).unwrap();
+    fs::set_permissions(bundle.join("config.json"), fs::Permissions::from_mode(0o666)).unwrap();
+    let (out, _) = check();
+    let stdout = text(&out.stdout);
+    ensure(out.status.code() == Some(1), || {
+        format!("{:?}\n{stdout}{}", out.status, text(&out.stderr))
+    })?;
+    for want in [
+        "sysjail/sysjail: the export copies this sysjail binary, the bundle has another file",
+        "sysjail: the directory is writable by others (mode 777)",
+        "seccomp.json: the export writes it owned by uid 0, the bundle has uid 65534",
+        "config.json: the export writes mode 644, the bundle has mode 666",
+        ": 4 differences from the export of ",
+    ] {
+        ensure(stdout.contains(want), || format!("no {want:?} in\n{stdout}"))?;
+    }
+    ensure(!stdout.contains("the bundle is what"), || stdout.clone())
 }
 
 fn k8s_profile_is_the_exported_one(ctx: &Ctx) -> TestResult {
