@@ -57,6 +57,11 @@ fn main() {
         init_reaps_and_forwards,
     );
     r.test("oci_report_and_strict", &[Root], report_and_strict);
+    r.test(
+        "oci_exec_gets_what_the_report_says_runc",
+        &[Root, Need::Engine(Engine::Runc)],
+        exec_gets_what_the_report_says,
+    );
     r.test("oci_drift_check", &[Root], drift_check);
     r.test(
         "oci_export_bundle_links_untouched",
@@ -421,6 +426,76 @@ fn drift_check(ctx: &Ctx) -> TestResult {
         ensure(stdout.contains(want), || format!("no {want:?} in\n{stdout}"))?;
     }
     Ok(())
+}
+
+fn exec_gets_what_the_report_says(ctx: &Ctx) -> TestResult {
+    let file = limited_jail(ctx);
+    let (bundle, report) = export(ctx, &file, &["/bin/sleep", "600"])?;
+    let lost = "LOST  processes the engine execs into the container (runc exec, crun exec, ctr task exec, kubectl exec) \
+                are held to the exact filter and Landlock";
+    let at = report.find(lost).ok_or_else(|| format!("no {lost:?} in\n{report}"))?;
+    let why = report[at..].lines().nth(1).unwrap_or_default().to_string();
+    for call in [" socket ", " unshare", "no Landlock"] {
+        ensure(why.contains(call), || format!("{call:?} not in {why:?}"))?;
+    }
+    let id = format!("sj-{}-exec", ctx.name);
+    let delete = || {
+        let _ = Command::new("runc")
+            .args(["delete", "-f"])
+            .arg(&id)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    };
+    // Detached, its stdio nowhere: the container holds no pipe of ours.
+    let mut runc = Command::new("runc")
+        .args(["run", "-d", "--bundle"])
+        .arg(&bundle)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut status = None;
+    support::wait_for(Duration::from_secs(60), || {
+        status = runc.try_wait().ok().flatten();
+        status.is_some()
+    });
+    if !status.is_some_and(|s| s.success()) {
+        let _ = runc.kill();
+        let _ = runc.wait();
+        delete();
+        return Err(format!("runc run -d: {status:?}"));
+    }
+    let name = format!("sysjail-oci-exec-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).map_err(|e| e.to_string())?;
+    let _listener = UnixListener::bind_addr(&addr).map_err(|e| e.to_string())?;
+    let connect = format!("connect-abstract={name}");
+    let mut c = Command::new("runc");
+    c.arg("exec").arg(&id).args([
+        support::bin(),
+        "probe",
+        "socket-inet6",
+        "unshare-user",
+        "mount",
+        &connect,
+    ]);
+    let out = run_bounded(c, Duration::from_secs(60));
+    delete();
+    ensure(out.status.success(), || {
+        format!("runc exec: {:?} {}", out.status, text(&out.stderr))
+    })?;
+    let p: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {}", text(&out.stdout)))?;
+    // What the report says: the calls decided by arguments are allowed,
+    // Landlock's scope is not there; what linux.seccomp decides by number
+    // holds.
+    support::Probe(p).expect(&[
+        ("socket-inet6", 0),
+        ("unshare-user", 0),
+        (&connect, 0),
+        ("mount", libc::EPERM),
+    ])
 }
 
 /// `sysjail export oci FILE --bundle DIR`, as root, to completion.

@@ -111,6 +111,7 @@ pub fn build(policy: &Policy, options: &Options, unsupervised: &[Unsupervised], 
     process(&mut r, policy);
     syscalls(&mut r, policy, unsupervised, outer);
     landlock(&mut r, policy);
+    exec(&mut r, policy, outer);
     network(&mut r, policy);
     cgroups(&mut r, policy);
     if policy.denial_log.is_some() {
@@ -347,6 +348,28 @@ fn landlock(r: &mut Report, policy: &Policy) {
         ),
         None => r.kept("no Landlock (the host lacks it)", "nothing to carry"),
     }
+}
+
+/// What a process the engine starts in the container itself gets: the
+/// engine forks it beside the jail's init, not under it.
+fn exec(r: &mut Report, policy: &Policy, outer: &Outer) {
+    let mut allowed: Vec<&str> = outer.by_arguments.clone();
+    allowed.extend(super::profile::INIT_NEEDS.iter().filter(|n| {
+        policy.syscalls.rules.iter().any(|rule| {
+            rule.call.name() == **n && rule.arms.is_empty() && rule.otherwise != crate::policy::syscalls::Action::Allow
+        })
+    }));
+    r.lost_(
+        "processes the engine execs into the container (runc exec, crun exec, ctr task exec, kubectl exec) are held \
+         to the exact filter and Landlock",
+        format!(
+            "they do not start under {INIT}: only linux.seccomp applies, which allows {} calls the table decides \
+             otherwise ({}), and no Landlock ruleset; namespaces, id maps, capabilities, no_new_privs, cgroup \
+             limits and address programs do apply",
+            allowed.len(),
+            allowed.join(" ")
+        ),
+    );
 }
 
 fn network(r: &mut Report, policy: &Policy) {
