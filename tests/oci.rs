@@ -52,6 +52,11 @@ fn main() {
     );
     r.test("oci_jail_user_runc", &[Root, Need::Engine(Engine::Runc)], jail_user);
     r.test(
+        "oci_same_id_two_roots_runc",
+        &[Root, Need::Ip, Need::Engine(Engine::Runc)],
+        same_id_two_roots,
+    );
+    r.test(
         "oci_init_reaps_and_forwards_runc",
         &[Root, Need::Engine(Engine::Runc)],
         init_reaps_and_forwards,
@@ -860,6 +865,141 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
+}
+
+fn same_id_two_roots(ctx: &Ctx) -> TestResult {
+    // Two runc roots, the same container id, a bundle each: each gets its
+    // veth and cgroup, and stopping one (or a poststop state forged for the
+    // other) leaves the other's alone.
+    // A private network without a gateway: two host ends in one namespace
+    // hold no address that clashes.
+    let jail = ctx.jail(
+        "path = \"/\"\ncommand = [\"/bin/true\"]\n[limits]\npids = 32\n[network]\nmode = \"private\"\nipv4 = [\"10.89.0.2/24\"]\n",
+    );
+    let ns = Netns::new(ctx)?;
+    let id = format!("sj-{}", ctx.name);
+    let runc = |root: &Path, args: &[&str]| {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", ns.0))
+            .arg("runc")
+            .arg("--root")
+            .arg(root)
+            .args(args);
+        c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        c
+    };
+    let mut made = Vec::new();
+    for n in ["1", "2"] {
+        let bundle = ctx.dir.join(format!("bundle{n}"));
+        let mut c = ctx.sysjail(&["export", "oci"]);
+        c.arg(&jail)
+            .arg("--bundle")
+            .arg(&bundle)
+            .args(["--", "/bin/sleep", "600"]);
+        let out = run_bounded(c, Duration::from_secs(60));
+        ensure(out.status.success(), || text(&out.stderr))?;
+        let root = ctx.dir.join(format!("root{n}"));
+        let name = sysjail::oci::VethFile::host_name(bundle.to_str().unwrap(), &id);
+        made.push((bundle, root, name));
+    }
+    let delete = |root: &Path| {
+        let _ = run_bounded(runc(root, &["delete", "-f", &id]), Duration::from_secs(30));
+    };
+    let result = (|| -> TestResult {
+        for (bundle, root, _) in &made {
+            let mut child = runc(root, &["run", "-d", "--bundle", bundle.to_str().unwrap(), &id])
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            let mut status = None;
+            support::wait_for(Duration::from_secs(60), || {
+                status = child.try_wait().ok().flatten();
+                status.is_some()
+            });
+            if status.is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            ensure(status.is_some_and(|s| s.success()), || {
+                format!("runc --root {} run -d: {status:?}", root.display())
+            })?;
+        }
+        let links = ns.ip(&["-o", "link"]);
+        for (_, _, name) in &made {
+            ensure(links.contains(&format!(": {name}@")), || {
+                format!("no {name} in\n{links}")
+            })?;
+        }
+        let (bundle2, _, name2) = &made[1];
+        let cgroup2 = Path::new("/sys/fs/cgroup/unified/sysjail-oci").join(name2);
+        let had_cgroup = cgroup2.exists();
+        // A poststop state forged for the running second container.
+        let mut hook = Command::new("nsenter");
+        hook.arg(format!("--net=/run/netns/{}", ns.0))
+            .arg(bundle2.join("sysjail/sysjail"))
+            .args(["hook", "poststop"])
+            .arg(bundle2.join("sysjail/init.json"))
+            .stdin(Stdio::piped());
+        let mut child = hook.spawn().map_err(|e| e.to_string())?;
+        let state =
+            serde_json::json!({"ociVersion": "1.0.2", "id": id, "status": "stopped", "pid": 0, "bundle": bundle2});
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(state.to_string().as_bytes())
+            .map_err(|e| e.to_string())?;
+        ensure(
+            support::wait_for(Duration::from_secs(30), || child.try_wait().ok().flatten().is_some()),
+            || "the forged poststop hook hangs".into(),
+        )?;
+        // The first one stops.
+        delete(&made[0].1);
+        let links = ns.ip(&["-o", "link"]);
+        ensure(!links.contains(&format!(": {}@", made[0].2)), || {
+            format!("{} left", made[0].2)
+        })?;
+        ensure(links.contains(&format!(": {name2}@")), || {
+            format!("the second container's {name2} is gone:\n{links}")
+        })?;
+        ensure(cgroup2.exists() == had_cgroup, || {
+            format!("{} is gone", cgroup2.display())
+        })?;
+        // The runtime's own cgroup of each is its bundle's (linux.cgroupsPath):
+        // the second's still holds its process.
+        let runtime_cgroup = |bundle: &Path| {
+            let hash = sysjail::oci::fnv(&[bundle.to_str().unwrap()]);
+            Path::new("/sys/fs/cgroup/pids").join(format!("sysjail-bundle-{hash:016x}"))
+        };
+        if Path::new("/sys/fs/cgroup/pids").exists() {
+            let procs = fs::read_to_string(runtime_cgroup(bundle2).join("cgroup.procs")).unwrap_or_default();
+            ensure(!procs.trim().is_empty(), || {
+                format!(
+                    "{}: no process of the second container",
+                    runtime_cgroup(bundle2).display()
+                )
+            })?;
+            ensure(!runtime_cgroup(&made[0].0).exists(), || {
+                "the first one's cgroup is left".into()
+            })?;
+        }
+        ensure(Path::new("/run/sysjail-oci").join(name2).exists(), || {
+            "its record is gone".into()
+        })?;
+        Ok(())
+    })();
+    for (_, root, _) in &made {
+        delete(root);
+    }
+    result?;
+    let links = ns.ip(&["-o", "link"]);
+    ensure(links.lines().count() == 1, || format!("left in the namespace: {links}"))?;
+    for (_, _, name) in &made {
+        ensure(!Path::new("/run/sysjail-oci").join(name).exists(), || {
+            format!("record {name} left")
+        })?;
+    }
+    Ok(())
 }
 
 fn api_example(ctx: &Ctx, engine: Engine) -> TestResult {

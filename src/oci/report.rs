@@ -391,7 +391,7 @@ fn network(r: &mut Report, policy: &Policy) {
         ),
         (_, _, Some(i)) => r.kept(
             format!("the jail's interface holds exactly {:?}", i.addresses),
-            "a veth the createRuntime hook makes as sysjail up does (host end sjo + a hash of the container id, \
+            "a veth the createRuntime hook makes as sysjail up does (host end sjo + a hash of the bundle and container id, \
              in the engine's network namespace), gone with the container; under Kubernetes and Nomad the \
              network is the engine's (CNI) instead",
         ),
