@@ -52,12 +52,28 @@ fn main() {
     );
     r.test("oci_jail_user_runc", &[Root, Need::Engine(Engine::Runc)], jail_user);
     r.test(
+        "oci_same_id_two_roots_runc",
+        &[Root, Need::Ip, Need::Engine(Engine::Runc)],
+        same_id_two_roots,
+    );
+    r.test(
         "oci_init_reaps_and_forwards_runc",
         &[Root, Need::Engine(Engine::Runc)],
         init_reaps_and_forwards,
     );
     r.test("oci_report_and_strict", &[Root], report_and_strict);
+    r.test(
+        "oci_exec_gets_what_the_report_says_runc",
+        &[Root, Need::Engine(Engine::Runc)],
+        exec_gets_what_the_report_says,
+    );
     r.test("oci_drift_check", &[Root], drift_check);
+    r.test(
+        "oci_export_bundle_links_untouched",
+        &[Root],
+        export_bundle_links_untouched,
+    );
+    r.test("oci_check_untrusted_bundle", &[Root], check_untrusted_bundle);
     // The committed profile is x86_64's, with i386.
     r.test(
         "oci_k8s_profile_is_the_exported_one",
@@ -417,6 +433,261 @@ fn drift_check(ctx: &Ctx) -> TestResult {
     Ok(())
 }
 
+fn exec_gets_what_the_report_says(ctx: &Ctx) -> TestResult {
+    let file = limited_jail(ctx);
+    let (bundle, report) = export(ctx, &file, &["/bin/sleep", "600"])?;
+    let lost = "LOST  processes the engine execs into the container (runc exec, crun exec, ctr task exec, kubectl exec) \
+                are held to the exact filter and Landlock";
+    let at = report.find(lost).ok_or_else(|| format!("no {lost:?} in\n{report}"))?;
+    let why = report[at..].lines().nth(1).unwrap_or_default().to_string();
+    for call in [" socket ", " unshare", "no Landlock"] {
+        ensure(why.contains(call), || format!("{call:?} not in {why:?}"))?;
+    }
+    let id = format!("sj-{}-exec", ctx.name);
+    let delete = || {
+        let _ = Command::new("runc")
+            .args(["delete", "-f"])
+            .arg(&id)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    };
+    // Detached, its stdio nowhere: the container holds no pipe of ours.
+    let mut runc = Command::new("runc")
+        .args(["run", "-d", "--bundle"])
+        .arg(&bundle)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut status = None;
+    support::wait_for(Duration::from_secs(60), || {
+        status = runc.try_wait().ok().flatten();
+        status.is_some()
+    });
+    if !status.is_some_and(|s| s.success()) {
+        let _ = runc.kill();
+        let _ = runc.wait();
+        delete();
+        return Err(format!("runc run -d: {status:?}"));
+    }
+    let name = format!("sysjail-oci-exec-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).map_err(|e| e.to_string())?;
+    let _listener = UnixListener::bind_addr(&addr).map_err(|e| e.to_string())?;
+    let connect = format!("connect-abstract={name}");
+    let mut c = Command::new("runc");
+    c.arg("exec").arg(&id).args([
+        support::bin(),
+        "probe",
+        "socket-inet6",
+        "unshare-user",
+        "mount",
+        &connect,
+    ]);
+    let out = run_bounded(c, Duration::from_secs(60));
+    delete();
+    ensure(out.status.success(), || {
+        format!("runc exec: {:?} {}", out.status, text(&out.stderr))
+    })?;
+    let p: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {}", text(&out.stdout)))?;
+    // What the report says: the calls decided by arguments are allowed,
+    // Landlock's scope is not there; what linux.seccomp decides by number
+    // holds.
+    support::Probe(p).expect(&[
+        ("socket-inet6", 0),
+        ("unshare-user", 0),
+        (&connect, 0),
+        ("mount", libc::EPERM),
+    ])
+}
+
+/// `sysjail export oci FILE --bundle DIR`, as root, to completion.
+fn export_to(ctx: &Ctx, file: &Path, bundle: &Path) -> Output {
+    let mut c = ctx.sysjail(&["export", "oci"]);
+    c.arg(file).arg("--bundle").arg(bundle);
+    run_bounded(c, Duration::from_secs(60))
+}
+
+fn export_bundle_links_untouched(ctx: &Ctx) -> TestResult {
+    use std::os::unix::fs::{PermissionsExt, lchown, symlink};
+    let victim = ctx.dir.join("victim");
+    fs::create_dir(&victim).unwrap();
+    for f in ["cfg", "passwd", "seccomp"] {
+        fs::write(victim.join(f), "precious\n").unwrap();
+    }
+    let unchanged = || -> TestResult {
+        for f in ["cfg", "passwd", "seccomp"] {
+            let now = fs::read_to_string(victim.join(f)).unwrap();
+            ensure(now == "precious\n", || format!("victim {f} overwritten: {now:.60?}"))?;
+        }
+        for f in ["init.json", "sysjail", ".sysjail.new"] {
+            ensure(!victim.join(f).exists(), || {
+                format!("export wrote {f} into the victim directory")
+            })?;
+        }
+        Ok(())
+    };
+    let refused = |out: &Output, want: &str| -> TestResult {
+        let err = text(&out.stderr);
+        ensure(!out.status.success() && err.contains(want), || {
+            format!("{:?}: no {want:?} in\n{err}", out.status)
+        })
+    };
+    // Another user's bundle with links planted in it (and in sysjail/).
+    let ub = ctx.dir.join("ub");
+    fs::create_dir_all(ub.join("sysjail")).unwrap();
+    symlink(victim.join("cfg"), ub.join("config.json")).unwrap();
+    symlink(victim.join("passwd"), ub.join("sysjail/.sysjail.new")).unwrap();
+    symlink(victim.join("seccomp"), ub.join("seccomp.json")).unwrap();
+    for p in [
+        &ub,
+        &ub.join("sysjail"),
+        &ub.join("config.json"),
+        &ub.join("seccomp.json"),
+    ] {
+        lchown(p, Some(65534), Some(65534)).unwrap();
+    }
+    lchown(ub.join("sysjail/.sysjail.new"), Some(65534), Some(65534)).unwrap();
+    refused(&export_to(ctx, Path::new(HELLO), &ub), "owned by uid 65534")?;
+    unchanged()?;
+    // Root's, but others or its group may write it.
+    for (mode, want) in [(0o777, "writable by others"), (0o775, "writable by its group")] {
+        let open = ctx.dir.join(format!("open{mode:o}"));
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(mode)).unwrap();
+        refused(&export_to(ctx, Path::new(HELLO), &open), want)?;
+        ensure(!open.join("config.json").exists(), || {
+            format!("{mode:o}: config.json written")
+        })?;
+    }
+    // Root's own bundle: a link in place of a file is replaced, not
+    // followed; a link in place of sysjail/ refuses the export.
+    let rb = ctx.dir.join("rb");
+    fs::create_dir(&rb).unwrap();
+    fs::set_permissions(&rb, fs::Permissions::from_mode(0o755)).unwrap();
+    symlink(victim.join("cfg"), rb.join("config.json")).unwrap();
+    symlink(&victim, rb.join("sysjail")).unwrap();
+    refused(&export_to(ctx, Path::new(HELLO), &rb), "sysjail: is not a directory")?;
+    ensure(fs::symlink_metadata(rb.join("config.json")).unwrap().is_file(), || {
+        "config.json is still a link".into()
+    })?;
+    unchanged()?;
+    // The bundle path itself a link.
+    let real = ctx.dir.join("real");
+    fs::create_dir(&real).unwrap();
+    symlink(&real, ctx.dir.join("linked")).unwrap();
+    refused(
+        &export_to(ctx, Path::new(HELLO), &ctx.dir.join("linked")),
+        "is not a directory",
+    )?;
+    ensure(!real.join("config.json").exists(), || "written through the link".into())?;
+    // And a clean one is written, the caller's, with export's modes.
+    let ok = ctx.dir.join("ok");
+    let out = export_to(ctx, Path::new(HELLO), &ok);
+    ensure(out.status.success(), || {
+        format!("{:?} {}", out.status, text(&out.stderr))
+    })?;
+    for (f, mode) in [
+        ("", 0o755),
+        ("config.json", 0o644),
+        ("seccomp.json", 0o644),
+        ("sysjail", 0o755),
+        ("sysjail/init.json", 0o644),
+        ("sysjail/sysjail", 0o755),
+    ] {
+        let m = fs::symlink_metadata(ok.join(f)).unwrap();
+        ensure(m.permissions().mode() & 0o7777 == mode, || {
+            format!("{f}: mode {:o}", m.permissions().mode() & 0o7777)
+        })?;
+    }
+    ensure(!ok.join("sysjail/.sysjail.new").exists(), || {
+        "temporary copy left".into()
+    })
+}
+
+fn check_untrusted_bundle(ctx: &Ctx) -> TestResult {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let (bundle, _) = export(ctx, Path::new(HELLO), &[])?;
+    let check = || {
+        let mut c = ctx.sysjail(&["check", "--bundle"]);
+        c.arg(&bundle).arg(HELLO);
+        let start = std::time::Instant::now();
+        let out = run_bounded(c, Duration::from_secs(30));
+        (out, start.elapsed())
+    };
+    let (fresh, _) = check();
+    ensure(fresh.status.success(), || {
+        format!(
+            "fresh: {:?}\n{}{}",
+            fresh.status,
+            text(&fresh.stdout),
+            text(&fresh.stderr)
+        )
+    })?;
+    let config = bundle.join("config.json");
+    let fifo = std::ffi::CString::new(ctx.dir.join("fifo").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: a valid C string.
+    ensure(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) } == 0, || "mkfifo".into())?;
+    let big = ctx.dir.join("big");
+    fs::File::create(&big).unwrap().set_len(64 << 20).unwrap();
+    type Plant = fn(&Path, &Path);
+    let cases: [(&str, Plant, &str); 4] = [
+        ("/dev/zero", |c, _| symlink("/dev/zero", c).unwrap(), "symbolic link"),
+        (
+            "/etc/shadow",
+            |c, _| symlink("/etc/shadow", c).unwrap(),
+            "symbolic link",
+        ),
+        (
+            "a FIFO",
+            |c, d| fs::rename(d.join("fifo"), c).unwrap(),
+            "not a regular file",
+        ),
+        ("64 MiB", |c, d| fs::rename(d.join("big"), c).unwrap(), "larger than"),
+    ];
+    for (what, plant, want) in cases {
+        fs::remove_file(&config).unwrap();
+        plant(&config, &ctx.dir);
+        let (out, took) = check();
+        let err = text(&out.stderr);
+        ensure(out.status.code() == Some(1) && err.contains(want), || {
+            format!("config.json as {what}: {:?} after {took:?}\n{err}", out.status)
+        })?;
+        ensure(took < Duration::from_secs(20), || format!("{what}: {took:?}"))?;
+        ensure(!text(&out.stdout).contains("root:") && !err.contains("root:"), || {
+            format!("{what}: /etc/shadow quoted")
+        })?;
+        // A fresh export for the next case.
+        export(ctx, Path::new(HELLO), &[])?;
+    }
+    // The binary swapped for a script, sysjail/ opened to everyone, a file
+    // given away: each is a difference.
+    let binary = bundle.join("sysjail/sysjail");
+    fs::remove_file(&binary).unwrap();
+    fs::write(&binary, "#!/bin/sh\nexec /bin/sh\n").unwrap();
+    fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(bundle.join("sysjail"), fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::chown(bundle.join("seccomp.json"), Some(65534), None).unwrap();
+    fs::set_permissions(bundle.join("config.json"), fs::Permissions::from_mode(0o666)).unwrap();
+    let (out, _) = check();
+    let stdout = text(&out.stdout);
+    ensure(out.status.code() == Some(1), || {
+        format!("{:?}\n{stdout}{}", out.status, text(&out.stderr))
+    })?;
+    for want in [
+        "sysjail/sysjail: the export copies this sysjail binary, the bundle has another file",
+        "sysjail: the directory is writable by others (mode 777)",
+        "seccomp.json: the export writes it owned by uid 0, the bundle has uid 65534",
+        "config.json: the export writes mode 644, the bundle has mode 666",
+        ": 4 differences from the export of ",
+    ] {
+        ensure(stdout.contains(want), || format!("no {want:?} in\n{stdout}"))?;
+    }
+    ensure(!stdout.contains("the bundle is what"), || stdout.clone())
+}
+
 fn k8s_profile_is_the_exported_one(ctx: &Ctx) -> TestResult {
     // examples/k8s/hello-seccomp.json is what the export of hello writes on
     // an x86_64 host with i386 (the ABIs are the profile's architectures).
@@ -594,6 +865,141 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
+}
+
+fn same_id_two_roots(ctx: &Ctx) -> TestResult {
+    // Two runc roots, the same container id, a bundle each: each gets its
+    // veth and cgroup, and stopping one (or a poststop state forged for the
+    // other) leaves the other's alone.
+    // A private network without a gateway: two host ends in one namespace
+    // hold no address that clashes.
+    let jail = ctx.jail(
+        "path = \"/\"\ncommand = [\"/bin/true\"]\n[limits]\npids = 32\n[network]\nmode = \"private\"\nipv4 = [\"10.89.0.2/24\"]\n",
+    );
+    let ns = Netns::new(ctx)?;
+    let id = format!("sj-{}", ctx.name);
+    let runc = |root: &Path, args: &[&str]| {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", ns.0))
+            .arg("runc")
+            .arg("--root")
+            .arg(root)
+            .args(args);
+        c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        c
+    };
+    let mut made = Vec::new();
+    for n in ["1", "2"] {
+        let bundle = ctx.dir.join(format!("bundle{n}"));
+        let mut c = ctx.sysjail(&["export", "oci"]);
+        c.arg(&jail)
+            .arg("--bundle")
+            .arg(&bundle)
+            .args(["--", "/bin/sleep", "600"]);
+        let out = run_bounded(c, Duration::from_secs(60));
+        ensure(out.status.success(), || text(&out.stderr))?;
+        let root = ctx.dir.join(format!("root{n}"));
+        let name = sysjail::oci::VethFile::host_name(bundle.to_str().unwrap(), &id);
+        made.push((bundle, root, name));
+    }
+    let delete = |root: &Path| {
+        let _ = run_bounded(runc(root, &["delete", "-f", &id]), Duration::from_secs(30));
+    };
+    let result = (|| -> TestResult {
+        for (bundle, root, _) in &made {
+            let mut child = runc(root, &["run", "-d", "--bundle", bundle.to_str().unwrap(), &id])
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            let mut status = None;
+            support::wait_for(Duration::from_secs(60), || {
+                status = child.try_wait().ok().flatten();
+                status.is_some()
+            });
+            if status.is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            ensure(status.is_some_and(|s| s.success()), || {
+                format!("runc --root {} run -d: {status:?}", root.display())
+            })?;
+        }
+        let links = ns.ip(&["-o", "link"]);
+        for (_, _, name) in &made {
+            ensure(links.contains(&format!(": {name}@")), || {
+                format!("no {name} in\n{links}")
+            })?;
+        }
+        let (bundle2, _, name2) = &made[1];
+        let cgroup2 = Path::new("/sys/fs/cgroup/unified/sysjail-oci").join(name2);
+        let had_cgroup = cgroup2.exists();
+        // A poststop state forged for the running second container.
+        let mut hook = Command::new("nsenter");
+        hook.arg(format!("--net=/run/netns/{}", ns.0))
+            .arg(bundle2.join("sysjail/sysjail"))
+            .args(["hook", "poststop"])
+            .arg(bundle2.join("sysjail/init.json"))
+            .stdin(Stdio::piped());
+        let mut child = hook.spawn().map_err(|e| e.to_string())?;
+        let state =
+            serde_json::json!({"ociVersion": "1.0.2", "id": id, "status": "stopped", "pid": 0, "bundle": bundle2});
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(state.to_string().as_bytes())
+            .map_err(|e| e.to_string())?;
+        ensure(
+            support::wait_for(Duration::from_secs(30), || child.try_wait().ok().flatten().is_some()),
+            || "the forged poststop hook hangs".into(),
+        )?;
+        // The first one stops.
+        delete(&made[0].1);
+        let links = ns.ip(&["-o", "link"]);
+        ensure(!links.contains(&format!(": {}@", made[0].2)), || {
+            format!("{} left", made[0].2)
+        })?;
+        ensure(links.contains(&format!(": {name2}@")), || {
+            format!("the second container's {name2} is gone:\n{links}")
+        })?;
+        ensure(cgroup2.exists() == had_cgroup, || {
+            format!("{} is gone", cgroup2.display())
+        })?;
+        // The runtime's own cgroup of each is its bundle's (linux.cgroupsPath):
+        // the second's still holds its process.
+        let runtime_cgroup = |bundle: &Path| {
+            let hash = sysjail::oci::fnv(&[bundle.to_str().unwrap()]);
+            Path::new("/sys/fs/cgroup/pids").join(format!("sysjail-bundle-{hash:016x}"))
+        };
+        if Path::new("/sys/fs/cgroup/pids").exists() {
+            let procs = fs::read_to_string(runtime_cgroup(bundle2).join("cgroup.procs")).unwrap_or_default();
+            ensure(!procs.trim().is_empty(), || {
+                format!(
+                    "{}: no process of the second container",
+                    runtime_cgroup(bundle2).display()
+                )
+            })?;
+            ensure(!runtime_cgroup(&made[0].0).exists(), || {
+                "the first one's cgroup is left".into()
+            })?;
+        }
+        ensure(Path::new("/run/sysjail-oci").join(name2).exists(), || {
+            "its record is gone".into()
+        })?;
+        Ok(())
+    })();
+    for (_, root, _) in &made {
+        delete(root);
+    }
+    result?;
+    let links = ns.ip(&["-o", "link"]);
+    ensure(links.lines().count() == 1, || format!("left in the namespace: {links}"))?;
+    for (_, _, name) in &made {
+        ensure(!Path::new("/run/sysjail-oci").join(name).exists(), || {
+            format!("record {name} left")
+        })?;
+    }
+    Ok(())
 }
 
 fn api_example(ctx: &Ctx, engine: Engine) -> TestResult {

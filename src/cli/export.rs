@@ -8,6 +8,7 @@ use sysjail::model::IdRef;
 use sysjail::oci::{self, BINARY, BUNDLE_DIR, INIT_FILE, PROFILE_FILE, RootEntry, RootKind};
 use sysjail::plan::Login;
 use sysjail::policy::{MountOp, Policy, UserDatabase};
+use sysjail::sys::bundle::{self, Access, BundleDir};
 use sysjail::users;
 
 #[derive(clap::Args, Debug)]
@@ -49,7 +50,7 @@ enum ReportFormat {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let Some((policy, bundle)) = prepare(&args.file, &args.bundle, true, "sysjail export") else {
+    let Some((policy, dir, bundle)) = prepare(&args.file, &args.bundle, true, "sysjail export") else {
         return ExitCode::FAILURE;
     };
     let command = (!args.command.is_empty()).then(|| args.command.clone());
@@ -60,8 +61,8 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = write(&exported, &bundle, host_rooted(&policy)) {
-        sysjail::eprintln_lossy!("sysjail export: {}: {e}", bundle.display());
+    if let Err(e) = write(&exported, &dir, host_rooted(&policy)) {
+        sysjail::eprintln_lossy!("sysjail export: {e}");
         return ExitCode::FAILURE;
     }
     match args.format_report {
@@ -78,7 +79,7 @@ pub fn run(args: Args) -> ExitCode {
 
 /// The policy of `file` on this host, and the bundle directory, absolute;
 /// `create` makes the directory if it is missing (`export`, not `check`).
-fn prepare(file: &Path, bundle: &Path, create: bool, me: &str) -> Option<(Policy, PathBuf)> {
+fn prepare(file: &Path, bundle: &Path, create: bool, me: &str) -> Option<(Policy, BundleDir, PathBuf)> {
     let def = super::load_for_launch(file, true)?;
     let facts = sysjail::facts();
     let policy = match sysjail::compile(&def.jail, &facts) {
@@ -88,15 +89,15 @@ fn prepare(file: &Path, bundle: &Path, create: bool, me: &str) -> Option<(Policy
             return None;
         }
     };
-    let dir = if create {
-        std::fs::create_dir_all(bundle).and_then(|()| std::fs::canonicalize(bundle))
-    } else {
-        std::fs::canonicalize(bundle)
-    };
+    // The directory is held open: what is checked is what is written.
+    let dir = BundleDir::open(bundle, if create { Access::Create } else { Access::Inspect }).and_then(|dir| {
+        let canonical = std::fs::read_link(dir.proc_path())?;
+        Ok((dir, canonical))
+    });
     match dir {
-        Ok(dir) => Some((policy, dir)),
+        Ok((dir, canonical)) => Some((policy, dir, canonical)),
         Err(e) => {
-            sysjail::eprintln_lossy!("{me}: {}: {e}", bundle.display());
+            sysjail::eprintln_lossy!("{me}: {e}");
             None
         }
     }
@@ -200,20 +201,25 @@ fn exported_rootfs(rootfs: &Path) -> std::io::Result<bool> {
     Ok(true)
 }
 
-fn write(b: &oci::Bundle, dir: &Path, host_root: bool) -> std::io::Result<()> {
+/// Writes the bundle, every file by the directory's descriptor and never
+/// through a link ([`BundleDir`]).
+fn write(b: &oci::Bundle, dir: &BundleDir, host_root: bool) -> std::io::Result<()> {
     if host_root {
-        write_rootfs(&b.host_root, dir)?;
+        // By the descriptor's /proc name: the directory checked, whatever
+        // its path names now.
+        write_rootfs(&b.host_root, &dir.proc_path())?;
     }
-    std::fs::write(dir.join("config.json"), pretty(&oci::config_json(&b.spec)))?;
-    std::fs::write(dir.join(PROFILE_FILE), pretty(&b.profile))?;
-    let own = dir.join(BUNDLE_DIR);
-    std::fs::create_dir_all(&own)?;
-    std::fs::write(own.join(INIT_FILE), pretty(&b.init))?;
+    dir.write(
+        "config.json",
+        pretty(&oci::config_json(&b.spec)).as_bytes(),
+        bundle::FILE_MODE,
+    )?;
+    dir.write(PROFILE_FILE, pretty(&b.profile).as_bytes(), bundle::FILE_MODE)?;
+    let own = dir.subdir(BUNDLE_DIR, Access::Create)?;
+    own.write(INIT_FILE, pretty(&b.init).as_bytes(), bundle::FILE_MODE)?;
     // A copy, not a link: the bundle must not change when the build does.
-    let target = own.join(BINARY);
-    let tmp = own.join(format!(".{BINARY}.new"));
-    std::fs::copy(std::env::current_exe()?, &tmp)?;
-    std::fs::rename(tmp, target)
+    let mut exe = std::fs::File::open("/proc/self/exe")?;
+    own.install(BINARY, &mut exe, bundle::EXEC_MODE)
 }
 
 /// Pretty JSON, with a final newline.
@@ -315,27 +321,57 @@ fn login(policy: &Policy) -> Result<Login, String> {
 /// export of `file` writes now, with the bundle's id base and command (the
 /// two export options).
 pub fn check_bundle(file: &Path, bundle: &Path) -> ExitCode {
-    let Some((policy, dir)) = prepare(file, bundle, false, "sysjail check") else {
+    let Some((policy, dir, canonical)) = prepare(file, bundle, false, "sysjail check") else {
         return ExitCode::FAILURE;
     };
-    let read = |name: &str| -> Result<serde_json::Value, String> {
-        let path = dir.join(name);
-        let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        serde_json::from_slice(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))
-    };
-    let mut found = match read("config.json") {
-        Ok(v) => v,
+    match check_in(&policy, &dir, &canonical) {
+        Ok(diffs) => {
+            for d in &diffs {
+                println!("{d}");
+            }
+            if diffs.is_empty() {
+                println!(
+                    "{}: the bundle is what `sysjail export oci` writes for {}",
+                    canonical.display(),
+                    file.display()
+                );
+                ExitCode::SUCCESS
+            } else {
+                println!(
+                    "{}: {} differences from the export of {}",
+                    canonical.display(),
+                    diffs.len(),
+                    file.display()
+                );
+                ExitCode::FAILURE
+            }
+        }
         Err(e) => {
             sysjail::eprintln_lossy!("sysjail check: {e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
+    }
+}
+
+/// The most a bundle's JSON file may hold: far above what export writes,
+/// far below what would exhaust memory (a link to /dev/zero is refused
+/// anyway; a huge regular file is not read past this).
+const JSON_LIMIT: u64 = 16 << 20;
+
+/// The differences between the bundle in `dir` and the export of `policy`:
+/// the JSON files by pointer, then the owners, modes and binary.
+fn check_in(policy: &Policy, dir: &BundleDir, canonical: &Path) -> Result<Vec<String>, String> {
+    let json = |d: &BundleDir, name: &str| -> Result<serde_json::Value, String> {
+        let text = d.read_small(name, JSON_LIMIT).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&text).map_err(|e| format!("{}: not JSON: {e}", d.path().join(name).display()))
     };
+    let own = dir.subdir(BUNDLE_DIR, Access::Inspect).map_err(|e| e.to_string())?;
+    let mut found = json(dir, "config.json")?;
     if let Err(e) = serde_json::from_value::<oci_spec::runtime::Spec>(found.clone()) {
-        sysjail::eprintln_lossy!(
-            "sysjail check: {}: not a runtime spec: {e}",
-            dir.join("config.json").display()
-        );
-        return ExitCode::FAILURE;
+        return Err(format!(
+            "{}: not a runtime spec: {e}",
+            dir.path().join("config.json").display()
+        ));
     }
     let base = |map: &str| found["linux"][map][0]["hostID"].as_u64().map(|v| v as u32);
     let ids = base("uidMappings").zip(base("gidMappings"));
@@ -346,46 +382,81 @@ pub fn check_bundle(file: &Path, bundle: &Path) -> ExitCode {
             .filter_map(|v| v.as_str().map(String::from))
             .collect()
     });
-    let expected = match build(&policy, &dir, ids, command.filter(|c| !c.is_empty())) {
-        Ok(b) => b,
-        Err(e) => {
-            sysjail::eprintln_lossy!("sysjail check: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let expected = build(policy, canonical, ids, command.filter(|c| !c.is_empty()))?;
     oci::normalize(&mut found);
-    let mut diffs = oci::drift::compare("config.json", &oci::config_json(&expected.spec), &found);
-    for (name, want) in [
-        (PROFILE_FILE.to_string(), value(&expected.profile)),
-        (format!("{BUNDLE_DIR}/{INIT_FILE}"), value(&expected.init)),
-    ] {
-        match read(&name) {
-            Ok(v) => diffs.extend(oci::drift::compare(&name, &want, &v)),
-            Err(e) => {
-                sysjail::eprintln_lossy!("sysjail check: {e}");
-                return ExitCode::FAILURE;
-            }
+    let mut diffs: Vec<String> = oci::drift::compare("config.json", &oci::config_json(&expected.spec), &found)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let profile = json(dir, PROFILE_FILE)?;
+    diffs.extend(
+        oci::drift::compare(PROFILE_FILE, &value(&expected.profile), &profile)
+            .iter()
+            .map(ToString::to_string),
+    );
+    let init = json(&own, INIT_FILE)?;
+    diffs.extend(
+        oci::drift::compare(&format!("{BUNDLE_DIR}/{INIT_FILE}"), &value(&expected.init), &init)
+            .iter()
+            .map(ToString::to_string),
+    );
+    diffs.extend(ownership(dir, &own).map_err(|e| e.to_string())?);
+    Ok(diffs)
+}
+
+/// How the owners and modes of the bundle's directories and files, and its
+/// copy of the binary, differ from what export makes.
+fn ownership(dir: &BundleDir, own: &BundleDir) -> std::io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut binary = false;
+    for (label, d) in [(".", dir), (BUNDLE_DIR, own)] {
+        let st = d.own_stat()?;
+        if let Some(why) = bundle::distrust(st.st_uid, st.st_mode) {
+            out.push(format!("{label}: the directory is {why}"));
         }
     }
-    for d in &diffs {
-        println!("{d}");
+    let euid = nix::unistd::geteuid().as_raw();
+    for (d, prefix, name, mode) in [
+        (dir, "", "config.json", bundle::FILE_MODE),
+        (dir, "", PROFILE_FILE, bundle::FILE_MODE),
+        (own, "sysjail/", INIT_FILE, bundle::FILE_MODE),
+        (own, "sysjail/", BINARY, bundle::EXEC_MODE),
+    ] {
+        let label = format!("{prefix}{name}");
+        let st = d.stat(name)?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            out.push(format!(
+                "{label}: the export writes a regular file, the bundle has something else"
+            ));
+            continue;
+        }
+        binary |= name == BINARY;
+        if st.st_uid != euid {
+            out.push(format!(
+                "{label}: the export writes it owned by uid {euid}, the bundle has uid {}",
+                st.st_uid
+            ));
+        }
+        if st.st_mode & 0o7777 != mode {
+            out.push(format!(
+                "{label}: the export writes mode {mode:o}, the bundle has mode {:o}",
+                st.st_mode & 0o7777
+            ));
+        }
+        if st.st_nlink != 1 {
+            out.push(format!(
+                "{label}: the export writes one name, the bundle's file has {}",
+                st.st_nlink
+            ));
+        }
     }
-    if diffs.is_empty() {
-        println!(
-            "{}: the bundle is what `sysjail export oci` writes for {}",
-            dir.display(),
-            file.display()
-        );
-        ExitCode::SUCCESS
-    } else {
-        println!(
-            "{}: {} differences from the export of {}",
-            dir.display(),
-            diffs.len(),
-            file.display()
-        );
-        ExitCode::FAILURE
+    // The binary the engine runs as root in hooks: byte for byte this one.
+    if binary && !bundle::same_content(own.open_file(BINARY)?.0, std::fs::File::open("/proc/self/exe")?)? {
+        out.push(format!(
+            "{BUNDLE_DIR}/{BINARY}: the export copies this sysjail binary, the bundle has another file"
+        ));
     }
+    Ok(out)
 }
 
 /// `sysjail oci-init FILE -- CMD...`.

@@ -182,14 +182,12 @@ impl VethFile {
         }
     }
 
-    /// The host end's name for container `id`: unique on the host, as an
-    /// interface name allows (15 bytes).
-    pub fn host_name(id: &str) -> String {
-        // FNV-1a: stable across runs and builds.
-        let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        format!("sjo{:010x}", hash & 0xff_ffff_ffff)
+    /// The host end's name for the container `id` of the bundle `bundle`
+    /// (as the runtime's state names them): unique on the host, as far as
+    /// an interface name allows (15 bytes). The id alone is not: two
+    /// runtime roots, or two containerd namespaces, may hold the same id.
+    pub fn host_name(bundle: &str, id: &str) -> String {
+        format!("sjo{:010x}", fnv(&[bundle, id]) & 0xff_ffff_ffff)
     }
 
     /// The host routes with the host end named `host`.
@@ -203,6 +201,21 @@ impl VethFile {
         routes
     }
 }
+
+/// FNV-1a of `parts`, each ended by a NUL: stable across runs and builds.
+pub fn fnv(parts: &[&str]) -> u64 {
+    parts
+        .iter()
+        .flat_map(|p| p.bytes().chain([0]))
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
+}
+
+/// The prefix of the runtime's cgroup of an exported bundle
+/// (`linux.cgroupsPath`), one per bundle directory: top-level, so that the
+/// runtime removes it whole.
+pub const BUNDLE_CGROUP: &str = "sysjail-bundle-";
 
 /// What the `createRuntime` hook needs to build the address programs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -439,7 +452,14 @@ mod tests {
         let veth = api.init.veth.as_ref().expect("a veth");
         assert_eq!(veth.addresses, [("10.89.0.2".parse().unwrap(), 24)]);
         assert_eq!(veth.host_addresses, [("10.89.0.1".parse().unwrap(), 24)]);
-        let name = VethFile::host_name("sj-some-long-container-id-of-the-engine");
+        let name = VethFile::host_name(
+            "/run/containerd/io.containerd.runtime.v2.task/default/x",
+            "sj-some-long-container-id-of-the-engine",
+        );
+        assert_ne!(
+            name,
+            VethFile::host_name("/srv/bundles/other", "sj-some-long-container-id-of-the-engine")
+        );
         assert!(name.len() <= 15 && name.starts_with("sjo"), "{name}");
         assert!(
             veth.host_routes(&name)

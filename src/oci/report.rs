@@ -111,6 +111,7 @@ pub fn build(policy: &Policy, options: &Options, unsupervised: &[Unsupervised], 
     process(&mut r, policy);
     syscalls(&mut r, policy, unsupervised, outer);
     landlock(&mut r, policy);
+    exec(&mut r, policy, outer);
     network(&mut r, policy);
     cgroups(&mut r, policy);
     if policy.denial_log.is_some() {
@@ -349,6 +350,28 @@ fn landlock(r: &mut Report, policy: &Policy) {
     }
 }
 
+/// What a process the engine starts in the container itself gets: the
+/// engine forks it beside the jail's init, not under it.
+fn exec(r: &mut Report, policy: &Policy, outer: &Outer) {
+    let mut allowed: Vec<&str> = outer.by_arguments.clone();
+    allowed.extend(super::profile::INIT_NEEDS.iter().filter(|n| {
+        policy.syscalls.rules.iter().any(|rule| {
+            rule.call.name() == **n && rule.arms.is_empty() && rule.otherwise != crate::policy::syscalls::Action::Allow
+        })
+    }));
+    r.lost_(
+        "processes the engine execs into the container (runc exec, crun exec, ctr task exec, kubectl exec) are held \
+         to the exact filter and Landlock",
+        format!(
+            "they do not start under {INIT}: only linux.seccomp applies, which allows {} calls the table decides \
+             otherwise ({}), and no Landlock ruleset; namespaces, id maps, capabilities, no_new_privs, cgroup \
+             limits and address programs do apply",
+            allowed.len(),
+            allowed.join(" ")
+        ),
+    );
+}
+
 fn network(r: &mut Report, policy: &Policy) {
     let net = &policy.network;
     let families = [("IPv4", net.ipv4.allowed), ("IPv6", net.ipv6.allowed)];
@@ -368,7 +391,7 @@ fn network(r: &mut Report, policy: &Policy) {
         ),
         (_, _, Some(i)) => r.kept(
             format!("the jail's interface holds exactly {:?}", i.addresses),
-            "a veth the createRuntime hook makes as sysjail up does (host end sjo + a hash of the container id, \
+            "a veth the createRuntime hook makes as sysjail up does (host end sjo + a hash of the bundle and container id, \
              in the engine's network namespace), gone with the container; under Kubernetes and Nomad the \
              network is the engine's (CNI) instead",
         ),

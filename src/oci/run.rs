@@ -45,6 +45,9 @@ pub enum RunError {
     /// The jail's veth could not be made or removed.
     #[error("veth: {0}")]
     Veth(std::io::Error),
+    /// The record of what the hooks made could not be kept.
+    #[error("{0}: {1}")]
+    Record(PathBuf, std::io::Error),
     /// A cgroup operation failed.
     #[error("{0}: {1}")]
     Cgroup(PathBuf, std::io::Error),
@@ -87,8 +90,26 @@ pub fn init(file: &Path, command: &[String]) -> Result<i32, RunError> {
         .map_err(|e| RunError::Exec(program.clone(), e))
 }
 
-/// The container's id and pid from the state a runtime gives a hook on stdin.
-fn state(stdin: &mut impl Read) -> Result<(String, i32), RunError> {
+/// What the runtime's state on stdin says of the container.
+struct State {
+    id: String,
+    pid: i32,
+    /// The bundle directory as the runtime holds it (containerd's own per
+    /// namespace and id): with the id, what tells containers apart.
+    bundle: String,
+}
+
+impl State {
+    /// The name of what the hooks make for this container: the veth's host
+    /// end, the unified cgroup, the record.
+    fn name(&self) -> String {
+        VethFile::host_name(&self.bundle, &self.id)
+    }
+}
+
+/// The container's id, pid and bundle from the state a runtime gives a
+/// hook on stdin.
+fn state(stdin: &mut impl Read) -> Result<State, RunError> {
     let mut text = String::new();
     stdin
         .read_to_string(&mut text)
@@ -100,7 +121,94 @@ fn state(stdin: &mut impl Read) -> Result<(String, i32), RunError> {
         return Err(RunError::State(format!("id {id:?} is not a plain name")));
     }
     let pid = v["pid"].as_i64().unwrap_or(0) as i32;
-    Ok((id, pid))
+    let bundle = v["bundle"].as_str().unwrap_or_default().to_string();
+    Ok(State { id, pid, bundle })
+}
+
+/// Root's directory of the hooks' records: which container made the veth
+/// and cgroup of a name, so that a poststop hook removes only its own.
+const RECORDS: &str = "/run/sysjail-oci";
+
+/// The records' directory, made if missing; refused unless root's and
+/// writable by no one else, and never through a link.
+fn records() -> Result<PathBuf, RunError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let dir = PathBuf::from(RECORDS);
+    let fail = |e| RunError::Record(dir.clone(), e);
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(fail(e)),
+        _ => {}
+    }
+    let meta = std::fs::symlink_metadata(&dir).map_err(fail)?;
+    if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
+        return Err(fail(std::io::Error::other(
+            "not a directory of root's that only root may enter",
+        )));
+    }
+    Ok(dir)
+}
+
+/// The container (init pid and its start time) a record names, if its
+/// init is still alive: then what the record covers is that container's.
+fn record_owner_alive(path: &Path) -> Result<Option<i32>, RunError> {
+    let text = match crate::sys::hostpath::read_small(path, 64) {
+        Ok(t) => t,
+        Err(e) if e.is_missing() => return Ok(None),
+        Err(e) => return Err(RunError::Record(path.into(), e.into_io())),
+    };
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    let (Some(Ok(pid)), Some(Ok(start))) = (fields.next(), fields.next()) else {
+        return Ok(None);
+    };
+    let pid = pid as i32;
+    Ok((crate::state::start_time(pid) == Some(start)).then_some(pid))
+}
+
+/// Claims `name` for the container whose init is `pid`: refused while
+/// another container that claimed it lives; a dead one's leftovers go.
+fn claim(name: &str, pid: i32) -> Result<(), RunError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = records()?.join(name);
+    if let Some(other) = record_owner_alive(&path)? {
+        return Err(RunError::Record(
+            path,
+            std::io::Error::other(format!(
+                "a running container (init pid {other}) of the same bundle and id holds this name"
+            )),
+        ));
+    }
+    release(name)?;
+    let start =
+        crate::state::start_time(pid).ok_or_else(|| RunError::State(format!("pid {pid} is not a live process")))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| RunError::Record(path.clone(), e))?;
+    writeln!(f, "{pid} {start}").map_err(|e| RunError::Record(path, e))
+}
+
+/// Removes the veth, cgroup and record of `name`.
+fn release(name: &str) -> Result<(), RunError> {
+    crate::sys::net::remove_veth(name).map_err(RunError::Veth)?;
+    if let Ok(v2) = unified() {
+        let dir = own(&v2, name);
+        if let Err(e) = std::fs::remove_dir(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(RunError::Cgroup(dir, e));
+        }
+        // The parent goes with the last container; another one's keeps it.
+        let _ = std::fs::remove_dir(v2.join(HOOK_CGROUP));
+    }
+    let path = PathBuf::from(RECORDS).join(name);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RunError::Record(path, e)),
+        _ => Ok(()),
+    }
 }
 
 /// The unified hierarchy's mount point.
@@ -108,9 +216,9 @@ fn unified() -> Result<PathBuf, RunError> {
     crate::sys::probe::probe().cgroup.v2.ok_or(RunError::NoCgroup2)
 }
 
-/// The cgroup of the hook's own, for container `id`.
-fn own(v2: &Path, id: &str) -> PathBuf {
-    v2.join(HOOK_CGROUP).join(id)
+/// The cgroup of the hook's own, for the container of `name` ([`State::name`]).
+fn own(v2: &Path, name: &str) -> PathBuf {
+    v2.join(HOOK_CGROUP).join(name)
 }
 
 /// `sysjail hook create-runtime FILE`, the `createRuntime` hook: creates a
@@ -124,9 +232,14 @@ fn own(v2: &Path, id: &str) -> PathBuf {
 /// pivot_root.
 pub fn hook_create_runtime(file: &Path, stdin: &mut impl Read) -> Result<(), RunError> {
     let init = load(file)?;
-    let (id, pid) = state(stdin)?;
+    let state = state(stdin)?;
+    let (name, pid) = (state.name(), state.pid);
+    if init.veth.is_none() && init.rewrite.is_none() {
+        return Ok(());
+    }
+    claim(&name, pid)?;
     if let Some(veth) = &init.veth {
-        let host = VethFile::host_name(&id);
+        let host = name.clone();
         let routes = veth.host_routes(&host);
         let (bridge, addresses) = (veth.bridge.as_deref(), &veth.host_addresses);
         crate::sys::net::create_veth(&host, &veth.peer, pid, bridge, addresses, &routes).map_err(RunError::Veth)?;
@@ -145,7 +258,7 @@ pub fn hook_create_runtime(file: &Path, stdin: &mut impl Read) -> Result<(), Run
     let dir = if facts.cgroup.v1.is_empty() && current != "/" && !current.is_empty() {
         v2.join(current.trim_start_matches('/'))
     } else {
-        let dir = own(&v2, &id);
+        let dir = own(&v2, &name);
         std::fs::create_dir_all(&dir).map_err(|e| RunError::Cgroup(dir.clone(), e))?;
         let procs = dir.join("cgroup.procs");
         std::fs::write(&procs, pid.to_string()).map_err(|e| RunError::Cgroup(procs, e))?;
@@ -156,24 +269,23 @@ pub fn hook_create_runtime(file: &Path, stdin: &mut impl Read) -> Result<(), Run
 
 /// `sysjail hook poststop FILE`, the `poststop` hook: removes the host end
 /// of the veth (if the kernel has not yet) and the cgroup the
-/// `createRuntime` hook made, if it made them.
+/// `createRuntime` hook made, if it made them: only when the record of
+/// their name shows that the container which made them is gone. A state
+/// naming a running container (another runtime root's of the same bundle
+/// and id, or a forged one) removes nothing.
 pub fn hook_poststop(file: &Path, stdin: &mut impl Read) -> Result<(), RunError> {
     let init = load(file)?;
-    let (id, _) = state(stdin)?;
-    if init.veth.is_some() {
-        crate::sys::net::remove_veth(&VethFile::host_name(&id)).map_err(RunError::Veth)?;
-    }
-    if init.rewrite.is_none() {
+    let name = state(stdin)?.name();
+    if init.veth.is_none() && init.rewrite.is_none() {
         return Ok(());
     }
-    let v2 = unified()?;
-    let dir = own(&v2, &id);
-    match std::fs::remove_dir(&dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RunError::Cgroup(dir, e)),
-        _ => {
-            // The parent goes with the last container; another one's keeps it.
-            let _ = std::fs::remove_dir(v2.join(HOOK_CGROUP));
-            Ok(())
-        }
+    let record = PathBuf::from(RECORDS).join(&name);
+    if std::fs::symlink_metadata(&record).is_err() {
+        // No createRuntime of this name claimed anything.
+        return Ok(());
     }
+    if record_owner_alive(&record)?.is_some() {
+        return Ok(());
+    }
+    release(&name)
 }

@@ -23,6 +23,13 @@ pub fn build(
         "readonlyPaths": read_only,
         "resources": resources(policy),
         "seccomp": serde_json::to_value(profile)?,
+        // Per bundle: by default runtimes name the cgroup after the
+        // container's id alone, which two runtime roots may share.
+        "cgroupsPath": format!(
+            "/{}{:016x}",
+            super::BUNDLE_CGROUP,
+            super::fnv(&[&options.bundle.to_string_lossy()])
+        ),
     });
     let mut spec = json!({
         "ociVersion": "1.0.2",

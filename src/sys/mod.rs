@@ -5,6 +5,7 @@
 //! command reads its definition files through [`definition`].
 
 pub mod bpf;
+pub mod bundle;
 pub mod definition;
 pub mod host;
 pub mod hostpath;
