@@ -172,6 +172,34 @@ fn run_in(ctx: &Ctx, engine: Engine, bundle: &Path, tag: &str, netns: Option<&st
     out
 }
 
+/// The bundle's probe answered each check as `sysjail up`'s did.
+fn same_answers(p: &Probe, up: &Probe, checks: &[&str]) -> TestResult {
+    for check in checks {
+        ensure(p.errno(check)? == up.errno(check)?, || {
+            format!(
+                "{check}: {} in the bundle, {} under sysjail up",
+                p.errno(check).unwrap(),
+                up.errno(check).unwrap()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The bundle's probe saw each fact as `sysjail up`'s did.
+fn same_facts(p: &Probe, up: &Probe, facts: &[&str]) -> TestResult {
+    for fact in facts {
+        ensure(p.fact(fact) == up.fact(fact), || {
+            format!(
+                "{fact}: {} in the bundle, {} under sysjail up",
+                p.fact(fact),
+                up.fact(fact)
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// Exports `file` with the probe as its command, runs it, and parses the report.
 fn probe(ctx: &Ctx, engine: Engine, file: &Path, checks: &[&str]) -> Result<Probe, String> {
     probe_in(ctx, engine, file, checks, None)
@@ -246,35 +274,23 @@ fn jail_promises(ctx: &Ctx, engine: Engine) -> TestResult {
     p.expect(&want)?;
     // The same answers and facts as `sysjail up` gives for the same jail.
     let up = ctx.probe(&file, &checks)?;
-    for check in &checks {
-        ensure(p.errno(check)? == up.errno(check)?, || {
-            format!(
-                "{check}: {} in the bundle, {} under sysjail up",
-                p.errno(check).unwrap(),
-                up.errno(check).unwrap()
-            )
-        })?;
-    }
-    for fact in [
-        "uid",
-        "gid",
-        "hostname",
-        "capeff",
-        "capprm",
-        "capbnd",
-        "capinh",
-        "capamb",
-        "nonewprivs",
-        "seccomp",
-    ] {
-        ensure(p.fact(fact) == up.fact(fact), || {
-            format!(
-                "{fact}: {} in the bundle, {} under sysjail up",
-                p.fact(fact),
-                up.fact(fact)
-            )
-        })?;
-    }
+    same_answers(&p, &up, &checks)?;
+    same_facts(
+        &p,
+        &up,
+        &[
+            "uid",
+            "gid",
+            "hostname",
+            "capeff",
+            "capprm",
+            "capbnd",
+            "capinh",
+            "capamb",
+            "nonewprivs",
+            "seccomp",
+        ],
+    )?;
     ensure(p.fact("hostname") == "oci.jail", || {
         format!("hostname {}", p.fact("hostname"))
     })?;
@@ -711,15 +727,11 @@ fn jail_user(ctx: &Ctx) -> TestResult {
         ("sethostname", libc::EPERM),
         ("i386-socket-packet", libc::EPROTONOSUPPORT),
     ])?;
-    for fact in ["uid", "gid", "groups", "capeff", "capprm", "capbnd", "nonewprivs"] {
-        ensure(p.fact(fact) == up.fact(fact), || {
-            format!(
-                "{fact}: {} in the bundle, {} under sysjail up",
-                p.fact(fact),
-                up.fact(fact)
-            )
-        })?;
-    }
+    same_facts(
+        &p,
+        &up,
+        &["uid", "gid", "groups", "capeff", "capprm", "capbnd", "nonewprivs"],
+    )?;
     ensure(p.fact("uid") == 65534 && p.fact("capeff") == "0000000000000000", || {
         format!("uid {} capeff {}", p.fact("uid"), p.fact("capeff"))
     })
@@ -768,15 +780,7 @@ fn jail_tree(ctx: &Ctx, engine: Engine) -> TestResult {
         ("i386-socket-packet", libc::EPROTONOSUPPORT),
     ])?;
     let up = ctx.probe(&file, &checks)?;
-    for check in checks {
-        ensure(p.errno(check)? == up.errno(check)?, || {
-            format!(
-                "{check}: {} in the bundle, {} under sysjail up",
-                p.errno(check).unwrap(),
-                up.errno(check).unwrap()
-            )
-        })?;
-    }
+    same_answers(&p, &up, &checks)?;
     ensure(p.fact("hostname") == "tree.jail" && p.fact("uid") == 0, || {
         format!("hostname {} uid {}", p.fact("hostname"), p.fact("uid"))
     })?;
