@@ -86,6 +86,11 @@ fn main() {
         &[Need::Root],
         lifecycle_sd_notify_ready_and_stopping,
     );
+    r.test(
+        "lifecycle_unsafe_owner_definition_is_refused_before_hooks",
+        &[Need::Root],
+        lifecycle_unsafe_owner_definition_is_refused_before_hooks,
+    );
     r.run()
 }
 
@@ -696,4 +701,88 @@ fn lifecycle_a_failed_restart_is_kept_as_history(ctx: &Ctx) -> TestResult {
         || format!("status: {s:#}"),
     )?;
     ended_and_cleared(ctx, &[sup])
+}
+
+fn lifecycle_unsafe_owner_definition_is_refused_before_hooks(ctx: &Ctx) -> TestResult {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    let marker = ctx.dir.join("pwned");
+    let hook = format!(
+        "[hooks]\nprestart = [[\"/bin/sh\", \"-c\", \"id > {}\"]]\n",
+        marker.display()
+    );
+    let mode = |p: &Path, m: u32| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+    // A definition in `dir` extending base.toml beside it, which holds the hook.
+    let layout = |dir: &Path, dir_mode: u32, base_owner: u32, base_mode: u32| {
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir_all(dir).unwrap();
+        let base = dir.join("base.toml");
+        fs::write(&base, format!("template = true\npath = \"/\"\n{hook}")).unwrap();
+        chown(&base, Some(base_owner), Some(base_owner)).unwrap();
+        mode(&base, base_mode);
+        let top = dir.join(format!("{}.toml", ctx.name));
+        fs::write(
+            &top,
+            format!(
+                "extends = \"base.toml\"\nname = \"{}\"\ncommand = [\"/bin/true\"]\n",
+                ctx.name
+            ),
+        )
+        .unwrap();
+        mode(&top, 0o644);
+        mode(dir, dir_mode);
+        top
+    };
+    let cases = [
+        ("a base owned by another user", 0o755, 65534, 0o644),
+        ("a base writable by others", 0o755, 0, 0o666),
+        ("a base writable by its group", 0o755, 0, 0o664),
+        ("a directory writable by others", 0o777, 0, 0o644),
+    ];
+    for (what, dir_mode, owner, base_mode) in cases {
+        let dir = ctx.dir.join("u");
+        let top = layout(&dir, dir_mode, owner, base_mode);
+        // `check` still lints it, and says nothing of its owner.
+        let mut c = ctx.sysjail(&["check"]);
+        c.arg(&top);
+        let check = run_bounded(c, Duration::from_secs(30));
+        ensure(
+            !text(&check.stderr).contains("file::unsafe-owner") && !text(&check.stdout).contains("file::unsafe-owner"),
+            || format!("{what}: check: {}{}", text(&check.stdout), text(&check.stderr)),
+        )?;
+        let out = up_b(ctx, &top, &["/bin/sleep", "300"]);
+        let err = text(&out.stderr);
+        ensure(
+            out.status.code() == Some(125) && err.contains("sysjail::file::unsafe-owner"),
+            || format!("{what}: up -b: {:?} {err}", out.status),
+        )?;
+        ensure(!marker.exists(), || format!("{what}: the hook ran as root"))?;
+        ensure(state_entries(ctx).is_empty(), || {
+            format!("{what}: left {:?}", state_entries(ctx))
+        })?;
+        ensure(cgroup_dirs(&ctx.name).is_empty(), || format!("{what}: cgroups left"))?;
+        // `selftest` launches too, and is refused the same way.
+        let mut c = ctx.sysjail(&["selftest"]);
+        c.arg(&top);
+        let st = run_bounded(c, Duration::from_secs(60));
+        ensure(
+            !st.status.success() && text(&st.stderr).contains("sysjail::file::unsafe-owner"),
+            || format!("{what}: selftest: {:?} {}", st.status, text(&st.stderr)),
+        )?;
+        ensure(!marker.exists(), || format!("{what}: selftest ran the hook"))?;
+    }
+    // A sticky directory writable by all, with files of root's: launched, as
+    // is the same tree in a directory of root's.
+    for dir_mode in [0o1777, 0o755] {
+        let dir = ctx.dir.join("u");
+        let top = layout(&dir, dir_mode, 0, 0o644);
+        let out = up_b(ctx, &top, &["/bin/sleep", "300"]);
+        ensure(out.status.success(), || {
+            format!("mode {dir_mode:o}: up -b: {:?} {}", out.status, text(&out.stderr))
+        })?;
+        let down = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(60));
+        ensure(down.status.success(), || format!("down: {}", text(&down.stderr)))?;
+        ensure(marker.exists(), || format!("mode {dir_mode:o}: the hook did not run"))?;
+        fs::remove_file(&marker).unwrap();
+    }
+    ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())
 }
