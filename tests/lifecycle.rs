@@ -91,6 +91,11 @@ fn main() {
         &[Need::Root],
         lifecycle_unsafe_owner_definition_is_refused_before_hooks,
     );
+    r.test(
+        "lifecycle_host_hooks_see_only_stdio",
+        &[Need::Root],
+        lifecycle_host_hooks_see_only_stdio,
+    );
     r.run()
 }
 
@@ -783,6 +788,31 @@ fn lifecycle_unsafe_owner_definition_is_refused_before_hooks(ctx: &Ctx) -> TestR
         ensure(down.status.success(), || format!("down: {}", text(&down.stderr)))?;
         ensure(marker.exists(), || format!("mode {dir_mode:o}: the hook did not run"))?;
         fs::remove_file(&marker).unwrap();
+    }
+    ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())
+}
+
+fn lifecycle_host_hooks_see_only_stdio(ctx: &Ctx) -> TestResult {
+    // `exec 1>` redirects without the copy of stdout dash keeps for a
+    // redirected command; ls then lists the shell's descriptors.
+    let pre = ctx.dir.join("prestart-fds");
+    let post = ctx.dir.join("poststop-fds");
+    let file = ctx.jail(&format!(
+        "[hooks]\nprestart = [[\"/bin/sh\", \"-c\", \"exec 1>{}; ls /proc/$$/fd\"]]\n\
+         poststop = [[\"/bin/sh\", \"-c\", \"exec 1>{}; ls /proc/$$/fd\"]]\n",
+        pre.display(),
+        post.display()
+    ));
+    let out = up_b(ctx, &file, &["/bin/sleep", "300"]);
+    ensure(out.status.success(), || {
+        format!("up -b: {:?} {}", out.status, text(&out.stderr))
+    })?;
+    let down = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(60));
+    ensure(down.status.success(), || format!("down: {}", text(&down.stderr)))?;
+    for f in [&pre, &post] {
+        ensure(fs::read_to_string(f).is_ok_and(|t| t == "0\n1\n2\n"), || {
+            format!("{}: {:?}", f.display(), fs::read_to_string(f))
+        })?;
     }
     ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())
 }
