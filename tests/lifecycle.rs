@@ -96,6 +96,11 @@ fn main() {
         &[Need::Root],
         lifecycle_host_hooks_see_only_stdio,
     );
+    r.test(
+        "lifecycle_relative_dirs_and_restart_keep_the_config_dir",
+        &[Need::Root],
+        lifecycle_relative_dirs_and_restart_keep_the_config_dir,
+    );
     r.run()
 }
 
@@ -815,4 +820,80 @@ fn lifecycle_host_hooks_see_only_stdio(ctx: &Ctx) -> TestResult {
         })?;
     }
     ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())
+}
+
+fn lifecycle_relative_dirs_and_restart_keep_the_config_dir(ctx: &Ctx) -> TestResult {
+    // From the test's directory, with relative --state-dir and --config-dir:
+    // `state` is the Ctx's own state directory, so its cleanup finds them.
+    let run = |args: &[&str], config: bool| {
+        let mut c = std::process::Command::new(support::bin());
+        c.current_dir(&ctx.dir).args(["--state-dir", "state"]);
+        if config {
+            c.args(["--config-dir", "conf"]);
+        }
+        c.args(args).env("NO_COLOR", "1").stdin(std::process::Stdio::null());
+        run_bounded(c, Duration::from_secs(60))
+    };
+    let dep = format!("{}-dep", ctx.name);
+    fs::create_dir_all(ctx.dir.join("conf")).unwrap();
+    fs::create_dir_all(ctx.dir.join("defs")).unwrap();
+    fs::write(
+        ctx.dir.join(format!("conf/{dep}.toml")),
+        format!("name = \"{dep}\"\npath = \"/\"\ncommand = [\"/bin/sleep\", \"300\"]\n"),
+    )
+    .unwrap();
+    // Found only through the config directory; ends by itself soon.
+    let def = format!("defs/{}.toml", ctx.name);
+    fs::write(
+        ctx.dir.join(&def),
+        format!(
+            "name = \"{}\"\npath = \"/\"\ndepend = [\"{dep}\"]\nstart-window = \"100ms\"\n\
+             command = [\"/bin/sleep\", \"1\"]\n",
+            ctx.name
+        ),
+    )
+    .unwrap();
+    let names = |out: &Output| -> Vec<String> {
+        serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|j| j["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    let out = run(&["up", "-b", &def], true);
+    ensure(out.status.success(), || {
+        format!("up -b: {:?} {}", out.status, text(&out.stderr))
+    })?;
+    ensure(ctx.state.join("lock").exists(), || {
+        "the state directory is not beside the caller".into()
+    })?;
+    let ls = run(&["ls", "--json"], false);
+    ensure(names(&ls).contains(&dep), || format!("ls: {}", text(&ls.stdout)))?;
+    let ended = wait_for(Duration::from_secs(20), || {
+        let s = run(&["status", &ctx.name, "--format", "json"], false);
+        serde_json::from_slice::<Value>(&s.stdout).is_ok_and(|s| s["state"] == "exited")
+    });
+    ensure(ended, || "the jail did not end".into())?;
+    let out = run(&["down", &dep], false);
+    ensure(out.status.success(), || format!("down dep: {}", text(&out.stderr)))?;
+    // `restart` of the ended jail, given no --config-dir: the dependency is
+    // found where the first `up` found it.
+    let out = run(&["restart", &ctx.name], false);
+    ensure(out.status.success(), || {
+        format!("restart: {:?} {}", out.status, text(&out.stderr))
+    })?;
+    let ls = run(&["ls", "--json"], false);
+    ensure(names(&ls).contains(&dep), || {
+        format!("ls after restart: {}", text(&ls.stdout))
+    })?;
+    for name in [&ctx.name, &dep] {
+        let out = run(&["down", name], false);
+        ensure(out.status.success(), || format!("down {name}: {}", text(&out.stderr)))?;
+    }
+    ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())?;
+    ensure(state_entries(ctx).is_empty(), || {
+        format!("left: {:?}", state_entries(ctx))
+    })
 }

@@ -51,7 +51,11 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    up.arg("--state-dir").arg(&dir).args(["up", "-b"]).arg(definition);
+    up.arg("--state-dir").arg(&dir);
+    if let Some(config) = &record.run.config_dir {
+        up.arg("--config-dir").arg(config);
+    }
+    up.args(["up", "-b"]).arg(definition);
     if let Some(cmd) = &record.run.command {
         up.arg("--").args(cmd);
     }

@@ -101,6 +101,10 @@ pub struct Run {
     /// The command given to `up` in place of the definition's, which
     /// `sysjail restart` of the ended jail gives again.
     pub command: Option<Vec<String>>,
+    /// The configuration directory `up` found dependencies in, which
+    /// `sysjail restart` of the ended jail gives again (older records have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_dir: Option<PathBuf>,
     /// How the last run ended.
     pub ended: Option<Ended>,
 }
