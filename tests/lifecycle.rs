@@ -101,6 +101,11 @@ fn main() {
         &[Need::Root],
         lifecycle_relative_dirs_and_restart_keep_the_config_dir,
     );
+    r.test(
+        "lifecycle_logs_reads_only_safe_bounded_logs",
+        &[Need::Root],
+        lifecycle_logs_reads_only_safe_bounded_logs,
+    );
     r.run()
 }
 
@@ -896,4 +901,75 @@ fn lifecycle_relative_dirs_and_restart_keep_the_config_dir(ctx: &Ctx) -> TestRes
     ensure(state_entries(ctx).is_empty(), || {
         format!("left: {:?}", state_entries(ctx))
     })
+}
+
+fn lifecycle_logs_reads_only_safe_bounded_logs(ctx: &Ctx) -> TestResult {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    // The log in a sticky directory anyone may write, as /tmp.
+    let sticky = ctx.dir.join("sticky");
+    fs::create_dir_all(&sticky).unwrap();
+    fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+    let log = sticky.join("x.log");
+    let old = sticky.join("x.log.1");
+    let file = ctx.jail(&format!("log = \"{}\"\nlog-size = \"64K\"\n", log.display()));
+    let out = up_b(
+        ctx,
+        &file,
+        &["/bin/sh", "-c", "echo real-one; echo real-two; exec sleep 300"],
+    );
+    ensure(out.status.success(), || format!("up -b: {}", text(&out.stderr)))?;
+    let logs = |extra: &[&str]| {
+        let mut args = vec!["logs", ctx.name.as_str()];
+        args.extend(extra);
+        run_bounded(ctx.sysjail(&args), Duration::from_secs(20))
+    };
+    ensure(
+        wait_for(Duration::from_secs(10), || text(&logs(&[]).stdout).contains("real-two")),
+        || format!("logs: {}", text(&logs(&[]).stdout)),
+    )?;
+    // Another user's NAME.1: not shown, and said so.
+    fs::write(&old, "FORGED by nobody\n").unwrap();
+    chown(&old, Some(65534), Some(65534)).unwrap();
+    for extra in [&[][..], &["-n", "5"][..]] {
+        let out = logs(extra);
+        let (o, e) = (text(&out.stdout), text(&out.stderr));
+        ensure(
+            out.status.success() && o.contains("real-one") && !o.contains("FORGED") && e.contains("owned by uid 65534"),
+            || format!("logs {extra:?}: {:?} {o} {e}", out.status),
+        )?;
+    }
+    // Root's, but writable by all: the same.
+    chown(&old, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&old, fs::Permissions::from_mode(0o666)).unwrap();
+    let out = logs(&[]);
+    ensure(!text(&out.stdout).contains("FORGED"), || {
+        format!("mode 666: {}", text(&out.stdout))
+    })?;
+    // A sparse rotated log of 3 GB: only its end is read, quickly.
+    fs::remove_file(&old).unwrap();
+    let f = fs::File::create(&old).unwrap();
+    fs::set_permissions(&old, fs::Permissions::from_mode(0o640)).unwrap();
+    f.set_len(3 << 30).unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        f.write_at(b"\nold-last\n", (3 << 30) - 10).unwrap();
+    }
+    drop(f);
+    let started = Instant::now();
+    let out = logs(&[]);
+    let o = &out.stdout;
+    ensure(
+        out.status.success() && o.len() < 2 << 20 && text(o).contains("old-last\nreal-one\nreal-two\n"),
+        || format!("sparse: {:?} {} bytes {}", out.status, o.len(), text(&out.stderr)),
+    )?;
+    let out = logs(&["-n", "3"]);
+    ensure(text(&out.stdout) == "old-last\nreal-one\nreal-two\n", || {
+        format!("-n 3: {:?}", text(&out.stdout))
+    })?;
+    ensure(started.elapsed() < Duration::from_secs(10), || {
+        format!("took {:?}", started.elapsed())
+    })?;
+    let down = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(60));
+    ensure(down.status.success(), || format!("down: {}", text(&down.stderr)))?;
+    ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())
 }

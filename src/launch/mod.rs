@@ -239,6 +239,7 @@ fn supervise(
             }
         };
         record.run.log = Logs::output_path(launch);
+        record.run.log_size = record.run.log.is_some().then_some(launch.jail.log_size.0);
         record.run.journal =
             matches!(&logs.output, Some(Sink::Journal(_))).then(|| supervisor::journal::identifier(&plan.name));
         record.run.command.clone_from(&launch.command);
