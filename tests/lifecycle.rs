@@ -889,10 +889,39 @@ fn lifecycle_relative_dirs_and_restart_keep_the_config_dir(ctx: &Ctx) -> TestRes
     ensure(out.status.success(), || {
         format!("restart: {:?} {}", out.status, text(&out.stderr))
     })?;
+    ensure(!text(&out.stderr).contains("changed since"), || {
+        format!("restart of an unchanged file: {}", text(&out.stderr))
+    })?;
     let ls = run(&["ls", "--json"], false);
     ensure(names(&ls).contains(&dep), || {
         format!("ls after restart: {}", text(&ls.stdout))
     })?;
+    // Edited since it started: said, and the file as it is now starts.
+    let ended = wait_for(Duration::from_secs(20), || {
+        let s = run(&["status", &ctx.name, "--format", "json"], false);
+        serde_json::from_slice::<Value>(&s.stdout).is_ok_and(|s| s["state"] == "exited")
+    });
+    ensure(ended, || "the restarted jail did not end".into())?;
+    let mut edited = fs::read_to_string(ctx.dir.join(&def)).unwrap();
+    edited.push_str("# edited\n");
+    fs::write(ctx.dir.join(&def), edited).unwrap();
+    let out = run(&["restart", &ctx.name], false);
+    ensure(
+        out.status.success() && text(&out.stderr).contains("changed since the jail started"),
+        || format!("restart of an edited file: {:?} {}", out.status, text(&out.stderr)),
+    )?;
+    // Handed to another user since: refused, as any launch of it would be.
+    let ended = wait_for(Duration::from_secs(20), || {
+        let s = run(&["status", &ctx.name, "--format", "json"], false);
+        serde_json::from_slice::<Value>(&s.stdout).is_ok_and(|s| s["state"] == "exited")
+    });
+    ensure(ended, || "the restarted jail did not end".into())?;
+    std::os::unix::fs::chown(ctx.dir.join(&def), Some(65534), Some(65534)).unwrap();
+    let out = run(&["restart", &ctx.name], false);
+    ensure(
+        out.status.code() == Some(125) && text(&out.stderr).contains("sysjail::file::unsafe-owner"),
+        || format!("restart of another user's file: {:?} {}", out.status, text(&out.stderr)),
+    )?;
     for name in [&ctx.name, &dep] {
         let out = run(&["down", name], false);
         ensure(out.status.success(), || format!("down {name}: {}", text(&out.stderr)))?;
