@@ -785,6 +785,37 @@ fn lifecycle_unsafe_owner_definition_is_refused_before_hooks(ctx: &Ctx) -> TestR
         )?;
         ensure(!marker.exists(), || format!("{what}: selftest ran the hook"))?;
     }
+    // A dependency, found beside the definition, handed to another user:
+    // the launch of the set is refused before anything of either starts.
+    let dir = ctx.dir.join("deps");
+    fs::create_dir_all(&dir).unwrap();
+    let dep = format!("{}-dep", ctx.name);
+    let dep_file = dir.join(format!("{dep}.toml"));
+    fs::write(
+        &dep_file,
+        format!("name = \"{dep}\"\npath = \"/\"\ncommand = [\"/bin/sleep\", \"300\"]\n{hook}"),
+    )
+    .unwrap();
+    chown(&dep_file, Some(65534), Some(65534)).unwrap();
+    let top = dir.join(format!("{}.toml", ctx.name));
+    fs::write(
+        &top,
+        format!(
+            "name = \"{}\"\npath = \"/\"\ncommand = [\"/bin/true\"]\ndepend = [\"{dep}\"]\n",
+            ctx.name
+        ),
+    )
+    .unwrap();
+    let out = up_b(ctx, &top, &["/bin/sleep", "300"]);
+    let err = text(&out.stderr);
+    ensure(
+        out.status.code() == Some(125) && err.contains("sysjail::file::unsafe-owner"),
+        || format!("dependency: up -b: {:?} {err}", out.status),
+    )?;
+    ensure(!marker.exists(), || "the dependency's hook ran as root".into())?;
+    ensure(state_entries(ctx).is_empty(), || {
+        format!("dependency: left {:?}", state_entries(ctx))
+    })?;
     // A sticky directory writable by all, with files of root's: launched, as
     // is the same tree in a directory of root's.
     for dir_mode in [0o1777, 0o755] {
