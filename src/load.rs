@@ -11,7 +11,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::config::{self, Files, HostFiles, Loaded, RawJail};
+use crate::config::{self, Files, HostFiles, LaunchFiles, Loaded, RawJail};
 use crate::diag::{self, Code, Diagnostic, FileId, Omitted, Severity, SourceMap, Span};
 use crate::model::{self, IdRef, Identity, Jail};
 use crate::plan::DiskIds;
@@ -237,7 +237,7 @@ pub fn load(path: &Path) -> Result<Definition, Rejected> {
 /// `up --no-idmap`.
 pub fn load_for_launch(path: &Path, idmap: bool) -> Result<Definition, Rejected> {
     let mut sources = SourceMap::new();
-    let loaded = config::load(path, &mut sources, &HostFiles);
+    let loaded = config::load(path, &mut sources, &LaunchFiles);
     finish(loaded, sources, Some(idmap))
 }
 
@@ -248,10 +248,12 @@ pub fn load_for_launch(path: &Path, idmap: bool) -> Result<Definition, Rejected>
 /// [`config::load_listed`] does: a link is refused unread.
 pub fn load_member(path: &Path, idmap: Option<bool>, skip_template: bool) -> Result<Option<Definition>, Rejected> {
     let mut sources = SourceMap::new();
+    // A launch reads only files safe from other users; `down` reads any.
+    let files: &dyn Files = if idmap.is_some() { &LaunchFiles } else { &HostFiles };
     let loaded = if skip_template {
-        config::load_listed(path, &mut sources, &HostFiles)
+        config::load_listed(path, &mut sources, files)
     } else {
-        config::load(path, &mut sources, &HostFiles)
+        config::load(path, &mut sources, files)
     };
     if skip_template
         && loaded

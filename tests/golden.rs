@@ -143,6 +143,7 @@ fn launch_plans_of_every_example() {
             registry: registry.clone(),
             log_denials: None,
             no_idmap: false,
+            config_dir: None,
             stdio: None,
         };
         let facts = sysjail::facts::HostFacts::example();

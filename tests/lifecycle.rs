@@ -86,6 +86,26 @@ fn main() {
         &[Need::Root],
         lifecycle_sd_notify_ready_and_stopping,
     );
+    r.test(
+        "lifecycle_unsafe_owner_definition_is_refused_before_hooks",
+        &[Need::Root],
+        lifecycle_unsafe_owner_definition_is_refused_before_hooks,
+    );
+    r.test(
+        "lifecycle_host_hooks_see_only_stdio",
+        &[Need::Root],
+        lifecycle_host_hooks_see_only_stdio,
+    );
+    r.test(
+        "lifecycle_relative_dirs_and_restart_keep_the_config_dir",
+        &[Need::Root],
+        lifecycle_relative_dirs_and_restart_keep_the_config_dir,
+    );
+    r.test(
+        "lifecycle_logs_reads_only_safe_bounded_logs",
+        &[Need::Root],
+        lifecycle_logs_reads_only_safe_bounded_logs,
+    );
     r.run()
 }
 
@@ -697,4 +717,320 @@ fn lifecycle_a_failed_restart_is_kept_as_history(ctx: &Ctx) -> TestResult {
         || format!("status: {s:#}"),
     )?;
     ended_and_cleared(ctx, &[sup])
+}
+
+fn lifecycle_unsafe_owner_definition_is_refused_before_hooks(ctx: &Ctx) -> TestResult {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    let marker = ctx.dir.join("pwned");
+    let hook = format!(
+        "[hooks]\nprestart = [[\"/bin/sh\", \"-c\", \"id > {}\"]]\n",
+        marker.display()
+    );
+    let mode = |p: &Path, m: u32| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+    // A definition in `dir` extending base.toml beside it, which holds the hook.
+    let layout = |dir: &Path, dir_mode: u32, base_owner: u32, base_mode: u32| {
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir_all(dir).unwrap();
+        let base = dir.join("base.toml");
+        fs::write(&base, format!("template = true\npath = \"/\"\n{hook}")).unwrap();
+        chown(&base, Some(base_owner), Some(base_owner)).unwrap();
+        mode(&base, base_mode);
+        let top = dir.join(format!("{}.toml", ctx.name));
+        fs::write(
+            &top,
+            format!(
+                "extends = \"base.toml\"\nname = \"{}\"\ncommand = [\"/bin/true\"]\n",
+                ctx.name
+            ),
+        )
+        .unwrap();
+        mode(&top, 0o644);
+        mode(dir, dir_mode);
+        top
+    };
+    let cases = [
+        ("a base owned by another user", 0o755, 65534, 0o644),
+        ("a base writable by others", 0o755, 0, 0o666),
+        ("a base writable by its group", 0o755, 0, 0o664),
+        ("a directory writable by others", 0o777, 0, 0o644),
+    ];
+    for (what, dir_mode, owner, base_mode) in cases {
+        let dir = ctx.dir.join("u");
+        let top = layout(&dir, dir_mode, owner, base_mode);
+        // `check` still lints it, and says nothing of its owner.
+        let mut c = ctx.sysjail(&["check"]);
+        c.arg(&top);
+        let check = run_bounded(c, Duration::from_secs(30));
+        ensure(
+            !text(&check.stderr).contains("file::unsafe-owner") && !text(&check.stdout).contains("file::unsafe-owner"),
+            || format!("{what}: check: {}{}", text(&check.stdout), text(&check.stderr)),
+        )?;
+        let out = up_b(ctx, &top, &["/bin/sleep", "300"]);
+        let err = text(&out.stderr);
+        ensure(
+            out.status.code() == Some(125) && err.contains("sysjail::file::unsafe-owner"),
+            || format!("{what}: up -b: {:?} {err}", out.status),
+        )?;
+        ensure(!marker.exists(), || format!("{what}: the hook ran as root"))?;
+        ensure(state_entries(ctx).is_empty(), || {
+            format!("{what}: left {:?}", state_entries(ctx))
+        })?;
+        ensure(cgroup_dirs(&ctx.name).is_empty(), || format!("{what}: cgroups left"))?;
+        // `selftest` launches too, and is refused the same way.
+        let mut c = ctx.sysjail(&["selftest"]);
+        c.arg(&top);
+        let st = run_bounded(c, Duration::from_secs(60));
+        ensure(
+            !st.status.success() && text(&st.stderr).contains("sysjail::file::unsafe-owner"),
+            || format!("{what}: selftest: {:?} {}", st.status, text(&st.stderr)),
+        )?;
+        ensure(!marker.exists(), || format!("{what}: selftest ran the hook"))?;
+    }
+    // A dependency, found beside the definition, handed to another user:
+    // the launch of the set is refused before anything of either starts.
+    let dir = ctx.dir.join("deps");
+    fs::create_dir_all(&dir).unwrap();
+    let dep = format!("{}-dep", ctx.name);
+    let dep_file = dir.join(format!("{dep}.toml"));
+    fs::write(
+        &dep_file,
+        format!("name = \"{dep}\"\npath = \"/\"\ncommand = [\"/bin/sleep\", \"300\"]\n{hook}"),
+    )
+    .unwrap();
+    chown(&dep_file, Some(65534), Some(65534)).unwrap();
+    let top = dir.join(format!("{}.toml", ctx.name));
+    fs::write(
+        &top,
+        format!(
+            "name = \"{}\"\npath = \"/\"\ncommand = [\"/bin/true\"]\ndepend = [\"{dep}\"]\n",
+            ctx.name
+        ),
+    )
+    .unwrap();
+    let out = up_b(ctx, &top, &["/bin/sleep", "300"]);
+    let err = text(&out.stderr);
+    ensure(
+        out.status.code() == Some(125) && err.contains("sysjail::file::unsafe-owner"),
+        || format!("dependency: up -b: {:?} {err}", out.status),
+    )?;
+    ensure(!marker.exists(), || "the dependency's hook ran as root".into())?;
+    ensure(state_entries(ctx).is_empty(), || {
+        format!("dependency: left {:?}", state_entries(ctx))
+    })?;
+    // A sticky directory writable by all, with files of root's: launched, as
+    // is the same tree in a directory of root's.
+    for dir_mode in [0o1777, 0o755] {
+        let dir = ctx.dir.join("u");
+        let top = layout(&dir, dir_mode, 0, 0o644);
+        let out = up_b(ctx, &top, &["/bin/sleep", "300"]);
+        ensure(out.status.success(), || {
+            format!("mode {dir_mode:o}: up -b: {:?} {}", out.status, text(&out.stderr))
+        })?;
+        let down = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(60));
+        ensure(down.status.success(), || format!("down: {}", text(&down.stderr)))?;
+        ensure(marker.exists(), || format!("mode {dir_mode:o}: the hook did not run"))?;
+        fs::remove_file(&marker).unwrap();
+    }
+    ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())
+}
+
+fn lifecycle_host_hooks_see_only_stdio(ctx: &Ctx) -> TestResult {
+    // `exec 1>` redirects without the copy of stdout dash keeps for a
+    // redirected command; ls then lists the shell's descriptors.
+    let pre = ctx.dir.join("prestart-fds");
+    let post = ctx.dir.join("poststop-fds");
+    let file = ctx.jail(&format!(
+        "[hooks]\nprestart = [[\"/bin/sh\", \"-c\", \"exec 1>{}; ls /proc/$$/fd\"]]\n\
+         poststop = [[\"/bin/sh\", \"-c\", \"exec 1>{}; ls /proc/$$/fd\"]]\n",
+        pre.display(),
+        post.display()
+    ));
+    let out = up_b(ctx, &file, &["/bin/sleep", "300"]);
+    ensure(out.status.success(), || {
+        format!("up -b: {:?} {}", out.status, text(&out.stderr))
+    })?;
+    let down = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(60));
+    ensure(down.status.success(), || format!("down: {}", text(&down.stderr)))?;
+    for f in [&pre, &post] {
+        ensure(fs::read_to_string(f).is_ok_and(|t| t == "0\n1\n2\n"), || {
+            format!("{}: {:?}", f.display(), fs::read_to_string(f))
+        })?;
+    }
+    ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())
+}
+
+fn lifecycle_relative_dirs_and_restart_keep_the_config_dir(ctx: &Ctx) -> TestResult {
+    // From the test's directory, with relative --state-dir and --config-dir:
+    // `state` is the Ctx's own state directory, so its cleanup finds them.
+    let run = |args: &[&str], config: bool| {
+        let mut c = std::process::Command::new(support::bin());
+        c.current_dir(&ctx.dir).args(["--state-dir", "state"]);
+        if config {
+            c.args(["--config-dir", "conf"]);
+        }
+        c.args(args).env("NO_COLOR", "1").stdin(std::process::Stdio::null());
+        run_bounded(c, Duration::from_secs(60))
+    };
+    let dep = format!("{}-dep", ctx.name);
+    fs::create_dir_all(ctx.dir.join("conf")).unwrap();
+    fs::create_dir_all(ctx.dir.join("defs")).unwrap();
+    fs::write(
+        ctx.dir.join(format!("conf/{dep}.toml")),
+        format!("name = \"{dep}\"\npath = \"/\"\ncommand = [\"/bin/sleep\", \"300\"]\n"),
+    )
+    .unwrap();
+    // Found only through the config directory; ends by itself soon.
+    let def = format!("defs/{}.toml", ctx.name);
+    fs::write(
+        ctx.dir.join(&def),
+        format!(
+            "name = \"{}\"\npath = \"/\"\ndepend = [\"{dep}\"]\nstart-window = \"100ms\"\n\
+             command = [\"/bin/sleep\", \"1\"]\n",
+            ctx.name
+        ),
+    )
+    .unwrap();
+    let names = |out: &Output| -> Vec<String> {
+        serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|j| j["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    let out = run(&["up", "-b", &def], true);
+    ensure(out.status.success(), || {
+        format!("up -b: {:?} {}", out.status, text(&out.stderr))
+    })?;
+    ensure(ctx.state.join("lock").exists(), || {
+        "the state directory is not beside the caller".into()
+    })?;
+    let ls = run(&["ls", "--json"], false);
+    ensure(names(&ls).contains(&dep), || format!("ls: {}", text(&ls.stdout)))?;
+    let ended = wait_for(Duration::from_secs(20), || {
+        let s = run(&["status", &ctx.name, "--format", "json"], false);
+        serde_json::from_slice::<Value>(&s.stdout).is_ok_and(|s| s["state"] == "exited")
+    });
+    ensure(ended, || "the jail did not end".into())?;
+    let out = run(&["down", &dep], false);
+    ensure(out.status.success(), || format!("down dep: {}", text(&out.stderr)))?;
+    // `restart` of the ended jail, given no --config-dir: the dependency is
+    // found where the first `up` found it.
+    let out = run(&["restart", &ctx.name], false);
+    ensure(out.status.success(), || {
+        format!("restart: {:?} {}", out.status, text(&out.stderr))
+    })?;
+    ensure(!text(&out.stderr).contains("changed since"), || {
+        format!("restart of an unchanged file: {}", text(&out.stderr))
+    })?;
+    let ls = run(&["ls", "--json"], false);
+    ensure(names(&ls).contains(&dep), || {
+        format!("ls after restart: {}", text(&ls.stdout))
+    })?;
+    // Edited since it started: said, and the file as it is now starts.
+    let ended = wait_for(Duration::from_secs(20), || {
+        let s = run(&["status", &ctx.name, "--format", "json"], false);
+        serde_json::from_slice::<Value>(&s.stdout).is_ok_and(|s| s["state"] == "exited")
+    });
+    ensure(ended, || "the restarted jail did not end".into())?;
+    let mut edited = fs::read_to_string(ctx.dir.join(&def)).unwrap();
+    edited.push_str("# edited\n");
+    fs::write(ctx.dir.join(&def), edited).unwrap();
+    let out = run(&["restart", &ctx.name], false);
+    ensure(
+        out.status.success() && text(&out.stderr).contains("changed since the jail started"),
+        || format!("restart of an edited file: {:?} {}", out.status, text(&out.stderr)),
+    )?;
+    // Handed to another user since: refused, as any launch of it would be.
+    let ended = wait_for(Duration::from_secs(20), || {
+        let s = run(&["status", &ctx.name, "--format", "json"], false);
+        serde_json::from_slice::<Value>(&s.stdout).is_ok_and(|s| s["state"] == "exited")
+    });
+    ensure(ended, || "the restarted jail did not end".into())?;
+    std::os::unix::fs::chown(ctx.dir.join(&def), Some(65534), Some(65534)).unwrap();
+    let out = run(&["restart", &ctx.name], false);
+    ensure(
+        out.status.code() == Some(125) && text(&out.stderr).contains("sysjail::file::unsafe-owner"),
+        || format!("restart of another user's file: {:?} {}", out.status, text(&out.stderr)),
+    )?;
+    for name in [&ctx.name, &dep] {
+        let out = run(&["down", name], false);
+        ensure(out.status.success(), || format!("down {name}: {}", text(&out.stderr)))?;
+    }
+    ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())?;
+    ensure(state_entries(ctx).is_empty(), || {
+        format!("left: {:?}", state_entries(ctx))
+    })
+}
+
+fn lifecycle_logs_reads_only_safe_bounded_logs(ctx: &Ctx) -> TestResult {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    // The log in a sticky directory anyone may write, as /tmp.
+    let sticky = ctx.dir.join("sticky");
+    fs::create_dir_all(&sticky).unwrap();
+    fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+    let log = sticky.join("x.log");
+    let old = sticky.join("x.log.1");
+    let file = ctx.jail(&format!("log = \"{}\"\nlog-size = \"64K\"\n", log.display()));
+    let out = up_b(
+        ctx,
+        &file,
+        &["/bin/sh", "-c", "echo real-one; echo real-two; exec sleep 300"],
+    );
+    ensure(out.status.success(), || format!("up -b: {}", text(&out.stderr)))?;
+    let logs = |extra: &[&str]| {
+        let mut args = vec!["logs", ctx.name.as_str()];
+        args.extend(extra);
+        run_bounded(ctx.sysjail(&args), Duration::from_secs(20))
+    };
+    ensure(
+        wait_for(Duration::from_secs(10), || text(&logs(&[]).stdout).contains("real-two")),
+        || format!("logs: {}", text(&logs(&[]).stdout)),
+    )?;
+    // Another user's NAME.1: not shown, and said so.
+    fs::write(&old, "FORGED by nobody\n").unwrap();
+    chown(&old, Some(65534), Some(65534)).unwrap();
+    for extra in [&[][..], &["-n", "5"][..]] {
+        let out = logs(extra);
+        let (o, e) = (text(&out.stdout), text(&out.stderr));
+        ensure(
+            out.status.success() && o.contains("real-one") && !o.contains("FORGED") && e.contains("owned by uid 65534"),
+            || format!("logs {extra:?}: {:?} {o} {e}", out.status),
+        )?;
+    }
+    // Root's, but writable by all: the same.
+    chown(&old, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&old, fs::Permissions::from_mode(0o666)).unwrap();
+    let out = logs(&[]);
+    ensure(!text(&out.stdout).contains("FORGED"), || {
+        format!("mode 666: {}", text(&out.stdout))
+    })?;
+    // A sparse rotated log of 3 GB: only its end is read, quickly.
+    fs::remove_file(&old).unwrap();
+    let f = fs::File::create(&old).unwrap();
+    fs::set_permissions(&old, fs::Permissions::from_mode(0o640)).unwrap();
+    f.set_len(3 << 30).unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        f.write_at(b"\nold-last\n", (3 << 30) - 10).unwrap();
+    }
+    drop(f);
+    let started = Instant::now();
+    let out = logs(&[]);
+    let o = &out.stdout;
+    ensure(
+        out.status.success() && o.len() < 2 << 20 && text(o).contains("old-last\nreal-one\nreal-two\n"),
+        || format!("sparse: {:?} {} bytes {}", out.status, o.len(), text(&out.stderr)),
+    )?;
+    let out = logs(&["-n", "3"]);
+    ensure(text(&out.stdout) == "old-last\nreal-one\nreal-two\n", || {
+        format!("-n 3: {:?}", text(&out.stdout))
+    })?;
+    ensure(started.elapsed() < Duration::from_secs(10), || {
+        format!("took {:?}", started.elapsed())
+    })?;
+    let down = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(60));
+    ensure(down.status.success(), || format!("down: {}", text(&down.stderr)))?;
+    ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())
 }

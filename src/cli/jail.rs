@@ -123,6 +123,7 @@ pub fn run(args: Args, argv0: &str, state_dir: Option<PathBuf>) -> ExitCode {
         registry,
         log_denials: None,
         no_idmap: false,
+        config_dir: None,
         stdio: None,
     };
     super::up::finish(launch::up(launch), "jail")

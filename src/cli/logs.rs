@@ -43,7 +43,11 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         None => dir.join(Registry::log_name(&args.jail)),
     };
     let name = record.as_ref().map_or(args.jail.clone(), |r| r.name.clone());
-    match print(&path, args.lines, args.follow.then_some(name.as_str()), &dir) {
+    let cap = record
+        .as_ref()
+        .and_then(|r| r.run.log_size)
+        .unwrap_or(sysjail::model::DEFAULT_LOG_SIZE.0);
+    match print(&path, args.lines, args.follow.then_some(name.as_str()), &dir, cap) {
         Ok(()) => ExitCode::SUCCESS,
         // `logs | head`: the reader is gone, which is no error of ours.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -73,12 +77,32 @@ fn journal(identifier: &str, args: &Args) -> ExitCode {
     }
 }
 
-/// Opens a log without following a link at its name.
+/// Opens a log to read: never through a link at its name, never blocking on
+/// a FIFO, and only a regular file of root's or the caller's that no one
+/// else can write, with one name, as the supervisor writes it. Anyone else's
+/// file there (a NAME.1 planted in a sticky directory) would be forged lines.
 fn open(path: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    // fstat of what was opened, not a second look-up of the path.
+    let meta = file.metadata()?;
+    let euid = nix::unistd::geteuid().as_raw();
+    let refuse = |why: String| Err(io::Error::other(format!("{why}: not a log sysjail wrote")));
+    if !meta.file_type().is_file() {
+        return refuse("not a regular file".into());
+    }
+    if meta.uid() != 0 && meta.uid() != euid {
+        return refuse(format!("owned by uid {}", meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refuse(format!("writable by other users (mode {:o})", meta.mode() & 0o7777));
+    }
+    if meta.nlink() != 1 {
+        return refuse(format!("{} names (hard links)", meta.nlink()));
+    }
+    Ok(file)
 }
 
 fn rotated(path: &Path) -> PathBuf {
@@ -87,19 +111,76 @@ fn rotated(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Prints the log (its rotated part first), or its last `lines` lines; with
-/// `follow`, what is appended too while jail `follow` runs.
-fn print(path: &Path, lines: Option<usize>, follow: Option<&str>, dir: &Path) -> io::Result<()> {
-    let mut text = Vec::new();
-    if let Ok(mut old) = open(&rotated(path)) {
-        old.read_to_end(&mut text)?;
+/// What a log may hold beyond its cap: the supervisor rotates before a
+/// write, so a log exceeds its cap by at most one write.
+const SLACK: u64 = 1 << 20;
+
+/// Reads `file` from the end: its last `lines` lines, or all of it without
+/// a count, but never more than its last `bound` bytes (a line cut there is
+/// dropped), in chunks, so a huge or sparse file costs no more than that.
+/// Gives the text and the file's size when it was read.
+fn read_tail(file: &File, lines: Option<usize>, bound: u64) -> io::Result<(Vec<u8>, u64)> {
+    use std::os::unix::fs::FileExt;
+    const CHUNK: u64 = 64 << 10;
+    let size = file.metadata()?.len();
+    let floor = size.saturating_sub(bound);
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    let mut newlines = 0;
+    let mut pos = size;
+    while pos > floor {
+        let len = CHUNK.min(pos - floor);
+        pos -= len;
+        let mut chunk = vec![0; len as usize];
+        let mut got = 0;
+        while got < chunk.len() {
+            match file.read_at(&mut chunk[got..], pos + got as u64)? {
+                // Truncated under us: what is there is all there is.
+                0 => break,
+                n => got += n,
+            }
+        }
+        chunk.truncate(got);
+        newlines += chunk.iter().filter(|&&b| b == b'\n').count();
+        chunks.push(chunk);
+        // One more line end than wanted: the line before the first is whole.
+        if lines.is_some_and(|n| newlines > n) {
+            break;
+        }
     }
+    let mut text: Vec<u8> = chunks.into_iter().rev().flatten().collect();
+    if pos > 0 && lines.is_none_or(|n| newlines <= n) {
+        // Cut at the bound: the partial first line goes.
+        let keep = text.iter().position(|&b| b == b'\n').map_or(text.len(), |i| i + 1);
+        text.drain(..keep);
+    }
+    let text = tail(&text, lines).to_vec();
+    Ok((text, size))
+}
+
+/// Prints the log (its rotated part first), or its last `lines` lines; with
+/// `follow`, what is appended too while jail `follow` runs. Of each file, at
+/// most the last `cap` bytes (the log's size, and a write) are read.
+fn print(path: &Path, lines: Option<usize>, follow: Option<&str>, dir: &Path, cap: u64) -> io::Result<()> {
+    let bound = cap.saturating_add(SLACK);
     let mut file = open(path)?;
-    file.read_to_end(&mut text)?;
+    let (current, size) = read_tail(&file, lines, bound)?;
+    let have =
+        current.iter().filter(|&&b| b == b'\n').count() + usize::from(!current.ends_with(b"\n") && !current.is_empty());
+    let mut text = Vec::new();
+    if lines.is_none_or(|n| have < n) {
+        match open(&rotated(path)) {
+            Ok(old) => text = read_tail(&old, lines.map(|n| n - have), bound)?.0,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            // What another user may have put there is not shown.
+            Err(e) => sysjail::eprintln_lossy!("sysjail logs: {}: {e}; skipped", rotated(path).display()),
+        }
+    }
+    text.extend_from_slice(&current);
     let mut out = io::stdout().lock();
-    out.write_all(tail(&text, lines))?;
+    out.write_all(&text)?;
     out.flush()?;
     let Some(jail) = follow else { return Ok(()) };
+    file.seek(SeekFrom::Start(size))?;
     let mut inode = file.metadata()?.ino();
     loop {
         let running = sysjail::jails::find(dir, jail).is_ok_and(|r| !r.ended());
@@ -150,7 +231,29 @@ fn tail(text: &[u8], lines: Option<usize>) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
-    use super::tail;
+    use super::{read_tail, tail};
+
+    #[test]
+    fn read_tail_reads_from_the_end_within_the_bound() {
+        let path = std::env::temp_dir().join(format!("sysjail-logtail-{}", std::process::id()));
+        // Lines across many 64 KiB chunks.
+        let text: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, &text).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let (last, size) = read_tail(&file, Some(3), u64::MAX).unwrap();
+        assert_eq!(last, b"line 99997\nline 99998\nline 99999\n");
+        assert_eq!(size, text.len() as u64);
+        let (all, _) = read_tail(&file, None, u64::MAX).unwrap();
+        assert_eq!(all, text.as_bytes());
+        // A bound in the middle of a line: that line is left out.
+        let (bounded, _) = read_tail(&file, None, 15).unwrap();
+        assert_eq!(bounded, b"line 99999\n");
+        let (bounded, _) = read_tail(&file, Some(5), 15).unwrap();
+        assert_eq!(bounded, b"line 99999\n");
+        let (none, _) = read_tail(&file, Some(0), u64::MAX).unwrap();
+        assert_eq!(none, b"");
+        std::fs::remove_file(&path).unwrap();
+    }
 
     #[test]
     fn tail_gives_the_last_lines() {

@@ -154,10 +154,19 @@ pub fn main() -> ExitCode {
     if let Some(code) = names::main(&argv) {
         return code;
     }
-    let cli = match Cli::try_parse_from(&argv) {
+    let mut cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) => return usage(&e, &argv),
     };
+    // Relative to the caller's directory, now: the supervisor of a jail
+    // works from `/`, and `restart` passes them on.
+    for dir in [&mut cli.global.state_dir, &mut cli.global.config_dir] {
+        if let Some(d) = dir.as_mut()
+            && let Ok(abs) = std::path::absolute(&*d)
+        {
+            *d = abs;
+        }
+    }
     log::init(cli.global.debug);
     match cli.command {
         Command::Check(args) => check::run(args, &cli.global),

@@ -42,6 +42,17 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         );
         return ExitCode::FAILURE;
     };
+    // The file as it is now is what starts (under the owner rule of every
+    // launch); an edit since the jail started is said, not silently taken.
+    if let Ok(now) = sysjail::load::load(definition)
+        && format!("{:016x}", now.digest) != record.digest
+    {
+        sysjail::eprintln_lossy!(
+            "sysjail restart: {}: {} changed since the jail started; starting it as it is now",
+            record.name,
+            definition.display()
+        );
+    }
     // `up -b` of the recorded definition and command, as a fresh launch:
     // it replaces the history record, and reports as `up -b` does.
     let mut up = match std::env::current_exe() {
@@ -51,7 +62,11 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    up.arg("--state-dir").arg(&dir).args(["up", "-b"]).arg(definition);
+    up.arg("--state-dir").arg(&dir);
+    if let Some(config) = &record.run.config_dir {
+        up.arg("--config-dir").arg(config);
+    }
+    up.args(["up", "-b"]).arg(definition);
     if let Some(cmd) = &record.run.command {
         up.arg("--").args(cmd);
     }

@@ -210,6 +210,7 @@ fn launch_of(member: Member, args: &Args, global: &super::Global, background: bo
         registry,
         log_denials: args.log_denials.clone().filter(|_| given),
         no_idmap: args.no_idmap,
+        config_dir: Some(global.config_dir()),
         stdio: None,
     })
 }

@@ -34,6 +34,10 @@ pub enum FileError {
     /// A path that leaves the directory it must stay beneath.
     #[error("it is outside the directory of the definition")]
     Outside,
+    /// A file that a launch would read, but that a user other than root or
+    /// the caller owns or can change, or whose directory such a user can change.
+    #[error("{0}; a file a launch reads must be safe from other users")]
+    UnsafeOwner(String),
     /// Not UTF-8, so not TOML.
     #[error("it is not UTF-8 text")]
     NotUtf8,
@@ -81,6 +85,29 @@ impl Files for HostFiles {
     }
     fn read_untrusted(&self, path: &Path) -> Result<String, FileError> {
         crate::sys::hostpath::read_small(path, super::USER_DATABASE_LIMIT).map_err(|e| FileError::Io(e.into_io()))
+    }
+}
+
+/// The host's file system for a launch (`up`, `selftest`): as [`HostFiles`],
+/// but a file, and every directory above it, must be owned by root or the
+/// caller and writable by no one else (a sticky directory excepted), since
+/// what a definition says (hooks, writable binds) is done as the caller.
+pub struct LaunchFiles;
+
+impl Files for LaunchFiles {
+    fn read(&self, path: &Path, limit: u64) -> Result<String, FileError> {
+        let bytes = crate::sys::definition::read_as(path, limit, crate::sys::definition::Trust::Owned)?;
+        String::from_utf8(bytes).map_err(|_| FileError::NotUtf8)
+    }
+    fn read_beneath(&self, root: &Path, rel: &Path, limit: u64) -> Result<String, FileError> {
+        let bytes = crate::sys::definition::read_beneath_as(root, rel, limit, crate::sys::definition::Trust::Owned)?;
+        String::from_utf8(bytes).map_err(|_| FileError::NotUtf8)
+    }
+    fn canonical(&self, path: &Path) -> io::Result<PathBuf> {
+        HostFiles.canonical(path)
+    }
+    fn read_untrusted(&self, path: &Path) -> Result<String, FileError> {
+        HostFiles.read_untrusted(path)
     }
 }
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{Code, Diagnostic, FileId, SourceMap, Span};
 use decode::{Decode, Decoder};
-pub use files::{FileError, Files, HostFiles, MAX_DEFINITION, MemFiles};
+pub use files::{FileError, Files, HostFiles, LaunchFiles, MAX_DEFINITION, MemFiles};
 use node::{Node, Table, Value};
 pub use raw::{Allow, MountType, NetMode, RawHooks, RawJail, RawLimits, RawMount, RawNetwork, Restart, StopSignal};
 
@@ -395,6 +395,13 @@ fn unreadable(e: &FileError, path: &Path, span: Span, missing: Code) -> Diagnost
         FileError::Outside => (
             Code::ExtendsOutside,
             "a base is a file in the directory that holds the definition named, or below it".to_string(),
+        ),
+        FileError::UnsafeOwner(_) => (
+            Code::FileUnsafeOwner,
+            "a definition that is launched, its bases and the directories above them are owned by root \
+             or the caller and writable by no one else (a sticky directory excepted): what it says is \
+             done as the caller; `chown` or `chmod go-w` it"
+                .to_string(),
         ),
         FileError::TooLarge { .. } => (
             Code::FileTooLarge,

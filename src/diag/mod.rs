@@ -60,6 +60,11 @@ catalogue! {
     /// A symbolic link, or a path through one, found by a directory walk or
     /// named by `extends`: refused without reading it.
     FileLink = "file::link", Error;
+    /// A file that a launch reads (the definition, a base, a dependency)
+    /// that a user other than root or the caller owns or can change, or
+    /// whose directory such a user can change: refused before anything is
+    /// created.
+    FileUnsafeOwner = "file::unsafe-owner", Error;
     /// A definition larger than the limit (1 MiB).
     FileTooLarge = "file::too-large", Error;
     /// A key that the format does not have.

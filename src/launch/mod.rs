@@ -48,6 +48,9 @@ pub struct Launch {
     pub log_denials: Option<PathBuf>,
     /// Mount a dedicated root without id mapping.
     pub no_idmap: bool,
+    /// The configuration directory dependencies were found in, recorded for
+    /// `sysjail restart` of the ended jail.
+    pub config_dir: Option<PathBuf>,
     /// The command's stdin, stdout and stderr, instead of the caller's (for
     /// programs that embed the library, and for selftest).
     pub stdio: Option<[OwnedFd; 3]>,
@@ -243,9 +246,11 @@ fn supervise(
             }
         };
         record.run.log = Logs::output_path(launch);
+        record.run.log_size = record.run.log.is_some().then_some(launch.jail.log_size.0);
         record.run.journal =
             matches!(&logs.output, Some(Sink::Journal(_))).then(|| supervisor::journal::identifier(&plan.name));
         record.run.command.clone_from(&launch.command);
+        record.run.config_dir.clone_from(&launch.config_dir);
         let listener = control.try_clone().map_err(|e| UpError::io("dup", e))?;
         if let Some(Sink::Journal(cat)) = &logs.output {
             owed.cats.push(cat.pid());

@@ -479,6 +479,7 @@ pub fn run(mut jail: Jail, registry: crate::state::Registry) -> Result<Vec<Verdi
         registry,
         log_denials: None,
         no_idmap: false,
+        config_dir: None,
         stdio: Some(stdio),
     };
     let code = crate::launch::up_on(&host, launch)?;

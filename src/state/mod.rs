@@ -97,12 +97,20 @@ pub struct Run {
     pub restarts: u32,
     /// The background jail's output log.
     pub log: Option<PathBuf>,
+    /// The size at which the log is rotated (`log-size`), which bounds what
+    /// `sysjail logs` reads of it (older records have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_size: Option<u64>,
     /// The journal identifier of its output, with `log = "journal"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<String>,
     /// The command given to `up` in place of the definition's, which
     /// `sysjail restart` of the ended jail gives again.
     pub command: Option<Vec<String>>,
+    /// The configuration directory `up` found dependencies in, which
+    /// `sysjail restart` of the ended jail gives again (older records have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_dir: Option<PathBuf>,
     /// How the last run ended.
     pub ended: Option<Ended>,
 }

@@ -48,13 +48,31 @@ const PSEUDO: &[(FsType, &str)] = &[
 /// that descriptor, non-blocking and never as our terminal, and must still be
 /// the same file.
 pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
+    read_as(path, limit, Trust::Any)
+}
+
+/// Whose files may be read: anyone's (`check` lints untrusted files), or only
+/// files that no other user can change (what a launch runs as root).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// Any owner.
+    Any,
+    /// The file and every directory above it owned by root or the caller and
+    /// writable by neither group nor others; a directory writable by others is
+    /// accepted when it is sticky, since then only the owner of an entry, root
+    /// or the caller as checked, can rename or remove it.
+    Owned,
+}
+
+/// [`read`], under the owner rule `trust`.
+pub fn read_as(path: &Path, limit: u64, trust: Trust) -> Result<Vec<u8>, FileError> {
     // std adds O_CLOEXEC to every open.
     let located = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH)
         .open(path)
         .map_err(FileError::Io)?;
-    read_located(located, path, limit)
+    read_located(located, path, limit, trust)
 }
 
 /// Reads the regular file `rel` beneath the directory `root`, at most `limit`
@@ -64,6 +82,11 @@ pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
 /// names (`extends`) or that a directory walk found. `root` itself is the
 /// user's and may be reached through links.
 pub fn read_beneath(root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
+    read_beneath_as(root, rel, limit, Trust::Any)
+}
+
+/// [`read_beneath`], under the owner rule `trust`.
+pub fn read_beneath_as(root: &Path, rel: &Path, limit: u64, trust: Trust) -> Result<Vec<u8>, FileError> {
     let root = if root.as_os_str().is_empty() {
         Path::new(".")
     } else {
@@ -90,12 +113,15 @@ pub fn read_beneath(root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>, File
         )),
         _ => FileError::Io(e),
     })?;
-    read_located(File::from(located), &root.join(rel), limit)
+    read_located(File::from(located), &root.join(rel), limit, trust)
 }
 
 /// Reads through an `O_PATH` descriptor, once what it holds is judged.
-fn read_located(located: File, path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
+fn read_located(located: File, path: &Path, limit: u64, trust: Trust) -> Result<Vec<u8>, FileError> {
     let checked = check(&located, limit)?;
+    if trust == Trust::Owned {
+        check_owner(&located, &checked, path)?;
+    }
     let file = reopen(&located, path)?;
     let meta = file.metadata().map_err(FileError::Io)?;
     if (meta.dev(), meta.ino()) != (checked.dev(), checked.ino()) {
@@ -165,6 +191,79 @@ fn check(file: &File, limit: u64) -> Result<Metadata, FileError> {
         return Err(FileError::TooLarge { limit });
     }
     Ok(meta)
+}
+
+/// Whether `uid` may own a file that a launch reads: root or the caller.
+fn trusted_uid(uid: u32) -> bool {
+    uid == 0 || uid == nix::unistd::getuid().as_raw()
+}
+
+/// Refuses the file the `O_PATH` descriptor `located` holds (its metadata
+/// `meta`) unless it and every directory above it are safe from other users:
+/// see [`Trust::Owned`]. The directories are walked from the file's own
+/// directory up by `..` through descriptors; the file's directory is found by
+/// the name the kernel gives the descriptor and must hold that very file.
+fn check_owner(located: &File, meta: &Metadata, path: &Path) -> Result<(), FileError> {
+    use std::os::unix::ffi::OsStrExt;
+    let unsafe_owner = |what: String| Err(FileError::UnsafeOwner(what));
+    if !trusted_uid(meta.uid()) {
+        return unsafe_owner(format!("it is owned by uid {}, not by root or the caller", meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return unsafe_owner(format!(
+            "it is writable by group or others (mode {:o})",
+            meta.mode() & 0o7777
+        ));
+    }
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", located.as_raw_fd()))
+        .or_else(|_| std::fs::canonicalize(path))
+        .map_err(FileError::Io)?;
+    let (Some(parent), Some(name)) = (real.parent(), real.file_name()) else {
+        return Err(FileError::Io(io::Error::other("the file has no directory")));
+    };
+    let mut dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(parent)
+        .map_err(FileError::Io)?;
+    let entry = nix::sys::stat::fstatat(dir.as_fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        .map_err(|e| FileError::Io(e.into()))?;
+    if (entry.st_dev, entry.st_ino) != (meta.dev(), meta.ino()) {
+        return Err(FileError::Io(io::Error::other("the file was moved while it was read")));
+    }
+    // Bounded: no real tree is this deep, and a loop must end.
+    for _ in 0..4096 {
+        let d = dir.metadata().map_err(FileError::Io)?;
+        let shown = || {
+            std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd()))
+                .map(|p| String::from_utf8_lossy(p.as_os_str().as_bytes()).into_owned())
+                .unwrap_or_else(|_| "a directory above it".into())
+        };
+        if !trusted_uid(d.uid()) {
+            return unsafe_owner(format!(
+                "its directory {} is owned by uid {}, not by root or the caller",
+                shown(),
+                d.uid()
+            ));
+        }
+        if d.mode() & 0o022 != 0 && d.mode() & libc::S_ISVTX == 0 {
+            return unsafe_owner(format!(
+                "its directory {} is writable by group or others (mode {:o}) and not sticky",
+                shown(),
+                d.mode() & 0o7777
+            ));
+        }
+        let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC;
+        let up = nix::fcntl::openat(dir.as_fd(), "..", flags, nix::sys::stat::Mode::empty())
+            .map(File::from)
+            .map_err(|e| FileError::Io(e.into()))?;
+        let u = up.metadata().map_err(FileError::Io)?;
+        if (u.dev(), u.ino()) == (d.dev(), d.ino()) {
+            return Ok(());
+        }
+        dir = up;
+    }
+    Err(FileError::Io(io::Error::other("the file is too deep in the tree")))
 }
 
 #[cfg(test)]
