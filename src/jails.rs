@@ -125,21 +125,7 @@ pub fn stop(dir: &Path, which: &str, wait: Duration) -> Result<(), JailsError> {
     if clear(dir, which)? {
         return Ok(());
     }
-    let (record, chan) = connect(dir, which)?;
-    let talk = |source| JailsError::Talk {
-        jail: record.name.clone(),
-        source,
-    };
-    chan.send(&Request::Stop, &[]).map_err(talk)?;
-    match chan.recv::<Reply>().map_err(talk)? {
-        Some((Reply::Stopping, _)) => {}
-        other => {
-            return Err(JailsError::Unexpected {
-                jail: record.name.clone(),
-                answer: format!("{other:?}"),
-            });
-        }
-    }
+    let (record, chan) = ask_to_stop(dir, which, Request::Stop)?;
     // The supervisor closes the socket before its teardown; it exits after.
     while let Ok(Some(_)) = chan.recv::<Reply>() {}
     if crate::sys::host::wait_exit(record.supervisor_pid, record.supervisor_start, wait) {
@@ -152,6 +138,24 @@ pub fn stop(dir: &Path, which: &str, wait: Duration) -> Result<(), JailsError> {
         jail: record.name,
         pid: record.supervisor_pid,
     })
+}
+
+/// Sends jail `which`'s supervisor `request` (Stop or Restart) and reads
+/// its answer, which must be that it is stopping the jail.
+fn ask_to_stop(dir: &Path, which: &str, request: Request) -> Result<(Record, Channel), JailsError> {
+    let (record, chan) = connect(dir, which)?;
+    let talk = |source| JailsError::Talk {
+        jail: record.name.clone(),
+        source,
+    };
+    chan.send(&request, &[]).map_err(talk)?;
+    match chan.recv::<Reply>().map_err(talk)? {
+        Some((Reply::Stopping, _)) => Ok((record, chan)),
+        other => Err(JailsError::Unexpected {
+            jail: record.name.clone(),
+            answer: format!("{other:?}"),
+        }),
+    }
 }
 
 /// One jail of a `down` of several, in the order they are stopped.
@@ -211,21 +215,7 @@ pub fn stop_order(records: &[Record], selected: &BTreeSet<String>) -> Vec<Stoppi
 /// would, then starts it again with the same definition, command and output.
 /// Waits, at most `wait`, until the new run's command runs; returns its record.
 pub fn restart(dir: &Path, which: &str, wait: Duration) -> Result<Record, JailsError> {
-    let (record, chan) = connect(dir, which)?;
-    let talk = |source| JailsError::Talk {
-        jail: record.name.clone(),
-        source,
-    };
-    chan.send(&Request::Restart, &[]).map_err(talk)?;
-    match chan.recv::<Reply>().map_err(talk)? {
-        Some((Reply::Stopping, _)) => {}
-        other => {
-            return Err(JailsError::Unexpected {
-                jail: record.name.clone(),
-                answer: format!("{other:?}"),
-            });
-        }
-    }
+    let (record, _chan) = ask_to_stop(dir, which, Request::Restart)?;
     let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
         match find(dir, &record.name) {
