@@ -17,6 +17,11 @@ use std::time::Duration;
 use serde_json::Value;
 use support::{Ctx, Engine, Need, Probe, Runner, TestResult, ensure, run_bounded, text};
 
+/// The probe, as the jail sees it: the bundle's own copy of sysjail, bound
+/// read-only at /dev/.sysjail in every exported bundle. (The test binary's
+/// host path may be hidden in the jail, by a tmpfs at /tmp for one.)
+const IN_BUNDLE: &str = "/dev/.sysjail/sysjail";
+
 fn main() {
     let mut r = Runner::new();
     use Need::Root;
@@ -207,7 +212,7 @@ fn probe(ctx: &Ctx, engine: Engine, file: &Path, checks: &[&str]) -> Result<Prob
 
 /// [`probe`] with the engine in the network namespace `netns`.
 fn probe_in(ctx: &Ctx, engine: Engine, file: &Path, checks: &[&str], netns: Option<&str>) -> Result<Probe, String> {
-    let mut cmd = vec![support::bin(), "probe"];
+    let mut cmd = vec![IN_BUNDLE, "probe"];
     cmd.extend(checks);
     let (bundle, _) = export(ctx, file, &cmd)?;
     let out = run_in(ctx, engine, &bundle, "probe", netns);
@@ -340,7 +345,7 @@ fn limits_hold(ctx: &Ctx, engine: Engine) -> TestResult {
     // Within the memory limit the probe runs; past it the kernel kills it.
     let small = format!("alloc={}", 16 << 20);
     probe(ctx, engine, &file, &[&small])?.expect(&[(&small, 0)])?;
-    let (bundle, _) = export(ctx, &file, &[support::bin(), "probe", &format!("alloc={}", 256 << 20)])?;
+    let (bundle, _) = export(ctx, &file, &[IN_BUNDLE, "probe", &format!("alloc={}", 256 << 20)])?;
     let out = run(ctx, engine, &bundle, "oom");
     ensure(!out.status.success() && out.stdout.is_empty(), || {
         format!("256M in a 64M jail: {:?} {}", out.status, text(&out.stdout))
@@ -410,7 +415,7 @@ fn report_and_strict(ctx: &Ctx) -> TestResult {
 
 fn drift_check(ctx: &Ctx) -> TestResult {
     let file = limited_jail(ctx);
-    let (bundle, _) = export(ctx, &file, &[support::bin(), "probe", "sethostname"])?;
+    let (bundle, _) = export(ctx, &file, &[IN_BUNDLE, "probe", "sethostname"])?;
     let check = || {
         let mut c = ctx.sysjail(&["check", "--bundle"]);
         c.arg(&bundle).arg(&file);
@@ -494,14 +499,9 @@ fn exec_gets_what_the_report_says(ctx: &Ctx) -> TestResult {
     let _listener = UnixListener::bind_addr(&addr).map_err(|e| e.to_string())?;
     let connect = format!("connect-abstract={name}");
     let mut c = Command::new("runc");
-    c.arg("exec").arg(&id).args([
-        support::bin(),
-        "probe",
-        "socket-inet6",
-        "unshare-user",
-        "mount",
-        &connect,
-    ]);
+    c.arg("exec")
+        .arg(&id)
+        .args([IN_BUNDLE, "probe", "socket-inet6", "unshare-user", "mount", &connect]);
     let out = run_bounded(c, Duration::from_secs(60));
     delete();
     ensure(out.status.success(), || {

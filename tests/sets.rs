@@ -188,6 +188,23 @@ fn watch_going(ctx: &Ctx, mut before: BTreeSet<String>) -> Result<Vec<String>, S
     Ok(gone)
 }
 
+/// `up -b` of `file`, whose jail depends on another: both run after, in
+/// this order.
+fn up_with_its_dependency(ctx: &Ctx, file: &Path, names: [&String; 2]) -> TestResult {
+    let out = run_bounded(
+        {
+            let mut c = ctx.sysjail(&["up", "-b"]);
+            c.arg(file).args(["--", "/bin/sleep", "300"]);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    ensure(out.status.success(), || text(&out.stderr))?;
+    ensure(running(ctx) == names.map(String::clone), || {
+        format!("{:?}", running(ctx))
+    })
+}
+
 fn a_failure_stops_what_up_started(ctx: &Ctx) -> TestResult {
     let dir = ctx.dir.join("jails");
     base(&dir);
@@ -196,18 +213,7 @@ fn a_failure_stops_what_up_started(ctx: &Ctx) -> TestResult {
     let web_file = write(&dir, &web, &jail(&format!("depend = [\"{db}\"]\n")));
     // web is already running: starting it again fails, after its dependency
     // started, which goes again.
-    let out = run_bounded(
-        {
-            let mut c = ctx.sysjail(&["up", "-b"]);
-            c.arg(&web_file).args(["--", "/bin/sleep", "300"]);
-            c
-        },
-        Duration::from_secs(60),
-    );
-    ensure(out.status.success(), || text(&out.stderr))?;
-    ensure(running(ctx) == [db.clone(), web.clone()], || {
-        format!("{:?}", running(ctx))
-    })?;
+    up_with_its_dependency(ctx, &web_file, [&db, &web])?;
     let out = run_bounded(ctx.sysjail(&["down", &db]), Duration::from_secs(60));
     ensure(out.status.success(), || text(&out.stderr))?;
     ensure(
@@ -311,18 +317,7 @@ fn a_closed_stderr_neither_panics_nor_leaves_half_a_set(ctx: &Ctx) -> TestResult
     let out = run_bounded(ctx.sysjail(&["down", &web]), Duration::from_secs(60));
     ensure(out.status.success(), || text(&out.stderr))?;
     // down of a jail that another depends on says so, then stops both.
-    let out = run_bounded(
-        {
-            let mut c = ctx.sysjail(&["up", "-b"]);
-            c.arg(&web_file).args(["--", "/bin/sleep", "300"]);
-            c
-        },
-        Duration::from_secs(60),
-    );
-    ensure(out.status.success(), || text(&out.stderr))?;
-    ensure(running(ctx) == [db.clone(), web.clone()], || {
-        format!("{:?}", running(ctx))
-    })?;
+    up_with_its_dependency(ctx, &web_file, [&db, &web])?;
     let out = run_with_closed_stderr(ctx.sysjail(&["down", &db]))?;
     ensure(out.status.success(), || format!("down: {:?}", out.status))?;
     ensure(running(ctx).is_empty(), || format!("left running: {:?}", running(ctx)))?;
