@@ -127,9 +127,11 @@ fn ls_json_shows_what_the_jail_used(ctx: &Ctx) -> TestResult {
     let alloc = format!("alloc={}:20000", 48 * MIB);
     let mut up = ctx.sysjail(&["up", "-b"]);
     up.arg(&file).args(["--", support::bin(), "probe", "busy=500", &alloc]);
+    // Before `up -b`, which returns only after the start window: the jail
+    // is at most this old.
+    let start = Instant::now();
     let out = run_bounded(up, Duration::from_secs(30));
     ensure(out.status.success(), || text(&out.stderr))?;
-    let start = Instant::now();
     let holding = wait_for(Duration::from_secs(15), || {
         ls(ctx)
             .first()
