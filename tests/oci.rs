@@ -238,11 +238,13 @@ fn hello_example(ctx: &Ctx, engine: Engine) -> TestResult {
     )
 }
 
-/// A jail on the host's stack with a loopback address, limits and a tmpfs.
+/// A jail on the host's stack with a loopback address, limits and a tmpfs
+/// (at /var/tmp: `sysjail up` of it runs the test binary by its host path,
+/// which may be under /tmp, as in a clean clone).
 fn limited_jail(ctx: &Ctx) -> PathBuf {
     ctx.jail(
         "hostname = \"oci.jail\"\n[network]\nmode = \"host\"\nipv4 = [\"127.0.0.2\"]\n[limits]\nmemory = \"64M\"\npids = 32\n\
-         [[mount]]\ntype = \"tmpfs\"\ntarget = \"/tmp\"\nsize = \"16M\"\nmode = \"1777\"\n",
+         [[mount]]\ntype = \"tmpfs\"\ntarget = \"/var/tmp\"\nsize = \"16M\"\nmode = \"1777\"\n",
     )
 }
 
@@ -314,7 +316,7 @@ fn jail_promises(ctx: &Ctx, engine: Engine) -> TestResult {
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    for m in ["/", "/tmp", "/proc", "/dev", "/dev/pts", "/dev/shm"] {
+    for m in ["/", "/var/tmp", "/proc", "/dev", "/dev/pts", "/dev/shm"] {
         ensure(mounts.contains(&m), || format!("no {m} in {mounts:?}"))?;
     }
     // sysjail's init is pid 1, the probe its only other process.
