@@ -7,6 +7,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+use sysjail::sys::owner::{Exposed, exposed};
 
 use sysjail::state::Registry;
 
@@ -93,11 +94,10 @@ fn open(path: &Path) -> io::Result<File> {
     if !meta.file_type().is_file() {
         return refuse("not a regular file".into());
     }
-    if meta.uid() != 0 && meta.uid() != euid {
-        return refuse(format!("owned by uid {}", meta.uid()));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return refuse(format!("writable by other users (mode {:o})", meta.mode() & 0o7777));
+    match exposed(meta.uid(), meta.mode(), euid, false) {
+        Some(Exposed::Owner(uid)) => return refuse(format!("owned by uid {uid}")),
+        Some(Exposed::Writable(mode)) => return refuse(format!("writable by other users (mode {mode:o})")),
+        None => {}
     }
     if meta.nlink() != 1 {
         return refuse(format!("{} names (hard links)", meta.nlink()));

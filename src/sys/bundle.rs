@@ -8,6 +8,7 @@
 //! the caller's (or root's) and writable by no one else, and every file is
 //! made anew in the directory's descriptor with `O_EXCL | O_NOFOLLOW`.
 
+use super::owner::Exposed;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -37,19 +38,15 @@ pub struct BundleDir {
 /// and writable by no one else. `None` when it holds.
 pub fn distrust(uid: u32, mode: u32) -> Option<String> {
     let euid = nix::unistd::geteuid().as_raw();
-    if uid != euid && uid != 0 {
-        Some(format!(
+    super::owner::exposed(uid, mode, euid, false).map(|e| match e {
+        Exposed::Owner(uid) => format!(
             "owned by uid {uid}, not by uid {euid} that runs sysjail or root: its owner could plant links there or replace the binary the engine runs as root"
-        ))
-    } else if mode & 0o022 != 0 {
-        Some(format!(
-            "writable by {} (mode {:o}): they could plant links there or replace the binary the engine runs as root",
-            if mode & 0o002 != 0 { "others" } else { "its group" },
-            mode & 0o7777
-        ))
-    } else {
-        None
-    }
+        ),
+        Exposed::Writable(mode) => format!(
+            "writable by {} (mode {mode:o}): they could plant links there or replace the binary the engine runs as root",
+            Exposed::writers(mode)
+        ),
+    })
 }
 
 fn other(path: &Path, why: impl std::fmt::Display) -> io::Error {

@@ -21,6 +21,7 @@ use std::path::Path;
 use nix::sys::statfs::{self, FsType};
 
 use crate::config::FileError;
+use crate::sys::owner::{Exposed, exposed};
 
 /// File systems whose files are made up by the kernel on reading: their size
 /// says nothing and their text may be anyone's secrets.
@@ -194,10 +195,6 @@ fn check(file: &File, limit: u64) -> Result<Metadata, FileError> {
 }
 
 /// Whether `uid` may own a file that a launch reads: root or the caller.
-fn trusted_uid(uid: u32) -> bool {
-    uid == 0 || uid == nix::unistd::getuid().as_raw()
-}
-
 /// Refuses the file the `O_PATH` descriptor `located` holds (its metadata
 /// `meta`) unless it and every directory above it are safe from other users:
 /// see [`Trust::Owned`]. The directories are walked from the file's own
@@ -206,14 +203,15 @@ fn trusted_uid(uid: u32) -> bool {
 fn check_owner(located: &File, meta: &Metadata, path: &Path) -> Result<(), FileError> {
     use std::os::unix::ffi::OsStrExt;
     let unsafe_owner = |what: String| Err(FileError::UnsafeOwner(what));
-    if !trusted_uid(meta.uid()) {
-        return unsafe_owner(format!("it is owned by uid {}, not by root or the caller", meta.uid()));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return unsafe_owner(format!(
-            "it is writable by group or others (mode {:o})",
-            meta.mode() & 0o7777
-        ));
+    let caller = nix::unistd::getuid().as_raw();
+    match exposed(meta.uid(), meta.mode(), caller, false) {
+        Some(Exposed::Owner(uid)) => {
+            return unsafe_owner(format!("it is owned by uid {uid}, not by root or the caller"));
+        }
+        Some(Exposed::Writable(mode)) => {
+            return unsafe_owner(format!("it is writable by group or others (mode {mode:o})"));
+        }
+        None => {}
     }
     let real = std::fs::read_link(format!("/proc/self/fd/{}", located.as_raw_fd()))
         .or_else(|_| std::fs::canonicalize(path))
@@ -239,19 +237,20 @@ fn check_owner(located: &File, meta: &Metadata, path: &Path) -> Result<(), FileE
                 .map(|p| String::from_utf8_lossy(p.as_os_str().as_bytes()).into_owned())
                 .unwrap_or_else(|_| "a directory above it".into())
         };
-        if !trusted_uid(d.uid()) {
-            return unsafe_owner(format!(
-                "its directory {} is owned by uid {}, not by root or the caller",
-                shown(),
-                d.uid()
-            ));
-        }
-        if d.mode() & 0o022 != 0 && d.mode() & libc::S_ISVTX == 0 {
-            return unsafe_owner(format!(
-                "its directory {} is writable by group or others (mode {:o}) and not sticky",
-                shown(),
-                d.mode() & 0o7777
-            ));
+        match exposed(d.uid(), d.mode(), caller, true) {
+            Some(Exposed::Owner(uid)) => {
+                return unsafe_owner(format!(
+                    "its directory {} is owned by uid {uid}, not by root or the caller",
+                    shown()
+                ));
+            }
+            Some(Exposed::Writable(mode)) => {
+                return unsafe_owner(format!(
+                    "its directory {} is writable by group or others (mode {mode:o}) and not sticky",
+                    shown()
+                ));
+            }
+            None => {}
         }
         let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC;
         let up = nix::fcntl::openat(dir.as_fd(), "..", flags, nix::sys::stat::Mode::empty())

@@ -155,7 +155,7 @@ impl Stat {
         } else if self.mode & 0o022 != 0 {
             Some(format!(
                 "writable by {} (mode {:o})",
-                if self.mode & 0o002 != 0 { "others" } else { "its group" },
+                super::owner::Exposed::writers(self.mode),
                 self.mode & 0o7777
             ))
         } else {

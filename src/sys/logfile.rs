@@ -9,6 +9,7 @@
 //! (a hard link to /etc/shadow is a regular file too). The supervisor alone
 //! holds the descriptor; the jail writes into a pipe.
 
+use super::owner::Exposed;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Write};
@@ -114,21 +115,15 @@ fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
     if !st.is_dir() {
         return Err(io::Error::from(io::ErrorKind::NotADirectory));
     }
-    let euid = nix::unistd::geteuid().as_raw();
-    let sticky = st.mode & libc::S_ISVTX != 0;
-    if st.uid != 0 && st.uid != euid {
-        return Err(io::Error::other(format!(
-            "owned by uid {}, which could rename the log away",
-            st.uid
-        )));
+    match super::owner::exposed(st.uid, st.mode, nix::unistd::geteuid().as_raw(), true) {
+        Some(Exposed::Owner(uid)) => Err(io::Error::other(format!(
+            "owned by uid {uid}, which could rename the log away"
+        ))),
+        Some(Exposed::Writable(mode)) => Err(io::Error::other(format!(
+            "writable by other users (mode {mode:o}), who could rename the log away"
+        ))),
+        None => Ok(found.fd),
     }
-    if st.mode & 0o022 != 0 && !sticky {
-        return Err(io::Error::other(format!(
-            "writable by other users (mode {:o}), who could rename the log away",
-            st.mode & 0o7777
-        )));
-    }
-    Ok(found.fd)
 }
 
 /// Opens `name` in `dir` for appending, never following a link, and checks

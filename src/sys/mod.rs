@@ -14,6 +14,7 @@ pub mod kernel;
 pub mod logfile;
 pub mod memory;
 pub mod net;
+pub mod owner;
 pub mod privs;
 pub mod probe;
 pub mod raw;
