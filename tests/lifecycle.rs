@@ -141,19 +141,6 @@ fn await_status(ctx: &Ctx, limit: Duration, f: impl Fn(&Value) -> bool) -> Resul
     }
 }
 
-/// The entries of the state directory but its lock.
-fn state_entries(ctx: &Ctx) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(&ctx.state)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        // The lock and the host facts cache belong to the directory, not a jail.
-        .filter(|n| n != "lock" && n != "facts.cache")
-        .collect();
-    v.sort();
-    v
-}
-
 /// After the jail ended: no cgroup, only the history record (and default
 /// log); `down` clears them, and then the directory holds only its lock.
 fn ended_and_cleared(ctx: &Ctx, pids: &[i64]) -> TestResult {
@@ -165,7 +152,7 @@ fn ended_and_cleared(ctx: &Ctx, pids: &[i64]) -> TestResult {
         wait_for(Duration::from_secs(10), || cgroup_dirs(&ctx.name).is_empty()),
         || format!("cgroups left: {:?}", cgroup_dirs(&ctx.name)),
     )?;
-    let left = state_entries(ctx);
+    let left = ctx.state_entries();
     let record = format!("{}.json", ctx.name);
     let log = format!("{}.log", ctx.name);
     ensure(
@@ -176,8 +163,8 @@ fn ended_and_cleared(ctx: &Ctx, pids: &[i64]) -> TestResult {
     ensure(out.status.success(), || {
         format!("down of an ended jail: {}", text(&out.stderr))
     })?;
-    ensure(state_entries(ctx).is_empty(), || {
-        format!("after down: {:?}", state_entries(ctx))
+    ensure(ctx.state_entries().is_empty(), || {
+        format!("after down: {:?}", ctx.state_entries())
     })?;
     let out = run_bounded(ctx.sysjail(&["status", &ctx.name]), Duration::from_secs(30));
     ensure(!out.status.success(), || "status of a cleared jail succeeded".into())
@@ -360,8 +347,8 @@ fn lifecycle_on_failure_restarts_a_killed_command(ctx: &Ctx) -> TestResult {
     ensure(cgroup_dirs(&ctx.name).is_empty(), || {
         format!("cgroups left: {:?}", cgroup_dirs(&ctx.name))
     })?;
-    ensure(state_entries(ctx).is_empty(), || {
-        format!("after down: {:?}", state_entries(ctx))
+    ensure(ctx.state_entries().is_empty(), || {
+        format!("after down: {:?}", ctx.state_entries())
     })
 }
 
@@ -494,8 +481,8 @@ fn lifecycle_sd_notify_ready_and_stopping(ctx: &Ctx) -> TestResult {
         || format!("processes left: {pids:?}"),
     )?;
     ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())?;
-    ensure(state_entries(ctx).is_empty(), || {
-        format!("left: {:?}", state_entries(ctx))
+    ensure(ctx.state_entries().is_empty(), || {
+        format!("left: {:?}", ctx.state_entries())
     })?;
     // In the foreground, as systemd runs it (Type=notify): READY=1 once the
     // command runs, while `up` still runs.
@@ -511,8 +498,8 @@ fn lifecycle_sd_notify_ready_and_stopping(ctx: &Ctx) -> TestResult {
         format!("foreground: {ready:?}; up: {}", text(&out.stderr))
     })?;
     ensure(down.status.success(), || format!("down: {}", text(&down.stderr)))?;
-    ensure(state_entries(ctx).is_empty(), || {
-        format!("left: {:?}", state_entries(ctx))
+    ensure(ctx.state_entries().is_empty(), || {
+        format!("left: {:?}", ctx.state_entries())
     })
 }
 
@@ -577,8 +564,8 @@ fn lifecycle_hooks_run_in_order_on_host_and_in_jail(ctx: &Ctx) -> TestResult {
         || format!("host file: {:?}", fs::read_to_string(&host_file)),
     )?;
     ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())?;
-    ensure(state_entries(ctx).is_empty(), || {
-        format!("left: {:?}", state_entries(ctx))
+    ensure(ctx.state_entries().is_empty(), || {
+        format!("left: {:?}", ctx.state_entries())
     })
 }
 
@@ -603,8 +590,8 @@ fn lifecycle_failing_hooks_abort_the_start(ctx: &Ctx) -> TestResult {
         )?;
         ensure(!marker.exists(), || "the hook after the failed one ran".into())?;
         ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())?;
-        ensure(state_entries(ctx).is_empty(), || {
-            format!("left: {:?}", state_entries(ctx))
+        ensure(ctx.state_entries().is_empty(), || {
+            format!("left: {:?}", ctx.state_entries())
         })?;
     }
     // A failing poststart stops the jail, which `status` tells.
@@ -662,8 +649,8 @@ fn lifecycle_journal_log_reaches_journalctl(ctx: &Ctx) -> TestResult {
         format!("`logs` (journalctl -t sysjail-{}) never showed {marker}", ctx.name)
     })?;
     ensure(out.status.success(), || format!("down: {}", text(&out.stderr)))?;
-    ensure(state_entries(ctx).is_empty(), || {
-        format!("left: {:?}", state_entries(ctx))
+    ensure(ctx.state_entries().is_empty(), || {
+        format!("left: {:?}", ctx.state_entries())
     })
 }
 
@@ -675,8 +662,8 @@ fn lifecycle_journal_log_is_refused_without_a_journal(ctx: &Ctx) -> TestResult {
         || format!("up -b: {:?} {}", out.status, text(&out.stderr)),
     )?;
     ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())?;
-    ensure(state_entries(ctx).is_empty(), || {
-        format!("left: {:?}", state_entries(ctx))
+    ensure(ctx.state_entries().is_empty(), || {
+        format!("left: {:?}", ctx.state_entries())
     })
 }
 
@@ -772,8 +759,8 @@ fn lifecycle_unsafe_owner_definition_is_refused_before_hooks(ctx: &Ctx) -> TestR
             || format!("{what}: up -b: {:?} {err}", out.status),
         )?;
         ensure(!marker.exists(), || format!("{what}: the hook ran as root"))?;
-        ensure(state_entries(ctx).is_empty(), || {
-            format!("{what}: left {:?}", state_entries(ctx))
+        ensure(ctx.state_entries().is_empty(), || {
+            format!("{what}: left {:?}", ctx.state_entries())
         })?;
         ensure(cgroup_dirs(&ctx.name).is_empty(), || format!("{what}: cgroups left"))?;
         // `selftest` launches too, and is refused the same way.
@@ -814,8 +801,8 @@ fn lifecycle_unsafe_owner_definition_is_refused_before_hooks(ctx: &Ctx) -> TestR
         || format!("dependency: up -b: {:?} {err}", out.status),
     )?;
     ensure(!marker.exists(), || "the dependency's hook ran as root".into())?;
-    ensure(state_entries(ctx).is_empty(), || {
-        format!("dependency: left {:?}", state_entries(ctx))
+    ensure(ctx.state_entries().is_empty(), || {
+        format!("dependency: left {:?}", ctx.state_entries())
     })?;
     // A sticky directory writable by all, with files of root's: launched, as
     // is the same tree in a directory of root's.
@@ -959,8 +946,8 @@ fn lifecycle_relative_dirs_and_restart_keep_the_config_dir(ctx: &Ctx) -> TestRes
         ensure(out.status.success(), || format!("down {name}: {}", text(&out.stderr)))?;
     }
     ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())?;
-    ensure(state_entries(ctx).is_empty(), || {
-        format!("left: {:?}", state_entries(ctx))
+    ensure(ctx.state_entries().is_empty(), || {
+        format!("left: {:?}", ctx.state_entries())
     })
 }
 

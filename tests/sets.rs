@@ -634,13 +634,7 @@ fn a_managed_directory_end_to_end(ctx: &Ctx) -> TestResult {
     nothing_left(ctx, &[&db, &web, &worker])?;
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     ensure(!mounts.contains(&ctx.name), || "a mount of the set is left".to_string())?;
-    let left: Vec<String> = fs::read_dir(&ctx.state)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let left = ctx.state_entries();
     ensure(left.iter().all(|f| !all.iter().any(|n| f.contains(n.as_str()))), || {
         format!("state left: {left:?}")
     })

@@ -147,12 +147,7 @@ fn a_stale_record_is_torn_down_with_its_veth_and_cgroups(ctx: &Ctx) -> TestResul
     ensure(!text(&links.stdout).contains(&format!(" {veth}@")), || {
         format!("veth {veth} is left")
     })?;
-    let left: Vec<String> = fs::read_dir(&ctx.state)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        // The lock and the host facts cache belong to the directory, not a jail.
-        .filter(|n| n != "lock" && n != "facts.cache")
-        .collect();
+    let left = ctx.state_entries();
     ensure(left.is_empty(), || format!("left in the state directory: {left:?}"))
 }
 

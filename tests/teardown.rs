@@ -102,11 +102,6 @@ fn a_hundred_up_down_cycles_leave_nothing(ctx: &Ctx) -> TestResult {
     }
     let after = snapshot(ctx);
     ensure(after == before, || format!("before: {before:#?}\nafter: {after:#?}"))?;
-    let left: Vec<String> = fs::read_dir(&ctx.state)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        // The lock and the host facts cache belong to the directory, not a jail.
-        .filter(|n| n != "lock" && n != "facts.cache")
-        .collect();
+    let left = ctx.state_entries();
     ensure(left.is_empty(), || format!("left in the state directory: {left:?}"))
 }

@@ -263,6 +263,18 @@ pub fn bindir() -> String {
 }
 
 impl Ctx {
+    /// The entries of the state directory, sorted, but its lock and the host
+    /// facts cache, which belong to the directory, not to a jail.
+    pub fn state_entries(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(&self.state)
+            .expect("the state directory")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n != "lock" && n != "facts.cache")
+            .collect();
+        v.sort();
+        v
+    }
+
     pub fn new(name: &str) -> Ctx {
         let dir = std::env::temp_dir().join(format!("sj-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
