@@ -76,7 +76,8 @@ pub fn find(dir: &Path, which: &str) -> Result<Record, JailsError> {
 pub fn clear(dir: &Path, which: &str) -> Result<bool, JailsError> {
     let registry = Registry::open(dir)?;
     let lock = registry.lock()?;
-    registry.clean_stale(&lock);
+    // No stale cleanup here, as in `connect`: `down` and `stop` call this
+    // for every jail they stop, and `ls`, `up` and `down`'s listing clean.
     match registry.find_any(&lock, which) {
         Ok(r) if r.ended() => {
             registry.remove(&lock, &r.name);

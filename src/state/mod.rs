@@ -596,16 +596,21 @@ impl Registry {
         }
     }
 
+    /// The live jail named `which`, read from its own file alone (written
+    /// names are never digits only; a name that is no plain file name is
+    /// never one of a record): reading every record costs milliseconds with
+    /// hundreds of jails.
+    fn live_by_name(&self, which: &str) -> Option<Record> {
+        let plain = !which.is_empty() && !which.contains('/') && !which.starts_with('.');
+        plain
+            .then(|| self.read_record(&Registry::record_name(which)))
+            .flatten()
+            .filter(|r| r.name == which && alive(r))
+    }
+
     /// Finds a live jail by name or jid.
     pub fn find(&self, lock: &Lock, which: &str) -> Result<Record, StateError> {
-        // By name: its own file (written names are never digits only). A
-        // name that is no plain file name is never one of a record.
-        let plain = !which.is_empty() && !which.contains('/') && !which.starts_with('.');
-        if plain
-            && let Some(r) = self.read_record(&Registry::record_name(which))
-            && r.name == which
-            && alive(&r)
-        {
+        if let Some(r) = self.live_by_name(which) {
             return Ok(r);
         }
         self.list(lock)
@@ -618,6 +623,11 @@ impl Registry {
     /// Finds a jail by name or jid, live or ended (its history record); a
     /// live one comes first.
     pub fn find_any(&self, lock: &Lock, which: &str) -> Result<Record, StateError> {
+        // A live jail comes first, as below; an ended one may share its
+        // number with a live one, so only the full list tells.
+        if let Some(r) = self.live_by_name(which) {
+            return Ok(r);
+        }
         let mut found: Vec<Record> = self
             .list(lock)
             .into_iter()
