@@ -259,7 +259,9 @@ pub fn hook_create_runtime(file: &Path, stdin: &mut impl Read) -> Result<(), Run
         v2.join(current.trim_start_matches('/'))
     } else {
         let dir = own(&v2, &name);
-        std::fs::create_dir_all(&dir).map_err(|e| RunError::Cgroup(dir.clone(), e))?;
+        // The launcher's own creation: the shared parent may vanish under
+        // another container's poststop between its mkdir and ours.
+        crate::sys::host::create_cgroup(&dir, &[]).map_err(|e| RunError::Cgroup(dir.clone(), e))?;
         let procs = dir.join("cgroup.procs");
         std::fs::write(&procs, pid.to_string()).map_err(|e| RunError::Cgroup(procs, e))?;
         dir
