@@ -12,7 +12,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{Ctx, Engine, Need, Probe, Runner, TestResult, ensure, run_bounded, text};
@@ -79,6 +79,11 @@ fn main() {
         export_bundle_links_untouched,
     );
     r.test("oci_check_untrusted_bundle", &[Root], check_untrusted_bundle);
+    r.test(
+        "oci_hooks_of_many_containers_race_cleanly",
+        &[Root, Need::HybridCgroups],
+        hooks_of_many_containers_race_cleanly,
+    );
     // The committed profile is x86_64's, with i386.
     r.test(
         "oci_k8s_profile_is_the_exported_one",
@@ -1057,4 +1062,77 @@ fn api_example(ctx: &Ctx, engine: Engine) -> TestResult {
     ensure(links.lines().count() == 1 && links.contains(": lo:"), || {
         format!("left in the namespace: {links}")
     })
+}
+
+/// Runs the bundle's hook `which` for the container `id` whose process is
+/// `pid`, with the state on stdin that a runtime gives; its output.
+fn hook(bundle: &Path, which: &str, id: &str, pid: u32) -> Result<Output, String> {
+    use std::io::Write;
+    let mut c = Command::new(bundle.join("sysjail/sysjail"));
+    c.args(["hook", which])
+        .arg(bundle.join("sysjail/init.json"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().map_err(|e| e.to_string())?;
+    let state = serde_json::json!({"ociVersion": "1.0.2", "id": id, "status": "created", "pid": pid, "bundle": bundle});
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(state.to_string().as_bytes())
+        .map_err(|e| e.to_string())?;
+    if !support::wait_for(Duration::from_secs(30), || child.try_wait().ok().flatten().is_some()) {
+        let _ = child.kill();
+    }
+    child.wait_with_output().map_err(|e| e.to_string())
+}
+
+/// Many containers of one host start and stop at once: each createRuntime
+/// hook makes its cgroup under the shared sysjail-oci parent while other
+/// containers' poststop hooks remove that parent when they find it empty.
+/// No hook may fail for it (CI once saw ENOENT), and nothing is left.
+fn hooks_of_many_containers_race_cleanly(ctx: &Ctx) -> TestResult {
+    let (bundle, _) = export(ctx, &limited_jail(ctx), &[])?;
+    let parent = Path::new("/sys/fs/cgroup/unified/sysjail-oci");
+    let worker = |t: usize| -> TestResult {
+        for i in 0..20 {
+            let id = format!("{}-race-{t}-{i}", ctx.name);
+            let mut sleeper = Command::new("sleep").arg("60").spawn().map_err(|e| e.to_string())?;
+            let made = hook(&bundle, "create-runtime", &id, sleeper.id());
+            let _ = sleeper.kill();
+            let _ = sleeper.wait();
+            let made = made?;
+            ensure(made.status.success(), || {
+                format!("createRuntime of {id}: {:?}\n{}", made.status, text(&made.stderr))
+            })?;
+            let gone = hook(&bundle, "poststop", &id, 0)?;
+            ensure(gone.status.success(), || {
+                format!("poststop of {id}: {:?}\n{}", gone.status, text(&gone.stderr))
+            })?;
+            let name = sysjail::oci::VethFile::host_name(bundle.to_str().unwrap(), &id);
+            ensure(!parent.join(&name).exists(), || format!("{name}: its cgroup is left"))?;
+        }
+        Ok(())
+    };
+    // Another container's poststop, at its worst: it removes the parent
+    // whenever it finds it empty, as often as it can.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        let remover = s.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                let _ = fs::remove_dir(parent);
+            }
+        });
+        let workers: Vec<_> = (0..4).map(|t| s.spawn(move || worker(t))).collect();
+        let result = workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err("a worker panicked".into())))
+            .collect::<Result<Vec<()>, String>>();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = remover.join();
+        result
+    });
+    result.map(|_| ())
 }

@@ -26,14 +26,15 @@ pub fn create_cgroup(path: &Path, limits: &[(String, String)]) -> io::Result<()>
     let parent = path.parent().expect("sysjail/<name> has a parent");
     // The parent is shared: another jail's teardown removes it when it finds
     // it empty, which may fall between our mkdir of the parent and our own.
-    // Make it again then; each round trip leaves a window of microseconds.
-    let mut attempts = 0;
+    // Make it again then: each round trip leaves a window of microseconds,
+    // so even many teardowns at once lose to a retry long before the deadline.
+    let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         fs::create_dir_all(parent).map_err(|e| ctx(e, format!("mkdir {}", parent.display())))?;
         enable_controllers(parent, limits);
         match fs::create_dir(path) {
             Ok(()) => break,
-            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 16 => attempts += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && Instant::now() < deadline => {}
             Err(e) => return Err(ctx(e, format!("mkdir {}", path.display()))),
         }
     }

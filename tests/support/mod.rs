@@ -44,6 +44,9 @@ pub enum Need {
     NoJournal,
     /// An OCI runtime or engine: runc, crun, or a running containerd with ctr.
     Engine(Engine),
+    /// A hybrid host: v1 controllers beside the unified hierarchy at
+    /// /sys/fs/cgroup/unified. A pure cgroup2 host lacks it by design.
+    HybridCgroups,
 }
 
 /// The OCI engines the export tests drive.
@@ -76,7 +79,10 @@ impl Need {
     /// from root, so its tests report SKIP there even under
     /// SYSJAIL_REQUIRE_ALL.
     fn required_in_ci(self) -> bool {
-        !matches!(self, Need::SysResource | Need::Journal | Need::NoJournal)
+        !matches!(
+            self,
+            Need::SysResource | Need::Journal | Need::NoJournal | Need::HybridCgroups
+        )
     }
 }
 
@@ -141,6 +147,8 @@ impl Machine {
                     .then(|| "the launcher lacks CAP_SYS_RESOURCE (withheld by this container)".to_string()),
                 Need::Journal => (!journal()).then(|| "no systemd journal runs here".to_string()),
                 Need::NoJournal => journal().then(|| "a systemd journal runs here".to_string()),
+                Need::HybridCgroups => (!Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists())
+                    .then(|| "no unified hierarchy beside v1 controllers (not a hybrid cgroup host)".to_string()),
                 Need::Engine(e) => (!self.engines.contains(e)).then(|| match e {
                     Engine::Containerd => "containerd is not running (or ctr is not installed)".to_string(),
                     _ => format!("{e:?} is not installed").to_lowercase(),
