@@ -97,6 +97,7 @@ pub mod state;
 pub mod supervisor;
 pub mod sys;
 pub mod syscalls;
+pub mod terminal;
 pub mod users;
 
 pub use jails::{join, list, stop};

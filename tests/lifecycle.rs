@@ -106,6 +106,11 @@ fn main() {
         &[Need::Root],
         lifecycle_logs_reads_only_safe_bounded_logs,
     );
+    r.test(
+        "lifecycle_a_jails_escape_sequences_never_reach_a_terminal",
+        &[Need::Root, Need::Script],
+        lifecycle_a_jails_escape_sequences_never_reach_a_terminal,
+    );
     r.run()
 }
 
@@ -1020,4 +1025,49 @@ fn lifecycle_logs_reads_only_safe_bounded_logs(ctx: &Ctx) -> TestResult {
     let down = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(60));
     ensure(down.status.success(), || format!("down: {}", text(&down.stderr)))?;
     ensure(cgroup_dirs(&ctx.name).is_empty(), || "cgroups left".into())
+}
+
+/// What `command` prints when its standard output is a terminal of its own
+/// (script(1)), the terminal's carriage returns left out.
+fn on_a_terminal(command: &std::process::Command) -> String {
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+    let line: Vec<String> = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(quote)
+        .collect();
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", &line.join(" "), "/dev/null"]).env("NO_COLOR", "1");
+    text(&run_bounded(c, Duration::from_secs(60)).stdout).replace("\r\n", "\n")
+}
+
+/// A hostile jail's output is shown to the operator, never obeyed by the
+/// operator's terminal: a failed `up -b` and `logs` on a terminal show its
+/// control characters escaped; a pipe, and `logs --raw`, get its bytes.
+fn lifecycle_a_jails_escape_sequences_never_reach_a_terminal(ctx: &Ctx) -> TestResult {
+    let file = ctx.jail("");
+    // Retitles the terminal, clears the screen, overwrites its line.
+    let script = r"printf 'ok \033]0;owned\007\033[2J\rspoofed \302\233\n'; exit 3";
+    let shown = "ok \\x1b]0;owned\\x07\\x1b[2J\\x0dspoofed \\x9b";
+    let raw = "ok \x1b]0;owned\x07\x1b[2J\rspoofed \u{9b}\n";
+    let out = up_b(ctx, &file, &["/bin/sh", "-c", script]);
+    let err = text(&out.stderr);
+    ensure(out.status.code() == Some(3), || {
+        format!("up -b: {:?} {err}", out.status)
+    })?;
+    ensure(
+        err.contains(shown) && !err.contains('\x1b') && !err.contains('\r'),
+        || format!("up -b's error shows the jail's output as {err:?}"),
+    )?;
+    let piped = run_bounded(ctx.sysjail(&["logs", &ctx.name]), Duration::from_secs(30));
+    ensure(text(&piped.stdout) == raw, || {
+        format!("logs | cat: {:?} {}", text(&piped.stdout), text(&piped.stderr))
+    })?;
+    let tty = on_a_terminal(&ctx.sysjail(&["logs", &ctx.name]));
+    ensure(tty == format!("{shown}\n"), || format!("logs on a terminal: {tty:?}"))?;
+    let tty_raw = on_a_terminal(&ctx.sysjail(&["logs", "--raw", &ctx.name]));
+    ensure(tty_raw.contains("\x1b]0;owned\x07"), || {
+        format!("logs --raw on a terminal: {tty_raw:?}")
+    })?;
+    let down = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(30));
+    ensure(down.status.success(), || text(&down.stderr))
 }

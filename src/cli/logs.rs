@@ -2,7 +2,7 @@
 //! into the jail's log (`log`, or NAME.log in the state directory).
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,6 +10,35 @@ use std::time::Duration;
 use sysjail::sys::owner::{Exposed, exposed};
 
 use sysjail::state::Registry;
+use sysjail::terminal::Escaper;
+
+/// Standard output, escaping what the jail wrote when it is a terminal.
+struct Out {
+    escaper: Option<Escaper>,
+}
+
+impl Out {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let mut stdout = io::stdout().lock();
+        match &mut self.escaper {
+            Some(e) => stdout.write_all(e.push(bytes).as_bytes())?,
+            None => stdout.write_all(bytes)?,
+        }
+        stdout.flush()
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        match &mut self.escaper {
+            Some(e) => {
+                let rest = e.finish();
+                let mut stdout = io::stdout().lock();
+                stdout.write_all(rest.as_bytes())?;
+                stdout.flush()
+            }
+            None => Ok(()),
+        }
+    }
+}
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -22,6 +51,10 @@ pub struct Args {
     /// Only the last N lines
     #[arg(short = 'n', long, value_name = "N")]
     lines: Option<usize>,
+    /// The log's bytes as the jail wrote them, escape sequences included;
+    /// by default, on a terminal, control characters are shown escaped
+    #[arg(long)]
+    raw: bool,
 }
 
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
@@ -48,7 +81,20 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         .as_ref()
         .and_then(|r| r.run.log_size)
         .unwrap_or(sysjail::model::DEFAULT_LOG_SIZE.0);
-    match print(&path, args.lines, args.follow.then_some(name.as_str()), &dir, cap) {
+    // A hostile jail's escape sequences would be obeyed by the terminal:
+    // there, they are shown instead. A pipe gets the bytes.
+    let escape = !args.raw && io::stdout().is_terminal();
+    let mut out = Out {
+        escaper: escape.then(Escaper::default),
+    };
+    match print(
+        &path,
+        args.lines,
+        args.follow.then_some(name.as_str()),
+        &dir,
+        cap,
+        &mut out,
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         // `logs | head`: the reader is gone, which is no error of ours.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -160,7 +206,14 @@ fn read_tail(file: &File, lines: Option<usize>, bound: u64) -> io::Result<(Vec<u
 /// Prints the log (its rotated part first), or its last `lines` lines; with
 /// `follow`, what is appended too while jail `follow` runs. Of each file, at
 /// most the last `cap` bytes (the log's size, and a write) are read.
-fn print(path: &Path, lines: Option<usize>, follow: Option<&str>, dir: &Path, cap: u64) -> io::Result<()> {
+fn print(
+    path: &Path,
+    lines: Option<usize>,
+    follow: Option<&str>,
+    dir: &Path,
+    cap: u64,
+    out: &mut Out,
+) -> io::Result<()> {
     let bound = cap.saturating_add(SLACK);
     let mut file = open(path)?;
     let (current, size) = read_tail(&file, lines, bound)?;
@@ -176,33 +229,31 @@ fn print(path: &Path, lines: Option<usize>, follow: Option<&str>, dir: &Path, ca
         }
     }
     text.extend_from_slice(&current);
-    let mut out = io::stdout().lock();
-    out.write_all(&text)?;
-    out.flush()?;
-    let Some(jail) = follow else { return Ok(()) };
+    out.write(&text)?;
+    let Some(jail) = follow else { return out.finish() };
     file.seek(SeekFrom::Start(size))?;
     let mut inode = file.metadata()?.ino();
     loop {
         let running = sysjail::jails::find(dir, jail).is_ok_and(|r| !r.ended());
-        copy(&mut file, &mut out)?;
+        copy(&mut file, out)?;
         // Rotated: the rest of the old file is read, then the new one.
         if let Ok(new) = open(path)
             && new.metadata()?.ino() != inode
         {
-            copy(&mut file, &mut out)?;
+            copy(&mut file, out)?;
             inode = new.metadata()?.ino();
             file = new;
-            copy(&mut file, &mut out)?;
+            copy(&mut file, out)?;
         }
         if !running {
-            return Ok(());
+            return out.finish();
         }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 /// Copies what was appended to `file` since the last read.
-fn copy(file: &mut File, out: &mut impl Write) -> io::Result<()> {
+fn copy(file: &mut File, out: &mut Out) -> io::Result<()> {
     let pos = file.stream_position()?;
     let mut buf = Vec::new();
     file.read_to_end(&mut buf)?;
@@ -211,8 +262,7 @@ fn copy(file: &mut File, out: &mut impl Write) -> io::Result<()> {
         file.seek(SeekFrom::Start(0))?;
         file.read_to_end(&mut buf)?;
     }
-    out.write_all(&buf)?;
-    out.flush()
+    out.write(&buf)
 }
 
 /// The last `lines` lines of `text` (all of it without a count).

@@ -99,7 +99,8 @@ impl Pending {
             "{name}: the command {how} within the start window ({} ms)",
             self.window.as_millis()
         );
-        let out = String::from_utf8_lossy(&self.early);
+        // The jail's bytes, on the operator's terminal: escaped.
+        let out = crate::terminal::escape(&self.early);
         let out = out.trim_end();
         if !out.is_empty() {
             why.push_str("; its output:\n");
