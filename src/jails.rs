@@ -127,9 +127,82 @@ pub fn stop(dir: &Path, which: &str, wait: Duration) -> Result<(), JailsError> {
         return Ok(());
     }
     let (record, chan) = ask_to_stop(dir, which, Request::Stop)?;
+    finish_stop(dir, record, &chan, Instant::now() + wait)
+}
+
+/// At most this many jails are asked to stop before `stop_all` waits for
+/// them: each holds a descriptor until it is gone.
+const STOP_BATCH: usize = 256;
+
+/// Stops the jails of `order` ([`stop_order`]'s, of the running `records`),
+/// each as [`stop`] does, but not one after another: every jail whose
+/// dependents among them are gone is asked to stop before any is waited
+/// for, so their supervisors tear down in parallel. A jail still goes only
+/// after the jails that depend on it. One result per jail, in `order`;
+/// each supervisor gets at most `wait` from when its wave was asked.
+pub fn stop_all(
+    dir: &Path,
+    order: &[Stopping],
+    records: &[Record],
+    wait: Duration,
+) -> Vec<(String, Result<(), JailsError>)> {
+    // A jail's wave: one after the latest wave of the jails of `order` that
+    // depend on it (dependents come first in `order`).
+    let mut wave: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in order {
+        let after = records
+            .iter()
+            .filter(|r| r.depend.contains(&s.name))
+            .filter_map(|r| wave.get(r.name.as_str()))
+            .map(|w| w + 1)
+            .max()
+            .unwrap_or(0);
+        wave.insert(&s.name, after);
+    }
+    let waves = wave.values().copied().max().map_or(0, |w| w + 1);
+    let mut results: BTreeMap<&str, Result<(), JailsError>> = BTreeMap::new();
+    for w in 0..waves {
+        let names: Vec<&str> = order.iter().map(|s| s.name.as_str()).filter(|n| wave[n] == w).collect();
+        for batch in names.chunks(STOP_BATCH) {
+            let mut asked = Vec::new();
+            for &name in batch {
+                match clear(dir, name) {
+                    Ok(true) => {
+                        results.insert(name, Ok(()));
+                    }
+                    Ok(false) => match ask_to_stop(dir, name, Request::Stop) {
+                        Ok(talk) => asked.push((name, talk)),
+                        Err(e) => {
+                            results.insert(name, Err(e));
+                        }
+                    },
+                    Err(e) => {
+                        results.insert(name, Err(e));
+                    }
+                }
+            }
+            let deadline = Instant::now() + wait;
+            for (name, (record, chan)) in asked {
+                results.insert(name, finish_stop(dir, record, &chan, deadline));
+            }
+        }
+    }
+    order
+        .iter()
+        .map(|s| {
+            let result = results.remove(s.name.as_str()).unwrap_or(Ok(()));
+            (s.name.clone(), result)
+        })
+        .collect()
+}
+
+/// Waits, until `deadline`, for the supervisor asked to stop `record`'s
+/// jail to tear it down and exit; then clears any history it kept.
+fn finish_stop(dir: &Path, record: Record, chan: &Channel, deadline: Instant) -> Result<(), JailsError> {
     // The supervisor closes the socket before its teardown; it exits after.
     while let Ok(Some(_)) = chan.recv::<Reply>() {}
-    if crate::sys::host::wait_exit(record.supervisor_pid, record.supervisor_start, wait) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if crate::sys::host::wait_exit(record.supervisor_pid, record.supervisor_start, left) {
         // Had the jail ended by itself meanwhile, its supervisor kept
         // history: `down` leaves none.
         clear(dir, &record.name)?;

@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -154,38 +154,58 @@ fn a_directory_starts_in_dependency_order_and_stops_in_reverse(ctx: &Ctx) -> Tes
     ensure(jails[1]["depend"] == serde_json::json!([c]), || {
         format!("the record keeps depend: {}", jails[1])
     })?;
-    // down --all: the reverse of the start order, one jail at a time; each
-    // takes a second to stop, so the order in which records go shows it.
+    // down --all: the reverse of the start order. Each jail takes a second
+    // to stop; a and b, on which nothing depends, are asked at once, and c,
+    // which a depends on, only once a is gone.
     let mut down = ctx.sysjail(&["down", "--all"]);
     let mut child = down
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let watched = watch_going(ctx, [&a, &b, &c].into_iter().cloned().collect());
+    let looks = watch_states(ctx);
     let status = child.wait().unwrap();
-    let gone = watched?;
     ensure(status.success(), || format!("down --all: {status:?}"))?;
-    ensure(gone == [b.clone(), a.clone(), c.clone()], || {
-        format!("stopped in order {gone:?}")
+    let state = |look: &BTreeMap<String, String>, n: &str| look.get(n).cloned().unwrap_or_else(|| "gone".into());
+    ensure(
+        looks
+            .iter()
+            .any(|l| state(l, &a) == "stopping" && state(l, &b) == "stopping"),
+        || format!("a and b were never stopping together: {looks:?}"),
+    )?;
+    ensure(
+        looks
+            .iter()
+            .filter(|l| state(l, &a) != "gone")
+            .all(|l| state(l, &c) == "running"),
+        || format!("c stopped before a, which depends on it, was gone: {looks:?}"),
+    )?;
+    ensure(looks.last().is_some_and(|l| l.is_empty()), || {
+        format!("jails left: {looks:?}")
     })?;
     nothing_left(ctx, &[&a, &b, &c])
 }
 
-/// The order in which the jails `before` go from the registry, watched
-/// every 20 ms for at most a minute; an error if two go between two looks.
-fn watch_going(ctx: &Ctx, mut before: BTreeSet<String>) -> Result<Vec<String>, String> {
-    let mut gone = Vec::new();
+/// The running jails' states (name to `ls`'s state) at each change, looked
+/// at every 20 ms until none is left, for at most a minute.
+fn watch_states(ctx: &Ctx) -> Vec<BTreeMap<String, String>> {
+    let mut looks: Vec<BTreeMap<String, String>> = Vec::new();
     let start = Instant::now();
-    while !before.is_empty() && start.elapsed() < Duration::from_secs(60) {
-        let now: BTreeSet<String> = running(ctx).into_iter().collect();
-        let went: Vec<String> = before.difference(&now).cloned().collect();
-        ensure(went.len() <= 1, || format!("two jails went at once: {went:?}"))?;
-        gone.extend(went);
-        before = now;
+    while start.elapsed() < Duration::from_secs(60) {
+        let now: BTreeMap<String, String> = ls(ctx)
+            .iter()
+            .filter_map(|j| Some((j["name"].as_str()?.to_string(), j["state"].as_str()?.to_string())))
+            .collect();
+        let empty = now.is_empty();
+        if looks.last() != Some(&now) {
+            looks.push(now);
+        }
+        if empty {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(gone)
+    looks
 }
 
 /// `up -b` of `file`, whose jail depends on another: both run after, in

@@ -37,12 +37,15 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
             Err(code) => return code,
         }
     };
-    let mut code = ExitCode::SUCCESS;
-    for Stopping { name, dependent_of } in jails::stop_order(&records, &selected) {
+    let order = jails::stop_order(&records, &selected);
+    for Stopping { name, dependent_of } in &order {
         if let Some(dep) = dependent_of {
             sysjail::eprintln_lossy!("sysjail down: stopping {name} too: it depends on {dep}");
         }
-        if let Err(e) = jails::stop(&dir, &name, Duration::from_secs(30)) {
+    }
+    let mut code = ExitCode::SUCCESS;
+    for (_, result) in jails::stop_all(&dir, &order, &records, Duration::from_secs(30)) {
+        if let Err(e) = result {
             sysjail::eprintln_lossy!("sysjail down: {e}");
             code = ExitCode::FAILURE;
         }

@@ -779,7 +779,7 @@ impl<'p> Running<'p> {
         }
         let client_events: Vec<usize> = (0..self.clients.len()).filter(|i| ready(n_fixed + i)).collect();
         for i in client_events.into_iter().rev() {
-            self.read_client(i);
+            self.read_client(i, registry, record);
         }
         !ready(0)
     }
@@ -1015,7 +1015,7 @@ impl<'p> Running<'p> {
         }
     }
 
-    fn read_client(&mut self, i: usize) {
+    fn read_client(&mut self, i: usize, registry: &Registry, record: &mut Record) {
         let msg = self.clients[i].chan.recv::<Request>();
         match msg {
             Ok(Some((
@@ -1046,6 +1046,11 @@ impl<'p> Running<'p> {
                 };
                 self.stop_cause = Some((cause, self.stop_cause.is_some_and(|(_, t)| t)));
                 let _ = self.clients[i].chan.send(&Reply::Stopping, &[]);
+                // `ls` shows a jail that `down` stops as stopping, as it
+                // does one stopped by SIGTERM.
+                if cause == StopCause::Down {
+                    self.mark_stopping(registry, record);
+                }
                 self.stop();
             }
             // The client went away: hang its command up, as a terminal would.
