@@ -122,6 +122,9 @@ pub fn compile(jail: &model::Jail, facts: &facts::HostFacts) -> Result<policy::P
 
 /// Launches a jail and supervises it until it ends; the exit status `sysjail
 /// up` would give (the command's, or 125-127 for sysjail's own failures).
+/// With `background`, this process returns once the jail runs or failed to
+/// start, and the supervisor is a fork of it that never returns into the
+/// caller's code: it exits when the jail has ended.
 pub fn launch(launch: launch::Launch) -> Result<i32, launch::UpError> {
     launch::up(launch)
 }

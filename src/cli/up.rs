@@ -77,13 +77,9 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
                 return code;
             }
         };
-        let me = std::process::id();
+        // The detached supervisor of a background jail never returns here:
+        // it exits once its jail has ended.
         let outcome = launch::up(launch);
-        if std::process::id() != me {
-            // The detached supervisor of a background jail returns here once
-            // its jail has ended: it is done, and starts nothing more.
-            return finish(outcome, "sysjail");
-        }
         if foreground {
             // The jail was created and its command ran: its status is up's,
             // and its dependencies stay. Only a jail that could not be

@@ -95,7 +95,9 @@ impl Caller {
     }
 }
 
-/// Launches the jail and supervises it; returns the exit status of `sysjail up`.
+/// Launches the jail and supervises it; returns the exit status of `sysjail
+/// up`. A background launch forks: the caller returns once the jail runs,
+/// and the detached supervisor exits, never returning, when it has ended.
 pub fn up(launch: Launch) -> Result<i32, UpError> {
     up_on(&facts(&launch.registry), launch)
 }
@@ -128,12 +130,25 @@ pub fn up_on(facts: &HostFacts, launch: Launch) -> Result<i32, UpError> {
         supervisor::detach_stdio(None);
     }
     let outcome = logs.and_then(|logs| start(facts, &launch, logs, detached.as_mut()));
-    if let (Some(report), Err(e)) = (detached.as_mut(), &outcome) {
-        // 125: sysjail's own failure, apart from the command's statuses;
-        // a failed hook's own.
-        report.failed(e.hook_status().unwrap_or(125), &e.to_string());
-    }
-    outcome
+    let Some(report) = detached.as_mut() else {
+        return outcome;
+    };
+    // The detached supervisor: a fork of the caller, which must not go on
+    // running the caller's code. It exits here with the jail's status,
+    // after saying why in the log, and frees nothing on the way out: the
+    // exit returns its memory, and `down` waits for that exit.
+    let code = match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            // 125: sysjail's own failure, apart from the command's statuses;
+            // a failed hook's own.
+            let status = e.hook_status().unwrap_or(125);
+            report.failed(status, &e.to_string());
+            crate::eprintln_lossy!("sysjail: {}", e.report());
+            status
+        }
+    };
+    std::process::exit(code.clamp(0, 255))
 }
 
 /// The launch, top to bottom.
@@ -208,6 +223,12 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
             failed.why.push_str(&format!("\n{}: {event}", policy.name));
         }
         failed.report();
+    }
+    if launch.background {
+        // The detached supervisor exits right after ([`up_on`]): freeing the
+        // plan's tables would only delay the exit that `down` waits for.
+        std::mem::forget(plan);
+        std::mem::forget(policy);
     }
     outcome.map(|out| out.status)
 }
