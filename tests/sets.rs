@@ -484,10 +484,14 @@ fn names_and_instances_from_the_config_dir_run_at_once(ctx: &Ctx) -> TestResult 
     ensure(out.status.code() == Some(2), || {
         format!("{:?}: {}", out.status, text(&out.stderr))
     })?;
-    let mut down = ctx.sysjail(&["down"]);
-    down.args(&want);
-    let out = run_bounded(down, Duration::from_secs(60));
+    // down of the directory stops every jail of its definitions: the
+    // instances too.
+    let out = run_bounded(
+        ctx.sysjail(&["down", &format!("{config_arg}/")]),
+        Duration::from_secs(60),
+    );
     ensure(out.status.success(), || text(&out.stderr))?;
+    ensure(running(ctx).is_empty(), || format!("left running: {:?}", running(ctx)))?;
     ensure(inits.iter().all(|p| !alive(*p)), || "an init outlived down".into())?;
     nothing_left(ctx, &[&want[0], &want[1], &want[2]])
 }

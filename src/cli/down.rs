@@ -1,7 +1,7 @@
 //! `sysjail down`: stop jails, dependents first, and wait until they are gone.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -60,11 +60,13 @@ fn select(dir: &Path, args: &[String], records: &[Record]) -> Result<BTreeSet<St
     let mut selected = BTreeSet::new();
     for arg in args {
         if let Ok(Arg::Path(path)) = Arg::parse(arg) {
-            let names = defined(&path)?;
+            let (names, files) = defined(&path)?;
+            // Its jails by name, and every other jail run from its files:
+            // instances (`web@2`) and `up --name`.
             selected.extend(
                 records
                     .iter()
-                    .filter(|r| names.contains(&r.name))
+                    .filter(|r| names.contains(&r.name) || r.definition.as_ref().is_some_and(|d| files.contains(d)))
                     .map(|r| r.name.clone()),
             );
             continue;
@@ -90,8 +92,8 @@ fn select(dir: &Path, args: &[String], records: &[Record]) -> Result<BTreeSet<St
 }
 
 /// The jail names the definitions of a file or directory give (templates
-/// have none).
-fn defined(path: &Path) -> Result<BTreeSet<String>, ExitCode> {
+/// have none), and their files as a record holds them (canonical).
+fn defined(path: &Path) -> Result<(BTreeSet<String>, BTreeSet<PathBuf>), ExitCode> {
     let (files, listed) = if path.is_dir() && path.extension().is_none_or(|e| e != "toml") {
         let files = sysjail::load::toml_files_in(path).map_err(|e| {
             sysjail::eprintln_lossy!("sysjail down: {}: {e}", path.display());
@@ -102,10 +104,12 @@ fn defined(path: &Path) -> Result<BTreeSet<String>, ExitCode> {
         (vec![path.to_path_buf()], false)
     };
     let mut names = BTreeSet::new();
+    let mut canonical = BTreeSet::new();
     for file in files {
         match sysjail::load::load_member(&file, None, listed) {
             Ok(Some(def)) => {
                 names.insert(def.jail.name.to_string());
+                canonical.insert(std::fs::canonicalize(&file).unwrap_or(file));
             }
             Ok(None) => {}
             Err(rejected) => {
@@ -114,5 +118,5 @@ fn defined(path: &Path) -> Result<BTreeSet<String>, ExitCode> {
             }
         }
     }
-    Ok(names)
+    Ok((names, canonical))
 }
