@@ -416,7 +416,7 @@ fn reserve_by_jid(
     // directory, and a range no one holds host-wide. Ranges held elsewhere
     // may be any of this directory's free JIDs, so every one of them is a
     // candidate, each tried once.
-    let used: BTreeSet<u32> = registry.list(lock).iter().map(|r| r.id).collect();
+    let used = registry.used_jids(lock);
     match state::ranges::claim_among(jid_candidates(jid, &used)) {
         Ok(claim) => Ok((claim.number, Some(claim))),
         Err(state::ranges::RangeError::Exhausted) => Err(state::StateError::Full(state::MAX_JAILS).into()),

@@ -4,6 +4,7 @@
 //! A record names the supervisor by pid and start time, so that a record whose
 //! supervisor died (or whose pid was reused) is recognised and cleaned.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -520,23 +521,11 @@ impl Registry {
 
     /// Every record, live or not, by jid.
     pub fn list(&self, _lock: &Lock) -> Vec<Record> {
-        // A descriptor of its own: reading a directory moves its offset.
-        let dir = nix::fcntl::openat(
-            self.fd(),
-            ".",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .and_then(nix::dir::Dir::from_fd);
-        let mut names: Vec<String> = match dir {
-            Ok(mut d) => d
-                .iter()
-                .filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str().ok().map(String::from))
-                .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
+        let mut names: Vec<String> = self
+            .entry_names()
+            .into_iter()
+            .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+            .collect();
         names.sort();
         let mut out: Vec<Record> = names.iter().filter_map(|n| self.read_record(n)).collect();
         out.sort_by_key(|r| r.id);
@@ -563,7 +552,73 @@ impl Registry {
             renameat(self.fd(), tmp.as_str(), self.fd(), name.as_str())?;
             Ok(())
         };
-        write().map_err(|e| StateError::Write(path, e))
+        write().map_err(|e| StateError::Write(path, e))?;
+        self.index(record)
+    }
+
+    /// The index entry of a record: `.jid.ID.NAME`, an empty file whose
+    /// name alone says which jid the record holds, so that a start finds a
+    /// free jid from one directory listing instead of reading every record.
+    fn index_name(id: u32, name: &str) -> String {
+        format!(".jid.{id}.{name}")
+    }
+
+    /// Makes `record`'s index entry, if it has none yet.
+    fn index(&self, record: &Record) -> Result<(), StateError> {
+        // One entry of this directory, never a path beneath it.
+        if record.name.is_empty() || record.name.contains('/') {
+            return Ok(());
+        }
+        let entry = Registry::index_name(record.id, &record.name);
+        match self.openat(&entry, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, 0o600) {
+            Ok(_) => Ok(()),
+            Err(StateError::Dir(_, e)) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The (jid, name) of every index entry, from one listing.
+    fn index_entries(&self) -> Vec<(u32, String)> {
+        self.entry_names()
+            .into_iter()
+            .filter_map(|n| {
+                let (id, name) = n.strip_prefix(".jid.")?.split_once('.')?;
+                Some((id.parse().ok()?, name.to_string()))
+            })
+            .collect()
+    }
+
+    /// The jids in use: every record's, live or history, as the index says.
+    /// A directory that some earlier sysjail kept without an index gets one
+    /// first, from its records.
+    pub fn used_jids(&self, lock: &Lock) -> BTreeSet<u32> {
+        if self.openat(INDEXED, OFlag::O_RDONLY, 0).is_err() {
+            for r in self.list(lock) {
+                let _ = self.index(&r);
+            }
+            let _ = self.openat(INDEXED, OFlag::O_WRONLY | OFlag::O_CREAT, 0o600);
+        }
+        self.index_entries().into_iter().map(|(id, _)| id).collect()
+    }
+
+    /// Every entry name of the directory (a descriptor of its own: reading
+    /// a directory moves its offset).
+    fn entry_names(&self) -> Vec<String> {
+        let dir = nix::fcntl::openat(
+            self.fd(),
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .and_then(nix::dir::Dir::from_fd);
+        match dir {
+            Ok(mut d) => d
+                .iter()
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str().ok().map(String::from))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// The name of a background jail's default output log in the directory
@@ -572,8 +627,16 @@ impl Registry {
         format!("{name}.log")
     }
 
-    /// Removes a jail's record, control socket and default log.
+    /// Removes a jail's record, its index entry, control socket and
+    /// default log.
     pub fn remove(&self, _lock: &Lock, name: &str) {
+        if let Some(r) = self.read_record(&Registry::record_name(name)) {
+            let _ = unlinkat(
+                self.fd(),
+                Registry::index_name(r.id, &r.name).as_str(),
+                UnlinkatFlags::NoRemoveDir,
+            );
+        }
         let log = Registry::log_name(name);
         for entry in [
             Registry::record_name(name),
@@ -606,6 +669,20 @@ impl Registry {
             .then(|| self.read_record(&Registry::record_name(which)))
             .flatten()
             .filter(|r| r.name == which && alive(r))
+    }
+
+    /// Removes the history record of the ended jail named exactly `name`
+    /// (never a JID), reading its own file alone; true if there was one.
+    pub fn clear_history(&self, lock: &Lock, name: &str) -> bool {
+        let plain = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
+        let ended = plain
+            && self
+                .read_record(&Registry::record_name(name))
+                .is_some_and(|r| r.name == name && r.ended());
+        if ended {
+            self.remove(lock, name);
+        }
+        ended
     }
 
     /// Finds a live jail by name or jid.
@@ -651,8 +728,20 @@ impl Registry {
     /// second): one pass over the directory. History records of ended jails
     /// are in neither.
     pub fn live(&self, lock: &Lock) -> (Vec<Record>, Vec<Record>) {
-        let (live, stale): (Vec<Record>, Vec<Record>) =
-            self.list(lock).into_iter().filter(|r| !r.ended()).partition(alive);
+        let all = self.list(lock);
+        // Index entries a crash left without their record hold a jid for
+        // nothing: they go with the full listing.
+        let held: BTreeSet<(u32, &str)> = all.iter().map(|r| (r.id, r.name.as_str())).collect();
+        for (id, name) in self.index_entries() {
+            if !held.contains(&(id, name.as_str())) {
+                let _ = unlinkat(
+                    self.fd(),
+                    Registry::index_name(id, &name).as_str(),
+                    UnlinkatFlags::NoRemoveDir,
+                );
+            }
+        }
+        let (live, stale): (Vec<Record>, Vec<Record>) = all.into_iter().filter(|r| !r.ended()).partition(alive);
         for r in &stale {
             let _ = teardown_locked(self, lock, r);
         }
@@ -660,38 +749,48 @@ impl Registry {
     }
 
     /// Reserves a name: fails if a live jail has it; returns the smallest free jid.
+    ///
+    /// The record of that name alone is read, and the index listed: the cost
+    /// of a start does not grow with the jails running.
     pub fn reserve(&self, lock: &Lock, name: &str) -> Result<u32, StateError> {
-        // An ended jail's history gives way to the new run's record.
-        let (live, _) = self.live(lock);
-        if let Some(r) = live.iter().find(|r| r.name == name) {
-            return Err(StateError::NameTaken {
-                name: name.to_string(),
-                id: r.id,
-                pid: r.supervisor_pid,
-            });
+        let plain = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
+        if let Some(r) = plain
+            .then(|| self.read_record(&Registry::record_name(name)))
+            .flatten()
+            .filter(|r| r.name == name)
+        {
+            if r.ended() {
+                // An ended jail's history gives way to the new run's record.
+                self.remove(lock, name);
+            } else if alive(&r) {
+                return Err(StateError::NameTaken {
+                    name: name.to_string(),
+                    id: r.id,
+                    pid: r.supervisor_pid,
+                });
+            } else {
+                // Its supervisor died without cleaning up.
+                let _ = teardown_locked(self, lock, &r);
+            }
         }
-        free_jid(&live)
+        free_jid(&self.used_jids(lock))
     }
 
     /// Reserves the smallest free jid for a jail named by it. No other jail
     /// can have that name: written names are never digits only, and a jid
-    /// is free only when no jail has it.
+    /// is free only when no record, live or history, has it.
     pub fn reserve_jid(&self, lock: &Lock) -> Result<u32, StateError> {
-        // Not the jid of a history record either: the name would be its.
-        self.clean_stale(lock);
-        free_jid(&self.list(lock))
-    }
-
-    /// True when no record has jid `id`, and it is a jid.
-    pub fn jid_free(&self, lock: &Lock, id: u32) -> bool {
-        (1..=MAX_JAILS).contains(&id) && !self.list(lock).iter().any(|r| r.id == id)
+        free_jid(&self.used_jids(lock))
     }
 }
 
-/// The smallest jid no record of `live` has.
-fn free_jid(live: &[Record]) -> Result<u32, StateError> {
+/// Marks a state directory whose records all have index entries.
+const INDEXED: &str = ".jid-index";
+
+/// The smallest jid not in `used`.
+fn free_jid(used: &BTreeSet<u32>) -> Result<u32, StateError> {
     (1..=MAX_JAILS)
-        .find(|id| !live.iter().any(|r| r.id == *id))
+        .find(|id| !used.contains(id))
         .ok_or(StateError::Full(MAX_JAILS))
 }
 
@@ -789,6 +888,56 @@ mod tests {
         assert_eq!(reg.list(&lock).len(), 2);
         assert_eq!(reg.find(&lock, "3").unwrap().name, "c");
         assert!(reg.find(&lock, "d").is_err());
+        drop(lock);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn jids_come_from_the_index_which_follows_the_records() {
+        let dir = std::env::temp_dir().join(format!("sysjail-state-index-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let reg = Registry::open(&dir).unwrap();
+        let lock = reg.lock().unwrap();
+        let me = std::process::id() as i32;
+        // Records of an earlier sysjail, without index entries: indexed at
+        // the first reservation, so their jids are not handed out again.
+        for (name, id) in [("a", 1), ("b", 2)] {
+            let text = serde_json::to_vec(&record(name, id, me)).unwrap();
+            fs::write(dir.join(format!("{name}.json")), text).unwrap();
+        }
+        assert_eq!(reg.reserve(&lock, "c").unwrap(), 3);
+        assert!(dir.join(".jid.1.a").exists() && dir.join(".jid.2.b").exists());
+        // A history record holds its jid; the same name's new run takes
+        // its place, and its jid.
+        let mut ended = record("b", 2, me);
+        ended.state = JailState::Exited;
+        ended.run.ended = Some(Ended {
+            at: now(),
+            status: 0,
+            code: Some(0),
+            signal: None,
+            reason: EndReason::Exited,
+            events: vec![],
+        });
+        reg.write(&lock, &ended).unwrap();
+        assert_eq!(reg.reserve(&lock, "x").unwrap(), 3);
+        assert_eq!(reg.reserve(&lock, "b").unwrap(), 2);
+        assert!(!dir.join(".jid.2.b").exists() && !dir.join("b.json").exists());
+        // A stale record of the name is torn down, and its jid is free.
+        let mut dead = record("d", 2, i32::MAX - 1);
+        dead.supervisor_start = 12345;
+        reg.write(&lock, &dead).unwrap();
+        assert_eq!(reg.reserve(&lock, "e").unwrap(), 3);
+        assert_eq!(reg.reserve(&lock, "d").unwrap(), 2);
+        // An entry a crash left without its record holds its jid until a
+        // full listing prunes it.
+        fs::write(dir.join(".jid.2.gone"), "").unwrap();
+        assert_eq!(reg.reserve(&lock, "f").unwrap(), 3);
+        reg.live(&lock);
+        assert_eq!(reg.reserve(&lock, "f").unwrap(), 2);
+        // Removing a record removes its entry.
+        reg.remove(&lock, "a");
+        assert_eq!(reg.used_jids(&lock), BTreeSet::new());
         drop(lock);
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -271,13 +271,14 @@ pub fn bindir() -> String {
 }
 
 impl Ctx {
-    /// The entries of the state directory, sorted, but its lock and the host
-    /// facts cache, which belong to the directory, not to a jail.
+    /// The entries of the state directory, sorted, but its lock, the host
+    /// facts cache and the JID index's mark, which belong to the directory,
+    /// not to a jail.
     pub fn state_entries(&self) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(&self.state)
             .expect("the state directory")
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n != "lock" && n != "facts.cache")
+            .filter(|n| n != "lock" && n != "facts.cache" && n != ".jid-index")
             .collect();
         v.sort();
         v
