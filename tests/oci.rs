@@ -80,6 +80,11 @@ fn main() {
     );
     r.test("oci_check_untrusted_bundle", &[Root], check_untrusted_bundle);
     r.test(
+        "oci_two_containers_of_one_name_claim_it_once",
+        &[Root, Need::HybridCgroups],
+        two_containers_of_one_name_claim_it_once,
+    );
+    r.test(
         "oci_hooks_of_many_containers_race_cleanly",
         &[Root, Need::HybridCgroups],
         hooks_of_many_containers_race_cleanly,
@@ -1135,4 +1140,83 @@ fn hooks_of_many_containers_race_cleanly(ctx: &Ctx) -> TestResult {
         result
     });
     result.map(|_| ())
+}
+
+/// Two runtimes start the same bundle and id at once (two runtime roots):
+/// their createRuntime hooks race for one name. One takes it, the other is
+/// refused; the record names the container that took it, so the loser's
+/// poststop removes nothing of the winner's, and the winner's removes all.
+fn two_containers_of_one_name_claim_it_once(ctx: &Ctx) -> TestResult {
+    let (bundle, _) = export(ctx, &limited_jail(ctx), &[])?;
+    let parent = Path::new("/sys/fs/cgroup/unified/sysjail-oci");
+    for round in 0..20 {
+        let id = format!("{}-{round}", ctx.name);
+        let name = sysjail::oci::VethFile::host_name(bundle.to_str().unwrap(), &id);
+        let record = Path::new("/run/sysjail-oci").join(&name);
+        let mut sleepers = Vec::new();
+        for _ in 0..2 {
+            sleepers.push(Command::new("sleep").arg("60").spawn().map_err(|e| e.to_string())?);
+        }
+        let pids: Vec<u32> = sleepers.iter().map(|c| c.id()).collect();
+        let outs = std::thread::scope(|s| {
+            let hooks: Vec<_> = pids
+                .iter()
+                .map(|&pid| {
+                    let (bundle, id) = (&bundle, &id);
+                    s.spawn(move || hook(bundle, "create-runtime", id, pid))
+                })
+                .collect();
+            hooks
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("a hook thread panicked".into())))
+                .collect::<Result<Vec<Output>, String>>()
+        });
+        let result = (|| -> TestResult {
+            let outs = outs?;
+            let won: Vec<usize> = (0..2).filter(|&i| outs[i].status.success()).collect();
+            ensure(won.len() == 1, || {
+                format!(
+                    "round {round}: {} hooks took {name}: {}",
+                    won.len(),
+                    outs.iter().map(|o| text(&o.stderr)).collect::<String>()
+                )
+            })?;
+            let (winner, loser) = (won[0], 1 - won[0]);
+            let held = fs::read_to_string(&record).unwrap_or_default();
+            ensure(
+                held.split_whitespace().next() == Some(&pids[winner].to_string()),
+                || {
+                    format!(
+                        "round {round}: the record says {held:?}, the winner is {}",
+                        pids[winner]
+                    )
+                },
+            )?;
+            let procs = fs::read_to_string(parent.join(&name).join("cgroup.procs")).unwrap_or_default();
+            ensure(procs.trim() == pids[winner].to_string(), || {
+                format!("round {round}: {name} holds {procs:?}")
+            })?;
+            // The loser's runtime cleans up after it: nothing of the winner's goes.
+            let _ = sleepers[loser].kill();
+            let _ = sleepers[loser].wait();
+            let gone = hook(&bundle, "poststop", &id, 0)?;
+            ensure(gone.status.success(), || {
+                format!("round {round}: the loser's poststop: {}", text(&gone.stderr))
+            })?;
+            ensure(parent.join(&name).exists() && record.exists(), || {
+                format!("round {round}: the loser's poststop removed the winner's cgroup or record")
+            })
+        })();
+        for s in &mut sleepers {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        let gone = hook(&bundle, "poststop", &id, 0)?;
+        result?;
+        ensure(
+            gone.status.success() && !parent.join(&name).exists() && !record.exists(),
+            || format!("round {round}: after the winner's poststop: {}", text(&gone.stderr)),
+        )?;
+    }
+    Ok(())
 }

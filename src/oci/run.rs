@@ -129,6 +129,29 @@ fn state(stdin: &mut impl Read) -> Result<State, RunError> {
 /// and cgroup of a name, so that a poststop hook removes only its own.
 const RECORDS: &str = "/run/sysjail-oci";
 
+/// The records' directory, locked: every hook that reads or changes a
+/// record holds this, so that two hooks of one name (two runtimes starting
+/// the same bundle and id at once) never both take it, and a poststop never
+/// reads a record half written. The lock goes with the descriptor.
+struct Locked {
+    dir: PathBuf,
+    _fd: std::fs::File,
+}
+
+fn lock_records() -> Result<Locked, RunError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = records()?;
+    let fd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(&dir)
+        .map_err(|e| RunError::Record(dir.clone(), e))?;
+    // Root's directory, which no one else may open: no other user can
+    // hold this lock.
+    fd.lock().map_err(|e| RunError::Record(dir.clone(), e))?;
+    Ok(Locked { dir, _fd: fd })
+}
+
 /// The records' directory, made if missing; refused unless root's and
 /// writable by no one else, and never through a link.
 fn records() -> Result<PathBuf, RunError> {
@@ -169,7 +192,8 @@ fn record_owner_alive(path: &Path) -> Result<Option<i32>, RunError> {
 fn claim(name: &str, pid: i32) -> Result<(), RunError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let path = records()?.join(name);
+    let records = lock_records()?;
+    let path = records.dir.join(name);
     if let Some(other) = record_owner_alive(&path)? {
         return Err(RunError::Record(
             path,
@@ -281,7 +305,8 @@ pub fn hook_poststop(file: &Path, stdin: &mut impl Read) -> Result<(), RunError>
     if init.veth.is_none() && init.rewrite.is_none() {
         return Ok(());
     }
-    let record = PathBuf::from(RECORDS).join(&name);
+    let records = lock_records()?;
+    let record = records.dir.join(&name);
     if std::fs::symlink_metadata(&record).is_err() {
         // No createRuntime of this name claimed anything.
         return Ok(());
