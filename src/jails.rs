@@ -130,6 +130,20 @@ pub fn stop(dir: &Path, which: &str, wait: Duration) -> Result<(), JailsError> {
     finish_stop(dir, record, &chan, Instant::now() + wait)
 }
 
+/// What `down` stops, decided under one lock: the running jails, and
+/// [`stop_order`]'s order of `selected` and their dependents, each marked
+/// stopping before the lock goes, so that no jail depending on one of them
+/// starts after this look (it would be stopped by no one).
+pub fn begin_stop(dir: &Path, selected: &BTreeSet<String>) -> Result<(Vec<Record>, Vec<Stopping>), JailsError> {
+    let registry = Registry::open(dir)?;
+    let lock = registry.lock()?;
+    let (records, _) = registry.live(&lock);
+    let order = stop_order(&records, selected);
+    let names: BTreeSet<&str> = order.iter().map(|s| s.name.as_str()).collect();
+    registry.mark_stopping(&lock, &records, &names);
+    Ok((records, order))
+}
+
 /// At most this many jails are asked to stop before `stop_all` waits for
 /// them: each holds a descriptor until it is gone.
 const STOP_BATCH: usize = 256;

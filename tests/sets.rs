@@ -58,6 +58,11 @@ fn main() {
         classic_jids_are_found_past_ranges_this_state_dir_uses,
     );
     r.test(
+        "sets_dependent_outlives_no_racing_down",
+        &[Root],
+        a_dependent_never_outlives_a_racing_down_of_its_dependency,
+    );
+    r.test(
         "sets_classic_jails_of_one_hostname_run_at_once",
         &[Root],
         classic_jails_of_one_hostname_run_at_once,
@@ -154,31 +159,32 @@ fn a_directory_starts_in_dependency_order_and_stops_in_reverse(ctx: &Ctx) -> Tes
     ensure(jails[1]["depend"] == serde_json::json!([c]), || {
         format!("the record keeps depend: {}", jails[1])
     })?;
-    // down --all: the reverse of the start order. Each jail takes a second
-    // to stop; a and b, on which nothing depends, are asked at once, and c,
-    // which a depends on, only once a is gone.
+    // down --all: the reverse of the start order. Each jail's command takes
+    // a second to stop (a `sleep 1` in its TERM trap, which the host sees);
+    // a and b, on which nothing depends, are asked at once, and c, which a
+    // depends on, only once a is gone.
     let mut down = ctx.sysjail(&["down", "--all"]);
     let mut child = down
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let looks = watch_states(ctx);
+    let looks = watch_stopping(ctx);
     let status = child.wait().unwrap();
     ensure(status.success(), || format!("down --all: {status:?}"))?;
-    let state = |look: &BTreeMap<String, String>, n: &str| look.get(n).cloned().unwrap_or_else(|| "gone".into());
+    let asked = |look: &BTreeMap<String, bool>, n: &str| look.get(n).copied();
     ensure(
         looks
             .iter()
-            .any(|l| state(l, &a) == "stopping" && state(l, &b) == "stopping"),
-        || format!("a and b were never stopping together: {looks:?}"),
+            .any(|l| asked(l, &a) == Some(true) && asked(l, &b) == Some(true)),
+        || format!("a and b never stopped together: {looks:?}"),
     )?;
     ensure(
         looks
             .iter()
-            .filter(|l| state(l, &a) != "gone")
-            .all(|l| state(l, &c) == "running"),
-        || format!("c stopped before a, which depends on it, was gone: {looks:?}"),
+            .filter(|l| l.contains_key(&a))
+            .all(|l| asked(l, &c) == Some(false)),
+        || format!("c was asked to stop before a, which depends on it, was gone: {looks:?}"),
     )?;
     ensure(looks.last().is_some_and(|l| l.is_empty()), || {
         format!("jails left: {looks:?}")
@@ -186,15 +192,26 @@ fn a_directory_starts_in_dependency_order_and_stops_in_reverse(ctx: &Ctx) -> Tes
     nothing_left(ctx, &[&a, &b, &c])
 }
 
-/// The running jails' states (name to `ls`'s state) at each change, looked
-/// at every 20 ms until none is left, for at most a minute.
-fn watch_states(ctx: &Ctx) -> Vec<BTreeMap<String, String>> {
-    let mut looks: Vec<BTreeMap<String, String>> = Vec::new();
+/// The running jails at each change, each with whether its command is
+/// running its TERM trap (SLOW_STOP's `sleep 1`), looked at every 20 ms
+/// until none is left, for at most a minute.
+fn watch_stopping(ctx: &Ctx) -> Vec<BTreeMap<String, bool>> {
+    // A child of the command whose arguments are `sleep 1`.
+    let trapped = |pid: i64| {
+        fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .any(|c| fs::read(format!("/proc/{c}/cmdline")).is_ok_and(|a| a == b"sleep\x001\x00"))
+    };
+    let mut looks: Vec<BTreeMap<String, bool>> = Vec::new();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
-        let now: BTreeMap<String, String> = ls(ctx)
+        let now: BTreeMap<String, bool> = ls(ctx)
             .iter()
-            .filter_map(|j| Some((j["name"].as_str()?.to_string(), j["state"].as_str()?.to_string())))
+            .filter_map(|j| {
+                let pid = j["run"]["command_pid"].as_i64().unwrap_or(0);
+                Some((j["name"].as_str()?.to_string(), pid > 0 && trapped(pid)))
+            })
             .collect();
         let empty = now.is_empty();
         if looks.last() != Some(&now) {
@@ -728,4 +745,54 @@ fn classic_jids_are_found_past_ranges_this_state_dir_uses(ctx: &Ctx) -> TestResu
     }
     result?;
     nothing_left(ctx, &[])
+}
+
+/// `up -b web` (which depends on db) and `down db` at the same moment: either
+/// down sees web and stops it first, or web's start fails because db is on
+/// its way down. web never runs on without db.
+fn a_dependent_never_outlives_a_racing_down_of_its_dependency(ctx: &Ctx) -> TestResult {
+    let dir = ctx.dir.join("jails");
+    base(&dir);
+    let [db, web] = ["db", "web"].map(|s| format!("{}-{s}", ctx.name));
+    let db_file = write(&dir, &db, &jail(""));
+    let web_file = write(&dir, &web, &jail(&format!("depend = [\"{db}\"]\n")));
+    for round in 0..6 {
+        let out = run_bounded(
+            {
+                let mut c = ctx.sysjail(&["up", "-b", "--wait", "0s"]);
+                c.arg(&db_file);
+                c
+            },
+            Duration::from_secs(60),
+        );
+        ensure(out.status.success(), || format!("up db: {}", text(&out.stderr)))?;
+        let mut up = ctx.sysjail(&["up", "-b", "--wait", "0s"]);
+        up.arg(&web_file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let up = up.spawn().map_err(|e| e.to_string())?;
+        // The later, the likelier web has registered: both outcomes are tried.
+        std::thread::sleep(Duration::from_millis(3 * round));
+        let down = run_bounded(ctx.sysjail(&["down", &db]), Duration::from_secs(60));
+        let up = up.wait_with_output().map_err(|e| e.to_string())?;
+        ensure(down.status.success(), || {
+            format!("round {round}: down db: {}", text(&down.stderr))
+        })?;
+        let names = running(ctx);
+        ensure(!names.contains(&web), || {
+            format!(
+                "round {round}: {web} runs without {db}: {names:?} (up: {:?} {})",
+                up.status,
+                text(&up.stderr)
+            )
+        })?;
+        ensure(
+            up.status.success() || text(&up.stderr).contains(&format!("depends on {db}, which")),
+            || format!("round {round}: up web failed otherwise: {}", text(&up.stderr)),
+        )?;
+        let out = run_bounded(ctx.sysjail(&["down", "--all"]), Duration::from_secs(60));
+        ensure(out.status.success(), || text(&out.stderr))?;
+        let _ = run_bounded(ctx.sysjail(&["down", &web]), Duration::from_secs(30));
+    }
+    nothing_left(ctx, &[&db, &web])
 }

@@ -37,7 +37,15 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
             Err(code) => return code,
         }
     };
-    let order = jails::stop_order(&records, &selected);
+    // Listed again under the lock that marks them: a dependent started since
+    // the listing above is stopped too.
+    let (records, order) = match jails::begin_stop(&dir, &selected) {
+        Ok(decided) => decided,
+        Err(e) => {
+            sysjail::eprintln_lossy!("sysjail down: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     for Stopping { name, dependent_of } in &order {
         if let Some(dep) = dependent_of {
             sysjail::eprintln_lossy!("sysjail down: stopping {name} too: it depends on {dep}");

@@ -166,6 +166,8 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
         (jid, range)
     } else {
         let jid = registry.reserve(&lock, &policy.name)?;
+        let depend: Vec<String> = launch.jail.depend.iter().map(ToString::to_string).collect();
+        registry.dependencies_run(&lock, &policy.name, &depend)?;
         (jid, facts.root.then(|| state::ranges::claim(jid)).transpose()?)
     };
     // Past the name check: a refusal is the caller's to read, not the log's.

@@ -380,6 +380,16 @@ pub enum StateError {
     /// Every jid is in use.
     #[error("every jail id from 1 to {0} is in use")]
     Full(u32),
+    /// A jail it depends on does not run, or is being stopped.
+    #[error("{jail} depends on {dependency}, which {why}")]
+    Dependency {
+        /// The jail being started.
+        jail: String,
+        /// What it depends on.
+        dependency: String,
+        /// "does not run" or "is being stopped".
+        why: &'static str,
+    },
 }
 
 /// The highest jid: each jail gets its own 65536 host ids above 0x70000000.
@@ -774,6 +784,38 @@ impl Registry {
             }
         }
         free_jid(&self.used_jids(lock))
+    }
+
+    /// Holds `jail`'s start to its dependencies: each must run and not be
+    /// on its way down. Checked under the same lock as the new record is
+    /// written, against `down`'s mark ([`Registry::mark_stopping`]): either
+    /// `down` lists the new jail and stops it first, or the start fails.
+    pub fn dependencies_run(&self, lock: &Lock, jail: &str, depend: &[String]) -> Result<(), StateError> {
+        for dependency in depend {
+            let why = match self.find(lock, dependency) {
+                Ok(r) if r.state == JailState::Stopping => "is being stopped",
+                Ok(_) => continue,
+                Err(StateError::NotFound(_)) => "does not run",
+                Err(e) => return Err(e),
+            };
+            return Err(StateError::Dependency {
+                jail: jail.to_string(),
+                dependency: dependency.clone(),
+                why,
+            });
+        }
+        Ok(())
+    }
+
+    /// Marks the running jails `names` as stopping, as `down` decides to stop
+    /// them (their supervisors do too once asked): from then on no jail that
+    /// depends on one of them starts ([`Registry::dependencies_run`]).
+    pub fn mark_stopping(&self, lock: &Lock, records: &[Record], names: &BTreeSet<&str>) {
+        for r in records.iter().filter(|r| names.contains(r.name.as_str())) {
+            let mut r = r.clone();
+            r.state = JailState::Stopping;
+            let _ = self.write(lock, &r);
+        }
     }
 
     /// Reserves the smallest free jid for a jail named by it. No other jail
