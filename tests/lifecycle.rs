@@ -107,6 +107,11 @@ fn main() {
         lifecycle_logs_reads_only_safe_bounded_logs,
     );
     r.test(
+        "lifecycle_path_search_says_not_found_behind_a_closed_directory",
+        &[Need::Root],
+        lifecycle_path_search_says_not_found_behind_a_closed_directory,
+    );
+    r.test(
         "lifecycle_a_jails_escape_sequences_never_reach_a_terminal",
         &[Need::Root, Need::Script],
         lifecycle_a_jails_escape_sequences_never_reach_a_terminal,
@@ -1074,4 +1079,33 @@ fn lifecycle_a_jails_escape_sequences_never_reach_a_terminal(ctx: &Ctx) -> TestR
     })?;
     let down = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(30));
     ensure(down.status.success(), || text(&down.stderr))
+}
+
+/// A PATH with a directory the jail may not search: a command found
+/// nowhere is not found (127, ENOENT), as shells say, not "permission
+/// denied"; one found but not executable is still 126 (EACCES).
+fn lifecycle_path_search_says_not_found_behind_a_closed_directory(ctx: &Ctx) -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let closed = ctx.dir.join("closed");
+    let plain = ctx.dir.join("plain");
+    fs::create_dir_all(&closed).map_err(|e| e.to_string())?;
+    fs::create_dir_all(&plain).map_err(|e| e.to_string())?;
+    fs::set_permissions(&closed, fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
+    fs::set_permissions(&plain, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+    fs::write(plain.join("tool"), "#!/bin/sh\n").map_err(|e| e.to_string())?;
+    fs::set_permissions(plain.join("tool"), fs::Permissions::from_mode(0o644)).map_err(|e| e.to_string())?;
+    let file = ctx.jail("");
+    let path = format!("{}:{}:/usr/bin:/bin", closed.display(), plain.display());
+    for (command, status, errno) in [("sysjail-no-such-command", 127, "ENOENT"), ("tool", 126, "EACCES")] {
+        let mut c = ctx.sysjail(&["up", "-b"]);
+        c.arg(&file).args(["--", command]).env("PATH", &path);
+        let out = run_bounded(c, Duration::from_secs(60));
+        let err = text(&out.stderr);
+        ensure(out.status.code() == Some(status) && err.contains(errno), || {
+            format!("{command}: up -b exited {:?}: {err}", out.status)
+        })?;
+        let down = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(30));
+        ensure(down.status.success(), || text(&down.stderr))?;
+    }
+    Ok(())
 }

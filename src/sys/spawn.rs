@@ -304,7 +304,10 @@ fn exec(programs: &[CString], argv: &[CString], envp: &[CString]) -> Failed {
         let e = io::Error::last_os_error();
         // As execvp: keep searching past a missing or unexecutable candidate.
         let keep_looking = matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EACCES | libc::ENOTDIR));
-        if e.raw_os_error() == Some(libc::EACCES) {
+        // EACCES also comes from a directory of PATH the user may not
+        // search: nothing was found there, as shells say (127, not 126).
+        // SAFETY: access(2) of a NUL-terminated path.
+        if e.raw_os_error() == Some(libc::EACCES) && unsafe { libc::access(program.as_ptr(), libc::F_OK) } == 0 {
             denied = Some(io::Error::from_raw_os_error(libc::EACCES));
         }
         last = ("execve", e);
