@@ -13,8 +13,13 @@ use super::control;
 use super::proto::{Reply, Request, Status};
 use crate::state::{EndReason, Ended};
 
-/// How much of a background command's first output a failed start shows.
+/// How much of a background command's first output a failed start keeps.
 const EARLY_OUTPUT: usize = 4096;
+
+/// How much of it the error shows, escaped: the report is one write of at
+/// most PIPE_BUF (4096) bytes, which also carries the reason and what the
+/// limits did, and an escaped control character takes four bytes.
+const SHOWN_OUTPUT: usize = 2048;
 
 /// How a background launch reports to the command that started it: one
 /// short write on a pipe, "ok JID" or "error STATUS WHY".
@@ -101,10 +106,17 @@ impl Pending {
         );
         // The jail's bytes, on the operator's terminal: escaped.
         let out = crate::terminal::escape(&self.early);
-        let out = out.trim_end();
+        let mut out = out.trim_end();
+        let cut = out.len() > SHOWN_OUTPUT;
+        if cut {
+            out = &out[..floor_char_boundary(out, SHOWN_OUTPUT)];
+        }
         if !out.is_empty() {
             why.push_str("; its output:\n");
             why.push_str(out);
+            if cut {
+                why.push_str(&format!(" [cut: `sysjail logs {name}` shows it all]"));
+            }
         }
         why
     }
@@ -291,4 +303,36 @@ fn answer_while_paused(control: BorrowedFd<'_>) -> bool {
         }
     }
     stop
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(early: &[u8]) -> Pending {
+        Pending {
+            report: Report { pipe: None },
+            jid: 1,
+            deadline: Instant::now(),
+            window: Duration::from_secs(1),
+            early: early.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_failed_start_shows_the_output_escaped_and_bounded() {
+        let why = pending(b"bad \x1b[2J\n").died("web", Status::Code(1));
+        assert_eq!(
+            why,
+            "web: the command exited with status 1 within the start window (1000 ms); its output:\nbad \\x1b[2J"
+        );
+        // 3000 escape characters are 12000 bytes escaped: the error, which
+        // travels in one PIPE_BUF write, shows their start and says so.
+        let mut early = vec![0x1b; 3000];
+        early.extend_from_slice(b"LAST");
+        let why = pending(&early).died("web", Status::Code(1));
+        assert!(why.len() < libc::PIPE_BUF / 2 + 200, "{} bytes", why.len());
+        assert!(why.ends_with("\\x1b [cut: `sysjail logs web` shows it all]"), "{why}");
+        assert!(!why.contains('\x1b'));
+    }
 }
