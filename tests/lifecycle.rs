@@ -112,6 +112,11 @@ fn main() {
         lifecycle_path_search_says_not_found_behind_a_closed_directory,
     );
     r.test(
+        "lifecycle_journal_logs_are_escaped_on_a_terminal",
+        &[Need::Root, Need::Script],
+        lifecycle_journal_logs_are_escaped_on_a_terminal,
+    );
+    r.test(
         "lifecycle_a_jails_escape_sequences_never_reach_a_terminal",
         &[Need::Root, Need::Script],
         lifecycle_a_jails_escape_sequences_never_reach_a_terminal,
@@ -1040,13 +1045,66 @@ fn lifecycle_logs_reads_only_safe_bounded_logs(ctx: &Ctx) -> TestResult {
 /// (script(1)), the terminal's carriage returns left out.
 fn on_a_terminal(command: &std::process::Command) -> String {
     let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
-    let line: Vec<String> = std::iter::once(command.get_program())
-        .chain(command.get_args())
-        .map(quote)
+    // The command's own environment, through env(1).
+    let env = command.get_envs().filter_map(|(k, v)| {
+        let mut kv = k.to_os_string();
+        kv.push("=");
+        kv.push(v?);
+        Some(kv)
+    });
+    let line: Vec<String> = std::iter::once(std::ffi::OsString::from("env"))
+        .chain(env)
+        .chain(std::iter::once(command.get_program().to_os_string()))
+        .chain(command.get_args().map(|a| a.to_os_string()))
+        .map(|a| quote(&a))
         .collect();
     let mut c = std::process::Command::new("script");
     c.args(["-qec", &line.join(" "), "/dev/null"]).env("NO_COLOR", "1");
     text(&run_bounded(c, Duration::from_secs(60)).stdout).replace("\r\n", "\n")
+}
+
+/// `logs` of a jail with `log = "journal"` escapes what journalctl prints
+/// (`-o cat` passes the jail's bytes) as it does the log's own. journalctl
+/// here is a stand-in first on PATH (no journal runs in CI), and the jail
+/// an ended one's history record.
+fn lifecycle_journal_logs_are_escaped_on_a_terminal(ctx: &Ctx) -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = ctx.dir.join("bin");
+    fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
+    let fake = bin.join("journalctl");
+    fs::write(&fake, "#!/bin/sh\nprintf 'journal \\033]0;owned\\007\\r\\n'\n").map_err(|e| e.to_string())?;
+    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+    fs::create_dir_all(&ctx.state).map_err(|e| e.to_string())?;
+    fs::set_permissions(&ctx.state, fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
+    let me = std::process::id() as i32;
+    let mut record = support::record(
+        &ctx.name,
+        me,
+        sysjail::state::start_time(me).unwrap_or(0),
+        &ctx.state.join("x.sock"),
+    );
+    record.state = sysjail::state::JailState::Exited;
+    record.run.journal = Some(format!("sysjail-{}", ctx.name));
+    fs::write(
+        ctx.state.join(format!("{}.json", ctx.name)),
+        serde_json::to_string(&record).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut logs = ctx.sysjail(&["logs", &ctx.name]);
+    logs.env("PATH", &path);
+    let piped = run_bounded(logs, Duration::from_secs(30));
+    ensure(text(&piped.stdout) == "journal \x1b]0;owned\x07\r\n", || {
+        format!("logs | cat: {:?} {}", text(&piped.stdout), text(&piped.stderr))
+    })?;
+    let mut logs = ctx.sysjail(&["logs", &ctx.name]);
+    logs.env("PATH", &path);
+    let tty = on_a_terminal(&logs);
+    ensure(tty == "journal \\x1b]0;owned\\x07\\x0d\n", || {
+        format!("logs on a terminal: {tty:?}")
+    })?;
+    let down = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(30));
+    ensure(down.status.success(), || text(&down.stderr))
 }
 
 /// A hostile jail's output is shown to the operator, never obeyed by the

@@ -60,8 +60,14 @@ pub struct Args {
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let dir = global.state_dir();
     let record = sysjail::jails::find(&dir, &args.jail).ok();
+    // A hostile jail's escape sequences would be obeyed by the terminal:
+    // there, they are shown instead. A pipe gets the bytes.
+    let escape = !args.raw && io::stdout().is_terminal();
+    let mut out = Out {
+        escaper: escape.then(Escaper::default),
+    };
     if let Some(id) = record.as_ref().and_then(|r| r.run.journal.as_deref()) {
-        return journal(id, &args);
+        return journal(id, &args, &mut out);
     }
     // A jail that ran with the default log and whose record is gone still
     // has no log: `down` clears both. Its default name is tried all the same.
@@ -81,12 +87,6 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
         .as_ref()
         .and_then(|r| r.run.log_size)
         .unwrap_or(sysjail::model::DEFAULT_LOG_SIZE.0);
-    // A hostile jail's escape sequences would be obeyed by the terminal:
-    // there, they are shown instead. A pipe gets the bytes.
-    let escape = !args.raw && io::stdout().is_terminal();
-    let mut out = Out {
-        escaper: escape.then(Escaper::default),
-    };
     match print(
         &path,
         args.lines,
@@ -105,8 +105,10 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     }
 }
 
-/// The output of a jail with `log = "journal"`, from journalctl.
-fn journal(identifier: &str, args: &Args) -> ExitCode {
+/// The output of a jail with `log = "journal"`, from journalctl (`-o cat`
+/// prints the jail's bytes as they are): through `out`, escaped as the
+/// log's own are.
+fn journal(identifier: &str, args: &Args, out: &mut Out) -> ExitCode {
     let mut c = std::process::Command::new("journalctl");
     c.args(["--no-pager", "-o", "cat", "-t", identifier]);
     if args.follow {
@@ -115,12 +117,45 @@ fn journal(identifier: &str, args: &Args) -> ExitCode {
     if let Some(n) = args.lines {
         c.arg("-n").arg(n.to_string());
     }
-    match c.status() {
-        Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(0, 255) as u8),
-        Err(e) => {
-            sysjail::eprintln_lossy!("sysjail logs: journalctl: {e}");
-            ExitCode::FAILURE
+    let fail = |e: io::Error| {
+        sysjail::eprintln_lossy!("sysjail logs: journalctl: {e}");
+        ExitCode::FAILURE
+    };
+    if out.escaper.is_none() {
+        return match c.status() {
+            Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(0, 255) as u8),
+            Err(e) => fail(e),
+        };
+    }
+    let mut child = match c.stdout(std::process::Stdio::piped()).spawn() {
+        Ok(child) => child,
+        Err(e) => return fail(e),
+    };
+    let mut from = child.stdout.take().expect("piped");
+    let mut buf = vec![0u8; 64 << 10];
+    let copied = loop {
+        match from.read(&mut buf) {
+            Ok(0) => break out.finish(),
+            Ok(n) => {
+                if let Err(e) = out.write(&buf[..n]) {
+                    break Err(e);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
         }
+    };
+    drop(from);
+    if copied.is_err() {
+        // The reader went away (or stdout failed): journalctl -f would
+        // otherwise run on.
+        let _ = child.kill();
+    }
+    match (child.wait(), copied) {
+        (_, Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        (_, Err(e)) => fail(e),
+        (Ok(s), Ok(())) => ExitCode::from(s.code().unwrap_or(1).clamp(0, 255) as u8),
+        (Err(e), Ok(())) => fail(e),
     }
 }
 
