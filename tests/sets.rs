@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Ctx, Need, Runner, TestResult, alive, cgroup_dirs, ensure, ls, run_bounded, text};
+use support::{Ctx, Need, Runner, TestResult, alive, cgroup_dirs, ensure, ls, run_bounded, text, wait_for};
 
 /// A jail that takes a second to stop: its shell, told to stop, sleeps first,
 /// so that the order in which `down` stops a set shows from outside.
@@ -61,6 +61,11 @@ fn main() {
         "sets_dependent_outlives_no_racing_down",
         &[Root],
         a_dependent_never_outlives_a_racing_down_of_its_dependency,
+    );
+    r.test(
+        "sets_down_stops_an_indirect_dependent_first",
+        &[Root],
+        down_stops_an_indirect_dependent_first,
     );
     r.test(
         "sets_classic_jails_of_one_hostname_run_at_once",
@@ -795,4 +800,51 @@ fn a_dependent_never_outlives_a_racing_down_of_its_dependency(ctx: &Ctx) -> Test
         let _ = run_bounded(ctx.sysjail(&["down", &web]), Duration::from_secs(30));
     }
     nothing_left(ctx, &[&db, &web])
+}
+
+/// a depends on b, b on c; b's supervisor is killed and b is gone. a still
+/// needs c (through b): down --all asks c to stop only once a is gone.
+fn down_stops_an_indirect_dependent_first(ctx: &Ctx) -> TestResult {
+    let dir = ctx.dir.join("jails");
+    base(&dir);
+    let [a, b, c] = ["a", "b", "c"].map(|s| format!("{}-{s}", ctx.name));
+    write(&dir, &c, &jail(SLOW_STOP));
+    write(&dir, &b, &jail(&format!("depend = [\"{c}\"]\n")));
+    let a_file = write(&dir, &a, &jail(&format!("depend = [\"{b}\"]\n{SLOW_STOP}")));
+    let out = run_bounded(
+        {
+            let mut c = ctx.sysjail(&["up", "-b", "--wait", "0s"]);
+            c.arg(&a_file);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    ensure(out.status.success(), || format!("up: {}", text(&out.stderr)))?;
+    let supervisor = ls(ctx)
+        .iter()
+        .find(|j| j["name"] == b.as_str())
+        .and_then(|j| j["supervisor_pid"].as_i64())
+        .ok_or_else(|| format!("no {b} in {:?}", running(ctx)))?;
+    // SAFETY: kill(2) of b's supervisor, a child of no one here.
+    unsafe { libc::kill(supervisor as i32, libc::SIGKILL) };
+    ensure(wait_for(Duration::from_secs(20), || !running(ctx).contains(&b)), || {
+        format!("{b} still listed: {:?}", running(ctx))
+    })?;
+    let mut down = ctx.sysjail(&["down", "--all"]);
+    let mut child = down
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let looks = watch_stopping(ctx);
+    let status = child.wait().unwrap();
+    ensure(status.success(), || format!("down --all: {status:?}"))?;
+    ensure(
+        looks
+            .iter()
+            .filter(|l| l.contains_key(&a))
+            .all(|l| l.get(&c) == Some(&false)),
+        || format!("{c} was asked to stop while {a}, which needs it, ran: {looks:?}"),
+    )?;
+    nothing_left(ctx, &[&a, &b, &c])
 }

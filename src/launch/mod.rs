@@ -160,6 +160,9 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
     // The host ids are claimed host-wide, whatever the state directory: two
     // jails sharing a range would share the kernel's per-user counters and
     // each other's files. Held until the jail is gone.
+    // Every jail this one needs, for its record: a jail named by its JID has
+    // no `depend`.
+    let mut needs = Vec::new();
     let (jid, range) = if launch.jail.name.is_by_jid() {
         let (jid, range) = reserve_by_jid(registry, &lock, facts.root)?;
         policy.name = JailName::of_jid(jid).to_string();
@@ -167,7 +170,7 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
     } else {
         let jid = registry.reserve(&lock, &policy.name)?;
         let depend: Vec<String> = launch.jail.depend.iter().map(ToString::to_string).collect();
-        registry.dependencies_run(&lock, &policy.name, &depend)?;
+        needs = registry.dependencies_run(&lock, &policy.name, &depend)?;
         (jid, facts.root.then(|| state::ranges::claim(jid)).transpose()?)
     };
     // Past the name check: a refusal is the caller's to read, not the log's.
@@ -178,6 +181,7 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
     let plan = plan::build(&policy, facts, &options)?;
     announce(&plan, jid);
     let mut record = record(launch, &plan, jid);
+    record.depend = needs;
     registry.write(&lock, &record)?;
     let control = control::listen(registry.fd(), &Registry::control_name(&policy.name))
         .map_err(|error| UpError::io(format!("control socket {}", record.control.display()), error))?;

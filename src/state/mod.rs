@@ -34,7 +34,8 @@ pub struct Record {
     pub name: String,
     /// Host name.
     pub hostname: String,
-    /// The jails it depends on (`depend`), which `down` stops after it
+    /// The jails it depends on (`depend`), and those they depend on, as
+    /// their records said at its start: `down` stops it before any of them
     /// (older records have none).
     #[serde(default)]
     pub depend: Vec<String>,
@@ -790,11 +791,24 @@ impl Registry {
     /// on its way down. Checked under the same lock as the new record is
     /// written, against `down`'s mark ([`Registry::mark_stopping`]): either
     /// `down` lists the new jail and stops it first, or the start fails.
-    pub fn dependencies_run(&self, lock: &Lock, jail: &str, depend: &[String]) -> Result<(), StateError> {
+    ///
+    /// Gives every jail `jail` needs, directly or through the jails it
+    /// depends on (their records hold theirs): the record keeps them all, so
+    /// that `down` stops `jail` before any of them, even once a jail between
+    /// them has gone.
+    pub fn dependencies_run(&self, lock: &Lock, jail: &str, depend: &[String]) -> Result<Vec<String>, StateError> {
+        let mut needs: Vec<String> = depend.to_vec();
         for dependency in depend {
             let why = match self.find(lock, dependency) {
                 Ok(r) if r.state == JailState::Stopping => "is being stopped",
-                Ok(_) => continue,
+                Ok(r) => {
+                    for n in r.depend {
+                        if !needs.contains(&n) && n != jail {
+                            needs.push(n);
+                        }
+                    }
+                    continue;
+                }
                 Err(StateError::NotFound(_)) => "does not run",
                 Err(e) => return Err(e),
             };
@@ -804,7 +818,7 @@ impl Registry {
                 why,
             });
         }
-        Ok(())
+        Ok(needs)
     }
 
     /// Marks the running jails `names` as stopping, as `down` decides to stop
