@@ -130,15 +130,62 @@ pub fn stop(dir: &Path, which: &str, wait: Duration) -> Result<(), JailsError> {
     finish_stop(dir, record, &chan, Instant::now() + wait)
 }
 
+/// What `down` is asked to stop.
+#[derive(Clone, Debug)]
+pub enum Selector {
+    /// Every running jail.
+    All,
+    /// A running jail by name or JID; an ended jail's history record is
+    /// cleared instead.
+    Jail(String),
+    /// The running jails of some definitions: by the names they give, and
+    /// every jail started from one of their files (instances, `up --name`),
+    /// as a record holds its definition (canonical).
+    Defined {
+        /// The names the definitions give.
+        names: BTreeSet<String>,
+        /// The definition files, canonical.
+        files: BTreeSet<std::path::PathBuf>,
+    },
+}
+
 /// What `down` stops, decided under one lock: the running jails, and
-/// [`stop_order`]'s order of `selected` and their dependents, each marked
-/// stopping before the lock goes, so that no jail depending on one of them
-/// starts after this look (it would be stopped by no one).
-pub fn begin_stop(dir: &Path, selected: &BTreeSet<String>) -> Result<(Vec<Record>, Vec<Stopping>), JailsError> {
+/// [`stop_order`]'s order of the ones `selectors` name and their
+/// dependents, each marked stopping before the lock goes, so that no jail
+/// depending on one of them starts after this look (it would be stopped by
+/// no one). A selector naming neither a running jail nor an ended one is an
+/// error, before anything is marked; an ended one's history is cleared.
+pub fn begin_stop(dir: &Path, selectors: &[Selector]) -> Result<(Vec<Record>, Vec<Stopping>), JailsError> {
     let registry = Registry::open(dir)?;
     let lock = registry.lock()?;
     let (records, _) = registry.live(&lock);
-    let order = stop_order(&records, selected);
+    let mut selected = BTreeSet::new();
+    let mut history = Vec::new();
+    for selector in selectors {
+        match selector {
+            Selector::All => selected.extend(records.iter().map(|r| r.name.clone())),
+            Selector::Defined { names, files } => selected.extend(
+                records
+                    .iter()
+                    .filter(|r| names.contains(&r.name) || r.definition.as_ref().is_some_and(|d| files.contains(d)))
+                    .map(|r| r.name.clone()),
+            ),
+            Selector::Jail(which) => match records.iter().find(|r| r.name == *which || r.id.to_string() == *which) {
+                Some(r) => {
+                    selected.insert(r.name.clone());
+                }
+                None => match registry.find_any(&lock, which) {
+                    Ok(r) if r.ended() => history.push(r.name),
+                    Ok(_) | Err(StateError::NotFound(_)) => return Err(StateError::NotFound(which.clone()).into()),
+                    Err(e) => return Err(e.into()),
+                },
+            },
+        }
+    }
+    for name in history {
+        registry.remove(&lock, &name);
+    }
+    let order = stop_order(&records, &selected);
     let names: BTreeSet<&str> = order.iter().map(|s| s.name.as_str()).collect();
     registry.mark_stopping(&lock, &records, &names);
     Ok((records, order))

@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sysjail::jails::{self, Stopping};
+use sysjail::jails::{self, Selector, Stopping};
 use sysjail::sets::Arg;
-use sysjail::state::Record;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -22,24 +21,17 @@ pub struct Args {
 
 pub fn run(args: Args, global: &super::Global) -> ExitCode {
     let dir = global.state_dir();
-    let records = match jails::list(&dir) {
-        Ok(records) => records,
-        Err(e) => {
-            sysjail::eprintln_lossy!("sysjail down: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let selected = if args.all {
-        records.iter().map(|r| r.name.clone()).collect()
+    let selectors = if args.all {
+        vec![Selector::All]
     } else {
-        match select(&dir, &args.jails, &records) {
-            Ok(selected) => selected,
+        match selectors(&args.jails) {
+            Ok(selectors) => selectors,
             Err(code) => return code,
         }
     };
-    // Listed again under the lock that marks them: a dependent started since
-    // the listing above is stopped too.
-    let (records, order) = match jails::begin_stop(&dir, &selected) {
+    // Chosen, ordered and marked under one lock: a dependent started a moment
+    // ago is listed, and stopped first.
+    let (records, order) = match jails::begin_stop(&dir, &selectors) {
         Ok(decided) => decided,
         Err(e) => {
             sysjail::eprintln_lossy!("sysjail down: {e}");
@@ -61,42 +53,15 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     code
 }
 
-/// The names of the running jails the arguments name; the history record of
-/// an ended jail named is cleared on the way. `Err` after saying which
-/// argument names none.
-fn select(dir: &Path, args: &[String], records: &[Record]) -> Result<BTreeSet<String>, ExitCode> {
-    let mut selected = BTreeSet::new();
-    for arg in args {
-        if let Ok(Arg::Path(path)) = Arg::parse(arg) {
-            let (names, files) = defined(&path)?;
-            // Its jails by name, and every other jail run from its files:
-            // instances (`web@2`) and `up --name`.
-            selected.extend(
-                records
-                    .iter()
-                    .filter(|r| names.contains(&r.name) || r.definition.as_ref().is_some_and(|d| files.contains(d)))
-                    .map(|r| r.name.clone()),
-            );
-            continue;
-        }
-        match records.iter().find(|r| r.name == *arg || r.id.to_string() == *arg) {
-            Some(r) => {
-                selected.insert(r.name.clone());
-            }
-            None => match jails::clear(dir, arg) {
-                Ok(true) => {}
-                Ok(false) => {
-                    sysjail::eprintln_lossy!("sysjail down: no running jail is named or numbered {arg}");
-                    return Err(ExitCode::FAILURE);
-                }
-                Err(e) => {
-                    sysjail::eprintln_lossy!("sysjail down: {e}");
-                    return Err(ExitCode::FAILURE);
-                }
-            },
-        }
-    }
-    Ok(selected)
+/// What the arguments name: definition files and directories are read here,
+/// before the registry is locked.
+fn selectors(args: &[String]) -> Result<Vec<Selector>, ExitCode> {
+    args.iter()
+        .map(|arg| match Arg::parse(arg) {
+            Ok(Arg::Path(path)) => defined(&path).map(|(names, files)| Selector::Defined { names, files }),
+            _ => Ok(Selector::Jail(arg.clone())),
+        })
+        .collect()
 }
 
 /// The jail names the definitions of a file or directory give (templates
