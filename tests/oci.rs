@@ -949,26 +949,7 @@ fn same_id_two_roots(ctx: &Ctx) -> TestResult {
         let cgroup2 = Path::new("/sys/fs/cgroup/unified/sysjail-oci").join(name2);
         let had_cgroup = cgroup2.exists();
         // A poststop state forged for the running second container.
-        let mut hook = Command::new("nsenter");
-        hook.arg(format!("--net=/run/netns/{}", ns.0))
-            .arg(bundle2.join("sysjail/sysjail"))
-            .args(["hook", "poststop"])
-            .arg(bundle2.join("sysjail/init.json"))
-            .stdin(Stdio::piped());
-        let mut child = hook.spawn().map_err(|e| e.to_string())?;
-        let state =
-            serde_json::json!({"ociVersion": "1.0.2", "id": id, "status": "stopped", "pid": 0, "bundle": bundle2});
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(state.to_string().as_bytes())
-            .map_err(|e| e.to_string())?;
-        ensure(
-            support::wait_for(Duration::from_secs(30), || child.try_wait().ok().flatten().is_some()),
-            || "the forged poststop hook hangs".into(),
-        )?;
+        hook_in(bundle2, "poststop", &id, 0, Some(&ns.0))?;
         // The first one stops.
         delete(&made[0].1);
         let links = ns.ip(&["-o", "link"]);
@@ -1072,8 +1053,22 @@ fn api_example(ctx: &Ctx, engine: Engine) -> TestResult {
 /// Runs the bundle's hook `which` for the container `id` whose process is
 /// `pid`, with the state on stdin that a runtime gives; its output.
 fn hook(bundle: &Path, which: &str, id: &str, pid: u32) -> Result<Output, String> {
+    hook_in(bundle, which, id, pid, None)
+}
+
+/// [`hook`], in the network namespace `netns` of /run/netns if given (where
+/// a runtime would have run it); bounded, killed if it hangs.
+fn hook_in(bundle: &Path, which: &str, id: &str, pid: u32, netns: Option<&str>) -> Result<Output, String> {
     use std::io::Write;
-    let mut c = Command::new(bundle.join("sysjail/sysjail"));
+    let program = bundle.join("sysjail/sysjail");
+    let mut c = match netns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{ns}")).arg(program);
+            c
+        }
+        None => Command::new(program),
+    };
     c.args(["hook", which])
         .arg(bundle.join("sysjail/init.json"))
         .stdin(Stdio::piped())

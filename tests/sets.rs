@@ -168,15 +168,7 @@ fn a_directory_starts_in_dependency_order_and_stops_in_reverse(ctx: &Ctx) -> Tes
     // a second to stop (a `sleep 1` in its TERM trap, which the host sees);
     // a and b, on which nothing depends, are asked at once, and c, which a
     // depends on, only once a is gone.
-    let mut down = ctx.sysjail(&["down", "--all"]);
-    let mut child = down
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let looks = watch_stopping(ctx);
-    let status = child.wait().unwrap();
-    ensure(status.success(), || format!("down --all: {status:?}"))?;
+    let looks = down_all_watched(ctx)?;
     let asked = |look: &BTreeMap<String, bool>, n: &str| look.get(n).copied();
     ensure(
         looks
@@ -195,6 +187,21 @@ fn a_directory_starts_in_dependency_order_and_stops_in_reverse(ctx: &Ctx) -> Tes
         format!("jails left: {looks:?}")
     })?;
     nothing_left(ctx, &[&a, &b, &c])
+}
+
+/// `down --all`, with [`watch_stopping`]'s looks while it runs; an error
+/// unless it succeeds.
+fn down_all_watched(ctx: &Ctx) -> Result<Vec<BTreeMap<String, bool>>, String> {
+    let mut down = ctx.sysjail(&["down", "--all"]);
+    let mut child = down
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let looks = watch_stopping(ctx);
+    let status = child.wait().map_err(|e| e.to_string())?;
+    ensure(status.success(), || format!("down --all: {status:?}"))?;
+    Ok(looks)
 }
 
 /// The running jails at each change, each with whether its command is
@@ -830,15 +837,7 @@ fn down_stops_an_indirect_dependent_first(ctx: &Ctx) -> TestResult {
     ensure(wait_for(Duration::from_secs(20), || !running(ctx).contains(&b)), || {
         format!("{b} still listed: {:?}", running(ctx))
     })?;
-    let mut down = ctx.sysjail(&["down", "--all"]);
-    let mut child = down
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let looks = watch_stopping(ctx);
-    let status = child.wait().unwrap();
-    ensure(status.success(), || format!("down --all: {status:?}"))?;
+    let looks = down_all_watched(ctx)?;
     ensure(
         looks
             .iter()
