@@ -25,6 +25,11 @@ fn main() {
         a_name_clash_leaves_the_other_cgroup_and_veth_alone,
     );
     r.test(
+        "a_late_janitor_spares_the_next_jail_of_the_name",
+        &[Need::Root, Need::Pids],
+        a_late_janitor_spares_the_next_jail_of_the_name,
+    );
+    r.test(
         "a_jails_id_range_claim_goes_with_it",
         &[Need::Root, Need::Pids],
         a_jails_id_range_claim_goes_with_it,
@@ -177,4 +182,69 @@ fn a_jails_id_range_claim_goes_with_it(ctx: &Ctx) -> TestResult {
     ensure(!claim.exists(), || {
         format!("{} is left after the jail", claim.display())
     })
+}
+
+/// A supervisor is killed; before its janitor gets to run, a new `up` of
+/// the same name finds the record stale, tears it down, and starts its own
+/// jail, with the same cgroup names. The janitor, when it runs, must leave
+/// the new jail alone: the record is no longer its supervisor's.
+fn a_late_janitor_spares_the_next_jail_of_the_name(ctx: &Ctx) -> TestResult {
+    let file = ctx.jail("command = [\"/bin/sleep\", \"300\"]\n[limits]\npids = 16\n");
+    let up = |what: &str| -> Result<serde_json::Value, String> {
+        let mut c = ctx.sysjail(&["up", "-b", "--wait", "0s"]);
+        c.arg(&file);
+        let out = run_bounded(c, Duration::from_secs(60));
+        ensure(out.status.success(), || format!("{what} up: {}", text(&out.stderr)))?;
+        support::ls(ctx)
+            .into_iter()
+            .find(|j| j["name"] == ctx.name.as_str())
+            .ok_or_else(|| format!("{what}: not listed"))
+    };
+    let first = up("first")?;
+    let supervisor = first["supervisor_pid"].as_i64().unwrap_or(0) as i32;
+    let init = first["init_pid"].as_i64().unwrap_or(0);
+    // The janitor: the supervisor's child that is not init.
+    let janitor = fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .find(|&p| {
+            i64::from(p) != init && fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sysjail")
+        })
+        .ok_or("no janitor among the supervisor's children")?;
+    // SAFETY: kill(2) of processes this test's jail made.
+    unsafe {
+        libc::kill(janitor, libc::SIGSTOP);
+        libc::kill(supervisor, libc::SIGKILL);
+    }
+    let result = (|| -> TestResult {
+        ensure(
+            support::wait_for(Duration::from_secs(10), || !support::alive(i64::from(supervisor))),
+            || "the supervisor outlived SIGKILL".into(),
+        )?;
+        let second = up("second")?;
+        let (sup2, init2) = (
+            second["supervisor_pid"].as_i64().unwrap_or(0),
+            second["init_pid"].as_i64().unwrap_or(0),
+        );
+        // SAFETY: as above.
+        unsafe { libc::kill(janitor, libc::SIGCONT) };
+        ensure(
+            support::wait_for(Duration::from_secs(10), || !support::alive(i64::from(janitor))),
+            || "the janitor did not finish".into(),
+        )?;
+        ensure(support::alive(sup2) && support::alive(init2), || {
+            format!("the late janitor killed the new jail (supervisor {sup2}, init {init2})")
+        })?;
+        let now = support::ls(ctx);
+        ensure(
+            now.len() == 1 && now[0]["supervisor_pid"].as_i64() == Some(sup2),
+            || format!("the new jail's record: {now:?}"),
+        )
+    })();
+    // SAFETY: as above; a janitor already gone makes this a no-op.
+    unsafe { libc::kill(janitor, libc::SIGCONT) };
+    let down = run_bounded(ctx.sysjail(&["down", &ctx.name]), Duration::from_secs(30));
+    result?;
+    ensure(down.status.success(), || text(&down.stderr))
 }

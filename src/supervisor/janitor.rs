@@ -59,17 +59,18 @@ pub fn start(registry: Registry, record: Record) -> std::io::Result<Janitor> {
             let mut byte = [0u8; 1];
             let mut f = std::fs::File::from(read);
             let told = matches!(f.read(&mut byte), Ok(1) if byte[0] == DONE);
-            if !told {
-                // The record as the supervisor last wrote it: after a failed
-                // step it names only what the launch made.
-                let latest = registry
-                    .lock()
-                    .ok()
-                    .and_then(|lock| registry.find(&lock, &record.name).ok())
-                    .filter(|r| {
-                        r.supervisor_pid == record.supervisor_pid && r.supervisor_start == record.supervisor_start
-                    });
-                let _ = state::teardown(&registry, latest.as_ref().unwrap_or(&record));
+            if !told && let Ok(lock) = registry.lock() {
+                // The record as the supervisor last wrote it (after a failed
+                // step it names only what the launch made), and only while it
+                // is still that supervisor's: a later command that found it
+                // stale has torn the jail down already, and a new jail of the
+                // same name may own the same cgroup and veth names by now.
+                let own = registry.record_of(&lock, &record.name).filter(|r| {
+                    r.supervisor_pid == record.supervisor_pid && r.supervisor_start == record.supervisor_start
+                });
+                if let Some(own) = own {
+                    let _ = state::teardown_locked(&registry, &lock, &own);
+                }
             }
             // SAFETY: the child of a fork exits without the parent's destructors.
             unsafe { libc::_exit(0) }
