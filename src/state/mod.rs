@@ -284,7 +284,7 @@ pub fn release(record: &Record) -> Vec<String> {
     problems
 }
 
-fn teardown_locked(registry: &Registry, lock: &Lock, record: &Record) -> Vec<String> {
+pub(crate) fn teardown_locked(registry: &Registry, lock: &Lock, record: &Record) -> Vec<String> {
     let problems = release(record);
     // Only its own record: a new jail of the same name may have taken it.
     registry.remove_if(lock, &record.name, record.supervisor_pid);
@@ -545,8 +545,32 @@ impl Registry {
 
     /// Writes a record atomically (a new temporary file renamed over the old
     /// one, both in the directory's descriptor).
+    ///
+    /// A record that `down` marked stopping ([`Registry::mark_stopping`])
+    /// stays so while the same supervisor rewrites it (finishing its start,
+    /// between restarts): otherwise a dependent could start in the moment
+    /// before that supervisor reads down's request, after down's look.
     pub fn write(&self, _lock: &Lock, record: &Record) -> Result<(), StateError> {
         let name = Registry::record_name(&record.name);
+        let marked;
+        let record = match self.read_record(&name) {
+            Some(old)
+                if old.state == JailState::Stopping
+                    && old.supervisor_pid == record.supervisor_pid
+                    && old.supervisor_start == record.supervisor_start
+                    && matches!(
+                        record.state,
+                        JailState::Starting | JailState::Running | JailState::Restarting
+                    ) =>
+            {
+                marked = Record {
+                    state: JailState::Stopping,
+                    ..record.clone()
+                };
+                &marked
+            }
+            _ => record,
+        };
         let tmp = format!(".{name}.tmp");
         let path = self.dir.join(&name);
         // Whatever a crash left at the temporary name goes; O_EXCL then makes
@@ -680,6 +704,16 @@ impl Registry {
             .then(|| self.read_record(&Registry::record_name(which)))
             .flatten()
             .filter(|r| r.name == which && alive(r))
+    }
+
+    /// The record of the jail named exactly `name`, live or not, as its own
+    /// file holds it.
+    pub fn record_of(&self, _lock: &Lock, name: &str) -> Option<Record> {
+        let plain = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
+        plain
+            .then(|| self.read_record(&Registry::record_name(name)))
+            .flatten()
+            .filter(|r| r.name == name)
     }
 
     /// Removes the history record of the ended jail named exactly `name`
@@ -991,6 +1025,19 @@ mod tests {
         assert_eq!(reg.reserve(&lock, "f").unwrap(), 3);
         reg.live(&lock);
         assert_eq!(reg.reserve(&lock, "f").unwrap(), 2);
+        // down's mark outlives the supervisor's own rewrites of its record.
+        let mut web = record("web", 4, me);
+        reg.write(&lock, &web).unwrap();
+        reg.mark_stopping(&lock, std::slice::from_ref(&web), &BTreeSet::from(["web"]));
+        web.run.restarts = 1;
+        reg.write(&lock, &web).unwrap();
+        let on_disk = reg.read_record("web.json").unwrap();
+        assert_eq!((on_disk.state, on_disk.run.restarts), (JailState::Stopping, 1));
+        // It ends, though; and another supervisor's record of the name is its own.
+        web.state = JailState::Exited;
+        reg.write(&lock, &web).unwrap();
+        assert_eq!(reg.read_record("web.json").unwrap().state, JailState::Exited);
+        reg.remove(&lock, "web");
         // Removing a record removes its entry.
         reg.remove(&lock, "a");
         assert_eq!(reg.used_jids(&lock), BTreeSet::new());
