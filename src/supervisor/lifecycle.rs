@@ -110,6 +110,11 @@ impl Pending {
         let cut = out.len() > SHOWN_OUTPUT;
         if cut {
             out = &out[..floor_char_boundary(out, SHOWN_OUTPUT)];
+            // Not in the middle of an escape (`\xNN`, four bytes).
+            let tail = floor_char_boundary(out, out.len().saturating_sub(3));
+            if let Some(i) = out[tail..].rfind('\\') {
+                out = &out[..tail + i];
+            }
         }
         if !out.is_empty() {
             why.push_str("; its output:\n");
@@ -334,5 +339,13 @@ mod tests {
         assert!(why.len() < libc::PIPE_BUF / 2 + 200, "{} bytes", why.len());
         assert!(why.ends_with("\\x1b [cut: `sysjail logs web` shows it all]"), "{why}");
         assert!(!why.contains('\x1b'));
+        // A cut that would fall inside an escape falls before it.
+        let mut early = b"ab".to_vec();
+        early.extend_from_slice(&[0x1b; 1000]);
+        let why = pending(&early).died("web", Status::Code(1));
+        assert!(
+            why.contains("ab\\x1b\\x1b") && why.ends_with("\\x1b [cut: `sysjail logs web` shows it all]"),
+            "{why}"
+        );
     }
 }
