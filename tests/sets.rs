@@ -528,11 +528,11 @@ fn names_and_instances_from_the_config_dir_run_at_once(ctx: &Ctx) -> TestResult 
 fn classic_jails_of_one_hostname_run_at_once(ctx: &Ctx) -> TestResult {
     let hostname = format!("{}.example", ctx.name);
     let mut jids = Vec::new();
-    for _ in 0..2 {
+    for word in ["first", "second"] {
         let mut c = Command::new(support::bin());
         c.args(["jail", "-b", "-i", "-j"])
             .arg(&ctx.state)
-            .args(["/", &hostname, "/bin/sleep", "300"])
+            .args(["/", &hostname, "/bin/sh", "-c", &format!("echo {word}; exec sleep 300")])
             .stdin(std::process::Stdio::null());
         let out = run_bounded(c, Duration::from_secs(60));
         ensure(out.status.success(), || text(&out.stderr))?;
@@ -564,10 +564,20 @@ fn classic_jails_of_one_hostname_run_at_once(ctx: &Ctx) -> TestResult {
             format!("exec {jid}: {}", text(&out.stderr))
         })?;
     }
+    // Each has its own log, named by its JID.
+    for (jid, word) in jids.iter().zip(["first", "second"]) {
+        let out = run_bounded(ctx.sysjail(&["logs", &jid.to_string()]), Duration::from_secs(30));
+        ensure(text(&out.stdout) == format!("{word}\n"), || {
+            format!("logs {jid}: {:?} {}", text(&out.stdout), text(&out.stderr))
+        })?;
+    }
     for jid in &jids {
         let out = run_bounded(ctx.sysjail(&["down", &jid.to_string()]), Duration::from_secs(60));
         ensure(out.status.success(), || text(&out.stderr))?;
     }
+    ensure(ctx.state_entries().is_empty(), || {
+        format!("left in the state directory: {:?}", ctx.state_entries())
+    })?;
     let names: Vec<String> = jids.iter().map(u64::to_string).collect();
     nothing_left(ctx, &names.iter().map(String::as_str).collect::<Vec<_>>())
 }

@@ -122,7 +122,7 @@ pub fn up_on(facts: &HostFacts, launch: Launch) -> Result<i32, UpError> {
         }
     }
     // Opened by the detached supervisor, which reports a refusal.
-    let logs = Logs::open(&launch);
+    let logs = Logs::open(&launch, &launch.jail.name.to_string());
     if launch.background {
         // Our messages go to the log once the name is ours: the refusal of a
         // name in use belongs to the `up -b` that asked, not to the log of
@@ -152,7 +152,7 @@ pub fn up_on(facts: &HostFacts, launch: Launch) -> Result<i32, UpError> {
 }
 
 /// The launch, top to bottom.
-fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut Report>) -> Result<i32, UpError> {
+fn start(facts: &HostFacts, launch: &Launch, mut logs: Logs, detached: Option<&mut Report>) -> Result<i32, UpError> {
     let mut policy = policy::compile(&launch.jail, facts).map_err(plan::PlanError::from)?;
     let mut options = options(launch, facts, &policy, &Caller::this_process(launch))?;
     let registry = &launch.registry;
@@ -166,6 +166,10 @@ fn start(facts: &HostFacts, launch: &Launch, logs: Logs, detached: Option<&mut R
     let (jid, range) = if launch.jail.name.is_by_jid() {
         let (jid, range) = reserve_by_jid(registry, &lock, facts.root)?;
         policy.name = JailName::of_jid(jid).to_string();
+        // Its output log is named after it, now that it has a name.
+        if logs.output.is_none() {
+            logs.output = Logs::output(launch, &policy.name)?;
+        }
         (jid, range)
     } else {
         let jid = registry.reserve(&lock, &policy.name)?;
@@ -264,7 +268,7 @@ fn supervise(
         let logs = match logs.take() {
             Some(logs) => logs,
             None => {
-                let logs = Logs::open(launch)?;
+                let logs = Logs::open(launch, &plan.name)?;
                 if launch.background {
                     // Our own messages follow the log into its new file.
                     supervisor::detach_stdio(logs.output.as_ref().map(Sink::fd));
@@ -272,7 +276,7 @@ fn supervise(
                 logs
             }
         };
-        record.run.log = Logs::output_path(launch);
+        record.run.log = Logs::output_path(launch, &plan.name);
         record.run.log_size = record.run.log.is_some().then_some(launch.jail.log_size.0);
         record.run.journal =
             matches!(&logs.output, Some(Sink::Journal(_))).then(|| supervisor::journal::identifier(&plan.name));

@@ -103,31 +103,42 @@ impl Sink {
 
 impl Logs {
     /// Where a background jail's output goes: `log`, or NAME.log in the
-    /// state directory; `None` for the journal or a jail in the foreground.
-    pub fn output_path(launch: &Launch) -> Option<std::path::PathBuf> {
+    /// state directory for the jail's `name`; `None` for the journal or a
+    /// jail in the foreground, and for the default log of a jail named by a
+    /// JID not yet given (`name` empty).
+    pub fn output_path(launch: &Launch, name: &str) -> Option<std::path::PathBuf> {
         if !launch.background {
             return None;
         }
         match &launch.jail.log {
             Some(crate::model::LogTarget::File(path)) => Some(path.as_path().to_path_buf()),
             Some(crate::model::LogTarget::Journal) => None,
-            None => {
-                let name = Registry::log_name(&launch.jail.name.to_string());
-                std::path::absolute(launch.registry.dir().join(name)).ok()
-            }
+            None if name.is_empty() => None,
+            None => std::path::absolute(launch.registry.dir().join(Registry::log_name(name))).ok(),
         }
     }
 
-    /// Opens the logs `launch` asks for.
-    pub fn open(launch: &Launch) -> Result<Logs, UpError> {
+    /// Opens the background output of jail `name` ([`Logs::output_path`]).
+    pub fn output(launch: &Launch, name: &str) -> Result<Option<Sink>, UpError> {
         let cap = launch.jail.log_size.0;
-        let output = match Logs::output_path(launch) {
+        Ok(match Logs::output_path(launch, name) {
             Some(path) => Some(Sink::File(logfile::open_log(&path, cap)?)),
-            None if launch.background && launch.jail.log == Some(crate::model::LogTarget::Journal) => Some(
-                Sink::Journal(journal::JournalCat::start(&launch.jail.name.to_string())?),
-            ),
+            None if launch.background
+                && !name.is_empty()
+                && launch.jail.log == Some(crate::model::LogTarget::Journal) =>
+            {
+                Some(Sink::Journal(journal::JournalCat::start(name)?))
+            }
             None => None,
-        };
+        })
+    }
+
+    /// Opens the logs `launch` asks for, for jail `name` (empty for a jail
+    /// named by a JID not yet given: its default output log is opened once
+    /// the JID is known).
+    pub fn open(launch: &Launch, name: &str) -> Result<Logs, UpError> {
+        let cap = launch.jail.log_size.0;
+        let output = Logs::output(launch, name)?;
         let denials = match (&launch.log_denials, &launch.jail.log_denials) {
             // Relative to the working directory, whose path getcwd(3) gives
             // without links.
