@@ -418,7 +418,8 @@ fn reserve_by_jid(
     lock: &state::Lock,
     root: bool,
 ) -> Result<(u32, Option<state::ranges::Claim>), UpError> {
-    let jid = registry.reserve_jid(lock)?;
+    let used = registry.used_jids(lock);
+    let jid = state::free_jid(&used)?;
     if !root {
         return Ok((jid, None));
     }
@@ -426,7 +427,6 @@ fn reserve_by_jid(
     // directory, and a range no one holds host-wide. Ranges held elsewhere
     // may be any of this directory's free JIDs, so every one of them is a
     // candidate, each tried once.
-    let used = registry.used_jids(lock);
     match state::ranges::claim_among(jid_candidates(jid, &used)) {
         Ok(claim) => Ok((claim.number, Some(claim))),
         Err(state::ranges::RangeError::Exhausted) => Err(state::StateError::Full(state::MAX_JAILS).into()),

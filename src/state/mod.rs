@@ -248,8 +248,11 @@ pub fn teardown_keeping(registry: &Registry, record: &Record) -> Vec<String> {
         Err(e) => return vec![e.to_string()],
     };
     let mut problems = release(record);
-    let ours = registry.list(&lock).into_iter().find(|r| r.name == record.name);
-    if ours.is_some_and(|r| r.supervisor_pid == record.supervisor_pid) {
+    // Its own file only, as `remove_if` reads it.
+    if registry
+        .named(&record.name)
+        .is_some_and(|r| r.supervisor_pid == record.supervisor_pid)
+    {
         let mut history = record.clone();
         history.state = JailState::Exited;
         history.init_pid = None;
@@ -699,16 +702,12 @@ impl Registry {
     /// never one of a record): reading every record costs milliseconds with
     /// hundreds of jails.
     fn live_by_name(&self, which: &str) -> Option<Record> {
-        let plain = !which.is_empty() && !which.contains('/') && !which.starts_with('.');
-        plain
-            .then(|| self.read_record(&Registry::record_name(which)))
-            .flatten()
-            .filter(|r| r.name == which && alive(r))
+        self.named(which).filter(alive)
     }
 
-    /// The record of the jail named exactly `name`, live or not, as its own
-    /// file holds it.
-    pub fn record_of(&self, _lock: &Lock, name: &str) -> Option<Record> {
+    /// The record of the jail named exactly `name` (a plain file name, never
+    /// a JID), live or not, read from its own file alone.
+    fn named(&self, name: &str) -> Option<Record> {
         let plain = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
         plain
             .then(|| self.read_record(&Registry::record_name(name)))
@@ -716,14 +715,15 @@ impl Registry {
             .filter(|r| r.name == name)
     }
 
+    /// [`Registry::named`], for callers outside: under the lock.
+    pub fn record_of(&self, _lock: &Lock, name: &str) -> Option<Record> {
+        self.named(name)
+    }
+
     /// Removes the history record of the ended jail named exactly `name`
     /// (never a JID), reading its own file alone; true if there was one.
     pub fn clear_history(&self, lock: &Lock, name: &str) -> bool {
-        let plain = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
-        let ended = plain
-            && self
-                .read_record(&Registry::record_name(name))
-                .is_some_and(|r| r.name == name && r.ended());
+        let ended = self.named(name).is_some_and(|r| r.ended());
         if ended {
             self.remove(lock, name);
         }
@@ -798,12 +798,7 @@ impl Registry {
     /// The record of that name alone is read, and the index listed: the cost
     /// of a start does not grow with the jails running.
     pub fn reserve(&self, lock: &Lock, name: &str) -> Result<u32, StateError> {
-        let plain = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
-        if let Some(r) = plain
-            .then(|| self.read_record(&Registry::record_name(name)))
-            .flatten()
-            .filter(|r| r.name == name)
-        {
+        if let Some(r) = self.named(name) {
             if r.ended() {
                 // An ended jail's history gives way to the new run's record.
                 self.remove(lock, name);
@@ -865,20 +860,16 @@ impl Registry {
             let _ = self.write(lock, &r);
         }
     }
-
-    /// Reserves the smallest free jid for a jail named by it. No other jail
-    /// can have that name: written names are never digits only, and a jid
-    /// is free only when no record, live or history, has it.
-    pub fn reserve_jid(&self, lock: &Lock) -> Result<u32, StateError> {
-        free_jid(&self.used_jids(lock))
-    }
 }
 
 /// Marks a state directory whose records all have index entries.
 const INDEXED: &str = ".jid-index";
 
-/// The smallest jid not in `used`.
-fn free_jid(used: &BTreeSet<u32>) -> Result<u32, StateError> {
+/// The smallest jid not in `used` ([`Registry::used_jids`]): for a jail
+/// named by it, no other jail can have that name, since written names are
+/// never digits only and a jid is free only when no record, live or
+/// history, has it.
+pub fn free_jid(used: &BTreeSet<u32>) -> Result<u32, StateError> {
     (1..=MAX_JAILS)
         .find(|id| !used.contains(id))
         .ok_or(StateError::Full(MAX_JAILS))
