@@ -112,6 +112,11 @@ fn main() {
         lifecycle_path_search_says_not_found_behind_a_closed_directory,
     );
     r.test(
+        "lifecycle_restart_of_an_ended_instance_keeps_its_name",
+        &[Need::Root],
+        lifecycle_restart_of_an_ended_instance_keeps_its_name,
+    );
+    r.test(
         "lifecycle_journal_logs_are_escaped_on_a_terminal",
         &[Need::Root, Need::Script],
         lifecycle_journal_logs_are_escaped_on_a_terminal,
@@ -1166,4 +1171,37 @@ fn lifecycle_path_search_says_not_found_behind_a_closed_directory(ctx: &Ctx) -> 
         ensure(down.status.success(), || text(&down.stderr))?;
     }
     Ok(())
+}
+
+/// `restart` of an ended jail started with `up --name` (or as an instance
+/// of its file) brings it back under that name, not the file's own.
+fn lifecycle_restart_of_an_ended_instance_keeps_its_name(ctx: &Ctx) -> TestResult {
+    let file = ctx.jail("");
+    let name = format!("{}-x", ctx.name);
+    let mut up = ctx.sysjail(&["up", "-b", "--wait", "0s", "--name", &name]);
+    up.arg(&file).args(["--", "/bin/sleep", "3"]);
+    let out = run_bounded(up, Duration::from_secs(60));
+    ensure(out.status.success(), || format!("up: {}", text(&out.stderr)))?;
+    let ended = || {
+        run_bounded(
+            ctx.sysjail(&["status", &name, "--format", "json"]),
+            Duration::from_secs(30),
+        )
+        .stdout
+        .windows(8)
+        .any(|w| w == b"\"exited\"")
+    };
+    ensure(wait_for(Duration::from_secs(20), ended), || {
+        format!("{name} never ended")
+    })?;
+    let out = run_bounded(ctx.sysjail(&["restart", &name]), Duration::from_secs(60));
+    ensure(out.status.success(), || format!("restart: {}", text(&out.stderr)))?;
+    let names: Vec<String> = support::ls(ctx)
+        .iter()
+        .filter_map(|j| j["name"].as_str().map(String::from))
+        .collect();
+    let down = run_bounded(ctx.sysjail(&["down", "--all"]), Duration::from_secs(30));
+    let _ = run_bounded(ctx.sysjail(&["down", &name]), Duration::from_secs(30));
+    ensure(names == [name.clone()], || format!("restarted as {names:?}"))?;
+    ensure(down.status.success(), || text(&down.stderr))
 }

@@ -66,7 +66,13 @@ pub fn run(args: Args, global: &super::Global) -> ExitCode {
     if let Some(config) = &record.run.config_dir {
         up.arg("--config-dir").arg(config);
     }
-    up.args(["up", "-b"]).arg(definition);
+    up.args(["up", "-b"]);
+    // Under the name it ran as: an instance (`web@2`) or an `up --name` jail
+    // of the file, not the file's own name. (A jail named by its JID has none.)
+    if sysjail::model::JailName::parse(&record.name).is_ok() {
+        up.args(["--name", &record.name]);
+    }
+    up.arg(definition);
     if let Some(cmd) = &record.run.command {
         up.arg("--").args(cmd);
     }
