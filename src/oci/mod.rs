@@ -32,8 +32,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Login;
+use crate::policy::Policy;
 use crate::policy::landlock::{Access, Scope};
-use crate::policy::{Policy, UserDatabase};
 
 pub use report::{How, Report};
 
@@ -353,11 +353,6 @@ pub fn jail_root() -> Login {
         home: "/root".into(),
         shell: "/bin/sh".into(),
     }
-}
-
-/// Where the policy's user is looked up, for messages.
-pub fn database(policy: &Policy) -> UserDatabase {
-    policy.process.user.database
 }
 
 #[cfg(test)]

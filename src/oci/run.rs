@@ -258,7 +258,8 @@ pub fn hook_create_runtime(file: &Path, stdin: &mut impl Read) -> Result<(), Run
     let init = load(file)?;
     let state = state(stdin)?;
     let (name, pid) = (state.name(), state.pid);
-    if init.veth.is_none() && init.rewrite.is_none() {
+    // The rule that decided whether the bundle has hooks at all.
+    if !init.hooks() {
         return Ok(());
     }
     claim(&name, pid)?;
@@ -272,8 +273,8 @@ pub fn hook_create_runtime(file: &Path, stdin: &mut impl Read) -> Result<(), Run
     let Some(rewrite) = init.rewrite else {
         return Ok(());
     };
-    let v2 = unified()?;
     let facts = crate::sys::probe::probe();
+    let v2 = facts.cgroup.v2.clone().ok_or(RunError::NoCgroup2)?;
     let current = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .map_err(|e| RunError::Cgroup(format!("/proc/{pid}/cgroup").into(), e))?
         .lines()
@@ -286,8 +287,7 @@ pub fn hook_create_runtime(file: &Path, stdin: &mut impl Read) -> Result<(), Run
         // The launcher's own creation: the shared parent may vanish under
         // another container's poststop between its mkdir and ours.
         crate::sys::host::create_cgroup(&dir, &[]).map_err(|e| RunError::Cgroup(dir.clone(), e))?;
-        let procs = dir.join("cgroup.procs");
-        std::fs::write(&procs, pid.to_string()).map_err(|e| RunError::Cgroup(procs, e))?;
+        crate::sys::host::join_cgroup(&dir, pid).map_err(|e| RunError::Cgroup(dir.clone(), e))?;
         dir
     };
     crate::sys::bpf::attach_all(&dir, &rewrite.programs()).map_err(|e| RunError::Cgroup(dir, e))
@@ -302,7 +302,8 @@ pub fn hook_create_runtime(file: &Path, stdin: &mut impl Read) -> Result<(), Run
 pub fn hook_poststop(file: &Path, stdin: &mut impl Read) -> Result<(), RunError> {
     let init = load(file)?;
     let name = state(stdin)?.name();
-    if init.veth.is_none() && init.rewrite.is_none() {
+    // The rule that decided whether the bundle has hooks at all.
+    if !init.hooks() {
         return Ok(());
     }
     let records = lock_records()?;

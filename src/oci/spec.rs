@@ -4,7 +4,6 @@ use oci_spec::runtime::{LinuxSeccomp, Spec};
 use serde_json::{Value, json};
 
 use super::{BINARY, BUNDLE_DIR, IN_JAIL, INIT_FILE, Options, RootKind};
-use crate::model::RlimitValue;
 use crate::policy::{JAIL_IDS, MountOp, Namespace, Policy};
 
 /// The runtime spec of `policy`; `profile` is the runtime's outer filter.
@@ -109,10 +108,7 @@ fn process(policy: &Policy, options: &Options) -> Value {
             "ambient": [],
         },
         "rlimits": policy.rlimits.iter().map(|r| {
-            let v = match r.value {
-                RlimitValue::Limited(n) => n,
-                RlimitValue::Unlimited => u64::MAX,
-            };
+            let v = crate::plan::rlim(r.value);
             json!({"type": r.resource.kernel_name(), "hard": v, "soft": v})
         }).collect::<Vec<_>>(),
         "noNewPrivileges": policy.capabilities.no_new_privs,
