@@ -122,9 +122,8 @@ pub(super) fn table(rows: &[Row], columns: Columns, verbose: bool) -> String {
 pub(super) fn records(global: &super::Global) -> Result<Vec<Record>, state::StateError> {
     let registry = Registry::open(&global.state_dir())?;
     let lock = registry.lock()?;
-    registry.clean_stale(&lock);
-    // Ended jails' history shows in `status` and `ls NAME`.
-    Ok(registry.list(&lock).into_iter().filter(|r| !r.ended()).collect())
+    // One pass; ended jails' history shows in `status` and `ls NAME`.
+    Ok(registry.live(&lock).0)
 }
 
 /// The lines `-v` adds under a jail's row.
