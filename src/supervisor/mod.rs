@@ -120,15 +120,15 @@ impl Logs {
 
     /// Opens the background output of jail `name` ([`Logs::output_path`]).
     pub fn output(launch: &Launch, name: &str) -> Result<Option<Sink>, UpError> {
-        let cap = launch.jail.log_size.0;
+        if launch.background && launch.jail.log == Some(crate::model::LogTarget::Journal) {
+            // Its identifier is the name: none yet, none opened yet.
+            return Ok(match name.is_empty() {
+                true => None,
+                false => Some(Sink::Journal(journal::JournalCat::start(name)?)),
+            });
+        }
         Ok(match Logs::output_path(launch, name) {
-            Some(path) => Some(Sink::File(logfile::open_log(&path, cap)?)),
-            None if launch.background
-                && !name.is_empty()
-                && launch.jail.log == Some(crate::model::LogTarget::Journal) =>
-            {
-                Some(Sink::Journal(journal::JournalCat::start(name)?))
-            }
+            Some(path) => Some(Sink::File(logfile::open_log(&path, launch.jail.log_size.0)?)),
             None => None,
         })
     }
@@ -151,6 +151,15 @@ impl Logs {
         };
         Ok(Logs { output, denials })
     }
+}
+
+/// A pipe this supervisor relays from: (read end, write end), the read end
+/// non-blocking, since the event loop reads what is there and never waits.
+fn relay_pipe() -> Result<(OwnedFd, OwnedFd), UpError> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io_err("pipe")(e.into()))?;
+    nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+        .map_err(|e| io_err("pipe")(e.into()))?;
+    Ok((read, write))
 }
 
 fn borrow(fd: RawFd) -> BorrowedFd<'static> {
@@ -607,11 +616,7 @@ impl<'p> Running<'p> {
         } else if launch.background {
             let out = match &mut self.output {
                 Some(output) => {
-                    let (read, write) =
-                        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io_err("pipe")(e.into()))?;
-                    // The event loop reads what is there, and never waits.
-                    nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
-                        .map_err(|e| io_err("pipe")(e.into()))?;
+                    let (read, write) = relay_pipe()?;
                     output.pipe = Some(read);
                     write
                 }
@@ -631,10 +636,7 @@ impl<'p> Running<'p> {
                 .map(|fd| match (fd, tty::stdio(borrow(fd))) {
                     (0, tty::Stdio::Writable) => tty::reopen_read_only(borrow(0)).map_err(io_err("reopening stdin")),
                     (1 | 2, tty::Stdio::Writable) => {
-                        let (read, write) =
-                            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io_err("pipe")(e.into()))?;
-                        nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
-                            .map_err(|e| io_err("pipe")(e.into()))?;
+                        let (read, write) = relay_pipe()?;
                         self.file_pipes[fd as usize - 1] = Some(read);
                         Ok(write)
                     }
@@ -692,9 +694,7 @@ impl<'p> Running<'p> {
         if let Some(out) = stdio.get(1) {
             return out.try_clone().map_err(io_err("dup"));
         }
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io_err("pipe")(e.into()))?;
-        nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
-            .map_err(|e| io_err("pipe")(e.into()))?;
+        let (read, write) = relay_pipe()?;
         self.file_pipes[0] = Some(read);
         Ok(write)
     }
