@@ -71,16 +71,7 @@ pub fn show(which: &str, format: Format, global: &super::Global) -> ExitCode {
 /// Unix time as "2026-11-30 10:02:07 UTC".
 fn utc(secs: u64) -> String {
     let (days, rest) = (secs / 86400, secs % 86400);
-    // Howard Hinnant's civil-from-days, for days since 1970-01-01.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = sysjail::state::civil(days as i64);
     format!(
         "{year}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
         rest / 3600,

@@ -511,7 +511,7 @@ fn timestamp() -> String {
         .unwrap_or_default();
     let secs = now.as_secs();
     let (days, rem) = (secs / 86400, secs % 86400);
-    let (y, m, d) = civil(days as i64);
+    let (y, m, d) = crate::state::civil(days as i64);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
         rem / 3600,
@@ -519,19 +519,6 @@ fn timestamp() -> String {
         rem % 60,
         now.subsec_millis()
     )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 fn errno(e: io::Error) -> i32 {
@@ -846,7 +833,7 @@ fn ns_pid(pid: u32) -> Option<i32> {
 
 #[cfg(test)]
 mod tests {
-    use super::{civil, escape};
+    use super::escape;
 
     #[test]
     fn jail_text_cannot_forge_a_line_or_a_field() {
@@ -858,6 +845,7 @@ mod tests {
 
     #[test]
     fn civil_dates() {
+        use crate::state::civil;
         assert_eq!(civil(0), (1970, 1, 1));
         assert_eq!(civil(19_000), (2022, 1, 8));
         assert_eq!(civil(20_779), (2026, 11, 22));
