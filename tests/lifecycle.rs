@@ -1047,10 +1047,8 @@ fn lifecycle_logs_reads_only_safe_bounded_logs(ctx: &Ctx) -> TestResult {
 }
 
 /// What `command` prints when its standard output is a terminal of its own
-/// (script(1)), the terminal's carriage returns left out.
+/// ([`support::on_a_terminal`]), with the command's own environment.
 fn on_a_terminal(command: &std::process::Command) -> String {
-    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
-    // The command's own environment, through env(1).
     let env = command.get_envs().filter_map(|(k, v)| {
         let mut kv = k.to_os_string();
         kv.push("=");
@@ -1061,11 +1059,9 @@ fn on_a_terminal(command: &std::process::Command) -> String {
         .chain(env)
         .chain(std::iter::once(command.get_program().to_os_string()))
         .chain(command.get_args().map(|a| a.to_os_string()))
-        .map(|a| quote(&a))
+        .map(|a| support::quote(&a.to_string_lossy()))
         .collect();
-    let mut c = std::process::Command::new("script");
-    c.args(["-qec", &line.join(" "), "/dev/null"]).env("NO_COLOR", "1");
-    text(&run_bounded(c, Duration::from_secs(60)).stdout).replace("\r\n", "\n")
+    support::on_a_terminal(&line.join(" "))
 }
 
 /// `logs` of a jail with `log = "journal"` escapes what journalctl prints

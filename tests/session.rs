@@ -7,7 +7,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Ctx, Need, Runner, TestResult, ensure, run_bounded, text};
+use support::{Ctx, Need, Runner, TestResult, ensure, on_a_terminal, quote, text};
 
 /// What a jailed shell reports of its terminals: for each of 0-2 whether it
 /// is a terminal and whether it belongs to the jail's own devpts, and init's
@@ -25,21 +25,6 @@ fn running(ctx: &Ctx, file: &std::path::Path) -> TestResult {
         .output()
         .unwrap();
     ensure(out.status.success(), || text(&out.stderr))
-}
-
-/// Runs a shell command line under script(1), which gives it a terminal of
-/// its own as 0, 1 and 2: the caller's terminal.
-fn on_a_terminal(line: &str) -> String {
-    let mut c = Command::new("script");
-    c.args(["-qec", line, "/dev/null"]);
-    let out = run_bounded(c, Duration::from_secs(60));
-    // script(1) turns the end of its own (empty) input into a NUL byte for
-    // the terminal, which the jail's terminal echoes as ^@.
-    text(&out.stdout).replace('\r', "").replace("^@", "")
-}
-
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 fn main() {

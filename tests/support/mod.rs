@@ -395,6 +395,23 @@ impl Ctx {
     }
 }
 
+/// Runs a shell command line under script(1), which gives it a terminal of
+/// its own as 0, 1 and 2: the caller's terminal. Its output, without the
+/// terminal's carriage returns.
+pub fn on_a_terminal(line: &str) -> String {
+    let mut c = Command::new("script");
+    c.args(["-qec", line, "/dev/null"]);
+    let out = run_bounded(c, Duration::from_secs(60));
+    // script(1) turns the end of its own (empty) input into a NUL byte for
+    // the terminal, which the jail's terminal echoes as ^@.
+    text(&out.stdout).replace('\r', "").replace("^@", "")
+}
+
+/// `s` quoted for a shell command line.
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 /// Runs a command with a time bound; kills it past the bound.
 pub fn run_bounded(mut c: Command, limit: Duration) -> Output {
     let child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
